@@ -1,0 +1,133 @@
+// Package config owns the YAML config file of fanoutd: its types, defaults,
+// Load and Validate, with every problem reported by key path
+// (streams[1].start_position). It never connects to anything and never opens
+// the files the config names: those are checked by the packages that use them.
+package config
+
+// Config is the whole file. The yaml tags are the contract with operators:
+// renaming one is a breaking change.
+type Config struct {
+	AWS        AWSConfig        `yaml:"aws"`
+	Streams    []StreamConfig   `yaml:"streams"`
+	NATS       NATSConfig       `yaml:"nats"`
+	Checkpoint CheckpointConfig `yaml:"checkpoint"`
+	Log        LogConfig        `yaml:"log"`
+	Timers     TimersConfig     `yaml:"timers"`
+}
+
+// AWSConfig holds the Kinesis client settings. Empty fields fall back to the
+// AWS SDK's default chain (environment, shared config, instance metadata).
+type AWSConfig struct {
+	Region  string `yaml:"region"`
+	Profile string `yaml:"profile"`
+	// Endpoint overrides the Kinesis endpoint, e.g. the emulator's URL.
+	Endpoint string `yaml:"endpoint"`
+}
+
+// StartPosition is where a shard without a checkpoint starts reading.
+type StartPosition string
+
+// The start positions Kinesis accepts for SubscribeToShard.
+const (
+	StartTrimHorizon StartPosition = "TRIM_HORIZON"
+	StartLatest      StartPosition = "LATEST"
+	StartAtTimestamp StartPosition = "AT_TIMESTAMP"
+)
+
+// StreamConfig is one Kinesis stream consumed through one enhanced fan-out
+// consumer. Exactly one of Name and ARN is set.
+type StreamConfig struct {
+	Name string `yaml:"name"`
+	ARN  string `yaml:"arn"`
+	// Consumer is the EFO consumer name registered on the stream.
+	Consumer string `yaml:"consumer"`
+	// ConsumerARN, if set, skips registration and uses this consumer.
+	ConsumerARN   string        `yaml:"consumer_arn"`
+	StartPosition StartPosition `yaml:"start_position"`
+	// StartTimestamp is RFC 3339, set iff StartPosition is AT_TIMESTAMP;
+	// StartTime returns it parsed.
+	StartTimestamp string `yaml:"start_timestamp"`
+	// Subject is a NATS subject template; see ValidateSubjectTemplate.
+	Subject string `yaml:"subject"`
+}
+
+// NATSConfig holds the NATS connection and publishing settings.
+type NATSConfig struct {
+	Servers   []string `yaml:"servers"`
+	Name      string   `yaml:"name"`
+	JetStream bool     `yaml:"jetstream"`
+
+	// At most one way to authenticate: CredsFile, NKeySeedFile, Token or
+	// User (with Password).
+	CredsFile    string `yaml:"creds_file"`
+	NKeySeedFile string `yaml:"nkey_seed_file"`
+	Token        Secret `yaml:"token"`
+	User         string `yaml:"user"`
+	Password     Secret `yaml:"password"`
+
+	TLS            TLSConfig `yaml:"tls"`
+	PublishTimeout Duration  `yaml:"publish_timeout"`
+}
+
+// TLSConfig names PEM files. CertFile and KeyFile are set together or not at all.
+type TLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// StoreFile is the only checkpoint store so far.
+const StoreFile = "file"
+
+// CheckpointConfig selects where checkpoints are kept.
+type CheckpointConfig struct {
+	Store string `yaml:"store"`
+	// Dir is required when Store is "file".
+	Dir string `yaml:"dir"`
+}
+
+// LogConfig selects the log level (trace, debug, info, warn, error) and
+// format (json for journald, console for a terminal).
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// TimersConfig holds every long protocol timer, so that tests can run the
+// minutes-long rules of Kinesis in seconds. All must be greater than zero.
+type TimersConfig struct {
+	// IdleTimeout: no event on a subscription for this long means resubscribe.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ShardSyncInterval is the ListShards period.
+	ShardSyncInterval      Duration `yaml:"shard_sync_interval"`
+	MinResubscribeInterval Duration `yaml:"min_resubscribe_interval"`
+	BackoffInitial         Duration `yaml:"backoff_initial"`
+	BackoffMax             Duration `yaml:"backoff_max"`
+	// ConsumerPoll*: DescribeStreamConsumer polling while a new consumer
+	// becomes ACTIVE, for at most ConsumerActiveTimeout.
+	ConsumerPollInitial   Duration `yaml:"consumer_poll_initial"`
+	ConsumerPollMax       Duration `yaml:"consumer_poll_max"`
+	ConsumerActiveTimeout Duration `yaml:"consumer_active_timeout"`
+	ShutdownTimeout       Duration `yaml:"shutdown_timeout"`
+}
+
+// Secret is a string that does not print itself, so that logging a Config
+// (fmt %v, zerolog Interface, YAML or JSON encoding) never leaks it.
+// Convert with string(s) where the value is needed.
+type Secret string
+
+const redacted = "<redacted>"
+
+// String returns a placeholder, or "" for an empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the secret.
+func (s Secret) GoString() string { return `"` + s.String() + `"` }
+
+// MarshalText keeps encoders (JSON, YAML) from printing the secret.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -1,0 +1,237 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+var regionRe = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
+
+// problems collects Problems in the order they are found.
+type problems []Problem
+
+func (ps *problems) add(path, format string, args ...any) {
+	*ps = append(*ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// Validate reports every problem with c, in the order of the file's
+// sections (aws, streams, nats, checkpoint, log, timers), as a
+// *ValidationError; nil if there is none. It checks values only: it opens
+// no file and connects to nothing.
+func (c *Config) Validate() error {
+	var ps problems
+	c.AWS.validate(&ps)
+	validateStreams(c.Streams, &ps)
+	c.NATS.validate(&ps)
+	c.Checkpoint.validate(&ps)
+	c.Log.validate(&ps)
+	c.Timers.validate(&ps)
+	if len(ps) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: ps}
+}
+
+func (a AWSConfig) validate(ps *problems) {
+	if a.Region != "" && !regionRe.MatchString(a.Region) {
+		ps.add("aws.region", "must be an AWS region such as us-east-1 (got %q)", a.Region)
+	}
+	if a.Endpoint != "" {
+		if u, err := url.Parse(a.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			ps.add("aws.endpoint", "must be an http or https URL (got %q)", a.Endpoint)
+		}
+	}
+}
+
+const nameRule = "must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-'"
+
+func validateStreams(streams []StreamConfig, ps *problems) {
+	if len(streams) == 0 {
+		ps.add("streams", "at least one stream is required")
+		return
+	}
+	first := make(map[string]int) // stream name -> index
+	for i, s := range streams {
+		p := joinIndex("streams", i)
+		s.validate(p, ps)
+		name := s.StreamName()
+		if name == "" {
+			continue
+		}
+		if j, dup := first[name]; dup {
+			ps.add(p, "duplicate of streams[%d] (stream %q); each stream is listed once", j, name)
+			continue
+		}
+		first[name] = i
+	}
+}
+
+func (s StreamConfig) validate(p string, ps *problems) {
+	switch {
+	case s.Name != "" && s.ARN != "":
+		ps.add(p, "set either name or arn, not both")
+	case s.Name == "" && s.ARN == "":
+		ps.add(p, "name or arn is required")
+	case s.Name != "" && !nameRe.MatchString(s.Name):
+		ps.add(p+".name", "%s (got %q)", nameRule, s.Name)
+	case s.ARN != "":
+		if _, err := ParseStreamARN(s.ARN); err != nil {
+			ps.add(p+".arn", "must look like arn:aws:kinesis:REGION:ACCOUNT:stream/NAME (got %q)", s.ARN)
+		}
+	}
+	consumerOK := nameRe.MatchString(s.Consumer)
+	if !consumerOK {
+		ps.add(p+".consumer", "%s (got %q)", nameRule, s.Consumer)
+	}
+	if s.ConsumerARN != "" {
+		s.validateConsumerARN(p+".consumer_arn", consumerOK, ps)
+	}
+
+	positionOK := true
+	switch s.StartPosition {
+	case StartTrimHorizon, StartLatest, StartAtTimestamp:
+	default:
+		positionOK = false
+		ps.add(p+".start_position", "must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got %q)", s.StartPosition)
+	}
+	switch {
+	case s.StartPosition == StartAtTimestamp && s.StartTimestamp == "":
+		ps.add(p+".start_timestamp", "required when start_position is AT_TIMESTAMP")
+	case s.StartPosition == StartAtTimestamp:
+		if _, err := time.Parse(time.RFC3339, s.StartTimestamp); err != nil {
+			ps.add(p+".start_timestamp", "must be an RFC 3339 time such as 2024-01-02T15:04:05Z (got %q)", s.StartTimestamp)
+		}
+	case positionOK && s.StartTimestamp != "":
+		ps.add(p+".start_timestamp", "only allowed when start_position is AT_TIMESTAMP")
+	}
+
+	if err := ValidateSubjectTemplate(s.Subject); err != nil {
+		ps.add(p+".subject", "%v (got %q)", err, s.Subject)
+	}
+}
+
+// validateConsumerARN checks that consumer_arn names this stream and this
+// consumer: the consumer name keys checkpoints and the {consumer}
+// placeholder, so the two must agree.
+func (s StreamConfig) validateConsumerARN(p string, consumerOK bool, ps *problems) {
+	ca, err := ParseConsumerARN(s.ConsumerARN)
+	if err != nil {
+		ps.add(p, "must look like arn:aws:kinesis:REGION:ACCOUNT:stream/NAME/consumer/CONSUMER:TIMESTAMP (got %q)", s.ConsumerARN)
+		return
+	}
+	if sa, err := ParseStreamARN(s.ARN); err == nil && s.Name == "" && ca.StreamARN != sa {
+		ps.add(p, "belongs to %s, not to arn %s", ca.StreamARN, sa)
+	} else if s.Name != "" && s.ARN == "" && ca.Stream != s.Name {
+		ps.add(p, "belongs to stream %q, not to %q", ca.Stream, s.Name)
+	}
+	if consumerOK && ca.Consumer != s.Consumer {
+		ps.add(p, "names consumer %q but consumer is %q; set consumer: %s", ca.Consumer, s.Consumer, ca.Consumer)
+	}
+}
+
+func (n NATSConfig) validate(ps *problems) {
+	if len(n.Servers) == 0 {
+		ps.add("nats.servers", "at least one server is required")
+	}
+	for i, s := range n.Servers {
+		p := joinIndex("nats.servers", i)
+		u, err := url.Parse(s)
+		if err != nil {
+			// The text may hold a password: do not echo it.
+			ps.add(p, "must be a URL with scheme nats, tls, ws or wss (cannot parse it)")
+			continue
+		}
+		switch {
+		case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss", u.Host == "":
+			ps.add(p, "must be a URL with scheme nats, tls, ws or wss (got %q)", u.Redacted())
+		}
+	}
+
+	var auth []string
+	for _, a := range []struct {
+		key string
+		set bool
+	}{
+		{"creds_file", n.CredsFile != ""},
+		{"nkey_seed_file", n.NKeySeedFile != ""},
+		{"token", n.Token != ""},
+		{"user", n.User != ""},
+	} {
+		if a.set {
+			auth = append(auth, a.key)
+		}
+	}
+	if len(auth) > 1 {
+		ps.add("nats", "set at most one of creds_file, nkey_seed_file, token and user (got %s)", strings.Join(auth, ", "))
+	}
+	if n.Password != "" && n.User == "" {
+		ps.add("nats.password", "requires nats.user")
+	}
+
+	switch {
+	case n.TLS.CertFile != "" && n.TLS.KeyFile == "":
+		ps.add("nats.tls.key_file", "required when nats.tls.cert_file is set")
+	case n.TLS.KeyFile != "" && n.TLS.CertFile == "":
+		ps.add("nats.tls.cert_file", "required when nats.tls.key_file is set")
+	}
+	positive("nats.publish_timeout", n.PublishTimeout, ps)
+}
+
+func (c CheckpointConfig) validate(ps *problems) {
+	if c.Store != StoreFile {
+		ps.add("checkpoint.store", "must be %q, the only store so far (got %q)", StoreFile, c.Store)
+		return
+	}
+	if c.Dir == "" {
+		ps.add("checkpoint.dir", "required when store is %s", StoreFile)
+	}
+}
+
+func (l LogConfig) validate(ps *problems) {
+	switch l.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		ps.add("log.level", "must be one of trace, debug, info, warn, error (got %q)", l.Level)
+	}
+	switch l.Format {
+	case "json", "console":
+	default:
+		ps.add("log.format", "must be one of json, console (got %q)", l.Format)
+	}
+}
+
+func (t TimersConfig) validate(ps *problems) {
+	for _, f := range []struct {
+		key string
+		d   Duration
+	}{
+		{"idle_timeout", t.IdleTimeout},
+		{"shard_sync_interval", t.ShardSyncInterval},
+		{"min_resubscribe_interval", t.MinResubscribeInterval},
+		{"backoff_initial", t.BackoffInitial},
+		{"backoff_max", t.BackoffMax},
+		{"consumer_poll_initial", t.ConsumerPollInitial},
+		{"consumer_poll_max", t.ConsumerPollMax},
+		{"consumer_active_timeout", t.ConsumerActiveTimeout},
+		{"shutdown_timeout", t.ShutdownTimeout},
+	} {
+		positive("timers."+f.key, f.d, ps)
+	}
+	notAbove("timers.backoff_initial", t.BackoffInitial, "timers.backoff_max", t.BackoffMax, ps)
+	notAbove("timers.consumer_poll_initial", t.ConsumerPollInitial, "timers.consumer_poll_max", t.ConsumerPollMax, ps)
+}
+
+func positive(path string, d Duration, ps *problems) {
+	if d <= 0 {
+		ps.add(path, "must be greater than 0 (got %s)", d)
+	}
+}
+
+func notAbove(path string, d Duration, maxPath string, max Duration, ps *problems) {
+	if d > 0 && max > 0 && d > max {
+		ps.add(path, "must not exceed %s (got %s > %s)", maxPath, d, max)
+	}
+}

@@ -1,0 +1,337 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream/eventstreamapi"
+	"golang.org/x/time/rate"
+)
+
+const (
+	maxEventRecords = 10000
+	maxEventBytes   = 1 << 20
+)
+
+type subKey struct {
+	consumerARN string
+	shardID     string
+}
+
+type ctlKind int
+
+const (
+	ctlEnd       ctlKind = iota // end the stream cleanly
+	ctlException                // send an exception frame, then end
+	ctlCut                      // write part of a frame, then reset the stream
+	ctlStall                    // stop sending, keep the stream open
+	ctlResume                   // undo ctlStall
+)
+
+type control struct {
+	kind    ctlKind
+	excType string
+	msg     string
+}
+
+type subscription struct {
+	id      uint64
+	key     subKey
+	stream  string
+	started time.Time
+	ctl     chan control
+}
+
+// send delivers a control without blocking; a subscription that is already
+// ending drops it.
+func (sub *subscription) send(c control) {
+	select {
+	case sub.ctl <- c:
+	default:
+	}
+}
+
+// endConsumerSubs sends c to every subscription of a consumer. Called with s.mu held.
+func (s *Server) endConsumerSubs(consumerARN string, c control) {
+	for k, sub := range s.subs {
+		if k.consumerARN == consumerARN {
+			sub.send(c)
+		}
+	}
+}
+
+type startingPosition struct {
+	Type           string   `json:"Type"`
+	SequenceNumber string   `json:"SequenceNumber"`
+	Timestamp      *float64 `json:"Timestamp"`
+}
+
+type subscribeEvent struct {
+	Records                    []recordJSON     `json:"Records"`
+	ContinuationSequenceNumber *string          `json:"ContinuationSequenceNumber"`
+	MillisBehindLatest         int64            `json:"MillisBehindLatest"`
+	ChildShards                []childShardJSON `json:"ChildShards,omitempty"`
+}
+
+// startSubscription validates a SubscribeToShard call and registers the
+// subscription, taking over an older one when the rules allow it.
+func (s *Server) startSubscription(consumerARN, shardID string, sp startingPosition) (*subscription, *stream, *shard, int, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if consumerARN == "" || shardID == "" {
+		return nil, nil, nil, 0, invalidArg("ConsumerARN and ShardId are required.")
+	}
+	st, c, err := s.lookupConsumer(consumerRef{ConsumerARN: consumerARN})
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	now := s.now()
+	if status := c.status(now); status != StatusActive {
+		return nil, nil, nil, 0, inUse("Consumer %s under account %s is not in ACTIVE state (it is %s).", c.arn, s.opts.AccountID, status)
+	}
+	sh, err := s.lookupShard(st, shardID)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	key := subKey{consumerARN: c.arn, shardID: sh.id}
+	if last, ok := s.lastCall[key]; ok && now.Sub(last) < s.opts.SubscribeRate {
+		return nil, nil, nil, 0, errorf(ErrLimitExceeded, "Rate exceeded for consumer %s and shard %s in stream %s under account %s.", c.arn, sh.id, st.name, s.opts.AccountID)
+	}
+	s.lastCall[key] = now
+	s.trimShard(st, sh)
+	pos, err := s.resolvePosition(st, sh, sp.Type, sp.SequenceNumber, sp.Timestamp)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	if old := s.subs[key]; old != nil {
+		if now.Sub(old.started) < s.opts.TakeoverGrace {
+			return nil, nil, nil, 0, inUse("Another active subscription exists for consumer %s on shard %s; it started less than %v ago.", c.arn, sh.id, s.opts.TakeoverGrace)
+		}
+		old.send(control{kind: ctlException, excType: ErrResourceInUse,
+			msg: "Another subscription for consumer " + c.arn + " on shard " + sh.id + " took this one over."})
+		delete(s.subs, key)
+	}
+	s.nextSubID++
+	sub := &subscription{id: s.nextSubID, key: key, stream: st.name, started: now, ctl: make(chan control, 8)}
+	s.subs[key] = sub
+	return sub, st, sh, pos, nil
+}
+
+func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req struct {
+		ConsumerARN      string           `json:"ConsumerARN"`
+		ShardId          string           `json:"ShardId"`
+		StartingPosition startingPosition `json:"StartingPosition"`
+	}
+	if err := decode(body, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	sub, st, sh, pos, aerr := s.startSubscription(req.ConsumerARN, req.ShardId, req.StartingPosition)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		if s.subs[sub.key] == sub {
+			delete(s.subs, sub.key)
+		}
+		s.mu.Unlock()
+	}()
+	s.mu.Lock()
+	lifetime, heartbeat, throughput := s.opts.SubscriptionLifetime, s.opts.EmptyEventInterval, s.opts.ReadThroughput
+	s.mu.Unlock()
+
+	w.Header().Set("Content-Type", contentTypeEventStream)
+	w.WriteHeader(http.StatusOK)
+	ew := &eventWriter{w: w, rc: http.NewResponseController(w), enc: eventstream.NewEncoder()}
+	if err := ew.initialResponse(); err != nil {
+		return
+	}
+	var limiter *rate.Limiter
+	if throughput > 0 {
+		limiter = rate.NewLimiter(rate.Limit(throughput), max(throughput, 11<<20))
+	}
+	ctx := r.Context()
+	expire := time.NewTimer(lifetime)
+	defer expire.Stop()
+	beat := time.NewTimer(0)
+	defer beat.Stop()
+	stalled := false
+	dueEmpty := true // the first event goes out at once
+
+	for {
+		var ev subscribeEvent
+		var wake <-chan struct{}
+		atEnd, gone := false, false
+		if !stalled {
+			s.mu.Lock()
+			gone = !st.deletedAt.IsZero()
+			s.trimShard(st, sh)
+			pos = max(pos, sh.trimmed)
+			next, size := pos, 0
+			for next < sh.end() && len(ev.Records) < maxEventRecords {
+				rec := sh.recordAt(next)
+				if len(ev.Records) > 0 && size+len(rec.data) > maxEventBytes {
+					break
+				}
+				size += len(rec.data)
+				ev.Records = append(ev.Records, toRecordJSON(rec))
+				next++
+			}
+			atEnd = !sh.isOpen() && next == sh.end() && len(ev.Records) == 0
+			if atEnd {
+				ev.ChildShards = st.childShards(sh)
+			} else {
+				cont := sh.seqBefore(next)
+				ev.ContinuationSequenceNumber = &cont
+			}
+			ev.MillisBehindLatest = sh.millisBehind(next, s.now())
+			wake = sh.notify
+			s.mu.Unlock()
+			if ev.Records == nil {
+				ev.Records = []recordJSON{}
+			}
+			if gone {
+				_ = ew.exception(ErrResourceNotFound, "Stream "+st.arn+" was deleted.")
+				return
+			}
+			if len(ev.Records) > 0 || atEnd || dueEmpty {
+				if limiter != nil {
+					n := 0
+					for _, rec := range ev.Records {
+						n += len(rec.Data)
+					}
+					if d := limiter.ReserveN(time.Now(), n).Delay(); d > 0 {
+						if !s.pause(ctx, sub, d) {
+							return
+						}
+					}
+				}
+				payload, _ := json.Marshal(ev)
+				if err := ew.event(payload); err != nil {
+					return
+				}
+				pos = next
+				dueEmpty = false
+				beat.Reset(heartbeat)
+				if atEnd {
+					return
+				}
+				if len(ev.Records) > 0 {
+					continue // more may be waiting
+				}
+			}
+		}
+		var expireC <-chan time.Time
+		if !stalled {
+			expireC = expire.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-beat.C:
+			dueEmpty = true
+		case <-expireC:
+			return
+		case c := <-sub.ctl:
+			switch c.kind {
+			case ctlEnd:
+				return
+			case ctlException:
+				_ = ew.exception(c.excType, c.msg)
+				return
+			case ctlCut:
+				ew.cut()
+			case ctlStall:
+				stalled = true
+			case ctlResume:
+				stalled = false
+				dueEmpty = true
+			}
+		}
+	}
+}
+
+// pause waits d, or less when the subscription must end. It reports whether
+// the stream goes on.
+func (s *Server) pause(ctx context.Context, sub *subscription, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case c := <-sub.ctl:
+		sub.send(c) // handled by the main loop
+		return true
+	}
+}
+
+// eventWriter writes event-stream frames and flushes each at once.
+type eventWriter struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	enc *eventstream.Encoder
+	buf bytes.Buffer
+}
+
+func (ew *eventWriter) write(msg eventstream.Message) error {
+	ew.buf.Reset()
+	if err := ew.enc.Encode(&ew.buf, msg); err != nil {
+		return err
+	}
+	if _, err := ew.w.Write(ew.buf.Bytes()); err != nil {
+		return err
+	}
+	return ew.rc.Flush()
+}
+
+func (ew *eventWriter) initialResponse() error {
+	var msg eventstream.Message
+	msg.Headers.Set(eventstreamapi.MessageTypeHeader, eventstream.StringValue(eventstreamapi.EventMessageType))
+	msg.Headers.Set(eventstreamapi.EventTypeHeader, eventstream.StringValue("initial-response"))
+	msg.Payload = []byte("{}")
+	return ew.write(msg)
+}
+
+func (ew *eventWriter) event(payload []byte) error {
+	var msg eventstream.Message
+	msg.Headers.Set(eventstreamapi.MessageTypeHeader, eventstream.StringValue(eventstreamapi.EventMessageType))
+	msg.Headers.Set(eventstreamapi.EventTypeHeader, eventstream.StringValue("SubscribeToShardEvent"))
+	msg.Headers.Set(eventstreamapi.ContentTypeHeader, eventstream.StringValue("application/json"))
+	msg.Payload = payload
+	return ew.write(msg)
+}
+
+func (ew *eventWriter) exception(typ, message string) error {
+	var msg eventstream.Message
+	msg.Headers.Set(eventstreamapi.MessageTypeHeader, eventstream.StringValue(eventstreamapi.ExceptionMessageType))
+	msg.Headers.Set(eventstreamapi.ExceptionTypeHeader, eventstream.StringValue(typ))
+	msg.Headers.Set(eventstreamapi.ContentTypeHeader, eventstream.StringValue("application/json"))
+	msg.Payload, _ = json.Marshal(map[string]string{"message": message})
+	return ew.write(msg)
+}
+
+// cut writes the first half of an event frame and then resets the stream, as
+// a connection lost mid-frame looks to the client.
+func (ew *eventWriter) cut() {
+	var msg eventstream.Message
+	msg.Headers.Set(eventstreamapi.MessageTypeHeader, eventstream.StringValue(eventstreamapi.EventMessageType))
+	msg.Headers.Set(eventstreamapi.EventTypeHeader, eventstream.StringValue("SubscribeToShardEvent"))
+	msg.Headers.Set(eventstreamapi.ContentTypeHeader, eventstream.StringValue("application/json"))
+	msg.Payload = []byte(`{"Records":[],"ContinuationSequenceNumber":"0","MillisBehindLatest":0}`)
+	ew.buf.Reset()
+	_ = ew.enc.Encode(&ew.buf, msg)
+	b := ew.buf.Bytes()
+	_, _ = ew.w.Write(b[:len(b)/2])
+	_ = ew.rc.Flush()
+	panic(http.ErrAbortHandler)
+}
