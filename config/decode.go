@@ -42,6 +42,10 @@ func (c *shapeChecker) check(path string, n *yaml.Node, t reflect.Type) {
 	case t == durationType || (t.Kind() != reflect.Struct && t.Kind() != reflect.Slice):
 		c.leaf(path, n, t)
 	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode && path == "" {
+			c.add(path, "expected a mapping of sections (aws, streams, nats, checkpoint, log, timers), got %s", kindName(n))
+			return
+		}
 		if n.Kind != yaml.MappingNode {
 			c.add(path, "expected a mapping, got %s", kindName(n))
 			return

@@ -123,12 +123,12 @@ func (s StreamConfig) validateConsumerARN(p string, consumerOK bool, ps *problem
 		return
 	}
 	if sa, err := ParseStreamARN(s.ARN); err == nil && s.Name == "" && ca.StreamARN != sa {
-		ps.add(p, "belongs to %s, not to arn %s", ca.StreamARN, sa)
+		ps.add(p, "names stream %s, not %s", ca.StreamARN, sa)
 	} else if s.Name != "" && s.ARN == "" && ca.Stream != s.Name {
-		ps.add(p, "belongs to stream %q, not to %q", ca.Stream, s.Name)
+		ps.add(p, "names stream %q, not %q", ca.Stream, s.Name)
 	}
 	if consumerOK && ca.Consumer != s.Consumer {
-		ps.add(p, "names consumer %q but consumer is %q; set consumer: %s", ca.Consumer, s.Consumer, ca.Consumer)
+		ps.add(p, "names consumer %q, not %q; set consumer: %s", ca.Consumer, s.Consumer, ca.Consumer)
 	}
 }
 
@@ -140,8 +140,11 @@ func (n NATSConfig) validate(ps *problems) {
 		p := joinIndex("nats.servers", i)
 		u, err := url.Parse(s)
 		if err != nil {
-			// The text may hold a password: do not echo it.
-			ps.add(p, "must be a URL with scheme nats, tls, ws or wss (cannot parse it)")
+			if strings.Contains(s, "@") { // may hold a password: do not echo it
+				ps.add(p, "must be a URL with scheme nats, tls, ws or wss (cannot parse it)")
+			} else {
+				ps.add(p, "must be a URL with scheme nats, tls, ws or wss (got %q)", s)
+			}
 			continue
 		}
 		switch {

@@ -1,0 +1,444 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mapLookup is a lookup for LoadBytes backed by a map.
+func mapLookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
+// TestLoad_Invalid loads each testdata/invalid file and compares the whole
+// error text: the messages are the operator's interface.
+func TestLoad_Invalid(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want string
+	}{
+		{"at_timestamp_bad", "testdata/invalid/at_timestamp_bad.yaml: streams[0].start_timestamp: must be an RFC 3339 time such as 2024-01-02T15:04:05Z (got \"2024-01-02 15:04:05\")"},
+		{"at_timestamp_missing", "testdata/invalid/at_timestamp_missing.yaml: streams[0].start_timestamp: required when start_position is AT_TIMESTAMP"},
+		{"aws", "" +
+			"testdata/invalid/aws.yaml: aws.region: must be an AWS region such as us-east-1 (got \"US East\")\n" +
+			"testdata/invalid/aws.yaml: aws.endpoint: must be an http or https URL (got \"localhost:4567\")"},
+		{"backoff_order", "" +
+			"testdata/invalid/backoff_order.yaml: timers.backoff_initial: must not exceed timers.backoff_max (got 1m0s > 30s)\n" +
+			"testdata/invalid/backoff_order.yaml: timers.consumer_poll_initial: must not exceed timers.consumer_poll_max (got 10s > 5s)"},
+		{"bad_arn", "testdata/invalid/bad_arn.yaml: streams[0].arn: must look like arn:aws:kinesis:REGION:ACCOUNT:stream/NAME (got \"arn:aws:kinesis:us-east-1:1234:stream/orders\")"},
+		{"bad_consumer_arn", "testdata/invalid/bad_consumer_arn.yaml: streams[0].consumer_arn: must look like arn:aws:kinesis:REGION:ACCOUNT:stream/NAME/consumer/CONSUMER:TIMESTAMP (got \"arn:aws:kinesis:us-east-1:123456789012:stream/orders/consumer/fanoutd\")"},
+		{"bad_duration", "testdata/invalid/bad_duration.yaml: timers.idle_timeout: invalid duration \"abc\""},
+		{"bad_name", "" +
+			"testdata/invalid/bad_name.yaml: streams[0].name: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"my orders\")\n" +
+			"testdata/invalid/bad_name.yaml: streams[0].consumer: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"fan/out\")"},
+		{"checkpoint_dir", "testdata/invalid/checkpoint_dir.yaml: checkpoint.dir: required when store is file"},
+		{"checkpoint_store", "testdata/invalid/checkpoint_store.yaml: checkpoint.store: must be \"file\", the only store so far (got \"kv\")"},
+		{"consumer_arn_mismatch", "" +
+			"testdata/invalid/consumer_arn_mismatch.yaml: streams[0].consumer_arn: names stream \"payments\", not \"orders\"\n" +
+			"testdata/invalid/consumer_arn_mismatch.yaml: streams[0].consumer_arn: names consumer \"other\", not \"fanoutd\"; set consumer: other\n" +
+			"testdata/invalid/consumer_arn_mismatch.yaml: streams[1].consumer_arn: names stream arn:aws:kinesis:eu-west-1:123456789012:stream/refunds, not arn:aws:kinesis:us-east-1:123456789012:stream/refunds"},
+		{"duplicate_key", "testdata/invalid/duplicate_key.yaml: streams[0].name: duplicate key (first set on line 2)"},
+		{"duplicate_stream", "testdata/invalid/duplicate_stream.yaml: streams[2]: duplicate of streams[0] (stream \"orders\"); each stream is listed once"},
+		{"duration_mapping", "testdata/invalid/duration_mapping.yaml: nats.publish_timeout: expected a duration such as \"10s\", got a mapping"},
+		{"duration_without_unit", "testdata/invalid/duration_without_unit.yaml: timers.shutdown_timeout: invalid duration \"20\""},
+		{"empty", "" +
+			"testdata/invalid/empty.yaml: streams: at least one stream is required\n" +
+			"testdata/invalid/empty.yaml: checkpoint.dir: required when store is file"},
+		{"env_syntax", "" +
+			"testdata/invalid/env_syntax.yaml: streams[0].name: invalid environment variable name \"1BAD\"\n" +
+			"testdata/invalid/env_syntax.yaml: checkpoint.dir: unterminated \"${\" (write \"$${\" for a literal \"${\")"},
+		{"env_unset", "" +
+			"testdata/invalid/env_unset.yaml: checkpoint.dir: environment variable FANOUTD_TEST_UNSET_DIR is not set\n" +
+			"testdata/invalid/env_unset.yaml: nats.token: environment variable FANOUTD_TEST_UNSET_TOKEN is not set\n" +
+			"testdata/invalid/env_unset.yaml: nats.token: environment variable FANOUTD_TEST_UNSET_OTHER is not set"},
+		{"log", "" +
+			"testdata/invalid/log.yaml: log.level: must be one of trace, debug, info, warn, error (got \"verbose\")\n" +
+			"testdata/invalid/log.yaml: log.format: must be one of json, console (got \"text\")"},
+		{"many", "" +
+			"testdata/invalid/many.yaml: aws.endpoint: must be an http or https URL (got \"ftp://example.com\")\n" +
+			"testdata/invalid/many.yaml: streams[0].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")\n" +
+			"testdata/invalid/many.yaml: streams[0].subject: wildcard '>' at offset 17 is not allowed in a published subject (got \"kinesis.{stream}.>\")\n" +
+			"testdata/invalid/many.yaml: streams[1]: duplicate of streams[0] (stream \"orders\"); each stream is listed once\n" +
+			"testdata/invalid/many.yaml: nats.servers[0]: must be a URL with scheme nats, tls, ws or wss (got \"mqtt://127.0.0.1\")\n" +
+			"testdata/invalid/many.yaml: nats.publish_timeout: must be greater than 0 (got 0s)\n" +
+			"testdata/invalid/many.yaml: checkpoint.dir: required when store is file\n" +
+			"testdata/invalid/many.yaml: log.level: must be one of trace, debug, info, warn, error (got \"loud\")\n" +
+			"testdata/invalid/many.yaml: timers.backoff_max: must be greater than 0 (got 0s)"},
+		{"merge_unknown_key", "" +
+			"testdata/invalid/merge_unknown_key.yaml: streams[0].subjekt: unknown key\n" +
+			"testdata/invalid/merge_unknown_key.yaml: streams[1].subjekt: unknown key"},
+		{"name_and_arn", "testdata/invalid/name_and_arn.yaml: streams[0]: set either name or arn, not both"},
+		{"nats_auth", "" +
+			"testdata/invalid/nats_auth.yaml: nats: set at most one of creds_file, nkey_seed_file, token and user (got creds_file, token)\n" +
+			"testdata/invalid/nats_auth.yaml: nats.password: requires nats.user\n" +
+			"testdata/invalid/nats_auth.yaml: nats.tls.key_file: required when nats.tls.cert_file is set"},
+		{"nats_no_servers", "testdata/invalid/nats_no_servers.yaml: nats.servers: at least one server is required"},
+		{"nats_servers", "" +
+			"testdata/invalid/nats_servers.yaml: nats.servers[1]: must be a URL with scheme nats, tls, ws or wss (got \"http://user:xxxxx@example.com:4222\")\n" +
+			"testdata/invalid/nats_servers.yaml: nats.servers[2]: must be a URL with scheme nats, tls, ws or wss (got \"127.0.0.1:4222\")"},
+		{"nats_tls_key_only", "testdata/invalid/nats_tls_key_only.yaml: nats.tls.cert_file: required when nats.tls.key_file is set"},
+		{"no_name_no_arn", "testdata/invalid/no_name_no_arn.yaml: streams[0]: name or arn is required"},
+		{"no_streams", "testdata/invalid/no_streams.yaml: streams: at least one stream is required"},
+		{"null_stream", "testdata/invalid/null_stream.yaml: streams[1]: expected a mapping, got null"},
+		{"start_position", "testdata/invalid/start_position.yaml: streams[1].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")"},
+		{"subject_empty_token", "" +
+			"testdata/invalid/subject_empty_token.yaml: streams[0].subject: empty token at offset 8 (\"..\") (got \"kinesis..{stream}\")\n" +
+			"testdata/invalid/subject_empty_token.yaml: streams[1].subject: must not end with '.' (got \"kinesis.{stream}.\")\n" +
+			"testdata/invalid/subject_empty_token.yaml: streams[2].subject: must not start with '.' (got \".kinesis\")"},
+		{"subject_unbalanced", "" +
+			"testdata/invalid/subject_unbalanced.yaml: streams[0].subject: unbalanced '{' at offset 8 (got \"kinesis.{stream\")\n" +
+			"testdata/invalid/subject_unbalanced.yaml: streams[1].subject: unbalanced '}' at offset 14 (got \"kinesis.stream}\")"},
+		{"subject_unknown_placeholder", "testdata/invalid/subject_unknown_placeholder.yaml: streams[0].subject: unknown placeholder {strem}; known: {stream}, {shard}, {partition_key}, {consumer} (got \"kinesis.{strem}\")"},
+		{"subject_whitespace", "" +
+			"testdata/invalid/subject_whitespace.yaml: streams[0].subject: whitespace at offset 8 is not allowed (got \"kinesis. {stream}\")\n" +
+			"testdata/invalid/subject_whitespace.yaml: streams[1].subject: control character at offset 8 is not allowed (got \"kinesis.\\x01\")\n" +
+			"testdata/invalid/subject_whitespace.yaml: streams[2].subject: must not be empty (got \"\")"},
+		{"subject_wildcard", "" +
+			"testdata/invalid/subject_wildcard.yaml: streams[0].subject: wildcard '*' at offset 8 is not allowed in a published subject (got \"kinesis.*.{stream}\")\n" +
+			"testdata/invalid/subject_wildcard.yaml: streams[1].subject: wildcard '>' at offset 8 is not allowed in a published subject (got \"kinesis.>\")"},
+		{"syntax", "testdata/invalid/syntax.yaml: yaml: line 1: did not find expected '-' indicator"},
+		{"timestamp_not_allowed", "testdata/invalid/timestamp_not_allowed.yaml: streams[0].start_timestamp: only allowed when start_position is AT_TIMESTAMP"},
+		{"top_level_list", "testdata/invalid/top_level_list.yaml: expected a mapping of sections (aws, streams, nats, checkpoint, log, timers), got a list"},
+		{"two_documents", "testdata/invalid/two_documents.yaml: a second YAML document starts on line 5; the config is one document"},
+		{"unknown_key", "testdata/invalid/unknown_key.yaml: streams[0].subjct: unknown key"},
+		{"unknown_section", "testdata/invalid/unknown_section.yaml: stream: unknown key"},
+		{"wrong_kinds", "" +
+			"testdata/invalid/wrong_kinds.yaml: aws: expected a mapping, got \"us-east-1\"\n" +
+			"testdata/invalid/wrong_kinds.yaml: streams: expected a list, got \"orders\"\n" +
+			"testdata/invalid/wrong_kinds.yaml: nats.servers: expected a list, got \"nats://127.0.0.1:4222\"\n" +
+			"testdata/invalid/wrong_kinds.yaml: nats.jetstream: expected true or false, got \"true\" (remove the quotes)\n" +
+			"testdata/invalid/wrong_kinds.yaml: nats.tls: expected a mapping, got a list\n" +
+			"testdata/invalid/wrong_kinds.yaml: checkpoint.dir: expected a string, got a list\n" +
+			"testdata/invalid/wrong_kinds.yaml: log.level: expected a string, got a mapping"},
+		{"zero_durations", "" +
+			"testdata/invalid/zero_durations.yaml: nats.publish_timeout: must be greater than 0 (got 0s)\n" +
+			"testdata/invalid/zero_durations.yaml: timers.idle_timeout: must be greater than 0 (got 0s)\n" +
+			"testdata/invalid/zero_durations.yaml: timers.min_resubscribe_interval: must be greater than 0 (got -1s)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join("testdata", "invalid", tc.name+".yaml")
+			cfg, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load(%s) = %+v, want error", path, cfg)
+			}
+			if got, want := err.Error(), tc.want; got != want {
+				t.Fatalf("Load(%s) error:\n%s\nwant:\n%s", path, got, want)
+			}
+		})
+	}
+}
+
+// TestLoad_InvalidCoverage keeps the table and the directory in step.
+func TestLoad_InvalidCoverage(t *testing.T) {
+	src, err := os.ReadFile("config_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "invalid", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		if !strings.Contains(string(src), `{"`+name+`", `) {
+			t.Errorf("%s has no case in TestLoad_Invalid", f)
+		}
+	}
+}
+
+func TestLoad_ValidationErrorType(t *testing.T) {
+	_, err := Load(filepath.Join("testdata", "invalid", "many.yaml"))
+	ve, ok := errors.AsType[*ValidationError](err)
+	if !ok {
+		t.Fatalf("error %T, want *ValidationError", err)
+	}
+	if got, want := len(ve.Problems), 9; got != want {
+		t.Fatalf("len(Problems) = %d, want %d", got, want)
+	}
+	if got, want := ve.Problems[1], (Problem{Path: "streams[0].start_position", Message: `must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got "EARLIEST")`}); got != want {
+		t.Fatalf("Problems[1] = %+v, want %+v", got, want)
+	}
+
+	// A syntax error is not a list of problems.
+	_, err = Load(filepath.Join("testdata", "invalid", "syntax.yaml"))
+	if _, ok := errors.AsType[*ValidationError](err); ok {
+		t.Fatalf("syntax error is a *ValidationError: %v", err)
+	}
+}
+
+func TestLoad_MissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Load(missing) error = %v, want os.ErrNotExist", err)
+	}
+}
+
+func TestLoad_Full(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "valid", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(cfg.Streams), 2; got != want {
+		t.Fatalf("len(Streams) = %d, want %d", got, want)
+	}
+	s := cfg.Streams[1]
+	if got, want := s.StreamName(), "payments"; got != want {
+		t.Fatalf("StreamName() = %q, want %q", got, want)
+	}
+	if got, want := s.Region(), "eu-west-1"; got != want {
+		t.Fatalf("Region() = %q, want %q", got, want)
+	}
+	if got, want := s.StartPosition, StartAtTimestamp; got != want {
+		t.Fatalf("StartPosition = %q, want %q", got, want)
+	}
+	// Unquoted, YAML reads it as a timestamp; the string field keeps the text.
+	if got, want := s.StartTimestamp, "2024-01-02T15:04:05Z"; got != want {
+		t.Fatalf("StartTimestamp = %q, want %q", got, want)
+	}
+	if got, want := s.StartTime(), time.Date(2024, 1, 2, 15, 4, 5, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("StartTime() = %v, want %v", got, want)
+	}
+	if got, want := cfg.NATS.Servers, []string{"nats://127.0.0.1:4222", "nats://127.0.0.1:4223"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Servers = %q, want %q", got, want)
+	}
+	if !cfg.NATS.JetStream {
+		t.Fatal("JetStream = false, want true")
+	}
+	// full.yaml spells out every default: it must equal the defaults.
+	def := Default()
+	def.AWS.Region = "us-east-1"
+	def.Streams = cfg.Streams
+	def.NATS.Servers = cfg.NATS.Servers
+	def.NATS.JetStream = true
+	def.Checkpoint.Dir = "/var/lib/fanoutd"
+	if !reflect.DeepEqual(cfg, def) {
+		t.Fatalf("full.yaml:\n%+v\nwant defaults:\n%+v", cfg, def)
+	}
+}
+
+func TestLoad_Defaults(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "valid", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Streams: []StreamConfig{{
+			Name:          "orders",
+			Consumer:      "fanoutd",
+			StartPosition: StartTrimHorizon,
+			Subject:       "kinesis.{stream}",
+		}},
+		NATS: NATSConfig{
+			Servers:        []string{"nats://127.0.0.1:4222"},
+			Name:           "fanoutd",
+			PublishTimeout: Duration(10 * time.Second),
+		},
+		Checkpoint: CheckpointConfig{Store: "file", Dir: "/var/lib/fanoutd"},
+		Log:        LogConfig{Level: "info", Format: "json"},
+		Timers: TimersConfig{
+			IdleTimeout:            Duration(60 * time.Second),
+			ShardSyncInterval:      Duration(60 * time.Second),
+			MinResubscribeInterval: Duration(time.Second),
+			BackoffInitial:         Duration(200 * time.Millisecond),
+			BackoffMax:             Duration(30 * time.Second),
+			ConsumerPollInitial:    Duration(500 * time.Millisecond),
+			ConsumerPollMax:        Duration(5 * time.Second),
+			ConsumerActiveTimeout:  Duration(2 * time.Minute),
+			ShutdownTimeout:        Duration(20 * time.Second),
+		},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("minimal.yaml:\n%+v\nwant:\n%+v", cfg, want)
+	}
+}
+
+// TestLoad_PartialSection checks that setting one key of a section keeps
+// the defaults of its other keys.
+func TestLoad_PartialSection(t *testing.T) {
+	cfg, err := LoadBytes([]byte(`
+streams: [{name: orders, consumer: c1}]
+checkpoint: {dir: /tmp/x}
+nats: {jetstream: true}
+timers: {idle_timeout: 1500ms}
+log:
+`), mapLookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Timers.IdleTimeout, Duration(1500*time.Millisecond); got != want {
+		t.Fatalf("IdleTimeout = %v, want %v", got, want)
+	}
+	if got, want := cfg.Timers.BackoffMax, Default().Timers.BackoffMax; got != want {
+		t.Fatalf("BackoffMax = %v, want default %v", got, want)
+	}
+	if got, want := cfg.NATS.Name, "fanoutd"; got != want {
+		t.Fatalf("NATS.Name = %q, want %q", got, want)
+	}
+	if got, want := cfg.Log, Default().Log; got != want {
+		t.Fatalf("Log = %+v, want %+v", got, want)
+	}
+	if got, want := cfg.Streams[0].Subject, DefaultSubject; got != want {
+		t.Fatalf("Subject = %q, want %q", got, want)
+	}
+}
+
+func TestLoad_Anchors(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "valid", "anchors.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range cfg.Streams {
+		got = append(got, s.Name+" "+s.Consumer+" "+s.Subject)
+	}
+	want := []string{
+		"orders shared events.{stream}.{shard}",
+		"payments shared events.{stream}.{shard}",
+		"refunds shared refunds.{partition_key}",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("streams = %q, want %q", got, want)
+	}
+}
+
+func TestLoad_Env(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "valid", "env.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadBytes(data, mapLookup(map[string]string{
+		"REGION":        "eu-central-1",
+		"STREAM":        "orders",
+		"ENVIRONMENT":   "prod",
+		"NATS_URL":      "tls://nats.example.com:4222",
+		"JETSTREAM":     "true",
+		"NATS_PASSWORD": "p@ss: word, with $ and #",
+		"STATE_DIR":     "/srv/state",
+		"IDLE":          "90s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ got, want string }{
+		{cfg.AWS.Region, "eu-central-1"},
+		{cfg.Streams[0].Name, "orders"},
+		{cfg.Streams[0].Subject, "kinesis.prod.{stream}"},
+		{cfg.NATS.Servers[0], "tls://nats.example.com:4222"},
+		{string(cfg.NATS.Password), "p@ss: word, with $ and #"},
+		{cfg.Checkpoint.Dir, "/srv/state/checkpoints"},
+		{cfg.Timers.IdleTimeout.String(), "1m30s"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	if !cfg.NATS.JetStream {
+		t.Error("JetStream = false, want true from ${JETSTREAM}")
+	}
+}
+
+func TestExpandString(t *testing.T) {
+	lookup := mapLookup(map[string]string{"A": "x", "EMPTY": "", "B_2": "y"})
+	for _, tc := range []struct {
+		in, want string
+		errs     string
+	}{
+		{in: "plain", want: "plain"},
+		{in: "${A}", want: "x"},
+		{in: "pre-${A}-${B_2}-post", want: "pre-x-y-post"},
+		{in: "${EMPTY}", want: ""},
+		{in: "$${A}", want: "${A}"},
+		{in: "$$${A}", want: "$${A}"}, // left to right: "$", then "$${"
+		{in: "$A $ $$ a$b", want: "$A $ $$ a$b"},
+		{in: "${NOPE}", errs: "environment variable NOPE is not set"},
+		{in: "${}", errs: `invalid environment variable name ""`},
+		{in: "${A-B}", errs: `invalid environment variable name "A-B"`},
+		{in: "${A", errs: `unterminated "${" (write "$${" for a literal "${")`},
+		{in: "${X}${Y}", errs: "environment variable X is not set; environment variable Y is not set"},
+	} {
+		got, errs := expandString(tc.in, lookup)
+		if g, w := strings.Join(errs, "; "), tc.errs; g != w {
+			t.Errorf("expandString(%q) errors = %q, want %q", tc.in, g, w)
+			continue
+		}
+		if tc.errs == "" && got != tc.want {
+			t.Errorf("expandString(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestLoad_EnvNoInjection checks that a variable's value stays one scalar:
+// it cannot add keys or list items, whatever YAML it holds.
+func TestLoad_EnvNoInjection(t *testing.T) {
+	cfg, err := LoadBytes([]byte(`
+streams:
+  - name: orders
+checkpoint:
+  dir: ${DIR}
+nats:
+  token: ${TOKEN}
+  name: "${NAME}"
+`), mapLookup(map[string]string{
+		"DIR":   "/x\nlog: {level: bogus}",
+		"TOKEN": "[a, b]",
+		"NAME":  "true",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Checkpoint.Dir, "/x\nlog: {level: bogus}"; got != want {
+		t.Fatalf("Dir = %q, want %q", got, want)
+	}
+	if got, want := string(cfg.NATS.Token), "[a, b]"; got != want {
+		t.Fatalf("Token = %q, want %q", got, want)
+	}
+	if got, want := cfg.NATS.Name, "true"; got != want {
+		t.Fatalf("Name = %q, want %q", got, want)
+	}
+	if got, want := cfg.Log.Level, "info"; got != want {
+		t.Fatalf("Log.Level = %q, want %q", got, want)
+	}
+}
+
+func TestValidate_Programmatic(t *testing.T) {
+	cfg := Default()
+	s := DefaultStream()
+	s.Name = "orders"
+	cfg.Streams = append(cfg.Streams, s)
+	cfg.Checkpoint.Dir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+
+	if err := Default().Validate(); err == nil {
+		t.Fatal("Default().Validate() = nil, want missing streams and dir")
+	}
+}
+
+func TestSecret_NotPrinted(t *testing.T) {
+	cfg, err := LoadBytes([]byte(`
+streams: [{name: orders}]
+checkpoint: {dir: /x}
+nats: {user: u, password: hunter2}
+`), mapLookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(cfg.NATS.Password), "hunter2"; got != want {
+		t.Fatalf("Password = %q, want %q", got, want)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(format, cfg); strings.Contains(out, "hunter2") {
+			t.Errorf("%s prints the password: %s", format, out)
+		}
+	}
+}
