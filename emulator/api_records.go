@@ -90,7 +90,7 @@ func (s *Server) appendRecord(st *stream, hash *big.Int, data []byte, pk, ehk st
 		data:         data,
 		partitionKey: pk,
 		hashKey:      ehk,
-		arrival:      s.now(),
+		arrival:      s.now().Truncate(time.Millisecond),
 	})
 	sh.wake()
 	return sh, &sh.records[len(sh.records)-1], nil

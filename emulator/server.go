@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -238,12 +237,9 @@ func (s *Server) Close() error {
 		sub.send(control{kind: ctlEnd})
 	}
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		err = s.srv.Close()
-	}
+	// Closing at once, not gracefully: HTTP/2 shutdown would wait a second
+	// for clients to notice the GOAWAY, and an emulator has nothing to save.
+	err := s.srv.Close()
 	s.wg.Wait()
 	if s.tmpDir != "" {
 		_ = os.RemoveAll(s.tmpDir)
