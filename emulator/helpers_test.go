@@ -110,6 +110,12 @@ type sub struct {
 }
 
 func subscribe(t testing.TB, c *kinesis.Client, consumerARN, shardID string, pos types.StartingPosition) (*sub, error) {
+	// One client per subscription: in aws-sdk-go-v2 service/kinesis v1.56
+	// (smithy-go v1.28) a client's event-stream codec shares one payload
+	// buffer between all its streams, a data race between concurrent
+	// subscriptions. kinesis.New gives the copy a codec of its own while
+	// sharing the HTTP client and its connections.
+	c = kinesis.New(c.Options())
 	out, err := c.SubscribeToShard(ctxT(t), &kinesis.SubscribeToShardInput{
 		ConsumerARN: aws.String(consumerARN), ShardId: aws.String(shardID), StartingPosition: &pos})
 	if err != nil {
