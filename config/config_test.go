@@ -442,3 +442,47 @@ nats: {user: u, password: hunter2}
 		}
 	}
 }
+
+// TestLoad_EnvTyping checks how expanded values are typed: from their text,
+// quoted or not, with string fields keeping the text as it is.
+func TestLoad_EnvTyping(t *testing.T) {
+	cfg, err := LoadBytes([]byte(`
+streams: [{name: "${NUM}", consumer: "${EMPTY}x"}]
+checkpoint: {dir: "${DIR}"}
+nats: {jetstream: "${T}", token: "${EMPTY}", user: "${NULL}", password: "${EMPTY}", name: '$${LITERAL}'}
+timers: {idle_timeout: "${IDLE}"}
+`), mapLookup(map[string]string{"NUM": "0x1F", "EMPTY": "", "DIR": "/d", "T": "true", "NULL": "null", "IDLE": "5s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ got, want string }{
+		{cfg.Streams[0].Name, "0x1F"},
+		{cfg.Streams[0].Consumer, "x"},
+		{cfg.Checkpoint.Dir, "/d"},
+		{string(cfg.NATS.Token), ""},
+		{cfg.NATS.User, "null"},
+		{string(cfg.NATS.Password), ""},
+		{cfg.NATS.Name, "${LITERAL}"},
+		{cfg.Timers.IdleTimeout.String(), "5s"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	if !cfg.NATS.JetStream {
+		t.Error(`jetstream: "${T}" with T=true: JetStream = false`)
+	}
+
+	// An empty value is an empty string, not "unset": the default does not
+	// come back.
+	_, err = LoadBytes([]byte("streams: [{name: a, subject: \"${EMPTY}\"}]\ncheckpoint: {dir: /d}\n"), mapLookup(map[string]string{"EMPTY": ""}))
+	if got, want := fmt.Sprint(err), `streams[0].subject: must not be empty (got "")`; got != want {
+		t.Fatalf("error = %q, want %q", got, want)
+	}
+}
+
+func TestLoad_TrailingEmptyDocument(t *testing.T) {
+	if _, err := LoadBytes([]byte("streams: [{name: a}]\ncheckpoint: {dir: /d}\n---\n"), mapLookup(nil)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -222,7 +222,7 @@ func isNull(n *yaml.Node) bool {
 
 // isMerge matches yaml.v3's test for a merge key.
 func isMerge(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.Value == "<<" && n.Style == 0 && n.ShortTag() == "!!merge"
+	return n.Kind == yaml.ScalarNode && n.Value == "<<" && n.ShortTag() == "!!merge"
 }
 
 // kindName describes a node for an error message: the kind of a collection,

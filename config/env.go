@@ -12,9 +12,9 @@ import (
 // unset one can be reported by key path. "$${" is a literal "${"; any other
 // "$" is literal, so passwords with a "$" need no escaping.
 //
-// An expanded unquoted value is re-typed as if its text had been written in
-// the file (jetstream: ${JS} with JS=true is a bool); a quoted one stays a
-// string. Alias nodes are skipped: their anchor is expanded where it stands.
+// An expanded value is typed from its text (jetstream: ${JS} with JS=true
+// is a bool). In flow style ({...}, [...]) quote the reference: "${VAR}".
+// Alias nodes are skipped: their anchor is expanded where it stands.
 func expandEnv(n *yaml.Node, path string, lookup func(string) (string, bool), probs *[]Problem) {
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -41,8 +41,17 @@ func expandEnv(n *yaml.Node, path string, lookup func(string) (string, bool), pr
 			return
 		}
 		n.Value = out
-		if n.Style == 0 {
-			n.Tag = "" // re-resolve: the decoder types it from the new text
+		if n.Style&yaml.TaggedStyle != 0 {
+			return // an explicit tag (!!str ${X}) wins
+		}
+		// Type the value from its new text, quoted or not, so that
+		// jetstream: "${JS}" works in flow style, where a bare ${ cannot
+		// stand. String fields keep the text whatever its type; only an
+		// empty value must not become null, which would keep the default.
+		n.Style &^= yaml.DoubleQuotedStyle | yaml.SingleQuotedStyle | yaml.LiteralStyle | yaml.FoldedStyle
+		n.Tag = ""
+		if n.ShortTag() == "!!null" {
+			n.Tag = "!!str"
 		}
 	}
 }

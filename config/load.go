@@ -46,14 +46,21 @@ func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error)
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+	for {
+		// A trailing "---" opens an empty document: harmless.
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			break
+		}
 		if err != nil {
 			return nil, err
 		}
-		return nil, &ValidationError{Problems: []Problem{{
-			Message: fmt.Sprintf("a second YAML document starts on line %d; the config is one document", extra.Line),
-		}}}
+		if len(extra.Content) > 0 && !isNull(extra.Content[0]) {
+			return nil, &ValidationError{Problems: []Problem{{
+				Message: fmt.Sprintf("a second YAML document starts on line %d; the config is one document", extra.Line),
+			}}}
+		}
 	}
 
 	cfg := Default()
