@@ -1,0 +1,97 @@
+// Package checkpoint owns the Store interface and its implementations: where
+// the position of each shard is kept between runs, per stream and consumer.
+// It does not decide when to checkpoint; the shard loops in fanout do.
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Checkpoint is the position of one shard.
+type Checkpoint struct {
+	// SequenceNumber is the ContinuationSequenceNumber of the last event
+	// whose records are confirmed: reading resumes AFTER it
+	// (AFTER_SEQUENCE_NUMBER). Empty when the shard ended.
+	SequenceNumber string
+	// ShardEnded means the shard was read to its end: it has nothing left,
+	// and its children may start.
+	ShardEnded bool
+	// UpdatedAt is when the checkpoint was taken; Put sets it if zero.
+	UpdatedAt time.Time
+}
+
+// Store keeps checkpoints keyed by (stream, consumer, shard). Implementations
+// are safe for concurrent use: one goroutine per shard calls Put.
+type Store interface {
+	// Get returns the checkpoint of a shard, and false if it has none.
+	Get(ctx context.Context, stream, consumer, shardID string) (Checkpoint, bool, error)
+	// Put stores cp as the checkpoint of a shard, replacing any previous one.
+	// When Put returns nil the checkpoint survives a crash.
+	Put(ctx context.Context, stream, consumer, shardID string, cp Checkpoint) error
+	// List returns the checkpoints of every shard of a stream and consumer,
+	// by shard ID; an empty map if there are none.
+	List(ctx context.Context, stream, consumer string) (map[string]Checkpoint, error)
+	Close() error
+}
+
+var (
+	// ErrClosed is returned by calls on a closed Store.
+	ErrClosed = errors.New("checkpoint store closed")
+	// ErrInvalidKey is returned for a stream, consumer or shard ID that is
+	// not a Kinesis name; the FileStore uses them as file names.
+	ErrInvalidKey = errors.New("invalid checkpoint key")
+	// ErrEmptyCheckpoint is returned by Put for a checkpoint with no
+	// sequence number that does not end the shard: it would mean nothing.
+	ErrEmptyCheckpoint = errors.New("checkpoint has no sequence number and does not end the shard")
+)
+
+// validateKey checks the parts of a key. They become path components, so
+// only Kinesis name characters are allowed ([a-zA-Z0-9_.-]), and not "."
+// or "..": nothing can climb out of the store's directory.
+func validateKey(stream, consumer, shardID string) error {
+	if err := validatePart("stream", stream); err != nil {
+		return err
+	}
+	if err := validatePart("consumer", consumer); err != nil {
+		return err
+	}
+	return validatePart("shard ID", shardID)
+}
+
+func validatePart(what, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalidKey, what)
+	case s == "." || s == "..":
+		return fmt.Errorf("%w: %s %q", ErrInvalidKey, what, s)
+	case len(s) > 128:
+		return fmt.Errorf("%w: %s longer than 128 bytes", ErrInvalidKey, what)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return fmt.Errorf("%w: %s %q: only a-z, A-Z, 0-9, '_', '.' and '-' are allowed", ErrInvalidKey, what, s)
+		}
+	}
+	return nil
+}
+
+// checkPut is the validation common to every Store's Put.
+func checkPut(ctx context.Context, stream, consumer, shardID string, cp *Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validateKey(stream, consumer, shardID); err != nil {
+		return err
+	}
+	if cp.SequenceNumber == "" && !cp.ShardEnded {
+		return ErrEmptyCheckpoint
+	}
+	if cp.UpdatedAt.IsZero() {
+		cp.UpdatedAt = time.Now().UTC()
+	}
+	return nil
+}

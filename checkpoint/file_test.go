@@ -1,0 +1,224 @@
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func newFileStore(t *testing.T) (*FileStore, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "state", "checkpoints")
+	s, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dir
+}
+
+func TestNewFileStore_CreatesDir(t *testing.T) {
+	s, dir := newFileStore(t)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&0o007 != 0 {
+		t.Fatalf("dir mode = %v, want a directory closed to others (0750)", fi.Mode())
+	}
+	if got, want := s.Dir(), dir; got != want {
+		t.Fatalf("Dir() = %q, want %q", got, want)
+	}
+
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewFileStore(file); err == nil {
+		t.Fatal("NewFileStore(a file) = nil error")
+	}
+	if _, err := NewFileStore(""); err == nil {
+		t.Fatal(`NewFileStore("") = nil error`)
+	}
+}
+
+func TestFileStore_Layout(t *testing.T) {
+	s, dir := newFileStore(t)
+	ctx := context.Background()
+	if err := s.Put(ctx, "orders", "fanoutd", "shardId-000000000003", Checkpoint{SequenceNumber: "42", UpdatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "orders", "fanoutd", "shardId-000000000003.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	want := map[string]any{
+		"version":         1.0,
+		"stream":          "orders",
+		"consumer":        "fanoutd",
+		"shard_id":        "shardId-000000000003",
+		"sequence_number": "42",
+		"shard_ended":     false,
+		"updated_at":      "2024-01-02T15:04:05.123456789Z",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %s = %v, want %v", path, k, got[k], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%s has keys %v, want %v", path, got, want)
+	}
+}
+
+func TestFileStore_Reopen(t *testing.T) {
+	s, dir := newFileStore(t)
+	ctx := context.Background()
+	if err := s.Put(ctx, "orders", "fanoutd", "shardId-1", Checkpoint{SequenceNumber: "7", UpdatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s2.Get(ctx, "orders", "fanoutd", "shardId-1")
+	if err != nil || !ok || got.SequenceNumber != "7" {
+		t.Fatalf("Get after reopen = %+v, %v, %v", got, ok, err)
+	}
+}
+
+// TestFileStore_NoTempFiles checks that Puts leave only checkpoint files.
+func TestFileStore_NoTempFiles(t *testing.T) {
+	s, dir := newFileStore(t)
+	ctx := context.Background()
+	for i := range 20 {
+		shard := []string{"shardId-0", "shardId-1"}[i%2]
+		if err := s.Put(ctx, "orders", "fanoutd", shard, Checkpoint{SequenceNumber: strings.Repeat("9", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := listFiles(t, dir), []string{"orders/fanoutd/shardId-0.json", "orders/fanoutd/shardId-1.json"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("files = %q, want %q", got, want)
+	}
+}
+
+// TestFileStore_FailedPutCleansUp makes the rename fail (a directory stands
+// where the file goes): the error names the file and no temp file remains.
+func TestFileStore_FailedPutCleansUp(t *testing.T) {
+	s, dir := newFileStore(t)
+	ctx := context.Background()
+	target := filepath.Join(dir, "orders", "fanoutd", "shardId-0.json")
+	if err := os.MkdirAll(filepath.Join(target, "x"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Put(ctx, "orders", "fanoutd", "shardId-0", Checkpoint{SequenceNumber: "1"})
+	if err == nil || !strings.Contains(err.Error(), target) {
+		t.Fatalf("Put = %v, want an error naming %s", err, target)
+	}
+	for _, f := range listFiles(t, dir) {
+		if strings.HasSuffix(f, ".tmp") {
+			t.Fatalf("temp file left behind: %s", f)
+		}
+	}
+}
+
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestFileStore_Corrupt checks that a bad file is an error naming it, from
+// Get and from List, and never a panic or a silent restart.
+func TestFileStore_Corrupt(t *testing.T) {
+	for _, tc := range []struct {
+		name, content, why string
+	}{
+		{"torn", `{"version":1,"stream":"orders","consum`, "unexpected end of JSON input"},
+		{"empty", ``, "unexpected end of JSON input"},
+		{"garbage", "\x00\x01\x02", "invalid character"},
+		{"wrong type", `{"version":"1"}`, "cannot unmarshal"},
+		{"version", `{"version":2,"stream":"orders","consumer":"fanoutd","shard_id":"shardId-0","sequence_number":"1"}`, "version 2, want 1"},
+		{"moved", `{"version":1,"stream":"payments","consumer":"fanoutd","shard_id":"shardId-0","sequence_number":"1"}`, `it is for stream "payments", consumer "fanoutd", shard "shardId-0"`},
+		{"no sequence", `{"version":1,"stream":"orders","consumer":"fanoutd","shard_id":"shardId-0"}`, "no sequence number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, dir := newFileStore(t)
+			ctx := context.Background()
+			path := filepath.Join(dir, "orders", "fanoutd", "shardId-0.json")
+			if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(tc.content), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := s.Get(ctx, "orders", "fanoutd", "shardId-0")
+			if err == nil {
+				t.Fatal("Get(corrupt) = nil error")
+			}
+			prefix := "corrupt checkpoint file " + path + ": "
+			if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(err.Error(), tc.why) {
+				t.Fatalf("Get error = %q, want %q...%q", err, prefix, tc.why)
+			}
+			if _, err := s.List(ctx, "orders", "fanoutd"); err == nil || !strings.HasPrefix(err.Error(), prefix) {
+				t.Fatalf("List error = %v, want %q...", err, prefix)
+			}
+			// A Put replaces the bad file.
+			if err := s.Put(ctx, "orders", "fanoutd", "shardId-0", Checkpoint{SequenceNumber: "5"}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, err := s.Get(ctx, "orders", "fanoutd", "shardId-0"); err != nil || got.SequenceNumber != "5" {
+				t.Fatalf("Get after Put = %+v, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestFileStore_ListIgnoresOtherFiles: leftover temp files from a crash,
+// subdirectories and stray files are not checkpoints.
+func TestFileStore_ListIgnoresOtherFiles(t *testing.T) {
+	s, dir := newFileStore(t)
+	ctx := context.Background()
+	if err := s.Put(ctx, "orders", "fanoutd", "shardId-0", Checkpoint{SequenceNumber: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	cdir := filepath.Join(dir, "orders", "fanoutd")
+	for _, name := range []string{"shardId-1.json.123456.tmp", "README", "bad name.json"} {
+		if err := os.WriteFile(filepath.Join(cdir, name), []byte("junk"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(cdir, "shardId-2.json"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.List(ctx, "orders", "fanoutd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got["shardId-0"]; !ok || len(got) != 1 {
+		t.Fatalf("List = %v, want only shardId-0", got)
+	}
+}
