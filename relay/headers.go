@@ -1,0 +1,138 @@
+package relay
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Headers set on every relayed message. Values are escaped with
+// EscapeHeaderValue.
+const (
+	HeaderStream            = "Kinesis-Stream"
+	HeaderShardID           = "Kinesis-Shard-Id"
+	HeaderPartitionKey      = "Kinesis-Partition-Key"
+	HeaderSequenceNumber    = "Kinesis-Sequence-Number"
+	HeaderSubSequenceNumber = "Kinesis-Sub-Sequence-Number" // only on records from a KPL aggregate
+	HeaderExplicitHashKey   = "Kinesis-Explicit-Hash-Key"   // only when the record has one
+	HeaderArrivalTime       = "Kinesis-Arrival-Time"        // see FormatArrivalTime
+)
+
+// RecordMeta is what SetRecordHeaders needs to know about one user record.
+type RecordMeta struct {
+	Stream, ShardID, PartitionKey, SequenceNumber, ExplicitHashKey string
+	SubSequenceNumber                                              int64
+	Aggregated                                                     bool
+	ArrivalTime                                                    time.Time
+}
+
+// MsgID is "<stream>:<shard-id>:<sequence>:<sub-sequence>" (sub-sequence 0 for
+// plain records). It names one user record uniquely and stably across
+// replays, so JetStream's duplicate window (Nats-Msg-Id) hides a replay after a
+// crash. The sub-sequence is what keeps the sub-records of one KPL aggregate,
+// which share a sequence number, apart.
+func MsgID(stream, shardID, seq string, subSeq int64) string {
+	var b strings.Builder
+	b.Grow(len(stream) + len(shardID) + len(seq) + 3 + 20)
+	b.WriteString(stream)
+	b.WriteByte(':')
+	b.WriteString(shardID)
+	b.WriteByte(':')
+	b.WriteString(seq)
+	b.WriteByte(':')
+	var num [20]byte
+	b.Write(strconv.AppendInt(num[:0], subSeq, 10))
+	return b.String()
+}
+
+// arrivalTimeLayout is RFC 3339 in UTC with exactly three fractional digits.
+const arrivalTimeLayout = "2006-01-02T15:04:05.000Z"
+
+// FormatArrivalTime formats t as RFC 3339 in UTC with exactly millisecond
+// precision: 2006-01-02T15:04:05.000Z. It rounds to the nearest millisecond,
+// Kinesis's own precision, so that the error of the float epoch seconds Kinesis
+// sends (1.700000000123E9 is 1700000000.12299990654) does not show as the
+// millisecond before.
+func FormatArrivalTime(t time.Time) string {
+	return t.UTC().Round(time.Millisecond).Format(arrivalTimeLayout)
+}
+
+// SetRecordHeaders sets the Kinesis-* headers and Nats-Msg-Id (MsgID) of one
+// record on h, which must not be nil. Kinesis-Sub-Sequence-Number is set only
+// for a record from a KPL aggregate, Kinesis-Explicit-Hash-Key only when it is
+// not empty, Kinesis-Arrival-Time only when the time is not zero; otherwise
+// they are deleted, so h can be reused from one record to the next. Every value
+// is escaped with EscapeHeaderValue.
+func SetRecordHeaders(h nats.Header, m RecordMeta) {
+	h.Set(HeaderStream, EscapeHeaderValue(m.Stream))
+	h.Set(HeaderShardID, EscapeHeaderValue(m.ShardID))
+	h.Set(HeaderPartitionKey, EscapeHeaderValue(m.PartitionKey))
+	h.Set(HeaderSequenceNumber, EscapeHeaderValue(m.SequenceNumber))
+	subSeq := int64(0)
+	if m.Aggregated {
+		subSeq = m.SubSequenceNumber
+		h.Set(HeaderSubSequenceNumber, strconv.FormatInt(subSeq, 10))
+	} else {
+		h.Del(HeaderSubSequenceNumber)
+	}
+	if m.ExplicitHashKey != "" {
+		h.Set(HeaderExplicitHashKey, EscapeHeaderValue(m.ExplicitHashKey))
+	} else {
+		h.Del(HeaderExplicitHashKey)
+	}
+	if !m.ArrivalTime.IsZero() {
+		h.Set(HeaderArrivalTime, FormatArrivalTime(m.ArrivalTime))
+	} else {
+		h.Del(HeaderArrivalTime)
+	}
+	h.Set(nats.MsgIdHdr, EscapeHeaderValue(MsgID(m.Stream, m.ShardID, m.SequenceNumber, subSeq)))
+}
+
+// EscapeHeaderValue makes s safe as a NATS header value.
+//
+// A header value must not hold CR or LF, NATS clients trim leading and trailing
+// whitespace from it, and the Java and .NET clients accept only printable
+// ASCII (NATS ADR-4). So every byte that is not printable ASCII (0x00–0x1F,
+// 0x7F and all bytes 0x80 and above, which includes every non-ASCII UTF-8
+// character), a space at the start or end of the value, and '%' itself are
+// percent-encoded as %XX (uppercase hex); everything else passes through. The
+// mapping is reversible: percent-decode the value (in Go, url.PathUnescape).
+// Values that need no escaping, the usual case, are returned without
+// allocating.
+//
+// Examples: "user-42" → "user-42", "a b" → "a b", " a" → "%20a",
+// "line1\r\nline2" → "line1%0D%0Aline2", "100%" → "100%25", "é" → "%C3%A9".
+func EscapeHeaderValue(s string) string {
+	i := 0
+	for i < len(s) && !escapeInHeader(s, i) {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := make([]byte, 0, len(s)+2*(len(s)-i))
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		if escapeInHeader(s, i) {
+			b = appendPercent(b, s[i])
+		} else {
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
+}
+
+// escapeInHeader reports whether byte i of s must be percent-encoded in a
+// header value.
+func escapeInHeader(s string, i int) bool {
+	c := s[i]
+	switch {
+	case c == ' ':
+		return i == 0 || i == len(s)-1
+	case c < ' ', c >= 0x7f, c == '%':
+		return true
+	}
+	return false
+}
