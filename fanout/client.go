@@ -1,0 +1,65 @@
+package fanout
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+)
+
+// ClientOptions select the AWS settings that the config file may override;
+// everything else comes from the SDK's default chain (environment, including
+// AWS_ENDPOINT_URL_KINESIS and AWS_CA_BUNDLE, shared config and profiles,
+// SSO, web identity, instance roles).
+type ClientOptions struct {
+	Region   string
+	Profile  string
+	Endpoint string
+	// PingInterval is how long a connection may be silent before an HTTP/2
+	// ping checks it; a ping unanswered for as long closes it. This is what
+	// turns a half-open connection into an error instead of a silent stall.
+	PingInterval time.Duration
+}
+
+// NewClient builds the Kinesis client the consumer uses.
+func NewClient(ctx context.Context, o ClientOptions) (*kinesis.Client, error) {
+	ping := o.PingInterval
+	if ping <= 0 {
+		ping = 15 * time.Second
+	}
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: ping, PingTimeout: ping}
+	})
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithHTTPClient(httpClient)}
+	if o.Region != "" {
+		opts = append(opts, awsconfig.WithRegion(o.Region))
+	}
+	if o.Profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(o.Profile))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("no AWS region: set aws.region in the config file, or AWS_REGION")
+	}
+	return kinesis.NewFromConfig(cfg, func(ko *kinesis.Options) {
+		if o.Endpoint != "" {
+			ko.BaseEndpoint = aws.String(o.Endpoint)
+		}
+	}), nil
+}
+
+// streamClient returns a client of its own for one SubscribeToShard call. In
+// aws-sdk-go-v2 service/kinesis v1.56 all event streams of one client share
+// one decoder payload buffer, a data race between concurrent subscriptions;
+// kinesis.New gives the copy a fresh codec and keeps the shared HTTP client.
+func streamClient(base *kinesis.Client) *kinesis.Client {
+	return kinesis.New(base.Options())
+}

@@ -1,0 +1,259 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/checkpoint"
+)
+
+// Why a subscription ended.
+type endReason int
+
+const (
+	endClean    endReason = iota // the stream closed: 5-minute expiry or a cut connection
+	endError                     // an exception frame or a transport error
+	endIdle                      // the idle watchdog fired
+	endHandler                   // the handler could not deliver a batch
+	endShard                     // the shard was read to its end
+	endShutdown                  // Run's context ended
+)
+
+// shardLoop is the state of one shard's reader.
+type shardLoop struct {
+	c     *StreamConsumer
+	st    *shardState
+	log   zerolog.Logger
+	pos   string // last delivered continuation; "" = use the start position
+	start string // start position when pos is ""
+	saved string // last persisted pos
+	saveT time.Time
+	batch Batch
+}
+
+// runShard reads one shard for ever: subscribe from the last delivered
+// position, hand each event to the handler, remember the continuation,
+// resubscribe whenever the stream ends, until the shard ends or ctx does.
+func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp checkpoint.Checkpoint, hasCP bool) error {
+	l := &shardLoop{c: c, st: st, log: c.log.With().Str("shard", st.id).Logger(), start: c.spec.StartPosition}
+	if hasCP {
+		l.pos, l.saved = cp.SequenceNumber, cp.SequenceNumber
+	}
+	l.batch = Batch{Stream: c.spec.Name, ShardID: st.id, Consumer: c.spec.Consumer}
+	defer l.persist(true)
+
+	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
+	var lastSubscribe time.Time
+	inUseLogged := false
+	for {
+		if !sleep(ctx, c.timers.MinResubscribeInterval-time.Since(lastSubscribe)) {
+			return nil
+		}
+		lastSubscribe = time.Now()
+		arn := c.consumerARN()
+		subCtx, cancel := context.WithCancel(ctx)
+		out, err := streamClient(c.client).SubscribeToShard(subCtx, &kinesis.SubscribeToShardInput{
+			ConsumerARN: aws.String(arn), ShardId: aws.String(st.id), StartingPosition: l.startingPosition()})
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if fatal := l.subscribeFailed(ctx, err, arn, &inUseLogged); fatal != nil {
+				return fatal
+			}
+			if !sleep(ctx, bo.Next()) {
+				return nil
+			}
+			continue
+		}
+		inUseLogged = false
+		c.mu.Lock()
+		st.status.SubscribedAt = time.Now()
+		st.status.Subscriptions++
+		c.mu.Unlock()
+		l.log.Debug().Str("position", l.pos).Msg("subscribed")
+		reason, err := l.read(subCtx, hctx, out.GetStream())
+		cancel()
+		switch reason {
+		case endShard:
+			return nil
+		case endShutdown:
+			return nil
+		case endClean:
+			l.log.Debug().Msg("subscription ended; resubscribing")
+			bo.Reset()
+			continue
+		case endIdle:
+			l.log.Warn().Dur("idle_timeout", c.timers.IdleTimeout).Msg("no event from the subscription within the idle timeout; resubscribing")
+		case endHandler:
+			l.log.Warn().Err(err).Msg("could not deliver a batch; resubscribing from the last delivered position")
+		case endError:
+			if fatal := l.subscribeFailed(ctx, err, arn, &inUseLogged); fatal != nil {
+				return fatal
+			}
+		}
+		if !sleep(ctx, bo.Next()) {
+			return nil
+		}
+	}
+}
+
+func (l *shardLoop) startingPosition() *types.StartingPosition {
+	if l.pos != "" {
+		return &types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(l.pos)}
+	}
+	sp := &types.StartingPosition{Type: types.ShardIteratorType(l.start)}
+	if l.start == StartAtTimestamp {
+		sp.Timestamp = aws.Time(l.c.spec.StartTimestamp)
+	}
+	return sp
+}
+
+// subscribeFailed classifies an error from SubscribeToShard or from the
+// stream, logs it once at the right level, and returns an error only when
+// it is fatal for the stream.
+func (l *shardLoop) subscribeFailed(ctx context.Context, err error, arn string, inUseLogged *bool) error {
+	switch errorCode(err) {
+	case codeResourceInUse:
+		// Another subscription holds the shard (a previous instance, or our
+		// own old connection not yet gone): contention, not an error storm.
+		if !*inUseLogged {
+			l.log.Info().Err(err).Msg("shard is held by another subscription; retrying with backoff")
+			*inUseLogged = true
+		} else {
+			l.log.Debug().Err(err).Msg("shard still held by another subscription")
+		}
+	case codeLimitExceeded:
+		l.log.Debug().Err(err).Msg("subscribe rate limited; backing off")
+	case codeResourceNotFound:
+		if _, rerr := l.c.reregister(ctx, arn); rerr != nil {
+			if errors.Is(rerr, ErrStreamNotFound) {
+				return rerr
+			}
+			l.log.Warn().Err(rerr).Msg("could not restore the consumer")
+		}
+	case codeInvalidArgument:
+		if l.pos == "" {
+			return fmt.Errorf("subscribe %s: %w", l.st.id, err)
+		}
+		if l.c.spec.OnExpiredCheckpoint == OnExpiredTrimHorizon {
+			l.log.Error().Err(err).Str("checkpoint", l.pos).
+				Msg("checkpoint rejected (older than the stream's retention?); on_expired_checkpoint is trim_horizon: restarting the shard from TRIM_HORIZON, records between the checkpoint and the trim horizon are lost")
+			l.pos, l.start = "", StartTrimHorizon
+			return nil
+		}
+		return fmt.Errorf("%w: shard %s: checkpoint %s was rejected by Kinesis (%v): it is probably older than the stream's retention period. "+
+			"To restart the shard from the oldest record still kept, set on_expired_checkpoint: trim_horizon for this stream, or remove the shard's checkpoint file and restart",
+			ErrExpiredCheckpoint, l.st.id, l.pos, err)
+	default:
+		l.log.Warn().Err(err).Msg("subscription failed; retrying with backoff")
+	}
+	return nil
+}
+
+// read consumes one subscription until it ends and says why.
+func (l *shardLoop) read(ctx, hctx context.Context, stream *kinesis.SubscribeToShardEventStream) (endReason, error) {
+	defer stream.Close()
+	idle := time.NewTimer(l.c.timers.IdleTimeout)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return endShutdown, nil
+		case <-idle.C:
+			return endIdle, nil
+		case ev, ok := <-stream.Events():
+			if !ok {
+				if err := stream.Err(); err != nil {
+					return endError, err
+				}
+				return endClean, nil
+			}
+			e, isEvent := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent)
+			if !isEvent {
+				l.log.Debug().Msgf("ignoring unknown event %T", ev)
+				continue
+			}
+			if reason, err := l.handle(hctx, &e.Value); reason != endClean || err != nil {
+				return reason, err
+			}
+			idle.Reset(l.c.timers.IdleTimeout)
+		}
+	}
+}
+
+// handle delivers one event's records and moves the position past them.
+func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent) (endReason, error) {
+	b := &l.batch
+	b.Records = b.Records[:0]
+	for i := range ev.Records {
+		r := &ev.Records[i]
+		b.Records = Deaggregate(b.Records, r.Data, aws.ToString(r.PartitionKey), "", aws.ToString(r.SequenceNumber), aws.ToTime(r.ApproximateArrivalTimestamp))
+	}
+	b.MillisBehindLatest = aws.ToInt64(ev.MillisBehindLatest)
+	b.ContinuationSequenceNumber = aws.ToString(ev.ContinuationSequenceNumber)
+	if len(b.Records) > 0 {
+		if err := l.c.handler.Handle(hctx, b); err != nil {
+			return endHandler, err
+		}
+	}
+	c := l.c
+	c.mu.Lock()
+	l.st.status.Events++
+	l.st.status.Records += uint64(len(b.Records))
+	l.st.status.LastEvent = time.Now()
+	l.st.status.MillisBehindLatest = b.MillisBehindLatest
+	c.mu.Unlock()
+	if ev.ContinuationSequenceNumber == nil {
+		// The shard ended: checkpoint that, then let its children start.
+		if err := l.persistEnded(); err != nil {
+			return endHandler, err
+		}
+		l.log.Info().Int("children", len(ev.ChildShards)).Msg("shard read to its end")
+		c.shardEnded(l.st, ev.ChildShards)
+		return endShard, nil
+	}
+	l.pos = b.ContinuationSequenceNumber
+	c.mu.Lock()
+	l.st.status.Checkpoint = l.pos
+	c.mu.Unlock()
+	l.persist(false)
+	return endClean, nil
+}
+
+// persist writes the position when it moved and the checkpoint interval
+// passed (or always, with force). A failed write is logged: the position in
+// memory is still right, only the replay after a crash grows.
+func (l *shardLoop) persist(force bool) {
+	if l.pos == "" || l.pos == l.saved {
+		return
+	}
+	if !force && time.Since(l.saveT) < l.c.timers.CheckpointInterval {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.c.store.Put(ctx, l.c.spec.Name, l.c.spec.Consumer, l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos}); err != nil {
+		l.log.Error().Err(err).Msg("write checkpoint")
+		return
+	}
+	l.saved, l.saveT = l.pos, time.Now()
+}
+
+func (l *shardLoop) persistEnded() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.c.store.Put(ctx, l.c.spec.Name, l.c.spec.Consumer, l.st.id, checkpoint.Checkpoint{ShardEnded: true}); err != nil {
+		return fmt.Errorf("write end-of-shard checkpoint: %w", err)
+	}
+	l.pos, l.saved = "", ""
+	return nil
+}
