@@ -21,7 +21,7 @@ type recorder struct {
 	mu      sync.Mutex
 	byShard map[string][]UserRecord
 	order   []UserRecord // every record in the order it was handled
-	fail    int // fail this many next calls
+	fail    int          // fail this many next calls
 	calls   int
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -136,5 +135,3 @@ func (c *StreamConsumer) reregister(ctx context.Context, staleARN string) (strin
 	c.mu.Unlock()
 	return arn, nil
 }
-
-

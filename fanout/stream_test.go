@@ -194,7 +194,10 @@ func TestSurvivesKinesisFaults(t *testing.T) {
 	round(func() { h.emu.DropConnections() })
 	round(func() { h.emu.StallSubscriptions("s", "") }) // the idle watchdog recovers
 	round(func() { h.emu.Throttle("SubscribeToShard", 3); h.emu.EndSubscriptions("s", "", "", "") })
-	round(func() { h.emu.FailNext("SubscribeToShard", 2, "InternalFailureException", "500"); h.emu.CutSubscriptions("s", "") })
+	round(func() {
+		h.emu.FailNext("SubscribeToShard", 2, "InternalFailureException", "500")
+		h.emu.CutSubscriptions("s", "")
+	})
 	checkExactlyInOrder(t, h.rec.all(), ks, n)
 }
 
@@ -262,7 +265,9 @@ func TestExpiredCheckpoint(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0) }
+func contains(s, sub string) bool {
+	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
+}
 
 func indexOf(s, sub string) int {
 	for i := 0; i+len(sub) <= len(s); i++ {
