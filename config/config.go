@@ -49,6 +49,11 @@ type StreamConfig struct {
 	StartTimestamp string `yaml:"start_timestamp"`
 	// Subject is a NATS subject template; see ValidateSubjectTemplate.
 	Subject string `yaml:"subject"`
+	// OnExpiredCheckpoint is what to do when Kinesis rejects a shard's
+	// checkpoint (older than the retention period): "fail" (stop with an
+	// error that says what to do) or "trim_horizon" (log it loudly and read
+	// the shard from its oldest record).
+	OnExpiredCheckpoint string `yaml:"on_expired_checkpoint"`
 }
 
 // NATSConfig holds the NATS connection and publishing settings.
@@ -84,6 +89,9 @@ type CheckpointConfig struct {
 	Store string `yaml:"store"`
 	// Dir is required when Store is "file".
 	Dir string `yaml:"dir"`
+	// Interval is the least time between two checkpoint writes of a shard
+	// (0s: after every event). It bounds the replay after a crash.
+	Interval Duration `yaml:"interval"`
 }
 
 // LogConfig selects the log level (trace, debug, info, warn, error) and

@@ -89,6 +89,8 @@ func TestLoad_Invalid(t *testing.T) {
 		{"no_name_no_arn", "testdata/invalid/no_name_no_arn.yaml: streams[0]: name or arn is required"},
 		{"no_streams", "testdata/invalid/no_streams.yaml: streams: at least one stream is required"},
 		{"null_stream", "testdata/invalid/null_stream.yaml: streams[1]: expected a mapping, got null"},
+		{"on_expired_checkpoint", "testdata/invalid/on_expired_checkpoint.yaml: streams[0].on_expired_checkpoint: must be one of fail, trim_horizon (got \"latest\")"},
+		{"checkpoint_interval", "testdata/invalid/checkpoint_interval.yaml: checkpoint.interval: must not be negative (got -1s)"},
 		{"start_position", "testdata/invalid/start_position.yaml: streams[1].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")"},
 		{"subject_empty_token", "" +
 			"testdata/invalid/subject_empty_token.yaml: streams[0].subject: empty token at offset 8 (\"..\") (got \"kinesis..{stream}\")\n" +
@@ -236,13 +238,15 @@ func TestLoad_Defaults(t *testing.T) {
 			Consumer:      "fanoutd",
 			StartPosition: StartTrimHorizon,
 			Subject:       "kinesis.{stream}",
+
+			OnExpiredCheckpoint: OnExpiredFail,
 		}},
 		NATS: NATSConfig{
 			Servers:        []string{"nats://127.0.0.1:4222"},
 			Name:           "fanoutd",
 			PublishTimeout: Duration(10 * time.Second),
 		},
-		Checkpoint: CheckpointConfig{Store: "file", Dir: "/var/lib/fanoutd"},
+		Checkpoint: CheckpointConfig{Store: "file", Dir: "/var/lib/fanoutd", Interval: Duration(time.Second)},
 		Log:        LogConfig{Level: "info", Format: "json"},
 		Timers: TimersConfig{
 			IdleTimeout:            Duration(60 * time.Second),

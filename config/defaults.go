@@ -17,6 +17,9 @@ const (
 	DefaultConnectionName = "fanoutd"
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "json"
+	// OnExpiredFail and OnExpiredTrimHorizon are the on_expired_checkpoint values.
+	OnExpiredFail        = "fail"
+	OnExpiredTrimHorizon = "trim_horizon"
 )
 
 // Default returns a Config with every default applied and no streams; it
@@ -28,7 +31,7 @@ func Default() *Config {
 			Name:           DefaultConnectionName,
 			PublishTimeout: Duration(10 * time.Second),
 		},
-		Checkpoint: CheckpointConfig{Store: StoreFile},
+		Checkpoint: CheckpointConfig{Store: StoreFile, Interval: Duration(time.Second)},
 		Log:        LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Timers: TimersConfig{
 			IdleTimeout:            Duration(60 * time.Second),
@@ -51,6 +54,8 @@ func DefaultStream() StreamConfig {
 		Consumer:      DefaultConsumer,
 		StartPosition: DefaultStartPosition,
 		Subject:       DefaultSubject,
+
+		OnExpiredCheckpoint: OnExpiredFail,
 	}
 }
 

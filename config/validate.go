@@ -111,6 +111,11 @@ func (s StreamConfig) validate(p string, ps *problems) {
 	if err := ValidateSubjectTemplate(s.Subject); err != nil {
 		ps.add(p+".subject", "%v (got %q)", err, s.Subject)
 	}
+	switch s.OnExpiredCheckpoint {
+	case OnExpiredFail, OnExpiredTrimHorizon:
+	default:
+		ps.add(p+".on_expired_checkpoint", "must be one of fail, trim_horizon (got %q)", s.OnExpiredCheckpoint)
+	}
 }
 
 // validateConsumerARN checks that consumer_arn names this stream and this
@@ -190,6 +195,9 @@ func (c CheckpointConfig) validate(ps *problems) {
 	}
 	if c.Dir == "" {
 		ps.add("checkpoint.dir", "required when store is %s", StoreFile)
+	}
+	if c.Interval < 0 {
+		ps.add("checkpoint.interval", "must not be negative (got %s)", c.Interval)
 	}
 }
 

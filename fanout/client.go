@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -24,6 +25,10 @@ type ClientOptions struct {
 	// ping checks it; a ping unanswered for as long closes it. This is what
 	// turns a half-open connection into an error instead of a silent stall.
 	PingInterval time.Duration
+	// CABundle (PEM) and Credentials are for programs that embed an endpoint,
+	// like `fanoutd demo`; the daemon takes both from the SDK chain.
+	CABundle    []byte
+	Credentials aws.CredentialsProvider
 }
 
 // NewClient builds the Kinesis client the consumer uses.
@@ -38,6 +43,12 @@ func NewClient(ctx context.Context, o ClientOptions) (*kinesis.Client, error) {
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithHTTPClient(httpClient)}
 	if o.Region != "" {
 		opts = append(opts, awsconfig.WithRegion(o.Region))
+	}
+	if o.CABundle != nil {
+		opts = append(opts, awsconfig.WithCustomCABundle(bytes.NewReader(o.CABundle)))
+	}
+	if o.Credentials != nil {
+		opts = append(opts, awsconfig.WithCredentialsProvider(o.Credentials))
 	}
 	if o.Profile != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(o.Profile))
