@@ -31,6 +31,9 @@ func (e usageError) Unwrap() error { return e.err }
 
 // CLI is the command line.
 type CLI struct {
+	Demo     DemoCmd     `cmd:"" help:"Run the whole path in-process (Kinesis emulator, NATS, producer, relay, subscriber) and print what a subscriber sees."`
+	Run      RunCmd      `cmd:"" help:"Run the relay daemon (foreground, for systemd)."`
+	Validate ValidateCmd `cmd:"" help:"Check a config file and exit (2 on problems)."`
 	Version  VersionCmd  `cmd:"" help:"Print the version."`
 	Emulator EmulatorCmd `cmd:"" help:"Run a local Kinesis endpoint with enhanced fan-out (for development and tests)."`
 }

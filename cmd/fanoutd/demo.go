@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/relay"
+)
+
+// DemoCmd runs the whole path on one machine with nothing installed: an
+// in-process Kinesis emulator and NATS server, a producer, the real relay,
+// and a subscriber that prints what it receives.
+type DemoCmd struct {
+	Duration  time.Duration `help:"Stop after this long (default: until Ctrl-C)."`
+	Rate      float64       `default:"4" help:"Kinesis records produced per second."`
+	Shards    int           `default:"2" help:"Shards of the demo stream."`
+	JetStream bool          `help:"Publish through JetStream (a stream DEMO captures kinesis.>)."`
+	Quiet     bool          `help:"Print only the summary."`
+}
+
+var demoEvents = []string{"user signup", "user login", "page view", "cart add", "user logout"}
+
+// Run runs the demo until the duration passes or ctx ends, then prints a
+// summary. It fails if a record was lost.
+func (d *DemoCmd) Run(ctx context.Context, w io.Writer) error {
+	if d.Rate <= 0 || d.Shards < 1 {
+		return usageError{fmt.Errorf("--rate must be > 0 and --shards >= 1")}
+	}
+	if d.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Duration)
+		defer cancel()
+	}
+
+	emu, err := emulator.New(emulator.Options{ConsumerActivationDelay: 500 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer emu.Close()
+	if err := emu.CreateStream("demo", d.Shards); err != nil {
+		return err
+	}
+	ns, err := startNATS(d.JetStream)
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	dir, err := os.MkdirTemp("", "fanoutd-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	cfg := config.Default()
+	st := config.DefaultStream()
+	st.Name, st.Consumer, st.Subject = "demo", "fanoutd-demo", "kinesis.{stream}.{partition_key}"
+	cfg.Streams = []config.StreamConfig{st}
+	cfg.AWS.Region, cfg.AWS.Endpoint = emu.Region(), emu.URL()
+	cfg.NATS.Servers = []string{ns.ClientURL()}
+	cfg.NATS.JetStream = d.JetStream
+	cfg.Checkpoint.Dir = dir
+	cfg.Log.Level, cfg.Log.Format = "warn", "console"
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "fanoutd demo: Kinesis emulator %s, stream demo (%d shards), NATS %s%s\n",
+		emu.URL(), d.Shards, ns.ClientURL(), map[bool]string{true: " with JetStream", false: ""}[d.JetStream])
+	fmt.Fprintf(w, "producing %.0f records/s for keys user1..user5 (every 5th is a KPL aggregate); subscribed to kinesis.>\n\n", d.Rate)
+
+	sub := &demoSubscriber{w: w, quiet: d.Quiet, seen: map[string]int{}}
+	nc, err := nats.Connect(ns.ClientURL(), nats.Name("fanoutd-demo-subscriber"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if _, err := nc.Subscribe("kinesis.>", sub.onMsg); err != nil {
+		return err
+	}
+	if err := nc.Flush(); err != nil {
+		return err
+	}
+
+	daemonCtx, stopDaemon := context.WithCancel(context.Background())
+	defer stopDaemon()
+	daemonErr := make(chan error, 1)
+	go func() {
+		daemonErr <- runDaemon(daemonCtx, cfg, newLogger(cfg.Log, os.Stderr), daemonHooks{
+			caBundle:    emu.CAPEM(),
+			credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
+		})
+	}()
+
+	produced := produce(ctx, emu, d.Rate)
+	// Let the relay catch up with what was produced before stopping it.
+	deadline := time.Now().Add(15 * time.Second)
+	for sub.unique() < produced && time.Now().Before(deadline) {
+		select {
+		case err := <-daemonErr:
+			return fmt.Errorf("relay stopped: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopDaemon()
+	if err := <-daemonErr; err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	return sub.summary(produced)
+}
+
+// startNATS starts an in-process NATS server on a free port.
+func startNATS(js bool) (*server.Server, error) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, JetStream: js}
+	if js {
+		dir, err := os.MkdirTemp("", "fanoutd-demo-js-")
+		if err != nil {
+			return nil, err
+		}
+		opts.StoreDir = dir
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("start NATS server: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return nil, fmt.Errorf("NATS server did not start")
+	}
+	if js {
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			return nil, err
+		}
+		defer nc.Close()
+		jsc, err := nc.JetStream()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := jsc.AddStream(&nats.StreamConfig{Name: "DEMO", Subjects: []string{"kinesis.>"}, Storage: nats.MemoryStorage}); err != nil {
+			return nil, fmt.Errorf("create JetStream stream: %w", err)
+		}
+	}
+	return ns, nil
+}
+
+// produce writes records at rate until ctx ends and returns how many user
+// records it wrote.
+func produce(ctx context.Context, emu *emulator.Server, rate float64) int {
+	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer t.Stop()
+	n := 0
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return n
+		case <-t.C:
+		}
+		key := fmt.Sprintf("user%d", i%5+1)
+		if i%5 == 4 {
+			var recs []fanout.UserRecord
+			for j := 0; j < 3; j++ {
+				recs = append(recs, fanout.UserRecord{PartitionKey: key, Data: []byte(demoEvents[(i+j)%len(demoEvents)])})
+			}
+			if _, _, err := emu.PutRecord("demo", key, fanout.Aggregate(recs)); err == nil {
+				n += len(recs)
+			}
+			continue
+		}
+		if _, _, err := emu.PutRecord("demo", key, []byte(demoEvents[i%len(demoEvents)])); err == nil {
+			n++
+		}
+	}
+}
+
+type demoSubscriber struct {
+	w     io.Writer
+	quiet bool
+
+	mu       sync.Mutex
+	count    int
+	seen     map[string]int // Nats-Msg-Id -> times received
+	lagSum   time.Duration
+	lagMax   time.Duration
+	subjects map[string]int
+}
+
+func (s *demoSubscriber) onMsg(m *nats.Msg) {
+	now := time.Now()
+	var lag time.Duration
+	if at, err := time.Parse(time.RFC3339Nano, m.Header.Get(relay.HeaderArrivalTime)); err == nil {
+		lag = now.Sub(at)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count++
+	s.seen[m.Header.Get(nats.MsgIdHdr)]++
+	s.lagSum += lag
+	s.lagMax = max(s.lagMax, lag)
+	if s.quiet {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%-4d %s  lag %v\n", s.count, m.Subject, lag.Round(time.Millisecond))
+	keys := make([]string, 0, len(m.Header))
+	for k := range m.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "      %s: %s\n", k, m.Header.Get(k))
+	}
+	fmt.Fprintf(&b, "      data: %q\n", m.Data)
+	io.WriteString(s.w, b.String())
+}
+
+func (s *demoSubscriber) unique() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
+func (s *demoSubscriber) summary(produced int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dups := s.count - len(s.seen)
+	avg := time.Duration(0)
+	if s.count > 0 {
+		avg = s.lagSum / time.Duration(s.count)
+	}
+	fmt.Fprintf(s.w, "\nsummary: produced %d user records, received %d messages (%d unique, %d duplicates), lag avg %v max %v\n",
+		produced, s.count, len(s.seen), dups, avg.Round(time.Millisecond), s.lagMax.Round(time.Millisecond))
+	if len(s.seen) < produced {
+		return fmt.Errorf("%d records were not received", produced-len(s.seen))
+	}
+	return nil
+}

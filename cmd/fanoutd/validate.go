@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/fanoutd/fanoutd/config"
+)
+
+// ValidateCmd checks a config file without connecting to anything.
+type ValidateCmd struct {
+	Config string `short:"c" required:"" placeholder:"FILE" help:"Config file to check."`
+}
+
+// Run loads and validates the file: exit 0 and a summary, or exit 2 with one
+// line per problem.
+func (v *ValidateCmd) Run(ctx context.Context, w io.Writer) error {
+	cfg, err := loadConfig(v.Config)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s: OK (%d stream(s))\n", v.Config, len(cfg.Streams))
+	for _, s := range cfg.Streams {
+		fmt.Fprintf(w, "  %s -> %s (consumer %s, start %s)\n", s.StreamName(), s.Subject, s.Consumer, s.StartPosition)
+	}
+	return nil
+}
+
+// loadConfig loads a config file; any problem is a usage error (exit 2).
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+	}
+	return cfg, nil
+}
