@@ -27,7 +27,7 @@ type DemoCmd struct {
 	Duration  time.Duration `help:"Stop after this long (default: until Ctrl-C)."`
 	Rate      float64       `default:"4" help:"Kinesis records produced per second."`
 	Shards    int           `default:"2" help:"Shards of the demo stream."`
-	JetStream bool          `help:"Publish through JetStream (a stream DEMO captures kinesis.>)."`
+	JetStream bool          `name:"jetstream" help:"Publish through JetStream (a stream DEMO captures kinesis.>)."`
 	Quiet     bool          `help:"Print only the summary."`
 }
 

@@ -1,0 +1,229 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fanoutd/fanoutd/fanout"
+)
+
+// Backoff between rounds of re-publishing unconfirmed JetStream messages.
+const (
+	retryDelayMin = 50 * time.Millisecond
+	retryDelayMax = time.Second
+)
+
+// noLibraryRetry keeps nats.go from re-publishing a message by itself after
+// "no responders": it would do so on a timer, possibly after Handle returned
+// and the caller reused the record's data. Handle retries instead.
+var noLibraryRetry = jetstream.WithRetryAttempts(0)
+
+// errNotAttempted marks messages a round did not publish, because an
+// earlier one could not be published and publishing later ones first would
+// store them out of order.
+var errNotAttempted = errors.New("not published: an earlier message of the batch failed")
+
+// jsItem is one message of a JetStream batch.
+type jsItem struct {
+	rec    int // index into the batch's records
+	msg    *nats.Msg
+	msgID  string
+	dead   bool // msg is the record's dead letter
+	dup    bool // the PubAck said Duplicate
+	future jetstream.PubAckFuture
+	err    error // why the last attempt failed
+}
+
+// handleJetStream publishes b to JetStream and waits for every PubAck.
+//
+// All messages of the batch go out asynchronously, in order, within the
+// shared window of Options.MaxPending outstanding PubAcks; then Handle
+// waits for all of them. The messages whose PubAck failed or timed out are
+// published again, with the same Nats-Msg-Id, after a backoff, and again,
+// until all are confirmed or the batch's PublishTimeout (or ctx) ends: then
+// the batch fails and the caller replays it. A PubAck with Duplicate set
+// means JetStream already had the message (a replay, or a retry of a
+// message whose first PubAck was lost): it counts as delivered.
+//
+// Order: one connection carries the messages in batch order, so JetStream
+// stores a shard's records in sequence order, each exactly once within the
+// stream's duplicate window, as long as first attempts succeed. A retry
+// cannot restore order: if message k failed while k+1 was stored, k is
+// stored after k+1 (re-publishing k+1 too would not help, it would be
+// deduplicated where it is). Retries preserve order among themselves, and a
+// round stops publishing at the first message it cannot publish, so the
+// only reordering is of messages whose PubAck failed after they were sent,
+// which happens when a connection drops or a stream leader changes. A
+// consumer that needs strict order can sort by the Kinesis-Sequence-Number
+// and Kinesis-Sub-Sequence-Number headers. A replay older than the stream's
+// duplicate window (2 minutes by default) is stored again.
+func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *fanout.Batch) (batchResult, error) {
+	var res batchResult
+	if st := p.nc.Status(); st != nats.CONNECTED {
+		return res, fmt.Errorf("%w (%s)", ErrNotConnected, st)
+	}
+	maxPayload := p.nc.MaxPayload()
+
+	// nats.go keeps each message until its PubAck, and so does Handle for
+	// retries: every record needs its own message and header.
+	items := s.items[:0]
+	for i := range b.Records {
+		rec := &b.Records[i]
+		h := make(nats.Header, 8)
+		SetRecordHeaders(h, recordMeta(b, rec))
+		it := jsItem{
+			rec:   i,
+			msg:   &nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h},
+			msgID: h.Get(nats.MsgIdHdr),
+		}
+		if size := messageSize(it.msg); int64(size) > maxPayload {
+			p.deadLetterItem(b, &it, maxPayloadReason(len(rec.Data), size, maxPayload))
+		}
+		items = append(items, it)
+	}
+	s.items = items
+	pending := s.pending[:0]
+	for i := range items {
+		pending = append(pending, i)
+	}
+	defer func() { s.pending = pending[:0] }()
+
+	delay := retryDelayMin
+	for attempt := 1; ; attempt++ {
+		p.publishAsync(ctx, s, pending, attempt > 1)
+		pending = p.awaitAcks(ctx, b, items, pending)
+		if len(pending) == 0 {
+			break
+		}
+		first := &items[pending[0]]
+		if ctx.Err() == nil {
+			p.log.Warn().Str("stream", b.Stream).Str("shard", b.ShardID).Str("consumer", b.Consumer).
+				Int("attempt", attempt).Int("unconfirmed", len(pending)).Int("messages", len(items)).
+				Str("subject", first.msg.Subject).Err(first.err).
+				Msg("JetStream did not confirm every message; publishing them again")
+			t := time.NewTimer(delay/2 + rand.N(delay/2+1))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+			delay = min(2*delay, retryDelayMax)
+		}
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("%d of %d messages not confirmed after %d attempts; first: subject %s, Nats-Msg-Id %s: %w",
+				len(pending), len(items), attempt, first.msg.Subject, first.msgID, explainPubAckError(first.err, first.msg.Subject))
+		}
+	}
+
+	for i := range items {
+		it := &items[i]
+		if it.dead {
+			res.deadLettered++
+			continue
+		}
+		res.published++
+		res.bytes += uint64(len(it.msg.Data))
+		if it.dup {
+			res.duplicates++
+		}
+	}
+	return res, nil
+}
+
+// publishAsync publishes the messages items[pending...] in order. It stops
+// at the first message it cannot publish; that one and the rest are left
+// without a future, to be retried in order.
+func (p *Publisher) publishAsync(ctx context.Context, s *scratch, pending []int, retry bool) {
+	items := s.items
+	for _, idx := range pending {
+		items[idx].future, items[idx].err = nil, errNotAttempted
+	}
+	if st := p.nc.Status(); st != nats.CONNECTED {
+		// Keep retries out of the reconnect buffer; wait for the next round.
+		items[pending[0]].err = fmt.Errorf("%w (%s)", ErrNotConnected, st)
+		return
+	}
+	// Wait for room in the window for as long as the batch may take.
+	stall := time.Millisecond
+	if deadline, ok := ctx.Deadline(); ok {
+		stall = max(time.Until(deadline), stall)
+	}
+	stallOpt := jetstream.WithStallWait(stall)
+	for _, idx := range pending {
+		it := &items[idx]
+		s.opts = append(s.opts[:0], jetstream.WithMsgID(it.msgID), stallOpt, noLibraryRetry)
+		f, err := p.js.PublishMsgAsync(it.msg, s.opts...)
+		if err != nil {
+			it.err = err
+			return
+		}
+		it.future, it.err = f, nil
+		if retry {
+			p.retries.Add(1)
+		}
+	}
+}
+
+// awaitAcks waits for the PubAck of every message of pending and returns
+// those that were not confirmed, in order, reusing pending's array. A
+// message refused for its size becomes its dead letter, to be published in
+// the next round.
+func (p *Publisher) awaitAcks(ctx context.Context, b *fanout.Batch, items []jsItem, pending []int) []int {
+	failed := pending[:0] // written no faster than pending is read
+	for _, idx := range pending {
+		it := &items[idx]
+		if it.future != nil {
+			select {
+			case ack := <-it.future.Ok():
+				it.dup = ack.Duplicate
+				it.future, it.err = nil, nil
+				continue
+			case err := <-it.future.Err():
+				it.err = err
+			case <-ctx.Done():
+				it.err = ctx.Err()
+			}
+			it.future = nil
+		}
+		if !it.dead {
+			if errors.Is(it.err, nats.ErrMaxPayload) {
+				// The server changed, and so did max_payload.
+				rec := &b.Records[it.rec]
+				p.deadLetterItem(b, it, maxPayloadReason(len(rec.Data), messageSize(it.msg), p.nc.MaxPayload()))
+			} else if isMaxMsgSize(it.err) {
+				p.deadLetterItem(b, it, maxMsgSizeReason(len(b.Records[it.rec].Data), it.err))
+			}
+		}
+		failed = append(failed, idx)
+	}
+	return failed
+}
+
+// deadLetterItem replaces the message of it by its dead letter.
+func (p *Publisher) deadLetterItem(b *fanout.Batch, it *jsItem, reason string) {
+	rec := &b.Records[it.rec]
+	makeDeadLetter(it.msg, p.deadLetterSubject(b, rec), reason)
+	it.dead = true
+	p.logDeadLetter(b, rec, it.msg)
+}
+
+// isMaxMsgSize reports whether err is the PubAck error of a stream refusing
+// a message over its max_msg_size: permanent, unlike every other.
+func isMaxMsgSize(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
+// explainPubAckError adds what to do to the errors an operator can fix.
+func explainPubAckError(err error, subject string) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return fmt.Errorf("%w: no JetStream stream answered for subject %s: add the subject to a stream, or turn nats.jetstream off", err, subject)
+	}
+	return err
+}

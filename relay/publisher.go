@@ -1,0 +1,262 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/fanout"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultPublishTimeout = 10 * time.Second
+	DefaultMaxPending     = 256
+)
+
+// ErrNotConnected is returned by Handle while the NATS connection is not
+// up (reconnecting, or closed). Messages published then would only sit in
+// nats.go's reconnect buffer, which is no delivery; the batch is failed so
+// that the shard retries it from its checkpoint.
+var ErrNotConnected = errors.New("NATS connection is not connected")
+
+// Options configures a Publisher.
+type Options struct {
+	// JetStream selects JetStream publishing (every message confirmed by a
+	// PubAck, deduplicated by Nats-Msg-Id) instead of core NATS (the batch
+	// confirmed by one flush round trip).
+	JetStream bool
+	// PublishTimeout bounds the confirmation of one batch: the flush in core
+	// mode, all PubAcks with their retries in JetStream mode. Default 10s.
+	PublishTimeout time.Duration
+	// MaxPending is the JetStream asynchronous publish window, shared by all
+	// shards: a publish waits while this many PubAcks are outstanding.
+	// Default 256.
+	MaxPending int
+	// DeadLetterSubject is a subject template (see ParseSubjectTemplate) for
+	// dead letters. Default DefaultDeadLetterSubject. In JetStream mode a
+	// stream must capture it, like the record subjects.
+	DeadLetterSubject string
+	// Log receives warnings about retries and dead letters.
+	Log zerolog.Logger
+}
+
+// Stats are the Publisher's counters since NewPublisher. Records are
+// counted when Handle returns nil for their batch, so a replayed batch is
+// counted again.
+type Stats struct {
+	// Published counts records confirmed by NATS (dead letters excluded).
+	Published uint64
+	// Bytes counts the payload bytes of Published.
+	Bytes uint64
+	// Duplicates counts the Published records whose PubAck said JetStream
+	// already had them (a replay deduplicated by Nats-Msg-Id).
+	Duplicates uint64
+	// DeadLettered counts records replaced by a dead letter.
+	DeadLettered uint64
+	// Retries counts JetStream re-publishes of messages whose PubAck failed.
+	Retries uint64
+	// FailedBatches counts Handle calls that returned an error.
+	FailedBatches uint64
+}
+
+// Publisher relays batches to NATS. It implements fanout.Handler and is
+// safe for concurrent use by the shards of every stream it has a subject
+// template for. Once Handle returns, nothing reads or publishes b or its
+// records' data any more: the caller may reuse them.
+type Publisher struct {
+	nc         *nats.Conn
+	js         jetstream.JetStream // nil in core mode
+	subjects   map[string]*SubjectTemplate
+	deadLetter *SubjectTemplate
+	timeout    time.Duration
+	log        zerolog.Logger
+
+	scratch sync.Pool // *scratch
+
+	beforeFlush func() // tests: runs between the publishes and the flush of a core batch
+
+	published, bytes, duplicates, deadLettered, retries, failedBatches atomic.Uint64
+}
+
+var _ fanout.Handler = (*Publisher)(nil)
+
+// NewPublisher returns a Publisher on nc that renders each batch's subjects
+// with subjects[batch.Stream].
+func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Options) (*Publisher, error) {
+	if nc == nil {
+		return nil, errors.New("new publisher: no NATS connection")
+	}
+	if len(subjects) == 0 {
+		return nil, errors.New("new publisher: no subject templates")
+	}
+	p := &Publisher{
+		nc:       nc,
+		subjects: make(map[string]*SubjectTemplate, len(subjects)),
+		timeout:  opts.PublishTimeout,
+		log:      opts.Log,
+	}
+	for stream, t := range subjects {
+		if t == nil {
+			return nil, fmt.Errorf("new publisher: stream %q: nil subject template", stream)
+		}
+		p.subjects[stream] = t
+	}
+	if p.timeout <= 0 {
+		p.timeout = DefaultPublishTimeout
+	}
+	dl := opts.DeadLetterSubject
+	if dl == "" {
+		dl = DefaultDeadLetterSubject
+	}
+	var err error
+	if p.deadLetter, err = ParseSubjectTemplate(dl); err != nil {
+		return nil, fmt.Errorf("new publisher: dead-letter subject: %w", err)
+	}
+	if opts.JetStream {
+		maxPending := opts.MaxPending
+		if maxPending <= 0 {
+			maxPending = DefaultMaxPending
+		}
+		// The ack timeout frees the window slot of a PubAck that never
+		// comes, and leaves the batch time for at least one retry.
+		p.js, err = jetstream.New(nc,
+			jetstream.WithPublishAsyncMaxPending(maxPending),
+			jetstream.WithPublishAsyncTimeout(p.timeout/2))
+		if err != nil {
+			return nil, fmt.Errorf("new publisher: jetstream: %w", err)
+		}
+	}
+	p.scratch.New = func() any { return &scratch{header: make(nats.Header, 10)} }
+	return p, nil
+}
+
+// Handle publishes every record of b, in order, and returns nil only once
+// NATS confirmed all of them: in core mode by a flush round trip on the same
+// connection, in JetStream mode by a PubAck for each. Otherwise it returns
+// an error and the caller replays the whole batch, which core NATS
+// subscribers then see twice and JetStream deduplicates (Nats-Msg-Id).
+//
+// Each record becomes one message: the subject rendered from the stream's
+// template, the record's data as the payload, and the headers of
+// SetRecordHeaders. A record too big for the server's max_payload (or, in
+// JetStream mode, for the stream's max_msg_size) is replaced by a dead
+// letter, confirmed like any other message, so that it does not block the
+// shard.
+func (p *Publisher) Handle(ctx context.Context, b *fanout.Batch) error {
+	tmpl := p.subjects[b.Stream]
+	if tmpl == nil {
+		p.failedBatches.Add(1)
+		return fmt.Errorf("publish %s/%s: no subject template for stream %q", b.Stream, b.ShardID, b.Stream)
+	}
+	if len(b.Records) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	s := p.scratch.Get().(*scratch)
+	defer p.putScratch(s)
+
+	var (
+		res batchResult
+		err error
+	)
+	if p.js != nil {
+		res, err = p.handleJetStream(ctx, s, tmpl, b)
+	} else {
+		res, err = p.handleCore(ctx, s, tmpl, b)
+	}
+	if err != nil {
+		p.failedBatches.Add(1)
+		return fmt.Errorf("publish %d records of %s/%s: %w", len(b.Records), b.Stream, b.ShardID, err)
+	}
+	p.published.Add(res.published)
+	p.bytes.Add(res.bytes)
+	p.duplicates.Add(res.duplicates)
+	p.deadLettered.Add(res.deadLettered)
+	return nil
+}
+
+// Stats returns the counters.
+func (p *Publisher) Stats() Stats {
+	return Stats{
+		Published:     p.published.Load(),
+		Bytes:         p.bytes.Load(),
+		Duplicates:    p.duplicates.Load(),
+		DeadLettered:  p.deadLettered.Load(),
+		Retries:       p.retries.Load(),
+		FailedBatches: p.failedBatches.Load(),
+	}
+}
+
+// batchResult is what one confirmed batch adds to Stats.
+type batchResult struct {
+	published, bytes, duplicates, deadLettered uint64
+}
+
+// scratch is the reusable state of one Handle call.
+type scratch struct {
+	subject     []byte
+	lastSubject string
+	header      nats.Header // core mode: one header reused for every message
+	msg         nats.Msg    // core mode: one message reused
+	items       []jsItem    // JetStream mode
+	pending     []int       // JetStream mode: indexes into items
+	opts        []jetstream.PublishOpt
+}
+
+func (p *Publisher) putScratch(s *scratch) {
+	clear(s.items) // drop references to messages, data and futures
+	s.items = s.items[:0]
+	s.msg = nats.Msg{}
+	p.scratch.Put(s)
+}
+
+// render returns the subject of one record. Consecutive records with the
+// same subject (any template without {partition_key}) share one string.
+func (s *scratch) render(t *SubjectTemplate, v SubjectValues) string {
+	s.subject = t.Render(s.subject[:0], v)
+	if string(s.subject) != s.lastSubject {
+		s.lastSubject = string(s.subject)
+	}
+	return s.lastSubject
+}
+
+// deadLetterSubject renders the dead-letter subject of a record.
+func (p *Publisher) deadLetterSubject(b *fanout.Batch, rec *fanout.UserRecord) string {
+	var buf [128]byte
+	return string(p.deadLetter.Render(buf[:0], subjectValues(b, rec)))
+}
+
+func subjectValues(b *fanout.Batch, rec *fanout.UserRecord) SubjectValues {
+	return SubjectValues{Stream: b.Stream, Shard: b.ShardID, PartitionKey: rec.PartitionKey, Consumer: b.Consumer}
+}
+
+func recordMeta(b *fanout.Batch, rec *fanout.UserRecord) RecordMeta {
+	return RecordMeta{
+		Stream:            b.Stream,
+		ShardID:           b.ShardID,
+		PartitionKey:      rec.PartitionKey,
+		SequenceNumber:    rec.SequenceNumber,
+		ExplicitHashKey:   rec.ExplicitHashKey,
+		SubSequenceNumber: rec.SubSequenceNumber,
+		Aggregated:        rec.Aggregated,
+		ArrivalTime:       rec.ArrivalTime,
+	}
+}
+
+// logDeadLetter warns about one record replaced by a dead letter.
+func (p *Publisher) logDeadLetter(b *fanout.Batch, rec *fanout.UserRecord, m *nats.Msg) {
+	p.log.Warn().Str("stream", b.Stream).Str("shard", b.ShardID).Str("consumer", b.Consumer).
+		Str("sequence_number", rec.SequenceNumber).Int64("sub_sequence_number", rec.SubSequenceNumber).
+		Int("bytes", len(rec.Data)).Str("subject", m.Header.Get(HeaderOriginalSubject)).
+		Str("dead_letter_subject", m.Subject).Str("reason", m.Header.Get(HeaderDeadLetterReason)).
+		Msg("record replaced by a dead letter")
+}
