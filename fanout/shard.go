@@ -193,11 +193,7 @@ func (l *shardLoop) read(ctx, hctx context.Context, stream *kinesis.SubscribeToS
 // handle delivers one event's records and moves the position past them.
 func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent) (endReason, error) {
 	b := &l.batch
-	b.Records = b.Records[:0]
-	for i := range ev.Records {
-		r := &ev.Records[i]
-		b.Records = Deaggregate(b.Records, r.Data, aws.ToString(r.PartitionKey), "", aws.ToString(r.SequenceNumber), aws.ToTime(r.ApproximateArrivalTimestamp))
-	}
+	b.Records = DecodeEvent(b.Records[:0], ev)
 	b.MillisBehindLatest = aws.ToInt64(ev.MillisBehindLatest)
 	b.ContinuationSequenceNumber = aws.ToString(ev.ContinuationSequenceNumber)
 	if len(b.Records) > 0 {
@@ -256,4 +252,14 @@ func (l *shardLoop) persistEnded() error {
 	}
 	l.pos, l.saved = "", ""
 	return nil
+}
+
+// DecodeEvent appends the user records of one SubscribeToShardEvent to dst,
+// de-aggregating KPL records. Data slices alias the event's buffers.
+func DecodeEvent(dst []UserRecord, ev *types.SubscribeToShardEvent) []UserRecord {
+	for i := range ev.Records {
+		r := &ev.Records[i]
+		dst = Deaggregate(dst, r.Data, aws.ToString(r.PartitionKey), "", aws.ToString(r.SequenceNumber), aws.ToTime(r.ApproximateArrivalTimestamp))
+	}
+	return dst
 }
