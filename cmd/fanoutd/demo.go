@@ -35,7 +35,7 @@ var demoEvents = []string{"user signup", "user login", "page view", "cart add", 
 
 // Run runs the demo until the duration passes or ctx ends, then prints a
 // summary. It fails if a record was lost.
-func (d *DemoCmd) Run(ctx context.Context, w io.Writer) error {
+func (d *DemoCmd) Run(ctx context.Context, w io.Writer, std stdio) error {
 	if d.Rate <= 0 || d.Shards < 1 {
 		return usageError{fmt.Errorf("--rate must be > 0 and --shards >= 1")}
 	}
@@ -98,7 +98,7 @@ func (d *DemoCmd) Run(ctx context.Context, w io.Writer) error {
 	defer stopDaemon()
 	daemonErr := make(chan error, 1)
 	go func() {
-		daemonErr <- runDaemon(daemonCtx, cfg, newLogger(cfg.Log, os.Stderr), daemonHooks{
+		daemonErr <- runDaemon(daemonCtx, cfg, newLogger(cfg.Log, std.err), daemonHooks{
 			caBundle:    emu.CAPEM(),
 			credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
 		})

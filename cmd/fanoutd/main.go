@@ -23,6 +23,9 @@ const (
 	exitUsage   = 2
 )
 
+// stdio is where a command writes: out for its output, err for logs.
+type stdio struct{ out, err io.Writer }
+
 // usageError marks errors that exit with code 2.
 type usageError struct{ err error }
 
@@ -75,6 +78,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitUsage
 	}
 	kctx.BindTo(ctx, (*context.Context)(nil))
+	kctx.Bind(stdio{out: stdout, err: stderr})
 	if err := kctx.Run(); err != nil {
 		fmt.Fprintln(stderr, "fanoutd:", err)
 		var ue usageError

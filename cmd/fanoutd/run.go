@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 )
 
 // RunCmd is the daemon.
@@ -11,11 +10,11 @@ type RunCmd struct {
 }
 
 // Run loads the config and relays until SIGTERM or SIGINT.
-func (r *RunCmd) Run(ctx context.Context) error {
+func (r *RunCmd) Run(ctx context.Context, std stdio) error {
 	cfg, err := loadConfig(r.Config)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, os.Stderr)
+	log := newLogger(cfg.Log, std.err)
 	return runDaemon(ctx, cfg, log, daemonHooks{})
 }

@@ -1,0 +1,528 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/relay"
+)
+
+// e2e is one end-to-end setup: the emulator over HTTP/2 and TLS, an
+// in-process NATS server, and the daemon's own code run as `fanoutd run`.
+type e2e struct {
+	t    *testing.T
+	emu  *emulator.Server
+	ns   *server.Server
+	dir  string // checkpoints
+	msgs *collector
+}
+
+func fastEmu() emulator.Options {
+	return emulator.Options{
+		ConsumerActivationDelay: 200 * time.Millisecond,
+		ConsumerDeletionDelay:   -1,
+		SubscribeRate:           -1,
+		TakeoverGrace:           -1,
+		EmptyEventInterval:      100 * time.Millisecond,
+	}
+}
+
+func newE2E(t *testing.T, opts emulator.Options, jetstream bool) *e2e {
+	t.Helper()
+	emu, err := emulator.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	// The daemon finds the emulator through the SDK's own environment chain.
+	for _, line := range emu.EnvLines() {
+		k, v, _ := strings.Cut(line, "=")
+		t.Setenv(k, v)
+	}
+	ns := startTestNATS(t, jetstream, "")
+	e := &e2e{t: t, emu: emu, ns: ns, dir: t.TempDir(), msgs: &collector{}}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe(">", e.msgs.add); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func startTestNATS(t *testing.T, jetstream bool, storeDir string) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, JetStream: jetstream}
+	if jetstream {
+		if storeDir == "" {
+			storeDir = t.TempDir()
+		}
+		opts.StoreDir = storeDir
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+// config writes a config file for the given streams (YAML list items).
+func (e *e2e) config(jetstream bool, streams string) string {
+	e.t.Helper()
+	body := fmt.Sprintf(`aws:
+  region: us-east-1
+streams:
+%s
+nats:
+  servers: [%q]
+  jetstream: %v
+  publish_timeout: 5s
+checkpoint:
+  dir: %q
+  interval: 0s
+log:
+  level: debug
+  format: json
+timers:
+  idle_timeout: 2s
+  shard_sync_interval: 500ms
+  min_resubscribe_interval: 50ms
+  backoff_initial: 20ms
+  backoff_max: 300ms
+  consumer_poll_initial: 20ms
+  consumer_poll_max: 100ms
+  consumer_active_timeout: 20s
+  shutdown_timeout: 5s
+`, streams, e.ns.ClientURL(), jetstream, e.dir)
+	path := filepath.Join(e.t.TempDir(), "fanoutd.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// run starts `fanoutd run --config path`; stop cancels it (as SIGTERM does)
+// and returns the exit code.
+func (e *e2e) run(path string) (stop func() int) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	logs := &syncBuffer{}
+	e.t.Cleanup(func() {
+		if e.t.Failed() {
+			e.t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	go func() {
+		done <- runContext(ctx, []string{"run", "--config", path}, logs, logs)
+	}()
+	var once sync.Once
+	code := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(30 * time.Second):
+				e.t.Fatal("daemon did not stop")
+			}
+		})
+		return code
+	}
+	e.t.Cleanup(func() { stop() })
+	return stop
+}
+
+
+type collector struct {
+	mu   sync.Mutex
+	msgs []*nats.Msg
+}
+
+func (c *collector) add(m *nats.Msg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, m)
+}
+
+func (c *collector) onSubject(prefix string) []*nats.Msg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*nats.Msg
+	for _, m := range c.msgs {
+		if strings.HasPrefix(m.Subject, prefix) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testKeys(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("user%d", i)
+	}
+	return out
+}
+
+// put writes records "key:i" for i in [from, from+n) for every key.
+func (e *e2e) put(stream string, keys []string, from, n int) {
+	e.t.Helper()
+	for i := from; i < from+n; i++ {
+		for _, k := range keys {
+			if _, _, err := e.emu.PutRecord(stream, k, []byte(fmt.Sprintf("%s:%d", k, i))); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+}
+
+// exactlyOnceInOrder checks every key got records 0..n-1 once each, in order.
+func exactlyOnceInOrder(t *testing.T, msgs []*nats.Msg, keys []string, n int) {
+	t.Helper()
+	next := map[string]int{}
+	for _, m := range msgs {
+		k, i, ok := strings.Cut(string(m.Data), ":")
+		if !ok {
+			t.Fatalf("unexpected message %q on %s", m.Data, m.Subject)
+		}
+		var idx int
+		fmt.Sscan(i, &idx)
+		if idx != next[k] {
+			t.Fatalf("key %s: got record %d, want %d (duplicate, gap or reorder)", k, idx, next[k])
+		}
+		next[k]++
+	}
+	for _, k := range keys {
+		if next[k] != n {
+			t.Fatalf("key %s: %d records, want %d", k, next[k], n)
+		}
+	}
+}
+
+func TestRunRelaysEveryRecordOnceWithHeaders(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("orders", 3); err != nil {
+		t.Fatal(err)
+	}
+	keys := append(testKeys(10), "a.b c*>") // a key that a subject token can't hold as is
+	e.put("orders", keys, 0, 10)
+	stop := e.run(e.config(false, `  - name: orders
+    subject: "kinesis.{stream}.{partition_key}"`))
+	e.put("orders", keys, 10, 10)
+	total := len(keys) * 20
+	waitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= total })
+	msgs := e.msgs.onSubject("kinesis.")
+	exactlyOnceInOrder(t, msgs, keys, 20)
+
+	// Subject and headers, checked against what the emulator stored.
+	stored := map[string]emulator.Record{}
+	shards, _ := e.emu.Shards("orders")
+	for _, sh := range shards {
+		recs, _ := e.emu.Records("orders", sh.ID)
+		for _, r := range recs {
+			stored[string(r.Data)] = r
+		}
+	}
+	for _, m := range msgs {
+		r := stored[string(m.Data)]
+		wantSubject := "kinesis.orders." + string(relay.SanitizeToken(nil, r.PartitionKey))
+		if m.Subject != wantSubject {
+			t.Fatalf("subject %q, want %q", m.Subject, wantSubject)
+		}
+		h := m.Header
+		for k, want := range map[string]string{
+			"Kinesis-Stream":          "orders",
+			"Kinesis-Shard-Id":        r.ShardID,
+			"Kinesis-Sequence-Number": r.SequenceNumber,
+			"Kinesis-Arrival-Time":    r.Arrival.UTC().Format("2006-01-02T15:04:05.000Z"),
+			"Nats-Msg-Id":             "orders:" + r.ShardID + ":" + r.SequenceNumber + ":0",
+		} {
+			if got := h.Get(k); got != want {
+				t.Fatalf("%s: %s = %q, want %q", m.Data, k, got, want)
+			}
+		}
+		if pk := h.Get("Kinesis-Partition-Key"); pk != relay.EscapeHeaderValue(r.PartitionKey) {
+			t.Fatalf("partition key header %q for %q", pk, r.PartitionKey)
+		}
+		if _, ok := h["Kinesis-Sub-Sequence-Number"]; ok {
+			t.Fatal("plain record has a sub-sequence number")
+		}
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d after shutdown", code)
+	}
+}
+
+func TestRunAcrossSubscriptionExpiryWithAWSLimits(t *testing.T) {
+	opts := fastEmu()
+	opts.SubscriptionLifetime = 1200 * time.Millisecond
+	opts.SubscribeRate = 0 // AWS: one call per second per shard
+	opts.TakeoverGrace = 0 // AWS: 5 s
+	e := newE2E(t, opts, false)
+	if err := e.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys(6)
+	e.run(e.config(false, "  - name: s"))
+	for i := 0; i < 40; i++ {
+		e.put("s", keys, i, 1)
+		time.Sleep(100 * time.Millisecond) // a steady producer over several subscription lifetimes
+	}
+	waitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 240 })
+	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 40)
+	if n := e.emu.OpCount("SubscribeToShard"); n < 6 {
+		t.Fatalf("%d subscribes: expiry was not exercised", n)
+	}
+}
+
+func TestRunSplitAndMergeKeepPerKeyOrder(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys(16)
+	e.put("s", keys, 0, 5)
+	kids, err := e.emu.SplitShard("s", emulator.ShardID(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.put("s", keys, 5, 5)
+	e.run(e.config(false, "  - name: s"))
+	e.put("s", keys, 10, 5)
+	if _, err := e.emu.MergeShards("s", kids[0], kids[1]); err != nil {
+		t.Fatal(err)
+	}
+	e.put("s", keys, 15, 5)
+	if err := e.emu.UpdateShardCount("s", 4); err != nil {
+		t.Fatal(err)
+	}
+	e.put("s", keys, 20, 5)
+	waitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 16*25 })
+	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 25)
+}
+
+type kplFixture struct {
+	Cases []struct {
+		Name           string `json:"name"`
+		KinesisRecords []struct {
+			PartitionKey    string  `json:"partitionKey"`
+			ExplicitHashKey *string `json:"explicitHashKey"`
+			Data            string  `json:"data"`
+		} `json:"kinesisRecords"`
+		UserRecords []struct {
+			PartitionKey    string  `json:"partitionKey"`
+			ExplicitHashKey *string `json:"explicitHashKey"`
+			Data            string  `json:"data"`
+		} `json:"userRecords"`
+	} `json:"cases"`
+}
+
+func TestRunKPLFixtureArrivesAsUserRecords(t *testing.T) {
+	raw, err := os.ReadFile("../../fanout/testdata/kpl-aggregated.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx kplFixture
+	if err := json.Unmarshal(raw, &fx); err != nil {
+		t.Fatal(err)
+	}
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	type want struct{ pk, ehk, data string }
+	var wants []want
+	for _, c := range fx.Cases {
+		for _, kr := range c.KinesisRecords {
+			data, _ := base64.StdEncoding.DecodeString(kr.Data)
+			ehk := ""
+			if kr.ExplicitHashKey != nil {
+				ehk = *kr.ExplicitHashKey
+			}
+			if _, _, err := e.emu.PutRecordHashKey("s", kr.PartitionKey, ehk, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, ur := range c.UserRecords {
+			d, _ := base64.StdEncoding.DecodeString(ur.Data)
+			w := want{pk: ur.PartitionKey, data: string(d)}
+			if ur.ExplicitHashKey != nil {
+				w.ehk = *ur.ExplicitHashKey
+			}
+			wants = append(wants, w)
+		}
+	}
+	e.run(e.config(false, "  - name: s"))
+	waitFor(t, 20*time.Second, "user records", func() bool { return len(e.msgs.onSubject("kinesis.")) >= len(wants) })
+	msgs := e.msgs.onSubject("kinesis.")
+	if len(msgs) != len(wants) {
+		t.Fatalf("%d messages, want %d", len(msgs), len(wants))
+	}
+	subSeq := 0
+	lastSeq := ""
+	ids := map[string]bool{}
+	for i, m := range msgs {
+		w := wants[i]
+		if string(m.Data) != w.data || m.Header.Get("Kinesis-Partition-Key") != w.pk || m.Header.Get("Kinesis-Explicit-Hash-Key") != w.ehk {
+			t.Fatalf("message %d: %q pk=%q ehk=%q, want %+v", i, m.Data, m.Header.Get("Kinesis-Partition-Key"), m.Header.Get("Kinesis-Explicit-Hash-Key"), w)
+		}
+		seq := m.Header.Get("Kinesis-Sequence-Number")
+		if seq != lastSeq {
+			subSeq, lastSeq = 0, seq
+		}
+		if got := m.Header.Get("Kinesis-Sub-Sequence-Number"); got != fmt.Sprint(subSeq) {
+			t.Fatalf("message %d: sub-sequence %q, want %d", i, got, subSeq)
+		}
+		id := m.Header.Get("Nats-Msg-Id")
+		if id != fmt.Sprintf("s:%s:%s:%d", emulator.ShardID(0), seq, subSeq) || ids[id] {
+			t.Fatalf("message %d: Nats-Msg-Id %q (sub-records must not collide)", i, id)
+		}
+		ids[id] = true
+		subSeq++
+	}
+}
+
+func TestRunRestartResumesFromCheckpoint(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys(8)
+	e.put("s", keys, 0, 10)
+	path := e.config(false, "  - name: s\n    start_position: LATEST")
+	stop := e.run(path)
+	// LATEST: only records put after the first start are relayed.
+	waitFor(t, 20*time.Second, "subscriptions", func() bool { return e.emu.ActiveSubscriptions("s", "") == 2 })
+	e.put("s", keys, 10, 10)
+	waitFor(t, 20*time.Second, "first run", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 80 })
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "s", "fanoutd", "*.json"))
+	if len(files) != 2 {
+		t.Fatalf("checkpoint files %v", files)
+	}
+	e.put("s", keys, 20, 10) // written while the daemon is down
+	e.run(path)
+	e.put("s", keys, 30, 10)
+	waitFor(t, 20*time.Second, "second run", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 240 })
+	msgs := e.msgs.onSubject("kinesis.")
+	// Rebase: the first run started at 10.
+	for _, m := range msgs {
+		k, i, _ := strings.Cut(string(m.Data), ":")
+		var idx int
+		fmt.Sscan(i, &idx)
+		m.Data = []byte(fmt.Sprintf("%s:%d", k, idx-10))
+	}
+	exactlyOnceInOrder(t, msgs, keys, 30)
+}
+
+func TestRunJetStreamStoresEachRecordOnce(t *testing.T) {
+	e := newE2E(t, fastEmu(), true)
+	nc, err := nats.Connect(e.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := nc.JetStream()
+	if _, err := js.AddStream(&nats.StreamConfig{Name: "KINESIS", Subjects: []string{"kinesis.>", "fanoutd.deadletter.>"}, Storage: nats.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys(5)
+	e.put("s", keys, 0, 20)
+	path := e.config(true, "  - name: s")
+	stop := e.run(path)
+	waitFor(t, 20*time.Second, "stored", func() bool {
+		si, err := js.StreamInfo("KINESIS")
+		return err == nil && si.State.Msgs >= 100
+	})
+	stop()
+	// Forget the checkpoints: the restart replays everything, and JetStream
+	// drops the replay by Nats-Msg-Id.
+	if err := os.RemoveAll(filepath.Join(e.dir, "s")); err != nil {
+		t.Fatal(err)
+	}
+	e.put("s", keys, 20, 5)
+	e.run(path)
+	waitFor(t, 20*time.Second, "stored after replay", func() bool {
+		si, err := js.StreamInfo("KINESIS")
+		return err == nil && si.State.Msgs >= 125
+	})
+	// Settle: let the replay finish, then count.
+	waitFor(t, 20*time.Second, "replay seen by core subscribers", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 225 })
+	si, err := js.StreamInfo("KINESIS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si.State.Msgs != 125 {
+		t.Fatalf("stream holds %d messages, want 125 (each record once)", si.State.Msgs)
+	}
+	var stored []*nats.Msg
+	for seq := uint64(1); seq <= si.State.LastSeq; seq++ {
+		m, err := js.GetMsg("KINESIS", seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header})
+	}
+	exactlyOnceInOrder(t, stored, keys, 25)
+}
+
+func TestRunRejectsInvalidConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("streams:\n  - name: s\n    start_position: EARLIEST\n    subjct: x\n"), 0o600)
+	for _, cmd := range []string{"run", "validate"} {
+		var out, errOut bytes.Buffer
+		code := runContext(context.Background(), []string{cmd, "--config", path}, &out, &errOut)
+		if code != 2 {
+			t.Fatalf("%s: exit %d, want 2", cmd, code)
+		}
+		if !strings.Contains(errOut.String(), "streams[0].subjct: unknown key") {
+			t.Fatalf("%s: message %q", cmd, errOut.String())
+		}
+	}
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	os.WriteFile(good, []byte("streams:\n  - name: s\ncheckpoint:\n  dir: /tmp/x\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if code := runContext(context.Background(), []string{"validate", "--config", good}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "OK") {
+		t.Fatalf("validate good: %d %q %q", code, out.String(), errOut.String())
+	}
+}

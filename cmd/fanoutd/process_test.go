@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary stand in for the fanoutd binary: with
+// FANOUTD_TEST_MAIN=1 it runs main's code on its arguments, so tests can
+// send real signals to a real process without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("FANOUTD_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// fanoutdProcess starts `fanoutd args...` as a child process.
+func fanoutdProcess(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "FANOUTD_TEST_MAIN=1")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("process output:\n%s", out.String())
+		}
+	})
+	return cmd, out
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(d):
+		t.Fatalf("process did not exit within %v", d)
+		return -1
+	}
+}
+
+// SIGTERM: stop reading, finish in-flight batches, write final checkpoints,
+// drain NATS, exit 0.
+func TestSIGTERMShutsDownCleanly(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys(4)
+	e.put("s", keys, 0, 5)
+	cmd, out := fanoutdProcess(t, "run", "--config", e.config(false, "  - name: s"))
+	waitFor(t, 20*time.Second, "records", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 20 })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	if !strings.Contains(out.String(), "fanoutd stopped") {
+		t.Fatalf("no clean-stop log line:\n%s", out.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "s", "fanoutd", "*.json"))
+	if len(files) != 2 {
+		t.Fatalf("checkpoint files %v", files)
+	}
+	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 5)
+}
+
+// A fatal error exits non-zero, so that systemd restarts the daemon.
+func TestUnreachableNATSExitsNonZero(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	path := e.config(false, "  - name: s")
+	e.ns.Shutdown()
+	cmd, out := fanoutdProcess(t, "run", "--config", path)
+	if code := waitExit(t, cmd, 30*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if !strings.Contains(out.String(), "nats") && !strings.Contains(out.String(), "NATS") {
+		t.Fatalf("error does not name NATS:\n%s", out.String())
+	}
+}
+
+func TestDemoRunsAndLosesNothing(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runContext(context.Background(), []string{"demo", "--duration", "2s", "--rate", "20"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	s := out.String()
+	for _, want := range []string{"kinesis.demo.user1", "Kinesis-Shard-Id: shardId-", "Kinesis-Sub-Sequence-Number: 2", "data: \"user signup\"", "summary: produced", " 0 duplicates"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+}
