@@ -156,7 +156,6 @@ func (e *e2e) run(path string) (stop func() int) {
 	return stop
 }
 
-
 type collector struct {
 	mu   sync.Mutex
 	msgs []*nats.Msg
