@@ -100,3 +100,11 @@ func TestEmulatorCommand(t *testing.T) {
 		t.Fatal("emulator did not stop")
 	}
 }
+
+// The example config shipped in deploy/ stays valid.
+func TestExampleConfigIsValid(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := runContext(context.Background(), []string{"validate", "--config", "../../deploy/fanoutd.example.yaml"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+}
