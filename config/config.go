@@ -72,6 +72,34 @@ type NATSConfig struct {
 
 	TLS            TLSConfig `yaml:"tls"`
 	PublishTimeout Duration  `yaml:"publish_timeout"`
+
+	// Oversize is what happens to a record NATS can't take (over the
+	// server's max_payload): "dead_letter" (a metadata-only message on
+	// DeadLetterSubject, counted, and the shard moves on) or "fail" (the
+	// daemon stops with an error).
+	Oversize string `yaml:"oversize"`
+	// DeadLetterSubject is a subject template for dead letters.
+	DeadLetterSubject string `yaml:"dead_letter_subject"`
+	// Stream, when its name is set, is the JetStream stream fanoutd creates
+	// at start, or verifies when it exists (jetstream: true only).
+	Stream JetStreamConfig `yaml:"stream"`
+}
+
+// JetStreamConfig describes the JetStream stream that stores the records.
+type JetStreamConfig struct {
+	Name     string   `yaml:"name"`
+	Subjects []string `yaml:"subjects"`
+	Replicas int      `yaml:"replicas"`
+	// Storage is "file" or "memory".
+	Storage string `yaml:"storage"`
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: a
+	// replay within it is dropped. It should cover the worst replay gap,
+	// checkpoint.interval plus the time a restart takes.
+	DuplicateWindow Duration `yaml:"duplicate_window"`
+	// MaxBytes and MaxMsgs limit the stream (0: unlimited); a full stream
+	// refuses new messages (discard new), which stops reading, not data.
+	MaxBytes int64 `yaml:"max_bytes"`
+	MaxMsgs  int64 `yaml:"max_msgs"`
 }
 
 // TLSConfig names PEM files. CertFile and KeyFile are set together or not at all.

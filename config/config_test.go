@@ -91,6 +91,12 @@ func TestLoad_Invalid(t *testing.T) {
 		{"null_stream", "testdata/invalid/null_stream.yaml: streams[1]: expected a mapping, got null"},
 		{"on_expired_checkpoint", "testdata/invalid/on_expired_checkpoint.yaml: streams[0].on_expired_checkpoint: must be one of fail, trim_horizon (got \"latest\")"},
 		{"checkpoint_interval", "testdata/invalid/checkpoint_interval.yaml: checkpoint.interval: must not be negative (got -1s)"},
+		{"nats_stream", "testdata/invalid/nats_stream.yaml: nats.stream: requires nats.jetstream: true\n" +
+			"testdata/invalid/nats_stream.yaml: nats.stream.name: must be 1 to 255 characters without whitespace, '.', '*', '>', '/' or '\\' (got \"my.stream\")\n" +
+			"testdata/invalid/nats_stream.yaml: nats.stream.subjects[1]: must be a NATS subject, wildcards allowed (got \"a.>.b\")\n" +
+			"testdata/invalid/nats_stream.yaml: nats.stream.replicas: must be between 1 and 5 (got 7)\n" +
+			"testdata/invalid/nats_stream.yaml: nats.stream.storage: must be one of file, memory (got \"disk\")"},
+		{"nats_oversize", "testdata/invalid/nats_oversize.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\")"},
 		{"start_position", "testdata/invalid/start_position.yaml: streams[1].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")"},
 		{"subject_empty_token", "" +
 			"testdata/invalid/subject_empty_token.yaml: streams[0].subject: empty token at offset 8 (\"..\") (got \"kinesis..{stream}\")\n" +
@@ -222,6 +228,8 @@ func TestLoad_Full(t *testing.T) {
 	def.NATS.Servers = cfg.NATS.Servers
 	def.NATS.JetStream = true
 	def.Checkpoint.Dir = "/var/lib/fanoutd"
+	def.NATS.Stream.Name = "KINESIS"
+	def.NATS.Stream.Subjects = []string{"kinesis.>", "fanoutd.deadletter.>"}
 	if !reflect.DeepEqual(cfg, def) {
 		t.Fatalf("full.yaml:\n%+v\nwant defaults:\n%+v", cfg, def)
 	}
@@ -242,9 +250,12 @@ func TestLoad_Defaults(t *testing.T) {
 			OnExpiredCheckpoint: OnExpiredFail,
 		}},
 		NATS: NATSConfig{
-			Servers:        []string{"nats://127.0.0.1:4222"},
-			Name:           "fanoutd",
-			PublishTimeout: Duration(10 * time.Second),
+			Servers:           []string{"nats://127.0.0.1:4222"},
+			Name:              "fanoutd",
+			PublishTimeout:    Duration(10 * time.Second),
+			Oversize:          "dead_letter",
+			DeadLetterSubject: "fanoutd.deadletter.{stream}",
+			Stream:            JetStreamConfig{Replicas: 1, Storage: "file", DuplicateWindow: Duration(2 * time.Minute)},
 		},
 		Checkpoint: CheckpointConfig{Store: "file", Dir: "/var/lib/fanoutd", Interval: Duration(time.Second)},
 		Log:        LogConfig{Level: "info", Format: "json"},

@@ -20,6 +20,10 @@ const (
 	// OnExpiredFail and OnExpiredTrimHorizon are the on_expired_checkpoint values.
 	OnExpiredFail        = "fail"
 	OnExpiredTrimHorizon = "trim_horizon"
+	// OversizeDeadLetter and OversizeFail are the nats.oversize values.
+	OversizeDeadLetter       = "dead_letter"
+	OversizeFail             = "fail"
+	DefaultDeadLetterSubject = "fanoutd.deadletter.{stream}"
 )
 
 // Default returns a Config with every default applied and no streams; it
@@ -30,6 +34,14 @@ func Default() *Config {
 			Servers:        []string{DefaultNATSServer},
 			Name:           DefaultConnectionName,
 			PublishTimeout: Duration(10 * time.Second),
+
+			Oversize:          OversizeDeadLetter,
+			DeadLetterSubject: DefaultDeadLetterSubject,
+			Stream: JetStreamConfig{
+				Replicas:        1,
+				Storage:         "file",
+				DuplicateWindow: Duration(2 * time.Minute),
+			},
 		},
 		Checkpoint: CheckpointConfig{Store: StoreFile, Interval: Duration(time.Second)},
 		Log:        LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},

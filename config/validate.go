@@ -186,6 +186,77 @@ func (n NATSConfig) validate(ps *problems) {
 		ps.add("nats.tls.cert_file", "required when nats.tls.key_file is set")
 	}
 	positive("nats.publish_timeout", n.PublishTimeout, ps)
+	switch n.Oversize {
+	case OversizeDeadLetter, OversizeFail:
+	default:
+		ps.add("nats.oversize", "must be one of dead_letter, fail (got %q)", n.Oversize)
+	}
+	if err := ValidateSubjectTemplate(n.DeadLetterSubject); err != nil {
+		ps.add("nats.dead_letter_subject", "%v (got %q)", err, n.DeadLetterSubject)
+	}
+	n.Stream.validate(n.JetStream, ps)
+}
+
+var streamNameRe = regexp.MustCompile(`^[^\s.*>/\\]{1,255}$`)
+
+func (j JetStreamConfig) validate(jetstream bool, ps *problems) {
+	if j.Name == "" {
+		if len(j.Subjects) > 0 {
+			ps.add("nats.stream.name", "required when nats.stream.subjects is set")
+		}
+		return
+	}
+	if !jetstream {
+		ps.add("nats.stream", "requires nats.jetstream: true")
+	}
+	if !streamNameRe.MatchString(j.Name) {
+		ps.add("nats.stream.name", "must be 1 to 255 characters without whitespace, '.', '*', '>', '/' or '\\' (got %q)", j.Name)
+	}
+	if len(j.Subjects) == 0 {
+		ps.add("nats.stream.subjects", "at least one subject is required")
+	}
+	for i, sub := range j.Subjects {
+		if !validFilterSubject(sub) {
+			ps.add(joinIndex("nats.stream.subjects", i), "must be a NATS subject, wildcards allowed (got %q)", sub)
+		}
+	}
+	if j.Replicas < 1 || j.Replicas > 5 {
+		ps.add("nats.stream.replicas", "must be between 1 and 5 (got %d)", j.Replicas)
+	}
+	switch j.Storage {
+	case "file", "memory":
+	default:
+		ps.add("nats.stream.storage", "must be one of file, memory (got %q)", j.Storage)
+	}
+	positive("nats.stream.duplicate_window", j.DuplicateWindow, ps)
+	if j.MaxBytes < 0 {
+		ps.add("nats.stream.max_bytes", "must not be negative (got %d)", j.MaxBytes)
+	}
+	if j.MaxMsgs < 0 {
+		ps.add("nats.stream.max_msgs", "must not be negative (got %d)", j.MaxMsgs)
+	}
+}
+
+// validFilterSubject accepts subjects with wildcards: tokens are non-empty,
+// hold no whitespace, and '*' or '>' stand alone ('>' last).
+func validFilterSubject(s string) bool {
+	if s == "" {
+		return false
+	}
+	toks := strings.Split(s, ".")
+	for i, t := range toks {
+		switch {
+		case t == "":
+			return false
+		case strings.ContainsAny(t, " \t\r\n"):
+			return false
+		case t == ">" && i != len(toks)-1:
+			return false
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return false
+		}
+	}
+	return true
 }
 
 func (c CheckpointConfig) validate(ps *problems) {

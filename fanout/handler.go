@@ -1,6 +1,9 @@
 package fanout
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Batch is the records of one SubscribeToShardEvent, de-aggregated, in
 // sequence order.
@@ -24,6 +27,11 @@ type Batch struct {
 type Handler interface {
 	Handle(ctx context.Context, b *Batch) error
 }
+
+// ErrStop, wrapped in a Handler's error, means retrying can't help (a
+// record the configuration says must not be skipped can't be delivered): the
+// stream stops and Run returns the error, instead of the batch being retried.
+var ErrStop = errors.New("handler cannot continue")
 
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, b *Batch) error

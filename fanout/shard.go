@@ -94,6 +94,9 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 		case endIdle:
 			l.log.Warn().Dur("idle_timeout", c.timers.IdleTimeout).Msg("no event from the subscription within the idle timeout; resubscribing")
 		case endHandler:
+			if errors.Is(err, ErrStop) {
+				return fmt.Errorf("shard %s: %w", st.id, err)
+			}
 			l.log.Warn().Err(err).Msg("could not deliver a batch; resubscribing from the last delivered position")
 		case endError:
 			if fatal := l.subscribeFailed(ctx, err, arn, &inUseLogged); fatal != nil {

@@ -44,9 +44,19 @@ type Options struct {
 	// dead letters. Default DefaultDeadLetterSubject. In JetStream mode a
 	// stream must capture it, like the record subjects.
 	DeadLetterSubject string
+	// Oversize is what happens to a record NATS can't take (over the
+	// server's max_payload, or a JetStream stream's max_msg_size):
+	// OversizeDeadLetter (default) or OversizeFail.
+	Oversize string
 	// Log receives warnings about retries and dead letters.
 	Log zerolog.Logger
 }
+
+// Oversize policies.
+const (
+	OversizeDeadLetter = "dead_letter"
+	OversizeFail       = "fail"
+)
 
 // Stats are the Publisher's counters since NewPublisher. Records are
 // counted when Handle returns nil for their batch, so a replayed batch is
@@ -78,6 +88,9 @@ type Publisher struct {
 	deadLetter *SubjectTemplate
 	timeout    time.Duration
 	log        zerolog.Logger
+	// failOversize: a record NATS can't take stops the stream (ErrStop)
+	// instead of becoming a dead letter.
+	failOversize bool
 
 	scratch sync.Pool // *scratch
 
@@ -98,10 +111,16 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 		return nil, errors.New("new publisher: no subject templates")
 	}
 	p := &Publisher{
-		nc:       nc,
-		subjects: make(map[string]*SubjectTemplate, len(subjects)),
-		timeout:  opts.PublishTimeout,
-		log:      opts.Log,
+		nc:           nc,
+		subjects:     make(map[string]*SubjectTemplate, len(subjects)),
+		timeout:      opts.PublishTimeout,
+		log:          opts.Log,
+		failOversize: opts.Oversize == OversizeFail,
+	}
+	switch opts.Oversize {
+	case "", OversizeDeadLetter, OversizeFail:
+	default:
+		return nil, fmt.Errorf("new publisher: oversize must be %s or %s (got %q)", OversizeDeadLetter, OversizeFail, opts.Oversize)
 	}
 	for stream, t := range subjects {
 		if t == nil {
@@ -159,6 +178,12 @@ func (p *Publisher) Handle(ctx context.Context, b *fanout.Batch) error {
 	if len(b.Records) == 0 {
 		return nil
 	}
+	if p.failOversize {
+		if err := p.checkSizes(tmpl, b); err != nil {
+			p.failedBatches.Add(1)
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	s := p.scratch.Get().(*scratch)
@@ -177,10 +202,34 @@ func (p *Publisher) Handle(ctx context.Context, b *fanout.Batch) error {
 		p.failedBatches.Add(1)
 		return fmt.Errorf("publish %d records of %s/%s: %w", len(b.Records), b.Stream, b.ShardID, err)
 	}
+	if p.failOversize && res.deadLettered > 0 {
+		p.failedBatches.Add(1)
+		return fmt.Errorf("%w: a record of %s/%s was refused by JetStream as too large (the stream's max_msg_size) and nats.oversize is fail; "+
+			"its dead letter was written to the dead-letter subject", fanout.ErrStop, b.Stream, b.ShardID)
+	}
 	p.published.Add(res.published)
 	p.bytes.Add(res.bytes)
 	p.duplicates.Add(res.duplicates)
 	p.deadLettered.Add(res.deadLettered)
+	return nil
+}
+
+// checkSizes returns an ErrStop error for the first record of b whose
+// message would exceed the server's max_payload (nats.oversize: fail).
+func (p *Publisher) checkSizes(tmpl *SubjectTemplate, b *fanout.Batch) error {
+	maxPayload := p.nc.MaxPayload()
+	s := p.scratch.Get().(*scratch)
+	defer p.putScratch(s)
+	for i := range b.Records {
+		rec := &b.Records[i]
+		SetRecordHeaders(s.header, recordMeta(b, rec))
+		m := nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: s.header}
+		if size := messageSize(&m); int64(size) > maxPayload {
+			return fmt.Errorf("%w: record %s/%d of %s/%s needs a %d-byte message, over the NATS server's max_payload of %d, and nats.oversize is fail: "+
+				"raise max_payload on the NATS servers, or set nats.oversize: dead_letter to replace such records by a dead letter",
+				fanout.ErrStop, rec.SequenceNumber, rec.SubSequenceNumber, b.Stream, b.ShardID, size, maxPayload)
+		}
+	}
 	return nil
 }
 
