@@ -52,10 +52,17 @@ func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hook
 		return err
 	}
 	defer nc.Close()
+	if cfg.NATS.JetStream {
+		if err := prepareJetStream(ctx, nc, cfg, subjects, log); err != nil {
+			return err
+		}
+	}
 	pub, err := relay.NewPublisher(nc, subjects, relay.Options{
-		JetStream:      cfg.NATS.JetStream,
-		PublishTimeout: time.Duration(cfg.NATS.PublishTimeout),
-		Log:            log.With().Str("component", "relay").Logger(),
+		JetStream:         cfg.NATS.JetStream,
+		PublishTimeout:    time.Duration(cfg.NATS.PublishTimeout),
+		Oversize:          cfg.NATS.Oversize,
+		DeadLetterSubject: cfg.NATS.DeadLetterSubject,
+		Log:               log.With().Str("component", "relay").Logger(),
 	})
 	if err != nil {
 		return err
@@ -137,6 +144,42 @@ func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hook
 	log.Info().Uint64("published", st.Published).Uint64("dead_lettered", st.DeadLettered).Msg("fanoutd stopped")
 	if err := context.Cause(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// restartAllowance is the time a restart after a crash is assumed to take
+// (systemd's RestartSec plus start-up), part of the worst replay gap.
+const restartAllowance = time.Minute
+
+// prepareJetStream creates or checks nats.stream, then makes sure a stream
+// captures every subject fanoutd publishes to, and warns when its duplicate
+// window can't hide the replay after a crash.
+func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, subjects map[string]*relay.SubjectTemplate, log zerolog.Logger) error {
+	if cfg.NATS.Stream.Name != "" {
+		if err := relay.EnsureStream(ctx, nc, cfg.NATS.Stream, log); err != nil {
+			return err
+		}
+	}
+	consumers := map[string]string{}
+	dl := map[string]*relay.SubjectTemplate{}
+	dlt, err := relay.ParseSubjectTemplate(cfg.NATS.DeadLetterSubject)
+	if err != nil {
+		return usageError{fmt.Errorf("nats.dead_letter_subject: %w", err)}
+	}
+	for _, s := range cfg.Streams {
+		consumers[s.StreamName()] = s.Consumer
+		dl[s.StreamName()] = dlt
+	}
+	consumer := func(stream string) string { return consumers[stream] }
+	samples := append(relay.SampleSubjects(subjects, consumer), relay.SampleSubjects(dl, consumer)...)
+	window, err := relay.CheckCapture(ctx, nc, samples)
+	if err != nil {
+		return err
+	}
+	if gap := time.Duration(cfg.Checkpoint.Interval) + restartAllowance; window > 0 && window < gap {
+		log.Warn().Dur("duplicate_window", window).Dur("worst_replay_gap", gap).
+			Msg("the JetStream duplicate window is shorter than the worst replay gap (checkpoint.interval plus a restart): records replayed after a crash may be stored twice")
 	}
 	return nil
 }

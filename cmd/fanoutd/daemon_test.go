@@ -525,3 +525,42 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 		t.Fatalf("validate good: %d %q %q", code, out.String(), errOut.String())
 	}
 }
+
+func TestRunJetStreamWithoutCapturingStreamFailsAtStart(t *testing.T) {
+	e := newE2E(t, fastEmu(), true)
+	if err := e.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := runContext(context.Background(), []string{"run", "--config", e.config(true, "  - name: s")}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "no JetStream stream captures kinesis.s") {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+}
+
+func TestRunCreatesConfiguredJetStreamStream(t *testing.T) {
+	e := newE2E(t, fastEmu(), true)
+	if err := e.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	path := e.config(true, "  - name: s")
+	raw, _ := os.ReadFile(path)
+	raw = bytes.Replace(raw, []byte("  publish_timeout: 5s\n"), []byte("  publish_timeout: 5s\n  stream:\n    name: KINESIS\n    subjects: [\"kinesis.>\", \"fanoutd.deadletter.>\"]\n    duplicate_window: 30s\n"), 1)
+	os.WriteFile(path, raw, 0o600)
+	e.put("s", testKeys(3), 0, 4)
+	e.run(path)
+	nc, err := nats.Connect(e.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := nc.JetStream()
+	waitFor(t, 20*time.Second, "12 stored", func() bool {
+		si, err := js.StreamInfo("KINESIS")
+		return err == nil && si.State.Msgs == 12
+	})
+	si, _ := js.StreamInfo("KINESIS")
+	if si.Config.Duplicates != 30*time.Second || si.Config.Storage != nats.FileStorage {
+		t.Fatalf("stream config %+v", si.Config)
+	}
+}

@@ -1,0 +1,123 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/config"
+)
+
+// EnsureStream creates the JetStream stream described by c, or checks the
+// one that exists: a stream with other settings is used as it is, with a
+// warning per difference (fanoutd does not change a stream it did not make).
+func EnsureStream(ctx context.Context, nc *nats.Conn, c config.JetStreamConfig, log zerolog.Logger) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	want := jetstream.StreamConfig{
+		Name:       c.Name,
+		Subjects:   c.Subjects,
+		Replicas:   c.Replicas,
+		Storage:    jetstream.FileStorage,
+		Duplicates: time.Duration(c.DuplicateWindow),
+		MaxBytes:   orUnlimited(c.MaxBytes),
+		MaxMsgs:    orUnlimited(c.MaxMsgs),
+		Discard:    jetstream.DiscardNew,
+	}
+	if c.Storage == "memory" {
+		want.Storage = jetstream.MemoryStorage
+	}
+	s, err := js.Stream(ctx, c.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.CreateStream(ctx, want); err != nil {
+			return fmt.Errorf("create JetStream stream %s: %w", c.Name, err)
+		}
+		log.Info().Str("jetstream_stream", c.Name).Strs("subjects", c.Subjects).Msg("created JetStream stream")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up JetStream stream %s: %w", c.Name, err)
+	}
+	have := s.CachedInfo().Config
+	warn := func(what string, have, want any) {
+		log.Warn().Str("jetstream_stream", c.Name).Str("setting", what).Any("has", have).Any("configured", want).
+			Msg("the existing JetStream stream differs from nats.stream; using it as it is")
+	}
+	if !slices.Equal(have.Subjects, want.Subjects) {
+		warn("subjects", have.Subjects, want.Subjects)
+	}
+	if have.Replicas != want.Replicas {
+		warn("replicas", have.Replicas, want.Replicas)
+	}
+	if have.Storage != want.Storage {
+		warn("storage", have.Storage.String(), want.Storage.String())
+	}
+	if have.Duplicates != want.Duplicates {
+		warn("duplicate_window", have.Duplicates.String(), want.Duplicates.String())
+	}
+	return nil
+}
+
+func orUnlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// CheckCapture verifies, for JetStream mode, that a stream captures each
+// subject, so that a misconfiguration is an error at start and not records
+// that can never be confirmed. It returns the duplicate window of the
+// stream that captures the first subject (0 if none).
+func CheckCapture(ctx context.Context, nc *nats.Conn, subjects []string) (time.Duration, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: %w", err)
+	}
+	var window time.Duration
+	var missing []string
+	for i, subj := range subjects {
+		name, err := js.StreamNameBySubject(ctx, subj)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				missing = append(missing, subj)
+				continue
+			}
+			if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders) {
+				return 0, fmt.Errorf("nats.jetstream is true but the NATS server has no JetStream: %w", err)
+			}
+			return 0, fmt.Errorf("find the JetStream stream for %s: %w", subj, err)
+		}
+		if i == 0 {
+			s, err := js.Stream(ctx, name)
+			if err == nil {
+				window = s.CachedInfo().Config.Duplicates
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return 0, fmt.Errorf("no JetStream stream captures %s: records published there could never be confirmed. "+
+			"Add the subjects to a stream, or configure nats.stream so that fanoutd creates one", strings.Join(missing, ", "))
+	}
+	return window, nil
+}
+
+// SampleSubjects renders each template with sample values: the subjects that
+// CheckCapture tests at start.
+func SampleSubjects(templates map[string]*SubjectTemplate, consumer func(stream string) string) []string {
+	var out []string
+	for stream, t := range templates {
+		out = append(out, string(t.Render(nil, SubjectValues{Stream: stream, Shard: "shardId-000000000000", PartitionKey: "key", Consumer: consumer(stream)})))
+	}
+	slices.Sort(out)
+	return out
+}
