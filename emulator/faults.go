@@ -38,6 +38,17 @@ func (s *Server) takeEntryFaults(n int) []*apiError {
 	return out
 }
 
+// PendingFaults counts the injected request failures not yet used up.
+func (s *Server) PendingFaults() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, f := range s.faults {
+		n += f.remaining
+	}
+	return n
+}
+
 // FailNext makes the next n requests of op (e.g. "SubscribeToShard",
 // "ListShards") fail with the AWS error errType and message. The HTTP status
 // follows the type: 500 for InternalFailure, 503 for ServiceUnavailable, else

@@ -531,7 +531,7 @@ func TestRunJetStreamWithoutCapturingStreamFailsAtStart(t *testing.T) {
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut bytes.Buffer
+	var out, errOut syncBuffer // NATS callbacks may still log after run returns
 	code := runContext(context.Background(), []string{"run", "--config", e.config(true, "  - name: s")}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "no JetStream stream captures kinesis.s") {
 		t.Fatalf("exit %d: %s", code, errOut.String())

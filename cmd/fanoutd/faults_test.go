@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The fault suite: the emulator, an in-process NATS server (JetStream on
+// file storage), the daemon as a real child process, and a producer writing
+// many records over many partition keys, while faults are injected one at a
+// time. After each, every record must be in JetStream exactly once and in
+// order per key (core NATS mode: at least once, duplicates reported), and the
+// daemon must have caught up within recoveryBound of the fault being healed.
+
+const (
+	faultKeys     = 24
+	recoveryBound = 30 * time.Second
+)
+
+type faultEnv struct {
+	t        *testing.T
+	e        *e2e
+	js       bool
+	storeDir string
+	port     int
+	path     string
+	cmd      *exec.Cmd
+	out      *syncBuffer
+
+	mu       sync.Mutex
+	produced map[string]int // key -> records written
+	total    int
+	stopProd context.CancelFunc
+	prodDone chan struct{}
+}
+
+func portOf(ns *server.Server) int {
+	_, p, _ := net.SplitHostPort(strings.TrimPrefix(ns.ClientURL(), "nats://"))
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// startNATSAt starts a JetStream server on port (0: any) with storeDir.
+func startNATSAt(t *testing.T, port int, storeDir string) *server.Server {
+	t.Helper()
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, JetStream: true, StoreDir: storeDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+func newFaultEnv(t *testing.T, js bool) *faultEnv {
+	t.Helper()
+	opts := fastEmu()
+	opts.SubscriptionLifetime = 3 * time.Second // renewals happen during every scenario
+	e := newE2E(t, opts, false)
+	f := &faultEnv{t: t, e: e, js: js, produced: map[string]int{}}
+	if js {
+		// A JetStream server whose store survives restarts, on a fixed port.
+		e.ns.Shutdown()
+		f.storeDir = t.TempDir()
+		e.ns = startNATSAt(t, 0, f.storeDir)
+		f.port = portOf(e.ns)
+		nc := f.conn()
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "KINESIS",
+			Subjects: []string{"kinesis.>", "fanoutd.deadletter.>"}, Storage: jetstream.FileStorage,
+			Duplicates: 5 * time.Minute, Discard: jetstream.DiscardNew}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.emu.CreateStream("s", 3); err != nil {
+		t.Fatal(err)
+	}
+	f.path = e.config(js, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"")
+	// A short idle timeout so that stalls are noticed within the scenario.
+	raw, _ := os.ReadFile(f.path)
+	os.WriteFile(f.path, []byte(strings.Replace(string(raw), "idle_timeout: 2s", "idle_timeout: 1s", 1)), 0o600)
+	return f
+}
+
+func (f *faultEnv) conn() *nats.Conn {
+	f.t.Helper()
+	nc, err := nats.Connect(f.e.ns.ClientURL())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return nc
+}
+
+func (f *faultEnv) startDaemon() {
+	f.cmd, f.out = fanoutdProcess(f.t, "run", "--config", f.path)
+}
+
+// produce writes records "key:i" round robin over the keys until stopped.
+func (f *faultEnv) produce() {
+	ctx, cancel := context.WithCancel(context.Background())
+	f.stopProd, f.prodDone = cancel, make(chan struct{})
+	go func() {
+		defer close(f.prodDone)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			k := fmt.Sprintf("key%02d", i%faultKeys)
+			f.mu.Lock()
+			n := f.produced[k]
+			f.mu.Unlock()
+			if _, _, err := f.e.emu.PutRecord("s", k, []byte(fmt.Sprintf("%s:%d", k, n))); err != nil {
+				continue // e.g. during a reshard; the record was not written
+			}
+			f.mu.Lock()
+			f.produced[k]++
+			f.total++
+			f.mu.Unlock()
+		}
+	}()
+}
+
+func (f *faultEnv) stopProducing() int {
+	f.stopProd()
+	<-f.prodDone
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.total
+}
+
+func (f *faultEnv) producedSoFar() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.total
+}
+
+// delivered counts the distinct records that reached NATS.
+func (f *faultEnv) delivered() int {
+	if f.js {
+		nc, err := nats.Connect(f.e.ns.ClientURL(), nats.Timeout(time.Second))
+		if err != nil {
+			return 0
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, "KINESIS")
+		if err != nil {
+			return 0
+		}
+		return int(s.CachedInfo().State.Msgs)
+	}
+	seen := map[string]bool{}
+	for _, m := range f.e.msgs.onSubject("kinesis.") {
+		seen[string(m.Data)] = true
+	}
+	return len(seen)
+}
+
+// waitProgress waits until at least n records more than now were delivered.
+func (f *faultEnv) waitProgress(n int) {
+	f.t.Helper()
+	base := f.delivered()
+	waitFor(f.t, recoveryBound, fmt.Sprintf("%d more records delivered", n), func() bool { return f.delivered() >= base+n })
+}
+
+// finish stops the producer, waits until everything was delivered, and
+// checks the result. It returns how long the catch-up took.
+func (f *faultEnv) finish(healed time.Time) {
+	f.t.Helper()
+	total := f.stopProducing()
+	waitFor(f.t, recoveryBound, fmt.Sprintf("all %d records delivered", total), func() bool { return f.delivered() >= total })
+	f.t.Logf("caught up %v after the fault was healed (bound %v); %d records", time.Since(healed).Round(time.Millisecond), recoveryBound, total)
+	if f.js {
+		f.checkJetStream(total)
+	} else {
+		f.checkCore(total)
+	}
+}
+
+func (f *faultEnv) checkJetStream(total int) {
+	f.t.Helper()
+	nc := f.conn()
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	s, err := js.Stream(ctx, "KINESIS")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	info := s.CachedInfo()
+	if int(info.State.Msgs) != total {
+		f.t.Fatalf("JetStream holds %d messages, want exactly %d", info.State.Msgs, total)
+	}
+	next := map[string]int{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		k, i, _ := strings.Cut(string(m.Data), ":")
+		n, _ := strconv.Atoi(i)
+		if n != next[k] {
+			f.t.Fatalf("key %s: stored record %d after %d (gap, duplicate or reorder)", k, n, next[k]-1)
+		}
+		next[k]++
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, n := range f.produced {
+		if next[k] != n {
+			f.t.Fatalf("key %s: %d stored, %d produced", k, next[k], n)
+		}
+	}
+}
+
+func (f *faultEnv) checkCore(total int) {
+	f.t.Helper()
+	seen := map[string]int{}
+	msgs := f.e.msgs.onSubject("kinesis.")
+	for _, m := range msgs {
+		seen[string(m.Data)]++
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, n := range f.produced {
+		for i := 0; i < n; i++ {
+			if seen[fmt.Sprintf("%s:%d", k, i)] == 0 {
+				f.t.Fatalf("record %s:%d never arrived", k, i)
+			}
+		}
+	}
+	f.t.Logf("core NATS: %d messages for %d records: %d duplicates", len(msgs), total, len(msgs)-total)
+}
+
+type faultScenario struct {
+	name string
+	js   bool // JetStream only (core NATS has no store to recover into)
+	// inject breaks something and returns a func that heals it (or nil).
+	inject func(f *faultEnv) (heal func())
+	// took reports that the fault had its effect on the daemon; it is
+	// polled (with a deadline) before healing.
+	took func(f *faultEnv) bool
+}
+
+func (f *faultEnv) logged(s string) bool { return strings.Contains(f.out.String(), s) }
+
+var faultScenarios = []faultScenario{
+	{name: "connection cuts", inject: func(f *faultEnv) func() {
+		for i := 0; i < 3; i++ {
+			f.e.emu.CutSubscriptions("s", "")
+			f.waitProgress(50)
+		}
+		f.e.emu.DropConnections()
+		return nil
+	}, took: func(f *faultEnv) bool { return f.e.emu.OpCount("SubscribeToShard") >= 3*4 }},
+	{name: "exception frames", inject: func(f *faultEnv) func() {
+		for _, exc := range []string{"InternalFailureException", "ResourceInUseException", "KMSThrottlingException", "ResourceNotFoundException"} {
+			f.e.emu.EndSubscriptions("s", "", exc, "")
+			f.waitProgress(50)
+		}
+		return nil
+	}, took: func(f *faultEnv) bool {
+		return f.logged("InternalFailureException") && f.logged("KMSThrottlingException") && f.logged("consumer not found")
+	}},
+	{name: "throttling and 5xx", inject: func(f *faultEnv) func() {
+		f.e.emu.Throttle("SubscribeToShard", 6)
+		f.e.emu.FailNextStatus("SubscribeToShard", 3, 503, "ServiceUnavailableException", "injected")
+		f.e.emu.Throttle("ListShards", 3)
+		f.e.emu.EndSubscriptions("s", "", "", "")
+		return nil
+	}, took: func(f *faultEnv) bool { return f.e.emu.PendingFaults() == 0 }},
+	{name: "stalled streams", inject: func(f *faultEnv) func() {
+		f.e.emu.StallSubscriptions("s", "")
+		return nil // the idle watchdog must recover on its own
+	}, took: func(f *faultEnv) bool { return f.logged("no event from the subscription within the idle timeout") }},
+	{name: "split and merge", inject: func(f *faultEnv) func() {
+		kids, err := f.e.emu.SplitShard("s", "shardId-000000000001")
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.waitProgress(100)
+		if _, err := f.e.emu.MergeShards("s", kids[0], kids[1]); err != nil {
+			f.t.Fatal(err)
+		}
+		return nil
+	}, took: func(f *faultEnv) bool { return strings.Count(f.out.String(), "shard read to its end") >= 3 }},
+	{name: "SIGKILL and restart", inject: func(f *faultEnv) func() {
+		f.cmd.Process.Signal(syscall.SIGKILL)
+		f.cmd.Wait()
+		return func() { f.startDaemon() }
+	}, took: func(f *faultEnv) bool { return f.cmd.ProcessState != nil }},
+	{name: "NATS server restart", js: true, inject: func(f *faultEnv) func() {
+		f.e.ns.Shutdown()
+		f.e.ns.WaitForShutdown()
+		return func() { f.e.ns = startNATSAt(f.t, f.port, f.storeDir) }
+	}, took: func(f *faultEnv) bool { return f.logged("could not deliver a batch") }},
+	{name: "JetStream stream full", js: true, inject: func(f *faultEnv) func() {
+		nc := f.conn()
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		ctx := context.Background()
+		s, _ := js.Stream(ctx, "KINESIS")
+		cfg := s.CachedInfo().Config
+		full := cfg
+		full.MaxMsgs = int64(s.CachedInfo().State.Msgs) + 20
+		if _, err := js.UpdateStream(ctx, full); err != nil {
+			f.t.Fatal(err)
+		}
+		return func() {
+			nc := f.conn()
+			defer nc.Close()
+			js, _ := jetstream.New(nc)
+			cfg.MaxMsgs = -1
+			if _, err := js.UpdateStream(context.Background(), cfg); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+	}, took: func(f *faultEnv) bool { return f.logged("maximum messages exceeded") }},
+}
+
+func runFaultSuite(t *testing.T, js bool) {
+	for _, sc := range faultScenarios {
+		if sc.js && !js {
+			continue
+		}
+		t.Run(sc.name, func(t *testing.T) {
+			f := newFaultEnv(t, js)
+			f.startDaemon()
+			f.produce()
+			f.waitProgress(100)
+			heal := sc.inject(f)
+			waitFor(t, recoveryBound, "the fault to take effect", func() bool { return sc.took(f) })
+			if heal != nil {
+				heal()
+			}
+			healed := time.Now()
+			f.waitProgress(100)
+			f.finish(healed)
+			if t.Failed() {
+				t.Logf("daemon output:\n%s", f.out.String())
+			}
+		})
+	}
+}
+
+func TestFaultSuiteJetStream(t *testing.T) { runFaultSuite(t, true) }
+
+func TestFaultSuiteCoreNATS(t *testing.T) { runFaultSuite(t, false) }
