@@ -28,6 +28,7 @@ type e2e struct {
 	ns   *server.Server
 	dir  string // checkpoints
 	msgs *collector
+	logs *syncBuffer // of the last run
 }
 
 func fastEmu() emulator.Options {
@@ -131,6 +132,7 @@ func (e *e2e) run(path string) (stop func() int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	logs := &syncBuffer{}
+	e.logs = logs
 	e.t.Cleanup(func() {
 		if e.t.Failed() {
 			e.t.Logf("daemon log:\n%s", logs.String())
@@ -562,5 +564,32 @@ func TestRunCreatesConfiguredJetStreamStream(t *testing.T) {
 	si, _ := js.StreamInfo("KINESIS")
 	if si.Config.Duplicates != 30*time.Second || si.Config.Storage != nats.FileStorage {
 		t.Fatalf("stream config %+v", si.Config)
+	}
+}
+
+// A deleted stream stops alone, reported in the log; the others keep running.
+func TestRunDeletedStreamStopsAloneAndOthersContinue(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	for _, s := range []string{"a", "b"} {
+		if err := e.emu.CreateStream(s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := e.run(e.config(false, "  - name: a\n  - name: b"))
+	keys := testKeys(2)
+	e.put("a", keys, 0, 3)
+	e.put("b", keys, 0, 3)
+	waitFor(t, 20*time.Second, "both streams", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 12 })
+	if err := e.emu.DeleteStream("a"); err != nil {
+		t.Fatal(err)
+	}
+	e.put("b", keys, 3, 3)
+	waitFor(t, 20*time.Second, "stream b goes on", func() bool { return len(e.msgs.onSubject("kinesis.b")) >= 12 })
+	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 6)
+	waitFor(t, 20*time.Second, "stream a reported", func() bool {
+		return strings.Contains(e.logs.String(), `"stream":"a"`) && strings.Contains(e.logs.String(), "stream stopped")
+	})
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }

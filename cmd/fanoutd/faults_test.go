@@ -372,3 +372,62 @@ func runFaultSuite(t *testing.T, js bool) {
 func TestFaultSuiteJetStream(t *testing.T) { runFaultSuite(t, true) }
 
 func TestFaultSuiteCoreNATS(t *testing.T) { runFaultSuite(t, false) }
+
+// rssKiB reads a process's resident set size.
+func rssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
+}
+
+// While NATS is down and records keep coming, the daemon stops reading
+// (Kinesis keeps the data) and its memory stays flat; once NATS is back,
+// everything arrives. The figures are reported, and the bound asserted is
+// far below what buffering the backlog would take.
+func TestMemoryFlatWhileNATSDown(t *testing.T) {
+	f := newFaultEnv(t, true)
+	f.startDaemon()
+	f.produce()
+	f.waitProgress(200)
+	f.stopProducing()
+	waitFor(t, recoveryBound, "caught up", func() bool { return f.delivered() >= f.producedSoFar() })
+	pid := f.cmd.Process.Pid
+	before := rssKiB(pid)
+
+	f.e.ns.Shutdown()
+	f.e.ns.WaitForShutdown()
+	const records, size = 4000, 16 << 10 // 64 MiB of backlog
+	data := make([]byte, size)
+	peak := before
+	for i := 0; i < records; i++ {
+		copy(data, fmt.Sprintf("big%02d:%d:", i%8, i))
+		if _, _, err := f.e.emu.PutRecord("s", fmt.Sprintf("big%02d", i%8), data); err != nil {
+			t.Fatal(err)
+		}
+		if i%200 == 0 {
+			peak = max(peak, rssKiB(pid))
+		}
+	}
+	// Keep sampling while the daemon keeps retrying against the outage.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		peak = max(peak, rssKiB(pid))
+		time.Sleep(100 * time.Millisecond) // sampling interval, not synchronisation
+	}
+	t.Logf("daemon RSS: %d KiB before the outage, peak %d KiB while %d MiB piled up in Kinesis (growth %d KiB)",
+		before, peak, records*size>>20, peak-before)
+	if growth := peak - before; growth > 48<<10 {
+		t.Fatalf("RSS grew by %d KiB while NATS was down: the daemon is buffering the backlog", growth)
+	}
+	f.e.ns = startNATSAt(t, f.port, f.storeDir)
+	total := f.producedSoFar() + records
+	waitFor(t, 60*time.Second, "backlog delivered", func() bool { return f.delivered() >= total })
+}
