@@ -17,6 +17,10 @@ import (
 // Why a subscription ended.
 type endReason int
 
+var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_end", "shutdown"}
+
+func (r endReason) String() string { return endReasonNames[r] }
+
 const (
 	endClean    endReason = iota // the stream closed: 5-minute expiry or a cut connection
 	endError                     // an exception frame or a transport error
@@ -57,6 +61,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			return nil
 		}
 		lastSubscribe = time.Now()
+		l.touch(nil)
 		arn := c.consumerARN()
 		subCtx, cancel := context.WithCancel(ctx)
 		out, err := streamClient(c.client).SubscribeToShard(subCtx, &kinesis.SubscribeToShardInput{
@@ -66,6 +71,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			if ctx.Err() != nil {
 				return nil
 			}
+			l.countError(err)
 			if fatal := l.subscribeFailed(ctx, err, arn, &inUseLogged); fatal != nil {
 				return fatal
 			}
@@ -75,13 +81,21 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			continue
 		}
 		inUseLogged = false
-		c.mu.Lock()
-		st.status.SubscribedAt = time.Now()
-		st.status.Subscriptions++
-		c.mu.Unlock()
+		l.touch(func(s *ShardStatus) {
+			s.SubscribedAt = time.Now()
+			s.Subscriptions++
+			s.Subscribed = true
+		})
 		l.log.Debug().Str("position", l.pos).Msg("subscribed")
 		reason, err := l.read(subCtx, hctx, out.GetStream())
 		cancel()
+		l.touch(func(s *ShardStatus) {
+			s.Subscribed = false
+			s.Ends[reason.String()]++
+		})
+		if reason == endError {
+			l.countError(err)
+		}
 		switch reason {
 		case endShard:
 			return nil
@@ -162,6 +176,24 @@ func (l *shardLoop) subscribeFailed(ctx context.Context, err error, arn string, 
 	return nil
 }
 
+// touch records loop activity, and applies f to the status under the lock.
+func (l *shardLoop) touch(f func(*ShardStatus)) {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	l.st.status.LastActivity = time.Now()
+	if f != nil {
+		f(&l.st.status)
+	}
+}
+
+func (l *shardLoop) countError(err error) {
+	code := errorCode(err)
+	if code == "" {
+		code = "transport"
+	}
+	l.touch(func(s *ShardStatus) { s.Errors[code]++ })
+}
+
 // read consumes one subscription until it ends and says why.
 func (l *shardLoop) read(ctx, hctx context.Context, stream *kinesis.SubscribeToShardEventStream) (endReason, error) {
 	defer stream.Close()
@@ -205,12 +237,17 @@ func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent
 		}
 	}
 	c := l.c
-	c.mu.Lock()
-	l.st.status.Events++
-	l.st.status.Records += uint64(len(b.Records))
-	l.st.status.LastEvent = time.Now()
-	l.st.status.MillisBehindLatest = b.MillisBehindLatest
-	c.mu.Unlock()
+	var size uint64
+	for i := range b.Records {
+		size += uint64(len(b.Records[i].Data))
+	}
+	l.touch(func(s *ShardStatus) {
+		s.Events++
+		s.Records += uint64(len(b.Records))
+		s.Bytes += size
+		s.LastEvent = time.Now()
+		s.MillisBehindLatest = b.MillisBehindLatest
+	})
 	if ev.ContinuationSequenceNumber == nil {
 		// The shard ended: checkpoint that, then let its children start.
 		if err := l.persistEnded(); err != nil {
@@ -245,6 +282,7 @@ func (l *shardLoop) persist(force bool) {
 		return
 	}
 	l.saved, l.saveT = l.pos, time.Now()
+	l.touch(func(s *ShardStatus) { s.CheckpointSavedAt = l.saveT })
 }
 
 func (l *shardLoop) persistEnded() error {

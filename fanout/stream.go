@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -94,16 +95,31 @@ type Options struct {
 
 // ShardStatus is a snapshot of one shard's loop.
 type ShardStatus struct {
-	Stream, ShardID    string
-	Parents            []string
-	State              string // waiting (for parents), reading, ended
-	Checkpoint         string // last delivered continuation
+	Stream, ShardID string
+	Parents         []string
+	State           string // waiting (for parents), reading, ended
+	// Subscribed: a subscription is open now.
+	Subscribed bool
+	// Checkpoint is the last delivered continuation; CheckpointSavedAt is
+	// when a checkpoint was last written.
+	Checkpoint         string
+	CheckpointSavedAt  time.Time
 	MillisBehindLatest int64
 	LastEvent          time.Time
-	SubscribedAt       time.Time
-	Records            uint64
-	Events             uint64
-	Subscriptions      uint64
+	// LastActivity is the last time the shard's loop did anything: an event,
+	// a subscribe attempt, the end of a subscription. A reading shard whose
+	// loop is silent for long is stalled.
+	LastActivity  time.Time
+	SubscribedAt  time.Time
+	Records       uint64
+	Bytes         uint64
+	Events        uint64
+	Subscriptions uint64
+	// Ends counts subscriptions ended by reason (expired, error, idle,
+	// handler, shard_end, shutdown); Errors counts subscribe and stream
+	// errors by AWS error code ("transport" for others).
+	Ends   map[string]uint64
+	Errors map[string]uint64
 }
 
 type shardState struct {
@@ -305,7 +321,8 @@ func (c *StreamConsumer) syncShards(ctx context.Context, cps map[string]checkpoi
 
 func (c *StreamConsumer) addShardLocked(id string, parents []string, ended bool) {
 	st := &shardState{id: id, parents: parents, ended: ended}
-	st.status = ShardStatus{Stream: c.spec.Name, ShardID: id, Parents: parents, State: "waiting"}
+	st.status = ShardStatus{Stream: c.spec.Name, ShardID: id, Parents: parents, State: "waiting",
+		Ends: map[string]uint64{}, Errors: map[string]uint64{}}
 	if ended {
 		st.status.State = "ended"
 	}
@@ -335,6 +352,7 @@ func (c *StreamConsumer) startable() []*shardState {
 		if ready {
 			st.started = true
 			st.status.State = "reading"
+			st.status.LastActivity = time.Now()
 			out = append(out, st)
 		}
 	}
@@ -367,7 +385,10 @@ func (c *StreamConsumer) Shards() []ShardStatus {
 	defer c.mu.Unlock()
 	out := make([]ShardStatus, 0, len(c.shards))
 	for _, st := range c.shards {
-		out = append(out, st.status)
+		ss := st.status
+		ss.Ends = maps.Clone(ss.Ends)
+		ss.Errors = maps.Clone(ss.Errors)
+		out = append(out, ss)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ShardID < out[j].ShardID })
 	return out
