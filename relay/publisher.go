@@ -50,6 +50,10 @@ type Options struct {
 	Oversize string
 	// Log receives warnings about retries and dead letters.
 	Log zerolog.Logger
+	// Observe, if set, is called after every Handle with the batch's stream,
+	// its record count, how long publishing and confirming took, and the
+	// error (metrics).
+	Observe func(stream string, records int, d time.Duration, err error)
 }
 
 // Oversize policies.
@@ -84,13 +88,14 @@ type Stats struct {
 type Publisher struct {
 	nc         *nats.Conn
 	js         jetstream.JetStream // nil in core mode
-	subjects   map[string]*SubjectTemplate
+	subjects   atomic.Pointer[map[string]*SubjectTemplate]
 	deadLetter *SubjectTemplate
 	timeout    time.Duration
 	log        zerolog.Logger
 	// failOversize: a record NATS can't take stops the stream (ErrStop)
 	// instead of becoming a dead letter.
 	failOversize bool
+	observe      func(stream string, records int, d time.Duration, err error)
 
 	scratch sync.Pool // *scratch
 
@@ -112,21 +117,18 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 	}
 	p := &Publisher{
 		nc:           nc,
-		subjects:     make(map[string]*SubjectTemplate, len(subjects)),
 		timeout:      opts.PublishTimeout,
 		log:          opts.Log,
 		failOversize: opts.Oversize == OversizeFail,
+		observe:      opts.Observe,
 	}
 	switch opts.Oversize {
 	case "", OversizeDeadLetter, OversizeFail:
 	default:
 		return nil, fmt.Errorf("new publisher: oversize must be %s or %s (got %q)", OversizeDeadLetter, OversizeFail, opts.Oversize)
 	}
-	for stream, t := range subjects {
-		if t == nil {
-			return nil, fmt.Errorf("new publisher: stream %q: nil subject template", stream)
-		}
-		p.subjects[stream] = t
+	if err := p.SetSubjects(subjects); err != nil {
+		return nil, fmt.Errorf("new publisher: %w", err)
 	}
 	if p.timeout <= 0 {
 		p.timeout = DefaultPublishTimeout
@@ -170,7 +172,17 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 // letter, confirmed like any other message, so that it does not block the
 // shard.
 func (p *Publisher) Handle(ctx context.Context, b *fanout.Batch) error {
-	tmpl := p.subjects[b.Stream]
+	if p.observe == nil || len(b.Records) == 0 {
+		return p.handle(ctx, b)
+	}
+	start := time.Now()
+	err := p.handle(ctx, b)
+	p.observe(b.Stream, len(b.Records), time.Since(start), err)
+	return err
+}
+
+func (p *Publisher) handle(ctx context.Context, b *fanout.Batch) error {
+	tmpl := (*p.subjects.Load())[b.Stream]
 	if tmpl == nil {
 		p.failedBatches.Add(1)
 		return fmt.Errorf("publish %s/%s: no subject template for stream %q", b.Stream, b.ShardID, b.Stream)
@@ -230,6 +242,20 @@ func (p *Publisher) checkSizes(tmpl *SubjectTemplate, b *fanout.Batch) error {
 				fanout.ErrStop, rec.SequenceNumber, rec.SubSequenceNumber, b.Stream, b.ShardID, size, maxPayload)
 		}
 	}
+	return nil
+}
+
+// SetSubjects replaces the subject templates (a config reload); batches
+// already being published keep the templates they started with.
+func (p *Publisher) SetSubjects(subjects map[string]*SubjectTemplate) error {
+	m := make(map[string]*SubjectTemplate, len(subjects))
+	for stream, t := range subjects {
+		if t == nil {
+			return fmt.Errorf("stream %q: nil subject template", stream)
+		}
+		m[stream] = t
+	}
+	p.subjects.Store(&m)
 	return nil
 }
 
