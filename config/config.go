@@ -13,6 +13,14 @@ type Config struct {
 	Checkpoint CheckpointConfig `yaml:"checkpoint"`
 	Log        LogConfig        `yaml:"log"`
 	Timers     TimersConfig     `yaml:"timers"`
+	HTTP       HTTPConfig       `yaml:"http"`
+}
+
+// HTTPConfig is the daemon's HTTP endpoint: /metrics (Prometheus),
+// /healthz, /readyz and /status.
+type HTTPConfig struct {
+	// Listen is host:port; empty turns the endpoint off.
+	Listen string `yaml:"listen"`
 }
 
 // AWSConfig holds the Kinesis client settings. Empty fields fall back to the
@@ -123,7 +131,8 @@ type CheckpointConfig struct {
 }
 
 // LogConfig selects the log level (trace, debug, info, warn, error) and
-// format (json for journald, console for a terminal).
+// format (json for journald, console for a terminal, auto: console when
+// stderr is a terminal, else json).
 type LogConfig struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
@@ -145,6 +154,10 @@ type TimersConfig struct {
 	ConsumerPollMax       Duration `yaml:"consumer_poll_max"`
 	ConsumerActiveTimeout Duration `yaml:"consumer_active_timeout"`
 	ShutdownTimeout       Duration `yaml:"shutdown_timeout"`
+	// StallTimeout: a reading shard whose loop shows no activity (no event,
+	// no subscribe attempt) for this long is stalled: /readyz turns 503 and
+	// the systemd watchdog stops being fed, so systemd restarts the daemon.
+	StallTimeout Duration `yaml:"stall_timeout"`
 }
 
 // Secret is a string that does not print itself, so that logging a Config

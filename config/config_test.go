@@ -62,7 +62,7 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/env_unset.yaml: nats.token: environment variable FANOUTD_TEST_UNSET_OTHER is not set"},
 		{"log", "" +
 			"testdata/invalid/log.yaml: log.level: must be one of trace, debug, info, warn, error (got \"verbose\")\n" +
-			"testdata/invalid/log.yaml: log.format: must be one of json, console (got \"text\")"},
+			"testdata/invalid/log.yaml: log.format: must be one of auto, json, console (got \"text\")"},
 		{"many", "" +
 			"testdata/invalid/many.yaml: aws.endpoint: must be an http or https URL (got \"ftp://example.com\")\n" +
 			"testdata/invalid/many.yaml: streams[0].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")\n" +
@@ -258,7 +258,8 @@ func TestLoad_Defaults(t *testing.T) {
 			Stream:            JetStreamConfig{Replicas: 1, Storage: "file", DuplicateWindow: Duration(2 * time.Minute)},
 		},
 		Checkpoint: CheckpointConfig{Store: "file", Dir: "/var/lib/fanoutd", Interval: Duration(time.Second)},
-		Log:        LogConfig{Level: "info", Format: "json"},
+		Log:        LogConfig{Level: "info", Format: "auto"},
+		HTTP:       HTTPConfig{Listen: "127.0.0.1:9780"},
 		Timers: TimersConfig{
 			IdleTimeout:            Duration(60 * time.Second),
 			ShardSyncInterval:      Duration(60 * time.Second),
@@ -269,6 +270,7 @@ func TestLoad_Defaults(t *testing.T) {
 			ConsumerPollMax:        Duration(5 * time.Second),
 			ConsumerActiveTimeout:  Duration(2 * time.Minute),
 			ShutdownTimeout:        Duration(20 * time.Second),
+			StallTimeout:           Duration(2 * time.Minute),
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {

@@ -16,7 +16,8 @@ const (
 	DefaultNATSServer     = "nats://127.0.0.1:4222"
 	DefaultConnectionName = "fanoutd"
 	DefaultLogLevel       = "info"
-	DefaultLogFormat      = "json"
+	DefaultLogFormat      = "auto"
+	DefaultHTTPListen     = "127.0.0.1:9780"
 	// OnExpiredFail and OnExpiredTrimHorizon are the on_expired_checkpoint values.
 	OnExpiredFail        = "fail"
 	OnExpiredTrimHorizon = "trim_horizon"
@@ -55,7 +56,9 @@ func Default() *Config {
 			ConsumerPollMax:        Duration(5 * time.Second),
 			ConsumerActiveTimeout:  Duration(2 * time.Minute),
 			ShutdownTimeout:        Duration(20 * time.Second),
+			StallTimeout:           Duration(2 * time.Minute),
 		},
+		HTTP: HTTPConfig{Listen: DefaultHTTPListen},
 	}
 }
 

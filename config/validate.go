@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -29,6 +30,7 @@ func (c *Config) Validate() error {
 	c.Checkpoint.validate(&ps)
 	c.Log.validate(&ps)
 	c.Timers.validate(&ps)
+	c.HTTP.validate(&ps)
 	if len(ps) == 0 {
 		return nil
 	}
@@ -279,9 +281,9 @@ func (l LogConfig) validate(ps *problems) {
 		ps.add("log.level", "must be one of trace, debug, info, warn, error (got %q)", l.Level)
 	}
 	switch l.Format {
-	case "json", "console":
+	case "auto", "json", "console":
 	default:
-		ps.add("log.format", "must be one of json, console (got %q)", l.Format)
+		ps.add("log.format", "must be one of auto, json, console (got %q)", l.Format)
 	}
 }
 
@@ -299,6 +301,7 @@ func (t TimersConfig) validate(ps *problems) {
 		{"consumer_poll_max", t.ConsumerPollMax},
 		{"consumer_active_timeout", t.ConsumerActiveTimeout},
 		{"shutdown_timeout", t.ShutdownTimeout},
+		{"stall_timeout", t.StallTimeout},
 	} {
 		positive("timers."+f.key, f.d, ps)
 	}
@@ -315,5 +318,14 @@ func positive(path string, d Duration, ps *problems) {
 func notAbove(path string, d Duration, maxPath string, max Duration, ps *problems) {
 	if d > 0 && max > 0 && d > max {
 		ps.add(path, "must not exceed %s (got %s > %s)", maxPath, d, max)
+	}
+}
+
+func (h HTTPConfig) validate(ps *problems) {
+	if h.Listen == "" {
+		return
+	}
+	if _, port, err := net.SplitHostPort(h.Listen); err != nil || port == "" {
+		ps.add("http.listen", "must be host:port, e.g. 127.0.0.1:9780, or empty to turn it off (got %q)", h.Listen)
 	}
 }
