@@ -38,7 +38,15 @@ func NewClient(ctx context.Context, o ClientOptions) (*kinesis.Client, error) {
 		ping = 15 * time.Second
 	}
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: ping, PingTimeout: ping}
+		tr.HTTP2 = &http.HTTP2Config{
+			SendPingTimeout: ping,
+			PingTimeout:     ping,
+			// What the transport buffers of a subscription nobody reads yet
+			// (its handler is blocked on NATS). Go's default is 4 MiB per
+			// stream; 1 MiB keeps memory per shard small and is still far
+			// above the 2 MB/s x ~70 ms a shard needs in flight.
+			MaxReceiveBufferPerStream: 1 << 20,
+		}
 	})
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithHTTPClient(httpClient)}
 	if o.Region != "" {

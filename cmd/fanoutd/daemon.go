@@ -4,16 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/monitor"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -22,8 +29,46 @@ import (
 type daemonHooks struct {
 	caBundle    []byte
 	credentials aws.CredentialsProvider
+	// configPath is reloaded on every value from reload (SIGHUP).
+	configPath string
+	reload     <-chan struct{}
 	// started is called once every stream consumer runs.
-	started func(consumers []*fanout.StreamConsumer, pub *relay.Publisher)
+	started func(d *daemon)
+	// level, when set, is the logger's level switch (log.level reloads).
+	level *levelSwitch
+}
+
+// runningStream is one stream's consumer and how to stop it.
+type runningStream struct {
+	cfg      config.StreamConfig
+	consumer *fanout.StreamConsumer
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// daemon is a running relay: the shared parts (checkpoint store, NATS,
+// publisher, Kinesis client, monitor) and one consumer per stream.
+type daemon struct {
+	log      zerolog.Logger
+	hooks    daemonHooks
+	store    checkpoint.Store
+	nc       *nats.Conn
+	pub      *relay.Publisher
+	kc       *kinesis.Client
+	mon      *monitor.Monitor
+	notifier *monitor.Notifier
+	httpAddr string
+	failed   chan streamFailure
+
+	mu      sync.Mutex
+	cfg     *config.Config
+	streams map[string]*runningStream
+}
+
+type streamFailure struct {
+	name string
+	rs   *runningStream
+	err  error
 }
 
 // runDaemon relays every configured stream until ctx ends, then shuts down in
@@ -32,43 +77,54 @@ type daemonHooks struct {
 // error (exit non-zero, so systemd restarts it) when it can't start or a
 // stream fails.
 func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks daemonHooks) error {
+	d := &daemon{log: log, hooks: hooks, cfg: cfg, streams: map[string]*runningStream{}, failed: make(chan streamFailure, 16)}
 	store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
 	if err != nil {
 		return fmt.Errorf("checkpoint store: %w", err)
 	}
+	d.store = store
 	defer store.Close()
 
-	subjects := map[string]*relay.SubjectTemplate{}
-	for i, s := range cfg.Streams {
-		t, err := relay.ParseSubjectTemplate(s.Subject)
+	subjects, err := subjectTemplates(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	d.mon = monitor.New(monitor.Sources{Shards: d.shards}, time.Duration(cfg.Timers.StallTimeout), Version())
+	d.notifier = monitor.NewNotifier(d.mon, log)
+
+	if cfg.HTTP.Listen != "" {
+		stopHTTP, err := d.serveHTTP(cfg.HTTP.Listen)
 		if err != nil {
-			return usageError{fmt.Errorf("streams[%d].subject: %w", i, err)}
+			return err
 		}
-		subjects[s.StreamName()] = t
+		defer stopHTTP()
 	}
 
 	nc, err := relay.Connect(ctx, cfg.NATS, log.With().Str("component", "nats").Logger())
 	if err != nil {
 		return err
 	}
+	d.nc = nc
 	defer nc.Close()
 	if cfg.NATS.JetStream {
 		if err := prepareJetStream(ctx, nc, cfg, subjects, log); err != nil {
 			return err
 		}
 	}
-	pub, err := relay.NewPublisher(nc, subjects, relay.Options{
+	d.pub, err = relay.NewPublisher(nc, subjects, relay.Options{
 		JetStream:         cfg.NATS.JetStream,
 		PublishTimeout:    time.Duration(cfg.NATS.PublishTimeout),
 		Oversize:          cfg.NATS.Oversize,
 		DeadLetterSubject: cfg.NATS.DeadLetterSubject,
 		Log:               log.With().Str("component", "relay").Logger(),
+		Observe:           d.mon.ObservePublish,
 	})
 	if err != nil {
 		return err
 	}
+	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, NATSConnected: nc.IsConnected})
 
-	kc, err := fanout.NewClient(ctx, fanout.ClientOptions{
+	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
 		Region:      cfg.AWS.Region,
 		Profile:     cfg.AWS.Profile,
 		Endpoint:    cfg.AWS.Endpoint,
@@ -79,73 +135,266 @@ func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hook
 		return err
 	}
 
-	timers := fanout.Timers{
-		IdleTimeout:            time.Duration(cfg.Timers.IdleTimeout),
-		ShardSyncInterval:      time.Duration(cfg.Timers.ShardSyncInterval),
-		MinResubscribeInterval: time.Duration(cfg.Timers.MinResubscribeInterval),
-		BackoffInitial:         time.Duration(cfg.Timers.BackoffInitial),
-		BackoffMax:             time.Duration(cfg.Timers.BackoffMax),
-		ConsumerPollInitial:    time.Duration(cfg.Timers.ConsumerPollInitial),
-		ConsumerPollMax:        time.Duration(cfg.Timers.ConsumerPollMax),
-		ConsumerActiveTimeout:  time.Duration(cfg.Timers.ConsumerActiveTimeout),
-		ShutdownTimeout:        time.Duration(cfg.Timers.ShutdownTimeout),
-		CheckpointInterval:     time.Duration(cfg.Checkpoint.Interval),
-	}
-	var consumers []*fanout.StreamConsumer
-	for _, s := range cfg.Streams {
-		consumers = append(consumers, fanout.NewStreamConsumer(fanout.StreamSpec{
-			Name:                s.StreamName(),
-			ARN:                 s.ARN,
-			Consumer:            s.Consumer,
-			ConsumerARN:         s.ConsumerARN,
-			StartPosition:       string(s.StartPosition),
-			StartTimestamp:      s.StartTime(),
-			OnExpiredCheckpoint: s.OnExpiredCheckpoint,
-		}, fanout.Options{Client: kc, Checkpoints: store, Handler: pub, Timers: timers, Log: log}))
-	}
-
-	log.Info().Int("streams", len(consumers)).Bool("jetstream", cfg.NATS.JetStream).Msg("fanoutd starting")
+	log.Info().Int("streams", len(cfg.Streams)).Bool("jetstream", cfg.NATS.JetStream).Str("version", Version()).Msg("fanoutd starting")
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	running := len(consumers)
-	for _, c := range consumers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := c.Run(runCtx)
-			if err == nil {
-				return
-			}
-			mu.Lock()
-			running--
-			left := running
-			mu.Unlock()
-			if errors.Is(err, fanout.ErrStreamNotFound) && left > 0 {
-				// A deleted stream stops alone; the others keep running.
-				log.Error().Err(err).Str("stream", c.Name()).Int("streams_running", left).Msg("stream stopped")
-				return
-			}
-			log.Error().Err(err).Str("stream", c.Name()).Msg("stream failed")
-			cancel(err)
-		}()
+	d.mu.Lock()
+	for _, s := range cfg.Streams {
+		d.startStreamLocked(runCtx, s)
 	}
+	d.mu.Unlock()
+	d.mon.SetStarted()
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	notifyDone := make(chan struct{})
+	go func() { defer close(notifyDone); d.notifier.Run(notifyCtx) }()
 	if hooks.started != nil {
-		hooks.started(consumers, pub)
+		hooks.started(d)
 	}
-	<-runCtx.Done()
+
+loop:
+	for {
+		select {
+		case <-runCtx.Done():
+			break loop
+		case <-hooks.reload:
+			d.reload(runCtx)
+		case f := <-d.failed:
+			if d.streamFailed(f) {
+				cancel(f.err)
+			}
+		}
+	}
 	if ctx.Err() != nil {
 		log.Info().Msg("shutting down: finishing in-flight batches")
 	}
-	wg.Wait()
+	d.notifier.Stopping()
+	d.mon.SetStopping()
+	d.stopAll()
+	stopNotify()
+	<-notifyDone
 	drainNATS(nc, time.Duration(cfg.Timers.ShutdownTimeout), log)
-	st := pub.Stats()
+	st := d.pub.Stats()
 	log.Info().Uint64("published", st.Published).Uint64("dead_lettered", st.DeadLettered).Msg("fanoutd stopped")
 	if err := context.Cause(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+func subjectTemplates(cfg *config.Config) (map[string]*relay.SubjectTemplate, error) {
+	subjects := map[string]*relay.SubjectTemplate{}
+	for i, s := range cfg.Streams {
+		t, err := relay.ParseSubjectTemplate(s.Subject)
+		if err != nil {
+			return nil, fmt.Errorf("streams[%d].subject: %w", i, err)
+		}
+		subjects[s.StreamName()] = t
+	}
+	return subjects, nil
+}
+
+// serveHTTP starts the HTTP endpoint and returns how to stop it.
+func (d *daemon) serveHTTP(addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	d.httpAddr = ln.Addr().String()
+	srv := &http.Server{Handler: d.mon.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	d.log.Info().Str("addr", d.httpAddr).Msg("HTTP endpoint listening: /metrics /healthz /readyz /status")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// shards is every known shard of every running stream (monitor source).
+func (d *daemon) shards() []fanout.ShardStatus {
+	d.mu.Lock()
+	streams := slices.Collect(maps.Values(d.streams))
+	d.mu.Unlock()
+	var out []fanout.ShardStatus
+	for _, rs := range streams {
+		out = append(out, rs.consumer.Shards()...)
+	}
+	return out
+}
+
+func (d *daemon) timers() fanout.Timers {
+	t := d.cfg.Timers
+	return fanout.Timers{
+		IdleTimeout:            time.Duration(t.IdleTimeout),
+		ShardSyncInterval:      time.Duration(t.ShardSyncInterval),
+		MinResubscribeInterval: time.Duration(t.MinResubscribeInterval),
+		BackoffInitial:         time.Duration(t.BackoffInitial),
+		BackoffMax:             time.Duration(t.BackoffMax),
+		ConsumerPollInitial:    time.Duration(t.ConsumerPollInitial),
+		ConsumerPollMax:        time.Duration(t.ConsumerPollMax),
+		ConsumerActiveTimeout:  time.Duration(t.ConsumerActiveTimeout),
+		ShutdownTimeout:        time.Duration(t.ShutdownTimeout),
+		CheckpointInterval:     time.Duration(d.cfg.Checkpoint.Interval),
+	}
+}
+
+// startStreamLocked starts one stream's consumer. Called with d.mu held.
+func (d *daemon) startStreamLocked(ctx context.Context, s config.StreamConfig) {
+	c := fanout.NewStreamConsumer(fanout.StreamSpec{
+		Name:                s.StreamName(),
+		ARN:                 s.ARN,
+		Consumer:            s.Consumer,
+		ConsumerARN:         s.ConsumerARN,
+		StartPosition:       string(s.StartPosition),
+		StartTimestamp:      s.StartTime(),
+		OnExpiredCheckpoint: s.OnExpiredCheckpoint,
+	}, fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.timers(), Log: d.log})
+	sctx, cancel := context.WithCancel(ctx)
+	rs := &runningStream{cfg: s, consumer: c, cancel: cancel, done: make(chan struct{})}
+	d.streams[s.StreamName()] = rs
+	go func() {
+		defer close(rs.done)
+		if err := c.Run(sctx); err != nil {
+			d.failed <- streamFailure{name: s.StreamName(), rs: rs, err: err}
+		}
+	}()
+}
+
+// streamFailed handles a stream whose consumer stopped with an error. It
+// reports whether the daemon must stop: a deleted stream stops alone while
+// others run; anything else is fatal.
+func (d *daemon) streamFailed(f streamFailure) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.streams[f.name] != f.rs {
+		return false // stopped by a reload meanwhile
+	}
+	delete(d.streams, f.name)
+	if errors.Is(f.err, fanout.ErrStreamNotFound) && len(d.streams) > 0 {
+		d.log.Error().Err(f.err).Str("stream", f.name).Int("streams_running", len(d.streams)).Msg("stream stopped")
+		return false
+	}
+	d.log.Error().Err(f.err).Str("stream", f.name).Msg("stream failed")
+	return true
+}
+
+// stopStreams stops the given streams and waits: in-flight batches finish
+// and final checkpoints are written.
+func stopStreams(streams []*runningStream) {
+	for _, rs := range streams {
+		rs.cancel()
+	}
+	for _, rs := range streams {
+		<-rs.done
+	}
+}
+
+func (d *daemon) stopAll() {
+	d.mu.Lock()
+	streams := slices.Collect(maps.Values(d.streams))
+	d.mu.Unlock()
+	stopStreams(streams)
+}
+
+// reload re-reads the config file (SIGHUP). Streams added, removed or changed
+// take effect, subjects and the log level too; an invalid file is rejected
+// with its problems logged and the running config stays. Stopping a stream
+// finishes its in-flight batches and writes final checkpoints, so a reload
+// replays nothing.
+func (d *daemon) reload(ctx context.Context) {
+	d.notifier.Reloading()
+	defer d.notifier.Reloaded()
+	path := d.hooks.configPath
+	cfg, err := config.Load(path)
+	if err != nil {
+		var ve *config.ValidationError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				d.log.Error().Str("path", p.Path).Msg("config reload rejected: " + p.Message)
+			}
+		} else {
+			d.log.Error().Err(err).Msg("config reload rejected")
+		}
+		d.log.Warn().Str("config", path).Msg("keeping the running configuration")
+		return
+	}
+	subjects, err := subjectTemplates(cfg)
+	if err != nil {
+		d.log.Error().Err(err).Msg("config reload rejected; keeping the running configuration")
+		return
+	}
+	old := d.cfg
+	for _, c := range []struct {
+		key      string
+		old, new any
+	}{
+		{"aws", old.AWS, cfg.AWS}, {"nats", old.NATS, cfg.NATS}, {"checkpoint", old.Checkpoint, cfg.Checkpoint},
+		{"timers", old.Timers, cfg.Timers}, {"http", old.HTTP, cfg.HTTP}, {"log.format", old.Log.Format, cfg.Log.Format},
+	} {
+		if !reflect.DeepEqual(c.old, c.new) {
+			d.log.Warn().Str("section", c.key).Msg("changed in the config file; it takes effect at the next restart")
+		}
+	}
+	if d.hooks.level != nil && cfg.Log.Level != old.Log.Level {
+		d.hooks.level.set(cfg.Log.Level)
+		d.log.Info().Str("level", cfg.Log.Level).Msg("log level changed")
+	}
+
+	want := map[string]config.StreamConfig{}
+	for _, s := range cfg.Streams {
+		want[s.StreamName()] = s
+	}
+	d.mu.Lock()
+	var stop []*runningStream
+	var added, removed, restarted, resubjected []string
+	for name, rs := range d.streams {
+		s, ok := want[name]
+		switch {
+		case !ok:
+			stop = append(stop, rs)
+			removed = append(removed, name)
+		case !sameExceptSubject(rs.cfg, s):
+			stop = append(stop, rs)
+			restarted = append(restarted, name)
+		case rs.cfg.Subject != s.Subject:
+			rs.cfg = s
+			resubjected = append(resubjected, name)
+		}
+	}
+	for _, rs := range stop {
+		delete(d.streams, rs.cfg.StreamName())
+	}
+	// Until the stopped streams finished their batches, publish with the
+	// union of the old and new templates.
+	union, _ := subjectTemplates(old)
+	maps.Copy(union, subjects)
+	d.pub.SetSubjects(union)
+	d.mu.Unlock()
+
+	stopStreams(stop)
+	d.pub.SetSubjects(subjects)
+
+	d.mu.Lock()
+	d.cfg.Streams = cfg.Streams
+	d.cfg.Log.Level = cfg.Log.Level
+	for _, s := range cfg.Streams {
+		if _, ok := d.streams[s.StreamName()]; !ok {
+			if !slices.Contains(restarted, s.StreamName()) {
+				added = append(added, s.StreamName())
+			}
+			d.startStreamLocked(ctx, s)
+		}
+	}
+	d.mu.Unlock()
+	d.log.Info().Strs("added", added).Strs("removed", removed).Strs("restarted", restarted).Strs("subjects_changed", resubjected).
+		Msg("configuration reloaded")
+}
+
+// sameExceptSubject reports whether two stream configs differ at most in
+// their subject (which changes without restarting the consumer).
+func sameExceptSubject(a, b config.StreamConfig) bool {
+	a.Subject, b.Subject = "", ""
+	return a == b
 }
 
 // restartAllowance is the time a restart after a crash is assumed to take

@@ -107,6 +107,8 @@ checkpoint:
 log:
   level: debug
   format: json
+http:
+  listen: "127.0.0.1:0"
 timers:
   idle_timeout: 2s
   shard_sync_interval: 500ms

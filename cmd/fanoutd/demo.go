@@ -73,6 +73,7 @@ func (d *DemoCmd) Run(ctx context.Context, w io.Writer, std stdio) error {
 	cfg.NATS.JetStream = d.JetStream
 	cfg.Checkpoint.Dir = dir
 	cfg.Log.Level, cfg.Log.Format = "warn", "console"
+	cfg.HTTP.Listen = "" // the demo may run beside a daemon on the default port
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -98,7 +99,8 @@ func (d *DemoCmd) Run(ctx context.Context, w io.Writer, std stdio) error {
 	defer stopDaemon()
 	daemonErr := make(chan error, 1)
 	go func() {
-		daemonErr <- runDaemon(daemonCtx, cfg, newLogger(cfg.Log, std.err), daemonHooks{
+		log, _ := newLogger(cfg.Log, std.err)
+		daemonErr <- runDaemon(daemonCtx, cfg, log, daemonHooks{
 			caBundle:    emu.CAPEM(),
 			credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
 		})

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 // RunCmd is the daemon.
@@ -9,12 +12,30 @@ type RunCmd struct {
 	Config string `short:"c" required:"" placeholder:"FILE" help:"Config file (YAML)."`
 }
 
-// Run loads the config and relays until SIGTERM or SIGINT.
+// Run loads the config and relays until SIGTERM or SIGINT; SIGHUP reloads
+// the config file.
 func (r *RunCmd) Run(ctx context.Context, std stdio) error {
 	cfg, err := loadConfig(r.Config)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, std.err)
-	return runDaemon(ctx, cfg, log, daemonHooks{})
+	log, level := newLogger(cfg.Log, std.err)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is already pending
+				}
+			}
+		}
+	}()
+	return runDaemon(ctx, cfg, log, daemonHooks{configPath: r.Config, reload: reload, level: level})
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package monitor
+
+func monotonicUsec() int64 { return 0 }

@@ -1,0 +1,106 @@
+package monitor
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector turns the consumers' and the publisher's snapshots into
+// metrics at scrape time, so the hot path only bumps its own counters.
+type collector struct{ m *Monitor }
+
+var (
+	descRecords       = prometheus.NewDesc("fanoutd_records_relayed_total", "User records relayed to NATS and confirmed (KPL sub-records counted one by one), by stream.", []string{"stream"}, nil)
+	descBytes         = prometheus.NewDesc("fanoutd_bytes_relayed_total", "Payload bytes of the records relayed, by stream.", []string{"stream"}, nil)
+	descEvents        = prometheus.NewDesc("fanoutd_events_total", "SubscribeToShard events received and handled (empty ones included).", []string{"stream", "shard"}, nil)
+	descBehind        = prometheus.NewDesc("fanoutd_millis_behind_latest", "MillisBehindLatest of the shard's last event: how far reading is behind the tip of the shard.", []string{"stream", "shard"}, nil)
+	descSubsStarted   = prometheus.NewDesc("fanoutd_subscriptions_started_total", "SubscribeToShard subscriptions opened.", []string{"stream", "shard"}, nil)
+	descSubsEnded     = prometheus.NewDesc("fanoutd_subscriptions_ended_total", "Subscriptions ended, by reason: expired (the 5-minute end or a cut connection), error, idle (watchdog), handler (NATS did not confirm), shard_end, shutdown.", []string{"stream", "reason"}, nil)
+	descSubErrors     = prometheus.NewDesc("fanoutd_subscribe_errors_total", "SubscribeToShard and event-stream errors, by AWS error code (transport for network errors).", []string{"stream", "error"}, nil)
+	descCheckpointAge = prometheus.NewDesc("fanoutd_checkpoint_age_seconds", "Seconds since the shard's checkpoint was last written.", []string{"stream", "shard"}, nil)
+	descLastEventAge  = prometheus.NewDesc("fanoutd_last_event_age_seconds", "Seconds since the shard's last event.", []string{"stream", "shard"}, nil)
+	descShards        = prometheus.NewDesc("fanoutd_shards", "Shards known, by state: reading, waiting (for parents), ended.", []string{"stream", "state"}, nil)
+	descStalled       = prometheus.NewDesc("fanoutd_shard_stalled", "1 while a reading shard's loop has shown no activity for timers.stall_timeout.", []string{"stream", "shard"}, nil)
+	descNATS          = prometheus.NewDesc("fanoutd_nats_connected", "1 while the NATS connection is up.", nil, nil)
+	descReady         = prometheus.NewDesc("fanoutd_ready", "1 while /readyz answers 200.", nil, nil)
+	descDeadLetters   = prometheus.NewDesc("fanoutd_dead_letters_total", "Records replaced by a dead letter (too large for NATS).", nil, nil)
+	descPubAckRetries = prometheus.NewDesc("fanoutd_jetstream_puback_retries_total", "JetStream messages published again because their PubAck failed or did not come.", nil, nil)
+	descDuplicates    = prometheus.NewDesc("fanoutd_jetstream_duplicates_total", "Messages JetStream acknowledged as duplicates (a replay dropped by Nats-Msg-Id).", nil, nil)
+	descBuild         = prometheus.NewDesc("fanoutd_build_info", "Always 1; the version label says which build runs.", []string{"version"}, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRecords, descBytes, descEvents, descBehind, descSubsStarted, descSubsEnded,
+		descSubErrors, descCheckpointAge, descLastEventAge, descShards, descStalled, descNATS, descReady,
+		descDeadLetters, descPubAckRetries, descDuplicates, descBuild} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
+	src := m.sources()
+	now := time.Now()
+	type key struct{ a, b string }
+	records, bytes := map[string]float64{}, map[string]float64{}
+	ends, errs, states := map[key]float64{}, map[key]float64{}, map[key]float64{}
+	for _, s := range src.Shards() {
+		records[s.Stream] += float64(s.Records)
+		bytes[s.Stream] += float64(s.Bytes)
+		states[key{s.Stream, s.State}]++
+		for r, n := range s.Ends {
+			ends[key{s.Stream, r}] += float64(n)
+		}
+		for e, n := range s.Errors {
+			errs[key{s.Stream, e}] += float64(n)
+		}
+		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(s.Events), s.Stream, s.ShardID)
+		ch <- prometheus.MustNewConstMetric(descSubsStarted, prometheus.CounterValue, float64(s.Subscriptions), s.Stream, s.ShardID)
+		if s.State != "reading" {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descBehind, prometheus.GaugeValue, float64(s.MillisBehindLatest), s.Stream, s.ShardID)
+		if !s.CheckpointSavedAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descCheckpointAge, prometheus.GaugeValue, now.Sub(s.CheckpointSavedAt).Seconds(), s.Stream, s.ShardID)
+		}
+		if !s.LastEvent.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descLastEventAge, prometheus.GaugeValue, now.Sub(s.LastEvent).Seconds(), s.Stream, s.ShardID)
+		}
+		stalled := 0.0
+		if now.Sub(s.LastActivity) > m.stallTimeout {
+			stalled = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descStalled, prometheus.GaugeValue, stalled, s.Stream, s.ShardID)
+	}
+	for st, v := range records {
+		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.CounterValue, v, st)
+		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, bytes[st], st)
+	}
+	for k, v := range ends {
+		ch <- prometheus.MustNewConstMetric(descSubsEnded, prometheus.CounterValue, v, k.a, k.b)
+	}
+	for k, v := range errs {
+		ch <- prometheus.MustNewConstMetric(descSubErrors, prometheus.CounterValue, v, k.a, k.b)
+	}
+	for k, v := range states {
+		ch <- prometheus.MustNewConstMetric(descShards, prometheus.GaugeValue, v, k.a, k.b)
+	}
+	nats := 0.0
+	if src.NATSConnected != nil && src.NATSConnected() {
+		nats = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descNATS, prometheus.GaugeValue, nats)
+	ready := 0.0
+	if m.Health().Ready {
+		ready = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
+	if src.Publisher != nil {
+		ps := src.Publisher()
+		ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.CounterValue, float64(ps.DeadLettered))
+		ch <- prometheus.MustNewConstMetric(descPubAckRetries, prometheus.CounterValue, float64(ps.Retries))
+		ch <- prometheus.MustNewConstMetric(descDuplicates, prometheus.CounterValue, float64(ps.Duplicates))
+	}
+	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, m.version)
+}

@@ -1,0 +1,6 @@
+// Package monitor owns what operators and systemd see of a running daemon:
+// Prometheus metrics, readiness and stall detection, the HTTP endpoint
+// (/metrics, /healthz, /readyz, /status) and the systemd notifications
+// (READY, WATCHDOG, STATUS, STOPPING, RELOADING). It reads snapshots from
+// the consumers and the publisher; it changes nothing in them.
+package monitor

@@ -1,0 +1,152 @@
+package monitor
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/relay"
+)
+
+// Sources are the snapshots the monitor reads. Each may be called at any
+// time from any goroutine.
+type Sources struct {
+	// Shards returns every known shard of every stream.
+	Shards func() []fanout.ShardStatus
+	// Publisher returns the publisher's counters.
+	Publisher func() relay.Stats
+	// NATSConnected reports whether the NATS connection is up.
+	NATSConnected func() bool
+}
+
+// Monitor computes health and serves metrics.
+type Monitor struct {
+	mu           sync.RWMutex
+	src          Sources
+	stallTimeout time.Duration
+	version      string
+	startedAt    time.Time
+	// started is set once every stream consumer runs; stopping at shutdown.
+	started, stopping atomic.Bool
+
+	reg            *prometheus.Registry
+	publishLatency *prometheus.HistogramVec
+	publishErrors  *prometheus.CounterVec
+}
+
+// New returns a monitor. stallTimeout is how long a reading shard's loop may
+// show no activity before it counts as stalled.
+func New(src Sources, stallTimeout time.Duration, version string) *Monitor {
+	m := &Monitor{src: src, stallTimeout: stallTimeout, version: version, startedAt: time.Now()}
+	m.reg = prometheus.NewRegistry()
+	m.publishLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "fanoutd_publish_duration_seconds",
+		Help:    "Time to publish one batch (one SubscribeToShard event) to NATS and have it confirmed (flush or every PubAck).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"stream"})
+	m.publishErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fanoutd_publish_failed_batches_total",
+		Help: "Batches NATS did not confirm (the shard retries them from its checkpoint).",
+	}, []string{"stream"})
+	m.reg.MustRegister(m.publishLatency, m.publishErrors, &collector{m: m},
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is the Prometheus registry with every fanoutd metric.
+func (m *Monitor) Registry() *prometheus.Registry { return m.reg }
+
+// SetSources replaces the sources (after a reload).
+func (m *Monitor) SetSources(src Sources) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.src = src
+}
+
+func (m *Monitor) sources() Sources {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.src
+}
+
+// SetStarted marks the daemon as started: every stream consumer runs.
+func (m *Monitor) SetStarted() { m.started.Store(true) }
+
+// SetStopping marks the daemon as shutting down: it is no longer ready.
+func (m *Monitor) SetStopping() { m.stopping.Store(true) }
+
+// ObservePublish records one batch; it fits relay.Options.Observe.
+func (m *Monitor) ObservePublish(stream string, records int, d time.Duration, err error) {
+	m.publishLatency.WithLabelValues(stream).Observe(d.Seconds())
+	if err != nil {
+		m.publishErrors.WithLabelValues(stream).Inc()
+	}
+}
+
+// resubscribeGrace is how long a shard may be between two subscriptions (a
+// renewal) and still count as subscribed.
+const resubscribeGrace = 10 * time.Second
+
+// Health is the daemon's state as /readyz and the watchdog see it.
+type Health struct {
+	// Ready: started, NATS connected, every reading shard subscribed, none
+	// stalled.
+	Ready bool `json:"ready"`
+	// Live: no shard is stalled (the systemd watchdog is fed).
+	Live          bool     `json:"live"`
+	Reasons       []string `json:"reasons,omitempty"`
+	Stalled       []string `json:"stalled,omitempty"`
+	NATSConnected bool     `json:"nats_connected"`
+	Shards        int      `json:"shards_reading"`
+	Subscribed    int      `json:"shards_subscribed"`
+	MaxLagMillis  int64    `json:"max_millis_behind_latest"`
+}
+
+// Health evaluates readiness and stalls now.
+func (m *Monitor) Health() Health {
+	src := m.sources()
+	now := time.Now()
+	h := Health{NATSConnected: src.NATSConnected != nil && src.NATSConnected()}
+	for _, s := range src.Shards() {
+		if s.State != "reading" {
+			continue
+		}
+		h.Shards++
+		id := s.Stream + "/" + s.ShardID
+		if s.Subscribed || now.Sub(s.LastActivity) < resubscribeGrace {
+			h.Subscribed++
+		}
+		if now.Sub(s.LastActivity) > m.stallTimeout {
+			h.Stalled = append(h.Stalled, id)
+		}
+		h.MaxLagMillis = max(h.MaxLagMillis, s.MillisBehindLatest)
+	}
+	sort.Strings(h.Stalled)
+	switch {
+	case m.stopping.Load():
+		h.Reasons = append(h.Reasons, "shutting down")
+	case !m.started.Load():
+		h.Reasons = append(h.Reasons, "starting")
+	}
+	if !h.NATSConnected {
+		h.Reasons = append(h.Reasons, "NATS not connected")
+	}
+	if h.Shards == 0 {
+		h.Reasons = append(h.Reasons, "no shard is being read yet")
+	}
+	if h.Subscribed < h.Shards {
+		h.Reasons = append(h.Reasons, fmt.Sprintf("%d of %d shards without a subscription", h.Shards-h.Subscribed, h.Shards))
+	}
+	if len(h.Stalled) > 0 {
+		h.Reasons = append(h.Reasons, fmt.Sprintf("stalled shards (no activity for %v): %s", m.stallTimeout, strings.Join(h.Stalled, ", ")))
+	}
+	h.Live = len(h.Stalled) == 0
+	h.Ready = len(h.Reasons) == 0
+	return h
+}
