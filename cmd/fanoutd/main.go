@@ -39,6 +39,9 @@ type CLI struct {
 	Validate ValidateCmd `cmd:"" help:"Check a config file and exit (2 on problems)."`
 	Version  VersionCmd  `cmd:"" help:"Print the version."`
 	Emulator EmulatorCmd `cmd:"" help:"Run a local Kinesis endpoint with enhanced fan-out (for development and tests)."`
+
+	Tail      TailCmd      `cmd:"" help:"Subscribe to a NATS subject and print relayed records with their Kinesis headers, decoded."`
+	Consumers ConsumersCmd `cmd:"" help:"List or deregister a stream's enhanced fan-out consumers (billed per consumer-shard hour)."`
 }
 
 func main() {
