@@ -11,8 +11,9 @@ import (
 type collector struct{ m *Monitor }
 
 var (
-	descRecords       = prometheus.NewDesc("fanoutd_records_relayed_total", "User records relayed to NATS and confirmed (KPL sub-records counted one by one), by stream.", []string{"stream"}, nil)
+	descRecords       = prometheus.NewDesc("fanoutd_records_relayed_total", "User records published to NATS and confirmed (KPL sub-records counted one by one; dead letters not included), by stream.", []string{"stream"}, nil)
 	descBytes         = prometheus.NewDesc("fanoutd_bytes_relayed_total", "Payload bytes of the records relayed, by stream.", []string{"stream"}, nil)
+	descHandled       = prometheus.NewDesc("fanoutd_records_read_total", "User records read from Kinesis and handled (relayed or dead-lettered), by stream and shard.", []string{"stream", "shard"}, nil)
 	descEvents        = prometheus.NewDesc("fanoutd_events_total", "SubscribeToShard events received and handled (empty ones included).", []string{"stream", "shard"}, nil)
 	descBehind        = prometheus.NewDesc("fanoutd_millis_behind_latest", "MillisBehindLatest of the shard's last event: how far reading is behind the tip of the shard.", []string{"stream", "shard"}, nil)
 	descSubsStarted   = prometheus.NewDesc("fanoutd_subscriptions_started_total", "SubscribeToShard subscriptions opened.", []string{"stream", "shard"}, nil)
@@ -24,14 +25,14 @@ var (
 	descStalled       = prometheus.NewDesc("fanoutd_shard_stalled", "1 while a reading shard's loop has shown no activity for timers.stall_timeout.", []string{"stream", "shard"}, nil)
 	descNATS          = prometheus.NewDesc("fanoutd_nats_connected", "1 while the NATS connection is up.", nil, nil)
 	descReady         = prometheus.NewDesc("fanoutd_ready", "1 while /readyz answers 200.", nil, nil)
-	descDeadLetters   = prometheus.NewDesc("fanoutd_dead_letters_total", "Records replaced by a dead letter (too large for NATS).", nil, nil)
+	descDeadLetters   = prometheus.NewDesc("fanoutd_dead_letters_total", "Records replaced by a dead letter (too large for NATS), by stream.", []string{"stream"}, nil)
 	descPubAckRetries = prometheus.NewDesc("fanoutd_jetstream_puback_retries_total", "JetStream messages published again because their PubAck failed or did not come.", nil, nil)
 	descDuplicates    = prometheus.NewDesc("fanoutd_jetstream_duplicates_total", "Messages JetStream acknowledged as duplicates (a replay dropped by Nats-Msg-Id).", nil, nil)
 	descBuild         = prometheus.NewDesc("fanoutd_build_info", "Always 1; the version label says which build runs.", []string{"version"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecords, descBytes, descEvents, descBehind, descSubsStarted, descSubsEnded,
+	for _, d := range []*prometheus.Desc{descRecords, descBytes, descHandled, descEvents, descBehind, descSubsStarted, descSubsEnded,
 		descSubErrors, descCheckpointAge, descLastEventAge, descShards, descStalled, descNATS, descReady,
 		descDeadLetters, descPubAckRetries, descDuplicates, descBuild} {
 		ch <- d
@@ -43,11 +44,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	src := m.sources()
 	now := time.Now()
 	type key struct{ a, b string }
-	records, bytes := map[string]float64{}, map[string]float64{}
 	ends, errs, states := map[key]float64{}, map[key]float64{}, map[key]float64{}
 	for _, s := range src.Shards() {
-		records[s.Stream] += float64(s.Records)
-		bytes[s.Stream] += float64(s.Bytes)
 		states[key{s.Stream, s.State}]++
 		for r, n := range s.Ends {
 			ends[key{s.Stream, r}] += float64(n)
@@ -55,6 +53,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for e, n := range s.Errors {
 			errs[key{s.Stream, e}] += float64(n)
 		}
+		ch <- prometheus.MustNewConstMetric(descHandled, prometheus.CounterValue, float64(s.Records), s.Stream, s.ShardID)
 		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(s.Events), s.Stream, s.ShardID)
 		ch <- prometheus.MustNewConstMetric(descSubsStarted, prometheus.CounterValue, float64(s.Subscriptions), s.Stream, s.ShardID)
 		if s.State != "reading" {
@@ -73,9 +72,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descStalled, prometheus.GaugeValue, stalled, s.Stream, s.ShardID)
 	}
-	for st, v := range records {
-		ch <- prometheus.MustNewConstMetric(descRecords, prometheus.CounterValue, v, st)
-		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, bytes[st], st)
+	if src.PublisherStreams != nil {
+		for st, v := range src.PublisherStreams() {
+			ch <- prometheus.MustNewConstMetric(descRecords, prometheus.CounterValue, float64(v.Published), st)
+			ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(v.Bytes), st)
+			ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.CounterValue, float64(v.DeadLettered), st)
+		}
 	}
 	for k, v := range ends {
 		ch <- prometheus.MustNewConstMetric(descSubsEnded, prometheus.CounterValue, v, k.a, k.b)
@@ -98,7 +100,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
 	if src.Publisher != nil {
 		ps := src.Publisher()
-		ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.CounterValue, float64(ps.DeadLettered))
 		ch <- prometheus.MustNewConstMetric(descPubAckRetries, prometheus.CounterValue, float64(ps.Retries))
 		ch <- prometheus.MustNewConstMetric(descDuplicates, prometheus.CounterValue, float64(ps.Duplicates))
 	}

@@ -19,8 +19,10 @@ import (
 type Sources struct {
 	// Shards returns every known shard of every stream.
 	Shards func() []fanout.ShardStatus
-	// Publisher returns the publisher's counters.
-	Publisher func() relay.Stats
+	// Publisher returns the publisher's counters, PublisherStreams its
+	// counters by stream.
+	Publisher        func() relay.Stats
+	PublisherStreams func() map[string]relay.StreamStats
 	// NATSConnected reports whether the NATS connection is up.
 	NATSConnected func() bool
 }

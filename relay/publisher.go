@@ -102,6 +102,8 @@ type Publisher struct {
 	beforeFlush func() // tests: runs between the publishes and the flush of a core batch
 
 	published, bytes, duplicates, deadLettered, retries, failedBatches atomic.Uint64
+
+	perStream sync.Map // stream name -> *streamCounters
 }
 
 var _ fanout.Handler = (*Publisher)(nil)
@@ -223,6 +225,14 @@ func (p *Publisher) handle(ctx context.Context, b *fanout.Batch) error {
 	p.bytes.Add(res.bytes)
 	p.duplicates.Add(res.duplicates)
 	p.deadLettered.Add(res.deadLettered)
+	sc, ok := p.perStream.Load(b.Stream)
+	if !ok {
+		sc, _ = p.perStream.LoadOrStore(b.Stream, &streamCounters{})
+	}
+	c := sc.(*streamCounters)
+	c.published.Add(res.published)
+	c.bytes.Add(res.bytes)
+	c.deadLettered.Add(res.deadLettered)
 	return nil
 }
 
@@ -243,6 +253,26 @@ func (p *Publisher) checkSizes(tmpl *SubjectTemplate, b *fanout.Batch) error {
 		}
 	}
 	return nil
+}
+
+// streamCounters are one stream's share of the counters.
+type streamCounters struct{ published, bytes, deadLettered atomic.Uint64 }
+
+// StreamStats are the counters of one stream: records and payload bytes
+// confirmed by NATS, and dead letters.
+type StreamStats struct {
+	Published, Bytes, DeadLettered uint64
+}
+
+// StreamStats returns the counters of every stream that published a batch.
+func (p *Publisher) StreamStats() map[string]StreamStats {
+	out := map[string]StreamStats{}
+	p.perStream.Range(func(k, v any) bool {
+		c := v.(*streamCounters)
+		out[k.(string)] = StreamStats{Published: c.published.Load(), Bytes: c.bytes.Load(), DeadLettered: c.deadLettered.Load()}
+		return true
+	})
+	return out
 }
 
 // SetSubjects replaces the subject templates (a config reload); batches

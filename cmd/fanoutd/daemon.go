@@ -122,7 +122,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hook
 	if err != nil {
 		return err
 	}
-	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, NATSConnected: nc.IsConnected})
+	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, NATSConnected: nc.IsConnected})
 
 	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
 		Region:      cfg.AWS.Region,

@@ -40,6 +40,7 @@ type CLI struct {
 	Version  VersionCmd  `cmd:"" help:"Print the version."`
 	Emulator EmulatorCmd `cmd:"" help:"Run a local Kinesis endpoint with enhanced fan-out (for development and tests)."`
 
+	Status    StatusCmd    `cmd:"" help:"Show the running daemon's streams and shards (from its /status)."`
 	Tail      TailCmd      `cmd:"" help:"Subscribe to a NATS subject and print relayed records with their Kinesis headers, decoded."`
 	Consumers ConsumersCmd `cmd:"" help:"List or deregister a stream's enhanced fan-out consumers (billed per consumer-shard hour)."`
 }

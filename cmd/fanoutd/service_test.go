@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fanoutd/fanoutd/fanout"
+)
+
+// httpAddrFromLog finds the daemon's HTTP endpoint in its JSON log.
+func httpAddrFromLog(log string) string {
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "HTTP endpoint listening") {
+			if _, rest, ok := strings.Cut(line, `"addr":"`); ok {
+				addr, _, _ := strings.Cut(rest, `"`)
+				return addr
+			}
+		}
+	}
+	return ""
+}
+
+func waitHTTPAddr(t *testing.T, log interface{ String() string }) string {
+	t.Helper()
+	var addr string
+	waitFor(t, 20*time.Second, "the HTTP endpoint", func() bool { addr = httpAddrFromLog(log.String()); return addr != "" })
+	return addr
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// metricValue finds a sample by name and exact label text, e.g.
+// fanoutd_records_relayed_total{stream="s"}; -1 if absent.
+func metricValue(body, series string) float64 {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// notifySocket is a NOTIFY_SOCKET as systemd provides it: a unixgram socket
+// that collects what the daemon sends.
+type notifySocket struct {
+	path string
+	mu   sync.Mutex
+	msgs []notifyMsg
+}
+
+type notifyMsg struct {
+	at   time.Time
+	text string
+}
+
+func newNotifySocket(t *testing.T) *notifySocket {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sd") // short: unix socket paths are limited to 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ns := &notifySocket{path: filepath.Join(dir, "notify")}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: ns.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			ns.mu.Lock()
+			for _, line := range strings.Split(string(buf[:n]), "\n") {
+				ns.msgs = append(ns.msgs, notifyMsg{at: time.Now(), text: line})
+			}
+			ns.mu.Unlock()
+		}
+	}()
+	return ns
+}
+
+// since returns the messages received at or after t.
+func (ns *notifySocket) since(t time.Time) []notifyMsg {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	var out []notifyMsg
+	for _, m := range ns.msgs {
+		if !m.at.Before(t) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (ns *notifySocket) count(prefix string, from time.Time) int {
+	n := 0
+	for _, m := range ns.since(from) {
+		if strings.HasPrefix(m.text, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// READY, WATCHDOG, STATUS and STOPPING reach a real NOTIFY_SOCKET; a stalled
+// shard stops the watchdog pings and turns /readyz to 503, and both come
+// back when the shard moves again.
+func TestSystemdNotifyAndStallDetection(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	path := e.config(false, "  - name: s")
+	raw, _ := os.ReadFile(path)
+	// A stall is caught by stall_timeout long before the idle watchdog would
+	// heal it by resubscribing.
+	raw = bytes.Replace(raw, []byte("idle_timeout: 2s"), []byte("idle_timeout: 60s\n  stall_timeout: 1500ms"), 1)
+	os.WriteFile(path, raw, 0o600)
+
+	sock := newNotifySocket(t)
+	t.Setenv("NOTIFY_SOCKET", sock.path)
+	t.Setenv("WATCHDOG_USEC", "400000") // pings every 200 ms
+	start := time.Now()
+	cmd, out := fanoutdProcess(t, "run", "--config", path)
+	os.Unsetenv("NOTIFY_SOCKET")
+	addr := waitHTTPAddr(t, out)
+
+	waitFor(t, 20*time.Second, "READY=1", func() bool { return sock.count("READY=1", start) == 1 })
+	waitFor(t, 10*time.Second, "WATCHDOG=1 pings", func() bool { return sock.count("WATCHDOG=1", start) >= 3 })
+	waitFor(t, 10*time.Second, "STATUS", func() bool { return sock.count("STATUS=2/2 shards subscribed", start) >= 1 })
+	if code, body := get(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Fatalf("/readyz %d: %s", code, body)
+	}
+
+	e.emu.StallSubscriptions("s", "")
+	waitFor(t, 10*time.Second, "/readyz 503", func() bool {
+		code, body := get(t, "http://"+addr+"/readyz")
+		return code == 503 && strings.Contains(body, "stalled shards")
+	})
+	stalled := time.Now()
+	// Several watchdog intervals with no ping.
+	waitFor(t, 10*time.Second, "1s after the stall was seen", func() bool { return time.Since(stalled) > time.Second })
+	if n := sock.count("WATCHDOG=1", stalled); n != 0 {
+		t.Fatalf("%d watchdog pings while a shard was stalled", n)
+	}
+	if sock.count("STATUS=", stalled.Add(-5*time.Second)) == 0 && !strings.Contains(lastStatus(sock), "STALLED") {
+		t.Logf("status lines: %v", sock.since(start))
+	}
+	_, body := get(t, "http://"+addr+"/metrics")
+	if v := metricValue(body, `fanoutd_shard_stalled{shard="shardId-000000000000",stream="s"}`); v != 1 {
+		t.Fatalf("fanoutd_shard_stalled = %v", v)
+	}
+
+	e.emu.ResumeSubscriptions("s", "")
+	resumed := time.Now()
+	waitFor(t, 10*time.Second, "watchdog pings again", func() bool { return sock.count("WATCHDOG=1", resumed) >= 2 })
+	waitFor(t, 10*time.Second, "/readyz 200", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == 200 })
+
+	stopAt := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if sock.count("STOPPING=1", stopAt) != 1 {
+		t.Fatalf("no STOPPING=1: %v", sock.since(stopAt))
+	}
+}
+
+func lastStatus(ns *notifySocket) string {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	for i := len(ns.msgs) - 1; i >= 0; i-- {
+		if strings.HasPrefix(ns.msgs[i].text, "STATUS=") {
+			return ns.msgs[i].text
+		}
+	}
+	return ""
+}
+
+// The metrics match a known load.
+func TestMetricsMatchKnownLoad(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys(5)
+	e.put("s", keys, 0, 8) // 40 records, 5 or 6 bytes each
+	agg := fanout.Aggregate([]fanout.UserRecord{{PartitionKey: "k", Data: []byte("abc")}, {PartitionKey: "k", Data: []byte("defg")}})
+	e.emu.PutRecord("s", "k", agg) // 2 user records, 7 bytes
+	// A record over NATS' max_payload (1 MiB by default): a dead letter.
+	e.emu.PutRecord("s", "big", bytes.Repeat([]byte("x"), 1<<20-100))
+	stop := e.run(e.config(false, "  - name: s"))
+	addr := waitHTTPAddr(t, e.logs)
+	wantBytes := 0
+	for i := 0; i < 8; i++ {
+		for _, k := range keys {
+			wantBytes += len(fmt.Sprintf("%s:%d", k, i))
+		}
+	}
+	wantBytes += 7
+	var body string
+	waitFor(t, 20*time.Second, "42 records in the metrics", func() bool {
+		_, body = get(t, "http://"+addr+"/metrics")
+		return metricValue(body, `fanoutd_records_relayed_total{stream="s"}`) >= 42
+	})
+	sum := func(series string) float64 {
+		total := 0.0
+		for _, p := range strings.Split(series, "+") {
+			total += metricValue(body, p)
+		}
+		return total
+	}
+	for series, want := range map[string]float64{
+		`fanoutd_records_relayed_total{stream="s"}`: 42,
+		`fanoutd_bytes_relayed_total{stream="s"}`:   float64(wantBytes),
+		`fanoutd_dead_letters_total{stream="s"}`:    1,
+		`fanoutd_records_read_total{shard="shardId-000000000000",stream="s"}` + "+" + `fanoutd_records_read_total{shard="shardId-000000000001",stream="s"}`: 43,
+		`fanoutd_shards{state="reading",stream="s"}`: 2,
+		`fanoutd_nats_connected`:                     1,
+		`fanoutd_ready`:                              1,
+		`fanoutd_subscriptions_started_total{shard="shardId-000000000000",stream="s"}`: 1,
+		`fanoutd_subscriptions_started_total{shard="shardId-000000000001",stream="s"}`: 1,
+		`fanoutd_millis_behind_latest{shard="shardId-000000000000",stream="s"}`:        0,
+	} {
+		if got := sum(series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	// Every non-empty batch was timed: two shards, at least one batch each.
+	if n := metricValue(body, `fanoutd_publish_duration_seconds_count{stream="s"}`); n < 2 {
+		t.Errorf("publish histogram count %v", n)
+	}
+	if !strings.Contains(body, `fanoutd_build_info{version=`) {
+		t.Error("no build info")
+	}
+	// A subscription ended by an exception frame is counted by reason and code.
+	e.emu.EndSubscriptions("s", emulatorShard0, "InternalFailureException", "")
+	waitFor(t, 10*time.Second, "error counted", func() bool {
+		_, body = get(t, "http://"+addr+"/metrics")
+		return metricValue(body, `fanoutd_subscribe_errors_total{error="InternalFailureException",stream="s"}`) == 1 &&
+			metricValue(body, `fanoutd_subscriptions_ended_total{reason="error",stream="s"}`) == 1
+	})
+	if code, _ := get(t, "http://"+addr+"/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	var st struct {
+		Streams []struct {
+			Name   string
+			Shards []struct {
+				ID         string `json:"id"`
+				State      string `json:"state"`
+				Checkpoint string `json:"checkpoint"`
+				Records    int    `json:"records"`
+			} `json:"shards"`
+		} `json:"streams"`
+	}
+	_, sbody := get(t, "http://"+addr+"/status")
+	if err := json.Unmarshal([]byte(sbody), &st); err != nil || len(st.Streams) != 1 || len(st.Streams[0].Shards) != 2 {
+		t.Fatalf("/status: %v %s", err, sbody)
+	}
+	total := 0
+	for _, sh := range st.Streams[0].Shards {
+		if sh.State != "reading" || sh.Checkpoint == "" {
+			t.Fatalf("shard %+v", sh)
+		}
+		total += sh.Records
+	}
+	if total != 43 { // the dead-lettered record counts as handled
+		t.Fatalf("/status records %d", total)
+	}
+
+	// fanoutd status prints the table.
+	var out, errOut bytes.Buffer
+	if code := runContext(context.Background(), []string{"status", "--url", "http://" + addr}, &out, &errOut); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"ready", "shardId-000000000000", "shardId-000000000001", "reading", "1 dead letters"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("status output lacks %q:\n%s", want, out.String())
+		}
+	}
+	stop()
+	var out2, errOut2 bytes.Buffer
+	if code := runContext(context.Background(), []string{"status", "--url", "http://" + addr}, &out2, &errOut2); code != 1 || !strings.Contains(errOut2.String(), "is it running") {
+		t.Fatalf("status of a stopped daemon: exit %d: %s", code, errOut2.String())
+	}
+}
+
+const emulatorShard0 = "shardId-000000000000"
+
+// SIGHUP: a valid new file adds a stream, changes a subject and the log
+// level without losing or repeating records; an invalid one is rejected
+// with its problems logged, and the running config stays.
+func TestSIGHUPReload(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	for _, s := range []string{"a", "b"} {
+		if err := e.emu.CreateStream(s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := e.config(false, "  - name: a")
+	cmd, out := fanoutdProcess(t, "run", "--config", path)
+	keys := testKeys(3)
+	e.put("a", keys, 0, 5)
+	waitFor(t, 20*time.Second, "stream a", func() bool { return len(e.msgs.onSubject("kinesis.a")) >= 15 })
+
+	// Valid: add stream b, move a to a new subject, lower the log level.
+	raw, _ := os.ReadFile(path)
+	cfg := strings.Replace(string(raw), "  - name: a\n", "  - name: a\n    subject: \"relay.{stream}.{partition_key}\"\n  - name: b\n", 1)
+	cfg = strings.Replace(cfg, "level: debug", "level: info", 1)
+	os.WriteFile(path, []byte(cfg), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 20*time.Second, "reloaded", func() bool { return strings.Contains(out.String(), "configuration reloaded") })
+	e.put("a", keys, 5, 5)
+	e.put("b", keys, 0, 5)
+	waitFor(t, 20*time.Second, "a on its new subject and b", func() bool {
+		return len(e.msgs.onSubject("relay.a.")) >= 15 && len(e.msgs.onSubject("kinesis.b")) >= 15
+	})
+	exactlyOnceInOrder(t, append(e.msgs.onSubject("kinesis.a"), e.msgs.onSubject("relay.a.")...), keys, 10)
+	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 5)
+	before := strings.Count(out.String(), `"level":"debug"`)
+
+	// Invalid: rejected, logged by key path; both streams keep running.
+	os.WriteFile(path, []byte(strings.Replace(cfg, "  - name: b\n", "  - name: b\n    start_position: EARLIEST\n", 1)), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 20*time.Second, "rejection", func() bool {
+		return strings.Contains(out.String(), "config reload rejected") && strings.Contains(out.String(), "streams[1].start_position")
+	})
+	e.put("a", keys, 10, 5)
+	e.put("b", keys, 5, 5)
+	waitFor(t, 20*time.Second, "both still relayed", func() bool {
+		return len(e.msgs.onSubject("relay.a.")) >= 30 && len(e.msgs.onSubject("kinesis.b")) >= 30
+	})
+	exactlyOnceInOrder(t, append(e.msgs.onSubject("kinesis.a"), e.msgs.onSubject("relay.a.")...), keys, 15)
+	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 10)
+	if after := strings.Count(out.String(), `"level":"debug"`); after != before {
+		t.Fatalf("debug lines after the level went to info: %d -> %d", before, after)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
