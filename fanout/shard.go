@@ -46,7 +46,12 @@ type shardLoop struct {
 // position, hand each event to the handler, remember the continuation,
 // resubscribe whenever the stream ends, until the shard ends or ctx does.
 func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp checkpoint.Checkpoint, hasCP bool) error {
-	l := &shardLoop{c: c, st: st, log: c.log.With().Str("shard", st.id).Logger(), start: c.spec.StartPosition}
+	// Repeated warnings (an outage makes every retry fail the same way) are
+	// rate-limited per shard: 5 a minute, the rest dropped.
+	log := c.log.With().Str("shard", st.id).Logger().Sample(&zerolog.LevelSampler{
+		WarnSampler: &zerolog.BurstSampler{Burst: 5, Period: time.Minute},
+	})
+	l := &shardLoop{c: c, st: st, log: log, start: c.spec.StartPosition}
 	if hasCP {
 		l.pos, l.saved = cp.SequenceNumber, cp.SequenceNumber
 	}

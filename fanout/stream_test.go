@@ -2,8 +2,12 @@ package fanout
 
 import (
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
 )
@@ -276,4 +280,41 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// An outage makes every retry fail the same way: the warnings are
+// rate-limited per shard, not one per retry.
+func TestRepeatedWarningsAreRateLimited(t *testing.T) {
+	h := newHarness(t, fastEmulator())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.put("s", keys(1), 0, 1)
+	h.rec.fail = 30
+	var buf syncBuf
+	c := NewStreamConsumer(StreamSpec{Name: "s"}, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec,
+		Timers: fastTimers(), Log: zerolog.New(&buf).Level(zerolog.WarnLevel)})
+	c.timers.BackoffMax = 20 * time.Millisecond
+	h.start(c)
+	waitFor(t, 20*time.Second, "the record after 30 failures", func() bool { return h.rec.count() >= 1 })
+	if n := strings.Count(buf.String(), "could not deliver a batch"); n < 1 || n > 5 {
+		t.Fatalf("%d warnings for 30 failures, want 1..5", n)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

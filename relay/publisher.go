@@ -118,9 +118,12 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 		return nil, errors.New("new publisher: no subject templates")
 	}
 	p := &Publisher{
-		nc:           nc,
-		timeout:      opts.PublishTimeout,
-		log:          opts.Log,
+		nc:      nc,
+		timeout: opts.PublishTimeout,
+		// Per-batch warnings repeat during an outage: 10 a minute at most.
+		log: opts.Log.Sample(&zerolog.LevelSampler{
+			WarnSampler: &zerolog.BurstSampler{Burst: 10, Period: time.Minute},
+		}),
 		failOversize: opts.Oversize == OversizeFail,
 		observe:      opts.Observe,
 	}
