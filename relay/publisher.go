@@ -67,18 +67,18 @@ const (
 // counted again.
 type Stats struct {
 	// Published counts records confirmed by NATS (dead letters excluded).
-	Published uint64
+	Published uint64 `json:"published"`
 	// Bytes counts the payload bytes of Published.
-	Bytes uint64
+	Bytes uint64 `json:"bytes"`
 	// Duplicates counts the Published records whose PubAck said JetStream
 	// already had them (a replay deduplicated by Nats-Msg-Id).
-	Duplicates uint64
+	Duplicates uint64 `json:"duplicates"`
 	// DeadLettered counts records replaced by a dead letter.
-	DeadLettered uint64
+	DeadLettered uint64 `json:"dead_lettered"`
 	// Retries counts JetStream re-publishes of messages whose PubAck failed.
-	Retries uint64
+	Retries uint64 `json:"retries"`
 	// FailedBatches counts Handle calls that returned an error.
-	FailedBatches uint64
+	FailedBatches uint64 `json:"failed_batches"`
 }
 
 // Publisher relays batches to NATS. It implements fanout.Handler and is
