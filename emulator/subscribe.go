@@ -189,6 +189,16 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 				ev.ChildShards = st.childShards(sh)
 			} else {
 				cont := sh.seqBefore(next)
+				if len(ev.Records) == 0 && next == sh.end() {
+					// Caught up: as on AWS, the continuation still advances
+					// with time; any number below the shard's next record
+					// resumes at that record.
+					if now := makeSeq(s.counter, sh.index); now.Cmp(sh.startSeq) > 0 {
+						if last, _, ok := parseSeq(cont); ok && now.Cmp(last) > 0 {
+							cont = formatSeq(now)
+						}
+					}
+				}
 				ev.ContinuationSequenceNumber = &cont
 			}
 			ev.MillisBehindLatest = sh.millisBehind(next, s.now())

@@ -387,3 +387,33 @@ func TestUpdateShardCountKeepsLineage(t *testing.T) {
 	_, err := c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("s"), TargetShardCount: aws.Int32(3), ScalingType: types.ScalingTypeUniformScaling})
 	wantAPIError(t, err, ErrLimitExceeded)
 }
+
+// Empty events advance the continuation as time (other shards' records)
+// passes, and resuming after it loses nothing.
+func TestEmptyEventsAdvanceTheContinuation(t *testing.T) {
+	s, c, arn := setupStream(t, fast(), 2)
+	k0, k1 := keyFor(t, s, "s", ShardID(0)), keyFor(t, s, "s", ShardID(1))
+	s.PutRecord("s", k0, []byte("a"))
+	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
+	_, last := sb.collect(1, 5*time.Second)
+	first := aws.ToString(last.ContinuationSequenceNumber)
+	for i := 0; i < 3; i++ {
+		s.PutRecord("s", k1, []byte("other shard"))
+	}
+	var advanced string
+	waitFor(t, 5*time.Second, "an advanced continuation", func() bool {
+		ev, ok := sb.next(5 * time.Second)
+		if !ok || len(ev.Records) != 0 {
+			t.Fatalf("unexpected %+v", ev)
+		}
+		advanced = aws.ToString(ev.ContinuationSequenceNumber)
+		return advanced > first
+	})
+	sb.stream.Close()
+	s.PutRecord("s", k0, []byte("b"))
+	waitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+	sb2 := mustSubscribe(t, c, arn, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(advanced)})
+	if recs, _ := sb2.collect(1, 5*time.Second); string(recs[0].Data) != "b" {
+		t.Fatalf("resumed at %q", recs[0].Data)
+	}
+}
