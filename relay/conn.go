@@ -106,6 +106,12 @@ func connectOptions(cfg config.NATSConfig, log zerolog.Logger) ([]nats.Option, e
 		nats.CustomReconnectDelay(reconnectDelay),
 		nats.PingInterval(pingInterval),
 		nats.MaxPingsOutstanding(maxPingsOut),
+		// No reconnect buffer: a publish while disconnected fails at once
+		// instead of waiting in nats.go's buffer. Such messages never count
+		// as delivered anyway, and flushed after a reconnect they could
+		// reach JetStream ahead of earlier messages lost with the old
+		// socket, which the retry would then store after them.
+		nats.ReconnectBufSize(-1),
 	}
 
 	switch {
