@@ -25,6 +25,9 @@ type Sources struct {
 	PublisherStreams func() map[string]relay.StreamStats
 	// NATSConnected reports whether the NATS connection is up.
 	NATSConnected func() bool
+	// Streams names the streams being consumed: each must have a shard
+	// being read before the daemon is ready.
+	Streams func() []string
 }
 
 // Monitor computes health and serves metrics.
@@ -115,10 +118,12 @@ func (m *Monitor) Health() Health {
 	src := m.sources()
 	now := time.Now()
 	h := Health{NATSConnected: src.NATSConnected != nil && src.NATSConnected()}
+	reading := map[string]bool{}
 	for _, s := range src.Shards() {
 		if s.State != "reading" {
 			continue
 		}
+		reading[s.Stream] = true
 		h.Shards++
 		id := s.Stream + "/" + s.ShardID
 		if s.Subscribed || now.Sub(s.LastActivity) < resubscribeGrace {
@@ -141,6 +146,17 @@ func (m *Monitor) Health() Health {
 	}
 	if h.Shards == 0 {
 		h.Reasons = append(h.Reasons, "no shard is being read yet")
+	} else if src.Streams != nil {
+		var waiting []string
+		for _, name := range src.Streams() {
+			if !reading[name] {
+				waiting = append(waiting, name)
+			}
+		}
+		if len(waiting) > 0 {
+			sort.Strings(waiting)
+			h.Reasons = append(h.Reasons, "streams not being read yet: "+strings.Join(waiting, ", "))
+		}
 	}
 	if h.Subscribed < h.Shards {
 		h.Reasons = append(h.Reasons, fmt.Sprintf("%d of %d shards without a subscription", h.Shards-h.Subscribed, h.Shards))

@@ -122,7 +122,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hook
 	if err != nil {
 		return err
 	}
-	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, NATSConnected: nc.IsConnected})
+	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, NATSConnected: nc.IsConnected, Streams: d.streamNames})
 
 	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
 		Region:      cfg.AWS.Region,
@@ -208,6 +208,13 @@ func (d *daemon) serveHTTP(addr string) (func(), error) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// streamNames are the streams being consumed (monitor source).
+func (d *daemon) streamNames() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Collect(maps.Keys(d.streams))
 }
 
 // shards is every known shard of every running stream (monitor source).

@@ -1,0 +1,134 @@
+package monitor
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/relay"
+)
+
+func shard(stream, id, state string, subscribed bool, activity time.Duration) fanout.ShardStatus {
+	return fanout.ShardStatus{Stream: stream, ShardID: id, State: state, Subscribed: subscribed,
+		LastActivity: time.Now().Add(-activity), Ends: map[string]uint64{}, Errors: map[string]uint64{}}
+}
+
+func TestHealth(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		shards      []fanout.ShardStatus
+		streams     []string
+		nats        bool
+		started     bool
+		stopping    bool
+		ready, live bool
+		reason      string
+	}{
+		{"ready", []fanout.ShardStatus{shard("a", "0", "reading", true, 0), shard("a", "1", "ended", false, time.Hour)}, []string{"a"}, true, true, false, true, true, ""},
+		{"starting", []fanout.ShardStatus{shard("a", "0", "reading", true, 0)}, []string{"a"}, true, false, false, false, true, "starting"},
+		{"no NATS", []fanout.ShardStatus{shard("a", "0", "reading", true, 0)}, []string{"a"}, false, true, false, false, true, "NATS not connected"},
+		{"renewing is still subscribed", []fanout.ShardStatus{shard("a", "0", "reading", false, 2 * time.Second)}, []string{"a"}, true, true, false, true, true, ""},
+		{"no subscription", []fanout.ShardStatus{shard("a", "0", "reading", false, 30 * time.Second)}, []string{"a"}, true, true, false, false, true, "1 of 1 shards without a subscription"},
+		{"stalled", []fanout.ShardStatus{shard("a", "0", "reading", true, 2 * time.Minute)}, []string{"a"}, true, true, false, false, false, "stalled shards (no activity for 1m0s): a/0"},
+		{"waiting shards can't stall", []fanout.ShardStatus{shard("a", "0", "reading", true, 0), shard("a", "1", "waiting", false, time.Hour)}, []string{"a"}, true, true, false, true, true, ""},
+		{"a stream not read yet", []fanout.ShardStatus{shard("a", "0", "reading", true, 0)}, []string{"a", "b"}, true, true, false, false, true, "streams not being read yet: b"},
+		{"nothing yet", nil, []string{"a"}, true, true, false, false, true, "no shard is being read yet"},
+		{"stopping", []fanout.ShardStatus{shard("a", "0", "reading", true, 0)}, []string{"a"}, true, true, true, false, true, "shutting down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := New(Sources{
+				Shards:        func() []fanout.ShardStatus { return tc.shards },
+				Streams:       func() []string { return tc.streams },
+				NATSConnected: func() bool { return tc.nats },
+			}, time.Minute, "test")
+			if tc.started {
+				m.SetStarted()
+			}
+			if tc.stopping {
+				m.SetStopping()
+			}
+			h := m.Health()
+			if h.Ready != tc.ready || h.Live != tc.live {
+				t.Fatalf("ready=%v live=%v, want %v %v (%v)", h.Ready, h.Live, tc.ready, tc.live, h.Reasons)
+			}
+			if tc.reason != "" && !strings.Contains(strings.Join(h.Reasons, "|"), tc.reason) {
+				t.Fatalf("reasons %q lack %q", h.Reasons, tc.reason)
+			}
+		})
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	sh := shard("a", "shardId-0", "reading", true, 0)
+	sh.Records, sh.Events, sh.MillisBehindLatest = 7, 3, 250
+	sh.Ends["expired"], sh.Errors["LimitExceededException"] = 2, 1
+	m := New(Sources{
+		Shards:           func() []fanout.ShardStatus { return []fanout.ShardStatus{sh} },
+		Publisher:        func() relay.Stats { return relay.Stats{Published: 7, Retries: 2} },
+		PublisherStreams: func() map[string]relay.StreamStats { return map[string]relay.StreamStats{"a": {Published: 7, Bytes: 70, DeadLettered: 1}} },
+		NATSConnected:    func() bool { return true },
+		Streams:          func() []string { return []string{"a"} },
+	}, time.Minute, "v1")
+	m.SetStarted()
+	m.ObservePublish("a", 7, 3*time.Millisecond, nil)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	body := func(path string) (int, string) {
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			n, err := res.Body.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return res.StatusCode, b.String()
+	}
+	code, metrics := body("/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics %d", code)
+	}
+	for _, want := range []string{
+		`fanoutd_records_relayed_total{stream="a"} 7`,
+		`fanoutd_bytes_relayed_total{stream="a"} 70`,
+		`fanoutd_dead_letters_total{stream="a"} 1`,
+		`fanoutd_records_read_total{shard="shardId-0",stream="a"} 7`,
+		`fanoutd_events_total{shard="shardId-0",stream="a"} 3`,
+		`fanoutd_millis_behind_latest{shard="shardId-0",stream="a"} 250`,
+		`fanoutd_subscriptions_ended_total{reason="expired",stream="a"} 2`,
+		`fanoutd_subscribe_errors_total{error="LimitExceededException",stream="a"} 1`,
+		`fanoutd_shards{state="reading",stream="a"} 1`,
+		`fanoutd_shard_stalled{shard="shardId-0",stream="a"} 0`,
+		`fanoutd_jetstream_puback_retries_total 2`,
+		`fanoutd_nats_connected 1`,
+		`fanoutd_ready 1`,
+		`fanoutd_publish_duration_seconds_count{stream="a"} 1`,
+		`fanoutd_build_info{version="v1"} 1`,
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, b := body("/readyz"); code != 200 || !strings.Contains(b, `"ready": true`) {
+		t.Fatalf("/readyz %d %s", code, b)
+	}
+	if code, b := body("/status"); code != 200 || !strings.Contains(b, `"records": 7`) || !strings.Contains(b, `"published": 7`) {
+		t.Fatalf("/status %d %s", code, b)
+	}
+	m.SetStopping()
+	if code, _ := body("/readyz"); code != 503 {
+		t.Fatalf("/readyz while stopping: %d", code)
+	}
+	if code, _ := body("/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+}
