@@ -30,9 +30,9 @@ func TestHealth(t *testing.T) {
 		{"ready", []fanout.ShardStatus{shard("a", "0", "reading", true, 0), shard("a", "1", "ended", false, time.Hour)}, []string{"a"}, true, true, false, true, true, ""},
 		{"starting", []fanout.ShardStatus{shard("a", "0", "reading", true, 0)}, []string{"a"}, true, false, false, false, true, "starting"},
 		{"no NATS", []fanout.ShardStatus{shard("a", "0", "reading", true, 0)}, []string{"a"}, false, true, false, false, true, "NATS not connected"},
-		{"renewing is still subscribed", []fanout.ShardStatus{shard("a", "0", "reading", false, 2 * time.Second)}, []string{"a"}, true, true, false, true, true, ""},
-		{"no subscription", []fanout.ShardStatus{shard("a", "0", "reading", false, 30 * time.Second)}, []string{"a"}, true, true, false, false, true, "1 of 1 shards without a subscription"},
-		{"stalled", []fanout.ShardStatus{shard("a", "0", "reading", true, 2 * time.Minute)}, []string{"a"}, true, true, false, false, false, "stalled shards (no activity for 1m0s): a/0"},
+		{"renewing is still subscribed", []fanout.ShardStatus{shard("a", "0", "reading", false, 2*time.Second)}, []string{"a"}, true, true, false, true, true, ""},
+		{"no subscription", []fanout.ShardStatus{shard("a", "0", "reading", false, 30*time.Second)}, []string{"a"}, true, true, false, false, true, "1 of 1 shards without a subscription"},
+		{"stalled", []fanout.ShardStatus{shard("a", "0", "reading", true, 2*time.Minute)}, []string{"a"}, true, true, false, false, false, "stalled shards (no activity for 1m0s): a/0"},
 		{"waiting shards can't stall", []fanout.ShardStatus{shard("a", "0", "reading", true, 0), shard("a", "1", "waiting", false, time.Hour)}, []string{"a"}, true, true, false, true, true, ""},
 		{"a stream not read yet", []fanout.ShardStatus{shard("a", "0", "reading", true, 0)}, []string{"a", "b"}, true, true, false, false, true, "streams not being read yet: b"},
 		{"nothing yet", nil, []string{"a"}, true, true, false, false, true, "no shard is being read yet"},
@@ -66,11 +66,13 @@ func TestEndpoints(t *testing.T) {
 	sh.Records, sh.Events, sh.MillisBehindLatest = 7, 3, 250
 	sh.Ends["expired"], sh.Errors["LimitExceededException"] = 2, 1
 	m := New(Sources{
-		Shards:           func() []fanout.ShardStatus { return []fanout.ShardStatus{sh} },
-		Publisher:        func() relay.Stats { return relay.Stats{Published: 7, Retries: 2} },
-		PublisherStreams: func() map[string]relay.StreamStats { return map[string]relay.StreamStats{"a": {Published: 7, Bytes: 70, DeadLettered: 1}} },
-		NATSConnected:    func() bool { return true },
-		Streams:          func() []string { return []string{"a"} },
+		Shards:    func() []fanout.ShardStatus { return []fanout.ShardStatus{sh} },
+		Publisher: func() relay.Stats { return relay.Stats{Published: 7, Retries: 2} },
+		PublisherStreams: func() map[string]relay.StreamStats {
+			return map[string]relay.StreamStats{"a": {Published: 7, Bytes: 70, DeadLettered: 1}}
+		},
+		NATSConnected: func() bool { return true },
+		Streams:       func() []string { return []string{"a"} },
 	}, time.Minute, "v1")
 	m.SetStarted()
 	m.ObservePublish("a", 7, 3*time.Millisecond, nil)
