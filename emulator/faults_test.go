@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"errors"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"net/http"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestInjectedExceptionFrames(t *testing.T) {
 			if errors.As(err, &ae) && ae.ErrorMessage() != "boom" {
 				t.Fatalf("message %q", ae.ErrorMessage())
 			}
-			waitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+			testutil.WaitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 		})
 	}
 }
@@ -59,7 +60,7 @@ func TestCutMidFrame(t *testing.T) {
 		case ev, ok := <-sb.stream.Events():
 			if !ok {
 				t.Logf("after cut: %v", sb.stream.Err())
-				waitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+				testutil.WaitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 				// A new subscription works.
 				s.PutRecord("s", "k", []byte("x"))
 				sb2 := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
@@ -86,7 +87,7 @@ func TestDropConnections(t *testing.T) {
 		t.Fatalf("dropped %d", n)
 	}
 	sb.end(5 * time.Second)
-	waitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+	testutil.WaitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 }
 
 func TestStallAndResume(t *testing.T) {

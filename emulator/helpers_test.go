@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"testing"
 	"time"
 
@@ -85,23 +86,11 @@ func activeConsumer(t testing.TB, c *kinesis.Client, s *Server, stream, name str
 		t.Fatalf("register consumer: %v", err)
 	}
 	arn := aws.ToString(out.Consumer.ConsumerARN)
-	waitFor(t, 10*time.Second, "consumer ACTIVE", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "consumer ACTIVE", func() bool {
 		d, err := c.DescribeStreamConsumer(ctxT(t), &kinesis.DescribeStreamConsumerInput{ConsumerARN: aws.String(arn)})
 		return err == nil && d.ConsumerDescription.ConsumerStatus == types.ConsumerStatusActive
 	})
 	return arn
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 type sub struct {

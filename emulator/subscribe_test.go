@@ -3,6 +3,7 @@ package emulator
 import (
 	"errors"
 	"fmt"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestConsumerLifecycle(t *testing.T) {
 	_, err = c.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: streamARN, ConsumerName: aws.String("app")})
 	wantAPIError(t, err, ErrResourceInUse)
 
-	waitFor(t, 5*time.Second, "ACTIVE", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "ACTIVE", func() bool {
 		d, err := c.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: streamARN, ConsumerName: aws.String("app")})
 		return err == nil && d.ConsumerDescription.ConsumerStatus == types.ConsumerStatusActive && aws.ToString(d.ConsumerDescription.ConsumerARN) == arn &&
 			aws.ToString(d.ConsumerDescription.StreamARN) == *streamARN
@@ -83,7 +84,7 @@ func TestConsumerLifecycle(t *testing.T) {
 	if err != nil || d.ConsumerDescription.ConsumerStatus != types.ConsumerStatusDeleting {
 		t.Fatalf("after deregister: %v %v", d, err)
 	}
-	waitFor(t, 5*time.Second, "consumer gone", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "consumer gone", func() bool {
 		_, err := c.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{ConsumerARN: aws.String(arn)})
 		var nf *types.ResourceNotFoundException
 		return errors.As(err, &nf)
@@ -142,7 +143,7 @@ func TestSubscribeEmptyEventsAndContinuation(t *testing.T) {
 	// The continuation resumes exactly after the last record.
 	s.PutRecord("s", "k", []byte("d"))
 	sb.stream.Close()
-	waitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+	testutil.WaitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 	sb2 := mustSubscribe(t, c, arn, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: last.ContinuationSequenceNumber})
 	recs, _ = sb2.collect(1, 5*time.Second)
 	if string(recs[0].Data) != "d" {
@@ -157,7 +158,7 @@ func TestSubscribeEmptyShardContinuation(t *testing.T) {
 	cont := ev.ContinuationSequenceNumber
 	sb.stream.Close()
 	s.PutRecord("s", "k", []byte("a"))
-	waitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+	testutil.WaitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 	sb2 := mustSubscribe(t, c, arn, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: cont})
 	recs, _ := sb2.collect(1, 5*time.Second)
 	if string(recs[0].Data) != "a" {
@@ -185,7 +186,7 @@ func TestSubscribeStartingPositions(t *testing.T) {
 		{types.StartingPosition{Type: types.ShardIteratorTypeLatest}, ""},
 	} {
 		t.Run(string(tc.pos.Type), func(t *testing.T) {
-			waitFor(t, 5*time.Second, "no subscription", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+			testutil.WaitFor(t, 5*time.Second, "no subscription", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 			sb := mustSubscribe(t, c, arn, ShardID(0), tc.pos)
 			defer sb.stream.Close()
 			marker := byte('V' + i) // earlier subtests' markers are skipped
@@ -252,7 +253,7 @@ func TestSubscribeRateAndTakeover(t *testing.T) {
 	}
 	// After a second but within 5 s of the first: ResourceInUseException.
 	var inUse *types.ResourceInUseException
-	waitFor(t, 5*time.Second, "ResourceInUseException", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "ResourceInUseException", func() bool {
 		_, err := subscribe(t, c, arn, ShardID(0), trimHorizon())
 		if err == nil {
 			t.Fatal("second subscription accepted within 5 s")
@@ -261,7 +262,7 @@ func TestSubscribeRateAndTakeover(t *testing.T) {
 	})
 	// After 5 s the call takes over; the old stream ends with ResourceInUseException.
 	var second *sub
-	waitFor(t, 10*time.Second, "takeover", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "takeover", func() bool {
 		var err error
 		second, err = subscribe(t, c, arn, ShardID(0), trimHorizon())
 		return err == nil
@@ -401,7 +402,7 @@ func TestEmptyEventsAdvanceTheContinuation(t *testing.T) {
 		s.PutRecord("s", k1, []byte("other shard"))
 	}
 	var advanced string
-	waitFor(t, 5*time.Second, "an advanced continuation", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "an advanced continuation", func() bool {
 		ev, ok := sb.next(5 * time.Second)
 		if !ok || len(ev.Records) != 0 {
 			t.Fatalf("unexpected %+v", ev)
@@ -411,7 +412,7 @@ func TestEmptyEventsAdvanceTheContinuation(t *testing.T) {
 	})
 	sb.stream.Close()
 	s.PutRecord("s", k0, []byte("b"))
-	waitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+	testutil.WaitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 	sb2 := mustSubscribe(t, c, arn, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(advanced)})
 	if recs, _ := sb2.collect(1, 5*time.Second); string(recs[0].Data) != "b" {
 		t.Fatalf("resumed at %q", recs[0].Data)

@@ -160,17 +160,6 @@ func (h *harness) start(c *StreamConsumer) (stop func() error) {
 	return stop
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // put writes n records per key, data "key:i", and returns what each key expects.
 func (h *harness) put(stream string, keys []string, from, n int) {
 	h.t.Helper()

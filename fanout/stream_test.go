@@ -2,8 +2,8 @@ package fanout
 
 import (
 	"errors"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +22,7 @@ func TestEveryRecordOnceInOrder(t *testing.T) {
 	c := h.consumer(StreamSpec{Name: "orders"}, fastTimers())
 	h.start(c)
 	h.put("orders", ks, 20, 20)
-	waitFor(t, 20*time.Second, "480 records", func() bool { return h.rec.count() >= 480 })
+	testutil.WaitFor(t, 20*time.Second, "480 records", func() bool { return h.rec.count() >= 480 })
 	checkExactlyInOrder(t, h.rec.all(), ks, 40)
 	// Records of a shard carry its sequence numbers in increasing order.
 	for _, st := range c.Shards() {
@@ -49,7 +49,7 @@ func TestAcrossSubscriptionExpiry(t *testing.T) {
 		h.put("s", ks, i, 1)
 		time.Sleep(20 * time.Millisecond) // spread the load over several subscriptions
 	}
-	waitFor(t, 20*time.Second, "180 records", func() bool { return h.rec.count() >= 180 })
+	testutil.WaitFor(t, 20*time.Second, "180 records", func() bool { return h.rec.count() >= 180 })
 	checkExactlyInOrder(t, h.rec.all(), ks, 30)
 	var subs uint64
 	for _, st := range c.Shards() {
@@ -84,7 +84,7 @@ func TestSplitAndMergeKeepKeyOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.put("s", ks, 40, 10)
-	waitFor(t, 30*time.Second, "800 records", func() bool { return h.rec.count() >= 800 })
+	testutil.WaitFor(t, 30*time.Second, "800 records", func() bool { return h.rec.count() >= 800 })
 	// Order per key across shards: merge in handling order.
 	checkExactlyInOrder(t, h.rec.handled(), ks, 50)
 	ended := 0
@@ -114,7 +114,7 @@ func TestKPLRecordsArriveAsUserRecords(t *testing.T) {
 	}
 	h.emu.PutRecord("s", "user3", []byte("user3:0"))
 	h.start(h.consumer(StreamSpec{Name: "s"}, fastTimers()))
-	waitFor(t, 10*time.Second, "4 records", func() bool { return h.rec.count() >= 4 })
+	testutil.WaitFor(t, 10*time.Second, "4 records", func() bool { return h.rec.count() >= 4 })
 	recs := h.rec.all()
 	if len(recs) != 4 {
 		t.Fatalf("%d records", len(recs))
@@ -142,14 +142,14 @@ func TestRestartResumesFromCheckpoint(t *testing.T) {
 	ks := keys(8)
 	h.put("s", ks, 0, 10)
 	stop := h.start(h.consumer(StreamSpec{Name: "s"}, fastTimers()))
-	waitFor(t, 10*time.Second, "80 records", func() bool { return h.rec.count() >= 80 })
+	testutil.WaitFor(t, 10*time.Second, "80 records", func() bool { return h.rec.count() >= 80 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	h.put("s", ks, 10, 10)
 	// A new consumer with the same store (a restarted daemon) reads only what is new.
 	h.start(h.consumer(StreamSpec{Name: "s", StartPosition: StartLatest}, fastTimers()))
-	waitFor(t, 10*time.Second, "160 records", func() bool { return h.rec.count() >= 160 })
+	testutil.WaitFor(t, 10*time.Second, "160 records", func() bool { return h.rec.count() >= 160 })
 	checkExactlyInOrder(t, h.rec.all(), ks, 20)
 	cps, err := h.store.List(t.Context(), "s", "fanoutd")
 	if err != nil || len(cps) != 2 {
@@ -166,9 +166,9 @@ func TestHandlerFailureRedelivers(t *testing.T) {
 	h.put("s", ks, 0, 5)
 	h.rec.fail = 3
 	h.start(h.consumer(StreamSpec{Name: "s"}, fastTimers()))
-	waitFor(t, 10*time.Second, "20 records", func() bool { return h.rec.count() >= 20 })
+	testutil.WaitFor(t, 10*time.Second, "20 records", func() bool { return h.rec.count() >= 20 })
 	h.put("s", ks, 5, 5)
-	waitFor(t, 10*time.Second, "40 records", func() bool { return h.rec.count() >= 40 })
+	testutil.WaitFor(t, 10*time.Second, "40 records", func() bool { return h.rec.count() >= 40 })
 	checkExactlyInOrder(t, h.rec.all(), ks, 10)
 }
 
@@ -182,14 +182,14 @@ func TestSurvivesKinesisFaults(t *testing.T) {
 	timers.IdleTimeout = 500 * time.Millisecond
 	c := h.consumer(StreamSpec{Name: "s"}, timers)
 	h.start(c)
-	waitFor(t, 10*time.Second, "subscriptions", func() bool { return h.emu.ActiveSubscriptions("s", "") == 2 })
+	testutil.WaitFor(t, 10*time.Second, "subscriptions", func() bool { return h.emu.ActiveSubscriptions("s", "") == 2 })
 	n := 0
 	round := func(fault func()) {
 		t.Helper()
 		fault()
 		h.put("s", ks, n, 3)
 		n += 3
-		waitFor(t, 15*time.Second, "records after fault", func() bool { return h.rec.count() >= n*len(ks) })
+		testutil.WaitFor(t, 15*time.Second, "records after fault", func() bool { return h.rec.count() >= n*len(ks) })
 	}
 	round(func() { h.emu.EndSubscriptions("s", "", "InternalFailureException", "") })
 	round(func() { h.emu.EndSubscriptions("s", "", "KMSThrottlingException", "") })
@@ -216,19 +216,19 @@ func TestConsumerReusedAndReregistered(t *testing.T) {
 	}
 	c := h.consumer(StreamSpec{Name: "s"}, fastTimers())
 	h.start(c)
-	waitFor(t, 10*time.Second, "subscription", func() bool { return h.emu.ActiveSubscriptions("s", "") == 1 })
+	testutil.WaitFor(t, 10*time.Second, "subscription", func() bool { return h.emu.ActiveSubscriptions("s", "") == 1 })
 	if got := c.consumerARN(); got != arn {
 		t.Fatalf("consumer %s, want the existing %s", got, arn)
 	}
 	ks := keys(3)
 	h.put("s", ks, 0, 3)
-	waitFor(t, 10*time.Second, "9 records", func() bool { return h.rec.count() >= 9 })
+	testutil.WaitFor(t, 10*time.Second, "9 records", func() bool { return h.rec.count() >= 9 })
 	// Deregistered behind our back: registered again, reading resumes.
 	if err := h.emu.DeregisterConsumer(arn); err != nil {
 		t.Fatal(err)
 	}
 	h.put("s", ks, 3, 3)
-	waitFor(t, 15*time.Second, "18 records", func() bool { return h.rec.count() >= 18 })
+	testutil.WaitFor(t, 15*time.Second, "18 records", func() bool { return h.rec.count() >= 18 })
 	checkExactlyInOrder(t, h.rec.all(), ks, 6)
 	// (The new ARN may equal the old one: it ends with the creation time in
 	// seconds.) The daemon registered it itself, once.
@@ -263,7 +263,7 @@ func TestExpiredCheckpoint(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	h.start(h.consumer(StreamSpec{Name: "s", OnExpiredCheckpoint: OnExpiredTrimHorizon}, fastTimers()))
-	waitFor(t, 10*time.Second, "the kept record", func() bool { return h.rec.count() >= 1 })
+	testutil.WaitFor(t, 10*time.Second, "the kept record", func() bool { return h.rec.count() >= 1 })
 	if recs := h.rec.all(); len(recs) != 1 || string(recs[0].Data) != "k:2" {
 		t.Fatalf("got %v", recs)
 	}
@@ -291,30 +291,13 @@ func TestRepeatedWarningsAreRateLimited(t *testing.T) {
 	}
 	h.put("s", keys(1), 0, 1)
 	h.rec.fail = 30
-	var buf syncBuf
+	var buf testutil.SyncBuffer
 	c := NewStreamConsumer(StreamSpec{Name: "s"}, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec,
 		Timers: fastTimers(), Log: zerolog.New(&buf).Level(zerolog.WarnLevel)})
 	c.timers.BackoffMax = 20 * time.Millisecond
 	h.start(c)
-	waitFor(t, 20*time.Second, "the record after 30 failures", func() bool { return h.rec.count() >= 1 })
+	testutil.WaitFor(t, 20*time.Second, "the record after 30 failures", func() bool { return h.rec.count() >= 1 })
 	if n := strings.Count(buf.String(), "could not deliver a batch"); n < 1 || n > 5 {
 		t.Fatalf("%d warnings for 30 failures, want 1..5", n)
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

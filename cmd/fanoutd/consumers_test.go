@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func consumersEmu(t *testing.T) *emulator.Server {
 // fanoutd runs a command in-process and returns its exit code and outputs.
 func fanoutd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	code = runContext(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
@@ -146,7 +147,7 @@ func TestConsumersDeregisterRemovesConsumer(t *testing.T) {
 	if f := strings.Fields(consumerRow(list, "app-a")); len(f) < 2 || f[1] != "DELETING" {
 		t.Fatalf("right after deregister, want app-a DELETING:\n%s", list)
 	}
-	waitFor(t, 10*time.Second, "app-a gone", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "app-a gone", func() bool {
 		_, list, _ = fanoutd(t, "consumers", "list", "--stream", "orders")
 		return consumerRow(list, "app-a") == ""
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,7 @@ type e2e struct {
 	ns   *server.Server
 	dir  string // checkpoints
 	msgs *collector
-	logs *syncBuffer // of the last run
+	logs *testutil.SyncBuffer // of the last run
 }
 
 func fastEmu() emulator.Options {
@@ -53,7 +54,7 @@ func newE2E(t *testing.T, opts emulator.Options, jetstream bool) *e2e {
 		k, v, _ := strings.Cut(line, "=")
 		t.Setenv(k, v)
 	}
-	ns := startTestNATS(t, jetstream, "")
+	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: jetstream})
 	e := &e2e{t: t, emu: emu, ns: ns, dir: t.TempDir(), msgs: &collector{}}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -67,27 +68,6 @@ func newE2E(t *testing.T, opts emulator.Options, jetstream bool) *e2e {
 		t.Fatal(err)
 	}
 	return e
-}
-
-func startTestNATS(t *testing.T, jetstream bool, storeDir string) *server.Server {
-	t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, JetStream: jetstream}
-	if jetstream {
-		if storeDir == "" {
-			storeDir = t.TempDir()
-		}
-		opts.StoreDir = storeDir
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
 }
 
 // config writes a config file for the given streams (YAML list items).
@@ -133,7 +113,7 @@ func (e *e2e) run(path string) (stop func() int) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	e.logs = logs
 	e.t.Cleanup(func() {
 		if e.t.Failed() {
@@ -181,17 +161,6 @@ func (c *collector) onSubject(prefix string) []*nats.Msg {
 		}
 	}
 	return out
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func testKeys(n int) []string {
@@ -248,7 +217,7 @@ func TestRunRelaysEveryRecordOnceWithHeaders(t *testing.T) {
     subject: "kinesis.{stream}.{partition_key}"`))
 	e.put("orders", keys, 10, 10)
 	total := len(keys) * 20
-	waitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= total })
+	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= total })
 	msgs := e.msgs.onSubject("kinesis.")
 	exactlyOnceInOrder(t, msgs, keys, 20)
 
@@ -306,7 +275,7 @@ func TestRunAcrossSubscriptionExpiryWithAWSLimits(t *testing.T) {
 		e.put("s", keys, i, 1)
 		time.Sleep(100 * time.Millisecond) // a steady producer over several subscription lifetimes
 	}
-	waitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 240 })
+	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 240 })
 	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 40)
 	if n := e.emu.OpCount("SubscribeToShard"); n < 6 {
 		t.Fatalf("%d subscribes: expiry was not exercised", n)
@@ -335,7 +304,7 @@ func TestRunSplitAndMergeKeepPerKeyOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.put("s", keys, 20, 5)
-	waitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 16*25 })
+	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 16*25 })
 	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 25)
 }
 
@@ -391,7 +360,7 @@ func TestRunKPLFixtureArrivesAsUserRecords(t *testing.T) {
 		}
 	}
 	e.run(e.config(false, "  - name: s"))
-	waitFor(t, 20*time.Second, "user records", func() bool { return len(e.msgs.onSubject("kinesis.")) >= len(wants) })
+	testutil.WaitFor(t, 20*time.Second, "user records", func() bool { return len(e.msgs.onSubject("kinesis.")) >= len(wants) })
 	msgs := e.msgs.onSubject("kinesis.")
 	if len(msgs) != len(wants) {
 		t.Fatalf("%d messages, want %d", len(msgs), len(wants))
@@ -430,9 +399,9 @@ func TestRunRestartResumesFromCheckpoint(t *testing.T) {
 	path := e.config(false, "  - name: s\n    start_position: LATEST")
 	stop := e.run(path)
 	// LATEST: only records put after the first start are relayed.
-	waitFor(t, 20*time.Second, "subscriptions", func() bool { return e.emu.ActiveSubscriptions("s", "") == 2 })
+	testutil.WaitFor(t, 20*time.Second, "subscriptions", func() bool { return e.emu.ActiveSubscriptions("s", "") == 2 })
 	e.put("s", keys, 10, 10)
-	waitFor(t, 20*time.Second, "first run", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 80 })
+	testutil.WaitFor(t, 20*time.Second, "first run", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 80 })
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -443,7 +412,7 @@ func TestRunRestartResumesFromCheckpoint(t *testing.T) {
 	e.put("s", keys, 20, 10) // written while the daemon is down
 	e.run(path)
 	e.put("s", keys, 30, 10)
-	waitFor(t, 20*time.Second, "second run", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 240 })
+	testutil.WaitFor(t, 20*time.Second, "second run", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 240 })
 	msgs := e.msgs.onSubject("kinesis.")
 	// Rebase: the first run started at 10.
 	for _, m := range msgs {
@@ -473,7 +442,7 @@ func TestRunJetStreamStoresEachRecordOnce(t *testing.T) {
 	e.put("s", keys, 0, 20)
 	path := e.config(true, "  - name: s")
 	stop := e.run(path)
-	waitFor(t, 20*time.Second, "stored", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "stored", func() bool {
 		si, err := js.StreamInfo("KINESIS")
 		return err == nil && si.State.Msgs >= 100
 	})
@@ -485,12 +454,12 @@ func TestRunJetStreamStoresEachRecordOnce(t *testing.T) {
 	}
 	e.put("s", keys, 20, 5)
 	e.run(path)
-	waitFor(t, 20*time.Second, "stored after replay", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "stored after replay", func() bool {
 		si, err := js.StreamInfo("KINESIS")
 		return err == nil && si.State.Msgs >= 125
 	})
 	// Settle: let the replay finish, then count.
-	waitFor(t, 20*time.Second, "replay seen by core subscribers", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 225 })
+	testutil.WaitFor(t, 20*time.Second, "replay seen by core subscribers", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 225 })
 	si, err := js.StreamInfo("KINESIS")
 	if err != nil {
 		t.Fatal(err)
@@ -535,7 +504,7 @@ func TestRunJetStreamWithoutCapturingStreamFailsAtStart(t *testing.T) {
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	var out, errOut syncBuffer // NATS callbacks may still log after run returns
+	var out, errOut testutil.SyncBuffer // NATS callbacks may still log after run returns
 	code := runContext(context.Background(), []string{"run", "--config", e.config(true, "  - name: s")}, &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "no JetStream stream captures kinesis.s") {
 		t.Fatalf("exit %d: %s", code, errOut.String())
@@ -559,7 +528,7 @@ func TestRunCreatesConfiguredJetStreamStream(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := nc.JetStream()
-	waitFor(t, 20*time.Second, "12 stored", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "12 stored", func() bool {
 		si, err := js.StreamInfo("KINESIS")
 		return err == nil && si.State.Msgs == 12
 	})
@@ -581,14 +550,14 @@ func TestRunDeletedStreamStopsAloneAndOthersContinue(t *testing.T) {
 	keys := testKeys(2)
 	e.put("a", keys, 0, 3)
 	e.put("b", keys, 0, 3)
-	waitFor(t, 20*time.Second, "both streams", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 12 })
+	testutil.WaitFor(t, 20*time.Second, "both streams", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 12 })
 	if err := e.emu.DeleteStream("a"); err != nil {
 		t.Fatal(err)
 	}
 	e.put("b", keys, 3, 3)
-	waitFor(t, 20*time.Second, "stream b goes on", func() bool { return len(e.msgs.onSubject("kinesis.b")) >= 12 })
+	testutil.WaitFor(t, 20*time.Second, "stream b goes on", func() bool { return len(e.msgs.onSubject("kinesis.b")) >= 12 })
 	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 6)
-	waitFor(t, 20*time.Second, "stream a reported", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "stream a reported", func() bool {
 		return strings.Contains(e.logs.String(), `"stream":"a"`) && strings.Contains(e.logs.String(), "stream stopped")
 	})
 	if code := stop(); code != 0 {

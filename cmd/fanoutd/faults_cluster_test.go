@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"math/big"
 	"net"
 	"os"
@@ -188,7 +189,7 @@ type clusterFault struct {
 	nc  *nats.Conn // the test's own connection, to every server
 	js  jetstream.JetStream
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *testutil.SyncBuffer
 
 	mu       sync.Mutex
 	produced map[string]int    // key -> records written
@@ -242,8 +243,8 @@ func (f *clusterFault) healthy() bool {
 func (f *clusterFault) waitProgress(n int) {
 	f.t.Helper()
 	base := -1
-	waitFor(f.t, clusterBound, "the stream's state", func() bool { base = f.stored(); return base >= 0 })
-	waitFor(f.t, clusterBound, fmt.Sprintf("%d more records stored", n), func() bool { return f.stored() >= base+n })
+	testutil.WaitFor(f.t, clusterBound, "the stream's state", func() bool { base = f.stored(); return base >= 0 })
+	testutil.WaitFor(f.t, clusterBound, fmt.Sprintf("%d more records stored", n), func() bool { return f.stored() >= base+n })
 }
 
 // stepDown asks the stream leader to step down (to preferred, if set) and
@@ -255,7 +256,7 @@ func (f *clusterFault) stepDown(preferred string) (from, to string) {
 		req, _ = json.Marshal(server.JSApiLeaderStepdownRequest{Placement: &server.Placement{Preferred: preferred}})
 	}
 	// The request can fail while a previous election settles: retry it.
-	waitFor(f.t, clusterBound, "a successful stream leader stepdown", func() bool {
+	testutil.WaitFor(f.t, clusterBound, "a successful stream leader stepdown", func() bool {
 		from = f.leader()
 		if from == "" || from == preferred {
 			return from != ""
@@ -274,7 +275,7 @@ func (f *clusterFault) stepDown(preferred string) (from, to string) {
 	if from == preferred {
 		return from, from // it leads already
 	}
-	waitFor(f.t, clusterBound, "a new stream leader", func() bool {
+	testutil.WaitFor(f.t, clusterBound, "a new stream leader", func() bool {
 		to = f.leader()
 		return to != "" && to != from
 	})
@@ -441,7 +442,7 @@ func (f *clusterFault) checkStored(total int) {
 	var msgs []storedMsg
 	// Reading can hit a transient error (e.g. no responders for the consumer
 	// create while the restarted server's interest propagates): retry it.
-	waitFor(f.t, clusterBound, "the whole stream read", func() bool {
+	testutil.WaitFor(f.t, clusterBound, "the whole stream read", func() bool {
 		if si = f.info(); si == nil {
 			return false
 		}
@@ -519,7 +520,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 
 	// The cluster has formed and has a meta leader when a stream can be
 	// created on it.
-	waitFor(t, clusterBound, "the KINESIS stream created on the cluster", func() bool {
+	testutil.WaitFor(t, clusterBound, "the KINESIS stream created on the cluster", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := f.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "KINESIS",
@@ -527,7 +528,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 			Replicas: 3, Duplicates: 5 * time.Minute})
 		return err == nil
 	})
-	waitFor(t, clusterBound, "every replica of KINESIS current", f.healthy)
+	testutil.WaitFor(t, clusterBound, "every replica of KINESIS current", f.healthy)
 	t.Logf("cluster up, stream led by %s, after %v", f.leader(), time.Since(begin).Round(time.Millisecond))
 
 	if err := e.emu.CreateStream("s", 3); err != nil {
@@ -550,7 +551,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	// the daemon loses its connection and the leader at once (the worst
 	// case): a stepdown with that server as preferred leader.
 	var daemonAt string
-	waitFor(t, clusterBound, "the daemon's connection", func() bool { daemonAt = c.clientOf(config.DefaultConnectionName); return daemonAt != "" })
+	testutil.WaitFor(t, clusterBound, "the daemon's connection", func() bool { daemonAt = c.clientOf(config.DefaultConnectionName); return daemonAt != "" })
 	if l := f.leader(); l != daemonAt {
 		from, to := f.stepDown(daemonAt)
 		t.Logf("stepdown 3 (preferred %s): stream leader %s -> %s", daemonAt, from, to)
@@ -564,7 +565,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	victim.ns.WaitForShutdown()
 	down := time.Now()
 	var newLeader string
-	waitFor(t, clusterBound, "a new stream leader after the shutdown", func() bool {
+	testutil.WaitFor(t, clusterBound, "a new stream leader after the shutdown", func() bool {
 		newLeader = f.leader()
 		return newLeader != "" && newLeader != victim.name
 	})
@@ -572,7 +573,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	// The two others have a quorum: records keep being stored while it is down.
 	f.waitProgress(100)
 	// The daemon saw the fault: a PubAck failed, or a batch failed.
-	waitFor(t, clusterBound, "the daemon to notice the leader loss", func() bool {
+	testutil.WaitFor(t, clusterBound, "the daemon to notice the leader loss", func() bool {
 		return f.count(retryLine)+f.count(failedLine) > 0
 	})
 	if rest := leaderOutage - time.Since(down); rest > 0 {
@@ -580,14 +581,14 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	}
 	c.start(victim)
 	healed := time.Now()
-	waitFor(t, clusterBound, fmt.Sprintf("%s back as a current replica", victim.name), f.healthy)
+	testutil.WaitFor(t, clusterBound, fmt.Sprintf("%s back as a current replica", victim.name), f.healthy)
 	t.Logf("%s restarted after %v down; every replica current %v later",
 		victim.name, healed.Sub(down).Round(time.Millisecond), time.Since(healed).Round(time.Millisecond))
 	t.Logf("daemon so far: %d PubAck retry rounds, %d failed batches", f.count(retryLine), f.count(failedLine))
 	f.waitProgress(100)
 
 	total := f.stopProducing()
-	waitFor(t, leaderLossCatchUp, fmt.Sprintf("all %d records stored and checkpointed", total), func() bool {
+	testutil.WaitFor(t, leaderLossCatchUp, fmt.Sprintf("all %d records stored and checkpointed", total), func() bool {
 		return f.stored() >= total && f.checkpointed()
 	})
 	t.Logf("caught up %v after healing (bound %v); %d records; daemon logged %d PubAck retry rounds, %d failed batches, %d NATS disconnects",

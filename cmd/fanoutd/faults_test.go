@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -40,7 +41,7 @@ type faultEnv struct {
 	port     int
 	path     string
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *testutil.SyncBuffer
 
 	mu       sync.Mutex
 	produced map[string]int // key -> records written
@@ -55,24 +56,6 @@ func portOf(ns *server.Server) int {
 	return n
 }
 
-// startNATSAt starts a JetStream server on port (0: any) with storeDir.
-func startNATSAt(t *testing.T, port int, storeDir string) *server.Server {
-	t.Helper()
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, JetStream: true, StoreDir: storeDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
-
 func newFaultEnv(t *testing.T, js bool) *faultEnv {
 	t.Helper()
 	opts := fastEmu()
@@ -83,7 +66,7 @@ func newFaultEnv(t *testing.T, js bool) *faultEnv {
 		// A JetStream server whose store survives restarts, on a fixed port.
 		e.ns.Shutdown()
 		f.storeDir = t.TempDir()
-		e.ns = startNATSAt(t, 0, f.storeDir)
+		e.ns = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: 0, StoreDir: f.storeDir})
 		f.port = portOf(e.ns)
 		nc := f.conn()
 		defer nc.Close()
@@ -188,7 +171,7 @@ func (f *faultEnv) delivered() int {
 func (f *faultEnv) waitProgress(n int) {
 	f.t.Helper()
 	base := f.delivered()
-	waitFor(f.t, recoveryBound, fmt.Sprintf("%d more records delivered", n), func() bool { return f.delivered() >= base+n })
+	testutil.WaitFor(f.t, recoveryBound, fmt.Sprintf("%d more records delivered", n), func() bool { return f.delivered() >= base+n })
 }
 
 // finish stops the producer, waits until everything was delivered, and
@@ -196,7 +179,7 @@ func (f *faultEnv) waitProgress(n int) {
 func (f *faultEnv) finish(healed time.Time) {
 	f.t.Helper()
 	total := f.stopProducing()
-	waitFor(f.t, recoveryBound, fmt.Sprintf("all %d records delivered", total), func() bool { return f.delivered() >= total })
+	testutil.WaitFor(f.t, recoveryBound, fmt.Sprintf("all %d records delivered", total), func() bool { return f.delivered() >= total })
 	f.t.Logf("caught up %v after the fault was healed (bound %v); %d records", time.Since(healed).Round(time.Millisecond), recoveryBound, total)
 	if f.js {
 		f.checkJetStream(total)
@@ -320,7 +303,9 @@ var faultScenarios = []faultScenario{
 	{name: "NATS server restart", js: true, inject: func(f *faultEnv) func() {
 		f.e.ns.Shutdown()
 		f.e.ns.WaitForShutdown()
-		return func() { f.e.ns = startNATSAt(f.t, f.port, f.storeDir) }
+		return func() {
+			f.e.ns = testutil.StartNATS(f.t, testutil.NATSOptions{JetStream: true, Port: f.port, StoreDir: f.storeDir})
+		}
 	}, took: func(f *faultEnv) bool { return f.logged("could not deliver a batch") }},
 	{name: "JetStream stream full", js: true, inject: func(f *faultEnv) func() {
 		nc := f.conn()
@@ -357,7 +342,7 @@ func runFaultSuite(t *testing.T, js bool) {
 			f.produce()
 			f.waitProgress(100)
 			heal := sc.inject(f)
-			waitFor(t, recoveryBound, "the fault to take effect", func() bool { return sc.took(f) })
+			testutil.WaitFor(t, recoveryBound, "the fault to take effect", func() bool { return sc.took(f) })
 			if heal != nil {
 				heal()
 			}
@@ -419,7 +404,7 @@ func TestMemoryFlatWhileNATSDown(t *testing.T) {
 	f.produce()
 	f.waitProgress(200)
 	f.stopProducing()
-	waitFor(t, recoveryBound, "caught up", func() bool { return f.delivered() >= f.producedSoFar() })
+	testutil.WaitFor(t, recoveryBound, "caught up", func() bool { return f.delivered() >= f.producedSoFar() })
 	const heap = "go_memstats_heap_inuse_bytes"
 	before, rssBefore := f.metric(heap), f.metric("process_resident_memory_bytes")
 	peak, rssPeak := before, rssBefore
@@ -455,7 +440,7 @@ func TestMemoryFlatWhileNATSDown(t *testing.T) {
 	if growth := peak - before; growth > 3*12*mib {
 		t.Fatalf("Go heap grew by %.1f MiB while NATS was down: the daemon is buffering the backlog", growth/mib)
 	}
-	f.e.ns = startNATSAt(t, f.port, f.storeDir)
+	f.e.ns = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: f.port, StoreDir: f.storeDir})
 	total := f.producedSoFar() + records
-	waitFor(t, 60*time.Second, "backlog delivered", func() bool { return f.delivered() >= total })
+	testutil.WaitFor(t, 60*time.Second, "backlog delivered", func() bool { return f.delivered() >= total })
 }

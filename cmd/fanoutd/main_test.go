@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,24 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestVersion(t *testing.T) {
 	var out, errOut bytes.Buffer
@@ -57,7 +39,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 func TestEmulatorCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, []string{"emulator", "--listen", "127.0.0.1:0", "--streams", "orders:4,clicks:2"}, &out, &out)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,11 +24,11 @@ func TestMain(m *testing.M) {
 }
 
 // fanoutdProcess starts `fanoutd args...` as a child process.
-func fanoutdProcess(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
+func fanoutdProcess(t *testing.T, args ...string) (*exec.Cmd, *testutil.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "FANOUTD_TEST_MAIN=1")
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -71,7 +72,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	keys := testKeys(4)
 	e.put("s", keys, 0, 5)
 	cmd, out := fanoutdProcess(t, "run", "--config", e.config(false, "  - name: s"))
-	waitFor(t, 20*time.Second, "records", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 20 })
+	testutil.WaitFor(t, 20*time.Second, "records", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 20 })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

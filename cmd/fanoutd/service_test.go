@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -36,7 +37,7 @@ func httpAddrFromLog(log string) string {
 func waitHTTPAddr(t *testing.T, log interface{ String() string }) string {
 	t.Helper()
 	var addr string
-	waitFor(t, 20*time.Second, "the HTTP endpoint", func() bool { addr = httpAddrFromLog(log.String()); return addr != "" })
+	testutil.WaitFor(t, 20*time.Second, "the HTTP endpoint", func() bool { addr = httpAddrFromLog(log.String()); return addr != "" })
 	return addr
 }
 
@@ -154,21 +155,21 @@ func TestSystemdNotifyAndStallDetection(t *testing.T) {
 	os.Unsetenv("NOTIFY_SOCKET")
 	addr := waitHTTPAddr(t, out)
 
-	waitFor(t, 20*time.Second, "READY=1", func() bool { return sock.count("READY=1", start) == 1 })
-	waitFor(t, 10*time.Second, "WATCHDOG=1 pings", func() bool { return sock.count("WATCHDOG=1", start) >= 3 })
-	waitFor(t, 10*time.Second, "STATUS", func() bool { return sock.count("STATUS=2/2 shards subscribed", start) >= 1 })
+	testutil.WaitFor(t, 20*time.Second, "READY=1", func() bool { return sock.count("READY=1", start) == 1 })
+	testutil.WaitFor(t, 10*time.Second, "WATCHDOG=1 pings", func() bool { return sock.count("WATCHDOG=1", start) >= 3 })
+	testutil.WaitFor(t, 10*time.Second, "STATUS", func() bool { return sock.count("STATUS=2/2 shards subscribed", start) >= 1 })
 	if code, body := get(t, "http://"+addr+"/readyz"); code != 200 {
 		t.Fatalf("/readyz %d: %s", code, body)
 	}
 
 	e.emu.StallSubscriptions("s", "")
-	waitFor(t, 10*time.Second, "/readyz 503", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "/readyz 503", func() bool {
 		code, body := get(t, "http://"+addr+"/readyz")
 		return code == 503 && strings.Contains(body, "stalled shards")
 	})
 	stalled := time.Now()
 	// Several watchdog intervals with no ping.
-	waitFor(t, 10*time.Second, "1s after the stall was seen", func() bool { return time.Since(stalled) > time.Second })
+	testutil.WaitFor(t, 10*time.Second, "1s after the stall was seen", func() bool { return time.Since(stalled) > time.Second })
 	if n := sock.count("WATCHDOG=1", stalled); n != 0 {
 		t.Fatalf("%d watchdog pings while a shard was stalled", n)
 	}
@@ -182,8 +183,8 @@ func TestSystemdNotifyAndStallDetection(t *testing.T) {
 
 	e.emu.ResumeSubscriptions("s", "")
 	resumed := time.Now()
-	waitFor(t, 10*time.Second, "watchdog pings again", func() bool { return sock.count("WATCHDOG=1", resumed) >= 2 })
-	waitFor(t, 10*time.Second, "/readyz 200", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == 200 })
+	testutil.WaitFor(t, 10*time.Second, "watchdog pings again", func() bool { return sock.count("WATCHDOG=1", resumed) >= 2 })
+	testutil.WaitFor(t, 10*time.Second, "/readyz 200", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == 200 })
 
 	stopAt := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -228,7 +229,7 @@ func TestMetricsMatchKnownLoad(t *testing.T) {
 	}
 	wantBytes += 7
 	var body string
-	waitFor(t, 20*time.Second, "42 records in the metrics", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "42 records in the metrics", func() bool {
 		_, body = get(t, "http://"+addr+"/metrics")
 		return metricValue(body, `fanoutd_records_relayed_total{stream="s"}`) >= 42
 	})
@@ -264,7 +265,7 @@ func TestMetricsMatchKnownLoad(t *testing.T) {
 	}
 	// A subscription ended by an exception frame is counted by reason and code.
 	e.emu.EndSubscriptions("s", emulatorShard0, "InternalFailureException", "")
-	waitFor(t, 10*time.Second, "error counted", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "error counted", func() bool {
 		_, body = get(t, "http://"+addr+"/metrics")
 		return metricValue(body, `fanoutd_subscribe_errors_total{error="InternalFailureException",stream="s"}`) == 1 &&
 			metricValue(body, `fanoutd_subscriptions_ended_total{reason="error",stream="s"}`) == 1
@@ -331,7 +332,7 @@ func TestSIGHUPReload(t *testing.T) {
 	cmd, out := fanoutdProcess(t, "run", "--config", path)
 	keys := testKeys(3)
 	e.put("a", keys, 0, 5)
-	waitFor(t, 20*time.Second, "stream a", func() bool { return len(e.msgs.onSubject("kinesis.a")) >= 15 })
+	testutil.WaitFor(t, 20*time.Second, "stream a", func() bool { return len(e.msgs.onSubject("kinesis.a")) >= 15 })
 
 	// Valid: add stream b, move a to a new subject, lower the log level.
 	raw, _ := os.ReadFile(path)
@@ -339,10 +340,10 @@ func TestSIGHUPReload(t *testing.T) {
 	cfg = strings.Replace(cfg, "level: debug", "level: info", 1)
 	os.WriteFile(path, []byte(cfg), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 20*time.Second, "reloaded", func() bool { return strings.Contains(out.String(), "configuration reloaded") })
+	testutil.WaitFor(t, 20*time.Second, "reloaded", func() bool { return strings.Contains(out.String(), "configuration reloaded") })
 	e.put("a", keys, 5, 5)
 	e.put("b", keys, 0, 5)
-	waitFor(t, 20*time.Second, "a on its new subject and b", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "a on its new subject and b", func() bool {
 		return len(e.msgs.onSubject("relay.a.")) >= 15 && len(e.msgs.onSubject("kinesis.b")) >= 15
 	})
 	exactlyOnceInOrder(t, append(e.msgs.onSubject("kinesis.a"), e.msgs.onSubject("relay.a.")...), keys, 10)
@@ -352,12 +353,12 @@ func TestSIGHUPReload(t *testing.T) {
 	// Invalid: rejected, logged by key path; both streams keep running.
 	os.WriteFile(path, []byte(strings.Replace(cfg, "  - name: b\n", "  - name: b\n    start_position: EARLIEST\n", 1)), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 20*time.Second, "rejection", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "rejection", func() bool {
 		return strings.Contains(out.String(), "config reload rejected") && strings.Contains(out.String(), "streams[1].start_position")
 	})
 	e.put("a", keys, 10, 5)
 	e.put("b", keys, 5, 5)
-	waitFor(t, 20*time.Second, "both still relayed", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "both still relayed", func() bool {
 		return len(e.msgs.onSubject("relay.a.")) >= 30 && len(e.msgs.onSubject("kinesis.b")) >= 30
 	})
 	exactlyOnceInOrder(t, append(e.msgs.onSubject("kinesis.a"), e.msgs.onSubject("relay.a.")...), keys, 15)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ import (
 
 // tailRun is one `fanoutd tail` run in-process.
 type tailRun struct {
-	out, err *syncBuffer
+	out, err *testutil.SyncBuffer
 	done     chan int
 	cancel   context.CancelFunc
 }
@@ -30,7 +31,7 @@ type tailRun struct {
 func startTail(t *testing.T, args ...string) *tailRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &tailRun{out: &syncBuffer{}, err: &syncBuffer{}, done: make(chan int, 1), cancel: cancel}
+	r := &tailRun{out: &testutil.SyncBuffer{}, err: &testutil.SyncBuffer{}, done: make(chan int, 1), cancel: cancel}
 	go func() { r.done <- runContext(ctx, append([]string{"tail"}, args...), r.out, r.err) }()
 	t.Cleanup(func() {
 		cancel()
@@ -38,7 +39,7 @@ func startTail(t *testing.T, args ...string) *tailRun {
 			t.Logf("tail stdout:\n%s\ntail stderr:\n%s", r.out.String(), r.err.String())
 		}
 	})
-	waitFor(t, 10*time.Second, "tail to subscribe", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "tail to subscribe", func() bool {
 		select {
 		case code := <-r.done:
 			t.Fatalf("tail exited with %d before subscribing: %s", code, r.err.String())
@@ -93,7 +94,7 @@ func publish(t *testing.T, url string, msgs ...*nats.Msg) {
 var binaryData = append([]byte{0x1f, 0x8b, 0x08, 0x00, 0xff}, make([]byte, 100)...)
 
 func TestTailPrintsHeadersDecodedAndData(t *testing.T) {
-	ns := startTestNATS(t, false, "")
+	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: false})
 	r := startTail(t, "kinesis.>", "--server", ns.ClientURL(), "--count", "3")
 	publish(t, ns.ClientURL(),
 		recordMsg("kinesis.orders", "caf\u00e9 100%", "4900000000000000000001", 2, []byte(`{"event":"user signup"}`)),
@@ -145,7 +146,7 @@ func TestTailPrintsHeadersDecodedAndData(t *testing.T) {
 }
 
 func TestTailJSON(t *testing.T) {
-	ns := startTestNATS(t, false, "")
+	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: false})
 	r := startTail(t, "--server", ns.ClientURL(), "--count", "3", "--json")
 	dl := nats.NewMsg("fanoutd.deadletter.orders") // not under the default kinesis.>
 	publish(t, ns.ClientURL(),
@@ -200,7 +201,7 @@ func TestTailJSON(t *testing.T) {
 }
 
 func TestTailRawPrintsDataOnly(t *testing.T) {
-	ns := startTestNATS(t, false, "")
+	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: false})
 	r := startTail(t, "kinesis.*.user1", "--server", ns.ClientURL(), "-n", "2", "--raw")
 	publish(t, ns.ClientURL(),
 		recordMsg("kinesis.orders.user2", "user2", "1", 0, []byte("skipped")),
@@ -250,7 +251,7 @@ func TestTailWithConfigUsesItsNATSSettings(t *testing.T) {
 		t.Fatalf("exit %d, output %q", code, r.out.String())
 	}
 
-	var out, errOut syncBuffer
+	var out, errOut testutil.SyncBuffer
 	if code := runContext(context.Background(), []string{"tail", "--config", writeConfig("wrong")}, &out, &errOut); code != 1 {
 		t.Fatalf("wrong token: exit %d, want 1", code)
 	}
@@ -260,7 +261,7 @@ func TestTailWithConfigUsesItsNATSSettings(t *testing.T) {
 }
 
 func TestTailUsageErrors(t *testing.T) {
-	ns := startTestNATS(t, false, "")
+	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: false})
 	for _, args := range [][]string{
 		{"--json", "--raw"},
 		{"--config", "x.yaml", "--server", ns.ClientURL()},
@@ -268,7 +269,7 @@ func TestTailUsageErrors(t *testing.T) {
 		{"kinesis..orders", "--server", ns.ClientURL()},
 		{"--config", filepath.Join(t.TempDir(), "missing.yaml")},
 	} {
-		var out, errOut syncBuffer
+		var out, errOut testutil.SyncBuffer
 		if code := runContext(context.Background(), append([]string{"tail"}, args...), &out, &errOut); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errOut.String())
 		}
@@ -277,11 +278,11 @@ func TestTailUsageErrors(t *testing.T) {
 
 // Ctrl-C in a real process: exit 0, nothing on stdout but messages.
 func TestTailSIGINTExitsCleanly(t *testing.T) {
-	ns := startTestNATS(t, false, "")
+	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: false})
 	cmd, out := fanoutdProcess(t, "tail", "--server", ns.ClientURL())
-	waitFor(t, 10*time.Second, "tail to subscribe", func() bool { return strings.Contains(out.String(), "subscribed to kinesis.>") })
+	testutil.WaitFor(t, 10*time.Second, "tail to subscribe", func() bool { return strings.Contains(out.String(), "subscribed to kinesis.>") })
 	publish(t, ns.ClientURL(), recordMsg("kinesis.orders", "k", "1", 0, []byte("before ctrl-c")))
-	waitFor(t, 10*time.Second, "the message", func() bool { return strings.Contains(out.String(), "before ctrl-c") })
+	testutil.WaitFor(t, 10*time.Second, "the message", func() bool { return strings.Contains(out.String(), "before ctrl-c") })
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +300,7 @@ func TestTailShowsRecordsRelayedByTheDaemon(t *testing.T) {
 	}
 	e.run(e.config(false, `  - name: orders
     subject: "kinesis.{stream}.{partition_key}"`))
-	waitFor(t, 20*time.Second, "subscriptions", func() bool { return e.emu.ActiveSubscriptions("orders", "") == 2 })
+	testutil.WaitFor(t, 20*time.Second, "subscriptions", func() bool { return e.emu.ActiveSubscriptions("orders", "") == 2 })
 	r := startTail(t, "kinesis.orders.>", "--server", e.ns.ClientURL(), "--count", "3")
 	stored := map[string][2]string{} // data -> shard, sequence
 	for _, rec := range []struct{ pk, data string }{{"user1", "user signup"}, {"caf\u00e9 a.b", "user login"}, {"user3", "page view"}} {

@@ -1,0 +1,83 @@
+// Package testutil holds what the packages' tests share: polling with a
+// deadline (never sleeps as synchronisation), a buffer safe for a writer and
+// a reader, and an in-process NATS server. Product code does not import it.
+package testutil
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// WaitFor polls cond every 10 ms until it holds, and fails the test when it
+// still does not after d.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// NATSOptions select an in-process NATS server.
+type NATSOptions struct {
+	// JetStream turns JetStream on, storing in StoreDir (default: a
+	// temporary directory of the test).
+	JetStream bool
+	StoreDir  string
+	// Port is the client port; 0 picks a free one.
+	Port int
+}
+
+// StartNATS starts a NATS server on 127.0.0.1, waits until it takes
+// connections, and shuts it down when the test ends.
+func StartNATS(t testing.TB, o NATSOptions) *server.Server {
+	t.Helper()
+	port := o.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, JetStream: o.JetStream}
+	if o.JetStream {
+		opts.StoreDir = o.StoreDir
+		if opts.StoreDir == "" {
+			opts.StoreDir = t.TempDir()
+		}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
