@@ -82,6 +82,9 @@ func (s *Server) appendRecord(st *stream, hash *big.Int, data []byte, pk, ehk st
 	if sh == nil {
 		return nil, nil, errorf(ErrInternalFailure, "no open shard owns hash key %s", hash)
 	}
+	if err := s.checkShardWrite(sh, len(data)+len(pk)); err != nil {
+		return nil, nil, err
+	}
 	s.counter++
 	seq := makeSeq(s.counter, sh.index)
 	sh.records = append(sh.records, record{
@@ -181,6 +184,11 @@ func (s *Server) putRecords(body []byte) (any, *apiError) {
 		}
 		sh, rec, err := s.appendRecord(st, hashes[i], r.Data, r.PartitionKey, r.ExplicitHashKey)
 		if err != nil {
+			if err.typ == ErrProvisionedThroughput {
+				failed++
+				results[i] = map[string]any{"ErrorCode": err.typ, "ErrorMessage": err.msg}
+				continue
+			}
 			return nil, err
 		}
 		results[i] = map[string]any{"ShardId": sh.id, "SequenceNumber": rec.seqStr}
@@ -314,6 +322,9 @@ func (s *Server) getRecords(body []byte) (any, *apiError) {
 	}
 	sh, err := s.lookupShard(st, it.Shard)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkShardRead(sh); err != nil {
 		return nil, err
 	}
 	pos := max(it.Pos, sh.trimmed)

@@ -131,6 +131,7 @@ func (s *Server) addShard(st *stream, start, end *big.Int, parent, adjacent stri
 		startSeq:       makeSeq(s.counter, st.nextShard),
 		created:        now,
 		notify:         make(chan struct{}),
+		limits:         newShardLimits(),
 	}
 	st.nextShard++
 	st.shards = append(st.shards, sh)

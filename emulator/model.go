@@ -57,6 +57,7 @@ type shard struct {
 	trimmed int
 	// lastTrimmed is the sequence number of the last trimmed record.
 	lastTrimmed *big.Int
+	limits      *shardLimits
 	// notify is closed and replaced whenever the shard changes (a record is
 	// put, the shard closes), waking subscribers.
 	notify chan struct{}

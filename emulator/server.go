@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	"net"
 	"net/http"
@@ -62,6 +63,10 @@ type Options struct {
 	SubscribeRate time.Duration
 	// IteratorLifetime is how long a shard iterator is valid (AWS: 5 minutes).
 	IteratorLifetime time.Duration
+	// EnforceLimits applies AWS's documented API limits (see limits.go):
+	// control-plane calls per second, 1,000 records and 1 MiB a second
+	// written per shard, 5 GetRecords calls a second per shard.
+	EnforceLimits bool
 }
 
 func (o *Options) setDefaults() {
@@ -115,6 +120,8 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	protos    map[string]int
 	ops       map[string]int
+	limiters  map[string]*rate.Limiter
+	limitHits map[string]int
 	// timeOffset shifts the emulator's clock forward (AdvanceClock), so tests
 	// can age records out of retention without waiting.
 	timeOffset time.Duration
@@ -126,13 +133,15 @@ type Server struct {
 func New(opts Options) (*Server, error) {
 	opts.setDefaults()
 	s := &Server{
-		opts:     opts,
-		streams:  map[string]*stream{},
-		subs:     map[subKey]*subscription{},
-		lastCall: map[subKey]time.Time{},
-		conns:    map[net.Conn]struct{}{},
-		protos:   map[string]int{},
-		ops:      map[string]int{},
+		opts:      opts,
+		streams:   map[string]*stream{},
+		subs:      map[subKey]*subscription{},
+		lastCall:  map[subKey]time.Time{},
+		conns:     map[net.Conn]struct{}{},
+		protos:    map[string]int{},
+		ops:       map[string]int{},
+		limiters:  map[string]*rate.Limiter{},
+		limitHits: map[string]int{},
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -295,6 +304,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.protos[r.Proto]++
 	s.ops[op]++
 	fe := s.takeFault(op)
+	if fe == nil {
+		fe = s.checkAPILimit(op, streamOf(body))
+	}
 	s.mu.Unlock()
 	if fe != nil {
 		writeError(w, fe)
@@ -355,6 +367,19 @@ func decode(body []byte, v any) *apiError {
 		return errorf(ErrSerialization, "cannot parse request: %v", err)
 	}
 	return nil
+}
+
+// streamOf is the stream a request names, for per-stream limits.
+func streamOf(body []byte) string {
+	var ref struct {
+		StreamName string `json:"StreamName"`
+		StreamARN  string `json:"StreamARN"`
+	}
+	_ = json.Unmarshal(body, &ref)
+	if ref.StreamARN != "" {
+		return ref.StreamARN
+	}
+	return ref.StreamName
 }
 
 var requestCounter atomic.Uint64

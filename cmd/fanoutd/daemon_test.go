@@ -564,3 +564,36 @@ func TestRunDeletedStreamStopsAloneAndOthersContinue(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// With AWS's API limits enforced, the daemon's own calls (describe, register,
+// consumer polling, shard listing, subscribing) stay within them. (With the
+// 20 ms consumer polling of the other tests, this test fails.)
+func TestRunStaysWithinAWSLimits(t *testing.T) {
+	opts := fastEmu()
+	opts.EnforceLimits = true
+	opts.SubscribeRate, opts.TakeoverGrace = 0, 0 // AWS's values
+	opts.ConsumerActivationDelay = time.Second
+	e := newE2E(t, opts, false)
+	for _, s := range []string{"a", "b", "c"} {
+		if err := e.emu.CreateStream(s, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := e.config(false, "  - name: a\n  - name: b\n  - name: c")
+	raw, _ := os.ReadFile(path)
+	// Production-like polling; the other test timers are kept.
+	raw = bytes.Replace(raw, []byte("consumer_poll_initial: 20ms"), []byte("consumer_poll_initial: 500ms"), 1)
+	raw = bytes.Replace(raw, []byte("consumer_poll_max: 100ms"), []byte("consumer_poll_max: 5s"), 1)
+	os.WriteFile(path, raw, 0o600)
+	e.run(path)
+	keys := testKeys(8)
+	for _, s := range []string{"a", "b", "c"} {
+		e.put(s, keys, 0, 5)
+	}
+	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 120 })
+	for _, op := range []string{"DescribeStreamSummary", "RegisterStreamConsumer", "DescribeStreamConsumer", "ListShards"} {
+		if n := e.emu.LimitHits(op); n != 0 {
+			t.Errorf("%s throttled %d times", op, n)
+		}
+	}
+}

@@ -20,6 +20,7 @@ type EmulatorCmd struct {
 	Region                  string        `default:"us-east-1" help:"Region in ARNs."`
 	SubscriptionLifetime    time.Duration `default:"5m" help:"How long a SubscribeToShard stream lives (AWS: 5m)."`
 	ConsumerActivationDelay time.Duration `default:"3s" help:"How long a registered consumer stays CREATING."`
+	EnforceLimits           bool          `help:"Apply AWS's documented API limits: control-plane calls per second, 1,000 records and 1 MiB a second written per shard, 5 GetRecords a second per shard."`
 }
 
 type streamSpec struct {
@@ -68,6 +69,7 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 		Region:                  c.Region,
 		SubscriptionLifetime:    c.SubscriptionLifetime,
 		ConsumerActivationDelay: delay,
+		EnforceLimits:           c.EnforceLimits,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,95 @@
+package emulator
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+func TestAPILimitsOnlyWhenEnforced(t *testing.T) {
+	for _, enforce := range []bool{false, true} {
+		opts := fast()
+		opts.EnforceLimits = enforce
+		s := startEmulator(t, opts)
+		c := newClient(t, s)
+		if err := s.CreateStream("s", 1); err != nil {
+			t.Fatal(err)
+		}
+		throttled := 0
+		for i := 0; i < 40; i++ {
+			_, err := c.DescribeStreamSummary(ctxT(t), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("s")})
+			if err != nil {
+				wantAPIError(t, err, ErrLimitExceeded)
+				throttled++
+			}
+		}
+		if enforce && (throttled == 0 || s.LimitHits("DescribeStreamSummary") != throttled) {
+			t.Fatalf("enforced: %d of 40 calls throttled (hits %d)", throttled, s.LimitHits("DescribeStreamSummary"))
+		}
+		if !enforce && throttled != 0 {
+			t.Fatalf("not enforced: %d calls throttled", throttled)
+		}
+	}
+}
+
+func TestShardWriteAndReadLimits(t *testing.T) {
+	opts := fast()
+	opts.EnforceLimits = true
+	s := startEmulator(t, opts)
+	c := newClient(t, s)
+	if err := s.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	// 1 MiB a second: a second 600 KB record right away is refused.
+	if _, _, err := s.PutRecord("s", "k", bytes.Repeat([]byte("x"), 600<<10)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.PutRecord(ctxT(t), &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String("k"), Data: bytes.Repeat([]byte("x"), 600<<10)})
+	wantAPIError(t, err, ErrProvisionedThroughput)
+
+	// 1,000 records a second: PutRecords reports the excess entry by entry.
+	s2 := startEmulator(t, opts)
+	c2 := newClient(t, s2)
+	if err := s2.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	entries := make([]types.PutRecordsRequestEntry, 500)
+	for i := range entries {
+		entries[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String("k"), Data: []byte("x")}
+	}
+	failed := 0
+	for i := 0; i < 3; i++ {
+		out, err := c2.PutRecords(ctxT(t), &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries})
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed += int(aws.ToInt32(out.FailedRecordCount))
+		for _, r := range out.Records {
+			if r.ErrorCode != nil && aws.ToString(r.ErrorCode) != ErrProvisionedThroughput {
+				t.Fatalf("error code %s", aws.ToString(r.ErrorCode))
+			}
+		}
+	}
+	if failed == 0 || failed > 1500-1000 {
+		t.Fatalf("%d of 1500 entries failed, want about 500", failed)
+	}
+
+	// GetRecords: 5 calls a second per shard.
+	it, err := c2.GetShardIterator(ctxT(t), &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: aws.String(ShardID(0)), ShardIteratorType: types.ShardIteratorTypeLatest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	throttled := 0
+	for i := 0; i < 10; i++ {
+		if _, err := c2.GetRecords(ctxT(t), &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator}); err != nil {
+			wantAPIError(t, err, ErrProvisionedThroughput)
+			throttled++
+		}
+	}
+	if throttled == 0 {
+		t.Fatal("10 GetRecords calls at once were all served")
+	}
+}
