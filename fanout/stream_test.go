@@ -1,7 +1,9 @@
 package fanout
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"github.com/fanoutd/fanoutd/internal/testutil"
 	"strings"
 	"testing"
@@ -299,5 +301,27 @@ func TestRepeatedWarningsAreRateLimited(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, "the record after 30 failures", func() bool { return h.rec.count() >= 1 })
 	if n := strings.Count(buf.String(), "could not deliver a batch"); n < 1 || n > 5 {
 		t.Fatalf("%d warnings for 30 failures, want 1..5", n)
+	}
+}
+
+// A handler error wrapping ErrStop stops the stream instead of being retried.
+func TestHandlerErrStopStopsTheStream(t *testing.T) {
+	h := newHarness(t, fastEmulator())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.put("s", keys(1), 0, 1)
+	calls := 0
+	c := NewStreamConsumer(StreamSpec{Name: "s"}, Options{Client: h.kc, Checkpoints: h.store, Timers: fastTimers(), Log: zerolog.Nop(),
+		Handler: HandlerFunc(func(ctx context.Context, b *Batch) error {
+			calls++
+			return fmt.Errorf("record too large: %w", ErrStop)
+		})})
+	err := c.Run(t.Context())
+	if !errors.Is(err, ErrStop) || calls != 1 {
+		t.Fatalf("Run: %v after %d calls, want ErrStop after 1", err, calls)
+	}
+	if cps, _ := h.store.List(t.Context(), "s", "fanoutd"); len(cps) != 0 {
+		t.Fatalf("checkpoint moved past the undelivered batch: %v", cps)
 	}
 }

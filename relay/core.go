@@ -37,7 +37,11 @@ func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTem
 		SetRecordHeaders(h, recordMeta(b, rec))
 		*m = nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h}
 		if size := messageSize(m); int64(size) > maxPayload {
-			makeDeadLetter(m, p.deadLetterSubject(b, rec), maxPayloadReason(len(rec.Data), size, maxPayload))
+			reason := maxPayloadReason(len(rec.Data), size, maxPayload)
+			if err := p.oversize(b, rec, reason); err != nil {
+				return res, err
+			}
+			makeDeadLetter(m, p.deadLetterSubject(b, rec), reason)
 			p.logDeadLetter(b, rec, m)
 			err := p.nc.PublishMsg(m)
 			clearDeadLetter(h)

@@ -83,7 +83,11 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 			msgID: h.Get(nats.MsgIdHdr),
 		}
 		if size := messageSize(it.msg); int64(size) > maxPayload {
-			p.deadLetterItem(b, &it, maxPayloadReason(len(rec.Data), size, maxPayload))
+			reason := maxPayloadReason(len(rec.Data), size, maxPayload)
+			if err := p.oversize(b, rec, reason); err != nil {
+				return res, err
+			}
+			p.deadLetterItem(b, &it, reason)
 		}
 		items = append(items, it)
 	}
@@ -97,7 +101,10 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 	delay := retryDelayMin
 	for attempt := 1; ; attempt++ {
 		p.publishAsync(ctx, s, pending, attempt > 1)
-		pending = p.awaitAcks(ctx, b, items, pending)
+		var err error
+		if pending, err = p.awaitAcks(ctx, b, items, pending); err != nil {
+			return res, err
+		}
 		if len(pending) == 0 {
 			break
 		}
@@ -174,7 +181,9 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, pending []int,
 // those that were not confirmed, in order, reusing pending's array. A
 // message refused for its size becomes its dead letter, to be published in
 // the next round.
-func (p *Publisher) awaitAcks(ctx context.Context, b *fanout.Batch, items []jsItem, pending []int) []int {
+// With nats.oversize fail, such a message returns the error that stops
+// the stream instead.
+func (p *Publisher) awaitAcks(ctx context.Context, b *fanout.Batch, items []jsItem, pending []int) ([]int, error) {
 	failed := pending[:0] // written no faster than pending is read
 	for _, idx := range pending {
 		it := &items[idx]
@@ -192,17 +201,24 @@ func (p *Publisher) awaitAcks(ctx context.Context, b *fanout.Batch, items []jsIt
 			it.future = nil
 		}
 		if !it.dead {
+			rec := &b.Records[it.rec]
+			reason := ""
 			if errors.Is(it.err, nats.ErrMaxPayload) {
 				// The server changed, and so did max_payload.
-				rec := &b.Records[it.rec]
-				p.deadLetterItem(b, it, maxPayloadReason(len(rec.Data), messageSize(it.msg), p.nc.MaxPayload()))
+				reason = maxPayloadReason(len(rec.Data), messageSize(it.msg), p.nc.MaxPayload())
 			} else if isMaxMsgSize(it.err) {
-				p.deadLetterItem(b, it, maxMsgSizeReason(len(b.Records[it.rec].Data), it.err))
+				reason = maxMsgSizeReason(len(rec.Data), it.err)
+			}
+			if reason != "" {
+				if err := p.oversize(b, rec, reason); err != nil {
+					return nil, err
+				}
+				p.deadLetterItem(b, it, reason)
 			}
 		}
 		failed = append(failed, idx)
 	}
-	return failed
+	return failed, nil
 }
 
 // deadLetterItem replaces the message of it by its dead letter.

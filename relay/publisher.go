@@ -195,12 +195,6 @@ func (p *Publisher) handle(ctx context.Context, b *fanout.Batch) error {
 	if len(b.Records) == 0 {
 		return nil
 	}
-	if p.failOversize {
-		if err := p.checkSizes(tmpl, b); err != nil {
-			p.failedBatches.Add(1)
-			return err
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	s := p.scratch.Get().(*scratch)
@@ -219,11 +213,6 @@ func (p *Publisher) handle(ctx context.Context, b *fanout.Batch) error {
 		p.failedBatches.Add(1)
 		return fmt.Errorf("publish %d records of %s/%s: %w", len(b.Records), b.Stream, b.ShardID, err)
 	}
-	if p.failOversize && res.deadLettered > 0 {
-		p.failedBatches.Add(1)
-		return fmt.Errorf("%w: a record of %s/%s was refused by JetStream as too large (the stream's max_msg_size) and nats.oversize is fail; "+
-			"its dead letter was written to the dead-letter subject", fanout.ErrStop, b.Stream, b.ShardID)
-	}
 	p.published.Add(res.published)
 	p.bytes.Add(res.bytes)
 	p.duplicates.Add(res.duplicates)
@@ -239,23 +228,16 @@ func (p *Publisher) handle(ctx context.Context, b *fanout.Batch) error {
 	return nil
 }
 
-// checkSizes returns an ErrStop error for the first record of b whose
-// message would exceed the server's max_payload (nats.oversize: fail).
-func (p *Publisher) checkSizes(tmpl *SubjectTemplate, b *fanout.Batch) error {
-	maxPayload := p.nc.MaxPayload()
-	s := p.scratch.Get().(*scratch)
-	defer p.putScratch(s)
-	for i := range b.Records {
-		rec := &b.Records[i]
-		SetRecordHeaders(s.header, recordMeta(b, rec))
-		m := nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: s.header}
-		if size := messageSize(&m); int64(size) > maxPayload {
-			return fmt.Errorf("%w: record %s/%d of %s/%s needs a %d-byte message, over the NATS server's max_payload of %d, and nats.oversize is fail: "+
-				"raise max_payload on the NATS servers, or set nats.oversize: dead_letter to replace such records by a dead letter",
-				fanout.ErrStop, rec.SequenceNumber, rec.SubSequenceNumber, b.Stream, b.ShardID, size, maxPayload)
-		}
+// oversize is called for a record NATS can't take: with nats.oversize fail
+// it returns the ErrStop error that stops the stream, else nil (the record
+// becomes a dead letter).
+func (p *Publisher) oversize(b *fanout.Batch, rec *fanout.UserRecord, reason string) error {
+	if !p.failOversize {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%w: record %s/%d of %s/%s: %s, and nats.oversize is fail: "+
+		"raise the limit, or set nats.oversize: dead_letter to replace such records by a dead letter",
+		fanout.ErrStop, rec.SequenceNumber, rec.SubSequenceNumber, b.Stream, b.ShardID, reason)
 }
 
 // streamCounters are one stream's share of the counters.

@@ -517,3 +517,39 @@ func benchmarkHandle(b *testing.B, js bool) {
 
 func BenchmarkHandleCore(b *testing.B)      { benchmarkHandle(b, false) }
 func BenchmarkHandleJetStream(b *testing.B) { benchmarkHandle(b, true) }
+
+// With nats.oversize fail, a record NATS can't take stops the stream
+// (fanout.ErrStop) instead of becoming a dead letter.
+func TestHandleOversizeFail(t *testing.T) {
+	const maxPayload = 2048
+	for _, js := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
+			s := startServer(t, testServerConfig{JetStream: js, MaxPayload: maxPayload})
+			p := newTestPublisher(t, s.connect(t), Options{JetStream: js, Oversize: OversizeFail})
+			if js {
+				createStream(t, s, jetstream.StreamConfig{})
+			}
+			b := testBatch(3)
+			b.Records[1].Data = bytes.Repeat([]byte{'x'}, 3000)
+			err := p.Handle(context.Background(), b)
+			if !errors.Is(err, fanout.ErrStop) || !strings.Contains(err.Error(), "payload of 3000 bytes exceeds the NATS server's max_payload of 2048") {
+				t.Fatalf("Handle: %v, want an ErrStop naming the limit", err)
+			}
+			if st := p.Stats(); st.DeadLettered != 0 || st.FailedBatches != 1 {
+				t.Fatalf("Stats() = %+v, want no dead letter and 1 failed batch", st)
+			}
+		})
+	}
+	// A JetStream stream's max_msg_size stops it too.
+	s := startServer(t, testServerConfig{JetStream: true})
+	createStream(t, s, jetstream.StreamConfig{Name: "RECORDS", Subjects: []string{"kinesis.>", "fanoutd.deadletter.>"}, MaxMsgSize: 1024})
+	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, Oversize: OversizeFail})
+	b := testBatch(3)
+	b.Records[1].Data = bytes.Repeat([]byte{'z'}, 1500)
+	if err := p.Handle(context.Background(), b); !errors.Is(err, fanout.ErrStop) {
+		t.Fatalf("Handle: %v, want ErrStop", err)
+	}
+	if st := p.Stats(); st.DeadLettered != 0 {
+		t.Fatalf("Stats() = %+v, want no dead letter", st)
+	}
+}
