@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"errors"
-	"github.com/fanoutd/fanoutd/internal/testutil"
 	"net/http"
 	"testing"
 	"time"
@@ -12,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 func TestInjectedExceptionFrames(t *testing.T) {

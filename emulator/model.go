@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -117,7 +116,6 @@ type consumer struct {
 	created   time.Time
 	activeAt  time.Time
 	deletedAt time.Time // zero unless deregistered
-	goneAt    time.Time
 }
 
 func (c *consumer) status(now time.Time) string {
@@ -269,11 +267,4 @@ func parseHashKey(s string) (*big.Int, bool) {
 
 func epochSeconds(t time.Time) float64 {
 	return float64(t.UnixMilli()) / 1000
-}
-
-func atoiDefault(s string, def int) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
-	}
-	return def
 }

@@ -3,13 +3,14 @@ package emulator
 import (
 	"errors"
 	"fmt"
-	"github.com/fanoutd/fanoutd/internal/testutil"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 func setupStream(t *testing.T, opts Options, shards int) (*Server, *kinesis.Client, string) {

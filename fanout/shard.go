@@ -252,6 +252,9 @@ func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent
 		s.Bytes += size
 		s.LastEvent = time.Now()
 		s.MillisBehindLatest = b.MillisBehindLatest
+		if b.ContinuationSequenceNumber != "" {
+			s.Checkpoint = b.ContinuationSequenceNumber
+		}
 	})
 	if ev.ContinuationSequenceNumber == nil {
 		// The shard ended: checkpoint that, then let its children start.
@@ -263,9 +266,6 @@ func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent
 		return endShard, nil
 	}
 	l.pos = b.ContinuationSequenceNumber
-	c.mu.Lock()
-	l.st.status.Checkpoint = l.pos
-	c.mu.Unlock()
 	l.persist(false)
 	return endClean, nil
 }

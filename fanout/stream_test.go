@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fanoutd/fanoutd/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 func TestEveryRecordOnceInOrder(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/relay"
@@ -60,7 +61,7 @@ func New(src Sources, stallTimeout time.Duration, version string) *Monitor {
 		Help: "Batches NATS did not confirm (the shard retries them from its checkpoint).",
 	}, []string{"stream"})
 	m.reg.MustRegister(m.publishLatency, m.publishErrors, &collector{m: m},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

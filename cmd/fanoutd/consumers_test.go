@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/fanoutd/fanoutd/internal/testutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // consumersEmu starts an emulator that the SDK chain finds through the

@@ -25,15 +25,13 @@ import (
 )
 
 // daemonHooks lets `fanoutd demo` run the daemon against an in-process
-// emulator, and tests observe it.
+// emulator, and `fanoutd run` pass its reload signal and log level.
 type daemonHooks struct {
 	caBundle    []byte
 	credentials aws.CredentialsProvider
 	// configPath is reloaded on every value from reload (SIGHUP).
 	configPath string
 	reload     <-chan struct{}
-	// started is called once every stream consumer runs.
-	started func(d *daemon)
 	// level, when set, is the logger's level switch (log.level reloads).
 	level *levelSwitch
 }
@@ -147,9 +145,6 @@ func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hook
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); d.notifier.Run(notifyCtx) }()
-	if hooks.started != nil {
-		hooks.started(d)
-	}
 
 loop:
 	for {
@@ -262,7 +257,12 @@ func (d *daemon) startStreamLocked(ctx context.Context, s config.StreamConfig) {
 	go func() {
 		defer close(rs.done)
 		if err := c.Run(sctx); err != nil {
-			d.failed <- streamFailure{name: s.StreamName(), rs: rs, err: err}
+			select {
+			case d.failed <- streamFailure{name: s.StreamName(), rs: rs, err: err}:
+			case <-ctx.Done():
+				// Shutting down: nobody reads d.failed any more.
+				d.log.Error().Err(err).Str("stream", s.StreamName()).Msg("stream failed")
+			}
 		}
 	}()
 }

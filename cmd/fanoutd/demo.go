@@ -191,12 +191,11 @@ type demoSubscriber struct {
 	w     io.Writer
 	quiet bool
 
-	mu       sync.Mutex
-	count    int
-	seen     map[string]int // Nats-Msg-Id -> times received
-	lagSum   time.Duration
-	lagMax   time.Duration
-	subjects map[string]int
+	mu     sync.Mutex
+	count  int
+	seen   map[string]int // Nats-Msg-Id -> times received
+	lagSum time.Duration
+	lagMax time.Duration
 }
 
 func (s *demoSubscriber) onMsg(m *nats.Msg) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/fanoutd/fanoutd/internal/testutil"
 	"math/big"
 	"net"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // The fault suite's JetStream scenarios, on a 3-node NATS cluster where the
@@ -190,13 +189,7 @@ type clusterFault struct {
 	js  jetstream.JetStream
 	cmd *exec.Cmd
 	out *testutil.SyncBuffer
-
-	mu       sync.Mutex
-	produced map[string]int    // key -> records written
-	lastSeq  map[string]string // shard -> sequence number of its last record
-	total    int
-	stopProd context.CancelFunc
-	prodDone chan struct{}
+	*producer
 }
 
 // info returns the stream's info, or nil while the cluster can't answer.
@@ -280,46 +273,6 @@ func (f *clusterFault) stepDown(preferred string) (from, to string) {
 		return to != "" && to != from
 	})
 	return from, to
-}
-
-// produce writes records "key:i" round robin over faultKeys keys until
-// stopped, remembering each shard's last sequence number.
-func (f *clusterFault) produce() {
-	ctx, cancel := context.WithCancel(context.Background())
-	f.stopProd, f.prodDone = cancel, make(chan struct{})
-	go func() {
-		defer close(f.prodDone)
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			k := fmt.Sprintf("key%02d", i%faultKeys)
-			f.mu.Lock()
-			n := f.produced[k]
-			f.mu.Unlock()
-			shard, seq, err := f.e.emu.PutRecord("s", k, []byte(fmt.Sprintf("%s:%d", k, n)))
-			if err != nil {
-				continue // the record was not written
-			}
-			f.mu.Lock()
-			f.produced[k]++
-			f.total++
-			f.lastSeq[shard] = seq
-			f.mu.Unlock()
-		}
-	}()
-}
-
-func (f *clusterFault) stopProducing() int {
-	f.stopProd()
-	<-f.prodDone
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.total
 }
 
 // checkpointed reports whether the daemon's checkpoint of every shard is at
@@ -508,7 +461,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	opts.SubscriptionLifetime = 3 * time.Second
 	e := newE2E(t, opts, false) // its single NATS server is not used
 	c := startJSCluster(t, 3)
-	f := &clusterFault{t: t, e: e, c: c, produced: map[string]int{}, lastSeq: map[string]string{}}
+	f := &clusterFault{t: t, e: e, c: c, producer: newProducer(e.emu)}
 	nc, err := nats.Connect(strings.Join(c.urls(), ","), nats.Name("fanoutd-test"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {

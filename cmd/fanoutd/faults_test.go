@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/fanoutd/fanoutd/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // The fault suite: the emulator, an in-process NATS server (JetStream on
@@ -42,12 +44,24 @@ type faultEnv struct {
 	path     string
 	cmd      *exec.Cmd
 	out      *testutil.SyncBuffer
+	*producer
+}
+
+// producer writes records "key:i" round robin over faultKeys keys to stream
+// s until stopped, and remembers what it wrote.
+type producer struct {
+	emu *emulator.Server
 
 	mu       sync.Mutex
-	produced map[string]int // key -> records written
+	produced map[string]int    // key -> records written
+	lastSeq  map[string]string // shard -> sequence number of its last record
 	total    int
 	stopProd context.CancelFunc
 	prodDone chan struct{}
+}
+
+func newProducer(emu *emulator.Server) *producer {
+	return &producer{emu: emu, produced: map[string]int{}, lastSeq: map[string]string{}}
 }
 
 func portOf(ns *server.Server) int {
@@ -61,7 +75,7 @@ func newFaultEnv(t *testing.T, js bool) *faultEnv {
 	opts := fastEmu()
 	opts.SubscriptionLifetime = 3 * time.Second // renewals happen during every scenario
 	e := newE2E(t, opts, false)
-	f := &faultEnv{t: t, e: e, js: js, produced: map[string]int{}}
+	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.emu)}
 	if js {
 		// A JetStream server whose store survives restarts, on a fixed port.
 		e.ns.Shutdown()
@@ -100,12 +114,11 @@ func (f *faultEnv) startDaemon() {
 	f.cmd, f.out = fanoutdProcess(f.t, "run", "--config", f.path)
 }
 
-// produce writes records "key:i" round robin over the keys until stopped.
-func (f *faultEnv) produce() {
+func (p *producer) produce() {
 	ctx, cancel := context.WithCancel(context.Background())
-	f.stopProd, f.prodDone = cancel, make(chan struct{})
+	p.stopProd, p.prodDone = cancel, make(chan struct{})
 	go func() {
-		defer close(f.prodDone)
+		defer close(p.prodDone)
 		t := time.NewTicker(2 * time.Millisecond)
 		defer t.Stop()
 		for i := 0; ; i++ {
@@ -115,32 +128,33 @@ func (f *faultEnv) produce() {
 			case <-t.C:
 			}
 			k := fmt.Sprintf("key%02d", i%faultKeys)
-			f.mu.Lock()
-			n := f.produced[k]
-			f.mu.Unlock()
-			if _, _, err := f.e.emu.PutRecord("s", k, []byte(fmt.Sprintf("%s:%d", k, n))); err != nil {
+			p.mu.Lock()
+			n := p.produced[k]
+			p.mu.Unlock()
+			shard, seq, err := p.emu.PutRecord("s", k, []byte(fmt.Sprintf("%s:%d", k, n)))
+			if err != nil {
 				continue // e.g. during a reshard; the record was not written
 			}
-			f.mu.Lock()
-			f.produced[k]++
-			f.total++
-			f.mu.Unlock()
+			p.mu.Lock()
+			p.produced[k]++
+			p.total++
+			p.lastSeq[shard] = seq
+			p.mu.Unlock()
 		}
 	}()
 }
 
-func (f *faultEnv) stopProducing() int {
-	f.stopProd()
-	<-f.prodDone
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.total
+// stopProducing stops the producer and returns how many records it wrote.
+func (p *producer) stopProducing() int {
+	p.stopProd()
+	<-p.prodDone
+	return p.producedSoFar()
 }
 
-func (f *faultEnv) producedSoFar() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.total
+func (p *producer) producedSoFar() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total
 }
 
 // delivered counts the distinct records that reached NATS.

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/fanoutd/fanoutd/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // TestMain lets the test binary stand in for the fanoutd binary: with
