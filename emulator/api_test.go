@@ -431,10 +431,13 @@ func TestGetRecordsPolling(t *testing.T) {
 		}
 		seqs = append(seqs, seq)
 	}
-	mid := time.Now()
-	time.Sleep(5 * time.Millisecond) // distinct arrival times, not synchronisation
+	// f arrives a second after e on the emulator's clock; AT_TIMESTAMP half
+	// way between starts at f.
+	s.AdvanceClock(time.Second)
 	_, seqs5, _ := s.PutRecord("s", "k", []byte("f"))
 	seqs = append(seqs, seqs5)
+	stored, _ := s.Records("s", ShardID(0))
+	mid := stored[5].Arrival.Add(-500 * time.Millisecond)
 
 	read := func(in *kinesis.GetShardIteratorInput) string {
 		t.Helper()
@@ -467,7 +470,7 @@ func TestGetRecordsPolling(t *testing.T) {
 		{kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeLatest}, ""},
 		{kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(seqs[2])}, "cdef"},
 		{kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAfterSequenceNumber, StartingSequenceNumber: aws.String(seqs[2])}, "def"},
-		{kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(mid.Add(2 * time.Millisecond))}, "f"},
+		{kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(mid)}, "f"},
 	} {
 		if got := read(&tc.in); got != tc.want {
 			t.Errorf("%s: got %q want %q", tc.in.ShardIteratorType, got, tc.want)

@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/config"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // connectLogged connects with cfg and returns what was logged so far.
@@ -216,10 +218,10 @@ func TestConnectServers(t *testing.T) {
 	}
 
 	up.Shutdown()
-	waitFor(t, "disconnect", 5*time.Second, func() bool { return nc.Status() != nats.CONNECTED })
+	testutil.WaitFor(t, 5*time.Second, "disconnect", func() bool { return nc.Status() != nats.CONNECTED })
 	up.Start()
 	waitStatus(t, nc, nats.CONNECTED)
-	waitFor(t, "the reconnect logged", 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the reconnect logged", func() bool {
 		return strings.Contains(logs.String(), "reconnected to NATS")
 	})
 	for _, want := range []string{`"level":"info","component":"nats"`, "connected to NATS", "disconnected from NATS"} {

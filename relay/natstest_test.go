@@ -23,6 +23,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/config"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // testServerConfig describes an embedded nats-server.
@@ -142,23 +144,10 @@ func (s *testServer) connect(t testing.TB) *nats.Conn {
 	return nc
 }
 
-// waitFor polls cond every few milliseconds until it holds or the deadline
-// passes.
-func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitStatus waits until nc has the given status.
 func waitStatus(t testing.TB, nc *nats.Conn, want nats.Status) {
 	t.Helper()
-	waitFor(t, "connection "+want.String(), 10*time.Second, func() bool { return nc.Status() == want })
+	testutil.WaitFor(t, 10*time.Second, "connection "+want.String(), func() bool { return nc.Status() == want })
 }
 
 // testPKI is a throwaway CA with a server certificate for 127.0.0.1 and

@@ -15,6 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/fanout"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 const testStream = "orders"
@@ -277,7 +279,7 @@ func TestHandleServerDown(t *testing.T) {
 			p := newTestPublisher(t, nc, Options{JetStream: js, PublishTimeout: 2 * time.Second})
 
 			s.Shutdown()
-			waitFor(t, "disconnect", 10*time.Second, func() bool { return nc.Status() != nats.CONNECTED })
+			testutil.WaitFor(t, 10*time.Second, "disconnect", func() bool { return nc.Status() != nats.CONNECTED })
 			b := testBatch(10)
 			err := p.Handle(context.Background(), b)
 			if !errors.Is(err, ErrNotConnected) {

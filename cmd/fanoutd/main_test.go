@@ -45,13 +45,7 @@ func TestEmulatorCommand(t *testing.T) {
 	go func() {
 		done <- runContext(ctx, []string{"emulator", "--listen", "127.0.0.1:0", "--streams", "orders:4,clicks:2"}, &out, &out)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "Press Ctrl-C") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner: %s", out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the emulator's banner", func() bool { return strings.Contains(out.String(), "Press Ctrl-C") })
 	for _, line := range strings.Split(out.String(), "\n") {
 		if kv, ok := strings.CutPrefix(line, "export "); ok {
 			k, v, _ := strings.Cut(kv, "=")
