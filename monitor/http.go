@@ -18,6 +18,9 @@ type Status struct {
 	Health    Health         `json:"health"`
 	Publisher relay.Stats    `json:"publisher"`
 	Streams   []StreamStatus `json:"streams"`
+	// StoppedStreams are streams that stopped while the others run, with
+	// the reason (e.g. the stream was deleted).
+	StoppedStreams map[string]string `json:"stopped_streams,omitempty"`
 }
 
 // StreamStatus is one stream.
@@ -48,6 +51,9 @@ func (m *Monitor) Status() Status {
 	src := m.sources()
 	now := time.Now()
 	st := Status{Version: m.version, StartedAt: m.startedAt, Health: m.Health()}
+	if src.StoppedStreams != nil {
+		st.StoppedStreams = src.StoppedStreams()
+	}
 	if src.Publisher != nil {
 		st.Publisher = src.Publisher()
 	}

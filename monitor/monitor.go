@@ -29,6 +29,9 @@ type Sources struct {
 	// Streams names the streams being consumed: each must have a shard
 	// being read before the daemon is ready.
 	Streams func() []string
+	// StoppedStreams are the streams that stopped alone while others run
+	// (deleted), with the reason.
+	StoppedStreams func() map[string]string
 }
 
 // Monitor computes health and serves metrics.

@@ -61,6 +61,9 @@ type daemon struct {
 	mu      sync.Mutex
 	cfg     *config.Config
 	streams map[string]*runningStream
+	// stopped are the streams that stopped alone (deleted), with why, for
+	// /status and the metrics, until a reload starts them again.
+	stopped map[string]string
 }
 
 type streamFailure struct {
@@ -75,7 +78,7 @@ type streamFailure struct {
 // error (exit non-zero, so systemd restarts it) when it can't start or a
 // stream fails.
 func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hooks daemonHooks) error {
-	d := &daemon{log: log, hooks: hooks, cfg: cfg, streams: map[string]*runningStream{}, failed: make(chan streamFailure, 16)}
+	d := &daemon{log: log, hooks: hooks, cfg: cfg, streams: map[string]*runningStream{}, stopped: map[string]string{}, failed: make(chan streamFailure, 16)}
 	store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
 	if err != nil {
 		return fmt.Errorf("checkpoint store: %w", err)
@@ -120,7 +123,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log zerolog.Logger, hook
 	if err != nil {
 		return err
 	}
-	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, NATSConnected: nc.IsConnected, Streams: d.streamNames})
+	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, NATSConnected: nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams})
 
 	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
 		Region:      cfg.AWS.Region,
@@ -212,6 +215,13 @@ func (d *daemon) streamNames() []string {
 	return slices.Collect(maps.Keys(d.streams))
 }
 
+// stoppedStreams are the streams that stopped alone (monitor source).
+func (d *daemon) stoppedStreams() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.stopped)
+}
+
 // shards is every known shard of every running stream (monitor source).
 func (d *daemon) shards() []fanout.ShardStatus {
 	d.mu.Lock()
@@ -278,6 +288,7 @@ func (d *daemon) streamFailed(f streamFailure) bool {
 	}
 	delete(d.streams, f.name)
 	if errors.Is(f.err, fanout.ErrStreamNotFound) && len(d.streams) > 0 {
+		d.stopped[f.name] = f.err.Error()
 		d.log.Error().Err(f.err).Str("stream", f.name).Int("streams_running", len(d.streams)).Msg("stream stopped")
 		return false
 	}
@@ -383,12 +394,18 @@ func (d *daemon) reload(ctx context.Context) {
 
 	d.mu.Lock()
 	d.cfg.Streams = cfg.Streams
+	for name := range d.stopped {
+		if _, ok := want[name]; !ok {
+			delete(d.stopped, name)
+		}
+	}
 	d.cfg.Log.Level = cfg.Log.Level
 	for _, s := range cfg.Streams {
 		if _, ok := d.streams[s.StreamName()]; !ok {
 			if !slices.Contains(restarted, s.StreamName()) {
 				added = append(added, s.StreamName())
 			}
+			delete(d.stopped, s.StreamName())
 			d.startStreamLocked(ctx, s)
 		}
 	}

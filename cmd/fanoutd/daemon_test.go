@@ -560,6 +560,13 @@ func TestRunDeletedStreamStopsAloneAndOthersContinue(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, "stream a reported", func() bool {
 		return strings.Contains(e.logs.String(), `"stream":"a"`) && strings.Contains(e.logs.String(), "stream stopped")
 	})
+	addr := waitHTTPAddr(t, e.logs)
+	if _, body := get(t, "http://"+addr+"/metrics"); metricValue(body, `fanoutd_stream_stopped{stream="a"}`) != 1 {
+		t.Fatalf("no fanoutd_stream_stopped for stream a")
+	}
+	if _, body := get(t, "http://"+addr+"/status"); !strings.Contains(body, `"stopped_streams"`) || !strings.Contains(body, `"a": "stream a: stream not found`) {
+		t.Fatalf("/status does not report stream a: %s", body)
+	}
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}

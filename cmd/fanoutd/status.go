@@ -85,6 +85,9 @@ func printStatus(w io.Writer, st monitor.Status) {
 		}
 	}
 	tw.Flush()
+	for name, why := range st.StoppedStreams {
+		fmt.Fprintf(w, "\nSTOPPED stream %s: %s\n", name, why)
+	}
 }
 
 func ago(now, t time.Time) string {
