@@ -177,20 +177,24 @@ func TestDeregisterEndsSubscriptions(t *testing.T) {
 	wantAPIError(t, err, ErrResourceNotFound)
 }
 
+// A subscription's reads are limited (AWS: 2 MiB/s per shard and consumer)
+// once its burst is spent: the time asserted is a lower bound, which a slow
+// machine can only exceed.
 func TestReadThroughputLimit(t *testing.T) {
 	opts := fast()
-	opts.ReadThroughput = 256 << 10 // 256 KiB/s
+	opts.ReadThroughput = 4 << 20 // 4 MiB/s, with the emulator's 11 MiB burst
 	s, c, arn := setupStream(t, opts, 1)
-	data := make([]byte, 100<<10)
-	for i := 0; i < 6; i++ {
+	data := make([]byte, 1<<20-100)
+	const records = 15 // 15 MiB: 4 MiB over the burst, a second at 4 MiB/s
+	for i := 0; i < records; i++ {
 		if _, _, err := s.PutRecord("s", "k", data); err != nil {
 			t.Fatal(err)
 		}
 	}
 	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
 	start := time.Now()
-	sb.collect(6, 10*time.Second)
-	// 600 KiB at 256 KiB/s, with a burst of 11 MiB: the first burst is free,
-	// so this only checks the limiter lets everything through.
-	t.Logf("600 KiB in %v", time.Since(start))
+	sb.collect(records, 30*time.Second)
+	if d := time.Since(start); d < 800*time.Millisecond {
+		t.Fatalf("15 MiB read in %v: faster than the 4 MiB/s limit allows after the burst", d)
+	}
 }

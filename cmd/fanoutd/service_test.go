@@ -168,14 +168,15 @@ func TestSystemdNotifyAndStallDetection(t *testing.T) {
 		return code == 503 && strings.Contains(body, "stalled shards")
 	})
 	stalled := time.Now()
-	// Several watchdog intervals with no ping.
-	testutil.WaitFor(t, 10*time.Second, "1s after the stall was seen", func() bool { return time.Since(stalled) > time.Second })
-	if n := sock.count("WATCHDOG=1", stalled); n != 0 {
+	// Several watchdog intervals with no ping. A ping the notifier decided on
+	// just before the stall crossed the threshold may still land right after
+	// it was seen: count from one tick (200 ms) later.
+	quiet := stalled.Add(300 * time.Millisecond)
+	testutil.WaitFor(t, 10*time.Second, "1.3s after the stall was seen", func() bool { return time.Since(stalled) > 1300*time.Millisecond })
+	if n := sock.count("WATCHDOG=1", quiet); n != 0 {
 		t.Fatalf("%d watchdog pings while a shard was stalled", n)
 	}
-	if sock.count("STATUS=", stalled.Add(-5*time.Second)) == 0 && !strings.Contains(lastStatus(sock), "STALLED") {
-		t.Logf("status lines: %v", sock.since(start))
-	}
+	testutil.WaitFor(t, 10*time.Second, "a STATUS line saying STALLED", func() bool { return strings.Contains(lastStatus(sock), "STALLED") })
 	_, body := get(t, "http://"+addr+"/metrics")
 	if v := metricValue(body, `fanoutd_shard_stalled{shard="shardId-000000000000",stream="s"}`); v != 1 {
 		t.Fatalf("fanoutd_shard_stalled = %v", v)
