@@ -21,6 +21,12 @@ type Checkpoint struct {
 	ShardEnded bool
 	// UpdatedAt is when the checkpoint was taken; Put sets it if zero.
 	UpdatedAt time.Time
+	// StreamCreated is the StreamCreationTimestamp of the stream the
+	// checkpoint belongs to: a stream deleted and created again under its
+	// name keeps its ARN and shard IDs, and only this tells the
+	// incarnations apart (as the KCL's multi-stream identifier does). Zero
+	// in checkpoints written before fanoutd recorded it.
+	StreamCreated time.Time
 }
 
 // Store keeps checkpoints keyed by (stream, consumer, shard). Implementations
@@ -34,6 +40,9 @@ type Store interface {
 	// List returns the checkpoints of every shard of a stream and consumer,
 	// by shard ID; an empty map if there are none.
 	List(ctx context.Context, stream, consumer string) (map[string]Checkpoint, error)
+	// Reset removes every checkpoint of a stream and consumer (the stream
+	// was deleted and created again: its old positions mean nothing).
+	Reset(ctx context.Context, stream, consumer string) error
 	Close() error
 }
 

@@ -71,6 +71,7 @@ type fileRecord struct {
 	SequenceNumber string    `json:"sequence_number"`
 	ShardEnded     bool      `json:"shard_ended"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	StreamCreated  time.Time `json:"stream_created,omitzero"`
 }
 
 const fileExt = ".json"
@@ -115,6 +116,7 @@ func (s *FileStore) Put(ctx context.Context, stream, consumer, shardID string, c
 		SequenceNumber: cp.SequenceNumber,
 		ShardEnded:     cp.ShardEnded,
 		UpdatedAt:      cp.UpdatedAt,
+		StreamCreated:  cp.StreamCreated,
 	})
 	if err != nil {
 		return fmt.Errorf("encode checkpoint: %w", err)
@@ -167,6 +169,24 @@ func (s *FileStore) List(ctx context.Context, stream, consumer string) (map[stri
 		out[shardID] = cp
 	}
 	return out, nil
+}
+
+// Reset implements Store: it removes the stream and consumer's directory.
+func (s *FileStore) Reset(ctx context.Context, stream, consumer string) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := validateKey(stream, consumer, "x"); err != nil {
+		return err
+	}
+	dir := s.consumerDir(stream, consumer)
+	s.dirsMu.Lock()
+	defer s.dirsMu.Unlock()
+	delete(s.dirs, dir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("reset checkpoints: %w", err)
+	}
+	return syncDir(filepath.Join(s.dir, stream))
 }
 
 // Close implements Store. Every Put that returned is already durable, so
@@ -290,7 +310,7 @@ func readFile(path, stream, consumer, shardID string) (Checkpoint, error) {
 	case r.SequenceNumber == "" && !r.ShardEnded:
 		return Checkpoint{}, corrupt(path, "no sequence number")
 	}
-	return Checkpoint{SequenceNumber: r.SequenceNumber, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt}, nil
+	return Checkpoint{SequenceNumber: r.SequenceNumber, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
 }
 
 func corrupt(path, why string) error {

@@ -75,6 +75,27 @@ func (s *MemStore) List(ctx context.Context, stream, consumer string) (map[strin
 	return out, nil
 }
 
+// Reset implements Store.
+func (s *MemStore) Reset(ctx context.Context, stream, consumer string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validateKey(stream, consumer, "x"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	for k := range s.m {
+		if k.stream == stream && k.consumer == consumer {
+			delete(s.m, k)
+		}
+	}
+	return nil
+}
+
 // Close implements Store. Later calls return ErrClosed.
 func (s *MemStore) Close() error {
 	s.mu.Lock()

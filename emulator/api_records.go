@@ -238,7 +238,9 @@ func (s *Server) resolvePosition(st *stream, sh *shard, typ, seq string, ts *flo
 
 func (s *Server) lookupShard(st *stream, id string) (*shard, *apiError) {
 	sh := st.byID[id]
-	if sh == nil {
+	// A closed shard whose records all aged out of retention is gone, as
+	// on AWS: ListShards no longer lists it and calls on it fail.
+	if sh == nil || !sh.isOpen() && !sh.closed.After(s.now().Add(-time.Duration(st.retentionHours)*time.Hour)) {
 		return nil, notFound("Shard %s in stream %s under account %s does not exist", id, st.name, s.opts.AccountID)
 	}
 	return sh, nil

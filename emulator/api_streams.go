@@ -100,6 +100,13 @@ func (s *Server) createStreamLocked(name string, n int, mode string, maxRecordSi
 		return nil, inUse("Stream %s under account %s already exists.", name, s.opts.AccountID)
 	}
 	now := s.now()
+	if prev, ok := s.lastCreated[name]; ok && now.UnixMilli() <= prev.UnixMilli() {
+		now = time.UnixMilli(prev.UnixMilli() + 1)
+	}
+	if s.lastCreated == nil {
+		s.lastCreated = map[string]time.Time{}
+	}
+	s.lastCreated[name] = now
 	st := &stream{
 		name:           name,
 		arn:            s.streamARN(name),

@@ -192,4 +192,11 @@ func (s *Server) AdvanceClock(d time.Duration) {
 	s.timeOffset += d
 }
 
+// Now is the emulator's clock: the real time plus every AdvanceClock.
+func (s *Server) Now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now()
+}
+
 var _ http.Handler = (*Server)(nil)

@@ -126,6 +126,10 @@ type Server struct {
 	// timeOffset shifts the emulator's clock forward (AdvanceClock), so tests
 	// can age records out of retention without waiting.
 	timeOffset time.Duration
+	// lastCreated is the creation time of each stream name's latest
+	// incarnation: a stream created again gets a later timestamp (in
+	// milliseconds, as AWS shows it) even within one millisecond.
+	lastCreated map[string]time.Time
 
 	wg sync.WaitGroup
 }

@@ -4,38 +4,61 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
-// resolveStreamARN returns the ARN of the configured stream, retrying
-// transient errors. A stream that does not exist is ErrStreamNotFound.
-func (c *StreamConsumer) resolveStreamARN(ctx context.Context) (string, error) {
+// resolveStream describes the configured stream, retrying transient errors
+// and waiting while it is being created. A stream that does not exist, or
+// is being deleted, is ErrStreamNotFound.
+func (c *StreamConsumer) resolveStream(ctx context.Context) (*types.StreamDescriptionSummary, error) {
+	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
+	poll := newBackoff(c.timers.ConsumerPollInitial, c.timers.ConsumerPollMax)
+	for {
+		sum, err := c.describeStream(ctx)
+		switch {
+		case err == nil && sum.StreamStatus == types.StreamStatusCreating:
+			c.log.Info().Msg("stream is being created; waiting until it is ACTIVE")
+			if !sleep(ctx, poll.Next()) {
+				return nil, ctx.Err()
+			}
+			continue
+		case err == nil:
+			return sum, nil
+		case errors.Is(err, ErrStreamNotFound), errorCode(err) == codeAccessDenied:
+			return nil, err
+		}
+		c.log.Warn().Err(err).Msg("describe stream failed, retrying")
+		if !sleep(ctx, bo.Next()) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// describeStream is one DescribeStreamSummary of the configured stream. A
+// stream that does not exist or is being deleted is ErrStreamNotFound.
+func (c *StreamConsumer) describeStream(ctx context.Context) (*types.StreamDescriptionSummary, error) {
 	in := &kinesis.DescribeStreamSummaryInput{}
 	if c.spec.ARN != "" {
 		in.StreamARN = aws.String(c.spec.ARN)
 	} else {
 		in.StreamName = aws.String(c.spec.Name)
 	}
-	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
-	for {
-		out, err := c.client.DescribeStreamSummary(ctx, in)
-		if err == nil {
-			return aws.ToString(out.StreamDescriptionSummary.StreamARN), nil
-		}
-		switch errorCode(err) {
-		case codeResourceNotFound:
-			return "", fmt.Errorf("%w: %s: %v", ErrStreamNotFound, c.spec.Name, err)
-		case codeAccessDenied:
-			return "", fmt.Errorf("describe stream %s: %w (the IAM policy needs kinesis:DescribeStreamSummary)", c.spec.Name, err)
-		}
-		c.log.Warn().Err(err).Msg("describe stream failed, retrying")
-		if !sleep(ctx, bo.Next()) {
-			return "", ctx.Err()
-		}
+	out, err := c.client.DescribeStreamSummary(ctx, in)
+	switch {
+	case err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusDeleting:
+		return nil, fmt.Errorf("%w: %s is being deleted", ErrStreamNotFound, c.spec.Name)
+	case err == nil:
+		return out.StreamDescriptionSummary, nil
+	case errorCode(err) == codeResourceNotFound:
+		return nil, fmt.Errorf("%w: %s: %v", ErrStreamNotFound, c.spec.Name, err)
+	case errorCode(err) == codeAccessDenied:
+		return nil, fmt.Errorf("describe stream %s: %w (the IAM policy needs kinesis:DescribeStreamSummary)", c.spec.Name, err)
 	}
+	return nil, fmt.Errorf("describe stream %s: %w", c.spec.Name, err)
 }
 
 // ensureConsumer registers the EFO consumer by its configured name, or reuses
@@ -124,6 +147,16 @@ func (c *StreamConsumer) reregister(ctx context.Context, staleARN string) (strin
 	defer c.regMu.Unlock()
 	if cur := c.consumerARN(); cur != staleARN {
 		return cur, nil
+	}
+	// The stream may have been deleted and created again under its name (it
+	// then has the same ARN and shard IDs, and none of our consumers): its
+	// positions mean nothing there, so the stream is read anew.
+	if sum, err := c.describeStream(ctx); err != nil {
+		if errors.Is(err, ErrStreamNotFound) {
+			return "", err
+		}
+	} else if created := aws.ToTime(sum.StreamCreationTimestamp); !created.Equal(c.created) {
+		return "", fmt.Errorf("%w: it was deleted and created again (at %s)", ErrStreamNotFound, created.UTC().Format(time.RFC3339Nano))
 	}
 	c.log.Warn().Str("consumer_arn", staleARN).Msg("consumer not found; registering it again")
 	arn, err := c.ensureConsumer(ctx)

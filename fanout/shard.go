@@ -17,7 +17,7 @@ import (
 // Why a subscription ended.
 type endReason int
 
-var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_end", "shutdown"}
+var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_end", "shutdown", "shard_gone"}
 
 func (r endReason) String() string { return endReasonNames[r] }
 
@@ -28,7 +28,13 @@ const (
 	endHandler                   // the handler could not deliver a batch
 	endShard                     // the shard was read to its end
 	endShutdown                  // Run's context ended
+	endGone                      // the shard is no longer listed (aged out of retention)
 )
+
+// errShardGone: Kinesis no longer knows the shard (ResourceNotFound on
+// subscribe, and absent from ListShards): its records aged out of
+// retention, so it counts as ended and its children may start.
+var errShardGone = errors.New("shard is gone from the stream")
 
 // shardLoop is the state of one shard's reader.
 type shardLoop struct {
@@ -51,7 +57,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 	log := c.log.With().Str("shard", st.id).Logger().Sample(&zerolog.LevelSampler{
 		WarnSampler: &zerolog.BurstSampler{Burst: 5, Period: time.Minute},
 	})
-	l := &shardLoop{c: c, st: st, log: log, start: c.spec.StartPosition}
+	l := &shardLoop{c: c, st: st, log: log, start: st.start}
 	if hasCP {
 		l.pos, l.saved = cp.SequenceNumber, cp.SequenceNumber
 	}
@@ -78,7 +84,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			}
 			l.countError(err)
 			if fatal := l.subscribeFailed(ctx, err, arn, &inUseLogged); fatal != nil {
-				return fatal
+				return l.gone(fatal)
 			}
 			if !sleep(ctx, bo.Next()) {
 				return nil
@@ -119,7 +125,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			l.log.Warn().Err(err).Msg("could not deliver a batch; resubscribing from the last delivered position")
 		case endError:
 			if fatal := l.subscribeFailed(ctx, err, arn, &inUseLogged); fatal != nil {
-				return fatal
+				return l.gone(fatal)
 			}
 		}
 		if !sleep(ctx, bo.Next()) {
@@ -156,6 +162,16 @@ func (l *shardLoop) subscribeFailed(ctx context.Context, err error, arn string, 
 	case codeLimitExceeded:
 		l.log.Debug().Err(err).Msg("subscribe rate limited; backing off")
 	case codeResourceNotFound:
+		// The shard, the consumer or the whole stream is gone. A shard that
+		// aged out of retention is no longer listed: it counts as ended.
+		if gone, lerr := l.c.shardGone(ctx, l.st.id); lerr != nil {
+			if errors.Is(lerr, ErrStreamNotFound) {
+				return lerr
+			}
+			l.log.Warn().Err(lerr).Msg("could not list the shards to tell a gone shard from a gone consumer")
+		} else if gone {
+			return errShardGone
+		}
 		if _, rerr := l.c.reregister(ctx, arn); rerr != nil {
 			if errors.Is(rerr, ErrStreamNotFound) {
 				return rerr
@@ -178,6 +194,22 @@ func (l *shardLoop) subscribeFailed(ctx context.Context, err error, arn string, 
 	default:
 		l.log.Warn().Err(err).Msg("subscription failed; retrying with backoff")
 	}
+	return nil
+}
+
+// gone turns errShardGone into the end of the shard (nil: the loop stops
+// without failing the stream) and passes other errors through.
+func (l *shardLoop) gone(err error) error {
+	if !errors.Is(err, errShardGone) {
+		return err
+	}
+	l.log.Warn().Str("position", l.pos).
+		Msg("the shard is no longer listed by Kinesis (its records aged out of the stream's retention); counting it as ended so that its children start")
+	l.touch(func(s *ShardStatus) { s.Ends[endGone.String()]++ })
+	if err := l.persistEnded(); err != nil {
+		l.log.Warn().Err(err).Msg("could not checkpoint the end of a gone shard")
+	}
+	l.c.shardEnded(l.st, nil)
 	return nil
 }
 
@@ -280,9 +312,7 @@ func (l *shardLoop) persist(force bool) {
 	if !force && time.Since(l.saveT) < l.c.timers.CheckpointInterval {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := l.c.store.Put(ctx, l.c.spec.Name, l.c.spec.Consumer, l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos}); err != nil {
+	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos}); err != nil {
 		l.log.Error().Err(err).Msg("write checkpoint")
 		return
 	}
@@ -291,9 +321,7 @@ func (l *shardLoop) persist(force bool) {
 }
 
 func (l *shardLoop) persistEnded() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := l.c.store.Put(ctx, l.c.spec.Name, l.c.spec.Consumer, l.st.id, checkpoint.Checkpoint{ShardEnded: true}); err != nil {
+	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{ShardEnded: true}); err != nil {
 		return fmt.Errorf("write end-of-shard checkpoint: %w", err)
 	}
 	l.pos, l.saved = "", ""

@@ -125,6 +125,10 @@ type ShardStatus struct {
 type shardState struct {
 	id      string
 	parents []string
+	// start is the position of a shard without a checkpoint: the configured
+	// one only for the shards of a stream's first read, TRIM_HORIZON for
+	// every shard that appears later (a reshard's children).
+	start   string
 	started bool
 	ended   bool
 	status  ShardStatus
@@ -141,11 +145,19 @@ type StreamConsumer struct {
 	log     zerolog.Logger
 
 	streamARN string
-	regMu     sync.Mutex // one re-registration at a time
+	// created is the StreamCreationTimestamp of the incarnation being read.
+	created time.Time
+	regMu   sync.Mutex // one re-registration at a time
 
 	mu     sync.Mutex
 	arn    string
 	shards map[string]*shardState
+	// deleted says why the stream is gone while Run probes for it ("" while
+	// it is read).
+	deleted string
+	// relist: a shard vanished from the listing; list again to learn what
+	// replaced it.
+	relist bool
 	wake   chan struct{} // a shard ended or children are known: start what can start
 }
 
@@ -202,15 +214,88 @@ func (c *StreamConsumer) Name() string { return c.spec.Name }
 
 // Run consumes the stream until ctx ends (then returns nil once every shard
 // loop stopped and wrote its checkpoint) or a fatal error: the stream does
-// not exist, a checkpoint expired under the fail policy, the consumer can't
-// be made ACTIVE.
+// not exist at start, a checkpoint expired under the fail policy, the
+// consumer can't be made ACTIVE.
+//
+// A stream deleted while it is read is reported (Deleted), then probed with
+// backoff; when a stream of that name exists again, it is read as the new
+// stream it is: its old checkpoints are discarded (they belong to the
+// deleted incarnation) and its shards start from the start position.
 func (c *StreamConsumer) Run(ctx context.Context) error {
-	arn, err := c.resolveStreamARN(ctx)
+	found := false
+	for {
+		err := c.runIncarnation(ctx, &found)
+		if err == nil || !found || !errors.Is(err, ErrStreamNotFound) || ctx.Err() != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.deleted = err.Error()
+		c.shards = map[string]*shardState{}
+		c.mu.Unlock()
+		c.log.Error().Err(err).Dur("probe_max_interval", c.timers.BackoffMax).
+			Msg("stream deleted; probing until a stream of that name exists again")
+		if !c.waitForStream(ctx) {
+			return nil
+		}
+		c.mu.Lock()
+		c.deleted = ""
+		c.mu.Unlock()
+		c.log.Warn().Msg("a stream of that name exists again; reading it as a new stream")
+	}
+}
+
+// Deleted says why the stream is not being read while Run waits for it to
+// be created again, and "" while it is read.
+func (c *StreamConsumer) Deleted() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deleted
+}
+
+// waitForStream probes for the stream with backoff until it exists (true)
+// or ctx ends (false).
+func (c *StreamConsumer) waitForStream(ctx context.Context) bool {
+	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
+	for {
+		if !sleep(ctx, bo.Next()) {
+			return false
+		}
+		if _, err := c.describeStream(ctx); err == nil {
+			return true
+		} else if !errors.Is(err, ErrStreamNotFound) && ctx.Err() == nil {
+			c.log.Warn().Err(err).Msg("describe stream failed while waiting for it to be created again")
+		}
+	}
+}
+
+// runIncarnation reads one incarnation of the stream, from resolving it to
+// the end of every shard loop. found is set once the stream was found.
+func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error {
+	sum, err := c.resolveStream(ctx)
 	if err != nil {
 		return c.fatal(ctx, err)
 	}
-	c.streamARN = arn
-	c.log.Info().Str("stream_arn", arn).Msg("stream found")
+	*found = true
+	c.streamARN = aws.ToString(sum.StreamARN)
+	c.created = aws.ToTime(sum.StreamCreationTimestamp)
+	c.mu.Lock()
+	c.shards = map[string]*shardState{}
+	c.relist = false
+	c.mu.Unlock()
+	c.log.Info().Str("stream_arn", c.streamARN).Time("stream_created", c.created).Msg("stream found")
+	cps, err := c.store.List(ctx, c.spec.Name, c.spec.Consumer)
+	if err != nil {
+		return c.fatal(ctx, fmt.Errorf("read checkpoints: %w", err))
+	}
+	if old, stale := c.staleCheckpoints(cps); stale {
+		c.log.Warn().Time("stream_created", c.created).Time("checkpoints_of_stream_created", old).Int("checkpoints", len(cps)).
+			Str("start_position", c.spec.StartPosition).
+			Msg("the stream was deleted and created again under its name: its checkpoints belong to the deleted stream; discarding them, registering the consumer again and reading the new stream from start_position")
+		if err := c.store.Reset(ctx, c.spec.Name, c.spec.Consumer); err != nil {
+			return c.fatal(ctx, fmt.Errorf("discard the checkpoints of the deleted stream: %w", err))
+		}
+		cps = map[string]checkpoint.Checkpoint{}
+	}
 	consumerARN, err := c.ensureConsumer(ctx)
 	if err != nil {
 		return c.fatal(ctx, err)
@@ -218,10 +303,6 @@ func (c *StreamConsumer) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.arn = consumerARN
 	c.mu.Unlock()
-	cps, err := c.store.List(ctx, c.spec.Name, c.spec.Consumer)
-	if err != nil {
-		return c.fatal(ctx, fmt.Errorf("read checkpoints: %w", err))
-	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -244,10 +325,14 @@ func (c *StreamConsumer) Run(ctx context.Context) error {
 	}
 	ticker := time.NewTicker(c.timers.ShardSyncInterval)
 	defer ticker.Stop()
+	// The start position applies to the shards of a stream's first read
+	// (no checkpoint at all); any shard that appears later starts at
+	// TRIM_HORIZON, so that nothing a producer wrote to it is skipped.
+	first := len(cps) == 0
 	list := true
 	for runCtx.Err() == nil {
 		if list {
-			if err := c.syncShards(runCtx, cps); err != nil {
+			if err := c.syncShards(runCtx, cps, first); err != nil {
 				if errors.Is(err, ErrStreamNotFound) {
 					cancel(err)
 					break
@@ -255,6 +340,8 @@ func (c *StreamConsumer) Run(ctx context.Context) error {
 				if runCtx.Err() == nil {
 					c.log.Warn().Err(err).Msg("list shards failed; keeping the known shard map")
 				}
+			} else {
+				first = false
 			}
 		}
 		for _, st := range c.startable() {
@@ -265,7 +352,9 @@ func (c *StreamConsumer) Run(ctx context.Context) error {
 		case <-ticker.C:
 			list = true
 		case <-c.wake:
-			list = false
+			c.mu.Lock()
+			list, c.relist = c.relist, false
+			c.mu.Unlock()
 		}
 	}
 	wg.Wait()
@@ -275,6 +364,22 @@ func (c *StreamConsumer) Run(ctx context.Context) error {
 	return nil
 }
 
+// staleCheckpoints reports whether cps belong to an earlier incarnation of
+// the stream, and that incarnation's creation time (zero if unknown). A
+// checkpoint that names no incarnation (written by an older fanoutd) is
+// stale when it was written before the stream was created.
+func (c *StreamConsumer) staleCheckpoints(cps map[string]checkpoint.Checkpoint) (time.Time, bool) {
+	for _, cp := range cps {
+		if !cp.StreamCreated.IsZero() && cp.StreamCreated.UnixMilli() != c.created.UnixMilli() {
+			return cp.StreamCreated, true
+		}
+		if cp.StreamCreated.IsZero() && !cp.UpdatedAt.IsZero() && cp.UpdatedAt.Before(c.created) {
+			return time.Time{}, true
+		}
+	}
+	return time.Time{}, false
+}
+
 func (c *StreamConsumer) fatal(ctx context.Context, err error) error {
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
@@ -282,27 +387,38 @@ func (c *StreamConsumer) fatal(ctx context.Context, err error) error {
 	return fmt.Errorf("stream %s: %w", c.spec.Name, err)
 }
 
-// syncShards lists every shard (with pagination) and adds the new ones to
-// the map. Shards with a ShardEnded checkpoint are known to be done.
-func (c *StreamConsumer) syncShards(ctx context.Context, cps map[string]checkpoint.Checkpoint) error {
+// listShards lists every shard of the stream, with pagination.
+func (c *StreamConsumer) listShards(ctx context.Context) ([]types.Shard, error) {
 	var shards []types.Shard
 	in := &kinesis.ListShardsInput{StreamARN: aws.String(c.streamARN)}
 	for {
 		out, err := c.client.ListShards(ctx, in)
 		if err != nil {
 			if errorCode(err) == codeResourceNotFound {
-				return fmt.Errorf("%w: %v", ErrStreamNotFound, err)
+				return nil, fmt.Errorf("%w: %v", ErrStreamNotFound, err)
 			}
-			return fmt.Errorf("list shards: %w", err)
+			return nil, fmt.Errorf("list shards: %w", err)
 		}
 		shards = append(shards, out.Shards...)
 		if out.NextToken == nil {
-			break
+			return shards, nil
 		}
 		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
 	}
+}
+
+// syncShards lists every shard and adds the new ones to the map. Shards with
+// a ShardEnded checkpoint are known to be done. On the first listing of a
+// stream's first read (first), shards start at the configured position; a
+// shard that is already closed then, under LATEST, has nothing newer to
+// give and counts as ended. Every shard found later starts at TRIM_HORIZON.
+func (c *StreamConsumer) syncShards(ctx context.Context, cps map[string]checkpoint.Checkpoint, first bool) error {
+	shards, err := c.listShards(ctx)
+	if err != nil {
+		return err
+	}
+	var skipped []string
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, sh := range shards {
 		id := aws.ToString(sh.ShardId)
 		if _, ok := c.shards[id]; ok {
@@ -314,13 +430,54 @@ func (c *StreamConsumer) syncShards(ctx context.Context, cps map[string]checkpoi
 				parents = append(parents, *p)
 			}
 		}
-		c.addShardLocked(id, parents, cps[id].ShardEnded)
+		start, ended := StartTrimHorizon, cps[id].ShardEnded
+		if first {
+			start = c.spec.StartPosition
+			closed := sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil
+			if start == StartLatest && closed && !ended {
+				ended = true
+				skipped = append(skipped, id)
+			}
+		}
+		c.addShardLocked(id, parents, start, ended)
+	}
+	c.mu.Unlock()
+	// Record the skipped shards as ended, so that a restart does not read
+	// them from TRIM_HORIZON.
+	for _, id := range skipped {
+		if err := c.putCheckpoint(id, checkpoint.Checkpoint{ShardEnded: true}); err != nil {
+			c.log.Warn().Err(err).Str("shard", id).Msg("write end-of-shard checkpoint of a closed shard skipped by LATEST")
+		}
 	}
 	return nil
 }
 
-func (c *StreamConsumer) addShardLocked(id string, parents []string, ended bool) {
-	st := &shardState{id: id, parents: parents, ended: ended}
+// shardGone reports whether ListShards no longer lists shardID (true:
+// the shard is gone).
+func (c *StreamConsumer) shardGone(ctx context.Context, shardID string) (gone bool, err error) {
+	shards, err := c.listShards(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, sh := range shards {
+		if aws.ToString(sh.ShardId) == shardID {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// putCheckpoint writes a shard's checkpoint, tagged with the stream's
+// incarnation, within the checkpoint write timeout.
+func (c *StreamConsumer) putCheckpoint(shardID string, cp checkpoint.Checkpoint) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cp.StreamCreated = c.created
+	return c.store.Put(ctx, c.spec.Name, c.spec.Consumer, shardID, cp)
+}
+
+func (c *StreamConsumer) addShardLocked(id string, parents []string, start string, ended bool) {
+	st := &shardState{id: id, parents: parents, start: start, ended: ended}
 	st.status = ShardStatus{Stream: c.spec.Name, ShardID: id, Parents: parents, State: "waiting",
 		Ends: map[string]uint64{}, Errors: map[string]uint64{}}
 	if ended {
@@ -369,8 +526,12 @@ func (c *StreamConsumer) shardEnded(st *shardState, children []types.ChildShard)
 	for _, ch := range children {
 		id := aws.ToString(ch.ShardId)
 		if _, ok := c.shards[id]; !ok && id != "" {
-			c.addShardLocked(id, ch.ParentShards, false)
+			c.addShardLocked(id, ch.ParentShards, StartTrimHorizon, false)
 		}
+	}
+	if len(children) == 0 {
+		// Gone without telling its children: learn them from the listing.
+		c.relist = true
 	}
 	c.mu.Unlock()
 	select {

@@ -28,7 +28,7 @@ var (
 	descDeadLetters   = prometheus.NewDesc("fanoutd_dead_letters_total", "Records replaced by a dead letter (too large for NATS), by stream.", []string{"stream"}, nil)
 	descPubAckRetries = prometheus.NewDesc("fanoutd_jetstream_puback_retries_total", "JetStream messages published again because their PubAck failed or did not come.", nil, nil)
 	descDuplicates    = prometheus.NewDesc("fanoutd_jetstream_duplicates_total", "Messages JetStream acknowledged as duplicates (a replay dropped by Nats-Msg-Id).", nil, nil)
-	descStopped       = prometheus.NewDesc("fanoutd_stream_stopped", "1 for a configured stream that stopped while the others run (it was deleted); a reload that keeps it starts it again.", []string{"stream"}, nil)
+	descStopped       = prometheus.NewDesc("fanoutd_stream_stopped", "1 for a configured stream that is not being read while the others are: deleted (probed until it is created again) or stopped alone.", []string{"stream"}, nil)
 	descBuild         = prometheus.NewDesc("fanoutd_build_info", "Always 1; the version label says which build runs.", []string{"version"}, nil)
 )
 

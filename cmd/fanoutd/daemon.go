@@ -215,11 +215,18 @@ func (d *daemon) streamNames() []string {
 	return slices.Collect(maps.Keys(d.streams))
 }
 
-// stoppedStreams are the streams that stopped alone (monitor source).
+// stoppedStreams are the streams that stopped alone, and those deleted
+// while read that are being probed until they exist again (monitor source).
 func (d *daemon) stoppedStreams() map[string]string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return maps.Clone(d.stopped)
+	out := maps.Clone(d.stopped)
+	for name, rs := range d.streams {
+		if why := rs.consumer.Deleted(); why != "" {
+			out[name] = why
+		}
+	}
+	return out
 }
 
 // shards is every known shard of every running stream (monitor source).

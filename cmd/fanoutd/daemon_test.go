@@ -538,8 +538,10 @@ func TestRunCreatesConfiguredJetStreamStream(t *testing.T) {
 	}
 }
 
-// A deleted stream stops alone, reported in the log; the others keep running.
-func TestRunDeletedStreamStopsAloneAndOthersContinue(t *testing.T) {
+// A deleted stream stops alone, reported in the log, the metrics and
+// /status; the others keep running. It is probed, and read again (as the
+// new stream it is) when it is created again, without a reload.
+func TestRunDeletedStreamStopsAloneAndComesBack(t *testing.T) {
 	e := newE2E(t, fastEmu(), false)
 	for _, s := range []string{"a", "b"} {
 		if err := e.emu.CreateStream(s, 1); err != nil {
@@ -558,7 +560,7 @@ func TestRunDeletedStreamStopsAloneAndOthersContinue(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, "stream b goes on", func() bool { return len(e.msgs.onSubject("kinesis.b")) >= 12 })
 	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 6)
 	testutil.WaitFor(t, 20*time.Second, "stream a reported", func() bool {
-		return strings.Contains(e.logs.String(), `"stream":"a"`) && strings.Contains(e.logs.String(), "stream stopped")
+		return strings.Contains(e.logs.String(), `"stream":"a"`) && strings.Contains(e.logs.String(), "stream deleted; probing")
 	})
 	addr := waitHTTPAddr(t, e.logs)
 	if _, body := get(t, "http://"+addr+"/metrics"); metricValue(body, `fanoutd_stream_stopped{stream="a"}`) != 1 {
@@ -567,6 +569,17 @@ func TestRunDeletedStreamStopsAloneAndOthersContinue(t *testing.T) {
 	if _, body := get(t, "http://"+addr+"/status"); !strings.Contains(body, `"stopped_streams"`) || !strings.Contains(body, `"a": "stream a: stream not found`) {
 		t.Fatalf("/status does not report stream a: %s", body)
 	}
+
+	if err := e.emu.CreateStream("a", 2); err != nil {
+		t.Fatal(err)
+	}
+	e.put("a", keys, 3, 3)
+	testutil.WaitFor(t, 30*time.Second, "stream a read again", func() bool { return len(e.msgs.onSubject("kinesis.a")) >= 12 })
+	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.a"), keys, 6)
+	testutil.WaitFor(t, 10*time.Second, "stream a no longer reported stopped", func() bool {
+		_, body := get(t, "http://"+addr+"/metrics")
+		return metricValue(body, `fanoutd_stream_stopped{stream="a"}`) <= 0
+	})
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
