@@ -38,27 +38,39 @@ func TestEveryRecordOnceInOrder(t *testing.T) {
 }
 
 func TestAcrossSubscriptionExpiry(t *testing.T) {
-	opts := fastEmulator()
-	opts.SubscriptionLifetime = 300 * time.Millisecond
-	h := newHarness(t, opts)
+	h := newHarness(t, fastEmulator())
 	if err := h.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
 	ks := keys(6)
 	c := h.consumer(StreamSpec{Name: "s"}, fastTimers())
 	h.start(c)
-	for i := 0; i < 30; i++ {
-		h.put("s", ks, i, 1)
-		time.Sleep(20 * time.Millisecond) // spread the load over several subscriptions
+	subs := func() (n uint64) {
+		for _, st := range c.Shards() {
+			if st.Subscribed {
+				n += st.Subscriptions
+			}
+		}
+		return n
 	}
-	testutil.WaitFor(t, 20*time.Second, "180 records", func() bool { return h.rec.count() >= 180 })
-	checkExactlyInOrder(t, h.rec.all(), ks, 30)
-	var subs uint64
+	// Each round: records, then every subscription ends cleanly as at the
+	// end of its 5 minutes (driven by the emulator, not by the clock), and
+	// the next round waits until both shards subscribed again.
+	const rounds = 5
+	for i := 0; i < rounds; i++ {
+		testutil.WaitFor(t, 20*time.Second, "both shards subscribed", func() bool { return subs() >= uint64(2*(i+1)) })
+		h.put("s", ks, i*6, 6)
+		testutil.WaitFor(t, 20*time.Second, "the round's records", func() bool { return h.rec.count() >= (i+1)*36 })
+		h.emu.EndSubscriptions("s", "", "", "")
+	}
+	testutil.WaitFor(t, 20*time.Second, "the last renewal", func() bool { return subs() >= 2*(rounds+1) })
+	checkExactlyInOrder(t, h.rec.all(), ks, rounds*6)
+	var ended uint64
 	for _, st := range c.Shards() {
-		subs += st.Subscriptions
+		ended += st.Ends["expired"]
 	}
-	if subs < 4 {
-		t.Fatalf("only %d subscriptions: expiry was not exercised", subs)
+	if ended < 2*rounds {
+		t.Fatalf("%d subscriptions ended cleanly, want at least %d", ended, 2*rounds)
 	}
 }
 
