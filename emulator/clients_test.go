@@ -201,17 +201,23 @@ func TestAWSCLIConsumersAndResharding(t *testing.T) {
 	}
 	arn := s.StreamARN("orders")
 
-	var reg struct{ Consumer struct{ ConsumerName, ConsumerARN, ConsumerStatus string } }
+	var reg struct {
+		Consumer struct{ ConsumerName, ConsumerARN, ConsumerStatus string }
+	}
 	aws.ok(&reg, "register-stream-consumer", "--stream-arn", arn, "--consumer-name", "app")
 	if reg.Consumer.ConsumerName != "app" || !strings.HasPrefix(reg.Consumer.ConsumerARN, arn+"/consumer/app:") {
 		t.Fatalf("register-stream-consumer = %+v", reg)
 	}
-	var desc struct{ ConsumerDescription struct{ ConsumerStatus, StreamARN string } }
+	var desc struct {
+		ConsumerDescription struct{ ConsumerStatus, StreamARN string }
+	}
 	aws.ok(&desc, "describe-stream-consumer", "--consumer-arn", reg.Consumer.ConsumerARN)
 	if desc.ConsumerDescription.ConsumerStatus != StatusActive || desc.ConsumerDescription.StreamARN != arn {
 		t.Fatalf("describe-stream-consumer = %+v", desc)
 	}
-	var list struct{ Consumers []struct{ ConsumerName string } }
+	var list struct {
+		Consumers []struct{ ConsumerName string }
+	}
 	aws.ok(&list, "list-stream-consumers", "--stream-arn", arn)
 	if len(list.Consumers) != 1 || list.Consumers[0].ConsumerName != "app" {
 		t.Fatalf("list-stream-consumers = %+v", list)
