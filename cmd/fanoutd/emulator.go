@@ -109,3 +109,14 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 	<-ctx.Done()
 	return nil
 }
+
+// Help is the detail `fanoutd help emulator` shows under the summary.
+func (c *EmulatorCmd) Help() string {
+	return `Serves the Kinesis API (JSON 1.1 over HTTP/2 and TLS, SubscribeToShard included)
+and prints the environment lines that point the AWS CLI and SDKs at it.
+
+Examples:
+
+    fanoutd emulator --streams orders:2,clicks:on-demand
+    aws --endpoint-url https://127.0.0.1:4567 kinesis describe-stream --stream-name orders`
+}
