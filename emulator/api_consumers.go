@@ -80,8 +80,9 @@ func (s *Server) lookupConsumer(ref consumerRef) (*stream, *consumer, *apiError)
 
 func (s *Server) registerStreamConsumer(body []byte) (any, *apiError) {
 	var req struct {
-		StreamARN    string `json:"StreamARN"`
-		ConsumerName string `json:"ConsumerName"`
+		StreamARN    string            `json:"StreamARN"`
+		ConsumerName string            `json:"ConsumerName"`
+		Tags         map[string]string `json:"Tags"`
 	}
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -94,7 +95,11 @@ func (s *Server) registerStreamConsumer(body []byte) (any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.lookupStream(streamRef{StreamARN: req.StreamARN}, true)
+	tags, err := createTags(req.Tags, "consumer "+req.ConsumerName+" under account "+s.opts.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.notCreating(streamRef{StreamARN: req.StreamARN})
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +107,7 @@ func (s *Server) registerStreamConsumer(body []byte) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
+	c.tags = tags
 	return map[string]any{"Consumer": s.consumerJSON(st, c, false)}, nil
 }
 

@@ -267,7 +267,7 @@ func (s *Server) getShardIterator(body []byte) (any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.lookupStream(req.streamRef, true)
+	st, err := s.writableStream(req.streamRef)
 	if err != nil {
 		return nil, err
 	}

@@ -81,7 +81,7 @@ func (s *Server) lookupStream(ref streamRef, data bool) (*stream, *apiError) {
 	}
 	st := s.streams[name]
 	now := s.now()
-	if st != nil && !st.deletedAt.IsZero() && now.Sub(st.deletedAt) >= s.opts.ConsumerDeletionDelay {
+	if st != nil && !st.deletedAt.IsZero() && now.Sub(st.deletedAt) >= s.opts.StreamDeletionDelay {
 		delete(s.streams, name)
 		st = nil
 	}
@@ -152,6 +152,7 @@ func (s *Server) createStream(body []byte) (any, *apiError) {
 		ShardCount         *int               `json:"ShardCount"`
 		StreamModeDetails  *streamModeDetails `json:"StreamModeDetails"`
 		MaxRecordSizeInKiB *int               `json:"MaxRecordSizeInKiB"`
+		Tags               map[string]string  `json:"Tags"`
 	}
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -177,16 +178,25 @@ func (s *Server) createStream(body []byte) (any, *apiError) {
 	}
 	maxSize := 1 << 20
 	if req.MaxRecordSizeInKiB != nil {
-		if *req.MaxRecordSizeInKiB < 1024 || *req.MaxRecordSizeInKiB > 10240 {
-			return nil, invalidArg("MaxRecordSizeInKiB must be between 1024 and 10240.")
+		if err := validateRecordSizeKiB(req.MaxRecordSizeInKiB); err != nil {
+			return nil, err
 		}
 		maxSize = *req.MaxRecordSizeInKiB << 10
 	}
+	tags, terr := createTags(req.Tags, "stream "+req.StreamName+" under account "+s.opts.AccountID)
+	if terr != nil {
+		return nil, terr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.createStreamLocked(req.StreamName, n, mode, maxSize); err != nil {
+	if err := s.checkShardQuota(n); err != nil {
 		return nil, err
 	}
+	st, err := s.createStreamLocked(req.StreamName, n, mode, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	st.settings.tags = tags
 	return struct{}{}, nil
 }
 
@@ -294,7 +304,7 @@ func (s *Server) describeStream(body []byte) (any, *apiError) {
 		}
 		shards = append(shards, s.shardJSON(sh))
 	}
-	return map[string]any{"StreamDescription": map[string]any{
+	return map[string]any{"StreamDescription": st.withKeyID(map[string]any{
 		"StreamName":              st.name,
 		"StreamARN":               st.arn,
 		"StreamStatus":            st.status(s.now()),
@@ -303,9 +313,9 @@ func (s *Server) describeStream(body []byte) (any, *apiError) {
 		"HasMoreShards":           more,
 		"RetentionPeriodHours":    st.retentionHours,
 		"StreamCreationTimestamp": epochSeconds(st.created),
-		"EnhancedMonitoring":      []enhancedMetrics{{ShardLevelMetrics: []string{}}},
-		"EncryptionType":          "NONE",
-	}}, nil
+		"EnhancedMonitoring":      st.enhancedMonitoring(),
+		"EncryptionType":          st.encryptionType(),
+	})}, nil
 }
 
 func (s *Server) describeStreamSummary(body []byte) (any, *apiError) {
@@ -319,19 +329,19 @@ func (s *Server) describeStreamSummary(body []byte) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"StreamDescriptionSummary": map[string]any{
+	return map[string]any{"StreamDescriptionSummary": st.withKeyID(map[string]any{
 		"StreamName":              st.name,
 		"StreamARN":               st.arn,
 		"StreamStatus":            st.status(s.now()),
 		"StreamModeDetails":       streamModeDetails{StreamMode: st.mode},
 		"RetentionPeriodHours":    st.retentionHours,
 		"StreamCreationTimestamp": epochSeconds(st.created),
-		"EnhancedMonitoring":      []enhancedMetrics{{ShardLevelMetrics: []string{}}},
-		"EncryptionType":          "NONE",
+		"EnhancedMonitoring":      st.enhancedMonitoring(),
+		"EncryptionType":          st.encryptionType(),
 		"OpenShardCount":          len(st.openShards()),
 		"ConsumerCount":           len(st.consumers),
 		"MaxRecordSizeInKiB":      st.maxRecordSize >> 10,
-	}}, nil
+	})}, nil
 }
 
 type pageToken struct {
@@ -472,6 +482,9 @@ func (s *Server) listShards(body []byte) (any, *apiError) {
 	st, err := s.lookupStream(ref, false)
 	if err != nil {
 		return nil, err
+	}
+	if st.status(s.now()) == StatusCreating {
+		return nil, inUse("Stream %s under account %s not ACTIVE, instead in state %s", st.name, s.opts.AccountID, StatusCreating)
 	}
 	if req.StreamCreationTimestamp != nil && int64(*req.StreamCreationTimestamp*1000) != st.created.UnixMilli() {
 		return nil, notFound("Stream %s with creation timestamp %v not found.", st.name, *req.StreamCreationTimestamp)

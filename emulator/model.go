@@ -116,6 +116,7 @@ type consumer struct {
 	created   time.Time
 	activeAt  time.Time
 	deletedAt time.Time // zero unless deregistered
+	tags      map[string]string
 }
 
 func (c *consumer) status(now time.Time) string {
@@ -143,6 +144,9 @@ type stream struct {
 	consumers      map[string]*consumer // by name
 	nextShard      int
 	updatingUntil  time.Time
+	// settings holds what api_settings.go and api_tags.go manage: tags,
+	// encryption, enhanced monitoring.
+	settings streamSettings
 }
 
 func (st *stream) status(now time.Time) string {

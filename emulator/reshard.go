@@ -35,14 +35,7 @@ func (s *Server) splitShard(body []byte) (any, *apiError) {
 }
 
 func (s *Server) reshardableStream(ref streamRef) (*stream, *apiError) {
-	st, err := s.lookupStream(ref, true)
-	if err != nil {
-		return nil, err
-	}
-	if status := st.status(s.now()); status != StatusActive {
-		return nil, inUse("Stream %s under account %s is not ACTIVE (it is %s).", st.name, s.opts.AccountID, status)
-	}
-	return st, nil
+	return s.activeStream(ref)
 }
 
 // closeShard ends a shard: no more records go to it, and readers that reach
@@ -67,6 +60,7 @@ func (s *Server) splitLocked(st *stream, sh *shard, h *big.Int) ([2]string, *api
 	a := s.addShard(st, sh.hashStart, new(big.Int).Sub(h, big.NewInt(1)), sh.id, "", now)
 	b := s.addShard(st, new(big.Int).Set(h), sh.hashEnd, sh.id, "", now)
 	s.closeShard(sh, []string{a.id, b.id})
+	s.markUpdating(st)
 	return [2]string{a.id, b.id}, nil
 }
 
@@ -117,6 +111,7 @@ func (s *Server) mergeLocked(st *stream, a, b *shard) (string, *apiError) {
 	child := s.addShard(st, lo.hashStart, hi.hashEnd, a.id, b.id, s.now())
 	s.closeShard(a, []string{child.id})
 	s.closeShard(b, []string{child.id})
+	s.markUpdating(st)
 	return child.id, nil
 }
 

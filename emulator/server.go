@@ -49,6 +49,12 @@ type Options struct {
 	ConsumerDeletionDelay time.Duration
 	// StreamCreationDelay is how long a new stream stays CREATING; default none.
 	StreamCreationDelay time.Duration
+	// StreamUpdateDelay is how long a stream stays UPDATING after a reshard,
+	// a retention, encryption or record size change; default none.
+	StreamUpdateDelay time.Duration
+	// StreamDeletionDelay is how long a deleted stream stays DELETING;
+	// default ConsumerDeletionDelay.
+	StreamDeletionDelay time.Duration
 	// EmptyEventInterval is how often a subscription with nothing new sends an
 	// event without records (default 5s).
 	EmptyEventInterval time.Duration
@@ -91,6 +97,12 @@ func (o *Options) setDefaults() {
 	def(&o.ConsumerActivationDelay, 3*time.Second)
 	def(&o.ConsumerDeletionDelay, time.Second)
 	def(&o.StreamCreationDelay, -1)
+	def(&o.StreamUpdateDelay, -1)
+	if o.StreamDeletionDelay == 0 {
+		o.StreamDeletionDelay = o.ConsumerDeletionDelay
+	} else if o.StreamDeletionDelay < 0 {
+		o.StreamDeletionDelay = 0
+	}
 	def(&o.EmptyEventInterval, 5*time.Second)
 	def(&o.TakeoverGrace, 5*time.Second)
 	def(&o.SubscribeRate, time.Second)
@@ -232,6 +244,7 @@ func (s *Server) EnvLines() []string {
 	lines := []string{
 		"AWS_ENDPOINT_URL_KINESIS=" + s.url,
 		"AWS_REGION=" + s.opts.Region,
+		"AWS_DEFAULT_REGION=" + s.opts.Region,
 		"AWS_ACCESS_KEY_ID=emulator",
 		"AWS_SECRET_ACCESS_KEY=emulator",
 	}
@@ -289,7 +302,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	op, ok := strings.CutPrefix(target, targetPrefix)
 	if !ok || handlers[op] == nil && op != "SubscribeToShard" {
-		writeError(w, errorf(ErrUnknownOperation, "unknown operation %q", target))
+		writeError(w, unknownOperation(target))
 		return
 	}
 	if r.Header.Get("Authorization") == "" {
@@ -359,6 +372,9 @@ func init() {
 		"SplitShard":               (*Server).splitShard,
 		"MergeShards":              (*Server).mergeShards,
 		"UpdateShardCount":         (*Server).updateShardCount,
+	}
+	for op, h := range settingsHandlers {
+		handlers[op] = h
 	}
 }
 

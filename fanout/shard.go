@@ -117,7 +117,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			bo.Reset()
 			continue
 		case endIdle:
-			l.log.Warn().Dur("idle_timeout", c.timers.IdleTimeout).Msg("no event from the subscription within the idle timeout; resubscribing")
+			l.log.Warn().Str("idle_timeout", c.timers.IdleTimeout.String()).Msg("no event from the subscription within the idle timeout; resubscribing")
 		case endHandler:
 			if errors.Is(err, ErrStop) {
 				return fmt.Errorf("shard %s: %w", st.id, err)

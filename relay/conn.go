@@ -69,7 +69,7 @@ func Connect(ctx context.Context, cfg config.NATSConfig, log zerolog.Logger) (*n
 		if err == nil {
 			log.Info().Str("server", RedactURL(nc.ConnectedUrl())).
 				Str("server_name", nc.ConnectedServerName()).
-				Int64("max_payload", nc.MaxPayload()).
+				Int64("max_payload_bytes", nc.MaxPayload()).
 				Msg("connected to NATS")
 			return nc, nil
 		}
@@ -78,7 +78,7 @@ func Connect(ctx context.Context, cfg config.NATSConfig, log zerolog.Logger) (*n
 		}
 		delay := reconnectDelay(attempt)
 		log.Warn().Err(err).Str("servers", shown).Int("attempt", attempt).
-			Dur("retry_in", delay).Msg("connect to NATS failed")
+			Str("retry_in", delay.String()).Msg("connect to NATS failed")
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

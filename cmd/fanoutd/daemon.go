@@ -458,7 +458,7 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 		return err
 	}
 	if gap := time.Duration(cfg.Checkpoint.Interval) + restartAllowance; window > 0 && window < gap {
-		log.Warn().Dur("duplicate_window", window).Dur("worst_replay_gap", gap).
+		log.Warn().Str("duplicate_window", window.String()).Str("worst_replay_gap", gap.String()).
 			Msg("the JetStream duplicate window is shorter than the worst replay gap (checkpoint.interval plus a restart): records replayed after a crash may be stored twice")
 	}
 	return nil
@@ -475,7 +475,7 @@ func drainNATS(nc *nats.Conn, d time.Duration, log zerolog.Logger) {
 	select {
 	case <-closed:
 	case <-time.After(d):
-		log.Warn().Dur("timeout", d).Msg("NATS drain timed out")
+		log.Warn().Str("timeout", d.String()).Msg("NATS drain timed out")
 		nc.Close()
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -213,18 +211,8 @@ func (s *demoSubscriber) onMsg(m *nats.Msg) {
 	if s.quiet {
 		return
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "#%-4d %s  lag %v\n", s.count, m.Subject, lag.Round(time.Millisecond))
-	keys := make([]string, 0, len(m.Header))
-	for k := range m.Header {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "      %s: %s\n", k, m.Header.Get(k))
-	}
-	fmt.Fprintf(&b, "      data: %q\n", m.Data)
-	io.WriteString(s.w, b.String())
+	// The same printer as `fanoutd tail`.
+	io.WriteString(s.w, formatTailMessage(m, s.count, now))
 }
 
 func (s *demoSubscriber) unique() int {

@@ -20,6 +20,9 @@ type EmulatorCmd struct {
 	Region                  string        `default:"us-east-1" help:"Region in ARNs."`
 	SubscriptionLifetime    time.Duration `default:"5m" help:"How long a SubscribeToShard stream lives (AWS: 5m)."`
 	ConsumerActivationDelay time.Duration `default:"3s" help:"How long a registered consumer stays CREATING."`
+	StreamCreationDelay     time.Duration `default:"500ms" help:"How long a stream made by CreateStream stays CREATING (streams from --streams are ACTIVE at once)."`
+	StreamUpdateDelay       time.Duration `default:"500ms" help:"How long a stream stays UPDATING after a reshard or a retention, encryption or record size change."`
+	StreamDeletionDelay     time.Duration `default:"500ms" help:"How long a deleted stream stays DELETING."`
 	EnforceLimits           bool          `help:"Apply AWS's documented API limits: control-plane calls per second, 1,000 records and 1 MiB a second written per shard, 5 GetRecords a second per shard."`
 }
 
@@ -58,9 +61,12 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	delay := c.ConsumerActivationDelay
-	if delay == 0 {
-		delay = -1
+	// Zero on the command line means none; in Options it means the default.
+	none := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
 	}
 	srv, err := emulator.New(emulator.Options{
 		Addr:                    c.Listen,
@@ -68,7 +74,10 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 		CAFile:                  c.CAFile,
 		Region:                  c.Region,
 		SubscriptionLifetime:    c.SubscriptionLifetime,
-		ConsumerActivationDelay: delay,
+		ConsumerActivationDelay: none(c.ConsumerActivationDelay),
+		StreamCreationDelay:     none(c.StreamCreationDelay),
+		StreamUpdateDelay:       none(c.StreamUpdateDelay),
+		StreamDeletionDelay:     none(c.StreamDeletionDelay),
 		EnforceLimits:           c.EnforceLimits,
 	})
 	if err != nil {
@@ -76,12 +85,7 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 	}
 	defer srv.Close()
 	for _, sp := range specs {
-		if sp.onDemand {
-			err = srv.CreateOnDemandStream(sp.name)
-		} else {
-			err = srv.CreateStream(sp.name, sp.shards)
-		}
-		if err != nil {
+		if err := srv.SeedStream(sp.name, sp.shards, sp.onDemand); err != nil {
 			return fmt.Errorf("create stream %s: %w", sp.name, err)
 		}
 	}
@@ -96,7 +100,23 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 	for _, l := range srv.EnvLines() {
 		fmt.Fprintf(w, "export %s\n", l)
 	}
-	fmt.Fprintf(w, "\nThen, e.g.: aws kinesis list-streams\nPress Ctrl-C to stop.\n")
+	fmt.Fprintf(w, "\nThen, e.g.: aws kinesis list-streams\n")
+	fmt.Fprintf(w, "Clients older than AWS_ENDPOINT_URL_KINESIS (AWS CLI v2 before 2.13, v1 before 1.29,\n"+
+		"botocore/boto3 before 1.31, as in Debian 12) need the endpoint on each call:\n"+
+		"  aws --endpoint-url %s kinesis list-streams\n"+
+		"  boto3.client(\"kinesis\", endpoint_url=%q)\n", srv.URL(), srv.URL())
+	fmt.Fprintf(w, "Press Ctrl-C to stop.\n")
 	<-ctx.Done()
 	return nil
+}
+
+// Help is the detail `fanoutd help emulator` shows under the summary.
+func (c *EmulatorCmd) Help() string {
+	return `Serves the Kinesis API (JSON 1.1 over HTTP/2 and TLS, SubscribeToShard included)
+and prints the environment lines that point the AWS CLI and SDKs at it.
+
+Examples:
+
+    fanoutd emulator --streams orders:2,clicks:on-demand
+    aws --endpoint-url https://127.0.0.1:4567 kinesis describe-stream --stream-name orders`
 }

@@ -34,15 +34,17 @@ func (e usageError) Unwrap() error { return e.err }
 
 // CLI is the command line.
 type CLI struct {
-	Demo     DemoCmd     `cmd:"" help:"Run the whole path in-process (Kinesis emulator, NATS, producer, relay, subscriber) and print what a subscriber sees."`
-	Run      RunCmd      `cmd:"" help:"Run the relay daemon (foreground, for systemd)."`
-	Validate ValidateCmd `cmd:"" help:"Check a config file and exit (2 on problems)."`
-	Version  VersionCmd  `cmd:"" help:"Print the version."`
-	Emulator EmulatorCmd `cmd:"" help:"Run a local Kinesis endpoint with enhanced fan-out (for development and tests)."`
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
-	Status    StatusCmd    `cmd:"" help:"Show the running daemon's streams and shards (from its /status)."`
-	Tail      TailCmd      `cmd:"" help:"Subscribe to a NATS subject and print relayed records with their Kinesis headers, decoded."`
-	Consumers ConsumersCmd `cmd:"" help:"List or deregister a stream's enhanced fan-out consumers (billed per consumer-shard hour)."`
+	Demo     DemoCmd     `cmd:"" help:"Run emulator, NATS, producer and relay in-process."`
+	Run      RunCmd      `cmd:"" help:"Run the relay daemon (foreground, for systemd)."`
+	Validate ValidateCmd `cmd:"" help:"Check a config file (exit 2 on problems)."`
+	Version  VersionCmd  `cmd:"" help:"Print the version."`
+	Emulator EmulatorCmd `cmd:"" help:"Run a local Kinesis endpoint with enhanced fan-out."`
+
+	Status    StatusCmd    `cmd:"" help:"Show the running daemon's streams and shards."`
+	Tail      TailCmd      `cmd:"" help:"Print relayed records from a NATS subject."`
+	Consumers ConsumersCmd `cmd:"" help:"List or deregister a stream's EFO consumers."`
 }
 
 func main() {
@@ -63,7 +65,9 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	exitCode := -1
 	parser, err := kong.New(&cli,
 		kong.Name("fanoutd"),
-		kong.Description("Relay AWS Kinesis data streams to NATS subjects through enhanced fan-out."),
+		kong.Description(description),
+		kong.Vars{"version": versionLine()},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 		kong.UsageOnError(),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { exitCode = code }),
@@ -72,6 +76,10 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		fmt.Fprintln(stderr, "fanoutd:", err)
 		return exitFailure
+	}
+	args = helpArgs(args)
+	if len(args) == 0 { // plain `fanoutd`: the usage, as `fanoutd help`
+		args = []string{"--help"}
 	}
 	kctx, err := parser.Parse(args)
 	if exitCode >= 0 { // --help
@@ -92,6 +100,26 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFailure
 	}
 	return exitOK
+}
+
+// description heads `fanoutd help`.
+const description = `Relay AWS Kinesis data streams to NATS subjects through enhanced fan-out.
+
+Examples:
+  fanoutd demo --duration 10s                 # the whole path in-process, nothing to install
+  fanoutd emulator --streams orders:2         # a local Kinesis endpoint, for the AWS CLI and SDKs
+  fanoutd validate --config fanoutd.yaml      # check a config file
+  fanoutd run --config fanoutd.yaml           # the daemon (foreground, for systemd)
+  fanoutd tail 'kinesis.orders.>' --json | jq .data
+
+"fanoutd help COMMAND" (or "fanoutd COMMAND --help") shows a command's flags.`
+
+// helpArgs turns "help [COMMAND...]" into "[COMMAND...] --help".
+func helpArgs(args []string) []string {
+	if len(args) == 0 || args[0] != "help" {
+		return args
+	}
+	return append(append([]string(nil), args[1:]...), "--help")
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM; a second one

@@ -114,7 +114,7 @@ func TestDemoRunsAndLosesNothing(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
 	s := out.String()
-	for _, want := range []string{"kinesis.demo.user1", "Kinesis-Shard-Id: shardId-", "Kinesis-Sub-Sequence-Number: 2", "data: \"user signup\"", "summary: produced", " 0 duplicates"} {
+	for _, want := range []string{"kinesis.demo.user1", "Kinesis-Shard-Id: shardId-", "Kinesis-Sub-Sequence-Number: 2", "data (11 bytes): user signup\n", "summary: produced", " 0 duplicates"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, s)
 		}

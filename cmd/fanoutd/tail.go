@@ -29,7 +29,7 @@ type TailCmd struct {
 	Config  string   `short:"c" placeholder:"FILE" help:"Connect as the daemon does, with the nats section of this config file (servers, creds, TLS, token)."`
 	Server  []string `short:"s" placeholder:"URL" help:"NATS server URL, repeatable (default: nats://127.0.0.1:4222). Not with --config."`
 	Count   int      `short:"n" placeholder:"N" help:"Exit after N messages (default: until Ctrl-C)."`
-	JSON    bool     `name:"json" help:"Print one JSON object per message: subject, headers, decoded metadata, data as base64, and text when the data is printable UTF-8."`
+	JSON    bool     `name:"json" help:"Print one JSON object per line (for jq): subject, headers, decoded metadata, data (text if UTF-8, else base64: see data_encoding)."`
 	Raw     bool     `help:"Print only each message's data, followed by a newline."`
 }
 
@@ -264,7 +264,9 @@ func printableText(data []byte) bool {
 
 // tailMessage is the --json form of one message. Headers are as sent
 // (percent-encoded, so exact even for partition keys that are not UTF-8);
-// the named fields hold them decoded.
+// the named fields hold them decoded. Data is the payload as a string when
+// it is valid UTF-8 (data_encoding "utf-8"), else in standard base64
+// (data_encoding "base64").
 type tailMessage struct {
 	Subject           string              `json:"subject"`
 	Stream            string              `json:"stream,omitempty"`
@@ -278,9 +280,15 @@ type tailMessage struct {
 	DeadLetterReason  string              `json:"dead_letter_reason,omitempty"`
 	Headers           map[string][]string `json:"headers,omitempty"`
 	Size              int                 `json:"size"`
-	Data              []byte              `json:"data"`
-	Text              *string             `json:"text,omitempty"`
+	Data              string              `json:"data"`
+	DataEncoding      string              `json:"data_encoding"`
 }
+
+// Values of tailMessage.DataEncoding.
+const (
+	dataUTF8   = "utf-8"
+	dataBase64 = "base64"
+)
 
 func tailJSON(m *nats.Msg) tailMessage {
 	get := func(k string) string { return decodeHeaderValue(k, m.Header.Get(k)) }
@@ -295,10 +303,11 @@ func tailJSON(m *nats.Msg) tailMessage {
 		DeadLetterReason: get(relay.HeaderDeadLetterReason),
 		Headers:          m.Header,
 		Size:             len(m.Data),
-		Data:             m.Data,
+		Data:             string(m.Data),
+		DataEncoding:     dataUTF8,
 	}
-	if out.Data == nil {
-		out.Data = []byte{}
+	if !utf8.Valid(m.Data) {
+		out.Data, out.DataEncoding = base64.StdEncoding.EncodeToString(m.Data), dataBase64
 	}
 	if _, ok := m.Header[relay.HeaderPartitionKey]; ok {
 		pk := get(relay.HeaderPartitionKey)
@@ -307,9 +316,17 @@ func tailJSON(m *nats.Msg) tailMessage {
 	if s, err := strconv.ParseInt(m.Header.Get(relay.HeaderSubSequenceNumber), 10, 64); err == nil {
 		out.SubSequenceNumber = &s
 	}
-	if len(m.Data) > 0 && printableText(m.Data) {
-		t := string(m.Data)
-		out.Text = &t
-	}
 	return out
+}
+
+// Help is the detail `fanoutd help tail` shows under the summary.
+func (c *TailCmd) Help() string {
+	return `Subscribes to a NATS subject and prints each message: the subject, the lag since
+the record arrived in Kinesis, the Kinesis headers percent-decoded, and the data.
+
+Examples:
+
+    fanoutd tail 'kinesis.orders.>' --count 5
+    fanoutd tail --server nats://nats-1:4222 --raw
+    fanoutd tail --json | jq -r 'select(.data_encoding == "utf-8") | .data'`
 }

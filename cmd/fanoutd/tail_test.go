@@ -175,7 +175,7 @@ func TestTailJSON(t *testing.T) {
 		"subject": "kinesis.orders.a", "stream": "orders", "shard_id": "shardId-000000000001",
 		"partition_key": "caf\u00e9", "sequence_number": "49001", "sub_sequence_number": 1.0,
 		"arrival_time": "2026-11-25T23:52:14.730Z", "msg_id": "orders:shardId-000000000001:49001:1",
-		"size": 5.0, "data": "aGVsbG8=", "text": "hello",
+		"size": 5.0, "data": "hello", "data_encoding": "utf-8",
 	} {
 		if text[k] != want {
 			t.Errorf("%s = %#v, want %#v", k, text[k], want)
@@ -185,17 +185,14 @@ func TestTailJSON(t *testing.T) {
 		t.Errorf("raw header %v, want it as sent", h)
 	}
 	bin := got[1]
-	if _, ok := bin["text"]; ok {
-		t.Errorf("binary data has a text field: %v", bin)
-	}
-	if bin["data"] != base64.StdEncoding.EncodeToString(binaryData) || bin["size"] != 105.0 {
+	if bin["data"] != base64.StdEncoding.EncodeToString(binaryData) || bin["data_encoding"] != "base64" || bin["size"] != 105.0 {
 		t.Errorf("binary data %v size %v", bin["data"], bin["size"])
 	}
 	if _, ok := bin["sub_sequence_number"]; ok {
 		t.Errorf("plain record has a sub_sequence_number: %v", bin)
 	}
 	empty := got[2]
-	if empty["data"] != "" || empty["partition_key"] != "" {
+	if empty["data"] != "" || empty["data_encoding"] != "utf-8" || empty["partition_key"] != "" {
 		t.Errorf("empty record: %v", empty)
 	}
 }

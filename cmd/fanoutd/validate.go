@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/fanoutd/fanoutd/config"
 )
@@ -30,7 +32,12 @@ func (v *ValidateCmd) Run(ctx context.Context, w io.Writer) error {
 // loadConfig loads a config file; any problem is a usage error (exit 2).
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, usageError{fmt.Errorf("config file %s does not exist", path)}
+	case errors.Is(err, fs.ErrPermission):
+		return nil, usageError{fmt.Errorf("config file %s cannot be read: permission denied", path)}
+	case err != nil:
 		return nil, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
 	}
 	return cfg, nil

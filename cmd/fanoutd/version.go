@@ -49,6 +49,11 @@ type VersionCmd struct{}
 
 // Run prints the version line.
 func (VersionCmd) Run(w io.Writer) error {
-	_, err := fmt.Fprintf(w, "fanoutd %s (%s, %s/%s)\n", Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, err := fmt.Fprintln(w, versionLine())
 	return err
+}
+
+// versionLine is what `fanoutd version` and `fanoutd --version` print.
+func versionLine() string {
+	return fmt.Sprintf("fanoutd %s (%s, %s/%s)", Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
+)
+
+// TestHelpPrintsUsage: `fanoutd`, `fanoutd help` and `fanoutd --help` print
+// the subcommands, one line each, and examples; `fanoutd help tail` the
+// command's flags and examples. All exit 0 on stdout.
+func TestHelpPrintsUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"help"}, {"--help"}} {
+		var out, errOut bytes.Buffer
+		if code := runContext(context.Background(), args, &out, &errOut); code != 0 {
+			t.Fatalf("%q: exit %d: %s", args, code, errOut.String())
+		}
+		s := out.String()
+		for _, want := range []string{
+			"Usage: fanoutd <command>", "Examples:", "fanoutd demo --duration 10s", "--version",
+			"\n  demo ", "\n  run ", "\n  validate ", "\n  version ", "\n  emulator ", "\n  status ", "\n  tail ", "\n  consumers ",
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%q: usage lacks %q:\n%s", args, want, s)
+			}
+		}
+		// One line per subcommand: the line after a command is the next one.
+		cmds := s[strings.Index(s, "Commands:"):]
+		for _, line := range strings.Split(strings.TrimSpace(cmds), "\n")[1:] {
+			if strings.HasPrefix(line, "     ") {
+				t.Errorf("%q: a command's summary wraps: %q", args, line)
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := runContext(context.Background(), []string{"help", "tail"}, &out, &errOut); code != 0 {
+		t.Fatalf("help tail: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"Usage: fanoutd tail [<subject>]", "--json", "--raw", "--count=N", "Examples:", "jq"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help tail lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestVersionFlagAndCommandAgree(t *testing.T) {
+	var flagOut, cmdOut, errOut bytes.Buffer
+	if code := runContext(context.Background(), []string{"--version"}, &flagOut, &errOut); code != 0 {
+		t.Fatalf("--version: exit %d: %s", code, errOut.String())
+	}
+	if code := runContext(context.Background(), []string{"version"}, &cmdOut, &errOut); code != 0 {
+		t.Fatalf("version: exit %d: %s", code, errOut.String())
+	}
+	if !strings.HasPrefix(flagOut.String(), "fanoutd ") || flagOut.String() != cmdOut.String() {
+		t.Fatalf("--version printed %q, version %q", flagOut.String(), cmdOut.String())
+	}
+}
+
+func TestValidateMissingConfigSaysSo(t *testing.T) {
+	var out, errOut bytes.Buffer
+	path := t.TempDir() + "/absent.yaml"
+	if code := runContext(context.Background(), []string{"validate", "--config", path}, &out, &errOut); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if got, want := strings.TrimSpace(errOut.String()), "fanoutd: config file "+path+" does not exist"; got != want {
+		t.Fatalf("stderr %q, want %q", got, want)
+	}
+}
+
+// TestTailJSONParsesWithJq feeds `tail --json` to the real jq, as the README
+// shows.
+func TestTailJSONParsesWithJq(t *testing.T) {
+	jq, err := exec.LookPath("jq")
+	if err != nil {
+		t.Skip("jq not installed (apt-get install jq; .ci/run installs it)")
+	}
+	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: false})
+	r := startTail(t, "--server", ns.ClientURL(), "--count", "2", "--json")
+	publish(t, ns.ClientURL(),
+		recordMsg("kinesis.orders.a", "caf\u00e9 1", "49001", 0, []byte(`{"event":"signup"}`)),
+		recordMsg("kinesis.orders.b", "user2", "49002", 3, binaryData),
+	)
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, r.err.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, jq, "-r", `[.subject, .partition_key, (.sub_sequence_number // "-" | tostring), .data_encoding,
+		(if .data_encoding == "utf-8" then (.data | fromjson | .event) else (.data | @base64d | length | tostring) end)] | @tsv`)
+	cmd.Stdin = strings.NewReader(r.out.String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("jq: %v: %s\ninput:\n%s", err, out, r.out.String())
+	}
+	want := "kinesis.orders.a\tcaf\u00e9 1\t-\tutf-8\tsignup\n" +
+		"kinesis.orders.b\tuser2\t3\tbase64\t105\n"
+	if string(out) != want {
+		t.Fatalf("jq printed\n%s\nwant\n%s", out, want)
+	}
+}
