@@ -1,0 +1,222 @@
+package checkpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrFenced is returned by KVStore.Put when the checkpoint was written by
+// someone else since this store last read or wrote it: another instance
+// took the shard over, and this one must stop reading it.
+var ErrFenced = errors.New("checkpoint was written by another instance since this one last saw it")
+
+// KVStore keeps checkpoints in a NATS JetStream key-value bucket, one key
+// per (stream, consumer, shard), shared by every instance of a group. Every
+// write is a compare-and-set on the revision this store last saw of that
+// key (fencing): an instance that lost a shard can never overwrite the new
+// owner's checkpoint. A shard's new owner reads the checkpoint (Get) before
+// its first write.
+type KVStore struct {
+	kv       jetstream.KeyValue
+	instance string
+
+	// locks serialize the Puts of one key, so that concurrent Puts of this
+	// store never fence each other (striped, as in FileStore).
+	seed  maphash.Seed
+	locks [64]sync.Mutex
+
+	mu     sync.Mutex
+	revs   map[string]uint64 // key -> highest revision seen (0: seen absent)
+	closed atomic.Bool
+}
+
+var _ Store = (*KVStore)(nil)
+
+// NewKVStore returns a KVStore on kv; instance names the writer in each
+// checkpoint (for operators).
+func NewKVStore(kv jetstream.KeyValue, instance string) *KVStore {
+	return &KVStore{kv: kv, instance: instance, seed: maphash.MakeSeed(), revs: map[string]uint64{}}
+}
+
+// kvRecord is the JSON value of each key.
+type kvRecord struct {
+	SequenceNumber string    `json:"sequence_number,omitempty"`
+	ShardEnded     bool      `json:"shard_ended,omitempty"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	StreamCreated  time.Time `json:"stream_created,omitzero"`
+	Instance       string    `json:"instance,omitempty"`
+}
+
+// kvPart escapes a key part: Kinesis names may hold '.', the KV token
+// separator; '=' is allowed in KV keys and never in Kinesis names.
+func kvPart(s string) string { return strings.ReplaceAll(s, ".", "=2E") }
+
+func kvPrefix(stream, consumer string) string {
+	return "cp." + kvPart(stream) + "." + kvPart(consumer) + "."
+}
+
+func kvKey(stream, consumer, shardID string) string {
+	return kvPrefix(stream, consumer) + kvPart(shardID)
+}
+
+func decodeKV(e jetstream.KeyValueEntry) (Checkpoint, error) {
+	var r kvRecord
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): %v; fix or delete the key", e.Key(), e.Bucket(), e.Revision(), err)
+	}
+	if r.SequenceNumber == "" && !r.ShardEnded {
+		return Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): no sequence number", e.Key(), e.Bucket(), e.Revision())
+	}
+	return Checkpoint{SequenceNumber: r.SequenceNumber, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
+}
+
+func (s *KVStore) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Get implements Store, and remembers the key's revision for the next Put.
+func (s *KVStore) Get(ctx context.Context, stream, consumer, shardID string) (Checkpoint, bool, error) {
+	if err := s.check(ctx); err != nil {
+		return Checkpoint{}, false, err
+	}
+	if err := validateKey(stream, consumer, shardID); err != nil {
+		return Checkpoint{}, false, err
+	}
+	key := kvKey(stream, consumer, shardID)
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		s.seen(key, 0)
+		return Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("read checkpoint %s: %w", key, err)
+	}
+	cp, err := decodeKV(e)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	s.seen(key, e.Revision())
+	return cp, true, nil
+}
+
+// seen records a revision of key; revisions only grow, so a Get that
+// raced with a Put never takes the store back to an older one.
+func (s *KVStore) seen(key string, rev uint64) {
+	s.mu.Lock()
+	if cur, ok := s.revs[key]; !ok || rev > cur {
+		s.revs[key] = rev
+	}
+	s.mu.Unlock()
+}
+
+// Put implements Store: a compare-and-set on the revision last seen of the
+// key (a create when it was seen absent, or never seen). A conflict is
+// ErrFenced.
+func (s *KVStore) Put(ctx context.Context, stream, consumer, shardID string, cp Checkpoint) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := checkPut(ctx, stream, consumer, shardID, &cp); err != nil {
+		return err
+	}
+	data, err := json.Marshal(kvRecord{SequenceNumber: cp.SequenceNumber, ShardEnded: cp.ShardEnded,
+		UpdatedAt: cp.UpdatedAt, StreamCreated: cp.StreamCreated, Instance: s.instance})
+	if err != nil {
+		return fmt.Errorf("encode checkpoint: %w", err)
+	}
+	key := kvKey(stream, consumer, shardID)
+	mu := &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
+	mu.Lock()
+	defer mu.Unlock()
+	s.mu.Lock()
+	last, known := s.revs[key]
+	s.mu.Unlock()
+	var rev uint64
+	if known && last > 0 {
+		rev, err = s.kv.Update(ctx, key, data, last)
+	} else {
+		rev, err = s.kv.Create(ctx, key, data)
+	}
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("write checkpoint %s: %w", key, ErrFenced)
+	}
+	if err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", key, err)
+	}
+	s.seen(key, rev)
+	return nil
+}
+
+// List implements Store, and remembers every key's revision.
+func (s *KVStore) List(ctx context.Context, stream, consumer string) (map[string]Checkpoint, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := validateKey(stream, consumer, "x"); err != nil {
+		return nil, err
+	}
+	prefix := kvPrefix(stream, consumer)
+	w, err := s.kv.Watch(ctx, prefix+">", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	defer w.Stop()
+	out := map[string]Checkpoint{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list checkpoints: %w", ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("list checkpoints: watcher closed")
+			}
+			if e == nil { // every current value was delivered
+				return out, nil
+			}
+			cp, err := decodeKV(e)
+			if err != nil {
+				return nil, err
+			}
+			s.seen(e.Key(), e.Revision())
+			out[strings.ReplaceAll(strings.TrimPrefix(e.Key(), prefix), "=2E", ".")] = cp
+		}
+	}
+}
+
+// Reset implements Store: it purges every checkpoint of the stream and
+// consumer.
+func (s *KVStore) Reset(ctx context.Context, stream, consumer string) error {
+	cps, err := s.List(ctx, stream, consumer)
+	if err != nil {
+		return err
+	}
+	for shardID := range cps {
+		key := kvKey(stream, consumer, shardID)
+		if err := s.kv.Purge(ctx, key); err != nil {
+			return fmt.Errorf("reset checkpoint %s: %w", key, err)
+		}
+		s.mu.Lock()
+		delete(s.revs, key)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Close implements Store; later calls return ErrClosed. The bucket's
+// connection belongs to the caller.
+func (s *KVStore) Close() error {
+	s.closed.Store(true)
+	return nil
+}
