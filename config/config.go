@@ -124,7 +124,8 @@ const StoreFile = "file"
 // CheckpointConfig selects where checkpoints are kept.
 type CheckpointConfig struct {
 	Store string `yaml:"store"`
-	// Dir is required when Store is "file".
+	// Dir is required when Store is "file"; Load defaults it to
+	// $STATE_DIRECTORY (its first path) when systemd sets it.
 	Dir string `yaml:"dir"`
 	// Interval is the least time between two checkpoint writes of a shard
 	// (0s: after every event). It bounds the replay after a crash.

@@ -543,3 +543,31 @@ func TestLoad_UnreadableFile(t *testing.T) {
 		t.Fatalf("error = %q, want %q", got, want)
 	}
 }
+
+// TestLoad_StateDirectoryDefault: under systemd (StateDirectory=),
+// checkpoint.dir defaults to $STATE_DIRECTORY, its first path if it holds
+// several; a dir in the file wins, and without either it is required.
+func TestLoad_StateDirectoryDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"state directory", "streams: [{name: a}]\n", map[string]string{"STATE_DIRECTORY": "/var/lib/fanoutd"}, "/var/lib/fanoutd"},
+		{"several", "streams: [{name: a}]\n", map[string]string{"STATE_DIRECTORY": "/var/lib/fanoutd:/var/lib/other"}, "/var/lib/fanoutd"},
+		{"file wins", "streams: [{name: a}]\ncheckpoint: {dir: /srv/cp}\n", map[string]string{"STATE_DIRECTORY": "/var/lib/fanoutd"}, "/srv/cp"},
+		{"unset", "streams: [{name: a}]\n", nil, "checkpoint.dir: required when store is file"},
+		{"empty", "streams: [{name: a}]\n", map[string]string{"STATE_DIRECTORY": ""}, "checkpoint.dir: required when store is file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadBytes([]byte(tc.file), mapLookup(tc.env))
+			got := fmt.Sprint(err)
+			if err == nil {
+				got = cfg.Checkpoint.Dir
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

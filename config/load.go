@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -69,6 +70,7 @@ func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error)
 	}
 
 	cfg := Default()
+	cfg.Checkpoint.Dir = stateDirectory(lookup)
 	var probs []Problem
 	var c shapeChecker
 	if len(doc.Content) > 0 {
@@ -99,4 +101,13 @@ func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error)
 		return nil, &ValidationError{Problems: probs}
 	}
 	return cfg, nil
+}
+
+// stateDirectory is the default checkpoint.dir: $STATE_DIRECTORY, which
+// systemd sets for a unit with StateDirectory= (colon-separated when the
+// unit names several; the first is fanoutd's), or "".
+func stateDirectory(lookup func(string) (string, bool)) string {
+	v, _ := lookup("STATE_DIRECTORY")
+	first, _, _ := strings.Cut(v, ":")
+	return first
 }
