@@ -22,9 +22,12 @@ const fileVersion = 1
 
 // FileStore keeps one small JSON file per shard, at
 // DIR/STREAM/CONSUMER/SHARD.json, replaced atomically on every Put: a crash
-// leaves the old file or the new one, never a torn one.
+// leaves the old file or the new one, never a torn one. One FileStore at a
+// time holds a directory: it takes an exclusive lock on DIR/.lock until
+// Close, so two daemons cannot overwrite each other's checkpoints.
 type FileStore struct {
-	dir string
+	dir  string
+	lock *os.File // holds the flock on DIR/.lock; nil once closed
 
 	// locks serialize Puts of one shard (striped by key, so memory does not
 	// grow with shard churn); Puts of different shards run in parallel.
@@ -34,13 +37,38 @@ type FileStore struct {
 	dirsMu sync.Mutex
 	dirs   map[string]bool // stream/consumer directories known to exist durably
 
-	closed atomic.Bool
+	closed    atomic.Bool
+	closeOnce sync.Once
 }
 
 var _ Store = (*FileStore)(nil)
 
+// lockName is the lock file in the store's root, beside the stream
+// directories. (A stream named ".lock" would collide with it; its first Put
+// fails with "exists and is not a directory" rather than corrupting the lock.)
+const lockName = ".lock"
+
+// LockedError is returned by NewFileStore when another process holds the
+// directory.
+type LockedError struct {
+	Dir string
+	// Holder names the other process: "pid N", as its lock file says.
+	Holder string
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("checkpoint dir %s is in use by another fanoutd (%s): stop it, or give this one another checkpoint.dir", e.Dir, e.Holder)
+}
+
+// Is makes errors.Is(err, ErrLocked) true for a *LockedError.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// ErrLocked matches a *LockedError with errors.Is.
+var ErrLocked = errors.New("checkpoint dir locked by another process")
+
 // NewFileStore returns a FileStore rooted at dir, creating it (mode 0750)
-// if needed.
+// if needed. It takes the directory's lock (a *LockedError if another
+// process holds it) and removes the temporary files a crash left behind.
 func NewFileStore(dir string) (*FileStore, error) {
 	if dir == "" {
 		return nil, errors.New("checkpoint dir is empty")
@@ -55,7 +83,53 @@ func NewFileStore(dir string) (*FileStore, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("checkpoint dir %s is not a directory", dir)
 	}
-	return &FileStore{dir: dir, seed: maphash.MakeSeed(), dirs: make(map[string]bool)}, nil
+	lock, err := lockDir(dir, filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, err
+	}
+	if err := removeTempFiles(dir); err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	return &FileStore{dir: dir, lock: lock, seed: maphash.MakeSeed(), dirs: make(map[string]bool)}, nil
+}
+
+// removeTempFiles removes DIR/STREAM/CONSUMER/*.tmp: the temporary files of
+// Puts a crash interrupted. Under the lock, no Put of ours is running.
+func removeTempFiles(dir string) error {
+	streams, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("list checkpoint dir: %w", err)
+	}
+	for _, st := range streams {
+		if !st.IsDir() {
+			continue
+		}
+		consumers, err := os.ReadDir(filepath.Join(dir, st.Name()))
+		if err != nil {
+			return fmt.Errorf("list checkpoint dir: %w", err)
+		}
+		for _, c := range consumers {
+			if !c.IsDir() {
+				continue
+			}
+			cdir := filepath.Join(dir, st.Name(), c.Name())
+			files, err := os.ReadDir(cdir)
+			if err != nil {
+				return fmt.Errorf("list checkpoint dir: %w", err)
+			}
+			for _, f := range files {
+				if f.Type().IsRegular() && strings.HasSuffix(f.Name(), tmpExt) {
+					if err := os.Remove(filepath.Join(cdir, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						return fmt.Errorf("remove leftover temp file: %w", err)
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Dir returns the store's root directory.
@@ -74,7 +148,10 @@ type fileRecord struct {
 	StreamCreated  time.Time `json:"stream_created,omitzero"`
 }
 
-const fileExt = ".json"
+const (
+	fileExt = ".json"
+	tmpExt  = ".tmp"
+)
 
 func (s *FileStore) consumerDir(stream, consumer string) string {
 	return filepath.Join(s.dir, stream, consumer)
@@ -190,10 +267,20 @@ func (s *FileStore) Reset(ctx context.Context, stream, consumer string) error {
 }
 
 // Close implements Store. Every Put that returned is already durable, so
-// there is nothing to flush; later calls return ErrClosed.
+// there is nothing to flush; Close releases the directory's lock, and later
+// calls return ErrClosed.
+//
+// A Put running concurrently with Close may finish after the lock is gone;
+// callers close the store after the shard loops stopped.
 func (s *FileStore) Close() error {
 	s.closed.Store(true)
-	return nil
+	var err error
+	s.closeOnce.Do(func() {
+		if s.lock != nil {
+			err = s.lock.Close()
+		}
+	})
+	return err
 }
 
 func (s *FileStore) check(ctx context.Context) error {
@@ -243,7 +330,7 @@ func mkdirDurable(parent, name string) error {
 }
 
 func writeFileAtomic(dir, path string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*"+tmpExt)
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,12 @@ package checkpoint
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -107,7 +110,7 @@ func TestFileStore_NoTempFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, want := listFiles(t, dir), []string{"orders/fanoutd/shardId-0.json", "orders/fanoutd/shardId-1.json"}; strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := listFiles(t, dir), []string{".lock", "orders/fanoutd/shardId-0.json", "orders/fanoutd/shardId-1.json"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("files = %q, want %q", got, want)
 	}
 }
@@ -220,5 +223,56 @@ func TestFileStore_ListIgnoresOtherFiles(t *testing.T) {
 	}
 	if _, ok := got["shardId-0"]; !ok || len(got) != 1 {
 		t.Fatalf("List = %v, want only shardId-0", got)
+	}
+}
+
+// TestFileStore_Lock: a second store on the same directory fails and names
+// the holder's PID; once the first closes, the directory is free again.
+func TestFileStore_Lock(t *testing.T) {
+	s, dir := newFileStore(t)
+	_, err := NewFileStore(dir)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second NewFileStore = %v, want ErrLocked", err)
+	}
+	want := fmt.Sprintf("checkpoint dir %s is in use by another fanoutd (pid %d): stop it, or give this one another checkpoint.dir", dir, os.Getpid())
+	if got := err.Error(); got != want {
+		t.Fatalf("error = %q, want %q", got, want)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, ".lock"))
+	if err != nil || strings.TrimSpace(string(data)) != strconv.Itoa(os.Getpid()) {
+		t.Fatalf(".lock = %q, %v, want this PID", data, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatalf("NewFileStore after Close = %v", err)
+	}
+	s2.Close()
+}
+
+// TestFileStore_RemovesLeftoverTempFiles: the temp files of Puts a crash
+// interrupted are removed at start; checkpoints and other files stay.
+func TestFileStore_RemovesLeftoverTempFiles(t *testing.T) {
+	s, dir := newFileStore(t)
+	ctx := context.Background()
+	if err := s.Put(ctx, "orders", "fanoutd", "shardId-0", Checkpoint{SequenceNumber: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	cdir := filepath.Join(dir, "orders", "fanoutd")
+	for _, name := range []string{"shardId-0.json.123456.tmp", "shardId-1.json.99.tmp", "README"} {
+		if err := os.WriteFile(filepath.Join(cdir, name), []byte("junk"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got, want := strings.Join(listFiles(t, dir), " "), ".lock orders/fanoutd/README orders/fanoutd/shardId-0.json"; got != want {
+		t.Fatalf("files = %q, want %q", got, want)
 	}
 }

@@ -1,7 +1,8 @@
 // Package config owns the YAML config file of fanoutd: its types, defaults,
 // Load and Validate, with every problem reported by key path
-// (streams[1].start_position). It never connects to anything and never opens
-// the files the config names: those are checked by the packages that use them.
+// (streams[1].start_position). It never connects to anything; Load checks
+// that the files the config names (creds, nkey seed, TLS) can be read, and
+// the packages that use them check what is in them.
 package config
 
 // Config is the whole file. The yaml tags are the contract with operators:
@@ -123,7 +124,8 @@ const StoreFile = "file"
 // CheckpointConfig selects where checkpoints are kept.
 type CheckpointConfig struct {
 	Store string `yaml:"store"`
-	// Dir is required when Store is "file".
+	// Dir is required when Store is "file"; Load defaults it to
+	// $STATE_DIRECTORY (its first path) when systemd sets it.
 	Dir string `yaml:"dir"`
 	// Interval is the least time between two checkpoint writes of a shard
 	// (0s: after every event). It bounds the replay after a crash.

@@ -80,12 +80,16 @@ func TestLoad_Invalid(t *testing.T) {
 		{"nats_auth", "" +
 			"testdata/invalid/nats_auth.yaml: nats: set at most one of creds_file, nkey_seed_file, token and user (got creds_file, token)\n" +
 			"testdata/invalid/nats_auth.yaml: nats.password: requires nats.user\n" +
-			"testdata/invalid/nats_auth.yaml: nats.tls.key_file: required when nats.tls.cert_file is set"},
+			"testdata/invalid/nats_auth.yaml: nats.tls.key_file: required when nats.tls.cert_file is set\n" +
+			"testdata/invalid/nats_auth.yaml: nats.creds_file: file /etc/fanoutd/nats.creds does not exist\n" +
+			"testdata/invalid/nats_auth.yaml: nats.tls.cert_file: file /etc/fanoutd/cert.pem does not exist"},
 		{"nats_no_servers", "testdata/invalid/nats_no_servers.yaml: nats.servers: at least one server is required"},
 		{"nats_servers", "" +
 			"testdata/invalid/nats_servers.yaml: nats.servers[1]: must be a URL with scheme nats, tls, ws or wss (got \"http://user:xxxxx@example.com:4222\")\n" +
 			"testdata/invalid/nats_servers.yaml: nats.servers[2]: must be a URL with scheme nats, tls, ws or wss (got \"127.0.0.1:4222\")"},
-		{"nats_tls_key_only", "testdata/invalid/nats_tls_key_only.yaml: nats.tls.cert_file: required when nats.tls.key_file is set"},
+		{"nats_tls_key_only", "" +
+			"testdata/invalid/nats_tls_key_only.yaml: nats.tls.cert_file: required when nats.tls.key_file is set\n" +
+			"testdata/invalid/nats_tls_key_only.yaml: nats.tls.key_file: file /etc/fanoutd/key.pem does not exist"},
 		{"no_name_no_arn", "testdata/invalid/no_name_no_arn.yaml: streams[0]: name or arn is required"},
 		{"no_streams", "testdata/invalid/no_streams.yaml: streams: at least one stream is required"},
 		{"null_stream", "testdata/invalid/null_stream.yaml: streams[1]: expected a mapping, got null"},
@@ -118,7 +122,26 @@ func TestLoad_Invalid(t *testing.T) {
 		{"top_level_list", "testdata/invalid/top_level_list.yaml: expected a mapping of sections (aws, streams, nats, checkpoint, log, timers), got a list"},
 		{"two_documents", "testdata/invalid/two_documents.yaml: a second YAML document starts on line 5; the config is one document"},
 		{"unknown_key", "testdata/invalid/unknown_key.yaml: streams[0].subjct: unknown key"},
-		{"unknown_section", "testdata/invalid/unknown_section.yaml: stream: unknown key"},
+		{"unknown_section", "" +
+			"testdata/invalid/unknown_section.yaml: stream: unknown key\n" +
+			"testdata/invalid/unknown_section.yaml: streams: at least one stream is required"},
+		{"unknown_key_and_values", "" +
+			"testdata/invalid/unknown_key_and_values.yaml: streams[0].subjct: unknown key\n" +
+			"testdata/invalid/unknown_key_and_values.yaml: streams[0].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")\n" +
+			"testdata/invalid/unknown_key_and_values.yaml: timers.idle_timeout: must be greater than 0 (got 0s)"},
+		{"shape_and_values", "" +
+			"testdata/invalid/shape_and_values.yaml: streams[0].name: duplicate key (first set on line 5)\n" +
+			"testdata/invalid/shape_and_values.yaml: streams[1].start_position: expected a string, got a list\n" +
+			"testdata/invalid/shape_and_values.yaml: nats.servers: expected a list, got \"nats://127.0.0.1:4222\"\n" +
+			"testdata/invalid/shape_and_values.yaml: nats.publish_timeout: invalid duration \"10\"\n" +
+			"testdata/invalid/shape_and_values.yaml: metrics: unknown key\n" +
+			"testdata/invalid/shape_and_values.yaml: streams[0].consumer: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"fan out\")\n" +
+			"testdata/invalid/shape_and_values.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\")\n" +
+			"testdata/invalid/shape_and_values.yaml: log.level: must be one of trace, debug, info, warn, error (got \"loud\")"},
+		{"files", "" +
+			"testdata/invalid/files.yaml: nats.creds_file: file testdata/missing.creds does not exist\n" +
+			"testdata/invalid/files.yaml: nats.tls.ca_file: testdata is a directory, not a file\n" +
+			"testdata/invalid/files.yaml: nats.tls.key_file: file testdata/missing-key.pem does not exist"},
 		{"wrong_kinds", "" +
 			"testdata/invalid/wrong_kinds.yaml: aws: expected a mapping, got \"us-east-1\"\n" +
 			"testdata/invalid/wrong_kinds.yaml: streams: expected a list, got \"orders\"\n" +
@@ -501,5 +524,50 @@ timers: {idle_timeout: "${IDLE}"}
 func TestLoad_TrailingEmptyDocument(t *testing.T) {
 	if _, err := LoadBytes([]byte("streams: [{name: a}]\ncheckpoint: {dir: /d}\n---\n"), mapLookup(nil)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLoad_UnreadableFile: a file that exists but this user cannot read is
+// named with what to do under systemd.
+func TestLoad_UnreadableFile(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every file")
+	}
+	path := filepath.Join(t.TempDir(), "nats.creds")
+	if err := os.WriteFile(path, []byte("x"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadBytes([]byte("streams: [{name: a}]\ncheckpoint: {dir: /d}\nnats: {creds_file: "+path+"}\n"), mapLookup(nil))
+	want := fmt.Sprintf("nats.creds_file: file %s is not readable by this user (uid %d); under systemd's DynamicUser, pass it with LoadCredential= and name ${CREDENTIALS_DIRECTORY}/...", path, os.Getuid())
+	if got := fmt.Sprint(err); got != want {
+		t.Fatalf("error = %q, want %q", got, want)
+	}
+}
+
+// TestLoad_StateDirectoryDefault: under systemd (StateDirectory=),
+// checkpoint.dir defaults to $STATE_DIRECTORY, its first path if it holds
+// several; a dir in the file wins, and without either it is required.
+func TestLoad_StateDirectoryDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"state directory", "streams: [{name: a}]\n", map[string]string{"STATE_DIRECTORY": "/var/lib/fanoutd"}, "/var/lib/fanoutd"},
+		{"several", "streams: [{name: a}]\n", map[string]string{"STATE_DIRECTORY": "/var/lib/fanoutd:/var/lib/other"}, "/var/lib/fanoutd"},
+		{"file wins", "streams: [{name: a}]\ncheckpoint: {dir: /srv/cp}\n", map[string]string{"STATE_DIRECTORY": "/var/lib/fanoutd"}, "/srv/cp"},
+		{"unset", "streams: [{name: a}]\n", nil, "checkpoint.dir: required when store is file"},
+		{"empty", "streams: [{name: a}]\n", map[string]string{"STATE_DIRECTORY": ""}, "checkpoint.dir: required when store is file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := LoadBytes([]byte(tc.file), mapLookup(tc.env))
+			got := fmt.Sprint(err)
+			if err == nil {
+				got = cfg.Checkpoint.Dir
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -15,11 +15,31 @@ import (
 // duplicate keys, a list where a mapping belongs, a value its field cannot
 // hold. yaml.v3's own strict mode (KnownFields) reports these by line and Go
 // type name; operators think in key paths.
+//
+// It also takes each rejected node out of the tree (fix, after the walk): a
+// bad key is removed with its value, so its default stays; a bad list
+// element becomes null. The tree then decodes, and Validate can report the
+// problems of every other value in the same pass.
 type shapeChecker struct {
 	probs []Problem
+	// covered are the paths whose value was taken out: Validate's problems
+	// at or under them are consequences, not news.
+	covered []string
+	// skip are the paths already reported (environment problems): their
+	// nodes are taken out (if not strings) without a second report.
+	skip []string
 	// merged guards against merge-key cycles and repeated work: each
 	// (mapping, path) pair reached through "<<" is checked once.
 	merged map[mergeVisit]bool
+	// drops are the keys to remove from each mapping; nulls the list
+	// elements (parent, index) to replace by null.
+	drops map[*yaml.Node]map[*yaml.Node]bool
+	nulls []nullAt
+}
+
+type nullAt struct {
+	parent *yaml.Node
+	i      int
 }
 
 type mergeVisit struct {
@@ -29,32 +49,72 @@ type mergeVisit struct {
 
 var durationType = reflect.TypeFor[Duration]()
 
+// add reports a problem with the value at path, which is taken out.
 func (c *shapeChecker) add(path, format string, args ...any) {
+	c.note(path, format, args...)
+	c.covered = append(c.covered, path)
+}
+
+// note reports a problem that takes nothing out below path.
+func (c *shapeChecker) note(path, format string, args ...any) {
 	c.probs = append(c.probs, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
-func (c *shapeChecker) check(path string, n *yaml.Node, t reflect.Type) {
+func (c *shapeChecker) drop(m, key *yaml.Node) {
+	if c.drops == nil {
+		c.drops = make(map[*yaml.Node]map[*yaml.Node]bool)
+	}
+	if c.drops[m] == nil {
+		c.drops[m] = make(map[*yaml.Node]bool)
+	}
+	c.drops[m][key] = true
+}
+
+// fix takes the rejected nodes out of the tree.
+func (c *shapeChecker) fix() {
+	for m, keys := range c.drops {
+		kept := m.Content[:0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if !keys[m.Content[i]] {
+				kept = append(kept, m.Content[i], m.Content[i+1])
+			}
+		}
+		m.Content = kept
+	}
+	for _, at := range c.nulls {
+		at.parent.Content[at.i] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}
+	}
+}
+
+// check reports whether the value n at path can be decoded into t; when it
+// can't, the caller takes it out.
+func (c *shapeChecker) check(path string, n *yaml.Node, t reflect.Type) bool {
 	n = deref(n)
 	if n == nil || isNull(n) {
-		return // absent: the default (or zero) stays
+		return true // absent: the default (or zero) stays
+	}
+	if covers(c.skip, path) {
+		// Reported already (an environment variable); a string field can
+		// keep the unexpanded text, anything else must go.
+		return t.Kind() == reflect.String && t != durationType && n.Kind == yaml.ScalarNode
 	}
 	switch {
 	case t == durationType || (t.Kind() != reflect.Struct && t.Kind() != reflect.Slice):
-		c.leaf(path, n, t)
+		return c.leaf(path, n, t)
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode && path == "" {
 			c.add(path, "expected a mapping of sections (aws, streams, nats, checkpoint, log, timers), got %s", kindName(n))
-			return
+			return false
 		}
 		if n.Kind != yaml.MappingNode {
 			c.add(path, "expected a mapping, got %s", kindName(n))
-			return
+			return false
 		}
 		c.mapping(path, n, t, nil)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			c.add(path, "expected a list, got %s", kindName(n))
-			return
+			return false
 		}
 		for i, e := range n.Content {
 			ep := joinIndex(path, i)
@@ -62,9 +122,23 @@ func (c *shapeChecker) check(path string, n *yaml.Node, t reflect.Type) {
 				c.add(ep, "expected a mapping, got null")
 				continue
 			}
-			c.check(ep, e, t.Elem())
+			if !c.check(ep, e, t.Elem()) {
+				c.nulls = append(c.nulls, nullAt{n, i})
+			}
 		}
 	}
+	return true
+}
+
+// covers reports whether path is one of paths or lies under one of them
+// ("" covers everything).
+func covers(paths []string, path string) bool {
+	for _, q := range paths {
+		if q == "" || path == q || strings.HasPrefix(path, q+".") || strings.HasPrefix(path, q+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // mapping checks the keys of n against the yaml tags of struct type t. Keys
@@ -73,35 +147,41 @@ func (c *shapeChecker) check(path string, n *yaml.Node, t reflect.Type) {
 func (c *shapeChecker) mapping(path string, n *yaml.Node, t reflect.Type, override map[string]bool) {
 	fields := yamlFields(t)
 	seen := make(map[string]int) // key -> line
-	var merges []*yaml.Node
+	var merges []*yaml.Node      // the "<<" keys
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), n.Content[i+1]
 		if k == nil {
+			c.drop(n, n.Content[i])
 			continue
 		}
 		if isMerge(k) {
-			merges = append(merges, v)
+			merges = append(merges, n.Content[i])
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			c.add(path, "keys must be strings, got %s", kindName(k))
+			c.note(path, "keys must be strings, got %s", kindName(k))
+			c.drop(n, n.Content[i])
 			continue
 		}
 		kp := joinKey(path, k.Value)
 		ft, ok := fields[k.Value]
 		if !ok {
 			c.add(kp, "unknown key")
+			c.drop(n, n.Content[i])
 			continue
 		}
 		if override[k.Value] {
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
-			c.add(kp, "duplicate key (first set on line %d)", line)
+			c.note(kp, "duplicate key (first set on line %d)", line)
+			c.drop(n, n.Content[i])
 			continue
 		}
 		seen[k.Value] = k.Line
-		c.check(kp, v, ft)
+		if !c.check(kp, v, ft) {
+			c.drop(n, n.Content[i])
+		}
 	}
 	if len(merges) == 0 {
 		return
@@ -113,13 +193,19 @@ func (c *shapeChecker) mapping(path string, n *yaml.Node, t reflect.Type, overri
 	for k := range seen {
 		inner[k] = true
 	}
-	for _, m := range merges {
-		c.merge(path, m, t, inner)
+	for _, k := range merges {
+		c.merge(path, n, k, t, inner)
 	}
 }
 
-func (c *shapeChecker) merge(path string, v *yaml.Node, t reflect.Type, override map[string]bool) {
-	v = deref(v)
+// merge checks the mappings merged into n by its key k ("<<").
+func (c *shapeChecker) merge(path string, n, k *yaml.Node, t reflect.Type, override map[string]bool) {
+	var v *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i] == k {
+			v = deref(n.Content[i+1])
+		}
+	}
 	var maps []*yaml.Node
 	switch {
 	case v != nil && v.Kind == yaml.MappingNode:
@@ -133,7 +219,8 @@ func (c *shapeChecker) merge(path string, v *yaml.Node, t reflect.Type, override
 	}
 	for _, m := range maps {
 		if m == nil || m.Kind != yaml.MappingNode {
-			c.add(path, `merge key "<<" needs a mapping or a list of mappings`)
+			c.note(path, `merge key "<<" needs a mapping or a list of mappings`)
+			c.drop(n, k)
 			return
 		}
 		visit := mergeVisit{m, path}
@@ -149,25 +236,26 @@ func (c *shapeChecker) merge(path string, v *yaml.Node, t reflect.Type, override
 }
 
 // leaf test-decodes a scalar into a fresh value of type t.
-func (c *shapeChecker) leaf(path string, n *yaml.Node, t reflect.Type) {
+func (c *shapeChecker) leaf(path string, n *yaml.Node, t reflect.Type) bool {
 	if n.Kind != yaml.ScalarNode {
 		c.add(path, "expected %s, got %s", describeType(t), kindName(n))
-		return
+		return false
 	}
 	err := n.Decode(reflect.New(t).Interface())
 	if err == nil {
-		return
+		return true
 	}
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		c.add(path, "%s", err.Error()) // from an UnmarshalYAML: already says what is wrong
-		return
+		return false
 	}
 	hint := ""
 	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
 		hint = " (remove the quotes)"
 	}
 	c.add(path, "expected %s, got %s%s", describeType(t), kindName(n), hint)
+	return false
 }
 
 func describeType(t reflect.Type) string {

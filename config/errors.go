@@ -16,8 +16,10 @@ func (p Problem) String() string {
 	return p.Path + ": " + p.Message
 }
 
-// ValidationError lists every problem found, in document order, so that an
-// operator fixes them all in one edit. Load returns it for structural,
+// ValidationError lists every problem found, so that an operator fixes them
+// all in one edit: environment and structural problems (unknown keys, wrong
+// kinds) in document order, then bad values and unreadable files in the
+// order of the file's sections. Load returns it for structural,
 // environment and validation problems alike; a YAML syntax error or an
 // unreadable file is a plain error.
 type ValidationError struct {

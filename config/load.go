@@ -7,13 +7,15 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // Load reads the config file at path, expands ${VAR} from the environment,
-// decodes it strictly, applies defaults and validates it. Problems are
-// returned as a *ValidationError whose lines start with path.
+// decodes it strictly, applies defaults, validates it and checks that the
+// files it names can be read. Problems are returned as a *ValidationError
+// whose lines start with path: all of them, in one pass.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -37,6 +39,10 @@ func Load(path string) (*Config, error) {
 // Decoder.Decode with KnownFields(true), to report problems by key path:
 // expand variables in scalar values, check the tree's shape against the
 // types (unknown and duplicate keys, wrong kinds, bad values), then decode.
+// A node with a problem is taken out of the tree before decoding, so that
+// one bad key hides nothing else: the problems come in that order
+// (environment, shape), then those of Validate and of the files the config
+// names, without the ones that only follow from a value taken out.
 func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -64,23 +70,44 @@ func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error)
 	}
 
 	cfg := Default()
+	cfg.Checkpoint.Dir = stateDirectory(lookup)
+	var probs []Problem
+	var c shapeChecker
 	if len(doc.Content) > 0 {
-		var probs []Problem
 		expandEnv(&doc, "", lookup, &probs)
-		if len(probs) > 0 {
-			return nil, &ValidationError{Problems: probs}
+		for _, p := range probs {
+			c.skip = append(c.skip, p.Path)
 		}
-		var c shapeChecker
-		c.check("", doc.Content[0], reflect.TypeFor[Config]())
-		if len(c.probs) > 0 {
-			return nil, &ValidationError{Problems: c.probs}
+		if !c.check("", doc.Content[0], reflect.TypeFor[Config]()) {
+			c.nulls = append(c.nulls, nullAt{&doc, 0})
 		}
+		c.fix()
+		probs = append(probs, c.probs...)
 		if err := doc.Decode(cfg); err != nil {
+			if len(probs) > 0 {
+				return nil, &ValidationError{Problems: probs} // the cause is among them
+			}
 			return nil, fmt.Errorf("decode config: %w", err)
 		}
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	ps := cfg.problems(true)
+	reported := append(c.skip, c.covered...)
+	for _, p := range ps {
+		if !covers(reported, p.Path) {
+			probs = append(probs, p)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
 	}
 	return cfg, nil
+}
+
+// stateDirectory is the default checkpoint.dir: $STATE_DIRECTORY, which
+// systemd sets for a unit with StateDirectory= (colon-separated when the
+// unit names several; the first is fanoutd's), or "".
+func stateDirectory(lookup func(string) (string, bool)) string {
+	v, _ := lookup("STATE_DIRECTORY")
+	first, _, _ := strings.Cut(v, ":")
+	return first
 }

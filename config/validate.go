@@ -21,20 +21,29 @@ func (ps *problems) add(path, format string, args ...any) {
 // Validate reports every problem with c, in the order of the file's
 // sections (aws, streams, nats, checkpoint, log, timers), as a
 // *ValidationError; nil if there is none. It checks values only: it opens
-// no file and connects to nothing.
+// no file and connects to nothing (Load also checks the files).
 func (c *Config) Validate() error {
+	if ps := c.problems(false); len(ps) > 0 {
+		return &ValidationError{Problems: ps}
+	}
+	return nil
+}
+
+// problems lists the problems of Validate, and with files those of
+// checkFiles too, in section order.
+func (c *Config) problems(files bool) problems {
 	var ps problems
 	c.AWS.validate(&ps)
 	validateStreams(c.Streams, &ps)
 	c.NATS.validate(&ps)
+	if files {
+		c.checkFiles(&ps)
+	}
 	c.Checkpoint.validate(&ps)
 	c.Log.validate(&ps)
 	c.Timers.validate(&ps)
 	c.HTTP.validate(&ps)
-	if len(ps) == 0 {
-		return nil
-	}
-	return &ValidationError{Problems: ps}
+	return ps
 }
 
 func (a AWSConfig) validate(ps *problems) {

@@ -31,3 +31,60 @@ var ErrExpiredCheckpoint = errors.New("checkpoint expired")
 
 // ErrStreamNotFound means the stream does not exist (or was deleted).
 var ErrStreamNotFound = errors.New("stream not found")
+
+// errorLabels are the error codes ShardStatus.Errors (and so the
+// fanoutd_subscribe_errors_total metric's error label) may hold: the codes
+// Kinesis documents for SubscribeToShard, its event stream and every call,
+// plus labelTransport and labelOther. The code comes from the network, so
+// anything else a server sends is folded into labelOther: the label's
+// cardinality is bounded and its value always valid UTF-8.
+var errorLabels = map[string]bool{
+	codeResourceInUse:                        true,
+	codeResourceNotFound:                     true,
+	codeLimitExceeded:                        true,
+	codeInvalidArgument:                      true,
+	codeAccessDenied:                         true,
+	"ExpiredIteratorException":               true,
+	"ExpiredNextTokenException":              true,
+	"ProvisionedThroughputExceededException": true,
+	"InternalFailure":                        true,
+	"InternalFailureException":               true,
+	"ServiceUnavailable":                     true,
+	"ServiceUnavailableException":            true,
+	"ThrottlingException":                    true,
+	"ValidationError":                        true,
+	"ValidationException":                    true,
+	"KMSAccessDeniedException":               true,
+	"KMSDisabledException":                   true,
+	"KMSInvalidStateException":               true,
+	"KMSNotFoundException":                   true,
+	"KMSOptInRequired":                       true,
+	"KMSThrottlingException":                 true,
+	"UnrecognizedClientException":            true,
+	"InvalidSignatureException":              true,
+	"IncompleteSignature":                    true,
+	"MissingAuthenticationToken":             true,
+	"InvalidClientTokenId":                   true,
+	"ExpiredTokenException":                  true,
+	"RequestExpired":                         true,
+}
+
+const (
+	// labelTransport is the label of an error without an AWS code (DNS,
+	// TCP, TLS, HTTP/2).
+	labelTransport = "transport"
+	// labelOther is the label of an AWS error code outside errorLabels.
+	labelOther = "other"
+)
+
+// errorLabel is the bounded label of err for ShardStatus.Errors.
+func errorLabel(err error) string {
+	code := errorCode(err)
+	switch {
+	case code == "":
+		return labelTransport
+	case errorLabels[code]:
+		return code
+	}
+	return labelOther
+}

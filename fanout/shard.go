@@ -224,10 +224,7 @@ func (l *shardLoop) touch(f func(*ShardStatus)) {
 }
 
 func (l *shardLoop) countError(err error) {
-	code := errorCode(err)
-	if code == "" {
-		code = "transport"
-	}
+	code := errorLabel(err)
 	l.touch(func(s *ShardStatus) { s.Errors[code]++ })
 }
 

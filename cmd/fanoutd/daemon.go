@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/http"
 	"reflect"
 	"slices"
 	"sync"
@@ -198,7 +197,7 @@ func (d *daemon) serveHTTP(addr string) (func(), error) {
 		return nil, fmt.Errorf("http.listen %s: %w", addr, err)
 	}
 	d.httpAddr = ln.Addr().String()
-	srv := &http.Server{Handler: d.mon.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := monitor.NewServer(d.mon.Handler(), monitor.DefaultServerOptions())
 	go srv.Serve(ln)
 	d.log.Info().Str("addr", d.httpAddr).Msg("HTTP endpoint listening: /metrics /healthz /readyz /status")
 	return func() {

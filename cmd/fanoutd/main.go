@@ -13,10 +13,13 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/fanoutd/fanoutd/checkpoint"
 )
 
 // Exit codes: 0 success, 1 failure at run time (systemd restarts us), 2 bad
-// usage or invalid configuration (a restart would not help).
+// usage, invalid configuration, or a checkpoint dir another daemon holds (a
+// restart would not help).
 const (
 	exitOK      = 0
 	exitFailure = 1
@@ -94,7 +97,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := kctx.Run(); err != nil {
 		fmt.Fprintln(stderr, "fanoutd:", err)
 		var ue usageError
-		if errors.As(err, &ue) {
+		if errors.As(err, &ue) || errors.Is(err, checkpoint.ErrLocked) {
 			return exitUsage
 		}
 		return exitFailure

@@ -85,3 +85,18 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 }
+
+// validate reports every problem of a file in one pass, unknown keys
+// included, and exits 2.
+func TestValidateReportsEveryProblem(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runContext(context.Background(), []string{"validate", "--config", "../../config/testdata/invalid/unknown_key_and_values.yaml"}, &out, &errOut)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, errOut.String())
+	}
+	for _, want := range []string{"streams[0].subjct: unknown key", "streams[0].start_position: must be one of", "timers.idle_timeout: must be greater than 0"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, errOut.String())
+		}
+	}
+}

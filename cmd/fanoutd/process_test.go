@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -119,4 +120,30 @@ func TestDemoRunsAndLosesNothing(t *testing.T) {
 			t.Fatalf("demo output lacks %q:\n%s", want, s)
 		}
 	}
+}
+
+// Two daemons on one checkpoint directory: the second exits 2 at once and
+// names the first one's PID; the first keeps relaying.
+func TestSecondDaemonOnSameDirExits2(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	path := e.config(false, "  - name: s")
+	first, _ := fanoutdProcess(t, "run", "--config", path)
+	lock := filepath.Join(e.dir, ".lock")
+	pid := strconv.Itoa(first.Process.Pid)
+	testutil.WaitFor(t, 20*time.Second, "first daemon holds the lock", func() bool {
+		data, err := os.ReadFile(lock)
+		return err == nil && strings.TrimSpace(string(data)) == pid
+	})
+	second, out := fanoutdProcess(t, "run", "--config", path)
+	if code := waitExit(t, second, 20*time.Second); code != 2 {
+		t.Fatalf("second daemon: exit %d, want 2\n%s", code, out.String())
+	}
+	if want := "is in use by another fanoutd (pid " + pid + ")"; !strings.Contains(out.String(), want) {
+		t.Fatalf("second daemon's error lacks %q:\n%s", want, out.String())
+	}
+	e.put("s", testKeys(2), 0, 3)
+	testutil.WaitFor(t, 20*time.Second, "records from the first daemon", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 6 })
 }
