@@ -29,13 +29,13 @@ type KVStore struct {
 	kv       jetstream.KeyValue
 	instance string
 
-	// locks serialize the Puts of one key, so that concurrent Puts of this
-	// store never fence each other (striped, as in FileStore).
+	// locks serialize the Gets and Puts of one key, so that this store never
+	// fences itself (striped, as in FileStore).
 	seed  maphash.Seed
 	locks [64]sync.Mutex
 
 	mu     sync.Mutex
-	revs   map[string]uint64 // key -> highest revision seen (0: seen absent)
+	revs   map[string]uint64 // key -> revision last read or written (0: read absent)
 	closed atomic.Bool
 }
 
@@ -95,9 +95,11 @@ func (s *KVStore) Get(ctx context.Context, stream, consumer, shardID string) (Ch
 		return Checkpoint{}, false, err
 	}
 	key := kvKey(stream, consumer, shardID)
+	mu := s.lock(key)
+	defer mu.Unlock()
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		s.seen(key, 0)
+		s.setRev(key, 0)
 		return Checkpoint{}, false, nil
 	}
 	if err != nil {
@@ -107,13 +109,30 @@ func (s *KVStore) Get(ctx context.Context, stream, consumer, shardID string) (Ch
 	if err != nil {
 		return Checkpoint{}, false, err
 	}
-	s.seen(key, e.Revision())
+	s.setRev(key, e.Revision())
 	return cp, true, nil
 }
 
-// seen records a revision of key; revisions only grow, so a Get that
-// raced with a Put never takes the store back to an older one.
-func (s *KVStore) seen(key string, rev uint64) {
+// lock takes the lock of key's stripe: Get and Put of one key are
+// serialized, so the revision a Put compares with is the latest this store
+// read or wrote.
+func (s *KVStore) lock(key string) *sync.Mutex {
+	mu := &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
+	mu.Lock()
+	return mu
+}
+
+// setRev records the revision of key this store read or wrote last (0:
+// read absent).
+func (s *KVStore) setRev(key string, rev uint64) {
+	s.mu.Lock()
+	s.revs[key] = rev
+	s.mu.Unlock()
+}
+
+// raiseRev records a revision seen by List, which runs beside the Puts of
+// the shard loops: it only ever raises what a Put or Get recorded.
+func (s *KVStore) raiseRev(key string, rev uint64) {
 	s.mu.Lock()
 	if cur, ok := s.revs[key]; !ok || rev > cur {
 		s.revs[key] = rev
@@ -137,8 +156,7 @@ func (s *KVStore) Put(ctx context.Context, stream, consumer, shardID string, cp 
 		return fmt.Errorf("encode checkpoint: %w", err)
 	}
 	key := kvKey(stream, consumer, shardID)
-	mu := &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
-	mu.Lock()
+	mu := s.lock(key)
 	defer mu.Unlock()
 	s.mu.Lock()
 	last, known := s.revs[key]
@@ -155,7 +173,7 @@ func (s *KVStore) Put(ctx context.Context, stream, consumer, shardID string, cp 
 	if err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", key, err)
 	}
-	s.seen(key, rev)
+	s.setRev(key, rev)
 	return nil
 }
 
@@ -189,7 +207,7 @@ func (s *KVStore) List(ctx context.Context, stream, consumer string) (map[string
 			if err != nil {
 				return nil, err
 			}
-			s.seen(e.Key(), e.Revision())
+			s.raiseRev(e.Key(), e.Revision())
 			out[strings.ReplaceAll(strings.TrimPrefix(e.Key(), prefix), "=2E", ".")] = cp
 		}
 	}
