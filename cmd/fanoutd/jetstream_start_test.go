@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -279,5 +280,88 @@ func TestDemoJetStream(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// Core NATS mode, a NATS user without publish permission on one stream's
+// subjects: that stream's batches fail and are not checkpointed (the
+// denial logged once, with what to change, and counted), the other stream
+// keeps flowing on the same connection; once the permission is granted the
+// records arrive, replayed from the checkpoint.
+func TestRunCorePublishPermissionDenied(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	for _, s := range []string{"a", "b"} {
+		if err := e.emu.CreateStream(s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users := func(deny ...string) []*server.User {
+		perms := &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
+		return []*server.User{{Username: "fanoutd", Password: "pw", Permissions: perms}, {Username: "reader", Password: "pw"}}
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, Users: users("kinesis.b")}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	msgs := &collector{}
+	rc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("reader", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rc.Subscribe(">", msgs.add)
+	rc.Flush()
+
+	path := e.config(false, "  - name: a\n  - name: b")
+	raw, _ := os.ReadFile(path)
+	raw = bytes.Replace(raw, []byte(fmt.Sprintf("  servers: [%q]\n", e.ns.ClientURL())),
+		[]byte(fmt.Sprintf("  servers: [%q]\n  user: fanoutd\n  password: pw\n", srv.ClientURL())), 1)
+	os.WriteFile(path, raw, 0o600)
+	keys := testKeys(3)
+	e.put("a", keys, 0, 2)
+	_, firstB, err := e.emu.PutRecord("b", "denied", []byte("denied:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run(path)
+	testutil.WaitFor(t, 20*time.Second, "stream a and retries of b", func() bool {
+		return len(msgs.onSubject("kinesis.a")) >= 6 && strings.Count(e.logs.String(), "could not deliver a batch") >= 3
+	})
+	e.put("a", keys, 2, 2)
+	testutil.WaitFor(t, 20*time.Second, "stream a keeps flowing", func() bool { return len(msgs.onSubject("kinesis.a")) >= 12 })
+	exactlyOnceInOrder(t, msgs.onSubject("kinesis.a"), keys, 4)
+	if n := len(msgs.onSubject("kinesis.b")); n != 0 {
+		t.Fatalf("%d messages on the denied subject", n)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "b", "fanoutd", "*.json"))
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		var cp struct {
+			SequenceNumber string `json:"sequence_number"`
+		}
+		json.Unmarshal(raw, &cp)
+		if seqAtLeast(cp.SequenceNumber, firstB) {
+			t.Fatalf("stream b checkpointed at %s, past the refused record %s", cp.SequenceNumber, firstB)
+		}
+	}
+	logs := e.logs.String()
+	if n := strings.Count(logs, "refuses fanoutd's publishes to this subject"); n != 1 {
+		t.Fatalf("the denial is logged %d times, want once:\n%s", n, logs)
+	}
+
+	// Grant the permission: the refused record arrives, replayed.
+	opts.Users = users()
+	if err := srv.ReloadOptions(opts); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 20*time.Second, "stream b after the grant", func() bool { return len(msgs.onSubject("kinesis.b")) >= 1 })
+	if got := string(msgs.onSubject("kinesis.b")[0].Data); got != "denied:0" {
+		t.Fatalf("stream b: %q", got)
 	}
 }
