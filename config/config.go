@@ -92,6 +92,22 @@ type NATSConfig struct {
 	// Stream, when its name is set, is the JetStream stream fanoutd creates
 	// at start, or verifies when it exists (jetstream: true only).
 	Stream JetStreamConfig `yaml:"stream"`
+	// DeadLetterStream is the JetStream stream fanoutd creates at start when
+	// no stream captures the dead-letter subjects (jetstream: true only), as
+	// Kafka Connect creates its dead-letter topic.
+	DeadLetterStream DeadLetterStreamConfig `yaml:"dead_letter_stream"`
+}
+
+// DeadLetterStreamConfig describes the dead-letter stream fanoutd creates.
+type DeadLetterStreamConfig struct {
+	Name string `yaml:"name"`
+	// Storage is "file" or "memory".
+	Storage string `yaml:"storage"`
+	// Replicas is 1 to 5, or 0: 3 when the NATS cluster has at least three
+	// servers, else 1.
+	Replicas int `yaml:"replicas"`
+	// MaxAge is how long a dead letter is kept; 0 keeps it for ever.
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // JetStreamConfig describes the JetStream stream that stores the records.

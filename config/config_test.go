@@ -95,6 +95,11 @@ func TestLoad_Invalid(t *testing.T) {
 		{"null_stream", "testdata/invalid/null_stream.yaml: streams[1]: expected a mapping, got null"},
 		{"on_expired_checkpoint", "testdata/invalid/on_expired_checkpoint.yaml: streams[0].on_expired_checkpoint: must be one of fail, trim_horizon (got \"latest\")"},
 		{"checkpoint_interval", "testdata/invalid/checkpoint_interval.yaml: checkpoint.interval: must not be negative (got -1s)"},
+		{"nats_dead_letter_stream", "" +
+			"testdata/invalid/nats_dead_letter_stream.yaml: nats.dead_letter_stream.name: must be 1 to 255 characters without whitespace, '.', '*', '>', '/' or '\\' (got \"dead letters\")\n" +
+			"testdata/invalid/nats_dead_letter_stream.yaml: nats.dead_letter_stream.storage: must be one of file, memory (got \"disk\")\n" +
+			"testdata/invalid/nats_dead_letter_stream.yaml: nats.dead_letter_stream.replicas: must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got 6)\n" +
+			"testdata/invalid/nats_dead_letter_stream.yaml: nats.dead_letter_stream.max_age: must not be negative (got -1h0m0s)"},
 		{"nats_stream", "testdata/invalid/nats_stream.yaml: nats.stream: requires nats.jetstream: true\n" +
 			"testdata/invalid/nats_stream.yaml: nats.stream.name: must be 1 to 255 characters without whitespace, '.', '*', '>', '/' or '\\' (got \"my.stream\")\n" +
 			"testdata/invalid/nats_stream.yaml: nats.stream.subjects[1]: must be a NATS subject, wildcards allowed (got \"a.>.b\")\n" +
@@ -279,6 +284,7 @@ func TestLoad_Defaults(t *testing.T) {
 			Oversize:          "dead_letter",
 			DeadLetterSubject: "fanoutd.deadletter.{stream}",
 			Stream:            JetStreamConfig{Replicas: 1, Storage: "file", DuplicateWindow: Duration(2 * time.Minute)},
+			DeadLetterStream:  DeadLetterStreamConfig{Name: "FANOUTD_DEAD_LETTERS", Storage: "file", MaxAge: Duration(7 * 24 * time.Hour)},
 		},
 		Checkpoint: CheckpointConfig{Store: "file", Dir: "/var/lib/fanoutd", Interval: Duration(time.Second)},
 		Log:        LogConfig{Level: "info", Format: "auto"},

@@ -25,6 +25,9 @@ const (
 	OversizeDeadLetter       = "dead_letter"
 	OversizeFail             = "fail"
 	DefaultDeadLetterSubject = "fanoutd.deadletter.{stream}"
+	// DefaultDeadLetterStream is the name of the dead-letter stream fanoutd
+	// creates when no JetStream stream captures the dead-letter subjects.
+	DefaultDeadLetterStream = "FANOUTD_DEAD_LETTERS"
 )
 
 // Default returns a Config with every default applied and no streams; it
@@ -42,6 +45,11 @@ func Default() *Config {
 				Replicas:        1,
 				Storage:         "file",
 				DuplicateWindow: Duration(2 * time.Minute),
+			},
+			DeadLetterStream: DeadLetterStreamConfig{
+				Name:    DefaultDeadLetterStream,
+				Storage: "file",
+				MaxAge:  Duration(7 * 24 * time.Hour),
 			},
 		},
 		Checkpoint: CheckpointConfig{Store: StoreFile, Interval: Duration(time.Second)},

@@ -206,6 +206,24 @@ func (n NATSConfig) validate(ps *problems) {
 		ps.add("nats.dead_letter_subject", "%v (got %q)", err, n.DeadLetterSubject)
 	}
 	n.Stream.validate(n.JetStream, ps)
+	n.DeadLetterStream.validate(ps)
+}
+
+func (d DeadLetterStreamConfig) validate(ps *problems) {
+	if !streamNameRe.MatchString(d.Name) {
+		ps.add("nats.dead_letter_stream.name", "must be 1 to 255 characters without whitespace, '.', '*', '>', '/' or '\\' (got %q)", d.Name)
+	}
+	switch d.Storage {
+	case "file", "memory":
+	default:
+		ps.add("nats.dead_letter_stream.storage", "must be one of file, memory (got %q)", d.Storage)
+	}
+	if d.Replicas < 0 || d.Replicas > 5 {
+		ps.add("nats.dead_letter_stream.replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", d.Replicas)
+	}
+	if d.MaxAge < 0 {
+		ps.add("nats.dead_letter_stream.max_age", "must not be negative (got %s)", time.Duration(d.MaxAge))
+	}
 }
 
 var streamNameRe = regexp.MustCompile(`^[^\s.*>/\\]{1,255}$`)

@@ -9,16 +9,23 @@ import (
 	"github.com/fanoutd/fanoutd/fanout"
 )
 
-// handleCore publishes b on core NATS and confirms it with one flush.
+// handleCore publishes b on core NATS and confirms it chunk by chunk (see
+// chunkMessages), each with one flush.
 //
 // The flush round trip (PING/PONG) proves that the server has read every
 // message written before it on this connection. It proves nothing if the
 // connection was replaced in between: bytes written to the old socket may
 // never have reached a server, while the PING goes out on the new one. So
 // the batch fails unless the connection was up before the first publish and
-// was not re-established before the PONG. What the server does with the
-// messages afterwards (a slow subscriber, no subscriber at all) is core
-// NATS' at-most-once delivery and beyond what a publisher can know.
+// was not re-established before the PONG. Nor does it prove that the server
+// took the messages: a publish it refuses (a permissions violation) comes
+// back as an asynchronous -ERR before the PONG, which nats.go stores as the
+// connection's last error. So the batch also fails when that error changed
+// between a chunk's first publish and its flush. The error may belong to
+// another shard's batch on the same connection: failing this one too only
+// replays it. What the server does with the messages afterwards (a slow
+// subscriber, no subscriber at all) is core NATS' at-most-once delivery and
+// beyond what a publisher can know.
 func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *fanout.Batch) (batchResult, error) {
 	var res batchResult
 	// Read the counter first: a reconnect after this read changes it, and a
@@ -27,32 +34,50 @@ func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTem
 	if st := p.nc.Status(); st != nats.CONNECTED {
 		return res, fmt.Errorf("%w (%s)", ErrNotConnected, st)
 	}
+	for start := 0; start < len(b.Records); {
+		end := chunkEnd(b.Records, start)
+		if err := p.coreChunk(ctx, s, tmpl, b, start, end, reconnects, &res); err != nil {
+			return res, err
+		}
+		start = end
+	}
+	return res, nil
+}
+
+// coreChunk publishes the records [start, end) of b and flushes them.
+func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *fanout.Batch, start, end int, reconnects uint64, res *batchResult) error {
+	lastErr := p.nc.LastError()
 	maxPayload := p.nc.MaxPayload()
 
 	// PublishMsg encodes the message into the connection's buffer before it
 	// returns, so one message and one header serve every record.
 	h, m := s.header, &s.msg
-	for i := range b.Records {
+	for i := start; i < end; i++ {
 		rec := &b.Records[i]
 		SetRecordHeaders(h, recordMeta(b, rec))
 		*m = nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h}
-		if size := messageSize(m); int64(size) > maxPayload {
-			reason := maxPayloadReason(len(rec.Data), size, maxPayload)
+		reason := ""
+		if len(m.Subject) > MaxSubjectBytes {
+			reason = subjectTooLongReason(len(m.Subject))
+		} else if size := messageSize(m); int64(size) > maxPayload {
+			reason = maxPayloadReason(len(rec.Data), size, maxPayload)
+		}
+		if reason != "" {
 			if err := p.oversize(b, rec, reason); err != nil {
-				return res, err
+				return err
 			}
 			makeDeadLetter(m, p.deadLetterSubject(b, rec), reason)
 			p.logDeadLetter(b, rec, m)
 			err := p.nc.PublishMsg(m)
 			clearDeadLetter(h)
 			if err != nil {
-				return res, fmt.Errorf("publish dead letter for record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
+				return fmt.Errorf("publish dead letter for record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
 			}
 			res.deadLettered++
 			continue
 		}
 		if err := p.nc.PublishMsg(m); err != nil {
-			return res, fmt.Errorf("publish record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
+			return fmt.Errorf("publish record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
 		}
 		res.published++
 		res.bytes += uint64(len(rec.Data))
@@ -60,11 +85,16 @@ func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTem
 	if p.beforeFlush != nil {
 		p.beforeFlush()
 	}
-	if err := p.nc.FlushWithContext(ctx); err != nil {
-		return res, fmt.Errorf("flush: %w", err)
+	fctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	if err := p.nc.FlushWithContext(fctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
 	}
 	if p.nc.Stats().Reconnects != reconnects {
-		return res, fmt.Errorf("%w: the connection was re-established during the batch, so some messages may be lost", ErrNotConnected)
+		return fmt.Errorf("%w: the connection was re-established during the batch, so some messages may be lost", ErrNotConnected)
 	}
-	return res, nil
+	if err := p.nc.LastError(); !sameError(err, lastErr) && err != nil {
+		return p.asyncRefusal(b, err)
+	}
+	return nil
 }

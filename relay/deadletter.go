@@ -28,9 +28,23 @@ const DefaultDeadLetterSubject = "fanoutd.deadletter.{stream}"
 // makeDeadLetter turns m, a record's message with its headers already set,
 // into its dead letter in place: subject dlSubject, no data, and the reason
 // and original subject headers.
+//
+// The values that come from the record and have no length limit (the
+// original subject, the partition key and the explicit hash key of a KPL
+// sub-record) are cut to maxDeadLetterValue bytes, so that a dead letter
+// always fits max_payload and the control line.
 func makeDeadLetter(m *nats.Msg, dlSubject, reason string) {
 	m.Header.Set(HeaderDeadLetterReason, reason)
-	m.Header.Set(HeaderOriginalSubject, m.Subject)
+	orig := m.Subject
+	if len(orig) > maxDeadLetterValue {
+		orig = truncateHeaderValue(EscapeHeaderValue(orig), maxDeadLetterValue)
+	}
+	m.Header.Set(HeaderOriginalSubject, orig)
+	for _, k := range []string{HeaderPartitionKey, HeaderExplicitHashKey} {
+		if v := m.Header.Get(k); len(v) > maxDeadLetterValue {
+			m.Header.Set(k, truncateHeaderValue(v, maxDeadLetterValue))
+		}
+	}
 	m.Subject = dlSubject
 	m.Data = nil
 }

@@ -42,12 +42,14 @@ type jsItem struct {
 
 // handleJetStream publishes b to JetStream and waits for every PubAck.
 //
-// All messages of the batch go out asynchronously, in order, within the
-// shared window of Options.MaxPending outstanding PubAcks; then Handle
-// waits for all of them. The messages whose PubAck failed or timed out are
-// published again, with the same Nats-Msg-Id, after a backoff, and again,
-// until all are confirmed or the batch's PublishTimeout (or ctx) ends: then
-// the batch fails and the caller replays it. A PubAck with Duplicate set
+// The batch is published chunk by chunk (see chunkMessages). All messages
+// of a chunk go out asynchronously, in order, within the shared window of
+// Options.MaxPending outstanding PubAcks; then Handle waits for all of
+// them. The messages whose PubAck failed or timed out are published again,
+// with the same Nats-Msg-Id, after a backoff, and again, until all are
+// confirmed or the chunk's PublishTimeout (or ctx) ends: then the batch
+// fails and the caller replays it whole, the chunks already stored being
+// dropped as duplicates. A PubAck with Duplicate set
 // means JetStream already had the message (a replay, or a retry of a
 // message whose first PubAck was lost): it counts as delivered.
 //
@@ -68,12 +70,28 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 	if st := p.nc.Status(); st != nats.CONNECTED {
 		return res, fmt.Errorf("%w (%s)", ErrNotConnected, st)
 	}
+	for start := 0; start < len(b.Records); {
+		end := chunkEnd(b.Records, start)
+		if err := p.jetStreamChunk(ctx, s, tmpl, b, start, end, &res); err != nil {
+			return res, err
+		}
+		start = end
+	}
+	return res, nil
+}
+
+// jetStreamChunk publishes the records [start, end) of b and waits, within
+// PublishTimeout, until JetStream confirmed every one of them.
+func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *fanout.Batch, start, end int, res *batchResult) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
 	maxPayload := p.nc.MaxPayload()
 
 	// nats.go keeps each message until its PubAck, and so does Handle for
-	// retries: every record needs its own message and header.
+	// retries: every record of the chunk needs its own message and header.
+	clear(s.items)
 	items := s.items[:0]
-	for i := range b.Records {
+	for i := start; i < end; i++ {
 		rec := &b.Records[i]
 		h := make(nats.Header, 8)
 		SetRecordHeaders(h, recordMeta(b, rec))
@@ -82,10 +100,15 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 			msg:   &nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h},
 			msgID: h.Get(nats.MsgIdHdr),
 		}
-		if size := messageSize(it.msg); int64(size) > maxPayload {
-			reason := maxPayloadReason(len(rec.Data), size, maxPayload)
+		reason := ""
+		if len(it.msg.Subject) > MaxSubjectBytes {
+			reason = subjectTooLongReason(len(it.msg.Subject))
+		} else if size := messageSize(it.msg); int64(size) > maxPayload {
+			reason = maxPayloadReason(len(rec.Data), size, maxPayload)
+		}
+		if reason != "" {
 			if err := p.oversize(b, rec, reason); err != nil {
-				return res, err
+				return err
 			}
 			p.deadLetterItem(b, &it, reason)
 		}
@@ -103,7 +126,7 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 		p.publishAsync(ctx, s, pending, attempt > 1)
 		var err error
 		if pending, err = p.awaitAcks(ctx, b, items, pending); err != nil {
-			return res, err
+			return err
 		}
 		if len(pending) == 0 {
 			break
@@ -123,7 +146,7 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 			delay = min(2*delay, retryDelayMax)
 		}
 		if ctx.Err() != nil {
-			return res, fmt.Errorf("%d of %d messages not confirmed after %d attempts; first: subject %s, Nats-Msg-Id %s: %w",
+			return fmt.Errorf("%d of %d messages of a chunk not confirmed after %d attempts; first: subject %s, Nats-Msg-Id %s: %w",
 				len(pending), len(items), attempt, first.msg.Subject, first.msgID, explainPubAckError(first.err, first.msg.Subject))
 		}
 	}
@@ -140,7 +163,7 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 			res.duplicates++
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // publishAsync publishes the messages items[pending...] in order. It stops

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -77,7 +76,8 @@ func orUnlimited(n int64) int64 {
 // CheckCapture verifies, for JetStream mode, that a stream captures each
 // subject, so that a misconfiguration is an error at start and not records
 // that can never be confirmed. It returns the duplicate window of the
-// stream that captures the first subject (0 if none).
+// stream that captures the first subject (0 if none). Subjects no stream
+// captures make a *NotCapturedError.
 func CheckCapture(ctx context.Context, nc *nats.Conn, subjects []string) (time.Duration, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -105,8 +105,7 @@ func CheckCapture(ctx context.Context, nc *nats.Conn, subjects []string) (time.D
 		}
 	}
 	if len(missing) > 0 {
-		return 0, fmt.Errorf("no JetStream stream captures %s: records published there could never be confirmed. "+
-			"Add the subjects to a stream, or configure nats.stream so that fanoutd creates one", strings.Join(missing, ", "))
+		return 0, &NotCapturedError{Subjects: missing}
 	}
 	return window, nil
 }

@@ -33,8 +33,9 @@ type Options struct {
 	// PubAck, deduplicated by Nats-Msg-Id) instead of core NATS (the batch
 	// confirmed by one flush round trip).
 	JetStream bool
-	// PublishTimeout bounds the confirmation of one batch: the flush in core
-	// mode, all PubAcks with their retries in JetStream mode. Default 10s.
+	// PublishTimeout bounds the confirmation of one chunk of a batch (see
+	// chunkMessages): its flush in core mode, all its PubAcks with their
+	// retries in JetStream mode. Default 10s.
 	PublishTimeout time.Duration
 	// MaxPending is the JetStream asynchronous publish window, shared by all
 	// shards: a publish waits while this many PubAcks are outstanding.
@@ -79,6 +80,10 @@ type Stats struct {
 	Retries uint64 `json:"retries"`
 	// FailedBatches counts Handle calls that returned an error.
 	FailedBatches uint64 `json:"failed_batches"`
+	// AsyncErrors counts core NATS batches failed because the server sent an
+	// asynchronous error (-ERR) while they were published: a publish it
+	// refused, e.g. a permissions violation. The batch is replayed.
+	AsyncErrors uint64 `json:"async_errors"`
 }
 
 // Publisher relays batches to NATS. It implements fanout.Handler and is
@@ -101,7 +106,9 @@ type Publisher struct {
 
 	beforeFlush func() // tests: runs between the publishes and the flush of a core batch
 
-	published, bytes, duplicates, deadLettered, retries, failedBatches atomic.Uint64
+	published, bytes, duplicates, deadLettered, retries, failedBatches, asyncErrors atomic.Uint64
+
+	denied sync.Map // subject -> struct{}: permission denials already logged
 
 	perStream sync.Map // stream name -> *streamCounters
 }
@@ -195,8 +202,6 @@ func (p *Publisher) handle(ctx context.Context, b *fanout.Batch) error {
 	if len(b.Records) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
 	s := p.scratch.Get().(*scratch)
 	defer p.putScratch(s)
 
@@ -283,6 +288,7 @@ func (p *Publisher) Stats() Stats {
 		DeadLettered:  p.deadLettered.Load(),
 		Retries:       p.retries.Load(),
 		FailedBatches: p.failedBatches.Load(),
+		AsyncErrors:   p.asyncErrors.Load(),
 	}
 }
 
@@ -320,10 +326,27 @@ func (s *scratch) render(t *SubjectTemplate, v SubjectValues) string {
 }
 
 // deadLetterSubject renders the dead-letter subject of a record.
+// The partition key is cut (see truncateKey) and a subject still over
+// MaxSubjectBytes falls back to DefaultDeadLetterSubject, so that a dead
+// letter always reaches the server.
 func (p *Publisher) deadLetterSubject(b *fanout.Batch, rec *fanout.UserRecord) string {
 	var buf [128]byte
-	return string(p.deadLetter.Render(buf[:0], subjectValues(b, rec)))
+	v := subjectValues(b, rec)
+	v.PartitionKey = truncateKey(v.PartitionKey)
+	subj := p.deadLetter.Render(buf[:0], v)
+	if len(subj) > MaxSubjectBytes {
+		subj = defaultDeadLetter.Render(subj[:0], v)
+	}
+	return string(subj)
 }
+
+var defaultDeadLetter = func() *SubjectTemplate {
+	t, err := ParseSubjectTemplate(DefaultDeadLetterSubject)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}()
 
 func subjectValues(b *fanout.Batch, rec *fanout.UserRecord) SubjectValues {
 	return SubjectValues{Stream: b.Stream, Shard: b.ShardID, PartitionKey: rec.PartitionKey, Consumer: b.Consumer}

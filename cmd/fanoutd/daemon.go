@@ -348,6 +348,16 @@ func (d *daemon) reload(ctx context.Context) {
 		return
 	}
 	old := d.cfg
+	if old.NATS.JetStream {
+		// The nats section takes effect at the next restart: check the new
+		// streams against the running one.
+		chk := *cfg
+		chk.NATS, chk.Checkpoint = old.NATS, old.Checkpoint
+		if err := prepareJetStream(ctx, d.nc, &chk, subjects, d.log); err != nil {
+			d.log.Error().Err(err).Msg("config reload rejected; keeping the running configuration")
+			return
+		}
+	}
 	for _, c := range []struct {
 		key      string
 		old, new any
@@ -432,8 +442,11 @@ func sameExceptSubject(a, b config.StreamConfig) bool {
 const restartAllowance = time.Minute
 
 // prepareJetStream creates or checks nats.stream, then makes sure a stream
-// captures every subject fanoutd publishes to, and warns when its duplicate
-// window can't hide the replay after a crash.
+// captures every subject fanoutd publishes to, creating the dead-letter
+// stream (nats.dead_letter_stream) when none captures the dead letters, and
+// warns when the duplicate window can't hide the replay after a crash. It
+// runs at start and before a reload is applied. Missing permission to
+// create the dead-letter stream is a usageError (exit 2).
 func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, subjects map[string]*relay.SubjectTemplate, log zerolog.Logger) error {
 	if cfg.NATS.Stream.Name != "" {
 		if err := relay.EnsureStream(ctx, nc, cfg.NATS.Stream, log); err != nil {
@@ -451,9 +464,25 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 		dl[s.StreamName()] = dlt
 	}
 	consumer := func(stream string) string { return consumers[stream] }
-	samples := append(relay.SampleSubjects(subjects, consumer), relay.SampleSubjects(dl, consumer)...)
-	window, err := relay.CheckCapture(ctx, nc, samples)
+	window, err := relay.CheckCapture(ctx, nc, relay.SampleSubjects(subjects, consumer))
 	if err != nil {
+		return err
+	}
+	// No stream for the dead letters: create one, as Kafka Connect creates
+	// its dead-letter topic.
+	dlSamples := relay.SampleSubjects(dl, consumer)
+	var notCaptured *relay.NotCapturedError
+	if _, err := relay.CheckCapture(ctx, nc, dlSamples); errors.As(err, &notCaptured) {
+		if err := relay.EnsureDeadLetterStream(ctx, nc, cfg.NATS.DeadLetterStream, []string{dlt.FilterSubject()}, log); err != nil {
+			if errors.Is(err, relay.ErrJetStreamPermission) {
+				return usageError{err}
+			}
+			return err
+		}
+		if _, err := relay.CheckCapture(ctx, nc, dlSamples); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
 	if gap := time.Duration(cfg.Checkpoint.Interval) + restartAllowance; window > 0 && window < gap {

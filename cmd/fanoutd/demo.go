@@ -95,28 +95,47 @@ func (d *DemoCmd) Run(ctx context.Context, w io.Writer, std stdio) error {
 
 	daemonCtx, stopDaemon := context.WithCancel(context.Background())
 	defer stopDaemon()
-	daemonErr := make(chan error, 1)
+	// The producer stops when the demo's time is up, or at once when the
+	// relay stops on its own (it failed): the demo then exits with its error.
+	prodCtx, stopProducing := context.WithCancel(ctx)
+	defer stopProducing()
+	var relayErr error
+	relayDone := make(chan struct{})
 	go func() {
+		defer close(relayDone)
+		defer stopProducing()
 		log, _ := newLogger(cfg.Log, std.err)
-		daemonErr <- runDaemon(daemonCtx, cfg, log, daemonHooks{
+		relayErr = runDaemon(daemonCtx, cfg, log, daemonHooks{
 			caBundle:    emu.CAPEM(),
 			credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
 		})
 	}()
+	relayStopped := func() error {
+		if relayErr != nil {
+			return fmt.Errorf("relay stopped: %w", relayErr)
+		}
+		return fmt.Errorf("relay stopped")
+	}
 
-	produced := produce(ctx, emu, d.Rate)
+	produced := produce(prodCtx, emu, d.Rate)
 	// Let the relay catch up with what was produced before stopping it.
 	deadline := time.Now().Add(15 * time.Second)
 	for sub.unique() < produced && time.Now().Before(deadline) {
 		select {
-		case err := <-daemonErr:
-			return fmt.Errorf("relay stopped: %w", err)
+		case <-relayDone:
+			return relayStopped()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	select {
+	case <-relayDone:
+		return relayStopped()
+	default:
+	}
 	stopDaemon()
-	if err := <-daemonErr; err != nil {
-		return fmt.Errorf("relay: %w", err)
+	<-relayDone
+	if relayErr != nil {
+		return fmt.Errorf("relay: %w", relayErr)
 	}
 	return sub.summary(produced)
 }

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/relay"
+)
+
+// createRecordStream creates a JetStream stream capturing only the record
+// subjects, as the README tells users to: the dead letters are left to
+// fanoutd.
+func createRecordStream(t *testing.T, url string, subjects ...string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "KINESIS", Subjects: subjects, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func streamMsgCount(js jetstream.JetStream, name string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return -1
+	}
+	return int(s.CachedInfo().State.Msgs)
+}
+
+// deploy/fanoutd.example.yaml starts as shipped against a fresh JetStream
+// server with a stream for its record subjects: fanoutd creates the
+// dead-letter stream itself and becomes ready.
+func TestExampleConfigStartsAgainstFreshJetStream(t *testing.T) {
+	opts := fastEmu()
+	opts.AccountID = "123456789012" // the account of the example's ARN
+	e := newE2E(t, opts, true)
+	for _, s := range []string{"orders", "clicks"} {
+		if err := e.emu.CreateStream(s, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	js := createRecordStream(t, e.ns.ClientURL(), "kinesis.>", "clicks.>")
+
+	raw, err := os.ReadFile("../../deploy/fanoutd.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cfg := string(raw)
+	// Point the shipped file at the test servers; nothing else changes.
+	for _, r := range []struct{ re, with string }{
+		{`(?m)^  servers: .*$`, fmt.Sprintf("  servers: [%q]", e.ns.ClientURL())},
+		{`(?m)^  creds_file: .*$`, ""},
+		{`(?m)^  tls:\n    ca_file: .*$`, ""},
+		{`(?m)^  dir: /var/lib/fanoutd$`, fmt.Sprintf("  dir: %q", e.dir)},
+	} {
+		re := regexp.MustCompile(r.re)
+		if !re.MatchString(cfg) {
+			t.Fatalf("the example config no longer matches %s", r.re)
+		}
+		cfg = re.ReplaceAllString(cfg, r.with)
+	}
+	cfg += fmt.Sprintf("http:\n  listen: \"127.0.0.1:%d\"\n", port)
+	path := filepath.Join(t.TempDir(), "fanoutd.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+
+	e.run(path)
+	testutil.WaitFor(t, 30*time.Second, "ready", func() bool {
+		res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	e.put("orders", testKeys(3), 0, 2)
+	testutil.WaitFor(t, 30*time.Second, "orders stored", func() bool { return len(e.msgs.onSubject("kinesis.orders.")) >= 6 })
+	// clicks starts at LATEST: write until a record arrives.
+	testutil.WaitFor(t, 30*time.Second, "clicks stored", func() bool {
+		if _, _, err := e.emu.PutRecord("clicks", "k", []byte("click")); err != nil {
+			t.Fatal(err)
+		}
+		return len(e.msgs.onSubject("clicks.")) >= 1
+	})
+	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.orders."), testKeys(3), 2)
+	if n := streamMsgCount(js, "KINESIS"); n < 7 {
+		t.Fatalf("KINESIS holds %d messages, want at least 7", n)
+	}
+	if n := streamMsgCount(js, "FANOUTD_DEAD_LETTERS"); n != 0 {
+		t.Fatalf("dead-letter stream: %d messages", n)
+	}
+}
+
+// With no stream for the dead letters, fanoutd creates one (defaults: file
+// storage, one replica on a single server with a warning, 7 days), and a
+// KPL sub-record whose 5 000-character partition key makes its subject too
+// long lands there while the other records keep flowing.
+func TestRunCreatesDeadLetterStreamAndDeadLettersLongSubjects(t *testing.T) {
+	for _, jsMode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jetstream=%t", jsMode), func(t *testing.T) {
+			e := newE2E(t, fastEmu(), jsMode)
+			if err := e.emu.CreateStream("s", 2); err != nil {
+				t.Fatal(err)
+			}
+			var js jetstream.JetStream
+			if jsMode {
+				js = createRecordStream(t, e.ns.ClientURL(), "kinesis.>")
+			}
+			keys := testKeys(4)
+			e.put("s", keys, 0, 3)
+			e.run(e.config(jsMode, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\""))
+			long := strings.Repeat("p", 5000)
+			agg := fanout.Aggregate([]fanout.UserRecord{
+				{PartitionKey: "agg", Data: []byte("agg:0")},
+				{PartitionKey: long, Data: []byte("long")},
+				{PartitionKey: "agg", Data: []byte("agg:1")},
+			})
+			if _, _, err := e.emu.PutRecord("s", "agg", agg); err != nil {
+				t.Fatal(err)
+			}
+			e.put("s", keys, 3, 3)
+			testutil.WaitFor(t, 30*time.Second, "records and the dead letter", func() bool {
+				return len(e.msgs.onSubject("kinesis.s.")) >= 4*6+2 && len(e.msgs.onSubject("fanoutd.deadletter.s")) >= 1
+			})
+			var recs []*nats.Msg
+			for _, m := range e.msgs.onSubject("kinesis.s.") {
+				if !strings.HasPrefix(string(m.Data), "agg:") {
+					recs = append(recs, m)
+				}
+			}
+			exactlyOnceInOrder(t, recs, keys, 6)
+			dl := e.msgs.onSubject("fanoutd.deadletter.s")[0]
+			if r := dl.Header.Get(relay.HeaderDeadLetterReason); !strings.HasPrefix(r, "subject_too_long") {
+				t.Fatalf("dead-letter reason %q", r)
+			}
+			if got := dl.Header.Get(relay.HeaderSubSequenceNumber); got != "1" {
+				t.Fatalf("dead letter of sub-record %q, want 1", got)
+			}
+			if strings.Contains(e.logs.String(), "NATS connection closed") || strings.Contains(e.logs.String(), "disconnected from NATS") {
+				t.Fatalf("the NATS connection dropped:\n%s", e.logs.String())
+			}
+			if !jsMode {
+				return
+			}
+			testutil.WaitFor(t, 10*time.Second, "dead letter stored", func() bool { return streamMsgCount(js, relayDeadLetterStream) == 1 })
+			ctx := context.Background()
+			s, err := js.Stream(ctx, relayDeadLetterStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := s.CachedInfo().Config
+			if c.Storage != jetstream.FileStorage || c.Replicas != 1 || c.MaxAge != 7*24*time.Hour ||
+				len(c.Subjects) != 1 || c.Subjects[0] != "fanoutd.deadletter.*" {
+				t.Fatalf("dead-letter stream config %+v", c)
+			}
+			if !strings.Contains(e.logs.String(), "created the dead-letter stream with one replica") {
+				t.Fatalf("no warning about one replica:\n%s", e.logs.String())
+			}
+		})
+	}
+}
+
+const relayDeadLetterStream = "FANOUTD_DEAD_LETTERS"
+
+// Without permission to create the dead-letter stream fanoutd says so and
+// exits 2 at start.
+func TestRunDeadLetterStreamWithoutPermissionExits2(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	if err := e.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(),
+		Users: []*server.User{
+			{Username: "fanoutd", Password: "pw", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.STREAM.CREATE.>"}}}},
+			{Username: "admin", Password: "pw"},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("admin", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "KINESIS", Subjects: []string{"kinesis.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	path := e.config(true, "  - name: s")
+	raw, _ := os.ReadFile(path)
+	raw = bytes.Replace(raw, []byte(fmt.Sprintf("  servers: [%q]\n", e.ns.ClientURL())),
+		[]byte(fmt.Sprintf("  servers: [%q]\n  user: fanoutd\n  password: pw\n", srv.ClientURL())), 1)
+	os.WriteFile(path, raw, 0o600)
+	var out, errOut testutil.SyncBuffer
+	code := runContext(context.Background(), []string{"run", "--config", path}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), "$JS.API.STREAM.CREATE.FANOUTD_DEAD_LETTERS") ||
+		!strings.Contains(errOut.String(), "fanoutd.deadletter.*") {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+}
+
+// A SIGHUP reload runs the capture checks first: a new stream whose subject
+// no JetStream stream captures is rejected and the running config stays.
+func TestSIGHUPReloadRejectsUncapturedSubject(t *testing.T) {
+	e := newE2E(t, fastEmu(), true)
+	for _, s := range []string{"a", "b"} {
+		if err := e.emu.CreateStream(s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The stream captures the dead letters too: the reload check, not the
+	// start, is what this test is about.
+	js := createRecordStream(t, e.ns.ClientURL(), "kinesis.>", "fanoutd.deadletter.>")
+	path := e.config(true, "  - name: a")
+	cmd, out := fanoutdProcess(t, "run", "--config", path)
+	keys := testKeys(3)
+	e.put("a", keys, 0, 2)
+	testutil.WaitFor(t, 20*time.Second, "stream a", func() bool { return streamMsgCount(js, "KINESIS") == 6 })
+
+	raw, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(raw), "  - name: a\n", "  - name: a\n  - name: b\n    subject: \"other.{stream}\"\n", 1)), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	testutil.WaitFor(t, 20*time.Second, "rejection", func() bool {
+		return strings.Contains(out.String(), "config reload rejected") && strings.Contains(out.String(), "no JetStream stream captures other.b")
+	})
+	if strings.Contains(out.String(), "configuration reloaded") {
+		t.Fatalf("the reload was applied:\n%s", out.String())
+	}
+	e.put("a", keys, 2, 2)
+	testutil.WaitFor(t, 20*time.Second, "a still relayed", func() bool { return streamMsgCount(js, "KINESIS") == 12 })
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// `fanoutd demo --jetstream` starts (fanoutd creates its dead-letter
+// stream), shows records and exits 0.
+func TestDemoJetStream(t *testing.T) {
+	var out, errOut testutil.SyncBuffer
+	start := time.Now()
+	code := runContext(context.Background(), []string{"demo", "--jetstream", "--duration", "10s"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if d := time.Since(start); d > 40*time.Second {
+		t.Fatalf("the demo took %v", d)
+	}
+	for _, want := range []string{"with JetStream", "kinesis.demo.user1", "summary: produced", " 0 duplicates"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// Core NATS mode, a NATS user without publish permission on one stream's
+// subjects: that stream's batches fail and are not checkpointed (the
+// denial logged once, with what to change, and counted), the other stream
+// keeps flowing on the same connection; once the permission is granted the
+// records arrive, replayed from the checkpoint.
+func TestRunCorePublishPermissionDenied(t *testing.T) {
+	e := newE2E(t, fastEmu(), false)
+	for _, s := range []string{"a", "b"} {
+		if err := e.emu.CreateStream(s, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users := func(deny ...string) []*server.User {
+		perms := &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
+		return []*server.User{{Username: "fanoutd", Password: "pw", Permissions: perms}, {Username: "reader", Password: "pw"}}
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, Users: users("kinesis.b")}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	msgs := &collector{}
+	rc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("reader", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rc.Subscribe(">", msgs.add)
+	rc.Flush()
+
+	path := e.config(false, "  - name: a\n  - name: b")
+	raw, _ := os.ReadFile(path)
+	raw = bytes.Replace(raw, []byte(fmt.Sprintf("  servers: [%q]\n", e.ns.ClientURL())),
+		[]byte(fmt.Sprintf("  servers: [%q]\n  user: fanoutd\n  password: pw\n", srv.ClientURL())), 1)
+	os.WriteFile(path, raw, 0o600)
+	keys := testKeys(3)
+	e.put("a", keys, 0, 2)
+	_, firstB, err := e.emu.PutRecord("b", "denied", []byte("denied:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run(path)
+	testutil.WaitFor(t, 20*time.Second, "stream a and retries of b", func() bool {
+		return len(msgs.onSubject("kinesis.a")) >= 6 && strings.Count(e.logs.String(), "could not deliver a batch") >= 3
+	})
+	e.put("a", keys, 2, 2)
+	testutil.WaitFor(t, 20*time.Second, "stream a keeps flowing", func() bool { return len(msgs.onSubject("kinesis.a")) >= 12 })
+	exactlyOnceInOrder(t, msgs.onSubject("kinesis.a"), keys, 4)
+	if n := len(msgs.onSubject("kinesis.b")); n != 0 {
+		t.Fatalf("%d messages on the denied subject", n)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "b", "fanoutd", "*.json"))
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		var cp struct {
+			SequenceNumber string `json:"sequence_number"`
+		}
+		json.Unmarshal(raw, &cp)
+		if seqAtLeast(cp.SequenceNumber, firstB) {
+			t.Fatalf("stream b checkpointed at %s, past the refused record %s", cp.SequenceNumber, firstB)
+		}
+	}
+	logs := e.logs.String()
+	if n := strings.Count(logs, "refuses fanoutd's publishes to this subject"); n != 1 {
+		t.Fatalf("the denial is logged %d times, want once:\n%s", n, logs)
+	}
+
+	// Grant the permission: the refused record arrives, replayed.
+	opts.Users = users()
+	if err := srv.ReloadOptions(opts); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 20*time.Second, "stream b after the grant", func() bool { return len(msgs.onSubject("kinesis.b")) >= 1 })
+	if got := string(msgs.onSubject("kinesis.b")[0].Data); got != "denied:0" {
+		t.Fatalf("stream b: %q", got)
+	}
+}

@@ -1,0 +1,110 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/config"
+)
+
+// ErrJetStreamPermission marks a JetStream API call the NATS server refused
+// for the connection's permissions: no retry cures it, the operator must
+// grant the permission (or do what fanoutd wanted to do themselves).
+var ErrJetStreamPermission = errors.New("no permission for the JetStream API")
+
+// NotCapturedError is CheckCapture's error: no JetStream stream captures
+// Subjects.
+type NotCapturedError struct{ Subjects []string }
+
+func (e *NotCapturedError) Error() string {
+	return fmt.Sprintf("no JetStream stream captures %s: records published there could never be confirmed. "+
+		"Add the subjects to a stream, or configure nats.stream so that fanoutd creates one", strings.Join(e.Subjects, ", "))
+}
+
+// FilterSubject is the subject filter that captures every subject t
+// renders: each token with a placeholder becomes '*' (a placeholder always
+// renders within one token).
+func (t *SubjectTemplate) FilterSubject() string {
+	tokens := strings.Split(t.src, ".")
+	for i, tok := range tokens {
+		if strings.Contains(tok, "{") {
+			tokens[i] = "*"
+		}
+	}
+	return strings.Join(tokens, ".")
+}
+
+// EnsureDeadLetterStream creates the dead-letter stream c for the subject
+// filters subjects, as Kafka Connect creates its dead-letter topic, when no
+// stream captures the dead-letter subjects. Replicas 0 means 3 on a cluster
+// of at least three servers, else 1. A stream of that name that already
+// exists is used as it is if it captures subjects. An error that wraps
+// ErrJetStreamPermission says which permission is missing.
+func EnsureDeadLetterStream(ctx context.Context, nc *nats.Conn, c config.DeadLetterStreamConfig, subjects []string, log zerolog.Logger) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	replicas := c.Replicas
+	if replicas == 0 {
+		replicas = 1
+		if nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
+			replicas = 3
+		}
+	}
+	want := jetstream.StreamConfig{
+		Name:        c.Name,
+		Description: "Dead letters of fanoutd: records NATS could not carry (metadata only; find the records in Kinesis by their headers).",
+		Subjects:    subjects,
+		Replicas:    replicas,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      time.Duration(c.MaxAge),
+		Discard:     jetstream.DiscardOld,
+	}
+	if c.Storage == "memory" {
+		want.Storage = jetstream.MemoryStorage
+	}
+	lastErr := nc.LastError()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = js.CreateStream(cctx, want)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, lerr := js.Stream(cctx, c.Name)
+		if lerr != nil {
+			return fmt.Errorf("look up the dead-letter stream %s: %w", c.Name, lerr)
+		}
+		return fmt.Errorf("the JetStream stream %s (nats.dead_letter_stream.name) exists with subjects %v, which do not capture %s: "+
+			"add %s to it, or set nats.dead_letter_stream.name to another name", c.Name, s.CachedInfo().Config.Subjects,
+			strings.Join(subjects, ", "), strings.Join(subjects, ", "))
+	}
+	if err != nil {
+		if le := nc.LastError(); !sameError(le, lastErr) && errors.Is(le, nats.ErrPermissionViolation) {
+			err = fmt.Errorf("%w: %w", ErrJetStreamPermission, le)
+		}
+		if errors.Is(err, ErrJetStreamPermission) || errors.Is(err, nats.ErrPermissionViolation) {
+			return fmt.Errorf("no JetStream stream captures the dead-letter subjects %s, and fanoutd may not create one: %w. "+
+				"Allow fanoutd's NATS user to publish to $JS.API.STREAM.CREATE.%s, or create a stream that captures %s yourself",
+				strings.Join(subjects, ", "), err, c.Name, strings.Join(subjects, ", "))
+		}
+		return fmt.Errorf("create the dead-letter stream %s for %s: %w", c.Name, strings.Join(subjects, ", "), err)
+	}
+	ev := log.Info()
+	if replicas == 1 {
+		ev = log.Warn()
+	}
+	ev = ev.Str("jetstream_stream", c.Name).Strs("subjects", subjects).Int("replicas", replicas).
+		Str("storage", want.Storage.String()).Dur("max_age", want.MaxAge)
+	if replicas == 1 {
+		ev.Msg("created the dead-letter stream with one replica: losing that server's storage loses the dead letters; set nats.dead_letter_stream.replicas to 3 on a cluster")
+	} else {
+		ev.Msg("created the dead-letter stream")
+	}
+	return nil
+}
