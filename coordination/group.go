@@ -1,0 +1,633 @@
+// Package coordination owns leases and membership in a NATS JetStream
+// key-value bucket: which instance of a group reads which shard. It does
+// not read shards; fanout asks it before starting one and stops when a
+// lease ends.
+//
+// Expiry never compares clocks across machines. An instance renews each of
+// its leases (a compare-and-set on the key's revision) every LeaseTTL/3; the
+// others watch the bucket and take a lease over only once its revision has
+// not changed for a whole LeaseTTL, measured on their own clock from when
+// they saw that revision. The owner stops reading a shard once
+// 3/4 LeaseTTL have passed since it sent its last renewal that succeeded,
+// which is before anyone else can see the lease expire: never two readers.
+package coordination
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// DefaultLeaseTTL is the lease TTL when Options.LeaseTTL is zero.
+const DefaultLeaseTTL = 10 * time.Second
+
+// Errors a Lease ends with.
+var (
+	// ErrLeaseLost: the lease could not be renewed in time, or another
+	// instance holds it now. Stop reading at once.
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrHandoff: this instance holds more than its share; finish the
+	// batch in flight, write the final checkpoint, then Release.
+	ErrHandoff = errors.New("lease handed over to rebalance the group")
+)
+
+// Options configure a Group.
+type Options struct {
+	// Instance is this instance's name in the group; unique.
+	Instance string
+	// LeaseTTL: a dead instance's shards move after about this long.
+	LeaseTTL time.Duration
+	Log      zerolog.Logger
+	// ObserveRenew, if set, is called after each lease renewal with its
+	// latency and error (metrics).
+	ObserveRenew func(d time.Duration, err error)
+}
+
+// Group is this instance's membership in a group sharing the shards of
+// some streams.
+type Group struct {
+	kv       jetstream.KeyValue
+	instance string
+	ttl      time.Duration
+	log      zerolog.Logger
+	observe  func(time.Duration, error)
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	wake   chan struct{}
+
+	mu       sync.Mutex
+	leases   map[string]*observed // lease key -> latest seen
+	members  map[string]*observed // member key -> latest seen
+	held     map[string]*Lease    // lease key -> this instance's lease
+	readable map[string]int       // stream/consumer -> readable shards (SetShards)
+	handoff  map[string]bool      // stream/consumer -> a handoff is under way
+	stats    Stats
+}
+
+// Stats are the Group's counters.
+type Stats struct {
+	Owned          int    `json:"owned"`
+	Members        int    `json:"members"`
+	Acquired       uint64 `json:"acquired"`
+	RenewFailures  uint64 `json:"renew_failures"`
+	Lost           uint64 `json:"lost"`
+	Handoffs       uint64 `json:"handoffs"`
+	Released       uint64 `json:"released"`
+	TakenOverStale uint64 `json:"taken_over_expired"`
+}
+
+type observed struct {
+	owner   string
+	rev     uint64
+	seen    time.Time // when this revision was first seen here
+	expired bool      // reported as expired once (wake)
+}
+
+type leaseValue struct {
+	Owner string    `json:"owner"`
+	At    time.Time `json:"at"`
+}
+
+// part escapes a key part ('.' is the KV token separator).
+func part(s string) string { return strings.ReplaceAll(s, ".", "=2E") }
+
+func unpart(s string) string { return strings.ReplaceAll(s, "=2E", ".") }
+
+func leaseKey(stream, consumer, shard string) string {
+	return "lease." + part(stream) + "." + part(consumer) + "." + part(shard)
+}
+
+func groupKey(stream, consumer string) string { return stream + "/" + consumer }
+
+// Join starts this instance's membership: it announces itself, watches the
+// bucket and renews its leases until Close.
+func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error) {
+	if o.Instance == "" {
+		return nil, errors.New("coordination: no instance name")
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	g := &Group{
+		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
+		log:    o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
+		wake:   make(chan struct{}, 1),
+		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
+		readable: map[string]int{}, handoff: map[string]bool{},
+	}
+	if err := g.heartbeat(ctx); err != nil {
+		return nil, fmt.Errorf("coordination: announce %s: %w", o.Instance, err)
+	}
+	w, err := kv.WatchFiltered(ctx, []string{"lease.>", "member.>"})
+	if err != nil {
+		return nil, fmt.Errorf("coordination: watch bucket %s: %w", kv.Bucket(), err)
+	}
+	// Wait for the current values, so that the first claims know the table.
+	if err := g.applyUntilCurrent(ctx, w); err != nil {
+		w.Stop()
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	g.wg.Add(3)
+	go func() { defer g.wg.Done(); g.watch(rctx, w) }()
+	go func() { defer g.wg.Done(); g.renewLoop(rctx) }()
+	go func() { defer g.wg.Done(); g.checkLoop(rctx) }()
+	g.log.Info().Dur("lease_ttl", g.ttl).Msg("joined the group")
+	return g, nil
+}
+
+// Instance is this instance's name.
+func (g *Group) Instance() string { return g.instance }
+
+// Wake is signalled when a lease may be free to claim (released, expired)
+// or the group changed (an instance joined or left): a reader should try
+// its claims again.
+func (g *Group) Wake() <-chan struct{} { return g.wake }
+
+func (g *Group) signal() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (g *Group) heartbeat(ctx context.Context) error {
+	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
+	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
+	defer cancel()
+	_, err := g.kv.Put(ctx, "member."+part(g.instance), v)
+	return err
+}
+
+func (g *Group) applyUntilCurrent(ctx context.Context, w jetstream.KeyWatcher) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("coordination: watcher closed")
+			}
+			if e == nil {
+				return nil
+			}
+			g.apply(e)
+		}
+	}
+}
+
+// watch applies every change of the bucket to the table, watching again
+// if the watcher ends (a reconnect).
+func (g *Group) watch(ctx context.Context, w jetstream.KeyWatcher) {
+	for {
+		for e := range w.Updates() {
+			if e != nil {
+				g.apply(e)
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		w.Stop()
+		for ctx.Err() == nil {
+			var err error
+			if w, err = g.kv.WatchFiltered(ctx, []string{"lease.>", "member.>"}); err == nil {
+				break
+			}
+			g.log.Warn().Err(err).Msg("watch the coordination bucket again")
+			select {
+			case <-ctx.Done():
+			case <-time.After(g.ttl / 10):
+			}
+		}
+		if ctx.Err() != nil {
+			if w != nil {
+				w.Stop()
+			}
+			return
+		}
+	}
+}
+
+func (g *Group) apply(e jetstream.KeyValueEntry) {
+	var table map[string]*observed
+	member := strings.HasPrefix(e.Key(), "member.")
+	switch {
+	case strings.HasPrefix(e.Key(), "lease."):
+		table = g.leases
+	case member:
+		table = g.members
+	default:
+		return
+	}
+	owner := ""
+	if e.Operation() == jetstream.KeyValuePut {
+		var v leaseValue
+		if json.Unmarshal(e.Value(), &v) == nil {
+			owner = v.Owner
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur := table[e.Key()]
+	if cur != nil && cur.rev >= e.Revision() {
+		return
+	}
+	table[e.Key()] = &observed{owner: owner, rev: e.Revision(), seen: time.Now()}
+	joined := member && cur == nil && owner != ""
+	if owner == "" || joined || cur != nil && cur.owner != owner {
+		g.signal() // released, or the group changed
+	}
+}
+
+// live reports whether an observed key was changed within the TTL.
+func (g *Group) live(o *observed, now time.Time) bool {
+	return o != nil && o.owner != "" && now.Sub(o.seen) <= g.ttl
+}
+
+// membersLocked counts the live instances, this one included.
+func (g *Group) membersLocked(now time.Time) int {
+	n := 1
+	for k, o := range g.members {
+		if g.live(o, now) && k != "member."+part(g.instance) {
+			n++
+		}
+	}
+	return n
+}
+
+// SetShards tells the group how many shards of a stream are readable now
+// (not ended, parents ended): the base of each instance's share.
+func (g *Group) SetShards(stream, consumer string, readable int) {
+	g.mu.Lock()
+	g.readable[groupKey(stream, consumer)] = readable
+	g.mu.Unlock()
+}
+
+// shareLocked is the most shards of a stream one instance should hold
+// (the ceiling of an even share), and the least (the floor).
+func (g *Group) shareLocked(gk string, now time.Time) (most, least int) {
+	n, m := g.readable[gk], g.membersLocked(now)
+	return int(math.Ceil(float64(n) / float64(m))), n / m
+}
+
+func (g *Group) ownedLocked(gk string) int {
+	n := 0
+	for _, l := range g.held {
+		if l.gk == gk {
+			n++
+		}
+	}
+	return n
+}
+
+// Claim tries to take the lease on a shard: it succeeds when the lease is
+// free (never taken, released, or expired: unchanged for a whole TTL) and
+// this instance holds less than its share of the stream. It returns nil
+// when the shard is not this instance's to read now.
+func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lease, error) {
+	key := leaseKey(stream, consumer, shard)
+	gk := groupKey(stream, consumer)
+	now := time.Now()
+	g.mu.Lock()
+	if g.held[key] != nil {
+		g.mu.Unlock()
+		return nil, nil
+	}
+	o := g.leases[key]
+	expired := o != nil && o.owner != "" && o.owner != g.instance && !g.live(o, now)
+	free := o == nil || o.owner == "" || o.owner == g.instance || expired
+	most, _ := g.shareLocked(gk, now)
+	if !free || g.ownedLocked(gk) >= most {
+		g.mu.Unlock()
+		return nil, nil
+	}
+	var rev uint64
+	if o != nil {
+		rev = o.rev
+	}
+	g.mu.Unlock()
+
+	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
+	sent := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
+	defer cancel()
+	var err error
+	if rev == 0 {
+		rev, err = g.kv.Create(cctx, key, v)
+	} else {
+		rev, err = g.kv.Update(cctx, key, v, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return nil, nil // someone was faster
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", key, err)
+	}
+	l := &Lease{g: g, key: key, gk: gk, Stream: stream, Consumer: consumer, Shard: shard, rev: rev, sent: sent, done: make(chan struct{})}
+	g.mu.Lock()
+	g.held[key] = l
+	g.stats.Acquired++
+	if expired {
+		g.stats.TakenOverStale++
+	}
+	g.leases[key] = &observed{owner: g.instance, rev: rev, seen: sent}
+	g.mu.Unlock()
+	ev := g.log.Info().Str("stream", stream).Str("consumer", consumer).Str("shard", shard)
+	if expired {
+		ev = ev.Str("previous_owner", o.owner)
+	}
+	ev.Msg("lease acquired")
+	return l, nil
+}
+
+// renewLoop renews every held lease and the member key every TTL/3, and
+// hands one lease over when this instance holds more than its share.
+func (g *Group) renewLoop(ctx context.Context) {
+	t := time.NewTicker(g.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn().Err(err).Msg("could not renew the membership")
+		}
+		g.mu.Lock()
+		held := make([]*Lease, 0, len(g.held))
+		for _, l := range g.held {
+			held = append(held, l)
+		}
+		g.mu.Unlock()
+		for _, l := range held {
+			g.renew(ctx, l)
+		}
+		g.rebalance()
+	}
+}
+
+func (g *Group) renew(ctx context.Context, l *Lease) {
+	l.mu.Lock()
+	if l.err == ErrLeaseLost {
+		l.mu.Unlock()
+		return
+	}
+	rev := l.rev
+	l.mu.Unlock()
+	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
+	sent := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
+	newRev, err := g.kv.Update(cctx, l.key, v, rev)
+	cancel()
+	if g.observe != nil {
+		g.observe(time.Since(sent), err)
+	}
+	switch {
+	case err == nil:
+		l.mu.Lock()
+		l.rev, l.sent = newRev, sent
+		l.mu.Unlock()
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		g.lose(l, "another instance holds the lease now")
+	default:
+		if ctx.Err() == nil {
+			g.mu.Lock()
+			g.stats.RenewFailures++
+			g.mu.Unlock()
+			g.log.Warn().Err(err).Str("shard", l.Shard).Msg("could not renew a lease; retrying")
+		}
+	}
+}
+
+// checkLoop ends the leases that could not be renewed in time, and wakes
+// readers when someone else's lease expires.
+func (g *Group) checkLoop(ctx context.Context) {
+	t := time.NewTicker(g.ttl / 20)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var late []*Lease
+		g.mu.Lock()
+		for _, l := range g.held {
+			l.mu.Lock()
+			if l.err != ErrLeaseLost && now.Sub(l.sent) > g.stopAfter() {
+				late = append(late, l)
+			}
+			l.mu.Unlock()
+		}
+		wake := false
+		for _, tbl := range []map[string]*observed{g.leases, g.members} {
+			for _, o := range tbl {
+				if o.owner != "" && !o.expired && !g.live(o, now) {
+					o.expired = true
+					wake = true
+				}
+			}
+		}
+		g.mu.Unlock()
+		for _, l := range late {
+			g.lose(l, "could not renew the lease in time")
+		}
+		if wake {
+			g.signal()
+		}
+	}
+}
+
+// stopAfter is how long after its last renewal was sent a lease stops
+// being read: well before others can see it expire (a whole TTL after
+// they saw that renewal).
+func (g *Group) stopAfter() time.Duration { return g.ttl * 3 / 4 }
+
+func (g *Group) lose(l *Lease, why string) {
+	if l.end(ErrLeaseLost) {
+		g.mu.Lock()
+		g.stats.Lost++
+		delete(g.held, l.key)
+		delete(g.handoff, l.gk)
+		g.mu.Unlock()
+		g.log.Warn().Str("stream", l.Stream).Str("shard", l.Shard).Str("reason", why).Msg("lease lost; stopped reading the shard")
+	}
+}
+
+// rebalance hands one lease over (per stream, one at a time) when this
+// instance holds more than the ceiling of an even share, or more than the
+// floor while another live instance holds less than the floor and no shard
+// is free for it.
+func (g *Group) rebalance() {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	byGroup := map[string][]*Lease{}
+	for _, l := range g.held {
+		byGroup[l.gk] = append(byGroup[l.gk], l)
+	}
+	for gk, ls := range byGroup {
+		if g.handoff[gk] {
+			continue
+		}
+		most, least := g.shareLocked(gk, now)
+		owned := len(ls)
+		give := owned > most
+		if !give && owned > least && g.someoneUnderLocked(gk, least, now) && !g.anyFreeLocked(gk, now) {
+			give = true
+		}
+		if !give {
+			continue
+		}
+		slices.SortFunc(ls, func(a, b *Lease) int { return strings.Compare(b.Shard, a.Shard) })
+		if ls[0].end(ErrHandoff) {
+			g.handoff[gk] = true
+			g.stats.Handoffs++
+			g.log.Info().Str("stream", ls[0].Stream).Str("shard", ls[0].Shard).Int("owned", owned).Int("share", most).
+				Msg("handing a shard over to rebalance the group")
+		}
+	}
+}
+
+// someoneUnderLocked reports whether a live instance other than this one
+// holds fewer than least shards of the stream.
+func (g *Group) someoneUnderLocked(gk string, least int, now time.Time) bool {
+	count := map[string]int{}
+	for k, o := range g.members {
+		if g.live(o, now) && k != "member."+part(g.instance) {
+			count[o.owner] = 0
+		}
+	}
+	prefix := g.leasePrefix(gk)
+	for k, o := range g.leases {
+		if strings.HasPrefix(k, prefix) && g.live(o, now) {
+			if _, ok := count[o.owner]; ok {
+				count[o.owner]++
+			}
+		}
+	}
+	for _, n := range count {
+		if n < least {
+			return true
+		}
+	}
+	return false
+}
+
+// anyFreeLocked reports whether a known lease of the stream is free.
+func (g *Group) anyFreeLocked(gk string, now time.Time) bool {
+	prefix := g.leasePrefix(gk)
+	for k, o := range g.leases {
+		if strings.HasPrefix(k, prefix) && g.held[k] == nil && !g.live(o, now) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Group) leasePrefix(gk string) string {
+	stream, consumer, _ := strings.Cut(gk, "/")
+	return "lease." + part(stream) + "." + part(consumer) + "."
+}
+
+// LeaseInfo is one lease as this instance sees it.
+type LeaseInfo struct {
+	Stream, Consumer, Shard string
+	// Owner is "" for a free lease.
+	Owner string
+	// Expires is when others may take it over if it is not renewed.
+	Expires time.Time
+}
+
+// Leases returns every lease of the group (of every stream), sorted.
+func (g *Group) Leases() []LeaseInfo {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]LeaseInfo, 0, len(g.leases))
+	for k, o := range g.leases {
+		parts := strings.SplitN(strings.TrimPrefix(k, "lease."), ".", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		li := LeaseInfo{Stream: unpart(parts[0]), Consumer: unpart(parts[1]), Shard: unpart(parts[2]), Owner: o.owner}
+		if o.owner != "" {
+			li.Expires = o.seen.Add(g.ttl)
+		}
+		out = append(out, li)
+	}
+	slices.SortFunc(out, func(a, b LeaseInfo) int {
+		return strings.Compare(a.Stream+"/"+a.Consumer+"/"+a.Shard, b.Stream+"/"+b.Consumer+"/"+b.Shard)
+	})
+	return out
+}
+
+// Members returns the live instances of the group, sorted.
+func (g *Group) Members() []string {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := []string{g.instance}
+	for k, o := range g.members {
+		if g.live(o, now) && k != "member."+part(g.instance) {
+			out = append(out, o.owner)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Stats returns the counters.
+func (g *Group) Stats() Stats {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.stats
+	s.Owned = len(g.held)
+	s.Members = g.membersLocked(now)
+	return s
+}
+
+// Close leaves the group: it releases the leases still held (their readers
+// should have released them after their final checkpoints) and deletes the
+// member key, so that the others rebalance at once.
+func (g *Group) Close(ctx context.Context) error {
+	g.cancel()
+	g.wg.Wait()
+	g.mu.Lock()
+	held := make([]*Lease, 0, len(g.held))
+	for _, l := range g.held {
+		held = append(held, l)
+	}
+	g.mu.Unlock()
+	for _, l := range held {
+		l.Release(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
+	defer cancel()
+	if err := g.kv.Delete(ctx, "member."+part(g.instance)); err != nil {
+		return fmt.Errorf("coordination: leave: %w", err)
+	}
+	g.log.Info().Msg("left the group")
+	return nil
+}
+
+// abort stops the group's loops without releasing anything, as a crash
+// does (tests).
+func (g *Group) abort() {
+	g.cancel()
+	g.wg.Wait()
+}

@@ -1,0 +1,374 @@
+package coordination
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
+)
+
+const testTTL = 3 * time.Second
+
+// reader plays fanout's part for one instance: it claims the shards it may
+// read, and gives a lease up when it ends.
+type reader struct {
+	t      *testing.T
+	g      *Group
+	shards []string
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	held map[string]*Lease
+	log  *eventLog
+}
+
+// eventLog records, across instances, when each shard was acquired and
+// when it stopped being read, to check that two instances never read one
+// shard at once.
+type eventLog struct {
+	mu      sync.Mutex
+	reading map[string]string // shard -> instance reading it
+	overlap []string
+	// acquired and stopped by instance and shard: times.
+	acquired map[string]time.Time
+}
+
+func newEventLog() *eventLog {
+	return &eventLog{reading: map[string]string{}, acquired: map[string]time.Time{}}
+}
+
+func (e *eventLog) start(inst, shard string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur, ok := e.reading[shard]; ok && cur != inst {
+		e.overlap = append(e.overlap, fmt.Sprintf("%s taken by %s while %s reads it", shard, inst, cur))
+	}
+	e.reading[shard] = inst
+	e.acquired[inst+"/"+shard] = time.Now()
+}
+
+func (e *eventLog) stop(inst, shard string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.reading[shard] == inst {
+		delete(e.reading, shard)
+	}
+}
+
+func (e *eventLog) readerOf(shard string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reading[shard]
+}
+
+func (e *eventLog) overlaps() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.overlap...)
+}
+
+func shardNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("shardId-%012d", i)
+	}
+	return out
+}
+
+func startReader(t *testing.T, g *Group, shards []string, log *eventLog) *reader {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &reader{t: t, g: g, shards: shards, ctx: ctx, cancel: cancel, done: make(chan struct{}), held: map[string]*Lease{}, log: log}
+	g.SetShards("s", "c", len(shards))
+	go r.run()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *reader) run() {
+	defer close(r.done)
+	tick := time.NewTicker(testTTL / 6)
+	defer tick.Stop()
+	for {
+		for _, sh := range r.shards {
+			r.mu.Lock()
+			_, ok := r.held[sh]
+			r.mu.Unlock()
+			if ok {
+				continue
+			}
+			l, err := r.g.Claim(r.ctx, "s", "c", sh)
+			if err != nil || l == nil {
+				continue
+			}
+			r.log.start(r.g.Instance(), sh)
+			r.mu.Lock()
+			r.held[sh] = l
+			r.mu.Unlock()
+			go func() {
+				select {
+				case <-l.Done():
+				case <-r.ctx.Done():
+				}
+				// Stop reading first, then give the lease up.
+				r.log.stop(r.g.Instance(), sh)
+				r.mu.Lock()
+				delete(r.held, sh)
+				r.mu.Unlock()
+				l.Release(context.Background())
+			}()
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.g.Wake():
+		case <-tick.C:
+		}
+	}
+}
+
+// stop stops reading every shard and leaves the group gracefully.
+func (r *reader) stop() {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	r.cancel()
+	<-r.done
+	testutil.WaitFor(r.t, 10*time.Second, "leases given up", func() bool { return r.owned() == 0 })
+	r.g.Close(context.Background())
+}
+
+func (r *reader) owned() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.held)
+}
+
+// crash stops the instance as SIGKILL would: no release, no goodbye.
+func (r *reader) crash() {
+	r.g.abort()
+	r.cancel()
+	<-r.done
+	r.mu.Lock()
+	for sh := range r.held {
+		r.log.stop(r.g.Instance(), sh) // a dead process reads nothing
+	}
+	r.mu.Unlock()
+}
+
+type env struct {
+	t  *testing.T
+	c  *testutil.Cluster
+	kv jetstream.KeyValue
+}
+
+func newEnv(t *testing.T) *env {
+	c := testutil.StartCluster(t, 3)
+	nc, err := nats.Connect(c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	kv, err := CreateBucket(t.Context(), js, BucketConfig{Name: "fanoutd_coordination", Replicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, c: c, kv: kv}
+}
+
+// join starts an instance on its own connection (through url, default the
+// cluster).
+func (e *env) join(name, url string) *Group {
+	e.t.Helper()
+	if url == "" {
+		url = e.c.URL()
+	}
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.IgnoreDiscoveredServers())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(e.t.Context(), "fanoutd_coordination")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	log := zerolog.Nop()
+	if testing.Verbose() {
+		log = zerolog.New(zerolog.NewTestWriter(e.t))
+	}
+	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return g
+}
+
+func waitBalanced(t *testing.T, what string, rs []*reader, shards int, bound time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	most := (shards + len(rs) - 1) / len(rs)
+	least := shards / len(rs)
+	testutil.WaitFor(t, bound, what, func() bool {
+		total := 0
+		for _, r := range rs {
+			n := r.owned()
+			if n < least || n > most {
+				return false
+			}
+			total += n
+		}
+		return total == shards
+	})
+	return time.Since(start)
+}
+
+func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
+	e := newEnv(t)
+	log := newEventLog()
+	shards := shardNames(8)
+	a := startReader(t, e.join("a", ""), shards, log)
+	b := startReader(t, e.join("b", ""), shards, log)
+	c := startReader(t, e.join("c", ""), shards, log)
+	d := waitBalanced(t, "8 shards over 3 instances", []*reader{a, b, c}, 8, 6*testTTL)
+	t.Logf("balanced in %v", d.Round(time.Millisecond))
+
+	// A crash: its shards move after about one TTL.
+	victim := c.owned()
+	killed := time.Now()
+	c.crash()
+	d = waitBalanced(t, "the crashed instance's shards taken over", []*reader{a, b}, 8, 3*testTTL)
+	failover := time.Since(killed)
+	t.Logf("%d shards failed over in %v (TTL %v)", victim, failover.Round(time.Millisecond), testTTL)
+	if failover < testTTL*3/4 {
+		t.Fatalf("shards taken over after %v, before the crashed instance could have stopped reading them (3/4 TTL)", failover)
+	}
+
+	// A graceful leave: its shards move at once, without waiting a TTL.
+	left := time.Now()
+	b.stop()
+	waitBalanced(t, "the leaving instance's shards taken over", []*reader{a}, 8, testTTL)
+	if d := time.Since(left); d >= testTTL {
+		t.Fatalf("graceful handoff took %v, want less than the TTL", d)
+	}
+	// A join: the group rebalances by handing shards over one at a time.
+	n := startReader(t, e.join("n", ""), shards, log)
+	d = waitBalanced(t, "the new instance gets its share", []*reader{a, n}, 8, 10*testTTL)
+	t.Logf("rebalanced after a join in %v", d.Round(time.Millisecond))
+	if o := log.overlaps(); len(o) > 0 {
+		t.Fatalf("two readers at once: %v", o)
+	}
+	st := a.g.Stats()
+	if st.Handoffs == 0 || st.Acquired == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// proxy forwards TCP connections to target until cut.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	cut    bool
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+// An instance cut off from NATS can't renew: it stops reading its shards
+// before any other instance may take them, and rejoins when NATS is back.
+func TestPartitionedInstanceStopsBeforeOthersTakeOver(t *testing.T) {
+	e := newEnv(t)
+	log := newEventLog()
+	shards := shardNames(6)
+	px := startProxy(t, e.c.URLs()[0][len("nats://"):])
+	a := startReader(t, e.join("a", ""), shards, log)
+	p := startReader(t, e.join("p", px.url()), shards, log)
+	waitBalanced(t, "6 shards over 2 instances", []*reader{a, p}, 6, 6*testTTL)
+	mine := map[string]bool{}
+	p.mu.Lock()
+	for sh := range p.held {
+		mine[sh] = true
+	}
+	p.mu.Unlock()
+
+	px.setCut(true)
+	cut := time.Now()
+	testutil.WaitFor(t, 2*testTTL, "the partitioned instance stops reading", func() bool { return p.owned() == 0 })
+	stopped := time.Since(cut)
+	waitBalanced(t, "the other takes every shard", []*reader{a}, 6, 3*testTTL)
+	t.Logf("partitioned instance stopped after %v; shards taken over after %v", stopped.Round(time.Millisecond), time.Since(cut).Round(time.Millisecond))
+	if o := log.overlaps(); len(o) > 0 {
+		t.Fatalf("two readers at once: %v", o)
+	}
+	for sh := range mine {
+		if log.readerOf(sh) != "a" {
+			t.Fatalf("shard %s read by %q", sh, log.readerOf(sh))
+		}
+	}
+
+	px.setCut(false)
+	waitBalanced(t, "the instance rejoins and gets its share", []*reader{a, p}, 6, 10*testTTL)
+	if o := log.overlaps(); len(o) > 0 {
+		t.Fatalf("two readers at once: %v", o)
+	}
+}

@@ -1,0 +1,99 @@
+package coordination
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Lease is this instance's right to read one shard. Its reader stops when
+// Done is closed: at once for ErrLeaseLost; for ErrHandoff after finishing
+// the batch in flight and writing the final checkpoint. Either way it calls
+// Release when it stopped.
+type Lease struct {
+	g                       *Group
+	key, gk                 string
+	Stream, Consumer, Shard string
+
+	mu       sync.Mutex
+	rev      uint64
+	sent     time.Time // when the last successful renewal (or the claim) was sent
+	err      error     // why done is closed
+	done     chan struct{}
+	released bool
+}
+
+// Done is closed when the reader must stop; Err says why.
+func (l *Lease) Done() <-chan struct{} { return l.done }
+
+// Err is ErrLeaseLost or ErrHandoff once Done is closed, else nil.
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Valid reports whether the lease is still this instance's: not lost and
+// renewed recently enough. A reader checks it before each checkpoint.
+func (l *Lease) Valid() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err != ErrLeaseLost && !l.released && time.Since(l.sent) <= l.g.stopAfter()
+}
+
+// end closes done with err; it reports whether it did (the first time, or
+// a handoff turning into a loss).
+func (l *Lease) end(err error) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.err == nil:
+		l.err = err
+		close(l.done)
+		return true
+	case l.err == ErrHandoff && err == ErrLeaseLost:
+		l.err = err
+		return true
+	}
+	return false
+}
+
+// Release gives the lease up (after the reader's final checkpoint), so that
+// another instance takes it at once instead of after the TTL. A lost lease
+// is not touched: it is someone else's now.
+func (l *Lease) Release(ctx context.Context) {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return
+	}
+	l.released = true
+	lost, handoff := l.err == ErrLeaseLost, l.err == ErrHandoff
+	rev := l.rev
+	l.mu.Unlock()
+	g := l.g
+	g.mu.Lock()
+	if g.held[l.key] == l {
+		delete(g.held, l.key)
+	}
+	if handoff {
+		delete(g.handoff, l.gk)
+	}
+	g.mu.Unlock()
+	l.end(ErrHandoff) // a reader that stopped on its own (shard ended) ends the lease too
+	if lost {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
+	defer cancel()
+	if err := g.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err != nil {
+		g.log.Warn().Err(err).Str("shard", l.Shard).Msg("could not release a lease; it expires after the TTL")
+		return
+	}
+	g.mu.Lock()
+	g.stats.Released++
+	g.mu.Unlock()
+	g.log.Info().Str("stream", l.Stream).Str("shard", l.Shard).Msg("lease released")
+}
