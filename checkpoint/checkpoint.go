@@ -57,10 +57,10 @@ var (
 	ErrEmptyCheckpoint = errors.New("checkpoint has no sequence number and does not end the shard")
 )
 
-// validateKey checks the parts of a key. They become path components, so
+// ValidateKey checks the parts of a key. They become path components, so
 // only Kinesis name characters are allowed ([a-zA-Z0-9_.-]), and not "."
 // or "..": nothing can climb out of the store's directory.
-func validateKey(stream, consumer, shardID string) error {
+func ValidateKey(stream, consumer, shardID string) error {
 	if err := validatePart("stream", stream); err != nil {
 		return err
 	}
@@ -88,12 +88,13 @@ func validatePart(what, s string) error {
 	return nil
 }
 
-// checkPut is the validation common to every Store's Put.
-func checkPut(ctx context.Context, stream, consumer, shardID string, cp *Checkpoint) error {
+// CheckPut is the validation common to every Store's Put; it sets
+// UpdatedAt when zero.
+func CheckPut(ctx context.Context, stream, consumer, shardID string, cp *Checkpoint) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateKey(stream, consumer, shardID); err != nil {
+	if err := ValidateKey(stream, consumer, shardID); err != nil {
 		return err
 	}
 	if cp.SequenceNumber == "" && !cp.ShardEnded {

@@ -162,7 +162,7 @@ func (s *FileStore) Get(ctx context.Context, stream, consumer, shardID string) (
 	if err := s.check(ctx); err != nil {
 		return Checkpoint{}, false, err
 	}
-	if err := validateKey(stream, consumer, shardID); err != nil {
+	if err := ValidateKey(stream, consumer, shardID); err != nil {
 		return Checkpoint{}, false, err
 	}
 	path := filepath.Join(s.consumerDir(stream, consumer), shardID+fileExt)
@@ -182,7 +182,7 @@ func (s *FileStore) Put(ctx context.Context, stream, consumer, shardID string, c
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if err := checkPut(ctx, stream, consumer, shardID, &cp); err != nil {
+	if err := CheckPut(ctx, stream, consumer, shardID, &cp); err != nil {
 		return err
 	}
 	data, err := json.Marshal(fileRecord{
@@ -221,7 +221,7 @@ func (s *FileStore) List(ctx context.Context, stream, consumer string) (map[stri
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	if err := validateKey(stream, consumer, "x"); err != nil {
+	if err := ValidateKey(stream, consumer, "x"); err != nil {
 		return nil, err
 	}
 	dir := s.consumerDir(stream, consumer)
@@ -253,7 +253,7 @@ func (s *FileStore) Reset(ctx context.Context, stream, consumer string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if err := validateKey(stream, consumer, "x"); err != nil {
+	if err := ValidateKey(stream, consumer, "x"); err != nil {
 		return err
 	}
 	dir := s.consumerDir(stream, consumer)

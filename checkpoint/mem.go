@@ -27,7 +27,7 @@ func (s *MemStore) Get(ctx context.Context, stream, consumer, shardID string) (C
 	if err := ctx.Err(); err != nil {
 		return Checkpoint{}, false, err
 	}
-	if err := validateKey(stream, consumer, shardID); err != nil {
+	if err := ValidateKey(stream, consumer, shardID); err != nil {
 		return Checkpoint{}, false, err
 	}
 	s.mu.Lock()
@@ -41,7 +41,7 @@ func (s *MemStore) Get(ctx context.Context, stream, consumer, shardID string) (C
 
 // Put implements Store.
 func (s *MemStore) Put(ctx context.Context, stream, consumer, shardID string, cp Checkpoint) error {
-	if err := checkPut(ctx, stream, consumer, shardID, &cp); err != nil {
+	if err := CheckPut(ctx, stream, consumer, shardID, &cp); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -58,7 +58,7 @@ func (s *MemStore) List(ctx context.Context, stream, consumer string) (map[strin
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := validateKey(stream, consumer, "x"); err != nil {
+	if err := ValidateKey(stream, consumer, "x"); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -80,7 +80,7 @@ func (s *MemStore) Reset(ctx context.Context, stream, consumer string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateKey(stream, consumer, "x"); err != nil {
+	if err := ValidateKey(stream, consumer, "x"); err != nil {
 		return err
 	}
 	s.mu.Lock()

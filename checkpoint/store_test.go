@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // stores runs a test against every Store implementation.
@@ -24,11 +22,6 @@ func stores(t *testing.T, test func(t *testing.T, s Store)) {
 	})
 	t.Run("MemStore", func(t *testing.T) {
 		s := NewMemStore()
-		defer s.Close()
-		test(t, s)
-	})
-	t.Run("KVStore", func(t *testing.T) {
-		s := NewKVStore(kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1), "test")
 		defer s.Close()
 		test(t, s)
 	})

@@ -14,20 +14,21 @@ import (
 
 	"github.com/fanoutd/fanoutd/checkpoint"
 	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // recorder is a Handler that keeps what it was given, and can be told to fail.
 type recorder struct {
 	mu      sync.Mutex
-	byShard map[string][]UserRecord
-	order   []UserRecord // every record in the order it was handled
-	fail    int          // fail this many next calls
+	byShard map[string][]record.Record
+	order   []record.Record // every record in the order it was handled
+	fail    int             // fail this many next calls
 	calls   int
 }
 
-func newRecorder() *recorder { return &recorder{byShard: map[string][]UserRecord{}} }
+func newRecorder() *recorder { return &recorder{byShard: map[string][]record.Record{}} }
 
-func (r *recorder) Handle(ctx context.Context, b *Batch) error {
+func (r *recorder) Handle(ctx context.Context, b *record.Batch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -53,26 +54,26 @@ func (r *recorder) count() int {
 	return n
 }
 
-func (r *recorder) all() []UserRecord {
+func (r *recorder) all() []record.Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []UserRecord
+	var out []record.Record
 	for _, recs := range r.byShard {
 		out = append(out, recs...)
 	}
 	return out
 }
 
-func (r *recorder) handled() []UserRecord {
+func (r *recorder) handled() []record.Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]UserRecord(nil), r.order...)
+	return append([]record.Record(nil), r.order...)
 }
 
-func (r *recorder) shard(id string) []UserRecord {
+func (r *recorder) shard(id string) []record.Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]UserRecord(nil), r.byShard[id]...)
+	return append([]record.Record(nil), r.byShard[id]...)
 }
 
 type harness struct {
@@ -182,7 +183,7 @@ func keys(n int) []string {
 
 // checkExactlyInOrder asserts that every key's records arrived exactly once,
 // in the order they were written, 0..n-1.
-func checkExactlyInOrder(t *testing.T, recs []UserRecord, ks []string, n int) {
+func checkExactlyInOrder(t *testing.T, recs []record.Record, ks []string, n int) {
 	t.Helper()
 	next := map[string]int{}
 	for _, r := range recs {

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // producer writes records "key:i" for every key, as fast as the emulator
@@ -166,7 +167,7 @@ func TestLatestFirstReadSkipsClosedShards(t *testing.T) {
 }
 
 // noOld fails if a record written before the start ("old:i") was delivered.
-func noOld(t *testing.T, recs []UserRecord) {
+func noOld(t *testing.T, recs []record.Record) {
 	t.Helper()
 	for _, r := range recs {
 		if r.PartitionKey == "old" {
@@ -275,7 +276,7 @@ type gate struct {
 	once    sync.Once
 }
 
-func (g *gate) Handle(ctx context.Context, b *Batch) error {
+func (g *gate) Handle(ctx context.Context, b *record.Batch) error {
 	if b.ShardID == g.shard {
 		first := false
 		g.once.Do(func() { first = true })

@@ -12,6 +12,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/kpl"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // Why a subscription ended.
@@ -45,7 +47,7 @@ type shardLoop struct {
 	start string // start position when pos is ""
 	saved string // last persisted pos
 	saveT time.Time
-	batch Batch
+	batch record.Batch
 }
 
 // runShard reads one shard for ever: subscribe from the last delivered
@@ -61,7 +63,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 	if hasCP {
 		l.pos, l.saved = cp.SequenceNumber, cp.SequenceNumber
 	}
-	l.batch = Batch{Stream: c.spec.Name, ShardID: st.id, Consumer: c.spec.Consumer}
+	l.batch = record.Batch{Stream: c.spec.Name, ShardID: st.id, Consumer: c.spec.Consumer}
 	defer l.persist(true)
 
 	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
@@ -119,7 +121,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 		case endIdle:
 			l.log.Warn().Str("idle_timeout", c.timers.IdleTimeout.String()).Msg("no event from the subscription within the idle timeout; resubscribing")
 		case endHandler:
-			if errors.Is(err, ErrStop) {
+			if errors.Is(err, record.ErrStop) {
 				return fmt.Errorf("shard %s: %w", st.id, err)
 			}
 			l.log.Warn().Err(err).Msg("could not deliver a batch; resubscribing from the last delivered position")
@@ -327,10 +329,10 @@ func (l *shardLoop) persistEnded() error {
 
 // DecodeEvent appends the user records of one SubscribeToShardEvent to dst,
 // de-aggregating KPL records. Data slices alias the event's buffers.
-func DecodeEvent(dst []UserRecord, ev *types.SubscribeToShardEvent) []UserRecord {
+func DecodeEvent(dst []record.Record, ev *types.SubscribeToShardEvent) []record.Record {
 	for i := range ev.Records {
 		r := &ev.Records[i]
-		dst = Deaggregate(dst, r.Data, aws.ToString(r.PartitionKey), "", aws.ToString(r.SequenceNumber), aws.ToTime(r.ApproximateArrivalTimestamp))
+		dst = kpl.Deaggregate(dst, r.Data, aws.ToString(r.PartitionKey), "", aws.ToString(r.SequenceNumber), aws.ToTime(r.ApproximateArrivalTimestamp))
 	}
 	return dst
 }

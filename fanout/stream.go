@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // Start positions for shards without a checkpoint.
@@ -88,7 +89,7 @@ func DefaultTimers() Timers {
 type Options struct {
 	Client      *kinesis.Client
 	Checkpoints checkpoint.Store
-	Handler     Handler
+	Handler     record.Handler
 	Timers      Timers
 	Log         zerolog.Logger
 }
@@ -140,7 +141,7 @@ type StreamConsumer struct {
 	spec    StreamSpec
 	client  *kinesis.Client
 	store   checkpoint.Store
-	handler Handler
+	handler record.Handler
 	timers  Timers
 	log     zerolog.Logger
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/fanoutd/fanoutd/checkpoint"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/kpl"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 func TestEveryRecordOnceInOrder(t *testing.T) {
@@ -117,7 +119,7 @@ func TestKPLRecordsArriveAsUserRecords(t *testing.T) {
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	agg := Aggregate([]UserRecord{
+	agg := kpl.Aggregate([]record.Record{
 		{PartitionKey: "user1", Data: []byte("user1:0")},
 		{PartitionKey: "user1", Data: []byte("user1:1")},
 		{PartitionKey: "user2", Data: []byte("user2:0"), ExplicitHashKey: "42"},
@@ -316,7 +318,7 @@ func TestRepeatedWarningsAreRateLimited(t *testing.T) {
 	}
 }
 
-// A handler error wrapping ErrStop stops the stream instead of being retried.
+// A handler error wrapping record.ErrStop stops the stream instead of being retried.
 func TestHandlerErrStopStopsTheStream(t *testing.T) {
 	h := newHarness(t, fastEmulator())
 	if err := h.emu.CreateStream("s", 1); err != nil {
@@ -325,13 +327,13 @@ func TestHandlerErrStopStopsTheStream(t *testing.T) {
 	h.put("s", keys(1), 0, 1)
 	calls := 0
 	c := NewStreamConsumer(StreamSpec{Name: "s"}, Options{Client: h.kc, Checkpoints: h.store, Timers: fastTimers(), Log: zerolog.Nop(),
-		Handler: HandlerFunc(func(ctx context.Context, b *Batch) error {
+		Handler: record.HandlerFunc(func(ctx context.Context, b *record.Batch) error {
 			calls++
-			return fmt.Errorf("record too large: %w", ErrStop)
+			return fmt.Errorf("record too large: %w", record.ErrStop)
 		})})
 	err := c.Run(t.Context())
-	if !errors.Is(err, ErrStop) || calls != 1 {
-		t.Fatalf("Run: %v after %d calls, want ErrStop after 1", err, calls)
+	if !errors.Is(err, record.ErrStop) || calls != 1 {
+		t.Fatalf("Run: %v after %d calls, want record.ErrStop after 1", err, calls)
 	}
 	if cps, _ := h.store.List(t.Context(), "s", "fanoutd"); len(cps) != 0 {
 		t.Fatalf("checkpoint moved past the undelivered batch: %v", cps)

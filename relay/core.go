@@ -6,7 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // handleCore publishes b on core NATS and confirms it chunk by chunk (see
@@ -26,7 +26,7 @@ import (
 // replays it. What the server does with the messages afterwards (a slow
 // subscriber, no subscriber at all) is core NATS' at-most-once delivery and
 // beyond what a publisher can know.
-func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *fanout.Batch) (batchResult, error) {
+func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch) (batchResult, error) {
 	var res batchResult
 	// Read the counter first: a reconnect after this read changes it, and a
 	// reconnect before it leaves the status not CONNECTED below.
@@ -45,7 +45,7 @@ func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTem
 }
 
 // coreChunk publishes the records [start, end) of b and flushes them.
-func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *fanout.Batch, start, end int, reconnects uint64, res *batchResult) error {
+func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int, reconnects uint64, res *batchResult) error {
 	lastErr := p.nc.LastError()
 	maxPayload := p.nc.MaxPayload()
 

@@ -2,6 +2,6 @@
 // authentication, TLS, reconnecting forever once up), subject templates,
 // the Kinesis-* headers, the core NATS and JetStream publishers that confirm
 // every batch before it counts as delivered, and dead letters for records
-// that NATS cannot carry. Its Publisher implements fanout.Handler; it knows
-// nothing of Kinesis' HTTP/2 event streams, only of fanout.Batch.
+// that NATS cannot carry. Its Publisher implements record.Handler; it knows
+// nothing of Kinesis' HTTP/2 event streams, only of record.Batch.
 package relay

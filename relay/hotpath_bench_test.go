@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/kpl"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // The daemon's hot path, from one SubscribeToShardEvent as the SDK hands it
@@ -30,9 +32,9 @@ const (
 // KPL aggregate of 10 user records.
 func hotPathEvent(aggregated bool) *types.SubscribeToShardEvent {
 	arrival := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
-	user := make([]fanout.UserRecord, hotPathRecords)
+	user := make([]record.Record, hotPathRecords)
 	for i := range user {
-		user[i] = fanout.UserRecord{
+		user[i] = record.Record{
 			Data:         bytes.Repeat([]byte{byte('a' + i%26)}, hotPathRecordSize),
 			PartitionKey: fmt.Sprintf("user-%d", i%hotPathKeys),
 		}
@@ -57,7 +59,7 @@ func hotPathEvent(aggregated bool) *types.SubscribeToShardEvent {
 	}
 	const perAggregate = 10
 	for i := 0; i < len(user); i += perAggregate {
-		add(fanout.Aggregate(user[i:i+perAggregate]), user[i].PartitionKey)
+		add(kpl.Aggregate(user[i:i+perAggregate]), user[i].PartitionKey)
 	}
 	return ev
 }
@@ -76,7 +78,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	for _, e := range hotPathEvents {
 		b.Run(e.name, func(b *testing.B) {
 			ev := hotPathEvent(e.aggregated)
-			recs := make([]fanout.UserRecord, 0, hotPathRecords)
+			recs := make([]record.Record, 0, hotPathRecords)
 			b.ReportAllocs()
 			for b.Loop() {
 				recs = fanout.DecodeEvent(recs[:0], ev)
@@ -116,7 +118,7 @@ func benchmarkHotPath(b *testing.B, js, aggregated bool) {
 		b.Fatal(err)
 	}
 	ev := hotPathEvent(aggregated)
-	batch := &fanout.Batch{Stream: testStream, ShardID: "shardId-000000000000", Consumer: "fanoutd"}
+	batch := &record.Batch{Stream: testStream, ShardID: "shardId-000000000000", Consumer: "fanoutd"}
 	// The event is the same every time, and so would its Nats-Msg-Ids be:
 	// JetStream would store it once and then only count duplicates. A shard
 	// ID per op keeps the ids apart; the strings are made before the clock
@@ -128,7 +130,7 @@ func benchmarkHotPath(b *testing.B, js, aggregated bool) {
 			shardIDs[i] = fmt.Sprintf("shardId-%012d", i)
 		}
 	}
-	recs := make([]fanout.UserRecord, 0, hotPathRecords)
+	recs := make([]record.Record, 0, hotPathRecords)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // Backoff between rounds of re-publishing unconfirmed JetStream messages.
@@ -65,7 +65,7 @@ type jsItem struct {
 // consumer that needs strict order can sort by the Kinesis-Sequence-Number
 // and Kinesis-Sub-Sequence-Number headers. A replay older than the stream's
 // duplicate window (2 minutes by default) is stored again.
-func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *fanout.Batch) (batchResult, error) {
+func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch) (batchResult, error) {
 	var res batchResult
 	if st := p.nc.Status(); st != nats.CONNECTED {
 		return res, fmt.Errorf("%w (%s)", ErrNotConnected, st)
@@ -82,7 +82,7 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 
 // jetStreamChunk publishes the records [start, end) of b and waits, within
 // PublishTimeout, until JetStream confirmed every one of them.
-func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *fanout.Batch, start, end int, res *batchResult) error {
+func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int, res *batchResult) error {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	maxPayload := p.nc.MaxPayload()
@@ -206,7 +206,7 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, pending []int,
 // the next round.
 // With nats.oversize fail, such a message returns the error that stops
 // the stream instead.
-func (p *Publisher) awaitAcks(ctx context.Context, b *fanout.Batch, items []jsItem, pending []int) ([]int, error) {
+func (p *Publisher) awaitAcks(ctx context.Context, b *record.Batch, items []jsItem, pending []int) ([]int, error) {
 	failed := pending[:0] // written no faster than pending is read
 	for _, idx := range pending {
 		it := &items[idx]
@@ -245,7 +245,7 @@ func (p *Publisher) awaitAcks(ctx context.Context, b *fanout.Batch, items []jsIt
 }
 
 // deadLetterItem replaces the message of it by its dead letter.
-func (p *Publisher) deadLetterItem(b *fanout.Batch, it *jsItem, reason string) {
+func (p *Publisher) deadLetterItem(b *record.Batch, it *jsItem, reason string) {
 	rec := &b.Records[it.rec]
 	makeDeadLetter(it.msg, p.deadLetterSubject(b, rec), reason)
 	it.dead = true

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // A batch is published in chunks of at most chunkMessages records and about
@@ -27,7 +27,7 @@ const (
 // chunkEnd returns the end of the chunk of recs that starts at start: at
 // least one record, at most chunkMessages, and no more than chunkBytes of
 // data and partition keys unless one record alone is bigger.
-func chunkEnd(recs []fanout.UserRecord, start int) int {
+func chunkEnd(recs []record.Record, start int) int {
 	end, size := start, 0
 	for end < len(recs) && end-start < chunkMessages {
 		size += len(recs[end].Data) + len(recs[end].PartitionKey) + len(recs[end].ExplicitHashKey)
@@ -110,7 +110,7 @@ var deniedSubjectRe = regexp.MustCompile(`(?i)permissions violation for publish 
 // one batch (shards share the connection), so the batch fails (over-failing
 // only replays) and a permission denial is logged once per subject, with
 // what to change.
-func (p *Publisher) asyncRefusal(b *fanout.Batch, err error) error {
+func (p *Publisher) asyncRefusal(b *record.Batch, err error) error {
 	p.asyncErrors.Add(1)
 	if errors.Is(err, nats.ErrPermissionViolation) {
 		if m := deniedSubjectRe.FindStringSubmatch(err.Error()); m != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // Defaults for zero Options fields.
@@ -86,7 +86,7 @@ type Stats struct {
 	AsyncErrors uint64 `json:"async_errors"`
 }
 
-// Publisher relays batches to NATS. It implements fanout.Handler and is
+// Publisher relays batches to NATS. It implements record.Handler and is
 // safe for concurrent use by the shards of every stream it has a subject
 // template for. Once Handle returns, nothing reads or publishes b or its
 // records' data any more: the caller may reuse them.
@@ -113,7 +113,7 @@ type Publisher struct {
 	perStream sync.Map // stream name -> *streamCounters
 }
 
-var _ fanout.Handler = (*Publisher)(nil)
+var _ record.Handler = (*Publisher)(nil)
 
 // NewPublisher returns a Publisher on nc that renders each batch's subjects
 // with subjects[batch.Stream].
@@ -183,7 +183,7 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 // JetStream mode, for the stream's max_msg_size) is replaced by a dead
 // letter, confirmed like any other message, so that it does not block the
 // shard.
-func (p *Publisher) Handle(ctx context.Context, b *fanout.Batch) error {
+func (p *Publisher) Handle(ctx context.Context, b *record.Batch) error {
 	if p.observe == nil || len(b.Records) == 0 {
 		return p.handle(ctx, b)
 	}
@@ -193,7 +193,7 @@ func (p *Publisher) Handle(ctx context.Context, b *fanout.Batch) error {
 	return err
 }
 
-func (p *Publisher) handle(ctx context.Context, b *fanout.Batch) error {
+func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	tmpl := (*p.subjects.Load())[b.Stream]
 	if tmpl == nil {
 		p.failedBatches.Add(1)
@@ -236,13 +236,13 @@ func (p *Publisher) handle(ctx context.Context, b *fanout.Batch) error {
 // oversize is called for a record NATS can't take: with nats.oversize fail
 // it returns the ErrStop error that stops the stream, else nil (the record
 // becomes a dead letter).
-func (p *Publisher) oversize(b *fanout.Batch, rec *fanout.UserRecord, reason string) error {
+func (p *Publisher) oversize(b *record.Batch, rec *record.Record, reason string) error {
 	if !p.failOversize {
 		return nil
 	}
 	return fmt.Errorf("%w: record %s/%d of %s/%s: %s, and nats.oversize is fail: "+
 		"raise the limit, or set nats.oversize: dead_letter to replace such records by a dead letter",
-		fanout.ErrStop, rec.SequenceNumber, rec.SubSequenceNumber, b.Stream, b.ShardID, reason)
+		record.ErrStop, rec.SequenceNumber, rec.SubSequenceNumber, b.Stream, b.ShardID, reason)
 }
 
 // streamCounters are one stream's share of the counters.
@@ -329,7 +329,7 @@ func (s *scratch) render(t *SubjectTemplate, v SubjectValues) string {
 // The partition key is cut (see truncateKey) and a subject still over
 // MaxSubjectBytes falls back to DefaultDeadLetterSubject, so that a dead
 // letter always reaches the server.
-func (p *Publisher) deadLetterSubject(b *fanout.Batch, rec *fanout.UserRecord) string {
+func (p *Publisher) deadLetterSubject(b *record.Batch, rec *record.Record) string {
 	var buf [128]byte
 	v := subjectValues(b, rec)
 	v.PartitionKey = truncateKey(v.PartitionKey)
@@ -348,11 +348,11 @@ var defaultDeadLetter = func() *SubjectTemplate {
 	return t
 }()
 
-func subjectValues(b *fanout.Batch, rec *fanout.UserRecord) SubjectValues {
+func subjectValues(b *record.Batch, rec *record.Record) SubjectValues {
 	return SubjectValues{Stream: b.Stream, Shard: b.ShardID, PartitionKey: rec.PartitionKey, Consumer: b.Consumer}
 }
 
-func recordMeta(b *fanout.Batch, rec *fanout.UserRecord) RecordMeta {
+func recordMeta(b *record.Batch, rec *record.Record) RecordMeta {
 	return RecordMeta{
 		Stream:            b.Stream,
 		ShardID:           b.ShardID,
@@ -366,7 +366,7 @@ func recordMeta(b *fanout.Batch, rec *fanout.UserRecord) RecordMeta {
 }
 
 // logDeadLetter warns about one record replaced by a dead letter.
-func (p *Publisher) logDeadLetter(b *fanout.Batch, rec *fanout.UserRecord, m *nats.Msg) {
+func (p *Publisher) logDeadLetter(b *record.Batch, rec *record.Record, m *nats.Msg) {
 	p.log.Warn().Str("stream", b.Stream).Str("shard", b.ShardID).Str("consumer", b.Consumer).
 		Str("sequence_number", rec.SequenceNumber).Int64("sub_sequence_number", rec.SubSequenceNumber).
 		Int("bytes", len(rec.Data)).Str("subject", m.Header.Get(HeaderOriginalSubject)).

@@ -14,20 +14,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutd/fanoutd/fanout"
-
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 const testStream = "orders"
 
 // testBatch returns n records with distinct data, partition keys that need
 // sanitising, and one KPL sub-record pair.
-func testBatch(n int) *fanout.Batch {
-	b := &fanout.Batch{Stream: testStream, ShardID: "shardId-000000000001", Consumer: "fanoutd", ContinuationSequenceNumber: "999"}
+func testBatch(n int) *record.Batch {
+	b := &record.Batch{Stream: testStream, ShardID: "shardId-000000000001", Consumer: "fanoutd", ContinuationSequenceNumber: "999"}
 	arrival := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
 	for i := range n {
-		rec := fanout.UserRecord{
+		rec := record.Record{
 			Data:           fmt.Appendf(nil, "record %d \x00\xff\r\n", i),
 			PartitionKey:   []string{"user-1", "eu.west", "a b", ""}[i%4],
 			SequenceNumber: strconv.Itoa(49590000000 + i),
@@ -63,18 +62,18 @@ func newTestPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
 }
 
 // wantSubject is the subject of rec under testTemplates.
-func wantSubject(b *fanout.Batch, rec *fanout.UserRecord) string {
+func wantSubject(b *record.Batch, rec *record.Record) string {
 	return "kinesis." + b.Stream + "." + string(SanitizeToken(nil, rec.PartitionKey))
 }
 
-func wantHeader(b *fanout.Batch, rec *fanout.UserRecord) nats.Header {
+func wantHeader(b *record.Batch, rec *record.Record) nats.Header {
 	h := nats.Header{}
 	SetRecordHeaders(h, recordMeta(b, rec))
 	return h
 }
 
 // checkMsg compares a received message with the record it relays.
-func checkMsg(t *testing.T, got *nats.Msg, b *fanout.Batch, rec *fanout.UserRecord) {
+func checkMsg(t *testing.T, got *nats.Msg, b *record.Batch, rec *record.Record) {
 	t.Helper()
 	if want := wantSubject(b, rec); got.Subject != want {
 		t.Errorf("record %s/%d: subject %q, want %q", rec.SequenceNumber, rec.SubSequenceNumber, got.Subject, want)
@@ -163,7 +162,7 @@ func TestHandleCore(t *testing.T) {
 	}
 
 	// An empty batch is delivered at once.
-	if err := p.Handle(context.Background(), &fanout.Batch{Stream: testStream}); err != nil {
+	if err := p.Handle(context.Background(), &record.Batch{Stream: testStream}); err != nil {
 		t.Errorf("Handle(empty batch): %v", err)
 	}
 }
@@ -223,7 +222,7 @@ func streamMsgs(t *testing.T, st jetstream.Stream) []*jetstream.RawStreamMsg {
 	return msgs
 }
 
-func checkStored(t *testing.T, st jetstream.Stream, b *fanout.Batch) {
+func checkStored(t *testing.T, st jetstream.Stream, b *record.Batch) {
 	t.Helper()
 	msgs := streamMsgs(t, st)
 	if len(msgs) != len(b.Records) {
@@ -480,11 +479,11 @@ func TestNewPublisherErrors(t *testing.T) {
 
 // benchBatch is 100 records of 100 bytes; each iteration gets fresh
 // Nats-Msg-Ids through the sub-sequence number, without allocating.
-func benchBatch() *fanout.Batch {
-	b := &fanout.Batch{Stream: testStream, ShardID: "shardId-000000000000", Consumer: "fanoutd"}
+func benchBatch() *record.Batch {
+	b := &record.Batch{Stream: testStream, ShardID: "shardId-000000000000", Consumer: "fanoutd"}
 	data := bytes.Repeat([]byte{'d'}, 100)
 	for i := range 100 {
-		b.Records = append(b.Records, fanout.UserRecord{
+		b.Records = append(b.Records, record.Record{
 			Data: data, PartitionKey: "user-" + strconv.Itoa(i%10), SequenceNumber: "49590000000000000000000000000000000000000000000000000000",
 			Aggregated: true, ArrivalTime: time.Now(),
 		})
@@ -521,7 +520,7 @@ func BenchmarkHandleCore(b *testing.B)      { benchmarkHandle(b, false) }
 func BenchmarkHandleJetStream(b *testing.B) { benchmarkHandle(b, true) }
 
 // With nats.oversize fail, a record NATS can't take stops the stream
-// (fanout.ErrStop) instead of becoming a dead letter.
+// (record.ErrStop) instead of becoming a dead letter.
 func TestHandleOversizeFail(t *testing.T) {
 	const maxPayload = 2048
 	for _, js := range []bool{false, true} {
@@ -534,7 +533,7 @@ func TestHandleOversizeFail(t *testing.T) {
 			b := testBatch(3)
 			b.Records[1].Data = bytes.Repeat([]byte{'x'}, 3000)
 			err := p.Handle(context.Background(), b)
-			if !errors.Is(err, fanout.ErrStop) || !strings.Contains(err.Error(), "payload of 3000 bytes exceeds the NATS server's max_payload of 2048") {
+			if !errors.Is(err, record.ErrStop) || !strings.Contains(err.Error(), "payload of 3000 bytes exceeds the NATS server's max_payload of 2048") {
 				t.Fatalf("Handle: %v, want an ErrStop naming the limit", err)
 			}
 			if st := p.Stats(); st.DeadLettered != 0 || st.FailedBatches != 1 {
@@ -548,7 +547,7 @@ func TestHandleOversizeFail(t *testing.T) {
 	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, Oversize: OversizeFail})
 	b := testBatch(3)
 	b.Records[1].Data = bytes.Repeat([]byte{'z'}, 1500)
-	if err := p.Handle(context.Background(), b); !errors.Is(err, fanout.ErrStop) {
+	if err := p.Handle(context.Background(), b); !errors.Is(err, record.ErrStop) {
 		t.Fatalf("Handle: %v, want ErrStop", err)
 	}
 	if st := p.Stats(); st.DeadLettered != 0 {

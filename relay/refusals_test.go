@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/config"
-	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // startDenyingServer starts a nats-server where user "fanoutd" may publish
@@ -40,10 +40,10 @@ func startDenyingServer(t *testing.T, deny string) *server.Server {
 	return srv
 }
 
-func keyedBatch(shard, key string, n int) *fanout.Batch {
-	b := &fanout.Batch{Stream: testStream, ShardID: shard, Consumer: "fanoutd", ContinuationSequenceNumber: "9"}
+func keyedBatch(shard, key string, n int) *record.Batch {
+	b := &record.Batch{Stream: testStream, ShardID: shard, Consumer: "fanoutd", ContinuationSequenceNumber: "9"}
 	for i := range n {
-		b.Records = append(b.Records, fanout.UserRecord{Data: fmt.Appendf(nil, "%s %d", key, i), PartitionKey: key,
+		b.Records = append(b.Records, record.Record{Data: fmt.Appendf(nil, "%s %d", key, i), PartitionKey: key,
 			SequenceNumber: fmt.Sprint(49590000000 + i)})
 	}
 	return b
@@ -230,14 +230,14 @@ func TestHandleChunks(t *testing.T) {
 }
 
 func TestChunkEnd(t *testing.T) {
-	small := make([]fanout.UserRecord, 2500)
+	small := make([]record.Record, 2500)
 	if got := chunkEnd(small, 0); got != chunkMessages {
 		t.Errorf("chunkEnd(2500 small, 0) = %d", got)
 	}
 	if got := chunkEnd(small, 2000); got != 2500 {
 		t.Errorf("chunkEnd(2500 small, 2000) = %d", got)
 	}
-	big := []fanout.UserRecord{{Data: make([]byte, 3<<20)}, {Data: make([]byte, 3<<20)}, {Data: make([]byte, 5<<20)}}
+	big := []record.Record{{Data: make([]byte, 3<<20)}, {Data: make([]byte, 3<<20)}, {Data: make([]byte, 5<<20)}}
 	for start, want := range []int{1, 2, 3} {
 		if got := chunkEnd(big, start); got != want {
 			t.Errorf("chunkEnd(big, %d) = %d, want %d", start, got, want)

@@ -14,7 +14,8 @@ import (
 
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/emulator"
-	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/kpl"
+	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -189,11 +190,11 @@ func produce(ctx context.Context, emu *emulator.Server, rate float64) int {
 		}
 		key := fmt.Sprintf("user%d", i%5+1)
 		if i%5 == 4 {
-			var recs []fanout.UserRecord
+			var recs []record.Record
 			for j := 0; j < 3; j++ {
-				recs = append(recs, fanout.UserRecord{PartitionKey: key, Data: []byte(demoEvents[(i+j)%len(demoEvents)])})
+				recs = append(recs, record.Record{PartitionKey: key, Data: []byte(demoEvents[(i+j)%len(demoEvents)])})
 			}
-			if _, _, err := emu.PutRecord("demo", key, fanout.Aggregate(recs)); err == nil {
+			if _, _, err := emu.PutRecord("demo", key, kpl.Aggregate(recs)); err == nil {
 				n += len(recs)
 			}
 			continue

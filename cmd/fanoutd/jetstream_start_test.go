@@ -18,8 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/kpl"
+	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -131,7 +132,7 @@ func TestRunCreatesDeadLetterStreamAndDeadLettersLongSubjects(t *testing.T) {
 			e.put("s", keys, 0, 3)
 			e.run(e.config(jsMode, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\""))
 			long := strings.Repeat("p", 5000)
-			agg := fanout.Aggregate([]fanout.UserRecord{
+			agg := kpl.Aggregate([]record.Record{
 				{PartitionKey: "agg", Data: []byte("agg:0")},
 				{PartitionKey: long, Data: []byte("long")},
 				{PartitionKey: "agg", Data: []byte("agg:1")},

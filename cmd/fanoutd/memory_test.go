@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/kpl"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // Three 1 MiB KPL aggregates of 80 000 tiny user records each, one per
@@ -50,12 +51,12 @@ func TestMemoryBoundedWithHugeAggregates(t *testing.T) {
 			const aggs, perAgg = 3, 80_000
 			third := new(big.Int).Div(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(3))
 			for a := range aggs {
-				recs := make([]fanout.UserRecord, perAgg)
+				recs := make([]record.Record, perAgg)
 				key := fmt.Sprintf("agg%d", a)
 				for i := range recs {
-					recs[i] = fanout.UserRecord{PartitionKey: key, Data: fmt.Appendf(nil, "%c%d", 'a'+a, i)}
+					recs[i] = record.Record{PartitionKey: key, Data: fmt.Appendf(nil, "%c%d", 'a'+a, i)}
 				}
-				data := fanout.Aggregate(recs)
+				data := kpl.Aggregate(recs)
 				if len(data) > 1<<20 {
 					t.Fatalf("aggregate of %d bytes", len(data))
 				}

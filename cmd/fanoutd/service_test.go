@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/kpl"
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // httpAddrFromLog finds the daemon's HTTP endpoint in its JSON log.
@@ -216,7 +217,7 @@ func TestMetricsMatchKnownLoad(t *testing.T) {
 	}
 	keys := testKeys(5)
 	e.put("s", keys, 0, 8) // 40 records, 5 or 6 bytes each
-	agg := fanout.Aggregate([]fanout.UserRecord{{PartitionKey: "k", Data: []byte("abc")}, {PartitionKey: "k", Data: []byte("defg")}})
+	agg := kpl.Aggregate([]record.Record{{PartitionKey: "k", Data: []byte("abc")}, {PartitionKey: "k", Data: []byte("defg")}})
 	e.emu.PutRecord("s", "k", agg) // 2 user records, 7 bytes
 	// A record over NATS' max_payload (1 MiB by default): a dead letter.
 	e.emu.PutRecord("s", "big", bytes.Repeat([]byte("x"), 1<<20-100))

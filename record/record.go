@@ -1,9 +1,27 @@
-package fanout
+// Package record is the seam between reading Kinesis (fanout) and
+// publishing to NATS (relay): the user record, the batch of one
+// SubscribeToShard event, and the Handler that delivers it. It depends on
+// nothing, so that relay links nothing of the AWS SDK and fanout nothing of
+// NATS.
+package record
 
 import (
 	"context"
 	"errors"
+	"time"
 )
+
+// Record is one user record as a subscriber sees it, after KPL
+// de-aggregation.
+type Record struct {
+	Data              []byte
+	PartitionKey      string
+	ExplicitHashKey   string // "" when not set
+	SequenceNumber    string
+	SubSequenceNumber int64 // 0 for plain records
+	Aggregated        bool  // true when it came out of a KPL aggregate
+	ArrivalTime       time.Time
+}
 
 // Batch is the records of one SubscribeToShardEvent, de-aggregated, in
 // sequence order.
@@ -11,7 +29,7 @@ type Batch struct {
 	Stream   string
 	ShardID  string
 	Consumer string
-	Records  []UserRecord
+	Records  []Record
 	// ContinuationSequenceNumber is where a resubscribe resumes
 	// (AFTER_SEQUENCE_NUMBER) once this batch is delivered.
 	ContinuationSequenceNumber string
@@ -23,14 +41,15 @@ type Batch struct {
 // the shard's checkpoint moves past b only after a nil return, and the
 // batch is handed over again, from the last checkpoint, after an error.
 // Handle is called by one goroutine per shard; it must be safe for
-// concurrent calls from different shards.
+// concurrent calls from different shards. Once Handle returns, it must not
+// keep b or its records' data: the caller reuses them.
 type Handler interface {
 	Handle(ctx context.Context, b *Batch) error
 }
 
 // ErrStop, wrapped in a Handler's error, means retrying can't help (a
 // record the configuration says must not be skipped can't be delivered): the
-// stream stops and Run returns the error, instead of the batch being retried.
+// stream stops instead of the batch being retried.
 var ErrStop = errors.New("handler cannot continue")
 
 // HandlerFunc adapts a function to Handler.

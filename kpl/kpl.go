@@ -1,4 +1,7 @@
-package fanout
+// Package kpl de-aggregates (and, for tests and tools, aggregates) records
+// made by the Kinesis Producer Library: the 0xF3899AC2 magic, a protobuf
+// AggregatedRecord, and its MD5.
+package kpl
 
 import (
 	"bytes"
@@ -7,6 +10,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // kplMagic starts every record that the Kinesis Producer Library aggregated.
@@ -33,17 +38,6 @@ const (
 
 	tagKey protowire.Number = 1 // value = 2 needs no more than skipping
 )
-
-// UserRecord is one record as a subscriber sees it, after KPL de-aggregation.
-type UserRecord struct {
-	Data              []byte
-	PartitionKey      string
-	ExplicitHashKey   string // "" when not set
-	SequenceNumber    string
-	SubSequenceNumber int64 // 0 for plain records
-	Aggregated        bool  // true when it came out of a KPL aggregate
-	ArrivalTime       time.Time
-}
 
 // IsAggregated reports whether data is framed as a KPL aggregate: it starts with
 // the KPL magic, is long enough to hold the trailing MD5 digest, and that digest
@@ -82,14 +76,14 @@ func IsAggregated(data []byte) bool {
 // allocation per aggregate.
 //
 // On pass-through the records already in dst are left as they were.
-func Deaggregate(dst []UserRecord, data []byte, partitionKey, explicitHashKey, sequenceNumber string, arrival time.Time) []UserRecord {
+func Deaggregate(dst []record.Record, data []byte, partitionKey, explicitHashKey, sequenceNumber string, arrival time.Time) []record.Record {
 	if IsAggregated(data) {
 		body := data[len(kplMagic) : len(data)-md5.Size]
 		if out, ok := appendSubRecords(dst, body, sequenceNumber, arrival); ok {
 			return out
 		}
 	}
-	return append(dst, UserRecord{
+	return append(dst, record.Record{
 		Data:            data,
 		PartitionKey:    partitionKey,
 		ExplicitHashKey: explicitHashKey,
@@ -131,7 +125,7 @@ const smallTable = 32
 // Fields may come in any order on the wire (records before the tables is
 // legal), so it takes three passes: validate and measure, build the key
 // tables, decode the records. The first two only hop from field to field.
-func appendSubRecords(dst []UserRecord, body []byte, seq string, arrival time.Time) ([]UserRecord, bool) {
+func appendSubRecords(dst []record.Record, body []byte, seq string, arrival time.Time) ([]record.Record, bool) {
 	shape, ok := measureAggregate(body)
 	if !ok || shape.records == 0 {
 		return dst, false
@@ -170,7 +164,7 @@ func appendSubRecords(dst []UserRecord, body []byte, seq string, arrival time.Ti
 
 	start := len(dst)
 	if cap(dst)-start < shape.records {
-		grown := make([]UserRecord, start, start+shape.records)
+		grown := make([]record.Record, start, start+shape.records)
 		copy(grown, dst)
 		dst = grown
 	}
@@ -235,9 +229,9 @@ func measureAggregate(body []byte) (aggregateShape, bool) {
 
 // parseRecord decodes one Record message. Its Data is a sub-slice of b; its
 // keys are looked up in the tables whose entries are spans of keys.
-func parseRecord(b []byte, keys string, pks, ehks []span) (UserRecord, bool) {
+func parseRecord(b []byte, keys string, pks, ehks []span) (record.Record, bool) {
 	var (
-		r                      UserRecord
+		r                      record.Record
 		pkIndex, ehkIndex      uint64
 		hasPK, hasEHK, hasData bool
 	)

@@ -1,9 +1,11 @@
-package fanout
+package kpl
 
 import (
 	"crypto/md5"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // Aggregate encodes records as one KPL aggregated Kinesis record, byte for byte
@@ -17,7 +19,7 @@ import (
 // record size limit, and an empty records encodes an empty aggregate, which
 // Deaggregate passes through as a plain record. The Kinesis record carrying the
 // result is usually put with the first user record's partition key.
-func Aggregate(records []UserRecord) []byte {
+func Aggregate(records []record.Record) []byte {
 	var (
 		pkIndex  = make(map[string]uint64)
 		ehkIndex = make(map[string]uint64)

@@ -1,4 +1,4 @@
-package fanout
+package kpl
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/fanoutd/fanoutd/record"
 )
 
 var testArrival = time.Date(2024, 3, 1, 12, 0, 0, 123e6, time.UTC)
@@ -75,7 +77,7 @@ func TestDeaggregateConformance(t *testing.T) {
 	suite := loadConformance(t)
 	for _, tc := range suite.Cases {
 		t.Run(tc.Name, func(t *testing.T) {
-			var got []UserRecord
+			var got []record.Record
 			for i, kr := range tc.KinesisRecords {
 				if !IsAggregated(kr.Data) {
 					t.Fatalf("kinesis record %d: IsAggregated = false", i)
@@ -113,9 +115,9 @@ func TestAggregateMatchesReference(t *testing.T) {
 			continue
 		}
 		t.Run(tc.Name, func(t *testing.T) {
-			in := make([]UserRecord, len(tc.UserRecords))
+			in := make([]record.Record, len(tc.UserRecords))
 			for i, u := range tc.UserRecords {
-				in[i] = UserRecord{Data: u.Data, PartitionKey: u.PartitionKey, ExplicitHashKey: u.explicitHashKey()}
+				in[i] = record.Record{Data: u.Data, PartitionKey: u.PartitionKey, ExplicitHashKey: u.explicitHashKey()}
 			}
 			if got, want := Aggregate(in), tc.KinesisRecords[0].Data; !bytes.Equal(got, want) {
 				t.Fatalf("Aggregate:\n got %x\nwant %x", got, want)
@@ -171,7 +173,7 @@ type wantRecord struct {
 
 func TestDeaggregate(t *testing.T) {
 	twoKeys := pb{}.str(1, "pk0").str(1, "pk1").str(2, "123")
-	valid := frame(Aggregate([]UserRecord{{Data: []byte("x"), PartitionKey: "k"}}))
+	valid := frame(Aggregate([]record.Record{{Data: []byte("x"), PartitionKey: "k"}}))
 
 	tests := []struct {
 		name string
@@ -256,8 +258,8 @@ func TestDeaggregate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prior := UserRecord{PartitionKey: "prior"}
-			dst := make([]UserRecord, 1, 2)
+			prior := record.Record{PartitionKey: "prior"}
+			dst := make([]record.Record, 1, 2)
 			dst[0] = prior
 			got := Deaggregate(dst, tt.data, "outer-pk", "outer-ehk", "seq-1", testArrival)
 			if got[0].PartitionKey != prior.PartitionKey || got[0].Data != nil {
@@ -290,9 +292,9 @@ func TestDeaggregate(t *testing.T) {
 	}
 }
 
-func assertPassThrough(t testing.TB, r UserRecord, data []byte) {
+func assertPassThrough(t testing.TB, r record.Record, data []byte) {
 	t.Helper()
-	want := UserRecord{
+	want := record.Record{
 		Data:            data,
 		PartitionKey:    "outer-pk",
 		ExplicitHashKey: "outer-ehk",
@@ -322,7 +324,7 @@ func within(sub, whole []byte) bool {
 func TestDeaggregateFailureLeavesNoTrace(t *testing.T) {
 	// The bad record comes last, after good ones were already appended.
 	data := frame(pb{}.str(1, "k").bytes(3, rec(0, "a")).bytes(3, rec(0, "b")).bytes(3, rec(5, "c")))
-	dst := make([]UserRecord, 0, 8)
+	dst := make([]record.Record, 0, 8)
 	got := Deaggregate(dst, data, "outer-pk", "outer-ehk", "seq-1", testArrival)
 	if len(got) != 1 {
 		t.Fatalf("got %d records, want 1", len(got))
@@ -334,7 +336,7 @@ func TestDeaggregateFailureLeavesNoTrace(t *testing.T) {
 }
 
 func TestAggregateDedupesKeys(t *testing.T) {
-	data := Aggregate([]UserRecord{
+	data := Aggregate([]record.Record{
 		{Data: []byte("1"), PartitionKey: "a", ExplicitHashKey: "5"},
 		{Data: []byte("2"), PartitionKey: "b"},
 		{Data: []byte("3"), PartitionKey: "a", ExplicitHashKey: "5"},
@@ -378,7 +380,7 @@ func TestAggregateRoundTrip(t *testing.T) {
 		for i := range pool {
 			pool[i] = randomString(r, alphabet, 8)
 		}
-		in := make([]UserRecord, n)
+		in := make([]record.Record, n)
 		for i := range in {
 			in[i].PartitionKey = pool[r.IntN(len(pool))]
 			if r.IntN(3) == 0 {
@@ -427,7 +429,7 @@ func FuzzDeaggregate(f *testing.F) {
 	f.Add([]byte("plain"))
 	f.Add([]byte{})
 	f.Add(append([]byte{}, kplMagic...))
-	agg := Aggregate([]UserRecord{{Data: []byte("a"), PartitionKey: "p", ExplicitHashKey: "1"}, {Data: nil, PartitionKey: "q"}})
+	agg := Aggregate([]record.Record{{Data: []byte("a"), PartitionKey: "p", ExplicitHashKey: "1"}, {Data: nil, PartitionKey: "q"}})
 	f.Add(agg)
 	f.Add(agg[len(kplMagic) : len(agg)-md5.Size])
 	f.Add([]byte(pb{}.str(1, "k").bytes(3, rec(0, "a").bytes(4, pb{}.str(1, "t")))))
@@ -477,15 +479,15 @@ func checkDeaggregate(t *testing.T, in []byte) {
 func BenchmarkDeaggregate(b *testing.B) {
 	for _, keys := range []int{1, 100} {
 		b.Run(fmt.Sprintf("records=100/size=100/keys=%d", keys), func(b *testing.B) {
-			in := make([]UserRecord, 100)
+			in := make([]record.Record, 100)
 			for i := range in {
-				in[i] = UserRecord{
+				in[i] = record.Record{
 					Data:         bytes.Repeat([]byte{byte('a' + i%26)}, 100),
 					PartitionKey: fmt.Sprintf("partition-key-%03d", i%keys),
 				}
 			}
 			data := Aggregate(in)
-			dst := make([]UserRecord, 0, len(in))
+			dst := make([]record.Record, 0, len(in))
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {

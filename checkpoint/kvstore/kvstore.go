@@ -1,4 +1,6 @@
-package checkpoint
+// Package kvstore keeps checkpoints in a NATS JetStream key-value bucket,
+// shared by every instance of a group, with compare-and-set writes.
+package kvstore
 
 import (
 	"context"
@@ -12,20 +14,22 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fanoutd/fanoutd/checkpoint"
 )
 
-// ErrFenced is returned by KVStore.Put when the checkpoint was written by
+// ErrFenced is returned by Store.Put when the checkpoint was written by
 // someone else since this store last read or wrote it: another instance
 // took the shard over, and this one must stop reading it.
 var ErrFenced = errors.New("checkpoint was written by another instance since this one last saw it")
 
-// KVStore keeps checkpoints in a NATS JetStream key-value bucket, one key
+// Store keeps checkpoints in a NATS JetStream key-value bucket, one key
 // per (stream, consumer, shard), shared by every instance of a group. Every
 // write is a compare-and-set on the revision this store last saw of that
 // key (fencing): an instance that lost a shard can never overwrite the new
 // owner's checkpoint. A shard's new owner reads the checkpoint (Get) before
 // its first write.
-type KVStore struct {
+type Store struct {
 	kv       jetstream.KeyValue
 	instance string
 
@@ -39,12 +43,12 @@ type KVStore struct {
 	closed atomic.Bool
 }
 
-var _ Store = (*KVStore)(nil)
+var _ checkpoint.Store = (*Store)(nil)
 
-// NewKVStore returns a KVStore on kv; instance names the writer in each
+// New returns a Store on kv; instance names the writer in each
 // checkpoint (for operators).
-func NewKVStore(kv jetstream.KeyValue, instance string) *KVStore {
-	return &KVStore{kv: kv, instance: instance, seed: maphash.MakeSeed(), revs: map[string]uint64{}}
+func New(kv jetstream.KeyValue, instance string) *Store {
+	return &Store{kv: kv, instance: instance, seed: maphash.MakeSeed(), revs: map[string]uint64{}}
 }
 
 // kvRecord is the JSON value of each key.
@@ -68,31 +72,31 @@ func kvKey(stream, consumer, shardID string) string {
 	return kvPrefix(stream, consumer) + kvPart(shardID)
 }
 
-func decodeKV(e jetstream.KeyValueEntry) (Checkpoint, error) {
+func decodeKV(e jetstream.KeyValueEntry) (checkpoint.Checkpoint, error) {
 	var r kvRecord
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): %v; fix or delete the key", e.Key(), e.Bucket(), e.Revision(), err)
+		return checkpoint.Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): %v; fix or delete the key", e.Key(), e.Bucket(), e.Revision(), err)
 	}
 	if r.SequenceNumber == "" && !r.ShardEnded {
-		return Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): no sequence number", e.Key(), e.Bucket(), e.Revision())
+		return checkpoint.Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): no sequence number", e.Key(), e.Bucket(), e.Revision())
 	}
-	return Checkpoint{SequenceNumber: r.SequenceNumber, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
+	return checkpoint.Checkpoint{SequenceNumber: r.SequenceNumber, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
 }
 
-func (s *KVStore) check(ctx context.Context) error {
+func (s *Store) check(ctx context.Context) error {
 	if s.closed.Load() {
-		return ErrClosed
+		return checkpoint.ErrClosed
 	}
 	return ctx.Err()
 }
 
 // Get implements Store, and remembers the key's revision for the next Put.
-func (s *KVStore) Get(ctx context.Context, stream, consumer, shardID string) (Checkpoint, bool, error) {
+func (s *Store) Get(ctx context.Context, stream, consumer, shardID string) (checkpoint.Checkpoint, bool, error) {
 	if err := s.check(ctx); err != nil {
-		return Checkpoint{}, false, err
+		return checkpoint.Checkpoint{}, false, err
 	}
-	if err := validateKey(stream, consumer, shardID); err != nil {
-		return Checkpoint{}, false, err
+	if err := checkpoint.ValidateKey(stream, consumer, shardID); err != nil {
+		return checkpoint.Checkpoint{}, false, err
 	}
 	key := kvKey(stream, consumer, shardID)
 	mu := s.lock(key)
@@ -100,14 +104,14 @@ func (s *KVStore) Get(ctx context.Context, stream, consumer, shardID string) (Ch
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		s.setRev(key, 0)
-		return Checkpoint{}, false, nil
+		return checkpoint.Checkpoint{}, false, nil
 	}
 	if err != nil {
-		return Checkpoint{}, false, fmt.Errorf("read checkpoint %s: %w", key, err)
+		return checkpoint.Checkpoint{}, false, fmt.Errorf("read checkpoint %s: %w", key, err)
 	}
 	cp, err := decodeKV(e)
 	if err != nil {
-		return Checkpoint{}, false, err
+		return checkpoint.Checkpoint{}, false, err
 	}
 	s.setRev(key, e.Revision())
 	return cp, true, nil
@@ -116,7 +120,7 @@ func (s *KVStore) Get(ctx context.Context, stream, consumer, shardID string) (Ch
 // lock takes the lock of key's stripe: Get and Put of one key are
 // serialized, so the revision a Put compares with is the latest this store
 // read or wrote.
-func (s *KVStore) lock(key string) *sync.Mutex {
+func (s *Store) lock(key string) *sync.Mutex {
 	mu := &s.locks[maphash.String(s.seed, key)%uint64(len(s.locks))]
 	mu.Lock()
 	return mu
@@ -124,7 +128,7 @@ func (s *KVStore) lock(key string) *sync.Mutex {
 
 // setRev records the revision of key this store read or wrote last (0:
 // read absent).
-func (s *KVStore) setRev(key string, rev uint64) {
+func (s *Store) setRev(key string, rev uint64) {
 	s.mu.Lock()
 	s.revs[key] = rev
 	s.mu.Unlock()
@@ -132,7 +136,7 @@ func (s *KVStore) setRev(key string, rev uint64) {
 
 // raiseRev records a revision seen by List, which runs beside the Puts of
 // the shard loops: it only ever raises what a Put or Get recorded.
-func (s *KVStore) raiseRev(key string, rev uint64) {
+func (s *Store) raiseRev(key string, rev uint64) {
 	s.mu.Lock()
 	if cur, ok := s.revs[key]; !ok || rev > cur {
 		s.revs[key] = rev
@@ -143,11 +147,11 @@ func (s *KVStore) raiseRev(key string, rev uint64) {
 // Put implements Store: a compare-and-set on the revision last seen of the
 // key (a create when it was seen absent, or never seen). A conflict is
 // ErrFenced.
-func (s *KVStore) Put(ctx context.Context, stream, consumer, shardID string, cp Checkpoint) error {
+func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp checkpoint.Checkpoint) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if err := checkPut(ctx, stream, consumer, shardID, &cp); err != nil {
+	if err := checkpoint.CheckPut(ctx, stream, consumer, shardID, &cp); err != nil {
 		return err
 	}
 	data, err := json.Marshal(kvRecord{SequenceNumber: cp.SequenceNumber, ShardEnded: cp.ShardEnded,
@@ -178,11 +182,11 @@ func (s *KVStore) Put(ctx context.Context, stream, consumer, shardID string, cp 
 }
 
 // List implements Store, and remembers every key's revision.
-func (s *KVStore) List(ctx context.Context, stream, consumer string) (map[string]Checkpoint, error) {
+func (s *Store) List(ctx context.Context, stream, consumer string) (map[string]checkpoint.Checkpoint, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	if err := validateKey(stream, consumer, "x"); err != nil {
+	if err := checkpoint.ValidateKey(stream, consumer, "x"); err != nil {
 		return nil, err
 	}
 	prefix := kvPrefix(stream, consumer)
@@ -191,7 +195,7 @@ func (s *KVStore) List(ctx context.Context, stream, consumer string) (map[string
 		return nil, fmt.Errorf("list checkpoints: %w", err)
 	}
 	defer w.Stop()
-	out := map[string]Checkpoint{}
+	out := map[string]checkpoint.Checkpoint{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -215,7 +219,7 @@ func (s *KVStore) List(ctx context.Context, stream, consumer string) (map[string
 
 // Reset implements Store: it purges every checkpoint of the stream and
 // consumer.
-func (s *KVStore) Reset(ctx context.Context, stream, consumer string) error {
+func (s *Store) Reset(ctx context.Context, stream, consumer string) error {
 	cps, err := s.List(ctx, stream, consumer)
 	if err != nil {
 		return err
@@ -232,9 +236,9 @@ func (s *KVStore) Reset(ctx context.Context, stream, consumer string) error {
 	return nil
 }
 
-// Close implements Store; later calls return ErrClosed. The bucket's
+// Close implements Store; later calls return checkpoint.ErrClosed. The bucket's
 // connection belongs to the caller.
-func (s *KVStore) Close() error {
+func (s *Store) Close() error {
 	s.closed.Store(true)
 	return nil
 }

@@ -1,0 +1,152 @@
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/internal/testutil"
+)
+
+// kvBucket creates the bucket "checkpoints" with the given replicas on url.
+func kvBucket(t *testing.T, url string, replicas int) jetstream.KeyValue {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "checkpoints", Replicas: replicas, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// Two instances on one bucket: once the second wrote a shard's checkpoint
+// (it took the shard over), the first can never overwrite it; it reads the
+// checkpoint again to write once more. On a replicated bucket too (the
+// server reports the conflict with another error code there).
+func TestFencing(t *testing.T) {
+	for _, replicas := range []int{1, 3} {
+		t.Run(itoa(replicas)+" replicas", func(t *testing.T) {
+			url := testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL()
+			if replicas == 3 {
+				url = testutil.StartCluster(t, 3).URL()
+			}
+			kv := kvBucket(t, url, replicas)
+			ctx := context.Background()
+			a, b := New(kv, "a"), New(kv, "b")
+			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); err != nil {
+				t.Fatal(err)
+			}
+			// b never read the key: its create is refused.
+			if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "99"}); !errors.Is(err, ErrFenced) {
+				t.Fatalf("blind write by b = %v, want ErrFenced", err)
+			}
+			// b takes the shard over: it reads, then writes.
+			if cp, ok, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil || !ok || cp.SequenceNumber != "11" {
+				t.Fatalf("b.Get = %+v %v %v", cp, ok, err)
+			}
+			if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err != nil {
+				t.Fatal(err)
+			}
+			// a lost the shard: fenced.
+			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); !errors.Is(err, ErrFenced) {
+				t.Fatalf("stale write by a = %v, want ErrFenced", err)
+			}
+			if cp, _, _ := b.Get(ctx, "s", "c", "shardId-1"); cp.SequenceNumber != "12" {
+				t.Fatalf("checkpoint %+v, want b's 12", cp)
+			}
+			// After a reset, the key is written anew.
+			if err := b.Reset(ctx, "s", "c"); err != nil {
+				t.Fatal(err)
+			}
+			// A new owner reads the checkpoint before writing it (a replica may
+			// answer a read before it applied the reset).
+			testutil.WaitFor(t, testutil.ClusterBound, "the reset seen", func() bool {
+				cps, err := a.List(ctx, "s", "c")
+				_, ok, gerr := a.Get(ctx, "s", "c", "shardId-1")
+				return err == nil && len(cps) == 0 && gerr == nil && !ok
+			})
+			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{ShardEnded: true}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The Store contract, as the file store keeps it: round trip, List by
+// stream and consumer (names with dots too), concurrent Puts of one store
+// never fencing each other, validation, Close.
+func TestStoreContract(t *testing.T) {
+	s := New(kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1), "a")
+	ctx := context.Background()
+	if _, ok, err := s.Get(ctx, "my.stream", "c.1", "shardId-0"); err != nil || ok {
+		t.Fatalf("Get(empty) = %v %v", ok, err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				errs <- s.Put(ctx, "my.stream", "c.1", fmt.Sprintf("shardId-%d", w), checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)})
+				errs <- s.Put(ctx, "my.stream", "c.1", "shardId-shared", checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)})
+				if _, _, err := s.Get(ctx, "my.stream", "c.1", "shardId-shared"); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Put(ctx, "my", "stream.c.1", "shardId-0", checkpoint.Checkpoint{ShardEnded: true}); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := s.List(ctx, "my.stream", "c.1")
+	if err != nil || len(cps) != 9 || cps["shardId-3"].SequenceNumber != "9" {
+		t.Fatalf("List = %v %v", cps, err)
+	}
+	if cps, _ := s.List(ctx, "my", "stream.c.1"); len(cps) != 1 || !cps["shardId-0"].ShardEnded {
+		t.Fatalf("List of the other consumer = %v", cps)
+	}
+	if err := s.Put(ctx, "a/b", "c", "s", checkpoint.Checkpoint{SequenceNumber: "1"}); !errors.Is(err, checkpoint.ErrInvalidKey) {
+		t.Fatalf("Put(invalid) = %v", err)
+	}
+	if err := s.Put(ctx, "a", "c", "s", checkpoint.Checkpoint{}); !errors.Is(err, checkpoint.ErrEmptyCheckpoint) {
+		t.Fatalf("Put(empty) = %v", err)
+	}
+	s.Close()
+	if _, _, err := s.Get(ctx, "a", "c", "s"); !errors.Is(err, checkpoint.ErrClosed) {
+		t.Fatalf("Get after Close = %v", err)
+	}
+}
