@@ -5,6 +5,11 @@
 // the packages that use them check what is in them.
 package config
 
+import (
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/relay"
+)
+
 // Config is the whole file. The yaml tags are the contract with operators:
 // renaming one is a breaking change.
 type Config struct {
@@ -33,16 +38,6 @@ type AWSConfig struct {
 	Endpoint string `yaml:"endpoint"`
 }
 
-// StartPosition is where a shard without a checkpoint starts reading.
-type StartPosition string
-
-// The start positions Kinesis accepts for SubscribeToShard.
-const (
-	StartTrimHorizon StartPosition = "TRIM_HORIZON"
-	StartLatest      StartPosition = "LATEST"
-	StartAtTimestamp StartPosition = "AT_TIMESTAMP"
-)
-
 // StreamConfig is one Kinesis stream consumed through one enhanced fan-out
 // consumer. Exactly one of Name and ARN is set.
 type StreamConfig struct {
@@ -51,8 +46,8 @@ type StreamConfig struct {
 	// Consumer is the EFO consumer name registered on the stream.
 	Consumer string `yaml:"consumer"`
 	// ConsumerARN, if set, skips registration and uses this consumer.
-	ConsumerARN   string        `yaml:"consumer_arn"`
-	StartPosition StartPosition `yaml:"start_position"`
+	ConsumerARN   string               `yaml:"consumer_arn"`
+	StartPosition fanout.StartPosition `yaml:"start_position"`
 	// StartTimestamp is RFC 3339, set iff StartPosition is AT_TIMESTAMP;
 	// StartTime returns it parsed.
 	StartTimestamp string `yaml:"start_timestamp"`
@@ -62,7 +57,7 @@ type StreamConfig struct {
 	// checkpoint (older than the retention period): "fail" (stop with an
 	// error that says what to do) or "trim_horizon" (log it loudly and read
 	// the shard from its oldest record).
-	OnExpiredCheckpoint string `yaml:"on_expired_checkpoint"`
+	OnExpiredCheckpoint fanout.ExpiredPolicy `yaml:"on_expired_checkpoint"`
 }
 
 // NATSConfig holds the NATS connection and publishing settings.
@@ -86,7 +81,7 @@ type NATSConfig struct {
 	// server's max_payload): "dead_letter" (a metadata-only message on
 	// DeadLetterSubject, counted, and the shard moves on) or "fail" (the
 	// daemon stops with an error).
-	Oversize string `yaml:"oversize"`
+	Oversize relay.OversizePolicy `yaml:"oversize"`
 	// DeadLetterSubject is a subject template for dead letters.
 	DeadLetterSubject string `yaml:"dead_letter_subject"`
 	// Stream, when its name is set, is the JetStream stream fanoutd creates
@@ -176,6 +171,8 @@ type TimersConfig struct {
 	// no subscribe attempt) for this long is stalled: /readyz turns 503 and
 	// the systemd watchdog stops being fed, so systemd restarts the daemon.
 	StallTimeout Duration `yaml:"stall_timeout"`
+	// CheckpointWriteTimeout bounds one checkpoint write.
+	CheckpointWriteTimeout Duration `yaml:"checkpoint_write_timeout"`
 }
 
 // Secret is a string that does not print itself, so that logging a Config

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fanoutd/fanoutd/fanout"
 )
 
 // mapLookup is a lookup for LoadBytes backed by a map.
@@ -66,7 +68,7 @@ func TestLoad_Invalid(t *testing.T) {
 		{"many", "" +
 			"testdata/invalid/many.yaml: aws.endpoint: must be an http or https URL (got \"ftp://example.com\")\n" +
 			"testdata/invalid/many.yaml: streams[0].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")\n" +
-			"testdata/invalid/many.yaml: streams[0].subject: wildcard '>' at offset 17 is not allowed in a published subject (got \"kinesis.{stream}.>\")\n" +
+			"testdata/invalid/many.yaml: streams[0].subject: subject template \"kinesis.{stream}.>\": wildcard '>' at offset 17: a publish subject cannot hold wildcards\n" +
 			"testdata/invalid/many.yaml: streams[1]: duplicate of streams[0] (stream \"orders\"); each stream is listed once\n" +
 			"testdata/invalid/many.yaml: nats.servers[0]: must be a URL with scheme nats, tls, ws or wss (got \"mqtt://127.0.0.1\")\n" +
 			"testdata/invalid/many.yaml: nats.publish_timeout: must be greater than 0 (got 0s)\n" +
@@ -108,20 +110,20 @@ func TestLoad_Invalid(t *testing.T) {
 		{"nats_oversize", "testdata/invalid/nats_oversize.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\")"},
 		{"start_position", "testdata/invalid/start_position.yaml: streams[1].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")"},
 		{"subject_empty_token", "" +
-			"testdata/invalid/subject_empty_token.yaml: streams[0].subject: empty token at offset 8 (\"..\") (got \"kinesis..{stream}\")\n" +
-			"testdata/invalid/subject_empty_token.yaml: streams[1].subject: must not end with '.' (got \"kinesis.{stream}.\")\n" +
-			"testdata/invalid/subject_empty_token.yaml: streams[2].subject: must not start with '.' (got \".kinesis\")"},
+			"testdata/invalid/subject_empty_token.yaml: streams[0].subject: subject template \"kinesis..{stream}\": empty token at offset 8: a subject cannot start with '.' or hold '..'\n" +
+			"testdata/invalid/subject_empty_token.yaml: streams[1].subject: subject template \"kinesis.{stream}.\": ends with '.'\n" +
+			"testdata/invalid/subject_empty_token.yaml: streams[2].subject: subject template \".kinesis\": empty token at offset 0: a subject cannot start with '.' or hold '..'"},
 		{"subject_unbalanced", "" +
-			"testdata/invalid/subject_unbalanced.yaml: streams[0].subject: unbalanced '{' at offset 8 (got \"kinesis.{stream\")\n" +
-			"testdata/invalid/subject_unbalanced.yaml: streams[1].subject: unbalanced '}' at offset 14 (got \"kinesis.stream}\")"},
-		{"subject_unknown_placeholder", "testdata/invalid/subject_unknown_placeholder.yaml: streams[0].subject: unknown placeholder {strem}; known: {stream}, {shard}, {partition_key}, {consumer} (got \"kinesis.{strem}\")"},
+			"testdata/invalid/subject_unbalanced.yaml: streams[0].subject: subject template \"kinesis.{stream\": unclosed '{' at offset 8\n" +
+			"testdata/invalid/subject_unbalanced.yaml: streams[1].subject: subject template \"kinesis.stream}\": '}' without '{' at offset 14"},
+		{"subject_unknown_placeholder", "testdata/invalid/subject_unknown_placeholder.yaml: streams[0].subject: subject template \"kinesis.{strem}\": unknown placeholder {strem} at offset 8: use {stream}, {shard}, {partition_key} or {consumer}"},
 		{"subject_whitespace", "" +
-			"testdata/invalid/subject_whitespace.yaml: streams[0].subject: whitespace at offset 8 is not allowed (got \"kinesis. {stream}\")\n" +
-			"testdata/invalid/subject_whitespace.yaml: streams[1].subject: control character at offset 8 is not allowed (got \"kinesis.\\x01\")\n" +
-			"testdata/invalid/subject_whitespace.yaml: streams[2].subject: must not be empty (got \"\")"},
+			"testdata/invalid/subject_whitespace.yaml: streams[0].subject: subject template \"kinesis. {stream}\": whitespace or control character ' ' at offset 8\n" +
+			"testdata/invalid/subject_whitespace.yaml: streams[1].subject: subject template \"kinesis.\\x01\": whitespace or control character '\\x01' at offset 8\n" +
+			"testdata/invalid/subject_whitespace.yaml: streams[2].subject: subject template is empty: set it, e.g. \"kinesis.{stream}.{shard}\""},
 		{"subject_wildcard", "" +
-			"testdata/invalid/subject_wildcard.yaml: streams[0].subject: wildcard '*' at offset 8 is not allowed in a published subject (got \"kinesis.*.{stream}\")\n" +
-			"testdata/invalid/subject_wildcard.yaml: streams[1].subject: wildcard '>' at offset 8 is not allowed in a published subject (got \"kinesis.>\")"},
+			"testdata/invalid/subject_wildcard.yaml: streams[0].subject: subject template \"kinesis.*.{stream}\": wildcard '*' at offset 8: a publish subject cannot hold wildcards\n" +
+			"testdata/invalid/subject_wildcard.yaml: streams[1].subject: subject template \"kinesis.>\": wildcard '>' at offset 8: a publish subject cannot hold wildcards"},
 		{"syntax", "testdata/invalid/syntax.yaml: yaml: line 1: did not find expected '-' indicator"},
 		{"timestamp_not_allowed", "testdata/invalid/timestamp_not_allowed.yaml: streams[0].start_timestamp: only allowed when start_position is AT_TIMESTAMP"},
 		{"top_level_list", "testdata/invalid/top_level_list.yaml: expected a mapping of sections (aws, streams, nats, checkpoint, log, timers), got a list"},
@@ -233,7 +235,7 @@ func TestLoad_Full(t *testing.T) {
 	if got, want := s.Region(), "eu-west-1"; got != want {
 		t.Fatalf("Region() = %q, want %q", got, want)
 	}
-	if got, want := s.StartPosition, StartAtTimestamp; got != want {
+	if got, want := s.StartPosition, fanout.StartAtTimestamp; got != want {
 		t.Fatalf("StartPosition = %q, want %q", got, want)
 	}
 	// Unquoted, YAML reads it as a timestamp; the string field keeps the text.
@@ -272,10 +274,10 @@ func TestLoad_Defaults(t *testing.T) {
 		Streams: []StreamConfig{{
 			Name:          "orders",
 			Consumer:      "fanoutd",
-			StartPosition: StartTrimHorizon,
+			StartPosition: fanout.StartTrimHorizon,
 			Subject:       "kinesis.{stream}",
 
-			OnExpiredCheckpoint: OnExpiredFail,
+			OnExpiredCheckpoint: fanout.OnExpiredFail,
 		}},
 		NATS: NATSConfig{
 			Servers:           []string{"nats://127.0.0.1:4222"},
@@ -299,6 +301,7 @@ func TestLoad_Defaults(t *testing.T) {
 			ConsumerPollMax:        Duration(5 * time.Second),
 			ConsumerActiveTimeout:  Duration(2 * time.Minute),
 			ShutdownTimeout:        Duration(20 * time.Second),
+			CheckpointWriteTimeout: Duration(10 * time.Second),
 			StallTimeout:           Duration(2 * time.Minute),
 		},
 	}
@@ -522,7 +525,7 @@ timers: {idle_timeout: "${IDLE}"}
 	// An empty value is an empty string, not "unset": the default does not
 	// come back.
 	_, err = LoadBytes([]byte("streams: [{name: a, subject: \"${EMPTY}\"}]\ncheckpoint: {dir: /d}\n"), mapLookup(map[string]string{"EMPTY": ""}))
-	if got, want := fmt.Sprint(err), `streams[0].subject: must not be empty (got "")`; got != want {
+	if got, want := fmt.Sprint(err), `streams[0].subject: subject template is empty: set it, e.g. "kinesis.{stream}.{shard}"`; got != want {
 		t.Fatalf("error = %q, want %q", got, want)
 	}
 }

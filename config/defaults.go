@@ -4,68 +4,62 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/relay"
 )
 
 // Defaults for keys left out of the file. A key that is present keeps its
 // value, so an explicit "0s" or "" is reported by Validate instead of being
 // silently replaced.
 const (
-	DefaultConsumer       = "fanoutd"
-	DefaultStartPosition  = StartTrimHorizon
-	DefaultSubject        = "kinesis.{stream}"
-	DefaultNATSServer     = "nats://127.0.0.1:4222"
-	DefaultConnectionName = "fanoutd"
-	DefaultLogLevel       = "info"
-	DefaultLogFormat      = "auto"
-	DefaultHTTPListen     = "127.0.0.1:9780"
-	// OnExpiredFail and OnExpiredTrimHorizon are the on_expired_checkpoint values.
-	OnExpiredFail        = "fail"
-	OnExpiredTrimHorizon = "trim_horizon"
-	// OversizeDeadLetter and OversizeFail are the nats.oversize values.
-	OversizeDeadLetter       = "dead_letter"
-	OversizeFail             = "fail"
-	DefaultDeadLetterSubject = "fanoutd.deadletter.{stream}"
-	// DefaultDeadLetterStream is the name of the dead-letter stream fanoutd
-	// creates when no JetStream stream captures the dead-letter subjects.
-	DefaultDeadLetterStream = "FANOUTD_DEAD_LETTERS"
+	DefaultStartPosition = fanout.StartTrimHorizon
+	DefaultSubject       = "kinesis.{stream}"
+	DefaultNATSServer    = "nats://127.0.0.1:4222"
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "auto"
+	DefaultHTTPListen    = "127.0.0.1:9780"
 )
 
 // Default returns a Config with every default applied and no streams; it
 // does not pass Validate until streams and checkpoint.dir are set.
 func Default() *Config {
+	ft := fanout.DefaultTimers()
 	return &Config{
 		NATS: NATSConfig{
 			Servers:        []string{DefaultNATSServer},
-			Name:           DefaultConnectionName,
-			PublishTimeout: Duration(10 * time.Second),
+			Name:           relay.DefaultConnectionName,
+			PublishTimeout: Duration(relay.DefaultPublishTimeout),
 
-			Oversize:          OversizeDeadLetter,
-			DeadLetterSubject: DefaultDeadLetterSubject,
+			Oversize:          relay.OversizeDeadLetter,
+			DeadLetterSubject: relay.DefaultDeadLetterSubject,
 			Stream: JetStreamConfig{
 				Replicas:        1,
 				Storage:         "file",
 				DuplicateWindow: Duration(2 * time.Minute),
 			},
 			DeadLetterStream: DeadLetterStreamConfig{
-				Name:    DefaultDeadLetterStream,
+				Name:    relay.DefaultDeadLetterStream,
 				Storage: "file",
 				MaxAge:  Duration(7 * 24 * time.Hour),
 			},
 		},
-		Checkpoint: CheckpointConfig{Store: StoreFile, Interval: Duration(time.Second)},
+		Checkpoint: CheckpointConfig{Store: StoreFile, Interval: Duration(ft.CheckpointInterval)},
 		Log:        LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Timers: TimersConfig{
-			IdleTimeout:            Duration(60 * time.Second),
-			ShardSyncInterval:      Duration(60 * time.Second),
-			MinResubscribeInterval: Duration(1 * time.Second),
-			BackoffInitial:         Duration(200 * time.Millisecond),
-			BackoffMax:             Duration(30 * time.Second),
-			ConsumerPollInitial:    Duration(500 * time.Millisecond),
-			ConsumerPollMax:        Duration(5 * time.Second),
-			ConsumerActiveTimeout:  Duration(2 * time.Minute),
-			ShutdownTimeout:        Duration(20 * time.Second),
+			IdleTimeout:            Duration(ft.IdleTimeout),
+			ShardSyncInterval:      Duration(ft.ShardSyncInterval),
+			MinResubscribeInterval: Duration(ft.MinResubscribeInterval),
+			BackoffInitial:         Duration(ft.BackoffInitial),
+			BackoffMax:             Duration(ft.BackoffMax),
+			ConsumerPollInitial:    Duration(ft.ConsumerPollInitial),
+			ConsumerPollMax:        Duration(ft.ConsumerPollMax),
+			ConsumerActiveTimeout:  Duration(ft.ConsumerActiveTimeout),
+			ShutdownTimeout:        Duration(ft.ShutdownTimeout),
+			CheckpointWriteTimeout: Duration(ft.CheckpointWriteTimeout),
 			StallTimeout:           Duration(2 * time.Minute),
 		},
+
 		HTTP: HTTPConfig{Listen: DefaultHTTPListen},
 	}
 }
@@ -74,11 +68,11 @@ func Default() *Config {
 // nor arn set.
 func DefaultStream() StreamConfig {
 	return StreamConfig{
-		Consumer:      DefaultConsumer,
+		Consumer:      fanout.DefaultConsumer,
 		StartPosition: DefaultStartPosition,
 		Subject:       DefaultSubject,
 
-		OnExpiredCheckpoint: OnExpiredFail,
+		OnExpiredCheckpoint: fanout.OnExpiredFail,
 	}
 }
 

@@ -5,8 +5,12 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/relay"
 )
 
 var regionRe = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
@@ -86,14 +90,14 @@ func (s StreamConfig) validate(p string, ps *problems) {
 		ps.add(p, "set either name or arn, not both")
 	case s.Name == "" && s.ARN == "":
 		ps.add(p, "name or arn is required")
-	case s.Name != "" && !nameRe.MatchString(s.Name):
+	case s.Name != "" && !fanout.NameRe.MatchString(s.Name):
 		ps.add(p+".name", "%s (got %q)", nameRule, s.Name)
 	case s.ARN != "":
-		if _, err := ParseStreamARN(s.ARN); err != nil {
+		if _, err := fanout.ParseStreamARN(s.ARN); err != nil {
 			ps.add(p+".arn", "must look like arn:aws:kinesis:REGION:ACCOUNT:stream/NAME (got %q)", s.ARN)
 		}
 	}
-	consumerOK := nameRe.MatchString(s.Consumer)
+	consumerOK := fanout.NameRe.MatchString(s.Consumer)
 	if !consumerOK {
 		ps.add(p+".consumer", "%s (got %q)", nameRule, s.Consumer)
 	}
@@ -101,17 +105,14 @@ func (s StreamConfig) validate(p string, ps *problems) {
 		s.validateConsumerARN(p+".consumer_arn", consumerOK, ps)
 	}
 
-	positionOK := true
-	switch s.StartPosition {
-	case StartTrimHorizon, StartLatest, StartAtTimestamp:
-	default:
-		positionOK = false
-		ps.add(p+".start_position", "must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got %q)", s.StartPosition)
+	positionOK := slices.Contains(fanout.StartPositions, s.StartPosition)
+	if !positionOK {
+		ps.add(p+".start_position", "must be one of %s (got %q)", oneOf(fanout.StartPositions), s.StartPosition)
 	}
 	switch {
-	case s.StartPosition == StartAtTimestamp && s.StartTimestamp == "":
+	case s.StartPosition == fanout.StartAtTimestamp && s.StartTimestamp == "":
 		ps.add(p+".start_timestamp", "required when start_position is AT_TIMESTAMP")
-	case s.StartPosition == StartAtTimestamp:
+	case s.StartPosition == fanout.StartAtTimestamp:
 		if _, err := time.Parse(time.RFC3339, s.StartTimestamp); err != nil {
 			ps.add(p+".start_timestamp", "must be an RFC 3339 time such as 2024-01-02T15:04:05Z (got %q)", s.StartTimestamp)
 		}
@@ -119,13 +120,11 @@ func (s StreamConfig) validate(p string, ps *problems) {
 		ps.add(p+".start_timestamp", "only allowed when start_position is AT_TIMESTAMP")
 	}
 
-	if err := ValidateSubjectTemplate(s.Subject); err != nil {
-		ps.add(p+".subject", "%v (got %q)", err, s.Subject)
+	if _, err := relay.ParseSubjectTemplate(s.Subject); err != nil {
+		ps.add(p+".subject", "%v", err)
 	}
-	switch s.OnExpiredCheckpoint {
-	case OnExpiredFail, OnExpiredTrimHorizon:
-	default:
-		ps.add(p+".on_expired_checkpoint", "must be one of fail, trim_horizon (got %q)", s.OnExpiredCheckpoint)
+	if !slices.Contains(fanout.ExpiredPolicies, s.OnExpiredCheckpoint) {
+		ps.add(p+".on_expired_checkpoint", "must be one of %s (got %q)", oneOf(fanout.ExpiredPolicies), s.OnExpiredCheckpoint)
 	}
 }
 
@@ -133,12 +132,12 @@ func (s StreamConfig) validate(p string, ps *problems) {
 // consumer: the consumer name keys checkpoints and the {consumer}
 // placeholder, so the two must agree.
 func (s StreamConfig) validateConsumerARN(p string, consumerOK bool, ps *problems) {
-	ca, err := ParseConsumerARN(s.ConsumerARN)
+	ca, err := fanout.ParseConsumerARN(s.ConsumerARN)
 	if err != nil {
 		ps.add(p, "must look like arn:aws:kinesis:REGION:ACCOUNT:stream/NAME/consumer/CONSUMER:TIMESTAMP (got %q)", s.ConsumerARN)
 		return
 	}
-	if sa, err := ParseStreamARN(s.ARN); err == nil && s.Name == "" && ca.StreamARN != sa {
+	if sa, err := fanout.ParseStreamARN(s.ARN); err == nil && s.Name == "" && ca.StreamARN != sa {
 		ps.add(p, "names stream %s, not %s", ca.StreamARN, sa)
 	} else if s.Name != "" && s.ARN == "" && ca.Stream != s.Name {
 		ps.add(p, "names stream %q, not %q", ca.Stream, s.Name)
@@ -197,13 +196,11 @@ func (n NATSConfig) validate(ps *problems) {
 		ps.add("nats.tls.cert_file", "required when nats.tls.key_file is set")
 	}
 	positive("nats.publish_timeout", n.PublishTimeout, ps)
-	switch n.Oversize {
-	case OversizeDeadLetter, OversizeFail:
-	default:
-		ps.add("nats.oversize", "must be one of dead_letter, fail (got %q)", n.Oversize)
+	if !slices.Contains(relay.OversizePolicies, n.Oversize) {
+		ps.add("nats.oversize", "must be one of %s (got %q)", oneOf(relay.OversizePolicies), n.Oversize)
 	}
-	if err := ValidateSubjectTemplate(n.DeadLetterSubject); err != nil {
-		ps.add("nats.dead_letter_subject", "%v (got %q)", err, n.DeadLetterSubject)
+	if _, err := relay.ParseSubjectTemplate(n.DeadLetterSubject); err != nil {
+		ps.add("nats.dead_letter_subject", "%v", err)
 	}
 	n.Stream.validate(n.JetStream, ps)
 	n.DeadLetterStream.validate(ps)
@@ -329,6 +326,7 @@ func (t TimersConfig) validate(ps *problems) {
 		{"consumer_active_timeout", t.ConsumerActiveTimeout},
 		{"shutdown_timeout", t.ShutdownTimeout},
 		{"stall_timeout", t.StallTimeout},
+		{"checkpoint_write_timeout", t.CheckpointWriteTimeout},
 	} {
 		positive("timers."+f.key, f.d, ps)
 	}
@@ -355,4 +353,13 @@ func (h HTTPConfig) validate(ps *problems) {
 	if _, port, err := net.SplitHostPort(h.Listen); err != nil || port == "" {
 		ps.add("http.listen", "must be host:port, e.g. 127.0.0.1:9780, or empty to turn it off (got %q)", h.Listen)
 	}
+}
+
+// oneOf lists the values of an enum for an error message: "a, b, c".
+func oneOf[T ~string](values []T) string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return strings.Join(out, ", ")
 }

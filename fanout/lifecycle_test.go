@@ -84,8 +84,8 @@ func subscribedAll(t *testing.T, c *StreamConsumer, want int) {
 // TRIM_HORIZON, so what producers wrote to them before they were
 // subscribed is not skipped.
 func TestReshardChildrenLoseNothingWithLatestOrTimestamp(t *testing.T) {
-	for _, start := range []string{StartLatest, StartAtTimestamp} {
-		t.Run(start, func(t *testing.T) {
+	for _, start := range []StartPosition{StartLatest, StartAtTimestamp} {
+		t.Run(string(start), func(t *testing.T) {
 			h := newHarness(t, fastEmulator())
 			if err := h.emu.CreateStream("s", 2); err != nil {
 				t.Fatal(err)

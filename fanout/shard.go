@@ -44,7 +44,7 @@ type shardLoop struct {
 	st    *shardState
 	log   zerolog.Logger
 	pos   string // last delivered continuation; "" = use the start position
-	start string // start position when pos is ""
+	start StartPosition // start position when pos is ""
 	saved string // last persisted pos
 	saveT time.Time
 	batch record.Batch

@@ -18,18 +18,33 @@ import (
 	"github.com/fanoutd/fanoutd/record"
 )
 
-// Start positions for shards without a checkpoint.
+// StartPosition is where a shard of a stream's first read starts.
+type StartPosition string
+
+// The start positions.
 const (
-	StartTrimHorizon = "TRIM_HORIZON"
-	StartLatest      = "LATEST"
-	StartAtTimestamp = "AT_TIMESTAMP"
+	StartTrimHorizon StartPosition = "TRIM_HORIZON"
+	StartLatest      StartPosition = "LATEST"
+	StartAtTimestamp StartPosition = "AT_TIMESTAMP"
 )
 
-// Policies for a checkpoint that Kinesis no longer accepts.
+// StartPositions are every StartPosition, for validation.
+var StartPositions = []StartPosition{StartTrimHorizon, StartLatest, StartAtTimestamp}
+
+// ExpiredPolicy is what happens to a checkpoint Kinesis no longer accepts.
+type ExpiredPolicy string
+
+// The expired-checkpoint policies.
 const (
-	OnExpiredFail        = "fail"
-	OnExpiredTrimHorizon = "trim_horizon"
+	OnExpiredFail        ExpiredPolicy = "fail"
+	OnExpiredTrimHorizon ExpiredPolicy = "trim_horizon"
 )
+
+// ExpiredPolicies are every ExpiredPolicy, for validation.
+var ExpiredPolicies = []ExpiredPolicy{OnExpiredFail, OnExpiredTrimHorizon}
+
+// DefaultConsumer is the EFO consumer name when none is configured.
+const DefaultConsumer = "fanoutd"
 
 // StreamSpec is one stream to consume.
 type StreamSpec struct {
@@ -41,10 +56,10 @@ type StreamSpec struct {
 	Consumer    string
 	ConsumerARN string
 	// StartPosition is used for shards without a checkpoint.
-	StartPosition  string
+	StartPosition  StartPosition
 	StartTimestamp time.Time
 	// OnExpiredCheckpoint: OnExpiredFail (default) or OnExpiredTrimHorizon.
-	OnExpiredCheckpoint string
+	OnExpiredCheckpoint ExpiredPolicy
 }
 
 // Timers are every duration the consumer waits on.
@@ -67,6 +82,8 @@ type Timers struct {
 	// a shard (0: after every event). The in-memory position always follows
 	// every event; this only bounds the replay after a crash.
 	CheckpointInterval time.Duration
+	// CheckpointWriteTimeout bounds one checkpoint write.
+	CheckpointWriteTimeout time.Duration
 }
 
 // DefaultTimers are the production values.
@@ -82,6 +99,7 @@ func DefaultTimers() Timers {
 		ConsumerActiveTimeout:  2 * time.Minute,
 		ShutdownTimeout:        20 * time.Second,
 		CheckpointInterval:     time.Second,
+		CheckpointWriteTimeout: 10 * time.Second,
 	}
 }
 
@@ -94,11 +112,24 @@ type Options struct {
 	Log         zerolog.Logger
 }
 
+// ShardState is where a shard is in its life, as fanoutd reads it.
+type ShardState string
+
+// The shard states.
+const (
+	// ShardWaiting: not read yet, waiting for its parents to end.
+	ShardWaiting ShardState = "waiting"
+	// ShardReading: its loop runs (subscribed, or resubscribing).
+	ShardReading ShardState = "reading"
+	// ShardEnded: read to its end (or gone from the stream).
+	ShardEnded ShardState = "ended"
+)
+
 // ShardStatus is a snapshot of one shard's loop.
 type ShardStatus struct {
 	Stream, ShardID string
 	Parents         []string
-	State           string // waiting (for parents), reading, ended
+	State           ShardState
 	// Subscribed: a subscription is open now.
 	Subscribed bool
 	// Checkpoint is the last delivered continuation; CheckpointSavedAt is
@@ -129,7 +160,7 @@ type shardState struct {
 	// start is the position of a shard without a checkpoint: the configured
 	// one only for the shards of a stream's first read, TRIM_HORIZON for
 	// every shard that appears later (a reshard's children).
-	start   string
+	start   StartPosition
 	started bool
 	ended   bool
 	status  ShardStatus
@@ -165,7 +196,7 @@ type StreamConsumer struct {
 // NewStreamConsumer returns a consumer for spec.
 func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 	if spec.Consumer == "" {
-		spec.Consumer = "fanoutd"
+		spec.Consumer = DefaultConsumer
 	}
 	if spec.StartPosition == "" {
 		spec.StartPosition = StartTrimHorizon
@@ -173,8 +204,8 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 	if spec.OnExpiredCheckpoint == "" {
 		spec.OnExpiredCheckpoint = OnExpiredFail
 	}
-	if spec.Name == "" && spec.ARN != "" {
-		spec.Name = streamNameFromARN(spec.ARN)
+	if a, err := ParseStreamARN(spec.ARN); spec.Name == "" && err == nil {
+		spec.Name = a.Stream
 	}
 	def := DefaultTimers()
 	t := o.Timers
@@ -183,7 +214,7 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		{&t.MinResubscribeInterval, &def.MinResubscribeInterval}, {&t.BackoffInitial, &def.BackoffInitial},
 		{&t.BackoffMax, &def.BackoffMax}, {&t.ConsumerPollInitial, &def.ConsumerPollInitial},
 		{&t.ConsumerPollMax, &def.ConsumerPollMax}, {&t.ConsumerActiveTimeout, &def.ConsumerActiveTimeout},
-		{&t.ShutdownTimeout, &def.ShutdownTimeout},
+		{&t.ShutdownTimeout, &def.ShutdownTimeout}, {&t.CheckpointWriteTimeout, &def.CheckpointWriteTimeout},
 	} {
 		if *p.v <= 0 {
 			*p.v = *p.d
@@ -199,15 +230,6 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),
 	}
-}
-
-func streamNameFromARN(arn string) string {
-	for i := len(arn) - 1; i >= 0; i-- {
-		if arn[i] == '/' {
-			return arn[i+1:]
-		}
-	}
-	return arn
 }
 
 // Name is the stream's name.
@@ -290,7 +312,7 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 	}
 	if old, stale := c.staleCheckpoints(cps); stale {
 		c.log.Warn().Time("stream_created", c.created).Time("checkpoints_of_stream_created", old).Int("checkpoints", len(cps)).
-			Str("start_position", c.spec.StartPosition).
+			Str("start_position", string(c.spec.StartPosition)).
 			Msg("the stream was deleted and created again under its name: its checkpoints belong to the deleted stream; discarding them, registering the consumer again and reading the new stream from start_position")
 		if err := c.store.Reset(ctx, c.spec.Name, c.spec.Consumer); err != nil {
 			return c.fatal(ctx, fmt.Errorf("discard the checkpoints of the deleted stream: %w", err))
@@ -471,18 +493,18 @@ func (c *StreamConsumer) shardGone(ctx context.Context, shardID string) (gone bo
 // putCheckpoint writes a shard's checkpoint, tagged with the stream's
 // incarnation, within the checkpoint write timeout.
 func (c *StreamConsumer) putCheckpoint(shardID string, cp checkpoint.Checkpoint) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timers.CheckpointWriteTimeout)
 	defer cancel()
 	cp.StreamCreated = c.created
 	return c.store.Put(ctx, c.spec.Name, c.spec.Consumer, shardID, cp)
 }
 
-func (c *StreamConsumer) addShardLocked(id string, parents []string, start string, ended bool) {
+func (c *StreamConsumer) addShardLocked(id string, parents []string, start StartPosition, ended bool) {
 	st := &shardState{id: id, parents: parents, start: start, ended: ended}
-	st.status = ShardStatus{Stream: c.spec.Name, ShardID: id, Parents: parents, State: "waiting",
+	st.status = ShardStatus{Stream: c.spec.Name, ShardID: id, Parents: parents, State: ShardWaiting,
 		Ends: map[string]uint64{}, Errors: map[string]uint64{}}
 	if ended {
-		st.status.State = "ended"
+		st.status.State = ShardEnded
 	}
 	c.shards[id] = st
 	c.log.Debug().Str("shard", id).Strs("parents", parents).Bool("ended", ended).Msg("shard discovered")
@@ -509,7 +531,7 @@ func (c *StreamConsumer) startable() []*shardState {
 		}
 		if ready {
 			st.started = true
-			st.status.State = "reading"
+			st.status.State = ShardReading
 			st.status.LastActivity = time.Now()
 			out = append(out, st)
 		}
@@ -523,7 +545,7 @@ func (c *StreamConsumer) startable() []*shardState {
 func (c *StreamConsumer) shardEnded(st *shardState, children []types.ChildShard) {
 	c.mu.Lock()
 	st.ended = true
-	st.status.State = "ended"
+	st.status.State = ShardEnded
 	for _, ch := range children {
 		id := aws.ToString(ch.ShardId)
 		if _, ok := c.shards[id]; !ok && id != "" {

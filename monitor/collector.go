@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fanoutd/fanoutd/fanout"
 )
 
 // collector turns the consumers' and the publisher's snapshots into
@@ -48,7 +50,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ a, b string }
 	ends, errs, states := map[key]float64{}, map[key]float64{}, map[key]float64{}
 	for _, s := range src.Shards() {
-		states[key{s.Stream, s.State}]++
+		states[key{s.Stream, string(s.State)}]++
 		for r, n := range s.Ends {
 			ends[key{s.Stream, r}] += float64(n)
 		}
@@ -58,7 +60,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHandled, prometheus.CounterValue, float64(s.Records), s.Stream, s.ShardID)
 		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(s.Events), s.Stream, s.ShardID)
 		ch <- prometheus.MustNewConstMetric(descSubsStarted, prometheus.CounterValue, float64(s.Subscriptions), s.Stream, s.ShardID)
-		if s.State != "reading" {
+		if s.State != fanout.ShardReading {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(descBehind, prometheus.GaugeValue, float64(s.MillisBehindLatest), s.Stream, s.ShardID)

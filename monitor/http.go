@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -65,8 +66,8 @@ func (m *Monitor) Status() Status {
 			byStream[s.Stream] = ss
 		}
 		sh := ShardStatus{
-			ID: s.ShardID, Parents: s.Parents, State: s.State, Subscribed: s.Subscribed,
-			Stalled:    s.State == "reading" && now.Sub(s.LastActivity) > m.stallTimeout,
+			ID: s.ShardID, Parents: s.Parents, State: string(s.State), Subscribed: s.Subscribed,
+			Stalled:    s.State == fanout.ShardReading && now.Sub(s.LastActivity) > m.stallTimeout,
 			Checkpoint: s.Checkpoint, CheckpointSavedAt: s.CheckpointSavedAt,
 			MillisBehindLatest: s.MillisBehindLatest, LastEvent: s.LastEvent,
 			Records: s.Records, Events: s.Events, Subscriptions: s.Subscriptions,

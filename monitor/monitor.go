@@ -47,6 +47,8 @@ type Monitor struct {
 	reg            *prometheus.Registry
 	publishLatency *prometheus.HistogramVec
 	publishErrors  *prometheus.CounterVec
+	reloadOK       prometheus.Gauge
+	reloadOKAt     prometheus.Gauge
 }
 
 // New returns a monitor. stallTimeout is how long a reading shard's loop may
@@ -63,7 +65,18 @@ func New(src Sources, stallTimeout time.Duration, version string) *Monitor {
 		Name: "fanoutd_publish_failed_batches_total",
 		Help: "Batches NATS did not confirm (the shard retries them from its checkpoint).",
 	}, []string{"stream"})
-	m.reg.MustRegister(m.publishLatency, m.publishErrors, &collector{m: m},
+	// As Prometheus and Alertmanager name them: the config loaded at start
+	// counts as the first successful reload.
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fanoutd_config_last_reload_successful",
+		Help: "1 if the last configuration reload (SIGHUP) was applied, 0 if it was rejected and the running configuration kept.",
+	})
+	m.reloadOKAt = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fanoutd_config_last_reload_success_timestamp_seconds",
+		Help: "When the configuration was last loaded successfully (at start, or by a reload), in seconds since the epoch.",
+	})
+	m.SetReloaded(true, m.startedAt)
+	m.reg.MustRegister(m.publishLatency, m.publishErrors, m.reloadOK, m.reloadOKAt, &collector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,6 +95,16 @@ func (m *Monitor) sources() Sources {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.src
+}
+
+// SetReloaded records the outcome of a configuration reload at t.
+func (m *Monitor) SetReloaded(ok bool, t time.Time) {
+	if ok {
+		m.reloadOK.Set(1)
+		m.reloadOKAt.Set(float64(t.UnixMilli()) / 1000)
+		return
+	}
+	m.reloadOK.Set(0)
 }
 
 // SetStarted marks the daemon as started: every stream consumer runs.
@@ -124,7 +147,7 @@ func (m *Monitor) Health() Health {
 	h := Health{NATSConnected: src.NATSConnected != nil && src.NATSConnected()}
 	reading := map[string]bool{}
 	for _, s := range src.Shards() {
-		if s.State != "reading" {
+		if s.State != fanout.ShardReading {
 			continue
 		}
 		reading[s.Stream] = true

@@ -11,7 +11,7 @@ import (
 	"github.com/fanoutd/fanoutd/relay"
 )
 
-func shard(stream, id, state string, subscribed bool, activity time.Duration) fanout.ShardStatus {
+func shard(stream, id string, state fanout.ShardState, subscribed bool, activity time.Duration) fanout.ShardStatus {
 	return fanout.ShardStatus{Stream: stream, ShardID: id, State: state, Subscribed: subscribed,
 		LastActivity: time.Now().Add(-activity), Ends: map[string]uint64{}, Errors: map[string]uint64{}}
 }

@@ -14,8 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
-
-	"github.com/fanoutd/fanoutd/config"
 )
 
 // Reconnect and liveness settings. Reconnecting never stops once connected:
@@ -30,14 +28,39 @@ const (
 	maxPingsOut  = 3
 	// dialTimeout bounds one TCP+TLS dial of one server.
 	dialTimeout = 2 * time.Second
-	// defaultConnectBound applies when cfg.PublishTimeout is not set.
+	// defaultConnectBound applies when ConnectTimeout is not set.
 	defaultConnectBound = 10 * time.Second
 )
+
+// ConnOptions say how to connect to NATS.
+type ConnOptions struct {
+	Servers []string
+	// Name is the connection's name in the server (default
+	// DefaultConnectionName).
+	Name string
+	// At most one way to authenticate: a creds file, an nkey seed file, a
+	// token, or a user and password.
+	CredsFile, NKeySeedFile string
+	Token                   string
+	User, Password          string
+	// TLS files: a CA to verify the server, a client certificate and key.
+	CAFile, CertFile, KeyFile string
+	// ConnectTimeout bounds the first connection (default 10s).
+	ConnectTimeout time.Duration
+}
+
+// String leaves the secrets out.
+func (o ConnOptions) String() string {
+	return fmt.Sprintf("nats %s as %q", RedactURLs(o.Servers), o.Name)
+}
+
+// DefaultConnectionName is the NATS connection name when none is set.
+const DefaultConnectionName = "fanoutd"
 
 // Connect connects to the NATS servers of cfg and returns once connected.
 //
 // At start it fails fast: if no server can be reached within
-// cfg.PublishTimeout (or before ctx is done) it returns an error, so that the
+// ConnectTimeout (or before ctx is done) it returns an error, so that the
 // service manager restarts the daemon and the operator sees why. An error no
 // retry can cure (authorization, TLS verification, a missing creds, nkey or
 // certificate file) is returned at once. Once connected, the connection
@@ -45,7 +68,7 @@ const (
 // disconnect, reconnect and asynchronous error on log. No secret (token,
 // password, creds or seed contents, URL user info) is ever logged or put in
 // an error.
-func Connect(ctx context.Context, cfg config.NATSConfig, log zerolog.Logger) (*nats.Conn, error) {
+func Connect(ctx context.Context, cfg ConnOptions, log zerolog.Logger) (*nats.Conn, error) {
 	if len(cfg.Servers) == 0 {
 		return nil, errors.New("connect to NATS: no servers configured: set nats.servers")
 	}
@@ -57,7 +80,7 @@ func Connect(ctx context.Context, cfg config.NATSConfig, log zerolog.Logger) (*n
 	servers := strings.Join(cfg.Servers, ",")
 	shown := RedactURLs(cfg.Servers)
 
-	bound := time.Duration(cfg.PublishTimeout)
+	bound := cfg.ConnectTimeout
 	if bound <= 0 {
 		bound = defaultConnectBound
 	}
@@ -90,10 +113,10 @@ func Connect(ctx context.Context, cfg config.NATSConfig, log zerolog.Logger) (*n
 }
 
 // connectOptions translates cfg into nats.go options.
-func connectOptions(cfg config.NATSConfig, log zerolog.Logger) ([]nats.Option, error) {
+func connectOptions(cfg ConnOptions, log zerolog.Logger) ([]nats.Option, error) {
 	name := cfg.Name
 	if name == "" {
-		name = config.DefaultConnectionName
+		name = DefaultConnectionName
 	}
 	opts := []nats.Option{
 		nats.Name(name),
@@ -125,18 +148,18 @@ func connectOptions(cfg config.NATSConfig, log zerolog.Logger) ([]nats.Option, e
 		}
 		opts = append(opts, o)
 	case cfg.Token != "":
-		opts = append(opts, nats.Token(string(cfg.Token)))
+		opts = append(opts, nats.Token(cfg.Token))
 	case cfg.User != "":
-		opts = append(opts, nats.UserInfo(cfg.User, string(cfg.Password)))
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}
 
 	// nats.go turns TLS on by itself for tls:// URLs and when a CA or a
 	// client certificate is given.
-	if cfg.TLS.CAFile != "" {
-		opts = append(opts, nats.RootCAs(cfg.TLS.CAFile))
+	if cfg.CAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.CAFile))
 	}
-	if cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "" {
-		opts = append(opts, nats.ClientCert(cfg.TLS.CertFile, cfg.TLS.KeyFile))
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
+		opts = append(opts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
 	}
 
 	opts = append(opts, connLogHandlers(log)...)

@@ -12,13 +12,11 @@ import (
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutd/fanoutd/config"
-
 	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // connectLogged connects with cfg and returns what was logged so far.
-func connectLogged(t *testing.T, cfg config.NATSConfig) (*nats.Conn, *logBuffer, error) {
+func connectLogged(t *testing.T, cfg ConnOptions) (*nats.Conn, *logBuffer, error) {
 	t.Helper()
 	logs := &logBuffer{}
 	nc, err := Connect(context.Background(), cfg, zerolog.New(logs))
@@ -145,7 +143,7 @@ func TestConnectTLS(t *testing.T) {
 	t.Run("CA", func(t *testing.T) {
 		s := startServer(t, testServerConfig{TLS: pki})
 		cfg := s.natsConfig() // tls:// URL
-		cfg.TLS.CAFile = pki.CA
+		cfg.CAFile = pki.CA
 		nc, _, err := connectLogged(t, cfg)
 		if err != nil {
 			t.Fatalf("Connect: %v", err)
@@ -175,8 +173,8 @@ func TestConnectTLS(t *testing.T) {
 	t.Run("client certificate", func(t *testing.T) {
 		s := startServer(t, testServerConfig{TLS: pki, VerifyTLS: true})
 		cfg := s.natsConfig()
-		cfg.TLS.CAFile = pki.CA
-		cfg.TLS.CertFile, cfg.TLS.KeyFile = pki.ClientCert, pki.ClientKey
+		cfg.CAFile = pki.CA
+		cfg.CertFile, cfg.KeyFile = pki.ClientCert, pki.ClientKey
 		if _, _, err := connectLogged(t, cfg); err != nil {
 			t.Fatalf("Connect: %v", err)
 		}
@@ -187,7 +185,7 @@ func TestConnectNoServer(t *testing.T) {
 	s := startServer(t, testServerConfig{})
 	s.Shutdown()
 	cfg := s.natsConfig()
-	cfg.PublishTimeout = config.Duration(300 * time.Millisecond)
+	cfg.ConnectTimeout = 300 * time.Millisecond
 	start := time.Now()
 	_, logs, err := connectLogged(t, cfg)
 	if err == nil || !strings.Contains(err.Error(), "no server reachable within 300ms") {

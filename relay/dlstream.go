@@ -10,8 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/fanoutd/fanoutd/config"
 )
 
 // ErrJetStreamPermission marks a JetStream API call the NATS server refused
@@ -41,13 +39,28 @@ func (t *SubjectTemplate) FilterSubject() string {
 	return strings.Join(tokens, ".")
 }
 
+// DeadLetterStreamSpec describes the stream fanoutd creates for dead
+// letters when no stream captures them.
+type DeadLetterStreamSpec struct {
+	Name string
+	// Storage is "file" (default) or "memory".
+	Storage string
+	// Replicas 0: 3 on a cluster of 3 or more servers, else 1.
+	Replicas int
+	MaxAge   time.Duration
+}
+
+// DefaultDeadLetterStream is the name of the dead-letter stream fanoutd
+// creates when no JetStream stream captures the dead-letter subjects.
+const DefaultDeadLetterStream = "FANOUTD_DEAD_LETTERS"
+
 // EnsureDeadLetterStream creates the dead-letter stream c for the subject
 // filters subjects, as Kafka Connect creates its dead-letter topic, when no
 // stream captures the dead-letter subjects. Replicas 0 means 3 on a cluster
 // of at least three servers, else 1. A stream of that name that already
 // exists is used as it is if it captures subjects. An error that wraps
 // ErrJetStreamPermission says which permission is missing.
-func EnsureDeadLetterStream(ctx context.Context, nc *nats.Conn, c config.DeadLetterStreamConfig, subjects []string, log zerolog.Logger) error {
+func EnsureDeadLetterStream(ctx context.Context, nc *nats.Conn, c DeadLetterStreamSpec, subjects []string, log zerolog.Logger) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -65,7 +78,7 @@ func EnsureDeadLetterStream(ctx context.Context, nc *nats.Conn, c config.DeadLet
 		Subjects:    subjects,
 		Replicas:    replicas,
 		Storage:     jetstream.FileStorage,
-		MaxAge:      time.Duration(c.MaxAge),
+		MaxAge:      c.MaxAge,
 		Discard:     jetstream.DiscardOld,
 	}
 	if c.Storage == "memory" {

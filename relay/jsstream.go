@@ -10,14 +10,24 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/fanoutd/fanoutd/config"
 )
+
+// StreamSpec describes the JetStream stream fanoutd creates for records.
+type StreamSpec struct {
+	Name     string
+	Subjects []string
+	Replicas int
+	// Storage is "file" (default) or "memory".
+	Storage         string
+	DuplicateWindow time.Duration
+	// MaxBytes and MaxMsgs bound the stream; 0 is unlimited.
+	MaxBytes, MaxMsgs int64
+}
 
 // EnsureStream creates the JetStream stream described by c, or checks the
 // one that exists: a stream with other settings is used as it is, with a
 // warning per difference (fanoutd does not change a stream it did not make).
-func EnsureStream(ctx context.Context, nc *nats.Conn, c config.JetStreamConfig, log zerolog.Logger) error {
+func EnsureStream(ctx context.Context, nc *nats.Conn, c StreamSpec, log zerolog.Logger) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -27,7 +37,7 @@ func EnsureStream(ctx context.Context, nc *nats.Conn, c config.JetStreamConfig, 
 		Subjects:   c.Subjects,
 		Replicas:   c.Replicas,
 		Storage:    jetstream.FileStorage,
-		Duplicates: time.Duration(c.DuplicateWindow),
+		Duplicates: c.DuplicateWindow,
 		MaxBytes:   orUnlimited(c.MaxBytes),
 		MaxMsgs:    orUnlimited(c.MaxMsgs),
 		Discard:    jetstream.DiscardNew,

@@ -22,8 +22,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutd/fanoutd/config"
-
 	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
@@ -124,12 +122,11 @@ func (s *testServer) URL() string {
 }
 
 // natsConfig returns a config for the server with no auth and no TLS.
-func (s *testServer) natsConfig() config.NATSConfig {
-	return config.NATSConfig{
+func (s *testServer) natsConfig() ConnOptions {
+	return ConnOptions{
 		Servers:        []string{s.URL()},
 		Name:           "fanoutd-test",
-		JetStream:      s.cfg.JetStream,
-		PublishTimeout: config.Duration(5 * time.Second),
+		ConnectTimeout: 5 * time.Second,
 	}
 }
 

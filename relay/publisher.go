@@ -48,7 +48,7 @@ type Options struct {
 	// Oversize is what happens to a record NATS can't take (over the
 	// server's max_payload, or a JetStream stream's max_msg_size):
 	// OversizeDeadLetter (default) or OversizeFail.
-	Oversize string
+	Oversize OversizePolicy
 	// Log receives warnings about retries and dead letters.
 	Log zerolog.Logger
 	// Observe, if set, is called after every Handle with the batch's stream,
@@ -57,11 +57,17 @@ type Options struct {
 	Observe func(stream string, records int, d time.Duration, err error)
 }
 
-// Oversize policies.
+// OversizePolicy is what happens to a record NATS can't carry.
+type OversizePolicy string
+
+// The oversize policies.
 const (
-	OversizeDeadLetter = "dead_letter"
-	OversizeFail       = "fail"
+	OversizeDeadLetter OversizePolicy = "dead_letter"
+	OversizeFail       OversizePolicy = "fail"
 )
+
+// OversizePolicies are every OversizePolicy, for validation.
+var OversizePolicies = []OversizePolicy{OversizeDeadLetter, OversizeFail}
 
 // Stats are the Publisher's counters since NewPublisher. Records are
 // counted when Handle returns nil for their batch, so a replayed batch is

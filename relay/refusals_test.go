@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/record"
 )
 
@@ -55,8 +54,8 @@ func keyedBatch(shard, key string, n int) *record.Batch {
 func TestHandleCorePermissionDenied(t *testing.T) {
 	srv := startDenyingServer(t, "kinesis.orders.denied")
 	log := &logBuffer{}
-	nc, err := Connect(context.Background(), config.NATSConfig{Servers: []string{srv.ClientURL()}, User: "fanoutd", Password: "pw",
-		PublishTimeout: config.Duration(5 * time.Second)}, zerolog.Nop())
+	nc, err := Connect(context.Background(), ConnOptions{Servers: []string{srv.ClientURL()}, User: "fanoutd", Password: "pw",
+		ConnectTimeout: 5 * time.Second}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

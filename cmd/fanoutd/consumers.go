@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/fanout"
@@ -41,7 +40,7 @@ type awsFlags struct {
 // without --config). A stream ARN supplies the region when no flag does.
 func (f awsFlags) client(ctx context.Context, stream string) (*kinesis.Client, *config.Config, error) {
 	o := fanout.ClientOptions{Region: f.Region, Profile: f.Profile, Endpoint: f.Endpoint}
-	if a, err := config.ParseStreamARN(stream); err == nil && o.Region == "" {
+	if a, err := fanout.ParseStreamARN(stream); err == nil && o.Region == "" {
 		o.Region = a.Region
 	}
 	var cfg *config.Config
@@ -93,13 +92,13 @@ func (c *ConsumersListCmd) Run(ctx context.Context, w io.Writer) error {
 	}
 	total := 0
 	for _, s := range streams {
-		arn, err := describeStreamARN(ctx, kc, s)
+		arn, err := fanout.DescribeStreamARN(ctx, kc, s)
 		if err != nil {
 			return err
 		}
-		consumers, err := listConsumers(ctx, kc, arn)
+		consumers, err := fanout.ListConsumers(ctx, kc, arn)
 		if err != nil {
-			return fmt.Errorf("list consumers of stream %s: %w", s, err)
+			return err
 		}
 		for _, cs := range consumers {
 			if len(streams) > 1 {
@@ -135,18 +134,17 @@ func (c *ConsumersDeregisterCmd) Run(ctx context.Context, std stdio) error {
 	if err != nil {
 		return err
 	}
-	arn, err := describeStreamARN(ctx, kc, c.Stream)
+	arn, err := fanout.DescribeStreamARN(ctx, kc, c.Stream)
 	if err != nil {
 		return err
 	}
-	d, err := kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String(c.Consumer)})
-	if err != nil {
-		if awsErrorCode(err) == "ResourceNotFoundException" {
-			return fmt.Errorf("consumer %s is not registered on stream %s: see `fanoutd consumers list --stream %s`", c.Consumer, c.Stream, c.Stream)
-		}
-		return fmt.Errorf("describe consumer %s: %w", c.Consumer, err)
+	desc, err := fanout.DescribeConsumer(ctx, kc, arn, c.Consumer)
+	if errors.Is(err, fanout.ErrConsumerNotFound) {
+		return fmt.Errorf("consumer %s is not registered on stream %s: see `fanoutd consumers list --stream %s`", c.Consumer, c.Stream, c.Stream)
 	}
-	desc := d.ConsumerDescription
+	if err != nil {
+		return err
+	}
 	consumerARN := aws.ToString(desc.ConsumerARN)
 	if desc.ConsumerStatus == types.ConsumerStatusDeleting {
 		fmt.Fprintf(std.out, "consumer %s on stream %s is already DELETING\n", c.Consumer, c.Stream)
@@ -166,73 +164,23 @@ func (c *ConsumersDeregisterCmd) Run(ctx context.Context, std stdio) error {
 			return fmt.Errorf("not confirmed: consumer %s was not deregistered", c.Consumer)
 		}
 	}
-	if _, err := kc.DeregisterStreamConsumer(ctx, &kinesis.DeregisterStreamConsumerInput{ConsumerARN: aws.String(consumerARN)}); err != nil {
-		if awsErrorCode(err) == "AccessDeniedException" {
-			return fmt.Errorf("deregister consumer %s: %w (the IAM policy needs kinesis:DeregisterStreamConsumer on the consumer ARN)", c.Consumer, err)
-		}
-		return fmt.Errorf("deregister consumer %s: %w", c.Consumer, err)
+	if err := fanout.DeregisterConsumer(ctx, kc, consumerARN); err != nil {
+		return err
 	}
 	fmt.Fprintf(std.out, "consumer %s on stream %s: DELETING (%s)\n", c.Consumer, c.Stream, consumerARN)
 	return c.waitGone(ctx, kc, consumerARN, std.out)
 }
 
-// waitGone polls, with --wait, until the consumer no longer exists.
+// waitGone waits, with --wait, until the consumer no longer exists.
 func (c *ConsumersDeregisterCmd) waitGone(ctx context.Context, kc *kinesis.Client, consumerARN string, w io.Writer) error {
 	if !c.Wait {
 		return nil
 	}
-	delay := 100 * time.Millisecond
-	for {
-		_, err := kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{ConsumerARN: aws.String(consumerARN)})
-		switch {
-		case awsErrorCode(err) == "ResourceNotFoundException":
-			fmt.Fprintf(w, "consumer %s on stream %s: deregistered\n", c.Consumer, c.Stream)
-			return nil
-		case err != nil && ctx.Err() == nil:
-			return fmt.Errorf("describe consumer %s: %w", c.Consumer, err)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("consumer %s is still DELETING: %w", c.Consumer, ctx.Err())
-		case <-t.C:
-		}
-		delay = min(2*delay, 2*time.Second)
+	if err := fanout.WaitConsumerGone(ctx, kc, consumerARN); err != nil {
+		return err
 	}
-}
-
-// describeStreamARN resolves a stream name or ARN to its ARN, with an error
-// that says what to check when the stream does not exist.
-func describeStreamARN(ctx context.Context, kc *kinesis.Client, stream string) (string, error) {
-	in := &kinesis.DescribeStreamSummaryInput{}
-	if strings.HasPrefix(stream, "arn:") {
-		in.StreamARN = aws.String(stream)
-	} else {
-		in.StreamName = aws.String(stream)
-	}
-	out, err := kc.DescribeStreamSummary(ctx, in)
-	if err != nil {
-		if awsErrorCode(err) == "ResourceNotFoundException" {
-			return "", fmt.Errorf("stream %s not found in region %s: check the stream name and the region (--region, aws.region or AWS_REGION)", stream, kc.Options().Region)
-		}
-		return "", fmt.Errorf("describe stream %s: %w", stream, err)
-	}
-	return aws.ToString(out.StreamDescriptionSummary.StreamARN), nil
-}
-
-// listConsumers returns every consumer of the stream, all pages.
-func listConsumers(ctx context.Context, kc *kinesis.Client, streamARN string) ([]types.Consumer, error) {
-	var out []types.Consumer
-	p := kinesis.NewListStreamConsumersPaginator(kc, &kinesis.ListStreamConsumersInput{StreamARN: aws.String(streamARN)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Consumers...)
-	}
-	return out, nil
+	fmt.Fprintf(w, "consumer %s on stream %s: deregistered\n", c.Consumer, c.Stream)
+	return nil
 }
 
 // streamRef is how a configured stream is named to Kinesis: its ARN when the
@@ -246,18 +194,10 @@ func streamRef(s config.StreamConfig) string {
 
 // streamNameOf is the name part of a stream name or ARN, for display.
 func streamNameOf(s string) string {
-	if a, err := config.ParseStreamARN(s); err == nil {
+	if a, err := fanout.ParseStreamARN(s); err == nil {
 		return a.Stream
 	}
 	return s
-}
-
-func awsErrorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 // stdinIsTerminal reports whether stdin is an interactive terminal: a

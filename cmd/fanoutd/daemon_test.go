@@ -325,7 +325,7 @@ type kplFixture struct {
 }
 
 func TestRunKPLFixtureArrivesAsUserRecords(t *testing.T) {
-	raw, err := os.ReadFile("../../fanout/testdata/kpl-aggregated.json")
+	raw, err := os.ReadFile("../../kpl/testdata/kpl-aggregated.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/daemon"
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
@@ -106,10 +107,10 @@ func (d *DemoCmd) Run(ctx context.Context, w io.Writer, std stdio) error {
 		defer close(relayDone)
 		defer stopProducing()
 		log, _ := newLogger(cfg.Log, std.err)
-		relayErr = runDaemon(daemonCtx, cfg, log, daemonHooks{
-			caBundle:    emu.CAPEM(),
-			credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
-		})
+		relayErr = runDaemon(daemonCtx, cfg, daemon.Options{Log: log, Version: Version(),
+			CABundle:    emu.CAPEM(),
+			Credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
+		}, "", nil)
 	}()
 	relayStopped := func() error {
 		if relayErr != nil {

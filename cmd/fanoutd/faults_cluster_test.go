@@ -19,8 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/relay"
 )
 
 // The fault suite's JetStream scenarios, on a 3-node NATS cluster where the
@@ -504,7 +504,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	// the daemon loses its connection and the leader at once (the worst
 	// case): a stepdown with that server as preferred leader.
 	var daemonAt string
-	testutil.WaitFor(t, clusterBound, "the daemon's connection", func() bool { daemonAt = c.clientOf(config.DefaultConnectionName); return daemonAt != "" })
+	testutil.WaitFor(t, clusterBound, "the daemon's connection", func() bool { daemonAt = c.clientOf(relay.DefaultConnectionName); return daemonAt != "" })
 	if l := f.leader(); l != daemonAt {
 		from, to := f.stepDown(daemonAt)
 		t.Logf("stepdown 3 (preferred %s): stream leader %s -> %s", daemonAt, from, to)
@@ -513,7 +513,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	if victim == nil {
 		t.Fatal("no stream leader")
 	}
-	t.Logf("shutting down %s: stream leader, daemon connected to %s", victim.name, c.clientOf(config.DefaultConnectionName))
+	t.Logf("shutting down %s: stream leader, daemon connected to %s", victim.name, c.clientOf(relay.DefaultConnectionName))
 	victim.ns.Shutdown()
 	victim.ns.WaitForShutdown()
 	down := time.Now()

@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/daemon"
 )
 
 // Exit codes: 0 success, 1 failure at run time (systemd restarts us), 2 bad
@@ -97,7 +98,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := kctx.Run(); err != nil {
 		fmt.Fprintln(stderr, "fanoutd:", err)
 		var ue usageError
-		if errors.As(err, &ue) || errors.Is(err, checkpoint.ErrLocked) {
+		var ce *daemon.ConfigError
+		if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, checkpoint.ErrLocked) {
 			return exitUsage
 		}
 		return exitFailure

@@ -5,6 +5,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/daemon"
 )
 
 // RunCmd is the daemon.
@@ -37,5 +40,26 @@ func (r *RunCmd) Run(ctx context.Context, std stdio) error {
 			}
 		}
 	}()
-	return runDaemon(ctx, cfg, log, daemonHooks{configPath: r.Config, reload: reload, level: level})
+	return runDaemon(ctx, cfg, daemon.Options{Log: log, Version: Version(), SetLogLevel: level.set}, r.Config, reload)
+}
+
+// runDaemon relays until ctx ends or a stream fails, applying a reload of
+// configPath on every value of reload, then shuts down in order. It returns
+// nil after a clean shutdown, and the error (exit non-zero, so that systemd
+// restarts the daemon) when it can't start or a stream failed.
+func runDaemon(ctx context.Context, cfg *config.Config, o daemon.Options, configPath string, reload <-chan struct{}) error {
+	d, err := daemon.Open(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return d.Close()
+		case <-d.Failed():
+			return d.Close()
+		case <-reload:
+			d.Reload(ctx, configPath)
+		}
+	}
 }

@@ -351,6 +351,12 @@ func TestSIGHUPReload(t *testing.T) {
 	exactlyOnceInOrder(t, append(e.msgs.onSubject("kinesis.a"), e.msgs.onSubject("relay.a.")...), keys, 10)
 	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 5)
 	before := strings.Count(out.String(), `"level":"debug"`)
+	addr := waitHTTPAddr(t, out)
+	_, body := get(t, "http://"+addr+"/metrics")
+	okAt := metricValue(body, "fanoutd_config_last_reload_success_timestamp_seconds")
+	if v := metricValue(body, "fanoutd_config_last_reload_successful"); v != 1 || okAt <= 0 {
+		t.Fatalf("after a valid reload: fanoutd_config_last_reload_successful %v, success timestamp %v", v, okAt)
+	}
 
 	// Invalid: rejected, logged by key path; both streams keep running.
 	os.WriteFile(path, []byte(strings.Replace(cfg, "  - name: b\n", "  - name: b\n    start_position: EARLIEST\n", 1)), 0o600)
@@ -367,6 +373,10 @@ func TestSIGHUPReload(t *testing.T) {
 	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 10)
 	if after := strings.Count(out.String(), `"level":"debug"`); after != before {
 		t.Fatalf("debug lines after the level went to info: %d -> %d", before, after)
+	}
+	_, body = get(t, "http://"+addr+"/metrics")
+	if v, at := metricValue(body, "fanoutd_config_last_reload_successful"), metricValue(body, "fanoutd_config_last_reload_success_timestamp_seconds"); v != 0 || at != okAt {
+		t.Fatalf("after a rejected reload: fanoutd_config_last_reload_successful %v (want 0), success timestamp %v (want %v, unchanged)", v, at, okAt)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if code := waitExit(t, cmd, 20*time.Second); code != 0 {

@@ -79,7 +79,7 @@ func (c *TailCmd) Run(ctx context.Context, std stdio) error {
 	}
 	ncfg.Name = "fanoutd-tail"
 	log := zerolog.New(zerolog.ConsoleWriter{Out: std.err, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}}).Level(zerolog.WarnLevel)
-	nc, err := relay.Connect(ctx, ncfg, log)
+	nc, err := relay.Connect(ctx, ncfg.ConnOptions(), log)
 	if err != nil {
 		return err
 	}

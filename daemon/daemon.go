@@ -1,0 +1,347 @@
+// Package daemon is the running relay as a library type: it wires the
+// checkpoint store, the NATS connection and publisher, the Kinesis client
+// and the monitor to one consumer per configured stream, decides which
+// stream failures are fatal, applies reloads, and shuts down in order. It
+// owns no flags, signals or exit codes: cmd/fanoutd does.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/monitor"
+	"github.com/fanoutd/fanoutd/relay"
+)
+
+// Options are what Open needs besides the config.
+type Options struct {
+	Log     zerolog.Logger
+	Version string
+	// CABundle and Credentials, when set, override the SDK's chain for the
+	// Kinesis client (the demo's in-process emulator).
+	CABundle    []byte
+	Credentials aws.CredentialsProvider
+	// SetLogLevel, when set, is called when a reload changes log.level.
+	SetLogLevel func(level string)
+}
+
+// ConfigError is a failure that only a change of configuration or
+// permissions can cure (a service manager should not just restart).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Daemon is a running relay.
+type Daemon struct {
+	log      zerolog.Logger
+	opts     Options
+	store    checkpoint.Store
+	nc       *nats.Conn
+	pub      *relay.Publisher
+	kc       *kinesis.Client
+	mon      *monitor.Monitor
+	notifier *monitor.Notifier
+	httpAddr string
+	stopHTTP func()
+
+	// runCtx is the streams' parent; it ends with the fatal failure as its
+	// cause, or on Close.
+	runCtx     context.Context
+	cancelRun  context.CancelCauseFunc
+	notifyDone chan struct{}
+	stopNotify context.CancelFunc
+	closeOnce  sync.Once
+	closeErr   error
+
+	mu      sync.Mutex
+	cfg     *config.Config
+	streams map[string]*runningStream
+	// stopped are the streams that stopped alone (missing at start), with
+	// why, for /status and the metrics, until a reload starts them again.
+	stopped map[string]string
+}
+
+// runningStream is one stream's consumer; it ends on its own context.
+type runningStream struct {
+	cfg      config.StreamConfig
+	consumer *fanout.StreamConsumer
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// Open starts relaying every stream of cfg: it opens the checkpoint store,
+// the HTTP endpoint, connects to NATS (and prepares JetStream), and starts
+// one consumer per stream. The relay runs until Close, or until a fatal
+// failure ends Failed.
+func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err error) {
+	d := &Daemon{log: o.Log, opts: o, cfg: cfg, streams: map[string]*runningStream{}, stopped: map[string]string{}}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			slices.Reverse(undo)
+			for _, f := range undo {
+				f()
+			}
+		}
+	}()
+	store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
+	if err != nil {
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return nil, &ConfigError{err}
+		}
+		return nil, fmt.Errorf("checkpoint store: %w", err)
+	}
+	d.store = store
+	undo = append(undo, func() { store.Close() })
+
+	subjects, err := subjectTemplates(cfg)
+	if err != nil {
+		return nil, &ConfigError{err}
+	}
+	d.mon = monitor.New(monitor.Sources{Shards: d.shards}, time.Duration(cfg.Timers.StallTimeout), o.Version)
+	d.notifier = monitor.NewNotifier(d.mon, d.log)
+	if cfg.HTTP.Listen != "" {
+		if err := d.serveHTTP(cfg.HTTP.Listen); err != nil {
+			return nil, err
+		}
+		undo = append(undo, d.stopHTTP)
+	}
+
+	nc, err := relay.Connect(ctx, cfg.NATS.ConnOptions(), d.log.With().Str("component", "nats").Logger())
+	if err != nil {
+		return nil, err
+	}
+	d.nc = nc
+	undo = append(undo, nc.Close)
+	if cfg.NATS.JetStream {
+		if err := prepareJetStream(ctx, nc, cfg, subjects, d.log); err != nil {
+			return nil, err
+		}
+	}
+	d.pub, err = relay.NewPublisher(nc, subjects, relay.Options{
+		JetStream:         cfg.NATS.JetStream,
+		PublishTimeout:    time.Duration(cfg.NATS.PublishTimeout),
+		Oversize:          cfg.NATS.Oversize,
+		DeadLetterSubject: cfg.NATS.DeadLetterSubject,
+		Log:               d.log.With().Str("component", "relay").Logger(),
+		Observe:           d.mon.ObservePublish,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats,
+		NATSConnected: nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams})
+
+	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
+		Region:      cfg.AWS.Region,
+		Profile:     cfg.AWS.Profile,
+		Endpoint:    cfg.AWS.Endpoint,
+		CABundle:    o.CABundle,
+		Credentials: o.Credentials,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	d.log.Info().Int("streams", len(cfg.Streams)).Bool("jetstream", cfg.NATS.JetStream).Str("version", o.Version).Msg("fanoutd starting")
+	d.runCtx, d.cancelRun = context.WithCancelCause(context.Background())
+	d.mu.Lock()
+	for _, s := range cfg.Streams {
+		d.startStreamLocked(s)
+	}
+	d.mu.Unlock()
+	d.mon.SetStarted()
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	d.stopNotify, d.notifyDone = stopNotify, make(chan struct{})
+	go func() { defer close(d.notifyDone); d.notifier.Run(notifyCtx) }()
+	return d, nil
+}
+
+// Failed is closed when a stream failed in a way that stops the daemon;
+// Err then says why.
+func (d *Daemon) Failed() <-chan struct{} { return d.runCtx.Done() }
+
+// Err is the fatal failure once Failed is closed (nil after a plain Close).
+func (d *Daemon) Err() error {
+	if err := context.Cause(d.runCtx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// HTTPAddr is the address the HTTP endpoint listens on ("" when off).
+func (d *Daemon) HTTPAddr() string { return d.httpAddr }
+
+// Close shuts down in order: stop reading, let in-flight batches finish
+// (within timers.shutdown_timeout), write the final checkpoints, drain
+// NATS. It returns the fatal failure that ended the daemon, if any.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		d.log.Info().Msg("shutting down: finishing in-flight batches")
+		d.notifier.Stopping()
+		d.mon.SetStopping()
+		d.stopAll()
+		d.cancelRun(context.Canceled)
+		d.stopNotify()
+		<-d.notifyDone
+		drainNATS(d.nc, time.Duration(d.cfg.Timers.ShutdownTimeout), d.log)
+		if d.stopHTTP != nil {
+			d.stopHTTP()
+		}
+		d.store.Close()
+		st := d.pub.Stats()
+		d.log.Info().Uint64("published", st.Published).Uint64("dead_lettered", st.DeadLettered).Msg("fanoutd stopped")
+		d.closeErr = d.Err()
+	})
+	return d.closeErr
+}
+
+func subjectTemplates(cfg *config.Config) (map[string]*relay.SubjectTemplate, error) {
+	subjects := map[string]*relay.SubjectTemplate{}
+	for i, s := range cfg.Streams {
+		t, err := relay.ParseSubjectTemplate(s.Subject)
+		if err != nil {
+			return nil, fmt.Errorf("streams[%d].subject: %w", i, err)
+		}
+		subjects[s.StreamName()] = t
+	}
+	return subjects, nil
+}
+
+// serveHTTP starts the HTTP endpoint.
+func (d *Daemon) serveHTTP(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	d.httpAddr = ln.Addr().String()
+	srv := monitor.NewServer(d.mon.Handler(), monitor.DefaultServerOptions())
+	go srv.Serve(ln)
+	d.log.Info().Str("addr", d.httpAddr).Msg("HTTP endpoint listening: /metrics /healthz /readyz /status")
+	d.stopHTTP = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}
+	return nil
+}
+
+// streamNames are the streams being consumed (monitor source).
+func (d *Daemon) streamNames() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Collect(maps.Keys(d.streams))
+}
+
+// stoppedStreams are the streams that stopped alone, and those deleted
+// while read that are being probed until they exist again (monitor source).
+func (d *Daemon) stoppedStreams() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := maps.Clone(d.stopped)
+	for name, rs := range d.streams {
+		if why := rs.consumer.Deleted(); why != "" {
+			out[name] = why
+		}
+	}
+	return out
+}
+
+// shards is every known shard of every running stream (monitor source).
+func (d *Daemon) shards() []fanout.ShardStatus {
+	d.mu.Lock()
+	streams := slices.Collect(maps.Values(d.streams))
+	d.mu.Unlock()
+	var out []fanout.ShardStatus
+	for _, rs := range streams {
+		out = append(out, rs.consumer.Shards()...)
+	}
+	return out
+}
+
+// startStreamLocked starts one stream's consumer on its own context; its
+// failure is handled by streamFailed, which never blocks. Called with d.mu
+// held.
+func (d *Daemon) startStreamLocked(s config.StreamConfig) {
+	c := fanout.NewStreamConsumer(s.Spec(), fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log})
+	sctx, cancel := context.WithCancel(d.runCtx)
+	rs := &runningStream{cfg: s, consumer: c, cancel: cancel, done: make(chan struct{})}
+	d.streams[s.StreamName()] = rs
+	go func() {
+		defer close(rs.done)
+		if err := c.Run(sctx); err != nil {
+			d.streamFailed(rs, err)
+		}
+	}()
+}
+
+// streamFailed handles a stream whose consumer stopped with an error: a
+// stream missing at start stops alone while others run; anything else ends
+// the daemon (Failed).
+func (d *Daemon) streamFailed(rs *runningStream, err error) {
+	name := rs.cfg.StreamName()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.streams[name] != rs { // being stopped by a reload or Close
+		d.log.Error().Err(err).Str("stream", name).Msg("stream failed while it was being stopped")
+		return
+	}
+	delete(d.streams, name)
+	if errors.Is(err, fanout.ErrStreamNotFound) && len(d.streams) > 0 {
+		d.stopped[name] = err.Error()
+		d.log.Error().Err(err).Str("stream", name).Int("streams_running", len(d.streams)).Msg("stream stopped")
+		return
+	}
+	d.log.Error().Err(err).Str("stream", name).Msg("stream failed")
+	d.cancelRun(err)
+}
+
+// stopStreams stops the given streams and waits: in-flight batches finish
+// and final checkpoints are written.
+func stopStreams(streams []*runningStream) {
+	for _, rs := range streams {
+		rs.cancel()
+	}
+	for _, rs := range streams {
+		<-rs.done
+	}
+}
+
+func (d *Daemon) stopAll() {
+	d.mu.Lock()
+	streams := slices.Collect(maps.Values(d.streams))
+	clear(d.streams)
+	d.mu.Unlock()
+	stopStreams(streams)
+}
+
+// drainNATS flushes what is buffered and closes the connection, within d.
+func drainNATS(nc *nats.Conn, d time.Duration, log zerolog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(d):
+		log.Warn().Str("timeout", d.String()).Msg("NATS drain timed out")
+		nc.Close()
+	}
+}

@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/fanoutd/fanoutd/config"
+)
+
+// Plan is what a reload changes, by stream name.
+type Plan struct {
+	// Added streams start; Removed ones stop (finishing their batches and
+	// writing final checkpoints); Restarted ones stop and start again with
+	// new settings; Resubjected ones only change their subject template,
+	// without a restart.
+	Added, Removed, Restarted, Resubjected []string
+}
+
+// PlanReload compares the running streams with the wanted ones. It is a
+// pure function: names are sorted.
+func PlanReload(running, want []config.StreamConfig) Plan {
+	have := map[string]config.StreamConfig{}
+	for _, s := range running {
+		have[s.StreamName()] = s
+	}
+	var p Plan
+	seen := map[string]bool{}
+	for _, s := range want {
+		name := s.StreamName()
+		seen[name] = true
+		old, ok := have[name]
+		switch {
+		case !ok:
+			p.Added = append(p.Added, name)
+		case !sameExceptSubject(old, s):
+			p.Restarted = append(p.Restarted, name)
+		case old.Subject != s.Subject:
+			p.Resubjected = append(p.Resubjected, name)
+		}
+	}
+	for name := range have {
+		if !seen[name] {
+			p.Removed = append(p.Removed, name)
+		}
+	}
+	for _, l := range []*[]string{&p.Added, &p.Removed, &p.Restarted, &p.Resubjected} {
+		slices.Sort(*l)
+	}
+	return p
+}
+
+// sameExceptSubject reports whether two stream configs differ at most in
+// their subject (which changes without restarting the consumer).
+func sameExceptSubject(a, b config.StreamConfig) bool {
+	a.Subject, b.Subject = "", ""
+	return a == b
+}
+
+// Reload loads the config file at path and applies its streams, subjects
+// and log level; the other sections take effect at the next start (each
+// changed one is logged). An invalid file, or one whose subjects no
+// JetStream stream captures, is rejected with every problem logged: the
+// running configuration stays, and the error is returned. Stopping a
+// stream finishes its in-flight batches and writes final checkpoints, so a
+// reload replays nothing. The outcome is exported as
+// fanoutd_config_last_reload_successful.
+func (d *Daemon) Reload(ctx context.Context, path string) error {
+	d.notifier.Reloading()
+	defer d.notifier.Reloaded()
+	err := d.reload(ctx, path)
+	d.mon.SetReloaded(err == nil, time.Now())
+	if err != nil {
+		var ve *config.ValidationError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				d.log.Error().Str("path", p.Path).Msg("config reload rejected: " + p.Message)
+			}
+		} else {
+			d.log.Error().Err(err).Msg("config reload rejected")
+		}
+		d.log.Warn().Str("config", path).Msg("keeping the running configuration")
+	}
+	return err
+}
+
+func (d *Daemon) reload(ctx context.Context, path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	subjects, err := subjectTemplates(cfg)
+	if err != nil {
+		return err
+	}
+	old := d.cfg
+	if old.NATS.JetStream {
+		// The nats section takes effect at the next restart: check the new
+		// streams against the running one.
+		chk := *cfg
+		chk.NATS, chk.Checkpoint = old.NATS, old.Checkpoint
+		if err := prepareJetStream(ctx, d.nc, &chk, subjects, d.log); err != nil {
+			return fmt.Errorf("JetStream: %w", err)
+		}
+	}
+	for _, c := range []struct {
+		key      string
+		old, new any
+	}{
+		{"aws", old.AWS, cfg.AWS}, {"nats", old.NATS, cfg.NATS}, {"checkpoint", old.Checkpoint, cfg.Checkpoint},
+		{"timers", old.Timers, cfg.Timers}, {"http", old.HTTP, cfg.HTTP}, {"log.format", old.Log.Format, cfg.Log.Format},
+	} {
+		if !reflect.DeepEqual(c.old, c.new) {
+			d.log.Warn().Str("section", c.key).Msg("changed in the config file; it takes effect at the next restart")
+		}
+	}
+	if d.opts.SetLogLevel != nil && cfg.Log.Level != old.Log.Level {
+		d.opts.SetLogLevel(cfg.Log.Level)
+		d.log.Info().Str("level", cfg.Log.Level).Msg("log level changed")
+	}
+
+	d.mu.Lock()
+	running := make([]config.StreamConfig, 0, len(d.streams))
+	for _, rs := range d.streams {
+		running = append(running, rs.cfg)
+	}
+	plan := PlanReload(running, cfg.Streams)
+	want := map[string]config.StreamConfig{}
+	for _, s := range cfg.Streams {
+		want[s.StreamName()] = s
+	}
+	var stop []*runningStream
+	for _, name := range slices.Concat(plan.Removed, plan.Restarted) {
+		stop = append(stop, d.streams[name])
+		delete(d.streams, name)
+	}
+	for _, name := range plan.Resubjected {
+		d.streams[name].cfg = want[name]
+	}
+	// Until the stopped streams finished their batches, publish with the
+	// union of the old and new templates.
+	union, _ := subjectTemplates(old)
+	maps.Copy(union, subjects)
+	d.pub.SetSubjects(union)
+	d.mu.Unlock()
+
+	stopStreams(stop)
+	d.pub.SetSubjects(subjects)
+
+	d.mu.Lock()
+	d.cfg.Streams = cfg.Streams
+	d.cfg.Log.Level = cfg.Log.Level
+	for name := range d.stopped {
+		if _, ok := want[name]; !ok {
+			delete(d.stopped, name)
+		}
+	}
+	for _, s := range cfg.Streams {
+		if _, ok := d.streams[s.StreamName()]; !ok {
+			delete(d.stopped, s.StreamName())
+			d.startStreamLocked(s)
+		}
+	}
+	d.mu.Unlock()
+	d.log.Info().Strs("added", plan.Added).Strs("removed", plan.Removed).Strs("restarted", plan.Restarted).
+		Strs("subjects_changed", plan.Resubjected).Msg("configuration reloaded")
+	return nil
+}
