@@ -43,9 +43,9 @@ type shardLoop struct {
 	c     *StreamConsumer
 	st    *shardState
 	log   zerolog.Logger
-	pos   string // last delivered continuation; "" = use the start position
+	pos   string        // last delivered continuation; "" = use the start position
 	start StartPosition // start position when pos is ""
-	saved string // last persisted pos
+	saved string        // last persisted pos
 	saveT time.Time
 	batch record.Batch
 }
