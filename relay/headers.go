@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -122,6 +123,25 @@ func EscapeHeaderValue(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// UnescapeHeaderValue undoes EscapeHeaderValue; a value that does not
+// decode (it was not escaped by fanoutd) is returned as it is.
+func UnescapeHeaderValue(v string) string {
+	if !strings.Contains(v, "%") {
+		return v
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return v
+	}
+	return d
+}
+
+// Escaped reports whether fanoutd escapes the values of header key (its
+// own: Kinesis-*, Fanoutd-*, Nats-Msg-Id); other headers are as sent.
+func Escaped(key string) bool {
+	return strings.HasPrefix(key, "Kinesis-") || strings.HasPrefix(key, "Fanoutd-") || key == nats.MsgIdHdr
 }
 
 // escapeInHeader reports whether byte i of s must be percent-encoded in a

@@ -75,6 +75,9 @@ func TestEscapeHeaderValue(t *testing.T) {
 		if back, err := url.PathUnescape(got); err != nil || back != tt.in {
 			t.Errorf("url.PathUnescape(%q) = %q, %v; want %q", got, back, err, tt.in)
 		}
+		if back := UnescapeHeaderValue(got); back != tt.in {
+			t.Errorf("UnescapeHeaderValue(%q) = %q, want %q", got, back, tt.in)
+		}
 		for i := 0; i < len(got); i++ {
 			if c := got[i]; c < ' ' || c > '~' {
 				t.Errorf("EscapeHeaderValue(%q) = %q holds non-printable %q", tt.in, got, c)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -224,18 +223,13 @@ func orderedHeaderKeys(h nats.Header) []string {
 	return append(keys, rest...)
 }
 
-// decodeHeaderValue undoes relay.EscapeHeaderValue on fanoutd's own headers
-// (Kinesis-*, Fanoutd-*, Nats-Msg-Id); other headers are shown as sent. A
-// value that does not decode is shown as sent.
+// decodeHeaderValue undoes relay.EscapeHeaderValue on fanoutd's own
+// headers; other headers are shown as sent.
 func decodeHeaderValue(key, v string) string {
-	if !strings.HasPrefix(key, "Kinesis-") && !strings.HasPrefix(key, "Fanoutd-") && key != nats.MsgIdHdr {
+	if !relay.Escaped(key) {
 		return v
 	}
-	d, err := url.PathUnescape(v)
-	if err != nil {
-		return v
-	}
-	return d
+	return relay.UnescapeHeaderValue(v)
 }
 
 // displayValue returns s as is when it prints unambiguously on one line, and
