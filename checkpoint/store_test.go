@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +16,6 @@ func stores(t *testing.T, test func(t *testing.T, s Store)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close()
-		test(t, s)
-	})
-	t.Run("MemStore", func(t *testing.T) {
-		s := NewMemStore()
 		defer s.Close()
 		test(t, s)
 	})
@@ -264,18 +258,4 @@ func TestStore_ContextAndClose(t *testing.T) {
 			t.Fatalf("List after Close = %v, want ErrClosed", err)
 		}
 	})
-}
-
-func TestMemStore_ListIsACopy(t *testing.T) {
-	s := NewMemStore()
-	ctx := context.Background()
-	if err := s.Put(ctx, "a", "c", "s", Checkpoint{SequenceNumber: "1", UpdatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-	m, _ := s.List(ctx, "a", "c")
-	m["s"] = Checkpoint{SequenceNumber: "2"}
-	got, _, _ := s.Get(ctx, "a", "c", "s")
-	if want := (Checkpoint{SequenceNumber: "1", UpdatedAt: t0}); !reflect.DeepEqual(got, want) {
-		t.Fatalf("Get = %+v, want %+v", got, want)
-	}
 }

@@ -184,9 +184,6 @@ func (d *Daemon) Err() error {
 	return nil
 }
 
-// HTTPAddr is the address the HTTP endpoint listens on ("" when off).
-func (d *Daemon) HTTPAddr() string { return d.httpAddr }
-
 // Close shuts down in order: stop reading, let in-flight batches finish
 // (within timers.shutdown_timeout), write the final checkpoints, drain
 // NATS. It returns the fatal failure that ended the daemon, if any.

@@ -98,8 +98,8 @@ func unknownOperation(target string) *apiError {
 	return errorf(ErrUnknownOperation, "unknown operation %q", target)
 }
 
-// ServedOperations lists the operations the emulator serves, sorted.
-func ServedOperations() []string {
+// servedOperations lists the operations the emulator serves, sorted.
+func servedOperations() []string {
 	out := []string{"SubscribeToShard"}
 	for op := range handlers {
 		out = append(out, op)
@@ -107,10 +107,6 @@ func ServedOperations() []string {
 	sort.Strings(out)
 	return out
 }
-
-// NotServedOperations lists the Kinesis operations the emulator answers
-// with UnknownOperationException, sorted.
-func NotServedOperations() []string { return append([]string(nil), notServed...) }
 
 // markUpdating puts st in UPDATING for the update delay. Called with s.mu held.
 func (s *Server) markUpdating(st *stream) {

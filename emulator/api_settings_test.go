@@ -281,8 +281,8 @@ func TestNotServedOperationAnswersUnknownOperation(t *testing.T) {
 	_, err := c.UpdateStreamMode(ctxT(t), &kinesis.UpdateStreamModeInput{StreamARN: aws.String(s.StreamARN("s")),
 		StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}})
 	wantAPIErrorMsg(t, err, ErrUnknownOperation, "UpdateStreamMode is a Kinesis operation the fanoutd emulator does not serve.")
-	for _, op := range NotServedOperations() {
-		for _, served := range ServedOperations() {
+	for _, op := range notServed {
+		for _, served := range servedOperations() {
 			if op == served {
 				t.Errorf("%s is both served and not served", op)
 			}

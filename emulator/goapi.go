@@ -39,15 +39,6 @@ func apiErr(e *apiError) error {
 	return e
 }
 
-// ErrorType returns the AWS error type of an error from the Go API, or "".
-func ErrorType(err error) string {
-	var e *apiError
-	if errors.As(err, &e) {
-		return e.typ
-	}
-	return ""
-}
-
 // CreateStream creates a provisioned stream with n shards.
 func (s *Server) CreateStream(name string, n int) error {
 	if n < 1 {

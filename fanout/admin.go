@@ -18,9 +18,6 @@ import (
 // ErrConsumerNotFound: no consumer of that name is registered on the stream.
 var ErrConsumerNotFound = errors.New("consumer not registered")
 
-// ErrorCode is the AWS error code of err ("" when it is not an API error).
-func ErrorCode(err error) string { return errorCode(err) }
-
 // DescribeStreamARN resolves a stream name or ARN to its ARN.
 func DescribeStreamARN(ctx context.Context, kc *kinesis.Client, stream string) (string, error) {
 	in := &kinesis.DescribeStreamSummaryInput{}

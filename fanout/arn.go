@@ -44,7 +44,8 @@ type ConsumerARN struct {
 	Creation string
 }
 
-// String formats a back into an ARN.
+// String formats a back into an ARN (without it, the embedded StreamARN's
+// String would drop the consumer part).
 func (a ConsumerARN) String() string {
 	return a.StreamARN.String() + "/consumer/" + a.Consumer + ":" + a.Creation
 }

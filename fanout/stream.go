@@ -232,9 +232,6 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 	}
 }
 
-// Name is the stream's name.
-func (c *StreamConsumer) Name() string { return c.spec.Name }
-
 // Run consumes the stream until ctx ends (then returns nil once every shard
 // loop stopped and wrote its checkpoint) or a fatal error: the stream does
 // not exist at start, a checkpoint expired under the fail policy, the

@@ -325,17 +325,21 @@ func TestHandlerErrStopStopsTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.put("s", keys(1), 0, 1)
-	calls := 0
-	c := NewStreamConsumer(StreamSpec{Name: "s"}, Options{Client: h.kc, Checkpoints: h.store, Timers: fastTimers(), Log: zerolog.Nop(),
-		Handler: record.HandlerFunc(func(ctx context.Context, b *record.Batch) error {
-			calls++
-			return fmt.Errorf("record too large: %w", record.ErrStop)
-		})})
+	stop := &stopHandler{}
+	c := NewStreamConsumer(StreamSpec{Name: "s"}, Options{Client: h.kc, Checkpoints: h.store, Timers: fastTimers(), Log: zerolog.Nop(), Handler: stop})
 	err := c.Run(t.Context())
-	if !errors.Is(err, record.ErrStop) || calls != 1 {
+	if calls := stop.calls; !errors.Is(err, record.ErrStop) || calls != 1 {
 		t.Fatalf("Run: %v after %d calls, want record.ErrStop after 1", err, calls)
 	}
 	if cps, _ := h.store.List(t.Context(), "s", "fanoutd"); len(cps) != 0 {
 		t.Fatalf("checkpoint moved past the undelivered batch: %v", cps)
 	}
+}
+
+// stopHandler refuses every batch with record.ErrStop.
+type stopHandler struct{ calls int }
+
+func (s *stopHandler) Handle(ctx context.Context, b *record.Batch) error {
+	s.calls++
+	return fmt.Errorf("record too large: %w", record.ErrStop)
 }

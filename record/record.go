@@ -51,9 +51,3 @@ type Handler interface {
 // record the configuration says must not be skipped can't be delivered): the
 // stream stops instead of the batch being retried.
 var ErrStop = errors.New("handler cannot continue")
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, b *Batch) error
-
-// Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, b *Batch) error { return f(ctx, b) }
