@@ -43,6 +43,7 @@ type CLI struct {
 	Status    StatusCmd    `cmd:"" help:"Show the running daemon's streams and shards (from its /status)."`
 	Tail      TailCmd      `cmd:"" help:"Subscribe to a NATS subject and print relayed records with their Kinesis headers, decoded."`
 	Consumers ConsumersCmd `cmd:"" help:"List or deregister a stream's enhanced fan-out consumers (billed per consumer-shard hour)."`
+	Bench     BenchCmd     `cmd:"" help:"Measure the daemon (catch-up, steady-state latency, idle shards) against in-process Kinesis and NATS, optionally beside a plain SDK relay."`
 }
 
 func main() {
