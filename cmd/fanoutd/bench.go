@@ -374,12 +374,16 @@ func (b *BenchCmd) steady(ctx context.Context, prog *progress, relay, mode strin
 	}
 	r.Delivered = env.recv.unique()
 	r.PeakRSS = u.MaxRSS
+	if r.Records > 0 {
+		r.CPUMicrosPerRecord = float64(u.CPU.Microseconds()) / float64(r.Records)
+	}
 	lat, err := env.recv.latencies(env.emu, stream)
 	if err != nil {
 		return r, err
 	}
 	r.P50Millis, r.P99Millis, r.MaxMillis = millis(percentile(lat, 0.50)), millis(percentile(lat, 0.99)), millis(percentile(lat, 1))
-	prog.line("%s: %d records at %.0f/s, added latency p50 %.2f ms, p99 %.2f ms, max %.2f ms", label, r.Records, rate, r.P50Millis, r.P99Millis, r.MaxMillis)
+	prog.line("%s: %d records at %.0f/s, added latency p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.2f CPU-µs/record, peak RSS %s",
+		label, r.Records, rate, r.P50Millis, r.P99Millis, r.MaxMillis, r.CPUMicrosPerRecord, mib(r.PeakRSS))
 	return r, nil
 }
 

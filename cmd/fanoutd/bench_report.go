@@ -66,7 +66,10 @@ type steadyResult struct {
 	P50Millis float64 `json:"latency_p50_ms"`
 	P99Millis float64 `json:"latency_p99_ms"`
 	MaxMillis float64 `json:"latency_max_ms"`
-	PeakRSS   int64   `json:"peak_rss_bytes"`
+	// CPUMicrosPerRecord is the relay's CPU over its whole run (start,
+	// subscribe, the records, stop) divided by the records.
+	CPUMicrosPerRecord float64 `json:"cpu_us_per_record"`
+	PeakRSS            int64   `json:"peak_rss_bytes"`
 }
 
 type idleResult struct {
@@ -151,16 +154,17 @@ func catchUpMedianOf(res *benchResults, relay, mode string) (catchUpMedian, bool
 	return catchUpMedian{median(rate), median(mbs), median(cpu), median(rss)}, len(rate) > 0
 }
 
-type steadyMedian struct{ p50, p99, max, rss float64 }
+type steadyMedian struct{ p50, p99, max, cpu, rss float64 }
 
 func steadyMedianOf(res *benchResults, relay, mode string) (steadyMedian, bool) {
-	var p50, p99, mx, rss []float64
+	var p50, p99, mx, cpu, rss []float64
 	for _, r := range res.Steady {
 		if r.Relay == relay && r.Mode == mode {
-			p50, p99, mx, rss = append(p50, r.P50Millis), append(p99, r.P99Millis), append(mx, r.MaxMillis), append(rss, float64(r.PeakRSS))
+			p50, p99, mx = append(p50, r.P50Millis), append(p99, r.P99Millis), append(mx, r.MaxMillis)
+			cpu, rss = append(cpu, r.CPUMicrosPerRecord), append(rss, float64(r.PeakRSS))
 		}
 	}
-	return steadyMedian{median(p50), median(p99), median(mx), median(rss)}, len(p50) > 0
+	return steadyMedian{median(p50), median(p99), median(mx), median(cpu), median(rss)}, len(p50) > 0
 }
 
 type idleMedian struct{ rss, peak, cpu float64 }
@@ -231,7 +235,7 @@ func printResults(w io.Writer, res *benchResults, modes []string, withBaseline b
 	}
 	if len(res.CatchUp) > 0 {
 		fmt.Fprintf(w, "catch-up: %d records of %d B on %d shards, TRIM_HORIZON (median of %d rounds)\n", res.Params.Records, res.Params.Size, res.Params.Shards, res.Params.Rounds)
-		fmt.Fprintln(tw, "mode\trelay\trecords/s\tMB/s\tCPU-µs/record\tpeak RSS\tdelivered\t")
+		fmt.Fprintln(tw, "mode\trelay\trecords/s\tMB/s\tCPU-µs/record\tpeak RSS\tdelivered (all rounds)\t")
 		for _, mode := range modes {
 			for _, relay := range relays {
 				m, ok := catchUpMedianOf(res, relay, mode)
@@ -252,7 +256,7 @@ func printResults(w io.Writer, res *benchResults, modes []string, withBaseline b
 	if len(res.Steady) > 0 {
 		fmt.Fprintf(w, "steady state: %s at a set rate on %d shards; added latency = NATS receipt - emulator arrival (median of %d rounds)\n",
 			res.Params.Duration, res.Params.Shards, res.Params.Rounds)
-		fmt.Fprintln(tw, "mode\trelay\trate\tp50 ms\tp99 ms\tmax ms\tpeak RSS\tdelivered\t")
+		fmt.Fprintln(tw, "mode\trelay\trate\tp50 ms\tp99 ms\tmax ms\tCPU-µs/record\tpeak RSS\tdelivered (all rounds)\t")
 		for _, mode := range modes {
 			rate := 0.0
 			for _, relay := range relays {
@@ -265,12 +269,12 @@ func printResults(w io.Writer, res *benchResults, modes []string, withBaseline b
 						rate = r.Rate
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n", mode, relay, rate, m.p50, m.p99, m.max, mib(int64(m.rss)), steadyDelivered(res, relay, mode))
+				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n", mode, relay, rate, m.p50, m.p99, m.max, m.cpu, mib(int64(m.rss)), steadyDelivered(res, relay, mode))
 			}
 			if withBaseline {
 				f, _ := steadyMedianOf(res, relayFanoutd, mode)
 				b, _ := steadyMedianOf(res, relayBaseline, mode)
-				fmt.Fprintf(tw, "%s\tfanoutd/baseline\t\t%s\t%s\t%s\t%s\t\t\n", mode, fmtRatio(f.p50, b.p50), fmtRatio(f.p99, b.p99), fmtRatio(f.max, b.max), fmtRatio(f.rss, b.rss))
+				fmt.Fprintf(tw, "%s\tfanoutd/baseline\t\t%s\t%s\t%s\t%s\t%s\t\t\n", mode, fmtRatio(f.p50, b.p50), fmtRatio(f.p99, b.p99), fmtRatio(f.max, b.max), fmtRatio(f.cpu, b.cpu), fmtRatio(f.rss, b.rss))
 			}
 		}
 		tw.Flush()

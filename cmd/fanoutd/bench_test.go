@@ -52,7 +52,7 @@ func TestBench(t *testing.T) {
 		if r.Records == 0 || r.Delivered != r.Records {
 			t.Errorf("steady %s %s delivered %d of %d records", r.Relay, r.Mode, r.Delivered, r.Records)
 		}
-		if r.Rate != 500 || r.P50Millis <= 0 || r.P99Millis < r.P50Millis || r.MaxMillis < r.P99Millis || r.PeakRSS <= 0 {
+		if r.Rate != 500 || r.P50Millis <= 0 || r.P99Millis < r.P50Millis || r.MaxMillis < r.P99Millis || r.CPUMicrosPerRecord <= 0 || r.PeakRSS <= 0 {
 			t.Errorf("steady %s %s lacks a figure: %+v", r.Relay, r.Mode, r)
 		}
 	}
