@@ -16,6 +16,9 @@ import (
 // record. It asserts no timings.
 func TestBench(t *testing.T) {
 	t.Setenv("FANOUTD_TEST_MAIN", "1") // the children run main's code
+	// Under -race a process sleeps 1s before it exits (atexit_sleep_ms):
+	// 10 child processes would add 10s.
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	profiles := t.TempDir()
 	var out, errOut bytes.Buffer
 	code := runContext(context.Background(), []string{"bench", "--records", "2000", "--shards", "2", "--idle-shards", "20",
