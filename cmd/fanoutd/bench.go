@@ -199,7 +199,7 @@ func (b *BenchCmd) startRelay(env *benchEnv, relay, stream, profileName string) 
 }
 
 // waitFor polls cond every 20ms until it holds, the child exits, ctx ends or
-// timeout passes; show is called on each poll for the progress line.
+// timeout passes; cond also updates the progress line.
 func waitFor(ctx context.Context, c *benchChild, timeout time.Duration, what string, cond func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	t := time.NewTicker(20 * time.Millisecond)
