@@ -23,6 +23,15 @@ func (r *RunCmd) Run(ctx context.Context, std stdio) error {
 		return err
 	}
 	log, level := newLogger(cfg.Log, std.err)
+	stopProfiles, err := startProfiles() // FANOUTD_CPUPROFILE, FANOUTD_HEAPPROFILE (fanoutd bench --profile)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := stopProfiles(); err != nil {
+			log.Error().Err(err).Msg("write profile")
+		}
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/internal/baseline"
+)
+
+const (
+	benchSubjects   = "kinesis.>"
+	benchDeadLetter = "fanoutd.deadletter.>"
+	benchJSStream   = "BENCH"
+	benchConsumer   = "fanoutd-bench"
+)
+
+// benchEnv is one measured run's world: a fresh emulator, a fresh NATS
+// server (with JetStream on file storage in JetStream mode), and the bench's
+// own subscriber. A fresh one per run keeps runs from sharing memory or
+// state.
+type benchEnv struct {
+	jetstream bool
+	dir       string
+	emu       *emulator.Server
+	ns        *server.Server
+	nc        *nats.Conn
+	js        nats.JetStreamContext
+	recv      *benchReceiver
+}
+
+func newBenchEnv(jetstream bool) (_ *benchEnv, err error) {
+	e := &benchEnv{jetstream: jetstream, recv: &benchReceiver{seen: map[string]time.Time{}}}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	if e.dir, err = os.MkdirTemp("", "fanoutd-bench-"); err != nil {
+		return nil, err
+	}
+	// No throttling: the bench measures the relay, not AWS's limits.
+	e.emu, err = emulator.New(emulator.Options{
+		ConsumerActivationDelay: -1,
+		ConsumerDeletionDelay:   -1,
+		SubscribeRate:           -1,
+		TakeoverGrace:           -1,
+		ReadThroughput:          -1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, JetStream: jetstream,
+		StoreDir: filepath.Join(e.dir, "jetstream")}
+	if e.ns, err = server.NewServer(opts); err != nil {
+		return nil, fmt.Errorf("start NATS server: %w", err)
+	}
+	e.ns.Start()
+	if !e.ns.ReadyForConnections(10 * time.Second) {
+		return nil, fmt.Errorf("NATS server did not start")
+	}
+	if e.nc, err = nats.Connect(e.ns.ClientURL(), nats.Name("fanoutd-bench-subscriber")); err != nil {
+		return nil, err
+	}
+	sub, err := e.nc.Subscribe(benchSubjects, e.recv.onMsg)
+	if err != nil {
+		return nil, err
+	}
+	_ = sub.SetPendingLimits(-1, -1) // never drop: a slow bench must not look like a lossy relay
+	if jetstream {
+		if e.js, err = e.nc.JetStream(); err != nil {
+			return nil, err
+		}
+		if _, err := e.js.AddStream(&nats.StreamConfig{Name: benchJSStream, Subjects: []string{benchSubjects, benchDeadLetter},
+			Storage: nats.FileStorage}); err != nil {
+			return nil, fmt.Errorf("create JetStream stream: %w", err)
+		}
+	}
+	return e, e.nc.Flush()
+}
+
+func (e *benchEnv) close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.ns != nil {
+		e.ns.Shutdown()
+		e.ns.WaitForShutdown()
+	}
+	if e.emu != nil {
+		e.emu.Close()
+	}
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+}
+
+// jsMessages is how many messages the JetStream stream holds.
+func (e *benchEnv) jsMessages() (uint64, error) {
+	info, err := e.js.StreamInfo(benchJSStream)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+// childEnv is the relay process's environment: the SDK's variables that
+// point it at the emulator (endpoint, region, credentials, CA bundle).
+func (e *benchEnv) childEnv(extra ...string) []string {
+	return append(append(os.Environ(), e.emu.EnvLines()...), extra...)
+}
+
+// daemonConfig writes a config file for `fanoutd run` reading stream.
+func (e *benchEnv) daemonConfig(stream string) (string, error) {
+	body := fmt.Sprintf(`aws:
+  region: %s
+  endpoint: %s
+streams:
+  - name: %s
+    consumer: %s
+    start_position: TRIM_HORIZON
+nats:
+  servers: [%q]
+  jetstream: %v
+checkpoint:
+  dir: %q
+log:
+  level: warn
+  format: json
+http:
+  listen: ""
+timers:
+  consumer_poll_initial: 50ms
+  consumer_poll_max: 200ms
+`, e.emu.Region(), e.emu.URL(), stream, benchConsumer, e.ns.ClientURL(), e.jetstream, filepath.Join(e.dir, "checkpoints"))
+	path := filepath.Join(e.dir, "fanoutd.yaml")
+	return path, os.WriteFile(path, []byte(body), 0o600)
+}
+
+// baselineConfig writes the baseline relay's config file.
+func (e *benchEnv) baselineConfig(stream string) (string, error) {
+	b, err := json.Marshal(baseline.Config{Stream: stream, Consumer: benchConsumer, NATSURL: e.ns.ClientURL(),
+		JetStream: e.jetstream, Subject: "kinesis." + stream})
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(e.dir, "baseline.json")
+	return path, os.WriteFile(path, b, 0o600)
+}
+
+// benchReceiver is the bench's NATS subscriber: it notes when each record
+// (by shard and sequence number) first arrived.
+type benchReceiver struct {
+	mu          sync.Mutex
+	seen        map[string]time.Time
+	first, last time.Time
+	dups        int
+}
+
+func (r *benchReceiver) onMsg(m *nats.Msg) {
+	now := time.Now()
+	key := m.Header.Get("Kinesis-Shard-Id") + "/" + m.Header.Get("Kinesis-Sequence-Number")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.seen[key]; dup {
+		r.dups++
+		return
+	}
+	r.seen[key] = now
+	if r.first.IsZero() {
+		r.first = now
+	}
+	r.last = now
+}
+
+func (r *benchReceiver) unique() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}
+
+// span is the time from the first to the last record received.
+func (r *benchReceiver) span() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last.Sub(r.first)
+}
+
+// latencies joins the receipt times with the emulator's arrival time of
+// every record of stream, and returns them sorted.
+func (r *benchReceiver) latencies(emu *emulator.Server, stream string) ([]time.Duration, error) {
+	shards, err := emu.Shards(stream)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Duration
+	for _, sh := range shards {
+		recs, err := emu.Records(stream, sh.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range recs {
+			if at, ok := r.seen[sh.ID+"/"+rec.SequenceNumber]; ok {
+				out = append(out, at.Sub(rec.Arrival))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// benchPayload is a record of size bytes; its first bytes say which.
+func benchPayload(buf []byte, i int) []byte {
+	for j := range buf {
+		buf[j] = byte('a' + j%26)
+	}
+	copy(buf, fmt.Sprintf("%d:", i))
+	return buf
+}

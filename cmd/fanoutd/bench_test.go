@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBench runs `fanoutd bench` with tiny loads, both relays as real child
+// processes (this test binary standing in for fanoutd, see TestMain), and
+// checks that every figure is there and that both relays delivered every
+// record. It asserts no timings.
+func TestBench(t *testing.T) {
+	t.Setenv("FANOUTD_TEST_MAIN", "1") // the children run main's code
+	// Under -race a process sleeps 1s before it exits (atexit_sleep_ms):
+	// 10 child processes would add 10s.
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	profiles := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := runContext(context.Background(), []string{"bench", "--records", "2000", "--shards", "2", "--idle-shards", "20",
+		"--duration", "500ms", "--idle-duration", "500ms", "--rate", "500", "--baseline", "--rounds", "1", "--profile", profiles, "--json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	var res benchResults
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	if got, want := len(res.CatchUp), 4; got != want { // 2 relays x 2 modes
+		t.Fatalf("%d catch-up results, want %d: %+v", got, want, res.CatchUp)
+	}
+	seen := map[string]bool{}
+	for _, r := range res.CatchUp {
+		seen[r.Relay+"/"+r.Mode] = true
+		if r.Delivered != 2000 || r.Records != 2000 {
+			t.Errorf("catch-up %s %s delivered %d of %d records, want 2000", r.Relay, r.Mode, r.Delivered, r.Records)
+		}
+		if r.RecordsPerSec <= 0 || r.MBPerSec <= 0 || r.CPUMicrosPerRecord <= 0 || r.PeakRSS <= 0 {
+			t.Errorf("catch-up %s %s lacks a figure: %+v", r.Relay, r.Mode, r)
+		}
+	}
+	for _, k := range []string{"fanoutd/core", "fanoutd/jetstream", "baseline/core", "baseline/jetstream"} {
+		if !seen[k] {
+			t.Errorf("no catch-up result for %s", k)
+		}
+	}
+	if got, want := len(res.Steady), 4; got != want {
+		t.Fatalf("%d steady-state results, want %d: %+v", got, want, res.Steady)
+	}
+	for _, r := range res.Steady {
+		if r.Records == 0 || r.Delivered != r.Records {
+			t.Errorf("steady %s %s delivered %d of %d records", r.Relay, r.Mode, r.Delivered, r.Records)
+		}
+		if r.Rate != 500 || r.P50Millis <= 0 || r.P99Millis < r.P50Millis || r.MaxMillis < r.P99Millis || r.CPUMicrosPerRecord <= 0 || r.PeakRSS <= 0 {
+			t.Errorf("steady %s %s lacks a figure: %+v", r.Relay, r.Mode, r)
+		}
+	}
+	if got, want := len(res.Idle), 2; got != want {
+		t.Fatalf("%d idle results, want %d: %+v", got, want, res.Idle)
+	}
+	for _, r := range res.Idle {
+		if r.Subscribed != 20 || r.RSS <= 0 || r.PeakRSS < r.RSS || r.CPUPercent < 0 {
+			t.Errorf("idle %s: %+v", r.Relay, r)
+		}
+	}
+	// Every target is judged: 3 ratios + RSS + latency per mode, 2 idle.
+	if got, want := len(res.Targets), 12; got != want {
+		t.Errorf("%d targets, want %d: %+v", got, want, res.Targets)
+	}
+	for _, tr := range res.Targets {
+		if tr.Holds == nil {
+			t.Errorf("target %q (%s) not judged: %s", tr.Target, tr.Mode, tr.Value)
+		}
+	}
+	// The daemon wrote its profiles; the baseline is not profiled.
+	for _, name := range []string{"catchup-core-r1.cpu.pprof", "catchup-jetstream-r1.heap.pprof", "steady-core-r1.cpu.pprof", "idle-r1.heap.pprof"} {
+		if fi, err := os.Stat(filepath.Join(profiles, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v", name, err)
+		}
+	}
+	if !strings.Contains(errOut.String(), "catch-up  baseline jetstream round 1: ") {
+		t.Errorf("no progress summary on stderr:\n%s", errOut.String())
+	}
+
+	// The tables print every figure of the same results.
+	var text bytes.Buffer
+	printResults(&text, &res, []string{"core", "jetstream"}, true)
+	for _, want := range []string{"records/s", "MB/s", "CPU-µs/record", "peak RSS", "p50 ms", "p99 ms", "max ms", "CPU % of one core",
+		"fanoutd/baseline", "2000/2000", "catch-up rate >= 1.5x baseline", "steady-state added latency p99 < 5 ms", "20 idle subscriptions RSS < 256 MiB"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("tables lack %q:\n%s", want, text.String())
+		}
+	}
+}
