@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fanoutd/fanoutd/bench"
 )
 
 // TestBench runs `fanoutd bench` with tiny loads, both relays as real child
@@ -26,7 +28,7 @@ func TestBench(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
-	var res benchResults
+	var res bench.Results
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
@@ -88,7 +90,7 @@ func TestBench(t *testing.T) {
 
 	// The tables print every figure of the same results.
 	var text bytes.Buffer
-	printResults(&text, &res, []string{"core", "jetstream"}, true)
+	bench.PrintResults(&text, &res, []string{"core", "jetstream"}, true)
 	for _, want := range []string{"records/s", "MB/s", "CPU-µs/record", "peak RSS", "p50 ms", "p99 ms", "max ms", "CPU % of one core",
 		"fanoutd/baseline", "2000/2000", "catch-up rate >= 1.5x baseline", "steady-state added latency p99 < 5 ms", "20 idle subscriptions RSS < 256 MiB"} {
 		if !strings.Contains(text.String(), want) {

@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/fanoutd/fanoutd/bench"
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/daemon"
 )
@@ -23,7 +24,7 @@ func (r *RunCmd) Run(ctx context.Context, std stdio) error {
 		return err
 	}
 	log, level := newLogger(cfg.Log, std.err)
-	stopProfiles, err := startProfiles() // FANOUTD_CPUPROFILE, FANOUTD_HEAPPROFILE (fanoutd bench --profile)
+	stopProfiles, err := bench.StartProfiles() // FANOUTD_CPUPROFILE, FANOUTD_HEAPPROFILE (fanoutd bench --profile)
 	if err != nil {
 		return err
 	}

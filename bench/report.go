@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-type benchResults struct {
+// Results are every figure of a run (the JSON of --json).
+type Results struct {
 	Machine benchMachine    `json:"machine"`
 	Params  benchParams     `json:"params"`
 	CatchUp []catchUpResult `json:"catch_up"`
@@ -92,8 +93,8 @@ type targetResult struct {
 	Holds *bool `json:"holds"`
 }
 
-func machineInfo() benchMachine {
-	m := benchMachine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Version: Version(), StartedAt: time.Now().UTC().Format(time.RFC3339)}
+func machineInfo(version string) benchMachine {
+	m := benchMachine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Version: version, StartedAt: time.Now().UTC().Format(time.RFC3339)}
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
@@ -144,7 +145,7 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // medians of one relay (and mode) over its rounds.
 type catchUpMedian struct{ rate, mbs, cpu, rss float64 }
 
-func catchUpMedianOf(res *benchResults, relay, mode string) (catchUpMedian, bool) {
+func catchUpMedianOf(res *Results, relay, mode string) (catchUpMedian, bool) {
 	var rate, mbs, cpu, rss []float64
 	for _, r := range res.CatchUp {
 		if r.Relay == relay && r.Mode == mode {
@@ -156,7 +157,7 @@ func catchUpMedianOf(res *benchResults, relay, mode string) (catchUpMedian, bool
 
 type steadyMedian struct{ p50, p99, max, cpu, rss float64 }
 
-func steadyMedianOf(res *benchResults, relay, mode string) (steadyMedian, bool) {
+func steadyMedianOf(res *Results, relay, mode string) (steadyMedian, bool) {
 	var p50, p99, mx, cpu, rss []float64
 	for _, r := range res.Steady {
 		if r.Relay == relay && r.Mode == mode {
@@ -169,7 +170,7 @@ func steadyMedianOf(res *benchResults, relay, mode string) (steadyMedian, bool) 
 
 type idleMedian struct{ rss, peak, cpu float64 }
 
-func idleMedianOf(res *benchResults, relay string) (idleMedian, bool) {
+func idleMedianOf(res *Results, relay string) (idleMedian, bool) {
 	var rss, peak, cpu []float64
 	for _, r := range res.Idle {
 		if r.Relay == relay {
@@ -189,7 +190,7 @@ func ratio(a, b float64) float64 {
 func holds(ok bool) *bool { return &ok }
 
 // evaluateTargets checks issue 12's targets on the medians of this run.
-func evaluateTargets(res *benchResults, modes []string, withBaseline bool) []targetResult {
+func evaluateTargets(res *Results, modes []string, withBaseline bool) []targetResult {
 	var out []targetResult
 	for _, mode := range modes {
 		f, okF := catchUpMedianOf(res, relayFanoutd, mode)
@@ -218,7 +219,9 @@ func evaluateTargets(res *benchResults, modes []string, withBaseline bool) []tar
 	return out
 }
 
-func printResults(w io.Writer, res *benchResults, modes []string, withBaseline bool) {
+// PrintResults prints res as tables, with the ratios and targets when
+// withBaseline.
+func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) {
 	relays := []string{relayFanoutd}
 	if withBaseline {
 		relays = append(relays, relayBaseline)
@@ -317,7 +320,7 @@ func printResults(w io.Writer, res *benchResults, modes []string, withBaseline b
 }
 
 // delivered is "n/N" summed over the rounds of relay in mode.
-func delivered(res *benchResults, relay, mode string) string {
+func delivered(res *Results, relay, mode string) string {
 	got, want := 0, 0
 	for _, r := range res.CatchUp {
 		if r.Relay == relay && r.Mode == mode {
@@ -327,7 +330,7 @@ func delivered(res *benchResults, relay, mode string) string {
 	return fmt.Sprintf("%d/%d", got, want)
 }
 
-func steadyDelivered(res *benchResults, relay, mode string) string {
+func steadyDelivered(res *Results, relay, mode string) string {
 	got, want := 0, 0
 	for _, r := range res.Steady {
 		if r.Relay == relay && r.Mode == mode {

@@ -1,0 +1,486 @@
+// Package bench measures the relay the way users compare relays: the real
+// daemon runs as a child process against an in-process emulator and NATS
+// server, and its CPU time and memory come from the kernel's accounting of
+// that process. With Baseline, a plain SDK relay (internal/baseline) takes
+// the same loads in the same run, alternating with fanoutd.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Options are the loads and phases of a run (the flags of `fanoutd bench`).
+type Options struct {
+	Records      int           `default:"100000" help:"Catch-up backlog: records."`
+	Size         int           `default:"512" help:"Record size in bytes."`
+	Shards       int           `default:"8" help:"Shards of the catch-up and steady-state streams."`
+	Mode         string        `default:"both" enum:"core,jetstream,both" help:"NATS publishing mode: core, jetstream or both."`
+	Rate         float64       `help:"Steady-state records per second (default: a tenth of the measured catch-up rate)."`
+	Duration     time.Duration `default:"10s" help:"Steady-state duration."`
+	IdleShards   int           `default:"1000" name:"idle-shards" help:"Shards subscribed with no traffic in the idle phase."`
+	IdleDuration time.Duration `default:"10s" name:"idle-duration" help:"How long the idle phase is measured, once every shard is subscribed."`
+	Phases       string        `default:"catchup,steady,idle" help:"Phases to run (comma-separated)."`
+	Baseline     bool          `help:"Run the same loads through a plain aws-sdk-go-v2 + nats.go relay and print the ratios."`
+	Rounds       int           `default:"2" help:"Runs of each phase per relay, alternating fanoutd and baseline."`
+	Profile      string        `placeholder:"DIR" help:"Write the daemon's CPU and heap profiles (pprof) of every run into DIR."`
+	JSON         bool          `name:"json" help:"Print the results as JSON."`
+
+	// Version is fanoutd's version, for the report; Progress receives the
+	// live progress line (nil: none).
+	Version  string    `kong:"-"`
+	Progress io.Writer `kong:"-"`
+}
+
+const (
+	relayFanoutd  = "fanoutd"
+	relayBaseline = "baseline"
+)
+
+// Validate checks the options.
+func (b *Options) Validate() error {
+	_, err := b.validate()
+	return err
+}
+
+// Run runs the phases and prints the results on w. The relays run as
+// children: this executable, which must be fanoutd (`fanoutd run` and
+// `fanoutd bench --baseline-relay`).
+func Run(ctx context.Context, b Options, w io.Writer) error {
+	phases, err := b.validate()
+	if err != nil {
+		return err
+	}
+	if b.Progress == nil {
+		b.Progress = io.Discard
+	}
+	if b.Profile != "" {
+		if err := os.MkdirAll(b.Profile, 0o755); err != nil {
+			return err
+		}
+	}
+	res := &Results{Machine: machineInfo(b.Version), Params: benchParams{
+		Records: b.Records, Size: b.Size, Shards: b.Shards, Mode: b.Mode, Duration: b.Duration.String(),
+		IdleShards: b.IdleShards, IdleDuration: b.IdleDuration.String(), Baseline: b.Baseline, Rounds: b.Rounds,
+	}}
+	if !b.JSON {
+		printMachine(w, res.Machine)
+	}
+	relays := []string{relayFanoutd}
+	if b.Baseline {
+		relays = append(relays, relayBaseline)
+	}
+	modes := []string{"core", "jetstream"}
+	if b.Mode != "both" {
+		modes = []string{b.Mode}
+	}
+	prog := &progress{w: b.Progress}
+
+	if phases["catchup"] {
+		for round := 1; round <= b.Rounds; round++ {
+			for _, mode := range modes {
+				for _, relay := range relays {
+					r, err := b.catchUp(ctx, prog, relay, mode, round)
+					if err != nil {
+						return fmt.Errorf("catch-up %s %s round %d: %w", relay, mode, round, err)
+					}
+					res.CatchUp = append(res.CatchUp, r)
+				}
+			}
+		}
+	}
+	if phases["steady"] {
+		for round := 1; round <= b.Rounds; round++ {
+			for _, mode := range modes {
+				rate := b.steadyRate(res, mode)
+				for _, relay := range relays {
+					r, err := b.steady(ctx, prog, relay, mode, round, rate)
+					if err != nil {
+						return fmt.Errorf("steady state %s %s round %d: %w", relay, mode, round, err)
+					}
+					res.Steady = append(res.Steady, r)
+				}
+			}
+		}
+	}
+	if phases["idle"] {
+		for round := 1; round <= b.Rounds; round++ {
+			for _, relay := range relays {
+				r, err := b.idle(ctx, prog, relay, round)
+				if err != nil {
+					return fmt.Errorf("idle %s round %d: %w", relay, round, err)
+				}
+				res.Idle = append(res.Idle, r)
+			}
+		}
+	}
+	res.Targets = evaluateTargets(res, modes, b.Baseline)
+	if b.JSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	PrintResults(w, res, modes, b.Baseline)
+	return nil
+}
+
+func (b *Options) validate() (map[string]bool, error) {
+	switch {
+	case b.Records < 1, b.Size < 1, b.Shards < 1, b.IdleShards < 1, b.Rounds < 1:
+		return nil, fmt.Errorf("--records, --size, --shards, --idle-shards and --rounds must be at least 1")
+	case b.Size > 1<<20:
+		return nil, fmt.Errorf("--size: a Kinesis record holds at most 1 MiB")
+	case b.Duration <= 0, b.IdleDuration <= 0:
+		return nil, fmt.Errorf("--duration and --idle-duration must be positive")
+	case b.Rate < 0:
+		return nil, fmt.Errorf("--rate must not be negative")
+	}
+	phases := map[string]bool{}
+	for _, p := range strings.Split(b.Phases, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "catchup", "steady", "idle":
+			phases[p] = true
+		default:
+			return nil, fmt.Errorf("--phases: unknown phase %q (catchup, steady, idle)", p)
+		}
+	}
+	if phases["steady"] && !phases["catchup"] && b.Rate == 0 {
+		return nil, fmt.Errorf("--phases: steady without catchup needs --rate")
+	}
+	return phases, nil
+}
+
+// steadyRate is --rate, or a tenth of the slowest relay's median catch-up
+// rate in mode, so that both relays can keep up with it.
+func (b *Options) steadyRate(res *Results, mode string) float64 {
+	if b.Rate > 0 {
+		return b.Rate
+	}
+	rate := 0.0
+	for _, relay := range []string{relayFanoutd, relayBaseline} {
+		var rates []float64
+		for _, r := range res.CatchUp {
+			if r.Relay == relay && r.Mode == mode {
+				rates = append(rates, r.RecordsPerSec)
+			}
+		}
+		if m := median(rates); m > 0 && (rate == 0 || m < rate) {
+			rate = m
+		}
+	}
+	return max(rate/10, 1)
+}
+
+// startRelay starts relay as a child process reading stream.
+func (b *Options) startRelay(env *benchEnv, relay, stream, profileName string) (*benchChild, error) {
+	if relay == relayBaseline {
+		path, err := env.baselineConfig(stream)
+		if err != nil {
+			return nil, err
+		}
+		return startBenchChild([]string{"bench", "--baseline-relay", path}, env.childEnv())
+	}
+	path, err := env.daemonConfig(stream)
+	if err != nil {
+		return nil, err
+	}
+	var extra []string
+	if b.Profile != "" {
+		extra = append(extra,
+			EnvCPUProfile+"="+filepath.Join(b.Profile, profileName+".cpu.pprof"),
+			EnvHeapProfile+"="+filepath.Join(b.Profile, profileName+".heap.pprof"))
+	}
+	return startBenchChild([]string{"run", "--config", path}, env.childEnv(extra...))
+}
+
+// waitFor polls cond every 20ms until it holds, the child exits, ctx ends or
+// timeout passes; cond also updates the progress line.
+func waitFor(ctx context.Context, c *benchChild, timeout time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if err := c.exitedEarly(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not done within %v; relay output:\n%s", what, timeout, c.out.String())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Options) catchUp(ctx context.Context, prog *progress, relay, mode string, round int) (catchUpResult, error) {
+	r := catchUpResult{Relay: relay, Mode: mode, Round: round, Records: b.Records}
+	env, err := newBenchEnv(mode == "jetstream")
+	if err != nil {
+		return r, err
+	}
+	defer env.close()
+	const stream = "catchup"
+	if err := env.emu.CreateStream(stream, b.Shards); err != nil {
+		return r, err
+	}
+	label := fmt.Sprintf("catch-up  %-8s %-9s round %d", relay, mode, round)
+	buf := make([]byte, b.Size)
+	for i := 0; i < b.Records; i++ {
+		if _, _, err := env.emu.PutRecord(stream, fmt.Sprintf("key-%d", i), benchPayload(buf, i)); err != nil {
+			return r, fmt.Errorf("write backlog: %w", err)
+		}
+		if i%10000 == 0 {
+			prog.show("%s: writing backlog %d/%d", label, i, b.Records)
+		}
+	}
+	child, err := b.startRelay(env, relay, stream, fmt.Sprintf("catchup-%s-r%d", mode, round))
+	if err != nil {
+		return r, err
+	}
+	defer child.kill()
+	start := time.Now()
+	timeout := 5*time.Minute + time.Duration(b.Records)*time.Millisecond
+	err = waitFor(ctx, child, timeout, "deliver the backlog", func() (bool, error) {
+		n := env.recv.unique()
+		prog.show("%s: %d/%d records, %.0f records/s", label, n, b.Records, float64(n)/time.Since(start).Seconds())
+		if n < b.Records {
+			return false, nil
+		}
+		if !env.jetstream {
+			return true, nil
+		}
+		msgs, err := env.jsMessages()
+		return msgs >= uint64(b.Records), err
+	})
+	if err != nil {
+		prog.done()
+		return r, err
+	}
+	span := env.recv.span()
+	u, err := child.stop(30 * time.Second)
+	prog.done()
+	if err != nil {
+		return r, err
+	}
+	r.Delivered = env.recv.unique()
+	r.Seconds = span.Seconds()
+	if span > 0 {
+		r.RecordsPerSec = float64(b.Records) / span.Seconds()
+	}
+	r.MBPerSec = r.RecordsPerSec * float64(b.Size) / 1e6
+	r.CPUMicrosPerRecord = float64(u.CPU.Microseconds()) / float64(b.Records)
+	r.PeakRSS = u.MaxRSS
+	if env.jetstream {
+		msgs, err := env.jsMessages()
+		if err != nil {
+			return r, err
+		}
+		r.Delivered = int(min(msgs, uint64(r.Delivered)))
+	}
+	prog.line("%s: %.0f records/s, %.1f MB/s, %.2f CPU-µs/record, peak RSS %s", label, r.RecordsPerSec, r.MBPerSec, r.CPUMicrosPerRecord, mib(r.PeakRSS))
+	return r, nil
+}
+
+func (b *Options) steady(ctx context.Context, prog *progress, relay, mode string, round int, rate float64) (steadyResult, error) {
+	r := steadyResult{Relay: relay, Mode: mode, Round: round, Rate: rate}
+	env, err := newBenchEnv(mode == "jetstream")
+	if err != nil {
+		return r, err
+	}
+	defer env.close()
+	const stream = "steady"
+	if err := env.emu.CreateStream(stream, b.Shards); err != nil {
+		return r, err
+	}
+	label := fmt.Sprintf("steady    %-8s %-9s round %d", relay, mode, round)
+	child, err := b.startRelay(env, relay, stream, fmt.Sprintf("steady-%s-r%d", mode, round))
+	if err != nil {
+		return r, err
+	}
+	defer child.kill()
+	err = waitFor(ctx, child, 2*time.Minute, "subscribe to every shard", func() (bool, error) {
+		n := env.emu.ActiveSubscriptions(stream, "")
+		prog.show("%s: %d/%d shards subscribed", label, n, b.Shards)
+		return n >= b.Shards, nil
+	})
+	if err != nil {
+		prog.done()
+		return r, err
+	}
+	// Produce at rate: after each millisecond, write what the rate owes.
+	buf := make([]byte, b.Size)
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	lastShow := start
+	for produced := 0; ; {
+		now := time.Now()
+		el := now.Sub(start)
+		if el >= b.Duration {
+			r.Records = produced
+			break
+		}
+		for owed := int(rate * el.Seconds()); produced < owed; produced++ {
+			if _, _, err := env.emu.PutRecord(stream, fmt.Sprintf("key-%d", produced), benchPayload(buf, produced)); err != nil {
+				tick.Stop()
+				prog.done()
+				return r, fmt.Errorf("produce: %w", err)
+			}
+		}
+		if now.Sub(lastShow) >= 250*time.Millisecond {
+			lastShow = now
+			prog.show("%s: %d records produced at %.0f/s, %d received", label, produced, rate, env.recv.unique())
+			if err := child.exitedEarly(); err != nil {
+				tick.Stop()
+				prog.done()
+				return r, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			prog.done()
+			return r, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	tick.Stop()
+	err = waitFor(ctx, child, 2*time.Minute, "deliver every produced record", func() (bool, error) {
+		n := env.recv.unique()
+		prog.show("%s: %d/%d records received", label, n, r.Records)
+		return n >= r.Records, nil
+	})
+	if err != nil {
+		prog.done()
+		return r, err
+	}
+	u, err := child.stop(30 * time.Second)
+	prog.done()
+	if err != nil {
+		return r, err
+	}
+	r.Delivered = env.recv.unique()
+	r.PeakRSS = u.MaxRSS
+	if r.Records > 0 {
+		r.CPUMicrosPerRecord = float64(u.CPU.Microseconds()) / float64(r.Records)
+	}
+	lat, err := env.recv.latencies(env.emu, stream)
+	if err != nil {
+		return r, err
+	}
+	r.P50Millis, r.P99Millis, r.MaxMillis = millis(percentile(lat, 0.50)), millis(percentile(lat, 0.99)), millis(percentile(lat, 1))
+	prog.line("%s: %d records at %.0f/s, added latency p50 %.2f ms, p99 %.2f ms, max %.2f ms, %.2f CPU-µs/record, peak RSS %s",
+		label, r.Records, rate, r.P50Millis, r.P99Millis, r.MaxMillis, r.CPUMicrosPerRecord, mib(r.PeakRSS))
+	return r, nil
+}
+
+func (b *Options) idle(ctx context.Context, prog *progress, relay string, round int) (idleResult, error) {
+	r := idleResult{Relay: relay, Round: round, Shards: b.IdleShards, Seconds: b.IdleDuration.Seconds()}
+	env, err := newBenchEnv(false)
+	if err != nil {
+		return r, err
+	}
+	defer env.close()
+	const stream = "idle"
+	if err := env.emu.CreateStream(stream, b.IdleShards); err != nil {
+		return r, err
+	}
+	label := fmt.Sprintf("idle      %-8s %-9s round %d", relay, "core", round)
+	child, err := b.startRelay(env, relay, stream, fmt.Sprintf("idle-r%d", round))
+	if err != nil {
+		return r, err
+	}
+	defer child.kill()
+	err = waitFor(ctx, child, 10*time.Minute, "subscribe to every shard", func() (bool, error) {
+		n := env.emu.ActiveSubscriptions(stream, "")
+		prog.show("%s: %d/%d shards subscribed", label, n, b.IdleShards)
+		return n >= b.IdleShards, nil
+	})
+	if err != nil {
+		prog.done()
+		return r, err
+	}
+	pid := child.cmd.Process.Pid
+	cpu0, _, err := procSample(pid)
+	if err != nil {
+		prog.done()
+		return r, err
+	}
+	t0 := time.Now()
+	end := t0.Add(b.IdleDuration)
+	for now := t0; now.Before(end); now = time.Now() {
+		prog.show("%s: measuring, %.0fs left", label, end.Sub(now).Seconds())
+		if err := child.exitedEarly(); err != nil {
+			prog.done()
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			prog.done()
+			return r, ctx.Err()
+		case <-time.After(min(time.Until(end), 250*time.Millisecond)):
+		}
+	}
+	cpu1, rss, err := procSample(pid)
+	wall := time.Since(t0)
+	if err != nil {
+		prog.done()
+		return r, err
+	}
+	r.Subscribed = env.emu.ActiveSubscriptions(stream, "")
+	u, err := child.stop(30 * time.Second)
+	prog.done()
+	if err != nil {
+		return r, err
+	}
+	r.RSS, r.PeakRSS = rss, u.MaxRSS
+	r.CPUPercent = 100 * (cpu1 - cpu0).Seconds() / wall.Seconds()
+	prog.line("%s: %d shards, RSS %s (peak %s), CPU %.2f%% of one core", label, b.IdleShards, mib(r.RSS), mib(r.PeakRSS), r.CPUPercent)
+	return r, nil
+}
+
+// progress is the live line on stderr.
+type progress struct {
+	w    io.Writer
+	last time.Time
+	wide int
+}
+
+// show rewrites the progress line, at most 4 times a second.
+func (p *progress) show(format string, args ...any) {
+	if time.Since(p.last) < 250*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	s := fmt.Sprintf(format, args...)
+	fmt.Fprintf(p.w, "\r%-*s", p.wide, s)
+	p.wide = max(p.wide, len(s))
+}
+
+// done clears the progress line.
+func (p *progress) done() {
+	if p.wide > 0 {
+		fmt.Fprintf(p.w, "\r%-*s\r", p.wide, "")
+	}
+	p.wide, p.last = 0, time.Time{}
+}
+
+// line prints a finished run's summary on its own line.
+func (p *progress) line(format string, args ...any) {
+	p.done()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
