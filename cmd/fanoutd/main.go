@@ -49,7 +49,7 @@ type CLI struct {
 	Status    StatusCmd    `cmd:"" help:"Show the running daemon's streams and shards."`
 	Tail      TailCmd      `cmd:"" help:"Print relayed records from a NATS subject."`
 	Consumers ConsumersCmd `cmd:"" help:"List or deregister a stream's EFO consumers."`
-	Bench     BenchCmd     `cmd:"" help:"Measure the daemon against in-process Kinesis and NATS, beside a plain SDK relay."`
+	Bench     BenchCmd     `cmd:"" help:"Measure the daemon beside a plain SDK relay."`
 }
 
 func main() {
