@@ -126,7 +126,7 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/subject_wildcard.yaml: streams[1].subject: subject template \"kinesis.>\": wildcard '>' at offset 8: a publish subject cannot hold wildcards"},
 		{"syntax", "testdata/invalid/syntax.yaml: yaml: line 1: did not find expected '-' indicator"},
 		{"timestamp_not_allowed", "testdata/invalid/timestamp_not_allowed.yaml: streams[0].start_timestamp: only allowed when start_position is AT_TIMESTAMP"},
-		{"top_level_list", "testdata/invalid/top_level_list.yaml: expected a mapping of sections (aws, streams, nats, checkpoint, log, timers), got a list"},
+		{"top_level_list", "testdata/invalid/top_level_list.yaml: expected a mapping of sections (aws, streams, nats, checkpoint, log, timers, http), got a list"},
 		{"two_documents", "testdata/invalid/two_documents.yaml: a second YAML document starts on line 5; the config is one document"},
 		{"unknown_key", "testdata/invalid/unknown_key.yaml: streams[0].subjct: unknown key"},
 		{"unknown_section", "" +

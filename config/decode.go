@@ -103,7 +103,7 @@ func (c *shapeChecker) check(path string, n *yaml.Node, t reflect.Type) bool {
 		return c.leaf(path, n, t)
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode && path == "" {
-			c.add(path, "expected a mapping of sections (aws, streams, nats, checkpoint, log, timers), got %s", kindName(n))
+			c.add(path, "expected a mapping of sections (%s), got %s", strings.Join(sectionNames(), ", "), kindName(n))
 			return false
 		}
 		if n.Kind != yaml.MappingNode {
@@ -359,4 +359,16 @@ func joinKey(path, key string) string {
 
 func joinIndex(path string, i int) string {
 	return path + "[" + strconv.Itoa(i) + "]"
+}
+
+// sectionNames are the top-level keys of the file, from Config's fields.
+func sectionNames() []string {
+	t := reflect.TypeFor[Config]()
+	out := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
 }

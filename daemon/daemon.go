@@ -238,11 +238,18 @@ func (d *Daemon) serveHTTP(addr string) error {
 	return nil
 }
 
-// streamNames are the streams being consumed (monitor source).
+// streamNames are the streams being consumed, those deleted and probed
+// left out (monitor source: each must have a reading shard to be ready).
 func (d *Daemon) streamNames() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return slices.Collect(maps.Keys(d.streams))
+	var out []string
+	for name, rs := range d.streams {
+		if rs.consumer.Deleted() == "" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // stoppedStreams are the streams that stopped alone, and those deleted
