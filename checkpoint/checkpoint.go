@@ -52,6 +52,11 @@ var (
 	// ErrInvalidKey is returned for a stream, consumer or shard ID that is
 	// not a Kinesis name; the FileStore uses them as file names.
 	ErrInvalidKey = errors.New("invalid checkpoint key")
+	// ErrFenced is returned by a shared store's Put when the checkpoint
+	// was written by someone else since this store last read or wrote it:
+	// another instance took the shard over, and this one must stop
+	// reading it.
+	ErrFenced = errors.New("checkpoint was written by another instance since this one last saw it")
 	// ErrEmptyCheckpoint is returned by Put for a checkpoint with no
 	// sequence number that does not end the shard: it would mean nothing.
 	ErrEmptyCheckpoint = errors.New("checkpoint has no sequence number and does not end the shard")

@@ -20,6 +20,8 @@ type Config struct {
 	Log        LogConfig        `yaml:"log"`
 	Timers     TimersConfig     `yaml:"timers"`
 	HTTP       HTTPConfig       `yaml:"http"`
+	// Coordination lets several instances share the streams' shards.
+	Coordination CoordinationConfig `yaml:"coordination"`
 }
 
 // HTTPConfig is the daemon's HTTP endpoint: /metrics (Prometheus),
@@ -129,8 +131,14 @@ type TLSConfig struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
-// StoreFile is the only checkpoint store so far.
-const StoreFile = "file"
+// The checkpoint stores.
+const (
+	// StoreFile keeps checkpoints in files under checkpoint.dir.
+	StoreFile = "file"
+	// StoreJetStream keeps them in a NATS JetStream key-value bucket, shared
+	// by the instances of a group, every write a compare-and-set.
+	StoreJetStream = "jetstream"
+)
 
 // CheckpointConfig selects where checkpoints are kept.
 type CheckpointConfig struct {
@@ -138,9 +146,46 @@ type CheckpointConfig struct {
 	// Dir is required when Store is "file"; Load defaults it to
 	// $STATE_DIRECTORY (its first path) when systemd sets it.
 	Dir string `yaml:"dir"`
+	// Bucket is the key-value bucket when Store is "jetstream", created at
+	// start when missing.
+	Bucket BucketConfig `yaml:"bucket"`
 	// Interval is the least time between two checkpoint writes of a shard
 	// (0s: after every event). It bounds the replay after a crash.
 	Interval Duration `yaml:"interval"`
+}
+
+// BucketConfig names a JetStream key-value bucket fanoutd creates when it
+// is missing.
+type BucketConfig struct {
+	Name string `yaml:"name"`
+	// Replicas 0: 3 on a cluster of at least 3 servers, else 1 (with a
+	// warning).
+	Replicas int `yaml:"replicas"`
+	// Storage is file or memory.
+	Storage string `yaml:"storage"`
+}
+
+// The coordination modes.
+const (
+	// CoordinationNone: this instance reads every shard.
+	CoordinationNone = "none"
+	// CoordinationJetStream: instances share the shards through leases in a
+	// JetStream key-value bucket.
+	CoordinationJetStream = "jetstream"
+)
+
+// CoordinationConfig lets several instances share the shards of the
+// configured streams.
+type CoordinationConfig struct {
+	Mode string `yaml:"mode"`
+	// Instance is this instance's name in the group, unique (default:
+	// hostname-pid).
+	Instance string `yaml:"instance"`
+	// LeaseTTL: the shards of an instance that died move after about this
+	// long.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// Bucket holds the leases and the members' heartbeats.
+	Bucket BucketConfig `yaml:"bucket"`
 }
 
 // LogConfig selects the log level (trace, debug, info, warn, error) and

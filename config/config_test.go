@@ -43,7 +43,17 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/bad_name.yaml: streams[0].name: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"my orders\")\n" +
 			"testdata/invalid/bad_name.yaml: streams[0].consumer: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"fan/out\")"},
 		{"checkpoint_dir", "testdata/invalid/checkpoint_dir.yaml: checkpoint.dir: required when store is file"},
-		{"checkpoint_store", "testdata/invalid/checkpoint_store.yaml: checkpoint.store: must be \"file\", the only store so far (got \"kv\")"},
+		{"checkpoint_bucket", "" +
+			"testdata/invalid/checkpoint_bucket.yaml: checkpoint.bucket.name: must be 1 to 255 of a-z, A-Z, 0-9, '_' and '-' (got \"\")\n" +
+			"testdata/invalid/checkpoint_bucket.yaml: checkpoint.bucket.storage: must be one of file, memory (got \"disk\")\n" +
+			"testdata/invalid/checkpoint_bucket.yaml: coordination.mode: must be one of none, jetstream (got \"cluster\")"},
+		{"checkpoint_store", "testdata/invalid/checkpoint_store.yaml: checkpoint.store: must be one of file, jetstream (got \"kv\")"},
+		{"coordination", "" +
+			"testdata/invalid/coordination.yaml: coordination.mode: jetstream requires checkpoint.store: jetstream: shards move between instances, so their checkpoints must be shared (got checkpoint.store \"file\")\n" +
+			"testdata/invalid/coordination.yaml: coordination.instance: must be 1 to 128 of a-z, A-Z, 0-9, '_', '.' and '-', unique in the group (got \"web 1\")\n" +
+			"testdata/invalid/coordination.yaml: coordination.lease_ttl: must be at least 1s (got 100ms)\n" +
+			"testdata/invalid/coordination.yaml: coordination.bucket.name: must be 1 to 255 of a-z, A-Z, 0-9, '_' and '-' (got \"my.leases\")\n" +
+			"testdata/invalid/coordination.yaml: coordination.bucket.replicas: must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got 7)"},
 		{"consumer_arn_mismatch", "" +
 			"testdata/invalid/consumer_arn_mismatch.yaml: streams[0].consumer_arn: names stream \"payments\", not \"orders\"\n" +
 			"testdata/invalid/consumer_arn_mismatch.yaml: streams[0].consumer_arn: names consumer \"other\", not \"fanoutd\"; set consumer: other\n" +
@@ -126,7 +136,7 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/subject_wildcard.yaml: streams[1].subject: subject template \"kinesis.>\": wildcard '>' at offset 8: a publish subject cannot hold wildcards"},
 		{"syntax", "testdata/invalid/syntax.yaml: yaml: line 1: did not find expected '-' indicator"},
 		{"timestamp_not_allowed", "testdata/invalid/timestamp_not_allowed.yaml: streams[0].start_timestamp: only allowed when start_position is AT_TIMESTAMP"},
-		{"top_level_list", "testdata/invalid/top_level_list.yaml: expected a mapping of sections (aws, streams, nats, checkpoint, log, timers, http), got a list"},
+		{"top_level_list", "testdata/invalid/top_level_list.yaml: expected a mapping of sections (aws, streams, nats, checkpoint, log, timers, http, coordination), got a list"},
 		{"two_documents", "testdata/invalid/two_documents.yaml: a second YAML document starts on line 5; the config is one document"},
 		{"unknown_key", "testdata/invalid/unknown_key.yaml: streams[0].subjct: unknown key"},
 		{"unknown_section", "" +
@@ -288,9 +298,12 @@ func TestLoad_Defaults(t *testing.T) {
 			Stream:            JetStreamConfig{Replicas: 1, Storage: "file", DuplicateWindow: Duration(2 * time.Minute)},
 			DeadLetterStream:  DeadLetterStreamConfig{Name: "FANOUTD_DEAD_LETTERS", Storage: "file", MaxAge: Duration(7 * 24 * time.Hour)},
 		},
-		Checkpoint: CheckpointConfig{Store: "file", Dir: "/var/lib/fanoutd", Interval: Duration(time.Second)},
-		Log:        LogConfig{Level: "info", Format: "auto"},
-		HTTP:       HTTPConfig{Listen: "127.0.0.1:9780"},
+		Checkpoint: CheckpointConfig{Store: "file", Dir: "/var/lib/fanoutd", Interval: Duration(time.Second),
+			Bucket: BucketConfig{Name: "fanoutd_checkpoints", Storage: "file"}},
+		Coordination: CoordinationConfig{Mode: "none", LeaseTTL: Duration(10 * time.Second),
+			Bucket: BucketConfig{Name: "fanoutd_coordination", Storage: "file"}},
+		Log:  LogConfig{Level: "info", Format: "auto"},
+		HTTP: HTTPConfig{Listen: "127.0.0.1:9780"},
 		Timers: TimersConfig{
 			IdleTimeout:            Duration(60 * time.Second),
 			ShardSyncInterval:      Duration(60 * time.Second),

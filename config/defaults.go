@@ -19,6 +19,10 @@ const (
 	DefaultLogLevel      = "info"
 	DefaultLogFormat     = "auto"
 	DefaultHTTPListen    = "127.0.0.1:9780"
+	// The key-value buckets of checkpoint.store: jetstream and of
+	// coordination.mode: jetstream.
+	DefaultCheckpointBucket   = "fanoutd_checkpoints"
+	DefaultCoordinationBucket = "fanoutd_coordination"
 )
 
 // Default returns a Config with every default applied and no streams; it
@@ -44,8 +48,11 @@ func Default() *Config {
 				MaxAge:  Duration(7 * 24 * time.Hour),
 			},
 		},
-		Checkpoint: CheckpointConfig{Store: StoreFile, Interval: Duration(ft.CheckpointInterval)},
-		Log:        LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Checkpoint: CheckpointConfig{Store: StoreFile, Interval: Duration(ft.CheckpointInterval),
+			Bucket: BucketConfig{Name: DefaultCheckpointBucket, Storage: "file"}},
+		Coordination: CoordinationConfig{Mode: CoordinationNone, LeaseTTL: Duration(10 * time.Second),
+			Bucket: BucketConfig{Name: DefaultCoordinationBucket, Storage: "file"}},
+		Log: LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Timers: TimersConfig{
 			IdleTimeout:            Duration(ft.IdleTimeout),
 			ShardSyncInterval:      Duration(ft.ShardSyncInterval),

@@ -47,6 +47,7 @@ func (c *Config) problems(files bool) problems {
 	c.Log.validate(&ps)
 	c.Timers.validate(&ps)
 	c.HTTP.validate(&ps)
+	c.Coordination.validate(c.Checkpoint.Store, &ps)
 	return ps
 }
 
@@ -223,6 +224,46 @@ func (d DeadLetterStreamConfig) validate(ps *problems) {
 	}
 }
 
+var (
+	bucketNameRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
+	instanceRe   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+)
+
+func (b BucketConfig) validate(path string, ps *problems) {
+	if !bucketNameRe.MatchString(b.Name) {
+		ps.add(path+".name", "must be 1 to 255 of a-z, A-Z, 0-9, '_' and '-' (got %q)", b.Name)
+	}
+	switch b.Storage {
+	case "file", "memory":
+	default:
+		ps.add(path+".storage", "must be one of file, memory (got %q)", b.Storage)
+	}
+	if b.Replicas < 0 || b.Replicas > 5 {
+		ps.add(path+".replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", b.Replicas)
+	}
+}
+
+func (c CoordinationConfig) validate(store string, ps *problems) {
+	switch c.Mode {
+	case CoordinationNone:
+		return
+	case CoordinationJetStream:
+	default:
+		ps.add("coordination.mode", "must be one of %s, %s (got %q)", CoordinationNone, CoordinationJetStream, c.Mode)
+		return
+	}
+	if store != StoreJetStream {
+		ps.add("coordination.mode", "%s requires checkpoint.store: %s: shards move between instances, so their checkpoints must be shared (got checkpoint.store %q)", CoordinationJetStream, StoreJetStream, store)
+	}
+	if c.Instance != "" && !instanceRe.MatchString(c.Instance) {
+		ps.add("coordination.instance", "must be 1 to 128 of a-z, A-Z, 0-9, '_', '.' and '-', unique in the group (got %q)", c.Instance)
+	}
+	if time.Duration(c.LeaseTTL) < time.Second {
+		ps.add("coordination.lease_ttl", "must be at least 1s (got %s)", c.LeaseTTL)
+	}
+	c.Bucket.validate("coordination.bucket", ps)
+}
+
 var streamNameRe = regexp.MustCompile(`^[^\s.*>/\\]{1,255}$`)
 
 func (j JetStreamConfig) validate(jetstream bool, ps *problems) {
@@ -286,12 +327,15 @@ func validFilterSubject(s string) bool {
 }
 
 func (c CheckpointConfig) validate(ps *problems) {
-	if c.Store != StoreFile {
-		ps.add("checkpoint.store", "must be %q, the only store so far (got %q)", StoreFile, c.Store)
-		return
-	}
-	if c.Dir == "" {
-		ps.add("checkpoint.dir", "required when store is %s", StoreFile)
+	switch c.Store {
+	case StoreFile:
+		if c.Dir == "" {
+			ps.add("checkpoint.dir", "required when store is %s", StoreFile)
+		}
+	case StoreJetStream:
+		c.Bucket.validate("checkpoint.bucket", ps)
+	default:
+		ps.add("checkpoint.store", "must be one of %s, %s (got %q)", StoreFile, StoreJetStream, c.Store)
 	}
 	if c.Interval < 0 {
 		ps.add("checkpoint.interval", "must not be negative (got %s)", c.Interval)

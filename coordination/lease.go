@@ -35,6 +35,10 @@ func (l *Lease) Err() error {
 	return l.err
 }
 
+// Lost reports whether the lease was lost (not handed over): the reader
+// stops at once.
+func (l *Lease) Lost() bool { return l.Err() == ErrLeaseLost }
+
 // Valid reports whether the lease is still this instance's: not lost and
 // renewed recently enough. A reader checks it before each checkpoint.
 func (l *Lease) Valid() bool {

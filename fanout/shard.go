@@ -19,7 +19,7 @@ import (
 // Why a subscription ended.
 type endReason int
 
-var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_end", "shutdown", "shard_gone"}
+var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_end", "shutdown", "shard_gone", "lease"}
 
 func (r endReason) String() string { return endReasonNames[r] }
 
@@ -31,6 +31,7 @@ const (
 	endShard                     // the shard was read to its end
 	endShutdown                  // Run's context ended
 	endGone                      // the shard is no longer listed (aged out of retention)
+	endLease                     // the shard's lease ended (lost, handed over, or a fenced checkpoint)
 )
 
 // errShardGone: Kinesis no longer knows the shard (ResourceNotFound on
@@ -48,23 +49,48 @@ type shardLoop struct {
 	saved string        // last persisted pos
 	saveT time.Time
 	batch record.Batch
+	// lease is the shard's lease when several instances share the stream;
+	// fenced is set when a checkpoint write found that another instance
+	// wrote the shard's checkpoint meanwhile (it reads the shard now).
+	lease  Lease
+	fenced bool
 }
 
 // runShard reads one shard for ever: subscribe from the last delivered
 // position, hand each event to the handler, remember the continuation,
 // resubscribe whenever the stream ends, until the shard ends or ctx does.
-func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp checkpoint.Checkpoint, hasCP bool) error {
+func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp checkpoint.Checkpoint, hasCP bool, lease Lease) error {
 	// Repeated warnings (an outage makes every retry fail the same way) are
 	// rate-limited per shard: 5 a minute, the rest dropped.
 	log := c.log.With().Str("shard", st.id).Logger().Sample(&zerolog.LevelSampler{
 		WarnSampler: &zerolog.BurstSampler{Burst: 5, Period: time.Minute},
 	})
-	l := &shardLoop{c: c, st: st, log: log, start: st.start}
+	l := &shardLoop{c: c, st: st, log: log, start: st.start, lease: lease}
 	if hasCP {
 		l.pos, l.saved = cp.SequenceNumber, cp.SequenceNumber
 	}
 	l.batch = record.Batch{Stream: c.spec.Name, ShardID: st.id, Consumer: c.spec.Consumer}
 	defer l.persist(true)
+	if lease != nil {
+		// The loop stops when the lease ends: the subscription at once; the
+		// batch in flight is abandoned too if the lease was lost (another
+		// instance may read the shard soon), and finished for a handoff.
+		var lcancel, hcancel context.CancelFunc
+		ctx, lcancel = context.WithCancel(ctx)
+		hctx, hcancel = context.WithCancel(hctx)
+		defer lcancel()
+		defer hcancel()
+		go func() {
+			select {
+			case <-lease.Done():
+				if lease.Lost() {
+					hcancel()
+				}
+				lcancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 
 	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
 	var lastSubscribe time.Time
@@ -102,6 +128,9 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 		l.log.Debug().Str("position", l.pos).Msg("subscribed")
 		reason, err := l.read(subCtx, hctx, out.GetStream())
 		cancel()
+		if l.leaseEnded() && (reason == endShutdown || reason == endHandler) {
+			reason = endLease
+		}
 		l.touch(func(s *ShardStatus) {
 			s.Subscribed = false
 			s.Ends[reason.String()]++
@@ -110,9 +139,10 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			l.countError(err)
 		}
 		switch reason {
-		case endShard:
+		case endShard, endShutdown:
 			return nil
-		case endShutdown:
+		case endLease:
+			l.log.Info().Bool("lost", l.lease.Lost() || l.fenced).Msg("the shard's lease ended; stopped reading it")
 			return nil
 		case endClean:
 			l.log.Debug().Msg("subscription ended; resubscribing")
@@ -298,6 +328,9 @@ func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent
 	}
 	l.pos = b.ContinuationSequenceNumber
 	l.persist(false)
+	if l.fenced {
+		return endLease, nil
+	}
 	return endClean, nil
 }
 
@@ -305,13 +338,22 @@ func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent
 // passed (or always, with force). A failed write is logged: the position in
 // memory is still right, only the replay after a crash grows.
 func (l *shardLoop) persist(force bool) {
-	if l.pos == "" || l.pos == l.saved {
+	if l.pos == "" || l.pos == l.saved || l.fenced {
 		return
 	}
 	if !force && time.Since(l.saveT) < l.c.timers.CheckpointInterval {
 		return
 	}
+	if l.lease != nil && !l.lease.Valid() {
+		l.log.Debug().Msg("lease no longer valid: checkpoint not written")
+		return
+	}
 	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos}); err != nil {
+		if errors.Is(err, checkpoint.ErrFenced) {
+			l.fenced = true
+			l.log.Warn().Err(err).Msg("another instance wrote this shard's checkpoint: it reads the shard now; stopping")
+			return
+		}
 		l.log.Error().Err(err).Msg("write checkpoint")
 		return
 	}
@@ -319,7 +361,27 @@ func (l *shardLoop) persist(force bool) {
 	l.touch(func(s *ShardStatus) { s.CheckpointSavedAt = l.saveT })
 }
 
+// leaseEnded reports whether the shard must stop because of its lease (it
+// ended, or a checkpoint write was fenced).
+func (l *shardLoop) leaseEnded() bool {
+	if l.fenced {
+		return true
+	}
+	if l.lease == nil {
+		return false
+	}
+	select {
+	case <-l.lease.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 func (l *shardLoop) persistEnded() error {
+	if l.lease != nil && !l.lease.Valid() {
+		return errors.New("write end-of-shard checkpoint: the lease is no longer valid")
+	}
 	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{ShardEnded: true}); err != nil {
 		return fmt.Errorf("write end-of-shard checkpoint: %w", err)
 	}

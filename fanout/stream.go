@@ -110,6 +110,36 @@ type Options struct {
 	Handler     record.Handler
 	Timers      Timers
 	Log         zerolog.Logger
+	// Leases, when set, decides which shards this instance reads (several
+	// instances share the stream): a shard is read only while its lease is
+	// held. Nil: this instance reads every shard.
+	Leases Leases
+}
+
+// Leases decides which shards this instance reads when several instances
+// share a stream (package coordination implements it, on NATS).
+type Leases interface {
+	// Claim tries to take the lease of a shard now; nil when the shard is
+	// not this instance's to read now.
+	Claim(ctx context.Context, stream, consumer, shard string) (Lease, error)
+	// SetShards tells how many shards of the stream are readable now (not
+	// ended, parents ended): the base of each instance's share.
+	SetShards(stream, consumer string, readable int)
+	// Wake is signalled when claims should be tried again (a lease was
+	// released or expired, the group changed).
+	Wake() <-chan struct{}
+}
+
+// Lease is this instance's right to read one shard.
+type Lease interface {
+	// Done is closed when the reader must stop: at once if Lost, else (a
+	// handoff) after the batch in flight and a final checkpoint.
+	Done() <-chan struct{}
+	Lost() bool
+	// Valid reports whether a checkpoint may still be written.
+	Valid() bool
+	// Release gives the lease up once the reader stopped.
+	Release(ctx context.Context)
 }
 
 // ShardState is where a shard is in its life, as fanoutd reads it.
@@ -123,6 +153,9 @@ const (
 	ShardReading ShardState = "reading"
 	// ShardEnded: read to its end (or gone from the stream).
 	ShardEnded ShardState = "ended"
+	// ShardNotOwned: readable, but another instance of the group holds its
+	// lease (or none does yet): this instance does not read it.
+	ShardNotOwned ShardState = "not_owned"
 )
 
 // ShardStatus is a snapshot of one shard's loop.
@@ -166,6 +199,22 @@ type shardState struct {
 	status  ShardStatus
 }
 
+// readableLocked reports whether st may be read now: not started, not
+// ended, and every parent read to its end or gone from the listing (aged
+// out of retention). This is what keeps per-partition-key order across
+// splits and merges. Called with c.mu held.
+func (c *StreamConsumer) readableLocked(st *shardState) bool {
+	if st.started || st.ended {
+		return false
+	}
+	for _, p := range st.parents {
+		if ps, ok := c.shards[p]; ok && !ps.ended {
+			return false
+		}
+	}
+	return true
+}
+
 // StreamConsumer consumes one stream: registration, shard map, lineage and
 // one loop per shard.
 type StreamConsumer struct {
@@ -175,6 +224,7 @@ type StreamConsumer struct {
 	handler record.Handler
 	timers  Timers
 	log     zerolog.Logger
+	leases  Leases
 
 	streamARN string
 	// created is the StreamCreationTimestamp of the incarnation being read.
@@ -225,6 +275,7 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		client:  o.Client,
 		store:   o.Checkpoints,
 		handler: o.Handler,
+		leases:  o.Leases,
 		timers:  t,
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
 		shards:  map[string]*shardState{},
@@ -333,15 +384,33 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 	defer stopH()
 
 	var wg sync.WaitGroup
-	start := func(st *shardState) {
-		cp, ok := cps[st.id]
+	start := func(st *shardState, lease Lease) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := c.runShard(runCtx, hctx, st, cp, ok); err != nil {
+			cp, ok := cps[st.id]
+			if lease != nil {
+				// Another instance may have read the shard since: start
+				// from the shared checkpoint as it is now.
+				var err error
+				if cp, ok, err = c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id); err != nil {
+					c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a claimed shard; giving the lease back")
+					c.shardStopped(st, lease)
+					return
+				}
+			}
+			err := c.runShard(runCtx, hctx, st, cp, ok, lease)
+			if lease != nil {
+				c.shardStopped(st, lease)
+			}
+			if err != nil {
 				cancel(err)
 			}
 		}()
+	}
+	var leaseWake <-chan struct{}
+	if c.leases != nil {
+		leaseWake = c.leases.Wake()
 	}
 	ticker := time.NewTicker(c.timers.ShardSyncInterval)
 	defer ticker.Stop()
@@ -364,8 +433,12 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 				first = false
 			}
 		}
-		for _, st := range c.startable() {
-			start(st)
+		if c.leases == nil {
+			for _, st := range c.startable() {
+				start(st, nil)
+			}
+		} else {
+			c.claim(runCtx, start)
 		}
 		select {
 		case <-runCtx.Done():
@@ -375,6 +448,8 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 			c.mu.Lock()
 			list, c.relist = c.relist, false
 			c.mu.Unlock()
+		case <-leaseWake:
+			list = false
 		}
 	}
 	wg.Wait()
@@ -507,34 +582,96 @@ func (c *StreamConsumer) addShardLocked(id string, parents []string, start Start
 	c.log.Debug().Str("shard", id).Strs("parents", parents).Bool("ended", ended).Msg("shard discovered")
 }
 
-// startable marks and returns the shards that may start now: not started,
-// not ended, and every parent either read to its end or gone from the
-// listing (aged out of retention). This is what keeps per-partition-key
-// order across splits and merges.
+// startable marks and returns the shards that may start now (see
+// readableLocked).
 func (c *StreamConsumer) startable() []*shardState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*shardState
 	for _, st := range c.shards {
-		if st.started || st.ended {
-			continue
-		}
-		ready := true
-		for _, p := range st.parents {
-			if ps, ok := c.shards[p]; ok && !ps.ended {
-				ready = false
-				break
-			}
-		}
-		if ready {
-			st.started = true
-			st.status.State = ShardReading
-			st.status.LastActivity = time.Now()
+		if c.readableLocked(st) {
+			c.markReadingLocked(st)
 			out = append(out, st)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	return out
+}
+
+func (c *StreamConsumer) markReadingLocked(st *shardState) {
+	st.started = true
+	st.status.State = ShardReading
+	st.status.LastActivity = time.Now()
+}
+
+// claim, when several instances share the stream, learns from the shared
+// checkpoints which shards other instances read to their end, tells the
+// group how many shards are readable, and starts the readable shards whose
+// lease it can take.
+func (c *StreamConsumer) claim(ctx context.Context, start func(*shardState, Lease)) {
+	if cps, err := c.store.List(ctx, c.spec.Name, c.spec.Consumer); err == nil {
+		c.mu.Lock()
+		for id, cp := range cps {
+			if st := c.shards[id]; st != nil && cp.ShardEnded && !st.ended && !st.started {
+				st.ended = true
+				st.status.State = ShardEnded
+			}
+		}
+		c.mu.Unlock()
+	} else if ctx.Err() == nil {
+		c.log.Warn().Err(err).Msg("read the shared checkpoints")
+	}
+	c.mu.Lock()
+	var candidates []*shardState
+	readable := 0
+	for _, st := range c.shards {
+		if st.started && !st.ended {
+			readable++
+		}
+		if c.readableLocked(st) {
+			readable++
+			candidates = append(candidates, st)
+		}
+	}
+	c.mu.Unlock()
+	c.leases.SetShards(c.spec.Name, c.spec.Consumer, readable)
+	sort.Slice(candidates, func(i, j int) bool { return candidates[i].id < candidates[j].id })
+	for _, st := range candidates {
+		lease, err := c.leases.Claim(ctx, c.spec.Name, c.spec.Consumer, st.id)
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn().Err(err).Str("shard", st.id).Msg("claim a shard's lease")
+		}
+		c.mu.Lock()
+		if lease == nil {
+			st.status.State = ShardNotOwned
+		} else if c.readableLocked(st) {
+			c.markReadingLocked(st)
+		} else {
+			lease.Release(ctx) // ended meanwhile
+			lease = nil
+		}
+		c.mu.Unlock()
+		if lease != nil {
+			start(st, lease)
+		}
+	}
+}
+
+// shardStopped gives a shard's lease back once its loop stopped, so that
+// another instance (or this one, later) reads it on.
+func (c *StreamConsumer) shardStopped(st *shardState, lease Lease) {
+	lease.Release(context.Background())
+	c.mu.Lock()
+	if !st.ended {
+		st.started = false
+		st.status.State = ShardNotOwned
+		st.status.Subscribed = false
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // shardEnded records that a shard was read to its end and learns its

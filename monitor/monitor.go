@@ -147,6 +147,9 @@ func (m *Monitor) Health() Health {
 	h := Health{NATSConnected: src.NATSConnected != nil && src.NATSConnected()}
 	reading := map[string]bool{}
 	for _, s := range src.Shards() {
+		if s.State == fanout.ShardNotOwned {
+			reading[s.Stream] = true // another instance of the group reads it
+		}
 		if s.State != fanout.ShardReading {
 			continue
 		}

@@ -18,11 +18,6 @@ import (
 	"github.com/fanoutd/fanoutd/checkpoint"
 )
 
-// ErrFenced is returned by Store.Put when the checkpoint was written by
-// someone else since this store last read or wrote it: another instance
-// took the shard over, and this one must stop reading it.
-var ErrFenced = errors.New("checkpoint was written by another instance since this one last saw it")
-
 // Store keeps checkpoints in a NATS JetStream key-value bucket, one key
 // per (stream, consumer, shard), shared by every instance of a group. Every
 // write is a compare-and-set on the revision this store last saw of that
@@ -172,7 +167,7 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 		rev, err = s.kv.Create(ctx, key, data)
 	}
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("write checkpoint %s: %w", key, ErrFenced)
+		return fmt.Errorf("write checkpoint %s: %w", key, checkpoint.ErrFenced)
 	}
 	if err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", key, err)

@@ -65,8 +65,8 @@ func TestFencing(t *testing.T) {
 				t.Fatal(err)
 			}
 			// b never read the key: its create is refused.
-			if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "99"}); !errors.Is(err, ErrFenced) {
-				t.Fatalf("blind write by b = %v, want ErrFenced", err)
+			if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "99"}); !errors.Is(err, checkpoint.ErrFenced) {
+				t.Fatalf("blind write by b = %v, want checkpoint.ErrFenced", err)
 			}
 			// b takes the shard over: it reads, then writes.
 			if cp, ok, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil || !ok || cp.SequenceNumber != "11" {
@@ -76,8 +76,8 @@ func TestFencing(t *testing.T) {
 				t.Fatal(err)
 			}
 			// a lost the shard: fenced.
-			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); !errors.Is(err, ErrFenced) {
-				t.Fatalf("stale write by a = %v, want ErrFenced", err)
+			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); !errors.Is(err, checkpoint.ErrFenced) {
+				t.Fatalf("stale write by a = %v, want checkpoint.ErrFenced", err)
 			}
 			if cp, _, _ := b.Get(ctx, "s", "c", "shardId-1"); cp.SequenceNumber != "12" {
 				t.Fatalf("checkpoint %+v, want b's 12", cp)
