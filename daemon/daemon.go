@@ -22,6 +22,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/checkpoint"
 	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/coordination"
 	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/monitor"
 	"github.com/fanoutd/fanoutd/relay"
@@ -58,6 +59,8 @@ type Daemon struct {
 	notifier *monitor.Notifier
 	httpAddr string
 	stopHTTP func()
+	// group is this instance's membership when several share the shards.
+	group *coordination.Group
 
 	// runCtx is the streams' parent; it ends with the fatal failure as its
 	// cause, or on Close.
@@ -99,15 +102,17 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 			}
 		}
 	}()
-	store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
-	if err != nil {
-		if errors.Is(err, checkpoint.ErrLocked) {
-			return nil, &ConfigError{err}
+	if cfg.Checkpoint.Store == config.StoreFile {
+		store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
+		if err != nil {
+			if errors.Is(err, checkpoint.ErrLocked) {
+				return nil, &ConfigError{err}
+			}
+			return nil, fmt.Errorf("checkpoint store: %w", err)
 		}
-		return nil, fmt.Errorf("checkpoint store: %w", err)
+		d.store = store
+		undo = append(undo, func() { store.Close() })
 	}
-	d.store = store
-	undo = append(undo, func() { store.Close() })
 
 	subjects, err := subjectTemplates(cfg)
 	if err != nil {
@@ -133,6 +138,15 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 			return nil, err
 		}
 	}
+	if cfg.Checkpoint.Store == config.StoreJetStream {
+		if err := d.openShared(ctx, cfg); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { d.store.Close() })
+		if d.group != nil {
+			undo = append(undo, func() { d.group.Close(context.Background()) })
+		}
+	}
 	d.pub, err = relay.NewPublisher(nc, subjects, relay.Options{
 		JetStream:         cfg.NATS.JetStream,
 		PublishTimeout:    time.Duration(cfg.NATS.PublishTimeout),
@@ -144,8 +158,12 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
-	d.mon.SetSources(monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats,
-		NATSConnected: nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams})
+	src := monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats,
+		NATSConnected: nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams}
+	if d.group != nil {
+		src.Group = d.groupStatus
+	}
+	d.mon.SetSources(src)
 
 	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
 		Region:      cfg.AWS.Region,
@@ -192,10 +210,17 @@ func (d *Daemon) Close() error {
 		d.log.Info().Msg("shutting down: finishing in-flight batches")
 		d.notifier.Stopping()
 		d.mon.SetStopping()
-		d.stopAll()
+		d.stopAll() // every shard's final checkpoint, then its lease released
 		d.cancelRun(context.Canceled)
 		d.stopNotify()
 		<-d.notifyDone
+		if d.group != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := d.group.Close(ctx); err != nil {
+				d.log.Warn().Err(err).Msg("leave the group")
+			}
+			cancel()
+		}
 		drainNATS(d.nc, time.Duration(d.cfg.Timers.ShutdownTimeout), d.log)
 		if d.stopHTTP != nil {
 			d.stopHTTP()
@@ -282,7 +307,11 @@ func (d *Daemon) shards() []fanout.ShardStatus {
 // failure is handled by streamFailed, which never blocks. Called with d.mu
 // held.
 func (d *Daemon) startStreamLocked(s config.StreamConfig) {
-	c := fanout.NewStreamConsumer(s.Spec(), fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log})
+	o := fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log}
+	if d.group != nil {
+		o.Leases = groupLeases{d.group}
+	}
+	c := fanout.NewStreamConsumer(s.Spec(), o)
 	sctx, cancel := context.WithCancel(d.runCtx)
 	rs := &runningStream{cfg: s, consumer: c, cancel: cancel, done: make(chan struct{})}
 	d.streams[s.StreamName()] = rs

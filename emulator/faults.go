@@ -192,6 +192,16 @@ func (s *Server) AdvanceClock(d time.Duration) {
 	s.timeOffset += d
 }
 
+// SubscriptionConflicts counts the SubscribeToShard calls made while a
+// subscription of the same consumer and shard was live: those that took it
+// over, and those refused (within the takeover grace). Both mean two
+// readers of one shard.
+func (s *Server) SubscriptionConflicts() (takeovers, refused int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeovers, s.refusedInUse
+}
+
 // Now is the emulator's clock: the real time plus every AdvanceClock.
 func (s *Server) Now() time.Time {
 	s.mu.Lock()

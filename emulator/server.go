@@ -142,6 +142,10 @@ type Server struct {
 	// incarnation: a stream created again gets a later timestamp (in
 	// milliseconds, as AWS shows it) even within one millisecond.
 	lastCreated map[string]time.Time
+	// takeovers counts subscriptions that took over a live one of the same
+	// consumer and shard; refusedInUse those refused because one was live
+	// (two readers of one shard).
+	takeovers, refusedInUse int
 
 	wg sync.WaitGroup
 }

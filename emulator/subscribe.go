@@ -109,8 +109,10 @@ func (s *Server) startSubscription(consumerARN, shardID string, sp startingPosit
 	}
 	if old := s.subs[key]; old != nil {
 		if now.Sub(old.started) < s.opts.TakeoverGrace {
+			s.refusedInUse++
 			return nil, nil, nil, 0, inUse("Another active subscription exists for consumer %s on shard %s; it started less than %v ago.", c.arn, sh.id, s.opts.TakeoverGrace)
 		}
+		s.takeovers++
 		old.send(control{kind: ctlException, excType: ErrResourceInUse,
 			msg: "Another subscription for consumer " + c.arn + " on shard " + sh.id + " took this one over."})
 		delete(s.subs, key)

@@ -41,6 +41,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descDeadLetters, descPubAckRetries, descDuplicates, descAsyncErrors, descStopped, descBuild} {
 		ch <- d
 	}
+	for _, d := range groupDescs {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -49,7 +52,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	type key struct{ a, b string }
 	ends, errs, states := map[key]float64{}, map[key]float64{}, map[key]float64{}
-	for _, s := range src.Shards() {
+	shards := src.Shards()
+	c.collectGroup(ch, src, shards)
+	for _, s := range shards {
 		states[key{s.Stream, string(s.State)}]++
 		for r, n := range s.Ends {
 			ends[key{s.Stream, r}] += float64(n)

@@ -22,6 +22,9 @@ type Status struct {
 	// StoppedStreams are streams that stopped while the others run, with
 	// the reason (e.g. the stream was deleted).
 	StoppedStreams map[string]string `json:"stopped_streams,omitempty"`
+	// Group is the group of instances sharing the shards (coordination
+	// mode jetstream), omitted otherwise.
+	Group *GroupStatus `json:"group,omitempty"`
 }
 
 // StreamStatus is one stream.
@@ -54,6 +57,10 @@ func (m *Monitor) Status() Status {
 	st := Status{Version: m.version, StartedAt: m.startedAt, Health: m.Health()}
 	if src.StoppedStreams != nil {
 		st.StoppedStreams = src.StoppedStreams()
+	}
+	if src.Group != nil {
+		g := src.Group()
+		st.Group = &g
 	}
 	if src.Publisher != nil {
 		st.Publisher = src.Publisher()

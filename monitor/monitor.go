@@ -32,6 +32,9 @@ type Sources struct {
 	// StoppedStreams are the streams that stopped alone while others run
 	// (deleted), with the reason.
 	StoppedStreams func() map[string]string
+	// Group, when several instances share the shards, is the group as this
+	// instance sees it.
+	Group func() GroupStatus
 }
 
 // Monitor computes health and serves metrics.
@@ -49,6 +52,7 @@ type Monitor struct {
 	publishErrors  *prometheus.CounterVec
 	reloadOK       prometheus.Gauge
 	reloadOKAt     prometheus.Gauge
+	renewLatency   prometheus.Histogram
 }
 
 // New returns a monitor. stallTimeout is how long a reading shard's loop may
@@ -76,7 +80,12 @@ func New(src Sources, stallTimeout time.Duration, version string) *Monitor {
 		Help: "When the configuration was last loaded successfully (at start, or by a reload), in seconds since the epoch.",
 	})
 	m.SetReloaded(true, m.startedAt)
-	m.reg.MustRegister(m.publishLatency, m.publishErrors, m.reloadOK, m.reloadOKAt, &collector{m: m},
+	m.renewLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "fanoutd_coordination_lease_renew_seconds",
+		Help:    "Time to renew one lease (a compare-and-set in the coordination bucket).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	m.reg.MustRegister(m.publishLatency, m.publishErrors, m.reloadOK, m.reloadOKAt, m.renewLatency, &collector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

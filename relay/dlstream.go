@@ -54,6 +54,18 @@ type DeadLetterStreamSpec struct {
 // creates when no JetStream stream captures the dead-letter subjects.
 const DefaultDeadLetterStream = "FANOUTD_DEAD_LETTERS"
 
+// AutoReplicas is n, or for n == 0 the replicas fanoutd picks for what it
+// creates: 3 when connected to a cluster of at least three servers, else 1.
+func AutoReplicas(nc *nats.Conn, n int) int {
+	if n > 0 {
+		return n
+	}
+	if nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
+		return 3
+	}
+	return 1
+}
+
 // EnsureDeadLetterStream creates the dead-letter stream c for the subject
 // filters subjects, as Kafka Connect creates its dead-letter topic, when no
 // stream captures the dead-letter subjects. Replicas 0 means 3 on a cluster
@@ -65,13 +77,7 @@ func EnsureDeadLetterStream(ctx context.Context, nc *nats.Conn, c DeadLetterStre
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	replicas := c.Replicas
-	if replicas == 0 {
-		replicas = 1
-		if nc.ConnectedClusterName() != "" && len(nc.Servers()) >= 3 {
-			replicas = 3
-		}
-	}
+	replicas := AutoReplicas(nc, c.Replicas)
 	want := jetstream.StreamConfig{
 		Name:        c.Name,
 		Description: "Dead letters of fanoutd: records NATS could not carry (metadata only; find the records in Kinesis by their headers).",

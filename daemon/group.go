@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/checkpoint/kvstore"
+	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/coordination"
+	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/monitor"
+	"github.com/fanoutd/fanoutd/relay"
+)
+
+// instanceName is coordination.instance, or hostname-pid.
+func instanceName(cfg *config.Config) string {
+	if cfg.Coordination.Instance != "" {
+		return cfg.Coordination.Instance
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "fanoutd"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// bucket returns the key-value bucket b, creating it when missing; a
+// bucket fanoutd creates with one replica is warned about.
+func bucket(ctx context.Context, nc *nats.Conn, key string, b config.BucketConfig, log zerolog.Logger) (jetstream.KeyValue, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	replicas := relay.AutoReplicas(nc, b.Replicas)
+	kv, err := coordination.CreateBucket(ctx, js, coordination.BucketConfig{Name: b.Name, Replicas: replicas, Storage: b.Storage})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (does the NATS server have JetStream, and may fanoutd's user create key-value buckets?)", key, err)
+	}
+	if st, err := kv.Status(ctx); err == nil {
+		if js, ok := st.(*jetstream.KeyValueBucketStatus); ok && js.StreamInfo().Config.Replicas == 1 {
+			log.Warn().Str("bucket", b.Name).Str("key", key).
+				Msg("the key-value bucket has one replica: losing that NATS server stops every instance of the group; use 3 on a cluster")
+		}
+	}
+	return kv, nil
+}
+
+// openShared opens the JetStream checkpoint store and, with coordination,
+// joins the group.
+func (d *Daemon) openShared(ctx context.Context, cfg *config.Config) error {
+	instance := instanceName(cfg)
+	kv, err := bucket(ctx, d.nc, "checkpoint.bucket", cfg.Checkpoint.Bucket, d.log)
+	if err != nil {
+		return err
+	}
+	d.store = kvstore.New(kv, instance)
+	if cfg.Coordination.Mode != config.CoordinationJetStream {
+		return nil
+	}
+	gkv, err := bucket(ctx, d.nc, "coordination.bucket", cfg.Coordination.Bucket, d.log)
+	if err != nil {
+		return err
+	}
+	d.group, err = coordination.Join(ctx, gkv, coordination.Options{
+		Instance: instance, LeaseTTL: time.Duration(cfg.Coordination.LeaseTTL), Log: d.log, ObserveRenew: d.mon.ObserveLeaseRenew})
+	return err
+}
+
+// groupLeases adapts a coordination.Group to fanout.Leases.
+type groupLeases struct{ g *coordination.Group }
+
+func (a groupLeases) Claim(ctx context.Context, stream, consumer, shard string) (fanout.Lease, error) {
+	l, err := a.g.Claim(ctx, stream, consumer, shard)
+	if l == nil {
+		return nil, err // not a nil *Lease in a non-nil interface
+	}
+	return l, err
+}
+
+func (a groupLeases) SetShards(stream, consumer string, readable int) {
+	a.g.SetShards(stream, consumer, readable)
+}
+func (a groupLeases) Wake() <-chan struct{} { return a.g.Wake() }
+
+// groupStatus is the group with every lease's checkpoint (monitor source).
+func (d *Daemon) groupStatus() monitor.GroupStatus {
+	st := d.group.Stats()
+	gs := monitor.GroupStatus{Instance: d.group.Instance(), Members: d.group.Members(), Stats: monitor.GroupStats{
+		Owned: st.Owned, Members: st.Members, Acquired: st.Acquired, RenewFailures: st.RenewFailures,
+		Lost: st.Lost, Handoffs: st.Handoffs, Released: st.Released}}
+	cps := map[[2]string]map[string]checkpoint.Checkpoint{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, l := range d.group.Leases() {
+		k := [2]string{l.Stream, l.Consumer}
+		if _, ok := cps[k]; !ok {
+			cps[k], _ = d.store.List(ctx, l.Stream, l.Consumer)
+		}
+		cp := cps[k][l.Shard]
+		gs.Leases = append(gs.Leases, monitor.LeaseStatus{Stream: l.Stream, Consumer: l.Consumer, Shard: l.Shard,
+			Owner: l.Owner, Expires: l.Expires, Checkpoint: cp.SequenceNumber, ShardEnded: cp.ShardEnded})
+	}
+	return gs
+}
