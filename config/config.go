@@ -76,8 +76,12 @@ type NATSConfig struct {
 	User         string `yaml:"user"`
 	Password     Secret `yaml:"password"`
 
-	TLS            TLSConfig `yaml:"tls"`
-	PublishTimeout Duration  `yaml:"publish_timeout"`
+	TLS TLSConfig `yaml:"tls"`
+	// IgnoreDiscoveredServers: connect only to Servers, never to the other
+	// servers of the cluster that the servers announce (behind a proxy or
+	// NAT, where those addresses can't be reached).
+	IgnoreDiscoveredServers bool     `yaml:"ignore_discovered_servers"`
+	PublishTimeout          Duration `yaml:"publish_timeout"`
 
 	// Oversize is what happens to a record NATS can't take (over the
 	// server's max_payload): "dead_letter" (a metadata-only message on

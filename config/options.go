@@ -17,7 +17,8 @@ func (n NATSConfig) ConnOptions() relay.ConnOptions {
 		CredsFile: n.CredsFile, NKeySeedFile: n.NKeySeedFile,
 		Token: string(n.Token), User: n.User, Password: string(n.Password),
 		CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile,
-		ConnectTimeout: time.Duration(n.PublishTimeout),
+		ConnectTimeout:          time.Duration(n.PublishTimeout),
+		IgnoreDiscoveredServers: n.IgnoreDiscoveredServers,
 	}
 }
 

@@ -64,6 +64,9 @@ type Group struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	wake   chan struct{}
+	// rebal is signalled when a handed-over lease was released: the next
+	// handoff need not wait for the renewal tick.
+	rebal chan struct{}
 
 	mu       sync.Mutex
 	leases   map[string]*observed // lease key -> latest seen
@@ -120,8 +123,8 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	}
 	g := &Group{
 		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
-		log:    o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
-		wake:   make(chan struct{}, 1),
+		log:  o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
+		wake: make(chan struct{}, 1), rebal: make(chan struct{}, 1),
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
 		readable: map[string]int{}, handoff: map[string]bool{},
 	}
@@ -294,7 +297,9 @@ func (g *Group) ownedLocked(gk string) int {
 
 // Claim tries to take the lease on a shard: it succeeds when the lease is
 // free (never taken, released, or expired: unchanged for a whole TTL) and
-// this instance holds less than its share of the stream. It returns nil
+// this instance holds less than its share of the stream: less than the
+// floor of an even share, or less than the ceiling while no other instance
+// is below the floor. It returns nil
 // when the shard is not this instance's to read now.
 func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lease, error) {
 	key := leaseKey(stream, consumer, shard)
@@ -308,8 +313,11 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	o := g.leases[key]
 	expired := o != nil && o.owner != "" && o.owner != g.instance && !g.live(o, now)
 	free := o == nil || o.owner == "" || o.owner == g.instance || expired
-	most, _ := g.shareLocked(gk, now)
-	if !free || g.ownedLocked(gk) >= most {
+	// Up to the floor of an even share, always; up to the ceiling only while
+	// no other instance is below the floor (it gets freed shards first).
+	most, least := g.shareLocked(gk, now)
+	owned := g.ownedLocked(gk)
+	if !free || owned >= most || owned >= least && g.someoneUnderLocked(gk, least, now) {
 		g.mu.Unlock()
 		return nil, nil
 	}
@@ -361,6 +369,9 @@ func (g *Group) renewLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-g.rebal:
+			g.rebalance()
+			continue
 		case <-t.C:
 		}
 		if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {

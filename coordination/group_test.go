@@ -3,8 +3,6 @@ package coordination
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +19,7 @@ const testTTL = 3 * time.Second
 // reader plays fanout's part for one instance: it claims the shards it may
 // read, and gives a lease up when it ends.
 type reader struct {
-	t      *testing.T
+	t      testing.TB
 	g      *Group
 	shards []string
 	ctx    context.Context
@@ -86,7 +84,7 @@ func shardNames(n int) []string {
 	return out
 }
 
-func startReader(t *testing.T, g *Group, shards []string, log *eventLog) *reader {
+func startReader(t testing.TB, g *Group, shards []string, log *eventLog) *reader {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &reader{t: t, g: g, shards: shards, ctx: ctx, cancel: cancel, done: make(chan struct{}), held: map[string]*Lease{}, log: log}
 	g.SetShards("s", "c", len(shards))
@@ -169,12 +167,12 @@ func (r *reader) crash() {
 }
 
 type env struct {
-	t  *testing.T
+	t  testing.TB
 	c  *testutil.Cluster
 	kv jetstream.KeyValue
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	c := testutil.StartCluster(t, 3)
 	nc, err := nats.Connect(c.URL())
 	if err != nil {
@@ -208,7 +206,7 @@ func (e *env) join(name, url string) *Group {
 	}
 	log := zerolog.Nop()
 	if testing.Verbose() {
-		log = zerolog.New(zerolog.NewTestWriter(e.t))
+		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
 	}
 	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log})
 	if err != nil {
@@ -217,7 +215,7 @@ func (e *env) join(name, url string) *Group {
 	return g
 }
 
-func waitBalanced(t *testing.T, what string, rs []*reader, shards int, bound time.Duration) time.Duration {
+func waitBalanced(t testing.TB, what string, rs []*reader, shards int, bound time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	most := (shards + len(rs) - 1) / len(rs)
@@ -277,72 +275,15 @@ func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to target until cut.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); p.setCut(true) })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.cut {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *proxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
-}
-
 // An instance cut off from NATS can't renew: it stops reading its shards
 // before any other instance may take them, and rejoins when NATS is back.
 func TestPartitionedInstanceStopsBeforeOthersTakeOver(t *testing.T) {
 	e := newEnv(t)
 	log := newEventLog()
 	shards := shardNames(6)
-	px := startProxy(t, e.c.URLs()[0][len("nats://"):])
+	px := testutil.StartProxy(t, e.c.URLs()[0][len("nats://"):])
 	a := startReader(t, e.join("a", ""), shards, log)
-	p := startReader(t, e.join("p", px.url()), shards, log)
+	p := startReader(t, e.join("p", "nats://"+px.Addr()), shards, log)
 	waitBalanced(t, "6 shards over 2 instances", []*reader{a, p}, 6, 6*testTTL)
 	mine := map[string]bool{}
 	p.mu.Lock()
@@ -351,7 +292,7 @@ func TestPartitionedInstanceStopsBeforeOthersTakeOver(t *testing.T) {
 	}
 	p.mu.Unlock()
 
-	px.setCut(true)
+	px.SetCut(true)
 	cut := time.Now()
 	testutil.WaitFor(t, 2*testTTL, "the partitioned instance stops reading", func() bool { return p.owned() == 0 })
 	stopped := time.Since(cut)
@@ -366,9 +307,46 @@ func TestPartitionedInstanceStopsBeforeOthersTakeOver(t *testing.T) {
 		}
 	}
 
-	px.setCut(false)
+	px.SetCut(false)
 	waitBalanced(t, "the instance rejoins and gets its share", []*reader{a, p}, 6, 10*testTTL)
 	if o := log.overlaps(); len(o) > 0 {
 		t.Fatalf("two readers at once: %v", o)
+	}
+}
+
+// BenchmarkGroup reports, for 3 members and 64 shards with the test's lease
+// TTL, the failover time (a member crashes: until the others hold all 64)
+// and the rebalance time (a member joins: until each holds its share).
+// Run with -benchtime 1x: each op takes about a lease TTL.
+//
+//	go test -run '^$' -bench BenchmarkGroup -benchtime 1x -count 3 ./coordination/
+func BenchmarkGroup(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		e := newEnv(b)
+		log := newEventLog()
+		shards := shardNames(64)
+		rs := []*reader{
+			startReader(b, e.join("a", ""), shards, log),
+			startReader(b, e.join("b", ""), shards, log),
+			startReader(b, e.join("c", ""), shards, log),
+		}
+		waitBalanced(b, "64 shards over 3", rs, 64, 20*testTTL)
+		b.StartTimer()
+		start := time.Now()
+		rs[2].crash()
+		waitBalanced(b, "failover", rs[:2], 64, 5*testTTL)
+		failover := time.Since(start)
+		start = time.Now()
+		rs[2] = startReader(b, e.join("d", ""), shards, log)
+		waitBalanced(b, "rebalance", rs, 64, 20*testTTL)
+		rebalance := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(failover.Seconds(), "failover-s")
+		b.ReportMetric(rebalance.Seconds(), "rebalance-s")
+		b.ReportMetric(testTTL.Seconds(), "lease-ttl-s")
+		if o := log.overlaps(); len(o) > 0 {
+			b.Fatalf("two readers at once: %v", o)
+		}
 	}
 }

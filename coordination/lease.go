@@ -100,4 +100,10 @@ func (l *Lease) Release(ctx context.Context) {
 	g.stats.Released++
 	g.mu.Unlock()
 	g.log.Info().Str("stream", l.Stream).Str("shard", l.Shard).Msg("lease released")
+	if handoff {
+		select {
+		case g.rebal <- struct{}{}:
+		default:
+		}
+	}
 }

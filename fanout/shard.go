@@ -34,6 +34,10 @@ const (
 	endLease                     // the shard's lease ended (lost, handed over, or a fenced checkpoint)
 )
 
+// subscriptionSettle is how long a shard handed over to another instance
+// waits, after closing its subscription, before the lease is released.
+const subscriptionSettle = 250 * time.Millisecond
+
 // errShardGone: Kinesis no longer knows the shard (ResourceNotFound on
 // subscribe, and absent from ListShards): its records aged out of
 // retention, so it counts as ended and its children may start.
@@ -142,7 +146,14 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 		case endShard, endShutdown:
 			return nil
 		case endLease:
-			l.log.Info().Bool("lost", l.lease.Lost() || l.fenced).Msg("the shard's lease ended; stopped reading it")
+			lost := l.fenced || l.lease.Lost()
+			l.log.Info().Bool("lost", lost).Msg("the shard's lease ended; stopped reading it")
+			if !lost {
+				// A handoff: the next owner subscribes as soon as the lease is
+				// released. Give Kinesis a moment to see this subscription
+				// closed, so that the next one is not a takeover of it.
+				sleep(context.Background(), subscriptionSettle)
+			}
 			return nil
 		case endClean:
 			l.log.Debug().Msg("subscription ended; resubscribing")

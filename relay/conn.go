@@ -47,6 +47,9 @@ type ConnOptions struct {
 	CAFile, CertFile, KeyFile string
 	// ConnectTimeout bounds the first connection (default 10s).
 	ConnectTimeout time.Duration
+	// IgnoreDiscoveredServers: never connect to the cluster's other servers
+	// that the servers announce, only to Servers.
+	IgnoreDiscoveredServers bool
 }
 
 // String leaves the secrets out.
@@ -135,6 +138,9 @@ func connectOptions(cfg ConnOptions, log zerolog.Logger) ([]nats.Option, error) 
 		// reach JetStream ahead of earlier messages lost with the old
 		// socket, which the retry would then store after them.
 		nats.ReconnectBufSize(-1),
+	}
+	if cfg.IgnoreDiscoveredServers {
+		opts = append(opts, nats.IgnoreDiscoveredServers())
 	}
 
 	switch {
