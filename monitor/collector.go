@@ -23,7 +23,7 @@ var (
 	descSubErrors     = prometheus.NewDesc("fanoutd_subscribe_errors_total", "SubscribeToShard and event-stream errors, by AWS error code (transport for network errors).", []string{"stream", "error"}, nil)
 	descCheckpointAge = prometheus.NewDesc("fanoutd_checkpoint_age_seconds", "Seconds since the shard's checkpoint was last written.", []string{"stream", "shard"}, nil)
 	descLastEventAge  = prometheus.NewDesc("fanoutd_last_event_age_seconds", "Seconds since the shard's last event.", []string{"stream", "shard"}, nil)
-	descShards        = prometheus.NewDesc("fanoutd_shards", "Shards known, by state: reading, waiting (for parents), ended.", []string{"stream", "state"}, nil)
+	descShards        = prometheus.NewDesc("fanoutd_shards", "Shards known, by state: reading, waiting (for parents), ended, not_owned (another instance of the group reads it).", []string{"stream", "state"}, nil)
 	descStalled       = prometheus.NewDesc("fanoutd_shard_stalled", "1 while a reading shard's loop has shown no activity for timers.stall_timeout.", []string{"stream", "shard"}, nil)
 	descNATS          = prometheus.NewDesc("fanoutd_nats_connected", "1 while the NATS connection is up.", nil, nil)
 	descReady         = prometheus.NewDesc("fanoutd_ready", "1 while /readyz answers 200.", nil, nil)

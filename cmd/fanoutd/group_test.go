@@ -346,6 +346,18 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 		g.noConflicts("NATS node restart")
 	})
 
+	// fanoutd status shows the whole group: every lease, its owner, expiry
+	// and checkpoint.
+	var out testutil.SyncBuffer
+	if code := runContext(context.Background(), []string{"status", "--url", "http://" + g.mems["b"].addr}, &out, &out); code != 0 {
+		t.Fatalf("fanoutd status: exit %d\n%s", code, out.String())
+	}
+	for _, want := range []string{"group: this is b", "members a, b", "OWNER", "shardId-000000000007"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("fanoutd status lacks %q:\n%s", want, out.String())
+		}
+	}
+
 	total := g.stopProducing()
 	testutil.WaitFor(t, recoveryBound, fmt.Sprintf("all %d records stored", total), func() bool { return g.delivered() >= total })
 	g.checkStored(total)

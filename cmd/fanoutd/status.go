@@ -88,6 +88,26 @@ func printStatus(w io.Writer, st monitor.Status) {
 	for name, why := range st.StoppedStreams {
 		fmt.Fprintf(w, "\nSTOPPED stream %s: %s\n", name, why)
 	}
+	if g := st.Group; g != nil {
+		fmt.Fprintf(w, "\ngroup: this is %s, owning %d shards; members %s; %d leases lost, %d handed over\n",
+			g.Instance, g.Stats.Owned, strings.Join(g.Members, ", "), g.Stats.Lost, g.Stats.Handoffs)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "STREAM\tSHARD\tOWNER\tLEASE EXPIRES\tCHECKPOINT")
+		for _, l := range g.Leases {
+			owner, expires := l.Owner, "-"
+			if owner == "" {
+				owner = "(free)"
+			} else {
+				expires = "in " + l.Expires.Sub(now).Round(100*time.Millisecond).String()
+			}
+			cp := l.Checkpoint
+			if l.ShardEnded {
+				cp = "(shard ended)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Stream, l.Shard, owner, expires, cp)
+		}
+		tw.Flush()
+	}
 }
 
 func ago(now, t time.Time) string {
