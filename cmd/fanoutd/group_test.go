@@ -82,6 +82,7 @@ type member struct {
 func newGroupSuite(t *testing.T) *groupSuite {
 	opts := fastEmu()
 	opts.TakeoverGrace = 0 // AWS's 5 s: a takeover is counted, an early subscribe refused
+	opts.EnforceLimits = true // AWS's control-plane limits, for the group as a whole
 	emu, err := emulator.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +145,8 @@ timers:
   min_resubscribe_interval: 50ms
   backoff_initial: 20ms
   backoff_max: 300ms
-  consumer_poll_initial: 20ms
-  consumer_poll_max: 100ms
+  consumer_poll_initial: 500ms
+  consumer_poll_max: 5s
   consumer_active_timeout: 20s
   shutdown_timeout: 5s
 `, g.emu.Region(), g.emu.URL(), strings.ReplaceAll(servers, " ", ", "), extra, name, groupLeaseTTL)
@@ -362,6 +363,11 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 	testutil.WaitFor(t, recoveryBound, fmt.Sprintf("all %d records stored", total), func() bool { return g.delivered() >= total })
 	g.checkStored(total)
 	g.noConflicts("the end")
+	for _, op := range []string{"DescribeStreamSummary", "RegisterStreamConsumer", "DescribeStreamConsumer", "ListShards", "SubscribeToShard"} {
+		if n := g.emu.LimitHits(op); n != 0 {
+			t.Errorf("%s throttled %d times: the group together went over AWS's limit", op, n)
+		}
+	}
 	_, refused := g.emu.SubscriptionConflicts()
 	t.Logf("%d records, stored exactly once in order; %d early subscribes refused within Kinesis's 5 s grace, none taken over; %d records published twice (replays after a SIGKILL or a cut, deduplicated)",
 		total, refused, g.raw.duplicates())
