@@ -81,7 +81,7 @@ type member struct {
 
 func newGroupSuite(t *testing.T) *groupSuite {
 	opts := fastEmu()
-	opts.TakeoverGrace = 0 // AWS's 5 s: a takeover is counted, an early subscribe refused
+	opts.TakeoverGrace = 0    // AWS's 5 s: a takeover is counted, an early subscribe refused
 	opts.EnforceLimits = true // AWS's control-plane limits, for the group as a whole
 	emu, err := emulator.New(opts)
 	if err != nil {
