@@ -40,9 +40,9 @@ type Store interface {
 	// List returns the checkpoints of every shard of a stream and consumer,
 	// by shard ID; an empty map if there are none.
 	List(ctx context.Context, stream, consumer string) (map[string]Checkpoint, error)
-	// Reset removes every checkpoint of a stream and consumer (the stream
-	// was deleted and created again: its old positions mean nothing).
-	Reset(ctx context.Context, stream, consumer string) error
+	// Delete removes the checkpoint of a shard, if any (it belongs to a
+	// stream that was deleted and created again: it means nothing now).
+	Delete(ctx context.Context, stream, consumer, shardID string) error
 	Close() error
 }
 

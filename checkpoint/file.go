@@ -248,22 +248,23 @@ func (s *FileStore) List(ctx context.Context, stream, consumer string) (map[stri
 	return out, nil
 }
 
-// Reset implements Store: it removes the stream and consumer's directory.
-func (s *FileStore) Reset(ctx context.Context, stream, consumer string) error {
+// Delete implements Store.
+func (s *FileStore) Delete(ctx context.Context, stream, consumer, shardID string) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if err := ValidateKey(stream, consumer, "x"); err != nil {
+	if err := ValidateKey(stream, consumer, shardID); err != nil {
 		return err
 	}
 	dir := s.consumerDir(stream, consumer)
-	s.dirsMu.Lock()
-	defer s.dirsMu.Unlock()
-	delete(s.dirs, dir)
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("reset checkpoints: %w", err)
+	err := os.Remove(filepath.Join(dir, shardID+fileExt))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	return syncDir(filepath.Join(s.dir, stream))
+	if err != nil {
+		return fmt.Errorf("delete checkpoint: %w", err)
+	}
+	return syncDir(dir)
 }
 
 // Close implements Store. Every Put that returned is already durable, so

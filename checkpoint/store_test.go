@@ -259,3 +259,27 @@ func TestStore_ContextAndClose(t *testing.T) {
 		}
 	})
 }
+
+func TestStore_Delete(t *testing.T) {
+	stores(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		for _, id := range []string{"shardId-0", "shardId-1"} {
+			if err := s.Put(ctx, "a", "c", id, Checkpoint{SequenceNumber: "1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Delete(ctx, "a", "c", "shardId-0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "a", "c", "shardId-0"); err != nil {
+			t.Fatalf("Delete of a missing checkpoint = %v, want nil", err)
+		}
+		got, err := s.List(ctx, "a", "c")
+		if err != nil || len(got) != 1 || got["shardId-1"].SequenceNumber != "1" {
+			t.Fatalf("List after Delete = %v, %v; want only shardId-1", got, err)
+		}
+		if err := s.Delete(ctx, "a", "c", "../x"); !errors.Is(err, ErrInvalidKey) {
+			t.Fatalf("Delete(invalid) = %v, want ErrInvalidKey", err)
+		}
+	})
+}

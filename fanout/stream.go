@@ -358,14 +358,23 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 	if err != nil {
 		return c.fatal(ctx, fmt.Errorf("read checkpoints: %w", err))
 	}
-	if old, stale := c.staleCheckpoints(cps); stale {
-		c.log.Warn().Time("stream_created", c.created).Time("checkpoints_of_stream_created", old).Int("checkpoints", len(cps)).
-			Str("start_position", string(c.spec.StartPosition)).
-			Msg("the stream was deleted and created again under its name: its checkpoints belong to the deleted stream; discarding them, registering the consumer again and reading the new stream from start_position")
-		if err := c.store.Reset(ctx, c.spec.Name, c.spec.Consumer); err != nil {
-			return c.fatal(ctx, fmt.Errorf("discard the checkpoints of the deleted stream: %w", err))
+	var stale []string
+	var old time.Time
+	for id, cp := range cps {
+		if c.stale(cp) {
+			stale, old = append(stale, id), cp.StreamCreated
 		}
-		cps = map[string]checkpoint.Checkpoint{}
+	}
+	if len(stale) > 0 {
+		c.log.Warn().Time("stream_created", c.created).Time("checkpoints_of_stream_created", old).Int("checkpoints", len(stale)).
+			Str("start_position", string(c.spec.StartPosition)).
+			Msg("the stream was deleted and created again under its name: checkpoints of the deleted stream found; discarding them, registering the consumer again and reading the new stream from start_position")
+		for _, id := range stale {
+			if err := c.store.Delete(ctx, c.spec.Name, c.spec.Consumer, id); err != nil {
+				return c.fatal(ctx, fmt.Errorf("discard a checkpoint of the deleted stream: %w", err))
+			}
+			delete(cps, id)
+		}
 	}
 	consumerARN, err := c.ensureConsumer(ctx)
 	if err != nil {
@@ -459,20 +468,14 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 	return nil
 }
 
-// staleCheckpoints reports whether cps belong to an earlier incarnation of
-// the stream, and that incarnation's creation time (zero if unknown). A
-// checkpoint that names no incarnation (written by an older fanoutd) is
-// stale when it was written before the stream was created.
-func (c *StreamConsumer) staleCheckpoints(cps map[string]checkpoint.Checkpoint) (time.Time, bool) {
-	for _, cp := range cps {
-		if !cp.StreamCreated.IsZero() && cp.StreamCreated.UnixMilli() != c.created.UnixMilli() {
-			return cp.StreamCreated, true
-		}
-		if cp.StreamCreated.IsZero() && !cp.UpdatedAt.IsZero() && cp.UpdatedAt.Before(c.created) {
-			return time.Time{}, true
-		}
+// stale reports whether cp belongs to an earlier incarnation of the
+// stream. A checkpoint that names no incarnation (written by an older
+// fanoutd) is stale when it was written before the stream was created.
+func (c *StreamConsumer) stale(cp checkpoint.Checkpoint) bool {
+	if !cp.StreamCreated.IsZero() {
+		return cp.StreamCreated.UnixMilli() != c.created.UnixMilli()
 	}
-	return time.Time{}, false
+	return !cp.UpdatedAt.IsZero() && cp.UpdatedAt.Before(c.created)
 }
 
 func (c *StreamConsumer) fatal(ctx context.Context, err error) error {

@@ -212,22 +212,21 @@ func (s *Store) List(ctx context.Context, stream, consumer string) (map[string]c
 	}
 }
 
-// Reset implements Store: it purges every checkpoint of the stream and
-// consumer.
-func (s *Store) Reset(ctx context.Context, stream, consumer string) error {
-	cps, err := s.List(ctx, stream, consumer)
-	if err != nil {
+// Delete implements Store: it purges the shard's key.
+func (s *Store) Delete(ctx context.Context, stream, consumer, shardID string) error {
+	if err := s.check(ctx); err != nil {
 		return err
 	}
-	for shardID := range cps {
-		key := kvKey(stream, consumer, shardID)
-		if err := s.kv.Purge(ctx, key); err != nil {
-			return fmt.Errorf("reset checkpoint %s: %w", key, err)
-		}
-		s.mu.Lock()
-		delete(s.revs, key)
-		s.mu.Unlock()
+	if err := checkpoint.ValidateKey(stream, consumer, shardID); err != nil {
+		return err
 	}
+	key := kvKey(stream, consumer, shardID)
+	mu := s.lock(key)
+	defer mu.Unlock()
+	if err := s.kv.Purge(ctx, key); err != nil {
+		return fmt.Errorf("delete checkpoint %s: %w", key, err)
+	}
+	s.setRev(key, 0)
 	return nil
 }
 

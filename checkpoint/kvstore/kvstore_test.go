@@ -82,13 +82,13 @@ func TestFencing(t *testing.T) {
 			if cp, _, _ := b.Get(ctx, "s", "c", "shardId-1"); cp.SequenceNumber != "12" {
 				t.Fatalf("checkpoint %+v, want b's 12", cp)
 			}
-			// After a reset, the key is written anew.
-			if err := b.Reset(ctx, "s", "c"); err != nil {
+			// After a delete, the key is written anew.
+			if err := b.Delete(ctx, "s", "c", "shardId-1"); err != nil {
 				t.Fatal(err)
 			}
 			// A new owner reads the checkpoint before writing it (a replica may
-			// answer a read before it applied the reset).
-			testutil.WaitFor(t, testutil.ClusterBound, "the reset seen", func() bool {
+			// answer a read before it applied the delete).
+			testutil.WaitFor(t, testutil.ClusterBound, "the delete seen", func() bool {
 				cps, err := a.List(ctx, "s", "c")
 				_, ok, gerr := a.Get(ctx, "s", "c", "shardId-1")
 				return err == nil && len(cps) == 0 && gerr == nil && !ok
