@@ -40,7 +40,8 @@ func lockDir(dir, path string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("lock checkpoint dir %s: %w", dir, err)
 	}
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	if err != nil {

@@ -248,7 +248,7 @@ func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
 	victim := c.owned()
 	killed := time.Now()
 	c.crash()
-	d = waitBalanced(t, "the crashed instance's shards taken over", []*reader{a, b}, 8, 3*testTTL)
+	waitBalanced(t, "the crashed instance's shards taken over", []*reader{a, b}, 8, 3*testTTL)
 	failover := time.Since(killed)
 	t.Logf("%d shards failed over in %v (TTL %v)", victim, failover.Round(time.Millisecond), testTTL)
 	// A lease moves a TTL after its last renewal, which came at most 3/4
