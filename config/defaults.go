@@ -19,6 +19,9 @@ const (
 	DefaultLogLevel      = "info"
 	DefaultLogFormat     = "auto"
 	DefaultHTTPListen    = "127.0.0.1:9780"
+	// DefaultObjectMaxAge is the default retention of a Kinesis stream: an
+	// object is kept as long as the record it holds would be in Kinesis.
+	DefaultObjectMaxAge = 24 * time.Hour
 )
 
 // Default returns a Config with every default applied and no streams; it
@@ -31,8 +34,13 @@ func Default() *Config {
 			Name:           relay.DefaultConnectionName,
 			PublishTimeout: Duration(relay.DefaultPublishTimeout),
 
-			Oversize:          relay.OversizeDeadLetter,
+			LargeRecords:      relay.OversizeObjectStore,
 			DeadLetterSubject: relay.DefaultDeadLetterSubject,
+			ObjectStore: ObjectStoreConfig{
+				Bucket:  relay.DefaultObjectBucket,
+				Storage: "file",
+				MaxAge:  Duration(DefaultObjectMaxAge),
+			},
 			Stream: JetStreamConfig{
 				Replicas:        1,
 				Storage:         "file",

@@ -196,9 +196,17 @@ func (n NATSConfig) validate(ps *problems) {
 		ps.add("nats.tls.cert_file", "required when nats.tls.key_file is set")
 	}
 	positive("nats.publish_timeout", n.PublishTimeout, ps)
-	if !slices.Contains(relay.OversizePolicies, n.Oversize) {
-		ps.add("nats.oversize", "must be one of %s (got %q)", oneOf(relay.OversizePolicies), n.Oversize)
+	if !slices.Contains(relay.LargeRecordPolicies, n.LargeRecords) {
+		ps.add("nats.large_records", "must be one of %s (got %q)", oneOf(relay.LargeRecordPolicies), n.LargeRecords)
 	}
+	switch {
+	case n.Oversize == "":
+	case !slices.Contains(relay.OversizePolicies, n.Oversize):
+		ps.add("nats.oversize", "must be one of %s (got %q); nats.oversize is deprecated: set nats.large_records instead", oneOf(relay.OversizePolicies), n.Oversize)
+	case n.LargeRecords != relay.OversizeObjectStore && n.LargeRecords != n.Oversize:
+		ps.add("nats.oversize", "is the deprecated name of nats.large_records, which says %s: remove nats.oversize", n.LargeRecords)
+	}
+	n.ObjectStore.validate(ps)
 	if _, err := relay.ParseSubjectTemplate(n.DeadLetterSubject); err != nil {
 		ps.add("nats.dead_letter_subject", "%v", err)
 	}
@@ -220,6 +228,25 @@ func (d DeadLetterStreamConfig) validate(ps *problems) {
 	}
 	if d.MaxAge < 0 {
 		ps.add("nats.dead_letter_stream.max_age", "must not be negative (got %s)", time.Duration(d.MaxAge))
+	}
+}
+
+var bucketRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,255}$`)
+
+func (o ObjectStoreConfig) validate(ps *problems) {
+	if !bucketRe.MatchString(o.Bucket) {
+		ps.add("nats.object_store.bucket", "must be 1 to 255 characters from a-z, A-Z, 0-9, '_', '-' (got %q)", o.Bucket)
+	}
+	switch o.Storage {
+	case "file", "memory":
+	default:
+		ps.add("nats.object_store.storage", "must be one of file, memory (got %q)", o.Storage)
+	}
+	if o.Replicas < 0 || o.Replicas > 5 {
+		ps.add("nats.object_store.replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", o.Replicas)
+	}
+	if o.MaxAge < 0 {
+		ps.add("nats.object_store.max_age", "must not be negative (got %s)", time.Duration(o.MaxAge))
 	}
 }
 

@@ -24,6 +24,8 @@ type Sources struct {
 	// counters by stream.
 	Publisher        func() relay.Stats
 	PublisherStreams func() map[string]relay.StreamStats
+	// Objects returns the publisher's Object Store counters.
+	Objects func() relay.ObjectStats
 	// NATSConnected reports whether the NATS connection is up.
 	NATSConnected func() bool
 	// Streams names the streams being consumed: each must have a shard
@@ -49,6 +51,7 @@ type Monitor struct {
 	publishErrors  *prometheus.CounterVec
 	reloadOK       prometheus.Gauge
 	reloadOKAt     prometheus.Gauge
+	objects        objectMetrics
 }
 
 // New returns a monitor. stallTimeout is how long a reading shard's loop may
@@ -76,6 +79,8 @@ func New(src Sources, stallTimeout time.Duration, version string) *Monitor {
 		Help: "When the configuration was last loaded successfully (at start, or by a reload), in seconds since the epoch.",
 	})
 	m.SetReloaded(true, m.startedAt)
+	m.objects = newObjectMetrics()
+	m.reg.MustRegister(m.objects.latency, m.objects.failures)
 	m.reg.MustRegister(m.publishLatency, m.publishErrors, m.reloadOK, m.reloadOKAt, &collector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -21,6 +21,12 @@ type ObjectBucketSpec struct {
 	Replicas int
 	// MaxAge is how long an object is kept; 0 keeps it for ever.
 	MaxAge time.Duration
+	// Probe bounds the wait for JetStream's answer to the first request
+	// (default 10s). A server without JetStream answers "no responders" at
+	// once, unless a client subscribed to a wildcard such as ">" receives
+	// the request: then nothing answers, and a timeout is taken for no
+	// JetStream.
+	Probe time.Duration
 }
 
 // DefaultObjectBucket is the bucket's name when none is configured.
@@ -56,7 +62,11 @@ func EnsureObjectBucket(ctx context.Context, nc *nats.Conn, c ObjectBucketSpec, 
 	if c.Storage == "memory" {
 		want.Storage = jetstream.MemoryStorage
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	probe := c.Probe
+	if probe <= 0 {
+		probe = 10 * time.Second
+	}
+	pctx, cancel := context.WithTimeout(ctx, probe)
 	defer cancel()
 	lastErr := nc.LastError()
 	explain := func(what string, err error) error {
@@ -70,7 +80,12 @@ func EnsureObjectBucket(ctx context.Context, nc *nats.Conn, c ObjectBucketSpec, 
 		}
 		return fmt.Errorf("%s the Object Store bucket %s: %w", what, c.Bucket, err)
 	}
-	obs, err := js.ObjectStore(cctx, c.Bucket)
+	obs, err := js.ObjectStore(pctx, c.Bucket)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return nil, fmt.Errorf("%w: no JetStream answered within %v: open the Object Store bucket %s: %w", ErrNoJetStream, probe, c.Bucket, err)
+	}
+	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		obs, err = js.CreateObjectStore(cctx, want)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,6 +201,13 @@ func TestEnsureObjectBucketNoJetStream(t *testing.T) {
 	_, err := EnsureObjectBucket(context.Background(), s.connect(t), ObjectBucketSpec{Bucket: DefaultObjectBucket}, zerolog.Nop())
 	if !errors.Is(err, ErrNoJetStream) {
 		t.Fatalf("EnsureObjectBucket: %v, want ErrNoJetStream", err)
+	}
+	// A subscriber on ">" takes the API request, so nothing answers: the
+	// probe's timeout means no JetStream too.
+	subscribe(t, s, ">")
+	_, err = EnsureObjectBucket(context.Background(), s.connect(t), ObjectBucketSpec{Bucket: DefaultObjectBucket, Probe: 300 * time.Millisecond}, zerolog.Nop())
+	if !errors.Is(err, ErrNoJetStream) || !strings.Contains(err.Error(), "no JetStream answered within 300ms") {
+		t.Fatalf("EnsureObjectBucket with a \">\" subscriber: %v, want ErrNoJetStream after the probe", err)
 	}
 }
 
