@@ -83,11 +83,21 @@ type NATSConfig struct {
 	IgnoreDiscoveredServers bool     `yaml:"ignore_discovered_servers"`
 	PublishTimeout          Duration `yaml:"publish_timeout"`
 
-	// Oversize is what happens to a record NATS can't take (over the
-	// server's max_payload): "dead_letter" (a metadata-only message on
+	// LargeRecords is what happens to a record too big for one NATS
+	// message (over the server's max_payload, or a JetStream stream's
+	// max_msg_size): "object_store" (put into the ObjectStore bucket, and a
+	// reference message in its place; needs JetStream on the server, else
+	// dead_letter applies), "dead_letter" (a metadata-only message on
 	// DeadLetterSubject, counted, and the shard moves on) or "fail" (the
-	// daemon stops with an error).
+	// daemon stops with an error). See LargeRecordPolicy.
+	LargeRecords relay.OversizePolicy `yaml:"large_records"`
+	// Oversize is the deprecated name of LargeRecords (dead_letter or fail
+	// only); when set it stands for large_records, which must then be left
+	// out (or say the same).
 	Oversize relay.OversizePolicy `yaml:"oversize"`
+	// ObjectStore is the JetStream Object Store bucket of large records
+	// (large_records: object_store), created at start.
+	ObjectStore ObjectStoreConfig `yaml:"object_store"`
 	// DeadLetterSubject is a subject template for dead letters.
 	DeadLetterSubject string `yaml:"dead_letter_subject"`
 	// Stream, when its name is set, is the JetStream stream fanoutd creates
@@ -97,6 +107,20 @@ type NATSConfig struct {
 	// no stream captures the dead-letter subjects (jetstream: true only), as
 	// Kafka Connect creates its dead-letter topic.
 	DeadLetterStream DeadLetterStreamConfig `yaml:"dead_letter_stream"`
+}
+
+// ObjectStoreConfig describes the Object Store bucket fanoutd keeps large
+// records in.
+type ObjectStoreConfig struct {
+	Bucket string `yaml:"bucket"`
+	// Storage is "file" or "memory".
+	Storage string `yaml:"storage"`
+	// Replicas is 1 to 5, or 0: 3 when the NATS cluster has at least three
+	// servers, else 1.
+	Replicas int `yaml:"replicas"`
+	// MaxAge is how long an object is kept (0: for ever); by default 24h, the
+	// default retention of a Kinesis stream.
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // DeadLetterStreamConfig describes the dead-letter stream fanoutd creates.

@@ -117,7 +117,14 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/nats_stream.yaml: nats.stream.subjects[1]: must be a NATS subject, wildcards allowed (got \"a.>.b\")\n" +
 			"testdata/invalid/nats_stream.yaml: nats.stream.replicas: must be between 1 and 5 (got 7)\n" +
 			"testdata/invalid/nats_stream.yaml: nats.stream.storage: must be one of file, memory (got \"disk\")"},
-		{"nats_oversize", "testdata/invalid/nats_oversize.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\")"},
+		{"nats_oversize", "testdata/invalid/nats_oversize.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\"); nats.oversize is deprecated: set nats.large_records instead"},
+		{"nats_large_records", "" +
+			"testdata/invalid/nats_large_records.yaml: nats.large_records: must be one of object_store, dead_letter, fail (got \"s3\")\n" +
+			"testdata/invalid/nats_large_records.yaml: nats.object_store.bucket: must be 1 to 255 characters from a-z, A-Z, 0-9, '_', '-' (got \"big.records\")\n" +
+			"testdata/invalid/nats_large_records.yaml: nats.object_store.storage: must be one of file, memory (got \"disk\")\n" +
+			"testdata/invalid/nats_large_records.yaml: nats.object_store.replicas: must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got 6)\n" +
+			"testdata/invalid/nats_large_records.yaml: nats.object_store.max_age: must not be negative (got -1h0m0s)"},
+		{"nats_oversize_conflict", "testdata/invalid/nats_oversize_conflict.yaml: nats.oversize: is the deprecated name of nats.large_records, which says dead_letter: remove nats.oversize"},
 		{"start_position", "testdata/invalid/start_position.yaml: streams[1].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")"},
 		{"subject_empty_token", "" +
 			"testdata/invalid/subject_empty_token.yaml: streams[0].subject: subject template \"kinesis..{stream}\": empty token at offset 8: a subject cannot start with '.' or hold '..'\n" +
@@ -153,7 +160,7 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/shape_and_values.yaml: nats.publish_timeout: invalid duration \"10\"\n" +
 			"testdata/invalid/shape_and_values.yaml: metrics: unknown key\n" +
 			"testdata/invalid/shape_and_values.yaml: streams[0].consumer: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"fan out\")\n" +
-			"testdata/invalid/shape_and_values.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\")\n" +
+			"testdata/invalid/shape_and_values.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\"); nats.oversize is deprecated: set nats.large_records instead\n" +
 			"testdata/invalid/shape_and_values.yaml: log.level: must be one of trace, debug, info, warn, error (got \"loud\")"},
 		{"files", "" +
 			"testdata/invalid/files.yaml: nats.creds_file: file testdata/missing.creds does not exist\n" +
@@ -293,8 +300,9 @@ func TestLoad_Defaults(t *testing.T) {
 			Servers:           []string{"nats://127.0.0.1:4222"},
 			Name:              "fanoutd",
 			PublishTimeout:    Duration(10 * time.Second),
-			Oversize:          "dead_letter",
+			LargeRecords:      "object_store",
 			DeadLetterSubject: "fanoutd.deadletter.{stream}",
+			ObjectStore:       ObjectStoreConfig{Bucket: "FANOUTD_RECORDS", Storage: "file", MaxAge: Duration(24 * time.Hour)},
 			Stream:            JetStreamConfig{Replicas: 1, Storage: "file", DuplicateWindow: Duration(2 * time.Minute)},
 			DeadLetterStream:  DeadLetterStreamConfig{Name: "FANOUTD_DEAD_LETTERS", Storage: "file", MaxAge: Duration(7 * 24 * time.Hour)},
 		},
@@ -320,6 +328,27 @@ func TestLoad_Defaults(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("minimal.yaml:\n%+v\nwant:\n%+v", cfg, want)
+	}
+}
+
+// TestLoad_LargeRecordsAlias checks that the deprecated nats.oversize
+// still decides, alone or with a large_records that says the same.
+func TestLoad_LargeRecordsAlias(t *testing.T) {
+	for _, tc := range []struct{ nats, want string }{
+		{"{}", "object_store"},
+		{"{large_records: dead_letter}", "dead_letter"},
+		{"{oversize: fail}", "fail"},
+		{"{oversize: dead_letter}", "dead_letter"},
+		{"{oversize: fail, large_records: fail}", "fail"},
+		{"{oversize: dead_letter, large_records: object_store}", "dead_letter"},
+	} {
+		cfg, err := LoadBytes([]byte("streams: [{name: orders}]\ncheckpoint: {dir: /tmp/x}\nnats: "+tc.nats+"\n"), mapLookup(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.nats, err)
+		}
+		if got := cfg.NATS.LargeRecordPolicy(); string(got) != tc.want {
+			t.Fatalf("nats %s: LargeRecordPolicy() = %q, want %q", tc.nats, got, tc.want)
+		}
 	}
 }
 

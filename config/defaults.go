@@ -23,6 +23,9 @@ const (
 	// coordination.mode: jetstream.
 	DefaultCheckpointBucket   = "fanoutd_checkpoints"
 	DefaultCoordinationBucket = "fanoutd_coordination"
+	// DefaultObjectMaxAge is the default retention of a Kinesis stream: an
+	// object is kept as long as the record it holds would be in Kinesis.
+	DefaultObjectMaxAge = 24 * time.Hour
 )
 
 // Default returns a Config with every default applied and no streams; it
@@ -35,8 +38,13 @@ func Default() *Config {
 			Name:           relay.DefaultConnectionName,
 			PublishTimeout: Duration(relay.DefaultPublishTimeout),
 
-			Oversize:          relay.OversizeDeadLetter,
+			LargeRecords:      relay.OversizeObjectStore,
 			DeadLetterSubject: relay.DefaultDeadLetterSubject,
+			ObjectStore: ObjectStoreConfig{
+				Bucket:  relay.DefaultObjectBucket,
+				Storage: "file",
+				MaxAge:  Duration(DefaultObjectMaxAge),
+			},
 			Stream: JetStreamConfig{
 				Replicas:        1,
 				Storage:         "file",

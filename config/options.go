@@ -28,6 +28,21 @@ func (c JetStreamConfig) Spec() relay.StreamSpec {
 		DuplicateWindow: time.Duration(c.DuplicateWindow), MaxBytes: c.MaxBytes, MaxMsgs: c.MaxMsgs}
 }
 
+// LargeRecordPolicy is what happens to a record too big for one NATS
+// message: nats.oversize, the deprecated name, when it is set, else
+// nats.large_records.
+func (n NATSConfig) LargeRecordPolicy() relay.OversizePolicy {
+	if n.Oversize != "" {
+		return n.Oversize
+	}
+	return n.LargeRecords
+}
+
+// Spec is the Object Store bucket nats.object_store describes.
+func (c ObjectStoreConfig) Spec() relay.ObjectBucketSpec {
+	return relay.ObjectBucketSpec{Bucket: c.Bucket, Storage: c.Storage, Replicas: c.Replicas, MaxAge: time.Duration(c.MaxAge)}
+}
+
 // Spec is the dead-letter stream nats.dead_letter_stream describes.
 func (c DeadLetterStreamConfig) Spec() relay.DeadLetterStreamSpec {
 	return relay.DeadLetterStreamSpec{Name: c.Name, Storage: c.Storage, Replicas: c.Replicas, MaxAge: time.Duration(c.MaxAge)}

@@ -197,9 +197,17 @@ func (n NATSConfig) validate(ps *problems) {
 		ps.add("nats.tls.cert_file", "required when nats.tls.key_file is set")
 	}
 	positive("nats.publish_timeout", n.PublishTimeout, ps)
-	if !slices.Contains(relay.OversizePolicies, n.Oversize) {
-		ps.add("nats.oversize", "must be one of %s (got %q)", oneOf(relay.OversizePolicies), n.Oversize)
+	if !slices.Contains(relay.LargeRecordPolicies, n.LargeRecords) {
+		ps.add("nats.large_records", "must be one of %s (got %q)", oneOf(relay.LargeRecordPolicies), n.LargeRecords)
 	}
+	switch {
+	case n.Oversize == "":
+	case !slices.Contains(relay.OversizePolicies, n.Oversize):
+		ps.add("nats.oversize", "must be one of %s (got %q); nats.oversize is deprecated: set nats.large_records instead", oneOf(relay.OversizePolicies), n.Oversize)
+	case n.LargeRecords != relay.OversizeObjectStore && n.LargeRecords != n.Oversize:
+		ps.add("nats.oversize", "is the deprecated name of nats.large_records, which says %s: remove nats.oversize", n.LargeRecords)
+	}
+	n.ObjectStore.validate(ps)
 	if _, err := relay.ParseSubjectTemplate(n.DeadLetterSubject); err != nil {
 		ps.add("nats.dead_letter_subject", "%v", err)
 	}
@@ -262,6 +270,23 @@ func (c CoordinationConfig) validate(store string, ps *problems) {
 		ps.add("coordination.lease_ttl", "must be at least 1s (got %s)", c.LeaseTTL)
 	}
 	c.Bucket.validate("coordination.bucket", ps)
+}
+
+func (o ObjectStoreConfig) validate(ps *problems) {
+	if !bucketNameRe.MatchString(o.Bucket) {
+		ps.add("nats.object_store.bucket", "must be 1 to 255 characters from a-z, A-Z, 0-9, '_', '-' (got %q)", o.Bucket)
+	}
+	switch o.Storage {
+	case "file", "memory":
+	default:
+		ps.add("nats.object_store.storage", "must be one of file, memory (got %q)", o.Storage)
+	}
+	if o.Replicas < 0 || o.Replicas > 5 {
+		ps.add("nats.object_store.replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", o.Replicas)
+	}
+	if o.MaxAge < 0 {
+		ps.add("nats.object_store.max_age", "must not be negative (got %s)", time.Duration(o.MaxAge))
+	}
 }
 
 var streamNameRe = regexp.MustCompile(`^[^\s.*>/\\]{1,255}$`)

@@ -147,10 +147,17 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 			undo = append(undo, func() { d.group.Close(context.Background()) })
 		}
 	}
+	large, objects, err := prepareObjectStore(ctx, nc, cfg, d.log)
+	if err != nil {
+		return nil, err
+	}
 	d.pub, err = relay.NewPublisher(nc, subjects, relay.Options{
 		JetStream:         cfg.NATS.JetStream,
 		PublishTimeout:    time.Duration(cfg.NATS.PublishTimeout),
-		Oversize:          cfg.NATS.Oversize,
+		Oversize:          large,
+		Objects:           objects,
+		ObjectBucket:      cfg.NATS.ObjectStore.Bucket,
+		ObserveObject:     d.mon.ObserveObjectPut,
 		DeadLetterSubject: cfg.NATS.DeadLetterSubject,
 		Log:               d.log.With().Str("component", "relay").Logger(),
 		Observe:           d.mon.ObservePublish,
@@ -158,7 +165,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
-	src := monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats,
+	src := monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, Objects: d.pub.ObjectStats,
 		NATSConnected: nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams}
 	if d.group != nil {
 		src.Group = d.groupStatus

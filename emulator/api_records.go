@@ -10,9 +10,12 @@ import (
 
 const (
 	maxPutRecordsEntries = 500
-	maxPutRecordsBytes   = 5 << 20
-	maxGetRecordsBytes   = 10 << 20
-	maxGetRecordsLimit   = 10000
+	// The API reference: "Each record in the request can be as large as 10
+	// MiB, up to a limit of 10 MiB for the entire request, including
+	// partition keys" (5 MiB before large records came in 2025).
+	maxPutRecordsBytes = 10 << 20
+	maxGetRecordsBytes = 10 << 20
+	maxGetRecordsLimit = 10000
 )
 
 type recordJSON struct {

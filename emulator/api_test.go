@@ -408,7 +408,7 @@ func TestPutRecords(t *testing.T) {
 	if err == nil {
 		t.Fatal("501 entries accepted")
 	}
-	big := make([]types.PutRecordsRequestEntry, 6)
+	big := make([]types.PutRecordsRequestEntry, 11) // over the 10 MiB of one request
 	for i := range big {
 		big[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String("k"), Data: make([]byte, 1000*1000)}
 	}

@@ -90,6 +90,10 @@ func (s *Server) checkShardWrite(sh *shard, n int) *apiError {
 		return nil
 	}
 	now := time.Now()
+	// A record over 1 MiB (up to 10 MiB where the stream allows it) rides on
+	// the shard's burst capacity, which AWS does not quantify: it needs the
+	// whole second's bucket and empties it.
+	n = min(n, shardWriteBytes)
 	if !sh.limits.records.AllowN(now, 1) || !sh.limits.bytes.AllowN(now, n) {
 		return errorf(ErrProvisionedThroughput, "Rate exceeded for shard %s in stream under account %s.", sh.id, s.opts.AccountID)
 	}

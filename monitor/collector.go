@@ -38,7 +38,8 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descHandled, descEvents, descBehind, descSubsStarted, descSubsEnded,
 		descSubErrors, descCheckpointAge, descLastEventAge, descShards, descStalled, descNATS, descReady,
-		descDeadLetters, descPubAckRetries, descDuplicates, descAsyncErrors, descStopped, descBuild} {
+		descDeadLetters, descPubAckRetries, descDuplicates, descAsyncErrors, descStopped, descBuild,
+		descObjects, descObjectBytes, descObjectReused} {
 		ch <- d
 	}
 	for _, d := range groupDescs {
@@ -86,6 +87,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descRecords, prometheus.CounterValue, float64(v.Published), st)
 			ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(v.Bytes), st)
 			ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.CounterValue, float64(v.DeadLettered), st)
+			ch <- prometheus.MustNewConstMetric(descObjects, prometheus.CounterValue, float64(v.Objects), st)
+			ch <- prometheus.MustNewConstMetric(descObjectBytes, prometheus.CounterValue, float64(v.ObjectBytes), st)
 		}
 	}
 	for k, v := range ends {
@@ -112,6 +115,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPubAckRetries, prometheus.CounterValue, float64(ps.Retries))
 		ch <- prometheus.MustNewConstMetric(descDuplicates, prometheus.CounterValue, float64(ps.Duplicates))
 		ch <- prometheus.MustNewConstMetric(descAsyncErrors, prometheus.CounterValue, float64(ps.AsyncErrors))
+	}
+	if src.Objects != nil {
+		ch <- prometheus.MustNewConstMetric(descObjectReused, prometheus.CounterValue, float64(src.Objects().Reused))
 	}
 	if src.StoppedStreams != nil {
 		for name := range src.StoppedStreams() {

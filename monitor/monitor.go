@@ -24,6 +24,8 @@ type Sources struct {
 	// counters by stream.
 	Publisher        func() relay.Stats
 	PublisherStreams func() map[string]relay.StreamStats
+	// Objects returns the publisher's Object Store counters.
+	Objects func() relay.ObjectStats
 	// NATSConnected reports whether the NATS connection is up.
 	NATSConnected func() bool
 	// Streams names the streams being consumed: each must have a shard
@@ -53,6 +55,7 @@ type Monitor struct {
 	reloadOK       prometheus.Gauge
 	reloadOKAt     prometheus.Gauge
 	renewLatency   prometheus.Histogram
+	objects        objectMetrics
 }
 
 // New returns a monitor. stallTimeout is how long a reading shard's loop may
@@ -85,6 +88,8 @@ func New(src Sources, stallTimeout time.Duration, version string) *Monitor {
 		Help:    "Time to renew one lease (a compare-and-set in the coordination bucket).",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	})
+	m.objects = newObjectMetrics()
+	m.reg.MustRegister(m.objects.latency, m.objects.failures)
 	m.reg.MustRegister(m.publishLatency, m.publishErrors, m.reloadOK, m.reloadOKAt, m.renewLatency, &collector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,13 +70,16 @@ func TestEndpoints(t *testing.T) {
 		Shards:    func() []fanout.ShardStatus { return []fanout.ShardStatus{sh} },
 		Publisher: func() relay.Stats { return relay.Stats{Published: 7, Retries: 2} },
 		PublisherStreams: func() map[string]relay.StreamStats {
-			return map[string]relay.StreamStats{"a": {Published: 7, Bytes: 70, DeadLettered: 1}}
+			return map[string]relay.StreamStats{"a": {Published: 7, Bytes: 70, DeadLettered: 1, Objects: 2, ObjectBytes: 3 << 20}}
 		},
+		Objects:       func() relay.ObjectStats { return relay.ObjectStats{Stored: 2, Reused: 1} },
 		NATSConnected: func() bool { return true },
 		Streams:       func() []string { return []string{"a"} },
 	}, time.Minute, "v1")
 	m.SetStarted()
 	m.ObservePublish("a", 7, 3*time.Millisecond, nil)
+	m.ObserveObjectPut("a", 3<<20, 40*time.Millisecond, nil)
+	m.ObserveObjectPut("a", 1<<20, time.Second, errors.New("put failed"))
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	body := func(path string) (int, string) {
@@ -115,6 +119,11 @@ func TestEndpoints(t *testing.T) {
 		`fanoutd_ready 1`,
 		`fanoutd_publish_duration_seconds_count{stream="a"} 1`,
 		`fanoutd_build_info{version="v1"} 1`,
+		`fanoutd_records_stored_as_objects_total{stream="a"} 2`,
+		`fanoutd_object_bytes_total{stream="a"} 3.145728e+06`,
+		`fanoutd_objects_reused_total 1`,
+		`fanoutd_object_put_duration_seconds_count{stream="a"} 2`,
+		`fanoutd_object_put_failures_total{stream="a"} 1`,
 	} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

@@ -62,6 +62,20 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemp
 		} else if size := messageSize(m); int64(size) > maxPayload {
 			reason = maxPayloadReason(len(rec.Data), size, maxPayload)
 		}
+		if reason != "" && p.useObjectStore(reason) {
+			err := p.storeObject(ctx, b, rec, m)
+			if err == nil {
+				err = p.nc.PublishMsg(m)
+			}
+			clearObjectReference(h)
+			if err != nil {
+				return err
+			}
+			res.published++
+			res.objects++
+			res.objectBytes += uint64(len(rec.Data))
+			continue
+		}
 		if reason != "" {
 			if err := p.oversize(b, rec, reason); err != nil {
 				return err

@@ -36,6 +36,7 @@ type jsItem struct {
 	msgID  string
 	dead   bool // msg is the record's dead letter
 	dup    bool // the PubAck said Duplicate
+	object bool // msg is the reference to the record stored as an object
 	future jetstream.PubAckFuture
 	err    error // why the last attempt failed
 }
@@ -83,8 +84,6 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 // jetStreamChunk publishes the records [start, end) of b and waits, within
 // PublishTimeout, until JetStream confirmed every one of them.
 func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int, res *batchResult) error {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
 	maxPayload := p.nc.MaxPayload()
 
 	// nats.go keeps each message until its PubAck, and so does Handle for
@@ -106,6 +105,13 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 		} else if size := messageSize(it.msg); int64(size) > maxPayload {
 			reason = maxPayloadReason(len(rec.Data), size, maxPayload)
 		}
+		if reason != "" && p.useObjectStore(reason) {
+			// The put has its own timeout, before the chunk's starts.
+			if err := p.storeObject(ctx, b, rec, it.msg); err != nil {
+				return err
+			}
+			it.object, reason = true, ""
+		}
 		if reason != "" {
 			if err := p.oversize(b, rec, reason); err != nil {
 				return err
@@ -115,6 +121,8 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 		items = append(items, it)
 	}
 	s.items = items
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
 	pending := s.pending[:0]
 	for i := range items {
 		pending = append(pending, i)
@@ -159,6 +167,10 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 		}
 		res.published++
 		res.bytes += uint64(len(it.msg.Data))
+		if it.object {
+			res.objects++
+			res.objectBytes += uint64(len(b.Records[it.rec].Data))
+		}
 		if it.dup {
 			res.duplicates++
 		}
@@ -223,7 +235,7 @@ func (p *Publisher) awaitAcks(ctx context.Context, b *record.Batch, items []jsIt
 			}
 			it.future = nil
 		}
-		if !it.dead {
+		if !it.dead && !it.object {
 			rec := &b.Records[it.rec]
 			reason := ""
 			if errors.Is(it.err, nats.ErrMaxPayload) {
@@ -231,6 +243,13 @@ func (p *Publisher) awaitAcks(ctx context.Context, b *record.Batch, items []jsIt
 				reason = maxPayloadReason(len(rec.Data), messageSize(it.msg), p.nc.MaxPayload())
 			} else if isMaxMsgSize(it.err) {
 				reason = maxMsgSizeReason(len(rec.Data), it.err)
+			}
+			if reason != "" && p.useObjectStore(reason) {
+				// Published again, as its reference, in the next round.
+				if err := p.storeObject(ctx, b, rec, it.msg); err != nil {
+					return nil, err
+				}
+				it.object, reason = true, ""
 			}
 			if reason != "" {
 				if err := p.oversize(b, rec, reason); err != nil {

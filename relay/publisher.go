@@ -47,8 +47,17 @@ type Options struct {
 	DeadLetterSubject string
 	// Oversize is what happens to a record NATS can't take (over the
 	// server's max_payload, or a JetStream stream's max_msg_size):
-	// OversizeDeadLetter (default) or OversizeFail.
+	// OversizeDeadLetter (default), OversizeFail, or OversizeObjectStore
+	// (into Objects, see storeObject).
 	Oversize OversizePolicy
+	// Objects is the Object Store bucket named ObjectBucket, required with
+	// OversizeObjectStore (see EnsureObjectBucket). It works in core mode
+	// too: the Object Store is JetStream, the reference a core message.
+	Objects      ObjectStore
+	ObjectBucket string
+	// ObserveObject, if set, is called after every object put with the
+	// record's stream, its size, how long the put took, and the error.
+	ObserveObject func(stream string, bytes int, d time.Duration, err error)
 	// Log receives warnings about retries and dead letters.
 	Log zerolog.Logger
 	// Observe, if set, is called after every Handle with the batch's stream,
@@ -108,6 +117,12 @@ type Publisher struct {
 	failOversize bool
 	observe      func(stream string, records int, d time.Duration, err error)
 
+	objects       ObjectStore // nil unless nats.large_records is object_store
+	objectBucket  string
+	observeObject func(stream string, bytes int, d time.Duration, err error)
+
+	objectsStored, objectBytes, objectsReused, objectFailures atomic.Uint64
+
 	scratch sync.Pool // *scratch
 
 	beforeFlush func() // tests: runs between the publishes and the flush of a core batch
@@ -142,8 +157,13 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 	}
 	switch opts.Oversize {
 	case "", OversizeDeadLetter, OversizeFail:
+	case OversizeObjectStore:
+		if opts.Objects == nil || opts.ObjectBucket == "" {
+			return nil, errors.New("new publisher: oversize object_store needs Objects and ObjectBucket")
+		}
+		p.objects, p.objectBucket, p.observeObject = opts.Objects, opts.ObjectBucket, opts.ObserveObject
 	default:
-		return nil, fmt.Errorf("new publisher: oversize must be %s or %s (got %q)", OversizeDeadLetter, OversizeFail, opts.Oversize)
+		return nil, fmt.Errorf("new publisher: oversize must be %s, %s or %s (got %q)", OversizeObjectStore, OversizeDeadLetter, OversizeFail, opts.Oversize)
 	}
 	if err := p.SetSubjects(subjects); err != nil {
 		return nil, fmt.Errorf("new publisher: %w", err)
@@ -228,6 +248,8 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	p.bytes.Add(res.bytes)
 	p.duplicates.Add(res.duplicates)
 	p.deadLettered.Add(res.deadLettered)
+	p.objectsStored.Add(res.objects)
+	p.objectBytes.Add(res.objectBytes)
 	sc, ok := p.perStream.Load(b.Stream)
 	if !ok {
 		sc, _ = p.perStream.LoadOrStore(b.Stream, &streamCounters{})
@@ -236,6 +258,8 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	c.published.Add(res.published)
 	c.bytes.Add(res.bytes)
 	c.deadLettered.Add(res.deadLettered)
+	c.objects.Add(res.objects)
+	c.objectBytes.Add(res.objectBytes)
 	return nil
 }
 
@@ -252,12 +276,15 @@ func (p *Publisher) oversize(b *record.Batch, rec *record.Record, reason string)
 }
 
 // streamCounters are one stream's share of the counters.
-type streamCounters struct{ published, bytes, deadLettered atomic.Uint64 }
+type streamCounters struct {
+	published, bytes, deadLettered, objects, objectBytes atomic.Uint64
+}
 
 // StreamStats are the counters of one stream: records and payload bytes
-// confirmed by NATS, and dead letters.
+// confirmed by NATS, dead letters, and the records stored as objects (also
+// counted in Published; their data in ObjectBytes, not Bytes).
 type StreamStats struct {
-	Published, Bytes, DeadLettered uint64
+	Published, Bytes, DeadLettered, Objects, ObjectBytes uint64
 }
 
 // StreamStats returns the counters of every stream that published a batch.
@@ -265,7 +292,8 @@ func (p *Publisher) StreamStats() map[string]StreamStats {
 	out := map[string]StreamStats{}
 	p.perStream.Range(func(k, v any) bool {
 		c := v.(*streamCounters)
-		out[k.(string)] = StreamStats{Published: c.published.Load(), Bytes: c.bytes.Load(), DeadLettered: c.deadLettered.Load()}
+		out[k.(string)] = StreamStats{Published: c.published.Load(), Bytes: c.bytes.Load(), DeadLettered: c.deadLettered.Load(),
+			Objects: c.objects.Load(), ObjectBytes: c.objectBytes.Load()}
 		return true
 	})
 	return out
@@ -300,7 +328,7 @@ func (p *Publisher) Stats() Stats {
 
 // batchResult is what one confirmed batch adds to Stats.
 type batchResult struct {
-	published, bytes, duplicates, deadLettered uint64
+	published, bytes, duplicates, deadLettered, objects, objectBytes uint64
 }
 
 // scratch is the reusable state of one Handle call.

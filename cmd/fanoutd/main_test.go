@@ -84,6 +84,10 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if code := runContext(context.Background(), []string{"validate", "--config", "../../deploy/fanoutd.example.yaml"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
+	// What depends on the server is said, not checked.
+	if want := "records too big for one NATS message -> Object Store bucket FANOUTD_RECORDS (needs JetStream on the NATS server"; !strings.Contains(out.String(), want) {
+		t.Fatalf("validate output lacks %q:\n%s", want, out.String())
+	}
 }
 
 // validate reports every problem of a file in one pass, unknown keys

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/config"
@@ -84,6 +85,12 @@ func (c *TailCmd) Run(ctx context.Context, std stdio) error {
 	}
 	fmt.Fprintf(std.err, "fanoutd tail: subscribed to %s on %s\n", c.Subject, relay.RedactURL(nc.ConnectedUrl()))
 
+	// Records too big for a message arrive as references to the Object
+	// Store: fetched, so that they print like any other.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
 	n := 0
 	for c.Count == 0 || n < c.Count {
 		m, err := sub.NextMsgWithContext(ctx)
@@ -94,6 +101,19 @@ func (c *TailCmd) Run(ctx context.Context, std stdio) error {
 			return fmt.Errorf("receive on %s: %w", c.Subject, err)
 		}
 		n++
+		if subscriber.IsObjectReference(m) {
+			data, err := subscriber.Fetch(ctx, js, m)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				fmt.Fprintf(std.err, "fanoutd tail: message #%d on %s: cannot fetch its record from the Object Store: %v\n", n, m.Subject, err)
+			} else {
+				fetched := *m
+				fetched.Data = data
+				m = &fetched
+			}
+		}
 		if err := c.print(std.out, m, n, time.Now()); err != nil {
 			return err
 		}
@@ -129,6 +149,9 @@ func (c *TailCmd) print(w io.Writer, m *nats.Msg, n int, now time.Time) error {
 func (c *TailCmd) Help() string {
 	return `Subscribes to a NATS subject and prints each message: the subject, the lag since
 the record arrived in Kinesis, the Kinesis headers percent-decoded, and the data.
+A record too big for one NATS message arrives as a reference to the JetStream
+Object Store (Fanoutd-Object-* headers): tail fetches it, checks its size and
+SHA-256, and prints it like any other (--raw writes its bytes).
 
 Examples:
 

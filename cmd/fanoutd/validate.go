@@ -8,6 +8,7 @@ import (
 	"io/fs"
 
 	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/relay"
 )
 
 // ValidateCmd checks a config file without connecting to anything.
@@ -25,6 +26,17 @@ func (v *ValidateCmd) Run(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "%s: OK (%d stream(s))\n", v.Config, len(cfg.Streams))
 	for _, s := range cfg.Streams {
 		fmt.Fprintf(w, "  %s -> %s (consumer %s, start %s)\n", s.StreamName(), s.Subject, s.Consumer, s.StartPosition)
+	}
+	// Whether the server has JetStream is known only at start: say what
+	// depends on it.
+	switch p := cfg.NATS.LargeRecordPolicy(); p {
+	case relay.OversizeObjectStore:
+		fmt.Fprintf(w, "  records too big for one NATS message -> Object Store bucket %s (needs JetStream on the NATS server: without it they become dead letters)\n", cfg.NATS.ObjectStore.Bucket)
+	default:
+		fmt.Fprintf(w, "  records too big for one NATS message -> %s\n", p)
+	}
+	if cfg.NATS.Oversize != "" {
+		fmt.Fprintf(w, "  note: nats.oversize is deprecated: rename it nats.large_records\n")
 	}
 	return nil
 }

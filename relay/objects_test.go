@@ -1,0 +1,229 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/record"
+)
+
+// objectTestMaxPayload is above the Object Store's 128 KiB chunks and
+// below the large records of the tests.
+const objectTestMaxPayload = 256 << 10
+
+func objectBucket(t *testing.T, s *testServer) jetstream.ObjectStore {
+	t.Helper()
+	obs, err := EnsureObjectBucket(context.Background(), s.connect(t), ObjectBucketSpec{Bucket: DefaultObjectBucket, Replicas: 1, MaxAge: time.Hour}, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("EnsureObjectBucket: %v", err)
+	}
+	return obs
+}
+
+func largeData(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7) + seed
+	}
+	return b
+}
+
+func sha256Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:])
+}
+
+// A record over max_payload is put into the Object Store and a reference
+// message takes its place, in order, with the Kinesis headers and the
+// Fanoutd-Object-* headers; the object is the record byte for byte. A replay
+// finds the object whole and publishes the same reference (deduplicated in
+// JetStream mode).
+func TestHandleLargeRecordObjectStore(t *testing.T) {
+	for _, js := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
+			s := startServer(t, testServerConfig{JetStream: true, MaxPayload: objectTestMaxPayload})
+			var st jetstream.Stream
+			if js {
+				st = createStream(t, s, jetstream.StreamConfig{})
+			}
+			obs := objectBucket(t, s)
+			var puts atomic.Int64
+			p := newTestPublisher(t, s.connect(t), Options{JetStream: js, Oversize: OversizeObjectStore, Objects: obs, ObjectBucket: DefaultObjectBucket,
+				ObserveObject: func(stream string, n int, d time.Duration, err error) {
+					if stream == testStream && err == nil {
+						puts.Add(1)
+					}
+				}})
+			nc, sub := subscribe(t, s, "kinesis.>")
+			b := testBatch(4)
+			big := largeData(600<<10, 1)
+			b.Records[1].Data = big // a KPL sub-record: its sub-sequence names the object
+			if err := p.Handle(context.Background(), b); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			msgs := receiveExactly(t, nc, sub, 4)
+			for i, m := range msgs {
+				if got, want := m.Header.Get(HeaderSequenceNumber), b.Records[i].SequenceNumber; got != want {
+					t.Fatalf("message %d: sequence %s, want %s (order)", i, got, want)
+				}
+				if i != 1 && (!bytes.Equal(m.Data, b.Records[i].Data) || m.Header.Get(HeaderObjectName) != "") {
+					t.Fatalf("message %d: %q with headers %v, want the record itself", i, m.Data, m.Header)
+				}
+			}
+			ref := msgs[1]
+			name := ObjectName(testStream, b.ShardID, b.Records[1].SequenceNumber, 0)
+			for k, want := range map[string]string{
+				HeaderObjectBucket: DefaultObjectBucket, HeaderObjectName: name, HeaderObjectSize: strconv.Itoa(len(big)),
+				HeaderObjectDigest: sha256Digest(big), HeaderSubSequenceNumber: "0", nats.MsgIdHdr: MsgID(testStream, b.ShardID, "49590000001", 0),
+			} {
+				if got := ref.Header.Get(k); got != want {
+					t.Fatalf("reference %s = %q, want %q", k, got, want)
+				}
+			}
+			if len(ref.Data) != 0 || ref.Subject != wantSubject(b, &b.Records[1]) {
+				t.Fatalf("reference on %s with %d bytes, want %s and no data", ref.Subject, len(ref.Data), wantSubject(b, &b.Records[1]))
+			}
+			res, err := obs.Get(context.Background(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(res)
+			if err != nil || !bytes.Equal(got, big) {
+				t.Fatalf("object: %d bytes, %v; want the record's %d bytes", len(got), err, len(big))
+			}
+			info, _ := res.Info()
+			if info.Headers.Get(HeaderSequenceNumber) != "49590000001" {
+				t.Fatalf("object headers %v, want the Kinesis headers", info.Headers)
+			}
+
+			// The replay: the object is found whole, not put again.
+			if err := p.Handle(context.Background(), b); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+			again := receiveExactly(t, nc, sub, 4)
+			if again[1].Header.Get(HeaderObjectDigest) != sha256Digest(big) || again[1].Header.Get(nats.MsgIdHdr) != ref.Header.Get(nats.MsgIdHdr) {
+				t.Fatalf("replayed reference headers %v", again[1].Header)
+			}
+			os := p.ObjectStats()
+			if os.Stored != 2 || os.Bytes != 2*uint64(len(big)) || os.Reused != 1 || os.Failures != 0 || puts.Load() != 2 {
+				t.Fatalf("ObjectStats() = %+v, observed puts %d; want 2 stored, 1 reused, 2 observed", os, puts.Load())
+			}
+			if ss := p.StreamStats()[testStream]; ss.Objects != 2 || ss.Published != 8 || ss.DeadLettered != 0 {
+				t.Fatalf("StreamStats() = %+v", ss)
+			}
+			if js {
+				if n := len(streamMsgs(t, st)); n != 4 {
+					t.Fatalf("stream holds %d messages, want 4 (the replay deduplicated)", n)
+				}
+				if d := p.Stats().Duplicates; d != 4 {
+					t.Fatalf("Duplicates = %d, want 4", d)
+				}
+			}
+		})
+	}
+}
+
+// failingObjects is an Object Store whose puts fail, or stop half-way.
+type failingObjects struct {
+	ObjectStore
+	err error
+}
+
+func (f failingObjects) Put(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error) {
+	return nil, f.err
+}
+
+// A failed put fails the batch before its reference is published: no
+// reference ever points at a missing object, and the failure is counted.
+func TestHandleLargeRecordPutFails(t *testing.T) {
+	for _, js := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
+			s := startServer(t, testServerConfig{JetStream: true, MaxPayload: objectTestMaxPayload})
+			var st jetstream.Stream
+			if js {
+				st = createStream(t, s, jetstream.StreamConfig{})
+			}
+			obs := failingObjects{ObjectStore: objectBucket(t, s), err: errors.New("injected put failure")}
+			p := newTestPublisher(t, s.connect(t), Options{JetStream: js, Oversize: OversizeObjectStore, Objects: obs, ObjectBucket: DefaultObjectBucket})
+			nc, sub := subscribe(t, s, ">")
+			b := &record.Batch{Stream: testStream, ShardID: "shardId-000000000000", Records: []record.Record{
+				{Data: []byte("small"), PartitionKey: "k", SequenceNumber: "1"},
+				{Data: largeData(300<<10, 2), PartitionKey: "k", SequenceNumber: "2"},
+			}}
+			err := p.Handle(context.Background(), b)
+			if err == nil || !errors.Is(err, obs.err) {
+				t.Fatalf("Handle: %v, want the put's error", err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				m, err := sub.NextMsg(200 * time.Millisecond)
+				if err != nil {
+					break
+				}
+				if m.Header.Get(HeaderObjectName) != "" || m.Header.Get(HeaderSequenceNumber) == "2" {
+					t.Fatalf("a message for the record whose put failed: %s %v", m.Subject, m.Header)
+				}
+			}
+			if js {
+				for _, m := range streamMsgs(t, st) {
+					if m.Header.Get(HeaderSequenceNumber) == "2" {
+						t.Fatalf("JetStream stored a message for the record whose put failed: %v", m.Header)
+					}
+				}
+			}
+			if f := p.ObjectStats().Failures; f != 1 {
+				t.Fatalf("Failures = %d, want 1", f)
+			}
+		})
+	}
+}
+
+// Without JetStream on the server, EnsureObjectBucket says so with
+// ErrNoJetStream (the daemon then applies the dead-letter policy).
+func TestEnsureObjectBucketNoJetStream(t *testing.T) {
+	s := startServer(t, testServerConfig{})
+	_, err := EnsureObjectBucket(context.Background(), s.connect(t), ObjectBucketSpec{Bucket: DefaultObjectBucket}, zerolog.Nop())
+	if !errors.Is(err, ErrNoJetStream) {
+		t.Fatalf("EnsureObjectBucket: %v, want ErrNoJetStream", err)
+	}
+	// A subscriber on ">" takes the API request, so nothing answers: the
+	// probe's timeout means no JetStream too.
+	subscribe(t, s, ">")
+	_, err = EnsureObjectBucket(context.Background(), s.connect(t), ObjectBucketSpec{Bucket: DefaultObjectBucket, Probe: 300 * time.Millisecond}, zerolog.Nop())
+	if !errors.Is(err, ErrNoJetStream) || !strings.Contains(err.Error(), "no JetStream answered within 300ms") {
+		t.Fatalf("EnsureObjectBucket with a \">\" subscriber: %v, want ErrNoJetStream after the probe", err)
+	}
+}
+
+// An existing bucket is used as it is; its differences are logged.
+func TestEnsureObjectBucketExisting(t *testing.T) {
+	s := startServer(t, testServerConfig{JetStream: true})
+	var logs logBuffer
+	spec := ObjectBucketSpec{Bucket: "B", Replicas: 1, MaxAge: time.Hour}
+	if _, err := EnsureObjectBucket(context.Background(), s.connect(t), spec, zerolog.New(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	spec.MaxAge = 2 * time.Hour
+	if _, err := EnsureObjectBucket(context.Background(), s.connect(t), spec, zerolog.New(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains([]byte(logs.String()), []byte(`"setting":"max_age","has":"1h0m0s","configured":"2h0m0s"`)) {
+		t.Fatalf("no warning about max_age:\n%s", logs.String())
+	}
+}
