@@ -282,7 +282,8 @@ func (d *Daemon) shards() []fanout.ShardStatus {
 // failure is handled by streamFailed, which never blocks. Called with d.mu
 // held.
 func (d *Daemon) startStreamLocked(s config.StreamConfig) {
-	c := fanout.NewStreamConsumer(s.Spec(), fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log})
+	c := fanout.NewStreamConsumer(s.Spec(), fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log,
+		Decoder: fanout.Decoder(d.cfg.AWS.Decoder)})
 	sctx, cancel := context.WithCancel(d.runCtx)
 	rs := &runningStream{cfg: s, consumer: c, cancel: cancel, done: make(chan struct{})}
 	d.streams[s.StreamName()] = rs

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -77,7 +78,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 		l.touch(nil)
 		arn := c.consumerARN()
 		subCtx, cancel := context.WithCancel(ctx)
-		out, err := streamClient(c.client).SubscribeToShard(subCtx, &kinesis.SubscribeToShardInput{
+		sub, err := c.subscribe(subCtx, &kinesis.SubscribeToShardInput{
 			ConsumerARN: aws.String(arn), ShardId: aws.String(st.id), StartingPosition: l.startingPosition()})
 		if err != nil {
 			cancel()
@@ -100,7 +101,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			s.Subscribed = true
 		})
 		l.log.Debug().Str("position", l.pos).Msg("subscribed")
-		reason, err := l.read(subCtx, hctx, out.GetStream())
+		reason, err := l.read(subCtx, hctx, sub)
 		cancel()
 		l.touch(func(s *ShardStatus) {
 			s.Subscribed = false
@@ -230,43 +231,38 @@ func (l *shardLoop) countError(err error) {
 	l.touch(func(s *ShardStatus) { s.Errors[code]++ })
 }
 
-// read consumes one subscription until it ends and says why.
-func (l *shardLoop) read(ctx, hctx context.Context, stream *kinesis.SubscribeToShardEventStream) (endReason, error) {
-	defer stream.Close()
-	idle := time.NewTimer(l.c.timers.IdleTimeout)
+// read consumes one subscription until it ends and says why. The idle
+// watchdog closes the subscription, which unblocks next.
+func (l *shardLoop) read(ctx, hctx context.Context, sub subscription) (endReason, error) {
+	defer sub.close()
+	var idled atomic.Bool
+	idle := time.AfterFunc(l.c.timers.IdleTimeout, func() { idled.Store(true); sub.close() })
 	defer idle.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		ev, recs, ok, err := sub.next(l.batch.Records[:0])
+		l.batch.Records = recs
+		switch {
+		case ctx.Err() != nil:
 			return endShutdown, nil
-		case <-idle.C:
+		case idled.Load():
 			return endIdle, nil
-		case ev, ok := <-stream.Events():
-			if !ok {
-				if err := stream.Err(); err != nil {
-					return endError, err
-				}
-				return endClean, nil
-			}
-			e, isEvent := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent)
-			if !isEvent {
-				l.log.Debug().Msgf("ignoring unknown event %T", ev)
-				continue
-			}
-			if reason, err := l.handle(hctx, &e.Value); reason != endClean || err != nil {
-				return reason, err
-			}
-			idle.Reset(l.c.timers.IdleTimeout)
+		case err != nil:
+			return endError, err
+		case !ok:
+			return endClean, nil
 		}
+		if reason, err := l.handle(hctx, &ev); reason != endClean || err != nil {
+			return reason, err
+		}
+		idle.Reset(l.c.timers.IdleTimeout)
 	}
 }
 
 // handle delivers one event's records and moves the position past them.
-func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent) (endReason, error) {
+func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, error) {
 	b := &l.batch
-	b.Records = DecodeEvent(b.Records[:0], ev)
-	b.MillisBehindLatest = aws.ToInt64(ev.MillisBehindLatest)
-	b.ContinuationSequenceNumber = aws.ToString(ev.ContinuationSequenceNumber)
+	b.MillisBehindLatest = ev.millisBehindLatest
+	b.ContinuationSequenceNumber = aws.ToString(ev.continuation)
 	if len(b.Records) > 0 {
 		if err := l.c.handler.Handle(hctx, b); err != nil {
 			return endHandler, err
@@ -287,13 +283,13 @@ func (l *shardLoop) handle(hctx context.Context, ev *types.SubscribeToShardEvent
 			s.Checkpoint = b.ContinuationSequenceNumber
 		}
 	})
-	if ev.ContinuationSequenceNumber == nil {
+	if ev.continuation == nil {
 		// The shard ended: checkpoint that, then let its children start.
 		if err := l.persistEnded(); err != nil {
 			return endHandler, err
 		}
-		l.log.Info().Int("children", len(ev.ChildShards)).Msg("shard read to its end")
-		c.shardEnded(l.st, ev.ChildShards)
+		l.log.Info().Int("children", len(ev.childShards)).Msg("shard read to its end")
+		c.shardEnded(l.st, ev.childShards)
 		return endShard, nil
 	}
 	l.pos = b.ContinuationSequenceNumber

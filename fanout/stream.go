@@ -110,6 +110,8 @@ type Options struct {
 	Handler     record.Handler
 	Timers      Timers
 	Log         zerolog.Logger
+	// Decoder reads the event streams; "" is DecoderFanoutd.
+	Decoder Decoder
 }
 
 // ShardState is where a shard is in its life, as fanoutd reads it.
@@ -175,6 +177,7 @@ type StreamConsumer struct {
 	handler record.Handler
 	timers  Timers
 	log     zerolog.Logger
+	decoder Decoder
 
 	streamARN string
 	// created is the StreamCreationTimestamp of the incarnation being read.
@@ -226,6 +229,7 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		store:   o.Checkpoints,
 		handler: o.Handler,
 		timers:  t,
+		decoder: o.Decoder,
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),
