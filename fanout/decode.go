@@ -209,7 +209,7 @@ func (d *eventDecoder) addString(b []byte) strSpan {
 func (d *eventDecoder) decode(dst []record.Record, payload []byte, dataBuf *[]byte) (eventMeta, []record.Record, bool) {
 	var ev eventMeta
 	if need := len(payload)/4*3 + 3; cap(*dataBuf) < need {
-		*dataBuf = make([]byte, 0, need)
+		*dataBuf = make([]byte, 0, bufSize(need))
 	}
 	data := (*dataBuf)[:0]
 	d.recs, d.arena = d.recs[:0], d.arena[:0]

@@ -264,7 +264,7 @@ func (s *rawSubscription) readFrame() ([]byte, error) {
 		return nil, errFrameLimit
 	}
 	if cap(buf) < int(total) {
-		nb := make([]byte, total)
+		nb := make([]byte, total, bufSize(int(total)))
 		copy(nb, buf)
 		buf = nb
 	}
@@ -275,4 +275,14 @@ func (s *rawSubscription) readFrame() ([]byte, error) {
 		return buf[:preludeLen+n], err
 	}
 	return buf, nil
+}
+
+// bufSize rounds a buffer size up to a power of two (at least 64 KiB), so
+// that a subscription's buffers grow a few times, not at every larger event.
+func bufSize(n int) int {
+	size := 64 << 10
+	for size < n {
+		size *= 2
+	}
+	return size
 }

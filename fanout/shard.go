@@ -48,8 +48,18 @@ type shardLoop struct {
 	start StartPosition // start position when pos is ""
 	saved string        // last persisted pos
 	saveT time.Time
-	batch record.Batch
+	// unsavedRecords: records were delivered since the last checkpoint
+	// write. When only empty events moved the position, it is written at
+	// most every emptyCheckpointInterval.
+	unsavedRecords bool
+	batch          record.Batch
 }
+
+// emptyCheckpointInterval is the least time between two checkpoint writes
+// of a shard whose position moved only by empty events: a crash replays no
+// record, and an idle shard's checkpoint stays far younger than the
+// retention period, while 1 000 idle shards do not write 200 files a second.
+const emptyCheckpointInterval = time.Minute
 
 // runShard reads one shard for ever: subscribe from the last delivered
 // position, hand each event to the handler, remember the continuation,
@@ -293,6 +303,7 @@ func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, erro
 		return endShard, nil
 	}
 	l.pos = b.ContinuationSequenceNumber
+	l.unsavedRecords = l.unsavedRecords || len(b.Records) > 0
 	l.persist(false)
 	return endClean, nil
 }
@@ -304,14 +315,18 @@ func (l *shardLoop) persist(force bool) {
 	if l.pos == "" || l.pos == l.saved {
 		return
 	}
-	if !force && time.Since(l.saveT) < l.c.timers.CheckpointInterval {
+	interval := l.c.timers.CheckpointInterval
+	if !l.unsavedRecords {
+		interval = max(interval, emptyCheckpointInterval)
+	}
+	if !force && time.Since(l.saveT) < interval {
 		return
 	}
 	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos}); err != nil {
 		l.log.Error().Err(err).Msg("write checkpoint")
 		return
 	}
-	l.saved, l.saveT = l.pos, time.Now()
+	l.saved, l.saveT, l.unsavedRecords = l.pos, time.Now(), false
 	l.touch(func(s *ShardStatus) { s.CheckpointSavedAt = l.saveT })
 }
 
