@@ -38,6 +38,10 @@ type AWSConfig struct {
 	Profile string `yaml:"profile"`
 	// Endpoint overrides the Kinesis endpoint, e.g. the emulator's URL.
 	Endpoint string `yaml:"endpoint"`
+	// Decoder reads SubscribeToShard event streams: "fanoutd" (the
+	// default: fanoutd's own reader and decoder) or "sdk" (the AWS SDK's
+	// event-stream reader, kept for one release as a fallback).
+	Decoder string `yaml:"decoder"`
 }
 
 // StreamConfig is one Kinesis stream consumed through one enhanced fan-out

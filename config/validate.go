@@ -60,6 +60,9 @@ func (a AWSConfig) validate(ps *problems) {
 			ps.add("aws.endpoint", "must be an http or https URL (got %q)", a.Endpoint)
 		}
 	}
+	if _, err := fanout.ParseDecoder(a.Decoder); err != nil {
+		ps.add("aws.decoder", "must be fanoutd or sdk (got %q)", a.Decoder)
+	}
 }
 
 const nameRule = "must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-'"

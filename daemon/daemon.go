@@ -314,7 +314,8 @@ func (d *Daemon) shards() []fanout.ShardStatus {
 // failure is handled by streamFailed, which never blocks. Called with d.mu
 // held.
 func (d *Daemon) startStreamLocked(s config.StreamConfig) {
-	o := fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log}
+	o := fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log,
+		Decoder: fanout.Decoder(d.cfg.AWS.Decoder)}
 	if d.group != nil {
 		o.Leases = groupLeases{d.group}
 	}

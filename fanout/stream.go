@@ -114,6 +114,8 @@ type Options struct {
 	// instances share the stream): a shard is read only while its lease is
 	// held. Nil: this instance reads every shard.
 	Leases Leases
+	// Decoder reads the event streams; "" is DecoderFanoutd.
+	Decoder Decoder
 }
 
 // Leases decides which shards this instance reads when several instances
@@ -225,6 +227,7 @@ type StreamConsumer struct {
 	timers  Timers
 	log     zerolog.Logger
 	leases  Leases
+	decoder Decoder
 
 	streamARN string
 	// created is the StreamCreationTimestamp of the incarnation being read.
@@ -277,6 +280,7 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		handler: o.Handler,
 		leases:  o.Leases,
 		timers:  t,
+		decoder: o.Decoder,
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),

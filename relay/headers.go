@@ -67,28 +67,38 @@ func FormatArrivalTime(t time.Time) string {
 // they are deleted, so h can be reused from one record to the next. Every value
 // is escaped with EscapeHeaderValue.
 func SetRecordHeaders(h nats.Header, m RecordMeta) {
-	h.Set(HeaderStream, EscapeHeaderValue(m.Stream))
-	h.Set(HeaderShardID, EscapeHeaderValue(m.ShardID))
-	h.Set(HeaderPartitionKey, EscapeHeaderValue(m.PartitionKey))
-	h.Set(HeaderSequenceNumber, EscapeHeaderValue(m.SequenceNumber))
+	setHeader(h, HeaderStream, EscapeHeaderValue(m.Stream))
+	setHeader(h, HeaderShardID, EscapeHeaderValue(m.ShardID))
+	setHeader(h, HeaderPartitionKey, EscapeHeaderValue(m.PartitionKey))
+	setHeader(h, HeaderSequenceNumber, EscapeHeaderValue(m.SequenceNumber))
 	subSeq := int64(0)
 	if m.Aggregated {
 		subSeq = m.SubSequenceNumber
-		h.Set(HeaderSubSequenceNumber, strconv.FormatInt(subSeq, 10))
+		setHeader(h, HeaderSubSequenceNumber, strconv.FormatInt(subSeq, 10))
 	} else {
 		h.Del(HeaderSubSequenceNumber)
 	}
 	if m.ExplicitHashKey != "" {
-		h.Set(HeaderExplicitHashKey, EscapeHeaderValue(m.ExplicitHashKey))
+		setHeader(h, HeaderExplicitHashKey, EscapeHeaderValue(m.ExplicitHashKey))
 	} else {
 		h.Del(HeaderExplicitHashKey)
 	}
 	if !m.ArrivalTime.IsZero() {
-		h.Set(HeaderArrivalTime, FormatArrivalTime(m.ArrivalTime))
+		setHeader(h, HeaderArrivalTime, FormatArrivalTime(m.ArrivalTime))
 	} else {
 		h.Del(HeaderArrivalTime)
 	}
-	h.Set(nats.MsgIdHdr, EscapeHeaderValue(MsgID(m.Stream, m.ShardID, m.SequenceNumber, subSeq)))
+	setHeader(h, nats.MsgIdHdr, EscapeHeaderValue(MsgID(m.Stream, m.ShardID, m.SequenceNumber, subSeq)))
+}
+
+// setHeader is h.Set(key, v) for a canonical key, reusing the value slice a
+// reused header already holds: no allocation per header per record.
+func setHeader(h nats.Header, key, v string) {
+	if vs := h[key]; len(vs) == 1 {
+		vs[0] = v
+		return
+	}
+	h[key] = []string{v}
 }
 
 // EscapeHeaderValue makes s safe as a NATS header value.

@@ -1,0 +1,288 @@
+package fanout
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
+
+	"github.com/fanoutd/fanoutd/record"
+)
+
+// The raw reader below reads the SubscribeToShard response itself. It uses
+// the SDK's pieces for everything but the hot path: the SDK's serializer
+// builds the request, its endpoint resolver picks the URL, its SigV4 signer
+// signs it with the client's credentials, and its awsJson 1.1 codec turns
+// HTTP errors, the initial-response frame, exception and error frames,
+// unknown events and any frame or JSON the fast path does not recognise
+// into exactly what the SDK's own reader returns. Only well-formed
+// SubscribeToShardEvent frames take the fast path (frame.go, decode.go).
+
+var subscribeOp = smithy.NewOperationSchema(schemas.SubscribeToShard, schemas.SubscribeToShardInput, schemas.SubscribeToShardOutput)
+
+var signer = v4.NewSigner()
+
+// maxErrorBody bounds the body of an HTTP error read into memory.
+const maxErrorBody = 64 << 10
+
+// rawSubscription reads one SubscribeToShard response body.
+type rawSubscription struct {
+	body   io.ReadCloser
+	r      *bufio.Reader
+	cancel context.CancelFunc
+	once   sync.Once
+	codec  *awsjson.Protocol // the SDK's codec, for everything but the fast path
+	frame  []byte            // the current frame, reused
+	data   []byte            // decoded record data of the current event, reused
+	dec    eventDecoder
+}
+
+// openRawSubscription sends SubscribeToShard and reads its initial response.
+func openRawSubscription(ctx context.Context, o kinesis.Options, in *kinesis.SubscribeToShardInput) (subscription, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s, err := sendSubscribe(ctx, o, in)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.cancel = cancel
+	return s, nil
+}
+
+func sendSubscribe(ctx context.Context, o kinesis.Options, in *kinesis.SubscribeToShardInput) (*rawSubscription, error) {
+	if o.EndpointResolverV2 == nil {
+		o.EndpointResolverV2 = kinesis.NewDefaultEndpointResolverV2()
+	}
+	ep, err := o.EndpointResolverV2.ResolveEndpoint(ctx, kinesis.EndpointParameters{
+		Region:        aws.String(o.Region),
+		UseDualStack:  aws.Bool(o.EndpointOptions.UseDualStackEndpoint == aws.DualStackEndpointStateEnabled),
+		UseFIPS:       aws.Bool(o.EndpointOptions.UseFIPSEndpoint == aws.FIPSEndpointStateEnabled),
+		Endpoint:      o.BaseEndpoint,
+		ConsumerARN:   in.ConsumerARN,
+		OperationType: aws.String("data"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve SubscribeToShard endpoint: %w", err)
+	}
+	codec := awsjson.New11(schemas.Kinesis_20131202)
+	sreq := smithyhttp.NewStackRequest().(*smithyhttp.Request)
+	u := ep.URI
+	sreq.URL = &u
+	if err := codec.SerializeRequest(ctx, subscribeOp, in, sreq); err != nil {
+		return nil, fmt.Errorf("serialize SubscribeToShard: %w", err)
+	}
+	var body []byte
+	if st := sreq.GetStream(); st != nil {
+		if body, err = io.ReadAll(st); err != nil {
+			return nil, fmt.Errorf("serialize SubscribeToShard: %w", err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sreq.URL.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build SubscribeToShard request: %w", err)
+	}
+	for k, v := range sreq.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Accept", "application/vnd.amazon.eventstream")
+	if o.Credentials == nil {
+		return nil, fmt.Errorf("SubscribeToShard: no AWS credentials")
+	}
+	creds, err := o.Credentials.Retrieve(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("retrieve AWS credentials: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	if err := signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kinesis", o.Region, time.Now().UTC()); err != nil {
+		return nil, fmt.Errorf("sign SubscribeToShard: %w", err)
+	}
+	if o.HTTPClient == nil {
+		return nil, fmt.Errorf("SubscribeToShard: no HTTP client")
+	}
+	resp, err := o.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("operation error Kinesis: SubscribeToShard, %w", err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		resp.Body = io.NopCloser(io.LimitReader(resp.Body, maxErrorBody))
+		return nil, httpError(codec, resp)
+	}
+	s := &rawSubscription{body: resp.Body, r: bufio.NewReaderSize(resp.Body, 16<<10), codec: codec}
+	if err := s.initialResponse(); err != nil {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("operation error Kinesis: SubscribeToShard, deserialize initial response: %w", err)
+	}
+	return s, nil
+}
+
+// httpError is the SDK's error for an HTTP error response.
+func httpError(codec *awsjson.Protocol, resp *http.Response) error {
+	err := codec.DeserializeResponse(context.Background(), subscribeOp, kinesis.TypeRegistry, &smithyhttp.Response{Response: resp}, &kinesis.SubscribeToShardOutput{})
+	if err == nil {
+		err = fmt.Errorf("unexpected status %s", resp.Status)
+	}
+	return fmt.Errorf("operation error Kinesis: SubscribeToShard, https response error StatusCode: %d, RequestID: %s, %w",
+		resp.StatusCode, resp.Header.Get("X-Amzn-Requestid"), err)
+}
+
+// initialResponse reads the first frame as the SDK does.
+func (s *rawSubscription) initialResponse() error {
+	frame, err := s.readFrame()
+	if err == errFrameLimit {
+		return fmt.Errorf("decode initial response: %w", err)
+	}
+	return s.codec.DeserializeInitialResponse(schemas.SubscribeToShardOutput, frameReader(frame, err), &kinesis.SubscribeToShardOutput{})
+}
+
+// frameReader gives the SDK's decoder what it would have read from the
+// stream: the bytes of frame, then readErr (EOF when nil).
+func frameReader(frame []byte, readErr error) io.Reader {
+	var r io.Reader = bytes.NewReader(frame)
+	if readErr != nil && readErr != io.EOF && readErr != io.ErrUnexpectedEOF {
+		r = io.MultiReader(r, errReader{readErr})
+	}
+	return r
+}
+
+func (s *rawSubscription) close() {
+	s.once.Do(func() {
+		s.cancel()
+		_ = s.body.Close()
+	})
+}
+
+func (s *rawSubscription) next(dst []record.Record) (eventMeta, []record.Record, bool, error) {
+	for {
+		frame, err := s.readFrame()
+		if err != nil {
+			if len(frame) == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+				return eventMeta{}, dst, false, nil
+			}
+			if len(frame) == 0 {
+				return eventMeta{}, dst, false, fmt.Errorf("decode event: %w", err)
+			}
+			// A stream cut inside a frame, or a frame the fast path does not
+			// take: what the SDK makes of the same bytes.
+			return s.slow(frame, dst, err)
+		}
+		if f, ok := parseFrame(frame); ok && f.messageType == "event" && f.eventType == "SubscribeToShardEvent" {
+			ev, recs, ok := s.dec.decode(dst, f.payload, &s.data)
+			if ok {
+				return ev, recs, true, nil
+			}
+		}
+		ev, recs, ok, err := s.slow(frame, dst, nil)
+		if ok || err != nil {
+			return ev, recs, ok, err
+		}
+		// an unknown event: skip it
+	}
+}
+
+// slow decodes frame with the SDK's codec. readErr is the error that cut
+// the frame short (nil for a whole frame): the SDK sees the same bytes and
+// then that error.
+func (s *rawSubscription) slow(frame []byte, dst []record.Record, readErr error) (_ eventMeta, _ []record.Record, _ bool, err error) {
+	defer func() {
+		// smithy-go panics on some values (a NaN timestamp): an error here,
+		// not the end of the daemon.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decode event: SDK decoder panicked: %v", p)
+		}
+	}()
+	var ev smithy.Deserializable
+	ev, err = s.codec.DeserializeEventMessage(schemas.SubscribeToShardEventStream, kinesis.TypeRegistry, frameReader(frame, readErr))
+	if err != nil {
+		if err == io.EOF {
+			return eventMeta{}, dst, false, nil
+		}
+		return eventMeta{}, dst, false, err
+	}
+	if e, ok := ev.(*types.SubscribeToShardEvent); ok {
+		return sdkEventMeta(e), DecodeEvent(dst, e), true, nil
+	}
+	// An unknown event (skipped by next), or a cut frame that decoded
+	// (impossible: the checksum covers the whole frame): no event.
+	return eventMeta{}, dst, false, nil
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// Event-stream frame limits, as the SDK's decoder checks them.
+const (
+	preludeLen     = 12
+	maxPayloadLen  = 16 << 20
+	maxHeadersLen  = 128 << 10
+	minMessageLen  = preludeLen + 4
+	maxMessageLen  = minMessageLen + maxHeadersLen + maxPayloadLen
+	frameCRCLength = 4
+)
+
+// readFrame reads one whole frame into s.frame. On an error it returns what
+// it read of the frame so far with the error; a frame whose prelude is
+// invalid comes back alone, without error, for the SDK to reject.
+func (s *rawSubscription) readFrame() ([]byte, error) {
+	buf := s.frame[:0]
+	if cap(buf) < preludeLen {
+		buf = make([]byte, 0, 4096)
+	}
+	buf = buf[:preludeLen]
+	n, err := io.ReadFull(s.r, buf)
+	if err != nil {
+		s.frame = buf
+		return buf[:n], err
+	}
+	total := binary.BigEndian.Uint32(buf[0:4])
+	headers := binary.BigEndian.Uint32(buf[4:8])
+	if total == 0 || crc32.ChecksumIEEE(buf[:8]) != binary.BigEndian.Uint32(buf[8:12]) {
+		// The SDK's decoder rejects this prelude by itself.
+		s.frame = buf
+		return buf, nil
+	}
+	if total > maxMessageLen || headers > maxHeadersLen || uint64(headers)+minMessageLen > uint64(total) {
+		s.frame = buf
+		return nil, errFrameLimit
+	}
+	if cap(buf) < int(total) {
+		nb := make([]byte, total, bufSize(int(total)))
+		copy(nb, buf)
+		buf = nb
+	}
+	buf = buf[:total]
+	n, err = io.ReadFull(s.r, buf[preludeLen:])
+	s.frame = buf
+	if err != nil {
+		return buf[:preludeLen+n], err
+	}
+	return buf, nil
+}
+
+// bufSize rounds a buffer size up to a power of two (at least 64 KiB), so
+// that a subscription's buffers grow a few times, not at every larger event.
+func bufSize(n int) int {
+	size := 64 << 10
+	for size < n {
+		size *= 2
+	}
+	return size
+}
