@@ -73,10 +73,23 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.Start(nd)
 		nd.Opts.Port = nd.NS.Addr().(*net.TCPAddr).Port // a restart keeps the client port
 	}
-	for _, nd := range c.Nodes {
-		WaitFor(t, ClusterBound, "JetStream meta leader", func() bool { return nd.NS.JetStreamIsClustered() && nd.NS.JetStreamIsCurrent() })
-	}
+	c.WaitPeers(n)
 	return c
+}
+
+// WaitPeers waits until the JetStream meta leader sees n peers online with
+// their stats: before that, creating a replicated stream can fail with "no
+// suitable peers for placement".
+func (c *Cluster) WaitPeers(n int) {
+	c.t.Helper()
+	WaitFor(c.t, ClusterBound, fmt.Sprintf("a JetStream meta leader with %d peers online", n), func() bool {
+		for _, nd := range c.Nodes {
+			if nd.NS != nil && nd.NS.Running() && nd.NS.JetStreamIsLeader() && len(nd.NS.JetStreamClusterPeers()) >= n {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // Start starts (or restarts) one node.
