@@ -266,6 +266,9 @@ func waitBalanced(t *testing.T, what string, rs []*reader, shards int, bound tim
 }
 
 func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: a 3-node JetStream cluster and lease TTLs (run without -short)")
+	}
 	e := newEnv(t)
 	log := newEventLog()
 	shards := shardNames(8)
@@ -292,7 +295,7 @@ func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
 	victim := c.heldShards()
 	killed := time.Now()
 	c.crash()
-	d = waitBalanced(t, "the crashed instance's shards taken over", []*reader{a, b}, 8, 3*testTTL)
+	waitBalanced(t, "the crashed instance's shards taken over", []*reader{a, b}, 8, 3*testTTL)
 	renewMu.Lock()
 	lastRenew := lastRenewSent
 	renewMu.Unlock()
@@ -405,6 +408,9 @@ func (p *proxy) setCut(cut bool) {
 // An instance cut off from NATS can't renew: it stops reading its shards
 // before any other instance may take them, and rejoins when NATS is back.
 func TestPartitionedInstanceStopsBeforeOthersTakeOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: a 3-node JetStream cluster and lease TTLs (run without -short)")
+	}
 	e := newEnv(t)
 	log := newEventLog()
 	shards := shardNames(6)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
 // The fault suite's JetStream scenarios, on a 3-node NATS cluster where the
@@ -454,10 +455,10 @@ func (f *clusterFault) checkStored(total int) {
 // a continuous flow of records.
 func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault suite")
+		t.Skip("slow: the fault suite on a 3-node JetStream cluster (run without -short)")
 	}
 	begin := time.Now()
-	opts := fastEmu()
+	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
 	e := newE2E(t, opts, false) // its single NATS server is not used
 	c := startJSCluster(t, 3)
