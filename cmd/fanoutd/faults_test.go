@@ -258,8 +258,6 @@ type faultScenario struct {
 	took func(f *faultEnv) bool
 }
 
-func (f *faultEnv) logged(s string) bool { return strings.Contains(f.out.String(), s) }
-
 var faultScenarios = []faultScenario{
 	{name: "connection cuts", inject: func(f *faultEnv) func() {
 		for i := 0; i < 3; i++ {
