@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -85,9 +86,16 @@ func TestKVStore_Fencing(t *testing.T) {
 			}
 			// A new owner reads the checkpoint before writing it (a replica may
 			// answer a read before it applied the reset).
+			var seen string // what the last poll saw, for a failure
+			defer func() {
+				if t.Failed() {
+					t.Logf("last poll: %s", seen)
+				}
+			}()
 			testutil.WaitFor(t, testutil.ClusterBound, "the reset seen", func() bool {
 				cps, err := a.List(ctx, "s", "c")
-				_, ok, gerr := a.Get(ctx, "s", "c", "shardId-1")
+				cp, ok, gerr := a.Get(ctx, "s", "c", "shardId-1")
+				seen = fmt.Sprintf("List = %v, %v; Get = %+v, %v, %v", cps, err, cp, ok, gerr)
 				return err == nil && len(cps) == 0 && gerr == nil && !ok
 			})
 			if err := a.Put(ctx, "s", "c", "shardId-1", Checkpoint{ShardEnded: true}); err != nil {
