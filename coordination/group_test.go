@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,8 @@ type reader struct {
 	mu   sync.Mutex
 	held map[string]*Lease
 	log  *eventLog
+	// crashed: the instance died; it gives nothing up.
+	crashed atomic.Bool
 }
 
 // eventLog records, across instances, when each shard was acquired and
@@ -62,6 +65,13 @@ func (e *eventLog) stop(inst, shard string) {
 	if e.reading[shard] == inst {
 		delete(e.reading, shard)
 	}
+}
+
+// acquiredAt is when inst last acquired shard (zero: never).
+func (e *eventLog) acquiredAt(inst, shard string) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.acquired[inst+"/"+shard]
 }
 
 func (e *eventLog) readerOf(shard string) string {
@@ -123,7 +133,9 @@ func (r *reader) run() {
 				r.mu.Lock()
 				delete(r.held, sh)
 				r.mu.Unlock()
-				l.Release(context.Background())
+				if !r.crashed.Load() {
+					l.Release(context.Background())
+				}
 			}()
 		}
 		select {
@@ -154,8 +166,19 @@ func (r *reader) owned() int {
 	return len(r.held)
 }
 
+func (r *reader) heldShards() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.held))
+	for sh := range r.held {
+		out = append(out, sh)
+	}
+	return out
+}
+
 // crash stops the instance as SIGKILL would: no release, no goodbye.
 func (r *reader) crash() {
+	r.crashed.Store(true)
 	r.g.abort()
 	r.cancel()
 	<-r.done
@@ -191,6 +214,12 @@ func newEnv(t testing.TB) *env {
 // cluster).
 func (e *env) join(name, url string) *Group {
 	e.t.Helper()
+	return e.joinObserved(name, url, nil)
+}
+
+// joinObserved is join with an Options.ObserveRenew.
+func (e *env) joinObserved(name, url string, observe func(time.Duration, error)) *Group {
+	e.t.Helper()
 	if url == "" {
 		url = e.c.URL()
 	}
@@ -208,7 +237,7 @@ func (e *env) join(name, url string) *Group {
 	if testing.Verbose() {
 		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
 	}
-	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log})
+	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log, ObserveRenew: observe})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -235,34 +264,74 @@ func waitBalanced(t testing.TB, what string, rs []*reader, shards int, bound tim
 }
 
 func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: a 3-node JetStream cluster and lease TTLs (run without -short)")
+	}
 	e := newEnv(t)
 	log := newEventLog()
 	shards := shardNames(8)
 	a := startReader(t, e.join("a", ""), shards, log)
 	b := startReader(t, e.join("b", ""), shards, log)
-	c := startReader(t, e.join("c", ""), shards, log)
+	// When c last renewed its leases (a renewal that succeeded: sent at the
+	// end of the call minus its latency).
+	var renewMu sync.Mutex
+	var lastRenewSent time.Time
+	c := startReader(t, e.joinObserved("c", "", func(d time.Duration, err error) {
+		if err == nil {
+			renewMu.Lock()
+			lastRenewSent = time.Now().Add(-d)
+			renewMu.Unlock()
+		}
+	}), shards, log)
 	d := waitBalanced(t, "8 shards over 3 instances", []*reader{a, b, c}, 8, 6*testTTL)
 	t.Logf("balanced in %v", d.Round(time.Millisecond))
 
-	// A crash: its shards move after about one TTL.
-	victim := c.owned()
+	// A crash: its shards move after about one TTL, and each never before
+	// 3/4 TTL after c's last write of its lease (c would have gone on reading
+	// until then). Measured from that write, not from the crash: the last
+	// renewal may be up to TTL/3 (on a busy machine more) before the crash.
+	victim := c.heldShards()
 	killed := time.Now()
 	c.crash()
 	waitBalanced(t, "the crashed instance's shards taken over", []*reader{a, b}, 8, 3*testTTL)
-	failover := time.Since(killed)
-	t.Logf("%d shards failed over in %v (TTL %v)", victim, failover.Round(time.Millisecond), testTTL)
-	// A lease moves a TTL after its last renewal, which came at most 3/4
-	// TTL before the crash (else its owner had given it up already).
-	if failover < testTTL/4 {
-		t.Fatalf("shards taken over %v after the crash: before their leases could expire", failover)
+	renewMu.Lock()
+	lastRenew := lastRenewSent
+	renewMu.Unlock()
+	for _, sh := range victim {
+		// c's last write of this lease: its claim, or the last renewal pass.
+		lastWrite := lastRenew
+		if at := log.acquiredAt("c", sh); at.After(lastWrite) {
+			lastWrite = at
+		}
+		var takeover time.Time
+		for _, inst := range []string{"a", "b"} {
+			if at := log.acquiredAt(inst, sh); at.After(killed) {
+				takeover = at
+			}
+		}
+		if lastWrite.IsZero() || takeover.IsZero() {
+			t.Fatalf("%s: no lease write by c (%v) or no takeover (%v) seen", sh, lastWrite, takeover)
+		}
+		t.Logf("%s taken over %v after the crash, %v after c's last write of its lease", sh,
+			takeover.Sub(killed).Round(time.Millisecond), takeover.Sub(lastWrite).Round(time.Millisecond))
+		if gap := takeover.Sub(lastWrite); gap < testTTL*3/4 {
+			t.Fatalf("%s taken over %v after c's last write of its lease, before c could have stopped reading it (3/4 TTL)", sh, gap)
+		}
 	}
+	t.Logf("%d shards failed over in %v (TTL %v)", len(victim), time.Since(killed).Round(time.Millisecond), testTTL)
 
-	// A graceful leave: its shards move at once, without waiting a TTL.
-	left := time.Now()
+	// A graceful leave: its shards move at once, without waiting for b's
+	// leases to expire (as a sees them: its last view of b's renewals + TTL).
+	expires := time.Time{}
+	for _, li := range a.g.Leases() {
+		if li.Owner == "b" && (expires.IsZero() || li.Expires.Before(expires)) {
+			expires = li.Expires
+		}
+	}
 	b.stop()
-	waitBalanced(t, "the leaving instance's shards taken over", []*reader{a}, 8, testTTL)
-	if d := time.Since(left); d >= testTTL {
-		t.Fatalf("graceful handoff took %v, want less than the TTL", d)
+	waitBalanced(t, "the leaving instance's shards taken over", []*reader{a}, 8, 3*testTTL)
+	if now := time.Now(); expires.IsZero() || !now.Before(expires) {
+		t.Fatalf("graceful handoff done at %v, not before b's first lease expiry %v", now, expires)
 	}
 	// A join: the group rebalances by handing shards over one at a time.
 	n := startReader(t, e.join("n", ""), shards, log)
@@ -280,6 +349,9 @@ func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
 // An instance cut off from NATS can't renew: it stops reading its shards
 // before any other instance may take them, and rejoins when NATS is back.
 func TestPartitionedInstanceStopsBeforeOthersTakeOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: a 3-node JetStream cluster and lease TTLs (run without -short)")
+	}
 	e := newEnv(t)
 	log := newEventLog()
 	shards := shardNames(6)

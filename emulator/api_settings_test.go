@@ -19,6 +19,7 @@ func wantAPIErrorMsg(t *testing.T, err error, code, msgPart string) {
 }
 
 func TestDescribeLimitsCountsShardsAndOnDemandStreams(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	if err := s.CreateStream("a", 3); err != nil {
@@ -46,6 +47,7 @@ func TestDescribeLimitsCountsShardsAndOnDemandStreams(t *testing.T) {
 }
 
 func TestShardQuotaEnforcedWithLimits(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.EnforceLimits = true
 	opts.Region = "eu-central-1" // quota 200
@@ -56,6 +58,7 @@ func TestShardQuotaEnforcedWithLimits(t *testing.T) {
 }
 
 func TestStreamTags(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -110,6 +113,7 @@ func TestStreamTags(t *testing.T) {
 }
 
 func TestConsumerTagsAtRegistration(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	if err := s.CreateStream("s", 1); err != nil {
@@ -127,6 +131,7 @@ func TestConsumerTagsAtRegistration(t *testing.T) {
 }
 
 func TestUpdateMaxRecordSizeAllowsLargeRecords(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -154,6 +159,7 @@ func TestUpdateMaxRecordSizeAllowsLargeRecords(t *testing.T) {
 }
 
 func TestEnhancedMonitoringRetentionEncryption(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -213,6 +219,7 @@ func TestEnhancedMonitoringRetentionEncryption(t *testing.T) {
 // TestStreamStatusLifecycle: CREATING after CreateStream, UPDATING during a
 // reshard, DELETING after DeleteStream, with AWS's answers in each state.
 func TestStreamStatusLifecycle(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.StreamCreationDelay = time.Hour
 	opts.StreamUpdateDelay = time.Hour
@@ -273,6 +280,7 @@ func TestStreamStatusLifecycle(t *testing.T) {
 }
 
 func TestNotServedOperationAnswersUnknownOperation(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	if err := s.CreateStream("s", 1); err != nil {

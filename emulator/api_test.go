@@ -61,6 +61,7 @@ func TestSDKFromEnvironmentUsesHTTP2(t *testing.T) {
 }
 
 func TestPlainHTTP(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.PlainHTTP = true
 	s := startEmulator(t, opts)
@@ -83,6 +84,7 @@ func TestPlainHTTP(t *testing.T) {
 }
 
 func TestStreamLifecycle(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -157,6 +159,7 @@ func TestStreamLifecycle(t *testing.T) {
 }
 
 func TestOnDemandStream(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -187,6 +190,7 @@ func TestOnDemandStream(t *testing.T) {
 }
 
 func TestListShards(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -292,6 +296,7 @@ func checkCoverage(t *testing.T, shards []types.Shard) {
 }
 
 func TestPutRecordRouting(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -377,6 +382,7 @@ func TestPutRecordRouting(t *testing.T) {
 }
 
 func TestPutRecords(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -417,6 +423,7 @@ func TestPutRecords(t *testing.T) {
 }
 
 func TestGetRecordsPolling(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -503,6 +510,7 @@ func TestGetRecordsPolling(t *testing.T) {
 
 // A sequence number from another shard is rejected.
 func TestSequenceNumberFromOtherShard(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	if err := s.CreateStream("s", 2); err != nil {
@@ -530,6 +538,7 @@ func keyFor(t testing.TB, s *Server, stream, shardID string) string {
 }
 
 func TestGetRecordsAtShardEnd(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -552,6 +561,7 @@ func TestGetRecordsAtShardEnd(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	if err := s.CreateStream("s", 1); err != nil {

@@ -135,6 +135,7 @@ func (c *awsCLI) dataArgs(data string) []string {
 }
 
 func TestAWSCLIWalkthrough(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	aws := newAWSCLI(t, s)
 
@@ -194,6 +195,7 @@ func TestAWSCLIWalkthrough(t *testing.T) {
 }
 
 func TestAWSCLIConsumersAndResharding(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	aws := newAWSCLI(t, s)
 	if err := s.CreateStream("orders", 2); err != nil {
@@ -258,6 +260,7 @@ func TestAWSCLIConsumersAndResharding(t *testing.T) {
 }
 
 func TestAWSCLIErrorsAsAWSSendsThem(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	aws := newAWSCLI(t, s)
 	if err := s.CreateStream("s", 1); err != nil {
@@ -278,6 +281,7 @@ func TestAWSCLIErrorsAsAWSSendsThem(t *testing.T) {
 // TestBoto3 runs testdata/boto3_client.py: the walkthrough, limits, tags,
 // errors and subscribe_to_shard reading events, as a boto3 user writes them.
 func TestBoto3(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat(debianPython3); err != nil {
 		t.Skipf("%s not installed", debianPython3)
 	}

@@ -16,6 +16,7 @@ import (
 )
 
 func TestInjectedExceptionFrames(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	for _, tc := range []struct {
 		typ   string
@@ -47,6 +48,7 @@ func TestInjectedExceptionFrames(t *testing.T) {
 }
 
 func TestCutMidFrame(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
 	sb.next(5 * time.Second)
@@ -81,6 +83,7 @@ func TestCutMidFrame(t *testing.T) {
 }
 
 func TestDropConnections(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
 	sb.next(5 * time.Second)
@@ -92,6 +95,7 @@ func TestDropConnections(t *testing.T) {
 }
 
 func TestStallAndResume(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
 	sb.next(5 * time.Second)
@@ -115,6 +119,7 @@ func TestStallAndResume(t *testing.T) {
 }
 
 func TestFailNextAndThrottle(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	ctx := ctxT(t)
 	s.FailNext("SubscribeToShard", 1, ErrInternalFailure, "injected")
@@ -152,6 +157,7 @@ func TestFailNextAndThrottle(t *testing.T) {
 }
 
 func TestDeleteStreamEndsSubscriptions(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
 	sb.next(5 * time.Second)
@@ -166,6 +172,7 @@ func TestDeleteStreamEndsSubscriptions(t *testing.T) {
 }
 
 func TestDeregisterEndsSubscriptions(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
 	sb.next(5 * time.Second)
@@ -181,6 +188,7 @@ func TestDeregisterEndsSubscriptions(t *testing.T) {
 // once its burst is spent: the time asserted is a lower bound, which a slow
 // machine can only exceed.
 func TestReadThroughputLimit(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.ReadThroughput = 4 << 20 // 4 MiB/s, with the emulator's 11 MiB burst
 	s, c, arn := setupStream(t, opts, 1)

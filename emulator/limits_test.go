@@ -10,6 +10,7 @@ import (
 )
 
 func TestAPILimitsOnlyWhenEnforced(t *testing.T) {
+	t.Parallel()
 	for _, enforce := range []bool{false, true} {
 		opts := fast()
 		opts.EnforceLimits = enforce
@@ -38,6 +39,7 @@ func TestAPILimitsOnlyWhenEnforced(t *testing.T) {
 }
 
 func TestShardWriteAndReadLimits(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.EnforceLimits = true
 	s := startEmulator(t, opts)

@@ -44,6 +44,7 @@ func rawCall(t testing.TB, s *Server, target string, body []byte, auth bool) (in
 }
 
 func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.SubscriptionLifetime = 50 * time.Millisecond
 	s := startEmulator(t, opts)

@@ -24,6 +24,7 @@ func setupStream(t *testing.T, opts Options, shards int) (*Server, *kinesis.Clie
 }
 
 func TestConsumerLifecycle(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.ConsumerActivationDelay = 300 * time.Millisecond
 	opts.ConsumerDeletionDelay = 300 * time.Millisecond
@@ -97,6 +98,7 @@ func TestConsumerLifecycle(t *testing.T) {
 }
 
 func TestSubscribeDeliversRecordsPromptly(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	sb := mustSubscribe(t, c, arn, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeLatest})
 	first, ok := sb.next(5 * time.Second)
@@ -125,6 +127,7 @@ func TestSubscribeDeliversRecordsPromptly(t *testing.T) {
 }
 
 func TestSubscribeEmptyEventsAndContinuation(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	for i := 0; i < 3; i++ {
 		s.PutRecord("s", "k", []byte{byte('a' + i)})
@@ -153,6 +156,7 @@ func TestSubscribeEmptyEventsAndContinuation(t *testing.T) {
 }
 
 func TestSubscribeEmptyShardContinuation(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
 	ev, _ := sb.next(5 * time.Second)
@@ -168,6 +172,7 @@ func TestSubscribeEmptyShardContinuation(t *testing.T) {
 }
 
 func TestSubscribeStartingPositions(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 1)
 	var seqs []string
 	for i := 0; i < 4; i++ {
@@ -226,6 +231,7 @@ func TestSubscribeStartingPositions(t *testing.T) {
 }
 
 func TestSubscriptionLifetime(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.SubscriptionLifetime = 500 * time.Millisecond
 	_, c, arn := setupStream(t, opts, 1)
@@ -240,6 +246,7 @@ func TestSubscriptionLifetime(t *testing.T) {
 }
 
 func TestSubscribeRateAndTakeover(t *testing.T) {
+	t.Parallel()
 	opts := fast()
 	opts.SubscribeRate = 0 // AWS's 1s
 	opts.TakeoverGrace = 0 // AWS's 5s
@@ -282,6 +289,7 @@ func TestSubscribeRateAndTakeover(t *testing.T) {
 }
 
 func TestShardEndAfterSplitAndMerge(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 2)
 	k0 := keyFor(t, s, "s", ShardID(0))
 	s.PutRecord("s", k0, []byte("before"))
@@ -349,6 +357,7 @@ func TestShardEndAfterSplitAndMerge(t *testing.T) {
 }
 
 func TestUpdateShardCountKeepsLineage(t *testing.T) {
+	t.Parallel()
 	s := startEmulator(t, fast())
 	c := newClient(t, s)
 	ctx := ctxT(t)
@@ -393,6 +402,7 @@ func TestUpdateShardCountKeepsLineage(t *testing.T) {
 // Empty events advance the continuation as time (other shards' records)
 // passes, and resuming after it loses nothing.
 func TestEmptyEventsAdvanceTheContinuation(t *testing.T) {
+	t.Parallel()
 	s, c, arn := setupStream(t, fast(), 2)
 	k0, k1 := keyFor(t, s, "s", ShardID(0)), keyFor(t, s, "s", ShardID(1))
 	s.PutRecord("s", k0, []byte("a"))

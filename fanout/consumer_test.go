@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
 	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/internal/testutil"
 	"github.com/fanoutd/fanoutd/record"
 )
 
@@ -84,16 +85,6 @@ type harness struct {
 	rec   *recorder
 }
 
-func fastEmulator() emulator.Options {
-	return emulator.Options{
-		ConsumerActivationDelay: 200 * time.Millisecond,
-		ConsumerDeletionDelay:   -1,
-		SubscribeRate:           -1,
-		TakeoverGrace:           -1,
-		EmptyEventInterval:      100 * time.Millisecond,
-	}
-}
-
 func fastTimers() Timers {
 	return Timers{
 		IdleTimeout:            2 * time.Second,
@@ -116,11 +107,16 @@ func newHarness(t *testing.T, opts emulator.Options) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emu.Close() })
-	for _, line := range emu.EnvLines() {
-		k, v, _ := strings.Cut(line, "=")
-		t.Setenv(k, v)
-	}
-	kc, err := NewClient(context.Background(), ClientOptions{})
+	// The endpoint, CA and credentials are passed, not set in the process's
+	// environment: tests run in parallel, each with its own emulator.
+	kc, err := NewClient(context.Background(), ClientOptions{
+		Region:   emu.Region(),
+		Endpoint: emu.URL(),
+		CABundle: emu.CAPEM(),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "emulator", SecretAccessKey: "emulator", Source: "test"}, nil
+		}),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,35 +177,18 @@ func keys(n int) []string {
 	return out
 }
 
+// deliveries are the records as the shared checker takes them.
+func deliveries(recs []record.Record) []testutil.Delivery {
+	out := make([]testutil.Delivery, len(recs))
+	for i, r := range recs {
+		out[i] = testutil.Delivery{PartitionKey: r.PartitionKey, Data: r.Data}
+	}
+	return out
+}
+
 // checkExactlyInOrder asserts that every key's records arrived exactly once,
 // in the order they were written, 0..n-1.
 func checkExactlyInOrder(t *testing.T, recs []record.Record, ks []string, n int) {
 	t.Helper()
-	next := map[string]int{}
-	for _, r := range recs {
-		k, i := parseData(t, r.Data)
-		if k != r.PartitionKey {
-			t.Fatalf("record %q has partition key %s", r.Data, r.PartitionKey)
-		}
-		if i != next[k] {
-			t.Fatalf("key %s: got record %d, want %d (duplicate or gap or reorder)", k, i, next[k])
-		}
-		next[k]++
-	}
-	for _, k := range ks {
-		if next[k] != n {
-			t.Fatalf("key %s: %d records, want %d", k, next[k], n)
-		}
-	}
-}
-
-func parseData(t *testing.T, d []byte) (string, int) {
-	t.Helper()
-	k, i, ok := strings.Cut(string(d), ":")
-	if !ok {
-		t.Fatalf("bad data %q", d)
-	}
-	var n int
-	fmt.Sscan(i, &n)
-	return k, n
+	testutil.CheckDelivered(t, deliveries(recs), testutil.Want(ks, n), testutil.ExactlyOnce)
 }

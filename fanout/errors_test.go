@@ -10,6 +10,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
 func TestErrorLabel(t *testing.T) {
@@ -36,32 +37,37 @@ func TestErrorLabel(t *testing.T) {
 // a new name each time): the error counts, which become a Prometheus label,
 // keep to the known codes plus "other".
 func TestHostileExceptionTypesBounded(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	c := h.consumer(StreamSpec{Name: "s"}, fastTimers())
+	timers := fastTimers()
+	timers.IdleTimeout = time.Minute // only the emulator ends subscriptions here
+	c := h.consumer(StreamSpec{Name: "s"}, timers)
 	h.start(c)
 	const rounds = 5
 	hostile := []string{"\xff\xfe\xfd", "Bogus\x00Exception", "x-1", "x-2", "x-3"}
+	var subs map[string]uint64
 	for i := range rounds {
-		testutil.WaitFor(t, 10*time.Second, "subscription", func() bool { return h.emu.ActiveSubscriptions("s", "") == 1 })
-		h.emu.EndSubscriptions("s", "", hostile[i], "")
-		testutil.WaitFor(t, 10*time.Second, "error counted", func() bool {
-			sh := c.Shards()
+		subs = freshSubscriptions(t, c, 1, subs)
+		if n := h.emu.EndSubscriptions("s", "", hostile[i], ""); n != 1 {
+			t.Fatalf("%d subscriptions got the exception, want 1", n)
+		}
+		testutil.WaitFor(t, 20*time.Second, "error counted", func() bool {
 			var n uint64
-			for _, s := range sh {
-				for _, v := range s.Errors {
-					n += v
-				}
+			for _, s := range c.Shards() {
+				n += s.Errors[labelOther]
 			}
 			return n >= uint64(i+1)
 		})
 	}
 	// A known code keeps its name.
-	testutil.WaitFor(t, 10*time.Second, "subscription", func() bool { return h.emu.ActiveSubscriptions("s", "") == 1 })
-	h.emu.EndSubscriptions("s", "", "KMSThrottlingException", "")
-	testutil.WaitFor(t, 10*time.Second, "KMS error counted", func() bool {
+	freshSubscriptions(t, c, 1, subs)
+	if n := h.emu.EndSubscriptions("s", "", "KMSThrottlingException", ""); n != 1 {
+		t.Fatalf("%d subscriptions got the exception, want 1", n)
+	}
+	testutil.WaitFor(t, 20*time.Second, "KMS error counted", func() bool {
 		for _, s := range c.Shards() {
 			if s.Errors["KMSThrottlingException"] > 0 {
 				return true

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/record"
 )
 
@@ -79,14 +80,39 @@ func subscribedAll(t *testing.T, c *StreamConsumer, want int) {
 	})
 }
 
+// freshSubscriptions waits until at least n shards of c are reading and
+// each has an open subscription opened after the counts in before (nil: any),
+// and returns the new counts. A subscription the emulator is told to end
+// after this is one of these: Server.EndSubscriptions sent to an older one,
+// still ending, would be lost.
+func freshSubscriptions(t *testing.T, c *StreamConsumer, n int, before map[string]uint64) map[string]uint64 {
+	t.Helper()
+	var now map[string]uint64
+	testutil.WaitFor(t, 30*time.Second, "a new subscription on every shard", func() bool {
+		now = map[string]uint64{}
+		for _, st := range c.Shards() {
+			if st.State != "reading" {
+				continue
+			}
+			if !st.Subscribed || st.Subscriptions <= before[st.ShardID] {
+				return false
+			}
+			now[st.ShardID] = st.Subscriptions
+		}
+		return len(now) >= n
+	})
+	return now
+}
+
 // With LATEST (and AT_TIMESTAMP), the start position applies only to the
 // shards of a stream's first read: children of a split or a merge start at
 // TRIM_HORIZON, so what producers wrote to them before they were
 // subscribed is not skipped.
 func TestReshardChildrenLoseNothingWithLatestOrTimestamp(t *testing.T) {
+	t.Parallel()
 	for _, start := range []StartPosition{StartLatest, StartAtTimestamp} {
 		t.Run(string(start), func(t *testing.T) {
-			h := newHarness(t, fastEmulator())
+			h := newHarness(t, emutest.Options())
 			if err := h.emu.CreateStream("s", 2); err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +160,8 @@ func TestReshardChildrenLoseNothingWithLatestOrTimestamp(t *testing.T) {
 // will get nothing new) and records them as ended, so that their open
 // children start at once and a restart does not read them from the start.
 func TestLatestFirstReadSkipsClosedShards(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +208,8 @@ func noOld(t *testing.T, recs []record.Record) {
 // shard that is open again in the new stream) are discarded and the new
 // stream is read from the start position.
 func TestRecreatedStreamWhileStopped(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -215,8 +243,11 @@ func TestRecreatedStreamWhileStopped(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, "80 records of the new stream", func() bool { return h.rec.count() >= 80 })
 	recs := h.rec.handled()
 	for i := range recs {
-		_, n := parseData(t, recs[i].Data)
-		recs[i].Data = fmt.Appendf(nil, "%s:%d", recs[i].PartitionKey, n-100)
+		var n int
+		if _, err := fmt.Sscanf(string(recs[i].Data), recs[i].PartitionKey+":%d", &n); err != nil {
+			t.Fatalf("record %q: %v", recs[i].Data, err)
+		}
+		recs[i].Data = testutil.RecordData(recs[i].PartitionKey, n-100)
 	}
 	checkExactlyInOrder(t, recs, ks, 10)
 	if !contains(logs.String(), "deleted and created again") {
@@ -237,7 +268,8 @@ func TestRecreatedStreamWhileStopped(t *testing.T) {
 // A stream deleted while it is read is reported, probed, and read again as
 // a new stream when it is created again, without a restart.
 func TestRecreatedStreamWhileRunning(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +325,8 @@ func (g *gate) Handle(ctx context.Context, b *record.Batch) error {
 // SubscribeToShard answers ResourceNotFoundException. The shard counts as
 // ended (warning, metric) and its children start.
 func TestParentAgedOutOfRetention(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,14 @@ import (
 
 	"github.com/fanoutd/fanoutd/checkpoint"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
 )
 
 func TestEveryRecordOnceInOrder(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("orders", 3); err != nil {
 		t.Fatal(err)
 	}
@@ -39,45 +41,51 @@ func TestEveryRecordOnceInOrder(t *testing.T) {
 	}
 }
 
+// Subscriptions end (as at the end of their 5 minutes, driven by the
+// emulator, not by the clock) and are renewed within AWS's limits: one
+// SubscribeToShard per second per shard, and a 5-second takeover grace.
 func TestAcrossSubscriptionExpiry(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	opts := emutest.Options()
+	opts.SubscribeRate, opts.TakeoverGrace = 0, 0 // AWS's values
+	h := newHarness(t, opts)
 	if err := h.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
 	ks := keys(6)
-	c := h.consumer(StreamSpec{Name: "s"}, fastTimers())
+	timers := fastTimers()
+	timers.IdleTimeout = time.Minute // only the emulator ends subscriptions here
+	c := h.consumer(StreamSpec{Name: "s"}, timers)
 	h.start(c)
-	subs := func() (n uint64) {
-		for _, st := range c.Shards() {
-			if st.Subscribed {
-				n += st.Subscriptions
-			}
-		}
-		return n
-	}
-	// Each round: records, then every subscription ends cleanly as at the
-	// end of its 5 minutes (driven by the emulator, not by the clock), and
-	// the next round waits until both shards subscribed again.
-	const rounds = 5
+	// Each round: records, then every subscription ends cleanly; the next
+	// round starts once both shards subscribed again.
+	const rounds = 3
+	var subs map[string]uint64
 	for i := 0; i < rounds; i++ {
-		testutil.WaitFor(t, 20*time.Second, "both shards subscribed", func() bool { return subs() >= uint64(2*(i+1)) })
+		subs = freshSubscriptions(t, c, 2, subs)
 		h.put("s", ks, i*6, 6)
 		testutil.WaitFor(t, 20*time.Second, "the round's records", func() bool { return h.rec.count() >= (i+1)*36 })
-		h.emu.EndSubscriptions("s", "", "", "")
+		if n := h.emu.EndSubscriptions("s", "", "", ""); n != 2 {
+			t.Fatalf("round %d: %d subscriptions ended, want 2", i, n)
+		}
 	}
-	testutil.WaitFor(t, 20*time.Second, "the last renewal", func() bool { return subs() >= 2*(rounds+1) })
+	freshSubscriptions(t, c, 2, subs)
 	checkExactlyInOrder(t, h.rec.all(), ks, rounds*6)
 	var ended uint64
 	for _, st := range c.Shards() {
 		ended += st.Ends["expired"]
 	}
-	if ended < 2*rounds {
-		t.Fatalf("%d subscriptions ended cleanly, want at least %d", ended, 2*rounds)
+	if ended != 2*rounds {
+		t.Fatalf("%d subscriptions ended cleanly, want %d", ended, 2*rounds)
+	}
+	if hits := h.emu.LimitHits("SubscribeToShard"); hits == 0 {
+		t.Logf("no renewal was refused by the subscribe rate limit")
 	}
 }
 
 func TestSplitAndMergeKeepKeyOrder(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +123,8 @@ func TestSplitAndMergeKeepKeyOrder(t *testing.T) {
 }
 
 func TestKPLRecordsArriveAsUserRecords(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +160,8 @@ func TestKPLRecordsArriveAsUserRecords(t *testing.T) {
 }
 
 func TestRestartResumesFromCheckpoint(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +184,8 @@ func TestRestartResumesFromCheckpoint(t *testing.T) {
 }
 
 func TestHandlerFailureRedelivers(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +200,8 @@ func TestHandlerFailureRedelivers(t *testing.T) {
 }
 
 func TestSurvivesKinesisFaults(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +234,8 @@ func TestSurvivesKinesisFaults(t *testing.T) {
 }
 
 func TestConsumerReusedAndReregistered(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +267,8 @@ func TestConsumerReusedAndReregistered(t *testing.T) {
 }
 
 func TestMissingStreamFails(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	c := h.consumer(StreamSpec{Name: "nope"}, fastTimers())
 	err := c.Run(t.Context())
 	if !errors.Is(err, ErrStreamNotFound) {
@@ -263,7 +277,8 @@ func TestMissingStreamFails(t *testing.T) {
 }
 
 func TestExpiredCheckpoint(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +316,8 @@ func indexOf(s, sub string) int {
 // An outage makes every retry fail the same way: the warnings are
 // rate-limited per shard, not one per retry.
 func TestRepeatedWarningsAreRateLimited(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +336,8 @@ func TestRepeatedWarningsAreRateLimited(t *testing.T) {
 
 // A handler error wrapping record.ErrStop stops the stream instead of being retried.
 func TestHandlerErrStopStopsTheStream(t *testing.T) {
-	h := newHarness(t, fastEmulator())
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}

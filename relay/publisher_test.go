@@ -256,7 +256,9 @@ func TestHandleJetStream(t *testing.T) {
 
 func TestHandleJetStreamNoStream(t *testing.T) {
 	s := startServer(t, testServerConfig{JetStream: true})
-	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, PublishTimeout: 300 * time.Millisecond})
+	// Long enough for a retry or more on a busy machine, and for the last
+	// attempt to end on its answer (no stream) rather than on the deadline.
+	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, PublishTimeout: 2 * time.Second})
 	err := p.Handle(context.Background(), testBatch(3))
 	if err == nil || !errors.Is(err, jetstream.ErrNoStreamResponse) || !strings.Contains(err.Error(), "add the subject to a stream") {
 		t.Fatalf("Handle = %v, want no stream response with a hint", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
 // consumersEmu starts an emulator that the SDK chain finds through the
@@ -19,7 +20,7 @@ import (
 // (ACTIVE) and app-b.
 func consumersEmu(t *testing.T) *emulator.Server {
 	t.Helper()
-	opts := fastEmu()
+	opts := emutest.Options()
 	opts.ConsumerActivationDelay = -1
 	opts.ConsumerDeletionDelay = 1500 * time.Millisecond
 	emu, err := emulator.New(opts)

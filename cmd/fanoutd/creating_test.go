@@ -7,6 +7,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
 // TestRunStartsOnAStreamStillCreating: a daemon started right after
@@ -14,7 +15,7 @@ import (
 // ListShards answer ResourceInUseException, as on AWS), waits and relays
 // once the stream is ACTIVE.
 func TestRunStartsOnAStreamStillCreating(t *testing.T) {
-	opts := fastEmu()
+	opts := emutest.Options()
 	opts.StreamCreationDelay = time.Second
 	e := newE2E(t, opts, false)
 	if err := e.emu.CreateStream("orders", 2); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -30,16 +31,6 @@ type e2e struct {
 	dir  string // checkpoints
 	msgs *collector
 	logs *testutil.SyncBuffer // of the last run
-}
-
-func fastEmu() emulator.Options {
-	return emulator.Options{
-		ConsumerActivationDelay: 200 * time.Millisecond,
-		ConsumerDeletionDelay:   -1,
-		SubscribeRate:           -1,
-		TakeoverGrace:           -1,
-		EmptyEventInterval:      100 * time.Millisecond,
-	}
 }
 
 func newE2E(t *testing.T, opts emulator.Options, jetstream bool) *e2e {
@@ -183,31 +174,24 @@ func (e *e2e) put(stream string, keys []string, from, n int) {
 	}
 }
 
+// natsDeliveries are NATS messages as the shared checker takes them (the
+// partition key header is escaped: not compared).
+func natsDeliveries(msgs []*nats.Msg) []testutil.Delivery {
+	out := make([]testutil.Delivery, len(msgs))
+	for i, m := range msgs {
+		out[i] = testutil.Delivery{Data: m.Data}
+	}
+	return out
+}
+
 // exactlyOnceInOrder checks every key got records 0..n-1 once each, in order.
 func exactlyOnceInOrder(t *testing.T, msgs []*nats.Msg, keys []string, n int) {
 	t.Helper()
-	next := map[string]int{}
-	for _, m := range msgs {
-		k, i, ok := strings.Cut(string(m.Data), ":")
-		if !ok {
-			t.Fatalf("unexpected message %q on %s", m.Data, m.Subject)
-		}
-		var idx int
-		fmt.Sscan(i, &idx)
-		if idx != next[k] {
-			t.Fatalf("key %s: got record %d, want %d (duplicate, gap or reorder)", k, idx, next[k])
-		}
-		next[k]++
-	}
-	for _, k := range keys {
-		if next[k] != n {
-			t.Fatalf("key %s: %d records, want %d", k, next[k], n)
-		}
-	}
+	testutil.CheckDelivered(t, natsDeliveries(msgs), testutil.Want(keys, n), testutil.ExactlyOnce)
 }
 
 func TestRunRelaysEveryRecordOnceWithHeaders(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("orders", 3); err != nil {
 		t.Fatal(err)
 	}
@@ -260,54 +244,6 @@ func TestRunRelaysEveryRecordOnceWithHeaders(t *testing.T) {
 	}
 }
 
-func TestRunAcrossSubscriptionExpiryWithAWSLimits(t *testing.T) {
-	opts := fastEmu()
-	opts.SubscriptionLifetime = 1200 * time.Millisecond
-	opts.SubscribeRate = 0 // AWS: one call per second per shard
-	opts.TakeoverGrace = 0 // AWS: 5 s
-	e := newE2E(t, opts, false)
-	if err := e.emu.CreateStream("s", 2); err != nil {
-		t.Fatal(err)
-	}
-	keys := testKeys(6)
-	e.run(e.config(false, "  - name: s"))
-	for i := 0; i < 40; i++ {
-		e.put("s", keys, i, 1)
-		time.Sleep(100 * time.Millisecond) // a steady producer over several subscription lifetimes
-	}
-	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 240 })
-	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 40)
-	if n := e.emu.OpCount("SubscribeToShard"); n < 6 {
-		t.Fatalf("%d subscribes: expiry was not exercised", n)
-	}
-}
-
-func TestRunSplitAndMergeKeepPerKeyOrder(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
-	if err := e.emu.CreateStream("s", 2); err != nil {
-		t.Fatal(err)
-	}
-	keys := testKeys(16)
-	e.put("s", keys, 0, 5)
-	kids, err := e.emu.SplitShard("s", emulator.ShardID(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.put("s", keys, 5, 5)
-	e.run(e.config(false, "  - name: s"))
-	e.put("s", keys, 10, 5)
-	if _, err := e.emu.MergeShards("s", kids[0], kids[1]); err != nil {
-		t.Fatal(err)
-	}
-	e.put("s", keys, 15, 5)
-	if err := e.emu.UpdateShardCount("s", 4); err != nil {
-		t.Fatal(err)
-	}
-	e.put("s", keys, 20, 5)
-	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 16*25 })
-	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 25)
-}
-
 type kplFixture struct {
 	Cases []struct {
 		Name           string `json:"name"`
@@ -333,7 +269,7 @@ func TestRunKPLFixtureArrivesAsUserRecords(t *testing.T) {
 	if err := json.Unmarshal(raw, &fx); err != nil {
 		t.Fatal(err)
 	}
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -389,43 +325,8 @@ func TestRunKPLFixtureArrivesAsUserRecords(t *testing.T) {
 	}
 }
 
-func TestRunRestartResumesFromCheckpoint(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
-	if err := e.emu.CreateStream("s", 2); err != nil {
-		t.Fatal(err)
-	}
-	keys := testKeys(8)
-	e.put("s", keys, 0, 10)
-	path := e.config(false, "  - name: s\n    start_position: LATEST")
-	stop := e.run(path)
-	// LATEST: only records put after the first start are relayed.
-	testutil.WaitFor(t, 20*time.Second, "subscriptions", func() bool { return e.emu.ActiveSubscriptions("s", "") == 2 })
-	e.put("s", keys, 10, 10)
-	testutil.WaitFor(t, 20*time.Second, "first run", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 80 })
-	if code := stop(); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	files, _ := filepath.Glob(filepath.Join(e.dir, "s", "fanoutd", "*.json"))
-	if len(files) != 2 {
-		t.Fatalf("checkpoint files %v", files)
-	}
-	e.put("s", keys, 20, 10) // written while the daemon is down
-	e.run(path)
-	e.put("s", keys, 30, 10)
-	testutil.WaitFor(t, 20*time.Second, "second run", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 240 })
-	msgs := e.msgs.onSubject("kinesis.")
-	// Rebase: the first run started at 10.
-	for _, m := range msgs {
-		k, i, _ := strings.Cut(string(m.Data), ":")
-		var idx int
-		fmt.Sscan(i, &idx)
-		m.Data = []byte(fmt.Sprintf("%s:%d", k, idx-10))
-	}
-	exactlyOnceInOrder(t, msgs, keys, 30)
-}
-
 func TestRunJetStreamStoresEachRecordOnce(t *testing.T) {
-	e := newE2E(t, fastEmu(), true)
+	e := newE2E(t, emutest.Options(), true)
 	nc, err := nats.Connect(e.ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -500,7 +401,7 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 }
 
 func TestRunJetStreamWithoutCapturingStreamFailsAtStart(t *testing.T) {
-	e := newE2E(t, fastEmu(), true)
+	e := newE2E(t, emutest.Options(), true)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +413,7 @@ func TestRunJetStreamWithoutCapturingStreamFailsAtStart(t *testing.T) {
 }
 
 func TestRunCreatesConfiguredJetStreamStream(t *testing.T) {
-	e := newE2E(t, fastEmu(), true)
+	e := newE2E(t, emutest.Options(), true)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +443,7 @@ func TestRunCreatesConfiguredJetStreamStream(t *testing.T) {
 // /status; the others keep running. It is probed, and read again (as the
 // new stream it is) when it is created again, without a reload.
 func TestRunDeletedStreamStopsAloneAndComesBack(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	for _, s := range []string{"a", "b"} {
 		if err := e.emu.CreateStream(s, 1); err != nil {
 			t.Fatal(err)
@@ -589,7 +490,7 @@ func TestRunDeletedStreamStopsAloneAndComesBack(t *testing.T) {
 // consumer polling, shard listing, subscribing) stay within them. (With the
 // 20 ms consumer polling of the other tests, this test fails.)
 func TestRunStaysWithinAWSLimits(t *testing.T) {
-	opts := fastEmu()
+	opts := emutest.Options()
 	opts.EnforceLimits = true
 	opts.SubscribeRate, opts.TakeoverGrace = 0, 0 // AWS's values
 	opts.ConsumerActivationDelay = time.Second

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -454,10 +455,10 @@ func (f *clusterFault) checkStored(total int) {
 // a continuous flow of records.
 func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fault suite")
+		t.Skip("slow: the fault suite on a 3-node JetStream cluster (run without -short)")
 	}
 	begin := time.Now()
-	opts := fastEmu()
+	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
 	e := newE2E(t, opts, false) // its single NATS server is not used
 	c := startJSCluster(t, 3)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/monitor"
 )
 
@@ -80,7 +81,7 @@ type member struct {
 }
 
 func newGroupSuite(t *testing.T) *groupSuite {
-	opts := fastEmu()
+	opts := emutest.Options()
 	opts.TakeoverGrace = 0    // AWS's 5 s: a takeover is counted, an early subscribe refused
 	opts.EnforceLimits = true // AWS's control-plane limits, for the group as a whole
 	emu, err := emulator.New(opts)

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
@@ -55,7 +56,7 @@ func streamMsgCount(js jetstream.JetStream, name string) int {
 // server with a stream for its record subjects: fanoutd creates the
 // dead-letter stream itself and becomes ready.
 func TestExampleConfigStartsAgainstFreshJetStream(t *testing.T) {
-	opts := fastEmu()
+	opts := emutest.Options()
 	opts.AccountID = "123456789012" // the account of the example's ARN
 	e := newE2E(t, opts, true)
 	for _, s := range []string{"orders", "clicks"} {
@@ -120,7 +121,7 @@ func TestExampleConfigStartsAgainstFreshJetStream(t *testing.T) {
 func TestRunCreatesDeadLetterStreamAndDeadLettersLongSubjects(t *testing.T) {
 	for _, jsMode := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", jsMode), func(t *testing.T) {
-			e := newE2E(t, fastEmu(), jsMode)
+			e := newE2E(t, emutest.Options(), jsMode)
 			if err := e.emu.CreateStream("s", 2); err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +188,7 @@ const relayDeadLetterStream = "FANOUTD_DEAD_LETTERS"
 // Without permission to create the dead-letter stream fanoutd says so and
 // exits 2 at start.
 func TestRunDeadLetterStreamWithoutPermissionExits2(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +232,7 @@ func TestRunDeadLetterStreamWithoutPermissionExits2(t *testing.T) {
 // A SIGHUP reload runs the capture checks first: a new stream whose subject
 // no JetStream stream captures is rejected and the running config stays.
 func TestSIGHUPReloadRejectsUncapturedSubject(t *testing.T) {
-	e := newE2E(t, fastEmu(), true)
+	e := newE2E(t, emutest.Options(), true)
 	for _, s := range []string{"a", "b"} {
 		if err := e.emu.CreateStream(s, 1); err != nil {
 			t.Fatal(err)
@@ -288,7 +289,7 @@ func TestDemoJetStream(t *testing.T) {
 // keeps flowing on the same connection; once the permission is granted the
 // records arrive, replayed from the checkpoint.
 func TestRunCorePublishPermissionDenied(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	for _, s := range []string{"a", "b"} {
 		if err := e.emu.CreateStream(s, 1); err != nil {
 			t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
 	"github.com/fanoutd/fanoutd/subscriber"
@@ -37,7 +38,7 @@ import (
 // config pointing at natsURL ("" for the server itself).
 func newLargeEnv(t *testing.T, js bool, natsURL func(real string) string) *faultEnv {
 	t.Helper()
-	opts := fastEmu()
+	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
 	e := newE2E(t, opts, true)
 	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.emu)}

@@ -20,6 +20,9 @@ import (
 // own /metrics and reported; the heap is asserted under 128 MiB, the RSS
 // too when the race detector (which inflates it) is off.
 func TestMemoryBoundedWithHugeAggregates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: 240 000 user records through the daemon as a process (run without -short)")
+	}
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			f := newFaultEnv(t, js)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
 // TestMain lets the test binary stand in for the fanoutd binary: with
@@ -67,7 +68,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
 // SIGTERM: stop reading, finish in-flight batches, write final checkpoints,
 // drain NATS, exit 0.
 func TestSIGTERMShutsDownCleanly(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 
 // A fatal error exits non-zero, so that systemd restarts the daemon.
 func TestUnreachableNATSExitsNonZero(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestDemoRunsAndLosesNothing(t *testing.T) {
 // Two daemons on one checkpoint directory: the second exits 2 at once and
 // names the first one's PID; the first keeps relaying.
 func TestSecondDaemonOnSameDirExits2(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}

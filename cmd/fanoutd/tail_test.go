@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -291,7 +292,7 @@ func TestTailSIGINTExitsCleanly(t *testing.T) {
 // End to end: records put into Kinesis come out of `fanoutd tail` decoded,
 // through a running daemon.
 func TestTailShowsRecordsRelayedByTheDaemon(t *testing.T) {
-	e := newE2E(t, fastEmu(), false)
+	e := newE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("orders", 2); err != nil {
 		t.Fatal(err)
 	}

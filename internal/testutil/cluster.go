@@ -41,9 +41,46 @@ func FreePort(t testing.TB) int {
 }
 
 // StartCluster starts n servers routed to each other and waits until each
-// takes connections. They are shut down when the test ends.
+// takes connections and the JetStream meta leader sees every one of them as
+// a peer (so that a stream or bucket with n replicas can be placed). They are
+// shut down when the test ends.
+//
+// The route ports are picked before the servers listen on them (each server
+// must know the others'), so another process on the machine may take one in
+// between: then the attempt is given up and the cluster started again on
+// other ports.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	var c *Cluster
+	for attempt := 1; ; attempt++ {
+		var err error
+		if c, err = tryStartCluster(t, n); err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("start a %d-node cluster: %v", n, err)
+		}
+		t.Logf("start a %d-node cluster: %v; trying other ports", n, err)
+	}
+	for _, nd := range c.Nodes {
+		WaitFor(t, ClusterBound, "JetStream meta leader", func() bool { return nd.NS.JetStreamIsClustered() && nd.NS.JetStreamIsCurrent() })
+	}
+	WaitFor(t, ClusterBound, fmt.Sprintf("the meta leader to see %d JetStream peers", n), func() bool {
+		for _, nd := range c.Nodes {
+			if nd.NS.JetStreamIsLeader() && len(nd.NS.JetStreamClusterPeers()) == n {
+				return true
+			}
+		}
+		return false
+	})
+	return c
+}
+
+// listenBound bounds the wait for a server's listeners: they open at once
+// unless their port is taken.
+const listenBound = 10 * time.Second
+
+func tryStartCluster(t testing.TB, n int) (*Cluster, error) {
 	c := &Cluster{t: t}
 	routePorts := make([]int, n)
 	for i := range routePorts {
@@ -70,41 +107,42 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		}})
 	}
 	for _, nd := range c.Nodes {
-		c.Start(nd)
+		if err := c.launch(nd); err != nil {
+			return nil, err
+		}
+	}
+	for _, nd := range c.Nodes {
+		if !nd.NS.ReadyForConnections(listenBound) {
+			for _, nd := range c.Nodes {
+				nd.NS.Shutdown()
+			}
+			return nil, fmt.Errorf("server %s does not listen on 127.0.0.1:%d within %v", nd.Name, nd.Opts.Cluster.Port, listenBound)
+		}
 		nd.Opts.Port = nd.NS.Addr().(*net.TCPAddr).Port // a restart keeps the client port
 	}
-	c.WaitPeers(n)
-	return c
-}
-
-// WaitPeers waits until the JetStream meta leader sees n peers online with
-// their stats: before that, creating a replicated stream can fail with "no
-// suitable peers for placement".
-func (c *Cluster) WaitPeers(n int) {
-	c.t.Helper()
-	WaitFor(c.t, ClusterBound, fmt.Sprintf("a JetStream meta leader with %d peers online", n), func() bool {
-		for _, nd := range c.Nodes {
-			if nd.NS != nil && nd.NS.Running() && nd.NS.JetStreamIsLeader() && len(nd.NS.JetStreamClusterPeers()) >= n {
-				return true
-			}
-		}
-		return false
-	})
+	return c, nil
 }
 
 // Start starts (or restarts) one node.
 func (c *Cluster) Start(nd *Node) {
 	c.t.Helper()
-	ns, err := server.NewServer(nd.Opts.Clone())
-	if err != nil {
+	if err := c.launch(nd); err != nil {
 		c.t.Fatal(err)
 	}
-	ns.Start()
-	if !ns.ReadyForConnections(ClusterBound) {
+	if !nd.NS.ReadyForConnections(ClusterBound) {
 		c.t.Fatalf("NATS server %s not ready", nd.Name)
 	}
+}
+
+func (c *Cluster) launch(nd *Node) error {
+	ns, err := server.NewServer(nd.Opts.Clone())
+	if err != nil {
+		return err
+	}
+	ns.Start()
 	c.t.Cleanup(ns.Shutdown)
 	nd.NS = ns
+	return nil
 }
 
 // Stop shuts one node down and waits until it is down.
