@@ -59,10 +59,14 @@ type jsItem struct {
 // stream's duplicate window, as long as first attempts succeed. A retry
 // cannot restore order: if message k failed while k+1 was stored, k is
 // stored after k+1 (re-publishing k+1 too would not help, it would be
-// deduplicated where it is). Retries preserve order among themselves, and a
-// round stops publishing at the first message it cannot publish, so the
-// only reordering is of messages whose PubAck failed after they were sent,
-// which happens when a connection drops or a stream leader changes. A
+// deduplicated where it is). Retries preserve order among themselves: a
+// retry round publishes its first message alone and goes on only once that
+// one is stored (so a stream that recovers in the middle of a round, after
+// being full, stores the rest in order), and a round stops publishing at
+// the first message it cannot publish. The only reordering left is of
+// messages whose PubAck failed after they were sent while later ones were
+// stored, which happens when a connection drops or a stream leader changes
+// in the middle of the first round. A
 // consumer that needs strict order can sort by the Kinesis-Sequence-Number
 // and Kinesis-Sub-Sequence-Number headers. A replay older than the stream's
 // duplicate window (2 minutes by default) is stored again.
@@ -131,10 +135,27 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 
 	delay := retryDelayMin
 	for attempt := 1; ; attempt++ {
-		p.publishAsync(ctx, s, pending, attempt > 1)
-		var err error
-		if pending, err = p.awaitAcks(ctx, b, items, pending); err != nil {
-			return err
+		probed := true
+		if attempt > 1 && len(pending) > 1 {
+			// A retry round first publishes the first unconfirmed message
+			// alone: while the stream still refuses (full, no leader) the
+			// round stops there, and no later message can be stored before
+			// it when the stream recovers in the middle of the round.
+			p.publishAsync(ctx, s, pending[:1], true)
+			failed, err := p.awaitAcks(ctx, b, items, pending[:1])
+			if err != nil {
+				return err
+			}
+			if probed = len(failed) == 0; probed {
+				pending = pending[1:]
+			}
+		}
+		if probed {
+			p.publishAsync(ctx, s, pending, attempt > 1)
+			var err error
+			if pending, err = p.awaitAcks(ctx, b, items, pending); err != nil {
+				return err
+			}
 		}
 		if len(pending) == 0 {
 			break
