@@ -146,7 +146,7 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	go func() { defer g.wg.Done(); g.watch(rctx, w) }()
 	go func() { defer g.wg.Done(); g.renewLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.checkLoop(rctx) }()
-	g.log.Info().Dur("lease_ttl", g.ttl).Msg("joined the group")
+	g.log.Info().Str("lease_ttl", g.ttl.String()).Msg("joined the group")
 	return g, nil
 }
 

@@ -307,7 +307,7 @@ func (c *StreamConsumer) Run(ctx context.Context) error {
 		c.deleted = err.Error()
 		c.shards = map[string]*shardState{}
 		c.mu.Unlock()
-		c.log.Error().Err(err).Dur("probe_max_interval", c.timers.BackoffMax).
+		c.log.Error().Err(err).Str("probe_max_interval", c.timers.BackoffMax.String()).
 			Msg("stream deleted; probing until a stream of that name exists again")
 		if !c.waitForStream(ctx) {
 			return nil

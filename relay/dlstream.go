@@ -119,7 +119,7 @@ func EnsureDeadLetterStream(ctx context.Context, nc *nats.Conn, c DeadLetterStre
 		ev = log.Warn()
 	}
 	ev = ev.Str("jetstream_stream", c.Name).Strs("subjects", subjects).Int("replicas", replicas).
-		Str("storage", want.Storage.String()).Dur("max_age", want.MaxAge)
+		Str("storage", want.Storage.String()).Str("max_age", want.MaxAge.String())
 	if replicas == 1 {
 		ev.Msg("created the dead-letter stream with one replica: losing that server's storage loses the dead letters; set nats.dead_letter_stream.replicas to 3 on a cluster")
 	} else {

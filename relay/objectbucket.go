@@ -95,7 +95,7 @@ func EnsureObjectBucket(ctx context.Context, nc *nats.Conn, c ObjectBucketSpec, 
 		if replicas == 1 {
 			ev = log.Warn()
 		}
-		ev = ev.Str("bucket", c.Bucket).Int("replicas", replicas).Str("storage", want.Storage.String()).Dur("max_age", c.MaxAge)
+		ev = ev.Str("bucket", c.Bucket).Int("replicas", replicas).Str("storage", want.Storage.String()).Str("max_age", c.MaxAge.String())
 		if replicas == 1 {
 			ev.Msg("created the Object Store bucket for large records with one replica: losing that server's storage loses them; set nats.object_store.replicas to 3 on a cluster")
 		} else {
