@@ -339,7 +339,19 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 	})
 
 	t.Run("a NATS node stops and comes back", func(t *testing.T) {
+		// Not the record stream's leader: a leader change in the middle of
+		// a batch's first round can store a key out of order (a documented
+		// limit, TestFaultJetStreamLeaderLoss's case). This one is about the
+		// group: the buckets' leaders and the members' connections may be
+		// on the node.
+		info, err := g.js.Stream(context.Background(), "KINESIS")
+		if err != nil {
+			t.Fatal(err)
+		}
 		victim := g.c.Nodes[2]
+		if cl := info.CachedInfo().Cluster; cl != nil && cl.Leader == victim.Name {
+			victim = g.c.Nodes[1]
+		}
 		g.c.Stop(victim)
 		g.progress(100)
 		g.c.Start(victim)
