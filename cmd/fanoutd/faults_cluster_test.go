@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,113 +43,7 @@ const (
 	leaderOutage = 3 * time.Second
 )
 
-// natsNode is one server of the cluster; opts are kept to restart it with the
-// same name, ports and store.
-type natsNode struct {
-	name string
-	opts *server.Options
-	ns   *server.Server
-}
-
-type jsCluster struct {
-	t     *testing.T
-	nodes []*natsNode
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func startJSCluster(t *testing.T, n int) *jsCluster {
-	t.Helper()
-	c := &jsCluster{t: t}
-	routePorts := make([]int, n)
-	for i := range routePorts {
-		routePorts[i] = freePort(t)
-	}
-	for i := 0; i < n; i++ {
-		var routes []string
-		for j, p := range routePorts {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-			}
-		}
-		name := fmt.Sprintf("n%d", i+1)
-		c.nodes = append(c.nodes, &natsNode{name: name, opts: &server.Options{
-			ServerName: name,
-			Host:       "127.0.0.1",
-			Port:       server.RANDOM_PORT,
-			NoLog:      true,
-			NoSigs:     true,
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			Cluster:    server.ClusterOpts{Name: "c", Host: "127.0.0.1", Port: routePorts[i]},
-			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
-		}})
-	}
-	for _, nd := range c.nodes {
-		c.start(nd)
-		nd.opts.Port = portOf(nd.ns) // a restart keeps the client port
-	}
-	return c
-}
-
-func (c *jsCluster) start(nd *natsNode) {
-	c.t.Helper()
-	ns, err := server.NewServer(nd.opts.Clone())
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(clusterBound) {
-		c.t.Fatalf("NATS server %s not ready", nd.name)
-	}
-	c.t.Cleanup(ns.Shutdown)
-	nd.ns = ns
-}
-
-func (c *jsCluster) urls() []string {
-	var out []string
-	for _, nd := range c.nodes {
-		out = append(out, fmt.Sprintf("nats://127.0.0.1:%d", nd.opts.Port))
-	}
-	return out
-}
-
-func (c *jsCluster) node(name string) *natsNode {
-	for _, nd := range c.nodes {
-		if nd.name == name {
-			return nd
-		}
-	}
-	return nil
-}
-
-// clientOf returns the name of the server the connection named name is
-// connected to ("" if none).
-func (c *jsCluster) clientOf(name string) string {
-	for _, nd := range c.nodes {
-		if nd.ns == nil || !nd.ns.Running() {
-			continue
-		}
-		cz, err := nd.ns.Connz(&server.ConnzOptions{})
-		if err != nil {
-			continue
-		}
-		for _, ci := range cz.Conns {
-			if ci.Name == name {
-				return nd.name
-			}
-		}
-	}
-	return ""
-}
+func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 // The daemon's log lines for a PubAck retry round and a failed batch.
 const (
@@ -185,7 +78,7 @@ func (f *clusterFault) causes(msg string) string {
 type clusterFault struct {
 	t   *testing.T
 	e   *e2e
-	c   *jsCluster
+	c   *testutil.Cluster
 	nc  *nats.Conn // the test's own connection, to every server
 	js  jetstream.JetStream
 	cmd *exec.Cmd
@@ -223,7 +116,7 @@ func (f *clusterFault) leader() string {
 // online and current.
 func (f *clusterFault) healthy() bool {
 	si := f.info()
-	if si == nil || si.Cluster == nil || si.Cluster.Leader == "" || len(si.Cluster.Replicas) != len(f.c.nodes)-1 {
+	if si == nil || si.Cluster == nil || si.Cluster.Leader == "" || len(si.Cluster.Replicas) != len(f.c.Nodes)-1 {
 		return false
 	}
 	for _, p := range si.Cluster.Replicas {
@@ -303,7 +196,7 @@ func (f *clusterFault) checkpointed() bool {
 func (f *clusterFault) clusterConfig() string {
 	f.t.Helper()
 	var servers []string
-	for _, u := range f.c.urls() {
+	for _, u := range f.c.URLs() {
 		servers = append(servers, strconv.Quote(u))
 	}
 	body := fmt.Sprintf(`aws:
@@ -461,9 +354,9 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
 	e := newE2E(t, opts, false) // its single NATS server is not used
-	c := startJSCluster(t, 3)
+	c := testutil.StartCluster(t, 3)
 	f := &clusterFault{t: t, e: e, c: c, producer: newProducer(e.emu)}
-	nc, err := nats.Connect(strings.Join(c.urls(), ","), nats.Name("fanoutd-test"), nats.MaxReconnects(-1),
+	nc, err := nats.Connect(strings.Join(c.URLs(), ","), nats.Name("fanoutd-test"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -505,23 +398,22 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	// the daemon loses its connection and the leader at once (the worst
 	// case): a stepdown with that server as preferred leader.
 	var daemonAt string
-	testutil.WaitFor(t, clusterBound, "the daemon's connection", func() bool { daemonAt = c.clientOf(relay.DefaultConnectionName); return daemonAt != "" })
+	testutil.WaitFor(t, clusterBound, "the daemon's connection", func() bool { daemonAt = c.ClientOf(relay.DefaultConnectionName); return daemonAt != "" })
 	if l := f.leader(); l != daemonAt {
 		from, to := f.stepDown(daemonAt)
 		t.Logf("stepdown 3 (preferred %s): stream leader %s -> %s", daemonAt, from, to)
 	}
-	victim := c.node(f.leader())
+	victim := c.Node(f.leader())
 	if victim == nil {
 		t.Fatal("no stream leader")
 	}
-	t.Logf("shutting down %s: stream leader, daemon connected to %s", victim.name, c.clientOf(relay.DefaultConnectionName))
-	victim.ns.Shutdown()
-	victim.ns.WaitForShutdown()
+	t.Logf("shutting down %s: stream leader, daemon connected to %s", victim.Name, c.ClientOf(relay.DefaultConnectionName))
+	c.Stop(victim)
 	down := time.Now()
 	var newLeader string
 	testutil.WaitFor(t, clusterBound, "a new stream leader after the shutdown", func() bool {
 		newLeader = f.leader()
-		return newLeader != "" && newLeader != victim.name
+		return newLeader != "" && newLeader != victim.Name
 	})
 	t.Logf("%s leads the stream %v after the shutdown", newLeader, time.Since(down).Round(time.Millisecond))
 	// The two others have a quorum: records keep being stored while it is down.
@@ -533,11 +425,11 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	if rest := leaderOutage - time.Since(down); rest > 0 {
 		time.Sleep(rest) // not synchronisation: the outage lasts at least leaderOutage
 	}
-	c.start(victim)
+	c.Start(victim)
 	healed := time.Now()
-	testutil.WaitFor(t, clusterBound, fmt.Sprintf("%s back as a current replica", victim.name), f.healthy)
+	testutil.WaitFor(t, clusterBound, fmt.Sprintf("%s back as a current replica", victim.Name), f.healthy)
 	t.Logf("%s restarted after %v down; every replica current %v later",
-		victim.name, healed.Sub(down).Round(time.Millisecond), time.Since(healed).Round(time.Millisecond))
+		victim.Name, healed.Sub(down).Round(time.Millisecond), time.Since(healed).Round(time.Millisecond))
 	t.Logf("daemon so far: %d PubAck retry rounds, %d failed batches", f.count(retryLine), f.count(failedLine))
 	f.waitProgress(100)
 

@@ -172,3 +172,23 @@ func (c *Cluster) Node(name string) *Node {
 	}
 	return nil
 }
+
+// ClientOf returns the name of the server the client connection named name
+// is connected to ("" if none).
+func (c *Cluster) ClientOf(name string) string {
+	for _, nd := range c.Nodes {
+		if nd.NS == nil || !nd.NS.Running() {
+			continue
+		}
+		cz, err := nd.NS.Connz(&server.ConnzOptions{})
+		if err != nil {
+			continue
+		}
+		for _, ci := range cz.Conns {
+			if ci.Name == name {
+				return nd.Name
+			}
+		}
+	}
+	return ""
+}
