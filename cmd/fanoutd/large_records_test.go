@@ -228,6 +228,9 @@ func (f *faultEnv) deliveredLarge() int {
 // sampled from its /metrics and reported; the heap is asserted under
 // 160 MiB, the RSS too without the race detector.
 func TestLargeRecordsReachSubscribersWhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: records of several MiB through the daemon as a child process")
+	}
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			f := newLargeEnv(t, js, nil)
@@ -356,6 +359,9 @@ func (p *throttledProxy) serve(c net.Conn) {
 // JetStream exactly once, the large one byte-identical behind its
 // reference.
 func TestLargeRecordSIGKILLDuringObjectPut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: records of several MiB through the daemon as a child process")
+	}
 	var proxy *throttledProxy
 	f := newLargeEnv(t, true, func(real string) string {
 		proxy = startThrottledProxy(t, strings.TrimPrefix(real, "nats://"), 1<<20)
