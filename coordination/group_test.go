@@ -322,12 +322,14 @@ func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
 
 	// A graceful leave: its shards move at once, without waiting for b's
 	// leases to expire (as a sees them: its last view of b's renewals + TTL).
-	// a takes them as released leases, not as expired ones.
-	stale := a.g.Stats().TakenOverStale
+	// a takes them as released leases, not as expired ones (but for any
+	// lease b lost on its own meanwhile: a renewal slower than 3/4 TTL on a
+	// starved machine).
+	stale, lost := a.g.Stats().TakenOverStale, b.g.Stats().Lost
 	b.stop()
 	waitBalanced(t, "the leaving instance's shards taken over", []*reader{a}, 8, 3*testTTL)
-	if n := a.g.Stats().TakenOverStale - stale; n != 0 {
-		t.Fatalf("%d of the leaving instance's leases were taken over as expired: the graceful leave did not release them", n)
+	if n, l := a.g.Stats().TakenOverStale-stale, b.g.Stats().Lost-lost; n > l {
+		t.Fatalf("%d of the leaving instance's leases were taken over as expired (it lost %d itself): the graceful leave did not release them", n, l)
 	}
 	// A join: the group rebalances by handing shards over one at a time.
 	n := startReader(t, e.join("n", ""), shards, log)
