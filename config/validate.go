@@ -222,14 +222,7 @@ func (d DeadLetterStreamConfig) validate(ps *problems) {
 	if !streamNameRe.MatchString(d.Name) {
 		ps.add("nats.dead_letter_stream.name", "must be 1 to 255 characters without whitespace, '.', '*', '>', '/' or '\\' (got %q)", d.Name)
 	}
-	switch d.Storage {
-	case "file", "memory":
-	default:
-		ps.add("nats.dead_letter_stream.storage", "must be one of file, memory (got %q)", d.Storage)
-	}
-	if d.Replicas < 0 || d.Replicas > 5 {
-		ps.add("nats.dead_letter_stream.replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", d.Replicas)
-	}
+	validateStorage("nats.dead_letter_stream", d.Storage, d.Replicas, ps)
 	if d.MaxAge < 0 {
 		ps.add("nats.dead_letter_stream.max_age", "must not be negative (got %s)", time.Duration(d.MaxAge))
 	}
@@ -244,13 +237,19 @@ func (b BucketConfig) validate(path string, ps *problems) {
 	if !bucketNameRe.MatchString(b.Name) {
 		ps.add(path+".name", "must be 1 to 255 of a-z, A-Z, 0-9, '_' and '-' (got %q)", b.Name)
 	}
-	switch b.Storage {
+	validateStorage(path, b.Storage, b.Replicas, ps)
+}
+
+// validateStorage checks the storage and replicas of something fanoutd
+// creates in JetStream (a stream or a bucket) under path.
+func validateStorage(path, storage string, replicas int, ps *problems) {
+	switch storage {
 	case "file", "memory":
 	default:
-		ps.add(path+".storage", "must be one of file, memory (got %q)", b.Storage)
+		ps.add(path+".storage", "must be one of file, memory (got %q)", storage)
 	}
-	if b.Replicas < 0 || b.Replicas > 5 {
-		ps.add(path+".replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", b.Replicas)
+	if replicas < 0 || replicas > 5 {
+		ps.add(path+".replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", replicas)
 	}
 }
 
@@ -279,14 +278,7 @@ func (o ObjectStoreConfig) validate(ps *problems) {
 	if !bucketNameRe.MatchString(o.Bucket) {
 		ps.add("nats.object_store.bucket", "must be 1 to 255 characters from a-z, A-Z, 0-9, '_', '-' (got %q)", o.Bucket)
 	}
-	switch o.Storage {
-	case "file", "memory":
-	default:
-		ps.add("nats.object_store.storage", "must be one of file, memory (got %q)", o.Storage)
-	}
-	if o.Replicas < 0 || o.Replicas > 5 {
-		ps.add("nats.object_store.replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", o.Replicas)
-	}
+	validateStorage("nats.object_store", o.Storage, o.Replicas, ps)
 	if o.MaxAge < 0 {
 		ps.add("nats.object_store.max_age", "must not be negative (got %s)", time.Duration(o.MaxAge))
 	}
