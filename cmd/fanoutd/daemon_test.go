@@ -31,22 +31,42 @@ type e2e struct {
 	dir  string // checkpoints
 	msgs *collector
 	logs *testutil.SyncBuffer // of the last run
+	env  []string             // the emulator's environment, for child processes
 }
 
+// newE2E is for tests that run the daemon's code in this process: the
+// daemon finds the emulator through the SDK's own environment chain, as a
+// user's does, so the test sets the process's environment and cannot run in
+// parallel.
 func newE2E(t *testing.T, opts emulator.Options, jetstream bool) *e2e {
+	t.Helper()
+	e := startE2E(t, opts, jetstream)
+	for _, line := range e.env {
+		k, v, _ := strings.Cut(line, "=")
+		t.Setenv(k, v)
+	}
+	return e
+}
+
+// newProcessE2E is for tests that run the daemon only as child processes:
+// each child is given the emulator's environment (fanoutdProcess), this
+// process's is left alone, and the test runs in parallel with the others
+// of its kind.
+func newProcessE2E(t *testing.T, opts emulator.Options, jetstream bool) *e2e {
+	t.Helper()
+	t.Parallel()
+	return startE2E(t, opts, jetstream)
+}
+
+func startE2E(t *testing.T, opts emulator.Options, jetstream bool) *e2e {
 	t.Helper()
 	emu, err := emulator.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emu.Close() })
-	// The daemon finds the emulator through the SDK's own environment chain.
-	for _, line := range emu.EnvLines() {
-		k, v, _ := strings.Cut(line, "=")
-		t.Setenv(k, v)
-	}
 	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: jetstream})
-	e := &e2e{t: t, emu: emu, ns: ns, dir: t.TempDir(), msgs: &collector{}}
+	e := &e2e{t: t, emu: emu, ns: ns, dir: t.TempDir(), msgs: &collector{}, env: emu.EnvLines()}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

@@ -361,7 +361,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	begin := time.Now()
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
-	e := newE2E(t, opts, false) // its single NATS server is not used
+	e := newProcessE2E(t, opts, false) // its single NATS server is not used
 	c := testutil.StartCluster(t, 3)
 	f := &clusterFault{t: t, e: e, c: c, producer: newProducer(e.emu)}
 	nc, err := nats.Connect(strings.Join(c.URLs(), ","), nats.Name("fanoutd-test"), nats.MaxReconnects(-1),
@@ -389,7 +389,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 	if err := e.emu.CreateStream("s", 3); err != nil {
 		t.Fatal(err)
 	}
-	f.cmd, f.out = fanoutdProcess(t, "run", "--config", f.clusterConfig())
+	f.cmd, f.out = fanoutdProcess(t, e.env, "run", "--config", f.clusterConfig())
 	f.produce()
 	f.waitProgress(100)
 

@@ -77,7 +77,7 @@ func newFaultEnv(t *testing.T, js bool) *faultEnv {
 	t.Helper()
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second // renewals happen during every scenario
-	e := newE2E(t, opts, false)
+	e := newProcessE2E(t, opts, false)
 	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.emu)}
 	if js {
 		// A JetStream server whose store survives restarts, on a fixed port.
@@ -114,7 +114,7 @@ func (f *faultEnv) conn() *nats.Conn {
 }
 
 func (f *faultEnv) startDaemon() {
-	f.cmd, f.out = fanoutdProcess(f.t, "run", "--config", f.path)
+	f.cmd, f.out = fanoutdProcess(f.t, f.e.env, "run", "--config", f.path)
 }
 
 func (p *producer) produce() {

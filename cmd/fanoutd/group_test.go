@@ -81,6 +81,7 @@ type member struct {
 }
 
 func newGroupSuite(t *testing.T) *groupSuite {
+	t.Parallel() // its members are child processes, given the emulator's environment
 	opts := emutest.Options()
 	opts.TakeoverGrace = 0    // AWS's 5 s: a takeover is counted, an early subscribe refused
 	opts.EnforceLimits = true // AWS's control-plane limits, for the group as a whole

@@ -232,7 +232,7 @@ func TestRunDeadLetterStreamWithoutPermissionExits2(t *testing.T) {
 // A SIGHUP reload runs the capture checks first: a new stream whose subject
 // no JetStream stream captures is rejected and the running config stays.
 func TestSIGHUPReloadRejectsUncapturedSubject(t *testing.T) {
-	e := newE2E(t, emutest.Options(), true)
+	e := newProcessE2E(t, emutest.Options(), true)
 	for _, s := range []string{"a", "b"} {
 		if err := e.emu.CreateStream(s, 1); err != nil {
 			t.Fatal(err)
@@ -242,7 +242,7 @@ func TestSIGHUPReloadRejectsUncapturedSubject(t *testing.T) {
 	// start, is what this test is about.
 	js := createRecordStream(t, e.ns.ClientURL(), "kinesis.>", "fanoutd.deadletter.>")
 	path := e.config(true, "  - name: a")
-	cmd, out := fanoutdProcess(t, "run", "--config", path)
+	cmd, out := fanoutdProcess(t, e.env, "run", "--config", path)
 	keys := testKeys(3)
 	e.put("a", keys, 0, 2)
 	testutil.WaitFor(t, 20*time.Second, "stream a", func() bool { return streamMsgCount(js, "KINESIS") == 6 })

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,7 +39,7 @@ func newLargeEnv(t *testing.T, js bool, natsURL func(real string) string) *fault
 	t.Helper()
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
-	e := newE2E(t, opts, true)
+	e := newProcessE2E(t, opts, true)
 	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.emu)}
 	if js {
 		nc := f.conn()
@@ -56,11 +55,7 @@ func newLargeEnv(t *testing.T, js bool, natsURL func(real string) string) *fault
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kinesis.NewFromConfig(cfg).UpdateMaxRecordSize(ctx, &kinesis.UpdateMaxRecordSizeInput{
+	if _, err := emutest.Client(t, e.emu).UpdateMaxRecordSize(ctx, &kinesis.UpdateMaxRecordSizeInput{
 		StreamARN: aws.String(e.emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
 		t.Fatal(err)
 	}

@@ -26,11 +26,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fanoutdProcess starts `fanoutd args...` as a child process.
-func fanoutdProcess(t *testing.T, args ...string) (*exec.Cmd, *testutil.SyncBuffer) {
+// fanoutdProcess starts `fanoutd args...` as a child process, with env
+// (KEY=value lines, such as an emulator's) added to this process's
+// environment.
+func fanoutdProcess(t *testing.T, env []string, args ...string) (*exec.Cmd, *testutil.SyncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "FANOUTD_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "FANOUTD_TEST_MAIN=1"), env...)
 	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -68,13 +70,13 @@ func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
 // SIGTERM: stop reading, finish in-flight batches, write final checkpoints,
 // drain NATS, exit 0.
 func TestSIGTERMShutsDownCleanly(t *testing.T) {
-	e := newE2E(t, emutest.Options(), false)
+	e := newProcessE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
 	keys := testKeys(4)
 	e.put("s", keys, 0, 5)
-	cmd, out := fanoutdProcess(t, "run", "--config", e.config(false, "  - name: s"))
+	cmd, out := fanoutdProcess(t, e.env, "run", "--config", e.config(false, "  - name: s"))
 	testutil.WaitFor(t, 20*time.Second, "records", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 20 })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -94,13 +96,13 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 
 // A fatal error exits non-zero, so that systemd restarts the daemon.
 func TestUnreachableNATSExitsNonZero(t *testing.T) {
-	e := newE2E(t, emutest.Options(), false)
+	e := newProcessE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
 	path := e.config(false, "  - name: s")
 	e.ns.Shutdown()
-	cmd, out := fanoutdProcess(t, "run", "--config", path)
+	cmd, out := fanoutdProcess(t, e.env, "run", "--config", path)
 	if code := waitExit(t, cmd, 30*time.Second); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
@@ -126,19 +128,19 @@ func TestDemoRunsAndLosesNothing(t *testing.T) {
 // Two daemons on one checkpoint directory: the second exits 2 at once and
 // names the first one's PID; the first keeps relaying.
 func TestSecondDaemonOnSameDirExits2(t *testing.T) {
-	e := newE2E(t, emutest.Options(), false)
+	e := newProcessE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
 	path := e.config(false, "  - name: s")
-	first, _ := fanoutdProcess(t, "run", "--config", path)
+	first, _ := fanoutdProcess(t, e.env, "run", "--config", path)
 	lock := filepath.Join(e.dir, ".lock")
 	pid := strconv.Itoa(first.Process.Pid)
 	testutil.WaitFor(t, 20*time.Second, "first daemon holds the lock", func() bool {
 		data, err := os.ReadFile(lock)
 		return err == nil && strings.TrimSpace(string(data)) == pid
 	})
-	second, out := fanoutdProcess(t, "run", "--config", path)
+	second, out := fanoutdProcess(t, e.env, "run", "--config", path)
 	if code := waitExit(t, second, 20*time.Second); code != 2 {
 		t.Fatalf("second daemon: exit %d, want 2\n%s", code, out.String())
 	}

@@ -138,7 +138,7 @@ func (ns *notifySocket) count(prefix string, from time.Time) int {
 // shard stops the watchdog pings and turns /readyz to 503, and both come
 // back when the shard moves again.
 func TestSystemdNotifyAndStallDetection(t *testing.T) {
-	e := newE2E(t, emutest.Options(), false)
+	e := newProcessE2E(t, emutest.Options(), false)
 	if err := e.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -150,11 +150,10 @@ func TestSystemdNotifyAndStallDetection(t *testing.T) {
 	os.WriteFile(path, raw, 0o600)
 
 	sock := newNotifySocket(t)
-	t.Setenv("NOTIFY_SOCKET", sock.path)
-	t.Setenv("WATCHDOG_USEC", "400000") // pings every 200 ms
 	start := time.Now()
-	cmd, out := fanoutdProcess(t, "run", "--config", path)
-	os.Unsetenv("NOTIFY_SOCKET")
+	cmd, out := fanoutdProcess(t, append(e.env, "NOTIFY_SOCKET="+sock.path,
+		"WATCHDOG_USEC=400000"), // pings every 200 ms
+		"run", "--config", path)
 	addr := waitHTTPAddr(t, out)
 
 	testutil.WaitFor(t, 20*time.Second, "READY=1", func() bool { return sock.count("READY=1", start) == 1 })
@@ -326,14 +325,14 @@ const emulatorShard0 = "shardId-000000000000"
 // level without losing or repeating records; an invalid one is rejected
 // with its problems logged, and the running config stays.
 func TestSIGHUPReload(t *testing.T) {
-	e := newE2E(t, emutest.Options(), false)
+	e := newProcessE2E(t, emutest.Options(), false)
 	for _, s := range []string{"a", "b"} {
 		if err := e.emu.CreateStream(s, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
 	path := e.config(false, "  - name: a")
-	cmd, out := fanoutdProcess(t, "run", "--config", path)
+	cmd, out := fanoutdProcess(t, e.env, "run", "--config", path)
 	keys := testKeys(3)
 	e.put("a", keys, 0, 5)
 	testutil.WaitFor(t, 20*time.Second, "stream a", func() bool { return len(e.msgs.onSubject("kinesis.a")) >= 15 })

@@ -277,7 +277,7 @@ func TestTailUsageErrors(t *testing.T) {
 // Ctrl-C in a real process: exit 0, nothing on stdout but messages.
 func TestTailSIGINTExitsCleanly(t *testing.T) {
 	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: false})
-	cmd, out := fanoutdProcess(t, "tail", "--server", ns.ClientURL())
+	cmd, out := fanoutdProcess(t, nil, "tail", "--server", ns.ClientURL())
 	testutil.WaitFor(t, 10*time.Second, "tail to subscribe", func() bool { return strings.Contains(out.String(), "subscribed to kinesis.>") })
 	publish(t, ns.ClientURL(), recordMsg("kinesis.orders", "k", "1", 0, []byte("before ctrl-c")))
 	testutil.WaitFor(t, 10*time.Second, "the message", func() bool { return strings.Contains(out.String(), "before ctrl-c") })

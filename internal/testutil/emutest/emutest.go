@@ -3,7 +3,15 @@
 package emutest
 
 import (
+	"bytes"
+	"context"
+	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/fanoutd/fanoutd/emulator"
 )
@@ -21,4 +29,23 @@ func Options() emulator.Options {
 		TakeoverGrace:           -1,
 		EmptyEventInterval:      100 * time.Millisecond,
 	}
+}
+
+// Client is an official SDK client for s, its endpoint, region, credentials
+// and CA given explicitly (nothing from the environment), so that tests
+// using it can run in parallel.
+func Client(t testing.TB, s *emulator.Server) *kinesis.Client {
+	t.Helper()
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(s.Region()),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("emulator", "emulator", "")),
+	}
+	if pem := s.CAPEM(); pem != nil {
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
+	}
+	cfg, err := config.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		t.Fatalf("load SDK config: %v", err)
+	}
+	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(s.URL()) })
 }
