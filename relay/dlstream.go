@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/internal/jsretry"
 )
 
 // ErrJetStreamPermission marks a JetStream API call the NATS server refused
@@ -91,17 +94,34 @@ func EnsureDeadLetterStream(ctx context.Context, nc *nats.Conn, c DeadLetterStre
 		want.Storage = jetstream.MemoryStorage
 	}
 	lastErr := nc.LastError()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err = js.CreateStream(cctx, want)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, lerr := js.Stream(cctx, c.Name)
+	// Instances that start together may all create it (see jsretry): a
+	// stream of that name with these very subjects is one of them.
+	var ours bool
+	var conflict error
+	err = jsretry.Do(cctx, jsretry.Options{Conn: nc}, func(ctx context.Context) error {
+		_, err := js.CreateStream(ctx, want)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return err
+		}
+		s, lerr := js.Stream(ctx, c.Name)
 		if lerr != nil {
 			return fmt.Errorf("look up the dead-letter stream %s: %w", c.Name, lerr)
 		}
-		return fmt.Errorf("the JetStream stream %s (nats.dead_letter_stream.name) exists with subjects %v, which do not capture %s: "+
-			"add %s to it, or set nats.dead_letter_stream.name to another name", c.Name, s.CachedInfo().Config.Subjects,
-			strings.Join(subjects, ", "), strings.Join(subjects, ", "))
+		have := s.CachedInfo().Config.Subjects
+		if ours = slices.Equal(have, subjects); !ours {
+			conflict = fmt.Errorf("the JetStream stream %s (nats.dead_letter_stream.name) exists with subjects %v, which do not capture %s: "+
+				"add %s to it, or set nats.dead_letter_stream.name to another name", c.Name, have,
+				strings.Join(subjects, ", "), strings.Join(subjects, ", "))
+		}
+		return nil
+	})
+	if err == nil && conflict != nil {
+		return conflict
+	}
+	if err == nil && ours {
+		return nil
 	}
 	if err != nil {
 		if le := nc.LastError(); !sameError(le, lastErr) && errors.Is(le, nats.ErrPermissionViolation) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/fanoutd/fanoutd/internal/jsretry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -45,16 +46,30 @@ func EnsureStream(ctx context.Context, nc *nats.Conn, c StreamSpec, log zerolog.
 	if c.Storage == "memory" {
 		want.Storage = jetstream.MemoryStorage
 	}
-	s, err := js.Stream(ctx, c.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		if _, err := js.CreateStream(ctx, want); err != nil {
-			return fmt.Errorf("create JetStream stream %s: %w", c.Name, err)
+	// Instances that start together may all create it: see jsretry.
+	var s jetstream.Stream
+	created := false
+	err = jsretry.Do(ctx, jsretry.Options{Conn: nc}, func(ctx context.Context) error {
+		var err error
+		s, err = js.Stream(ctx, c.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			if _, err := js.CreateStream(ctx, want); err != nil {
+				return fmt.Errorf("create JetStream stream %s: %w", c.Name, err)
+			}
+			created = true
+			return nil
 		}
+		if err != nil {
+			return fmt.Errorf("look up JetStream stream %s: %w", c.Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if created {
 		log.Info().Str("jetstream_stream", c.Name).Strs("subjects", c.Subjects).Msg("created JetStream stream")
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("look up JetStream stream %s: %w", c.Name, err)
 	}
 	have := s.CachedInfo().Config
 	warn := func(what string, have, want any) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fanoutd/fanoutd/internal/jsretry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -66,8 +67,6 @@ func EnsureObjectBucket(ctx context.Context, nc *nats.Conn, c ObjectBucketSpec, 
 	if probe <= 0 {
 		probe = 10 * time.Second
 	}
-	pctx, cancel := context.WithTimeout(ctx, probe)
-	defer cancel()
 	lastErr := nc.LastError()
 	explain := func(what string, err error) error {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) || errors.Is(err, nats.ErrNoResponders) {
@@ -80,17 +79,41 @@ func EnsureObjectBucket(ctx context.Context, nc *nats.Conn, c ObjectBucketSpec, 
 		}
 		return fmt.Errorf("%s the Object Store bucket %s: %w", what, c.Bucket, err)
 	}
-	obs, err := js.ObjectStore(pctx, c.Bucket)
+	// Twice: a cluster busy with other instances' creates may leave one
+	// request unanswered (see jsretry).
+	var obs jetstream.ObjectStore
+	err = jsretry.Do(ctx, jsretry.Options{PerAttempt: probe, Attempts: 2, Conn: nc}, func(ctx context.Context) error {
+		var err error
+		obs, err = js.ObjectStore(ctx, c.Bucket)
+		return err
+	})
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return nil, fmt.Errorf("%w: no JetStream answered within %v: open the Object Store bucket %s: %w", ErrNoJetStream, probe, c.Bucket, err)
+		return nil, fmt.Errorf("%w: no JetStream answered within %v, twice: open the Object Store bucket %s: %w", ErrNoJetStream, probe, c.Bucket, err)
 	}
-	cctx, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel2 := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel2()
+	created := false
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		obs, err = js.CreateObjectStore(cctx, want)
+		// Instances that start together may all create it (see jsretry).
+		err = jsretry.Do(cctx, jsretry.Options{Conn: nc}, func(ctx context.Context) error {
+			var err error
+			if obs, err = js.CreateObjectStore(ctx, want); err == nil {
+				created = true
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, context.DeadlineExceeded) {
+				if o, lerr := js.ObjectStore(ctx, c.Bucket); lerr == nil {
+					obs = o
+					return nil
+				}
+			}
+			return err
+		})
 		if err != nil {
 			return nil, explain("create", err)
 		}
+	}
+	if created {
 		ev := log.Info()
 		if replicas == 1 {
 			ev = log.Warn()
