@@ -51,10 +51,11 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemp
 
 	// PublishMsg encodes the message into the connection's buffer before it
 	// returns, so one message and one header serve every record.
-	h, m := s.header, &s.msg
+	rh, m := s.header, &s.msg
+	h := rh.h
 	for i := start; i < end; i++ {
 		rec := &b.Records[i]
-		SetRecordHeaders(h, recordMeta(b, rec))
+		rh.set(b, rec)
 		*m = nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h}
 		reason := ""
 		if len(m.Subject) > MaxSubjectBytes {
@@ -68,6 +69,7 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemp
 				err = p.nc.PublishMsg(m)
 			}
 			clearObjectReference(h)
+			rh.sync()
 			if err != nil {
 				return err
 			}
@@ -84,6 +86,7 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemp
 			p.logDeadLetter(b, rec, m)
 			err := p.nc.PublishMsg(m)
 			clearDeadLetter(h)
+			rh.sync()
 			if err != nil {
 				return fmt.Errorf("publish dead letter for record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
 			}

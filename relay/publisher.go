@@ -193,7 +193,7 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 			return nil, fmt.Errorf("new publisher: jetstream: %w", err)
 		}
 	}
-	p.scratch.New = func() any { return &scratch{header: make(nats.Header, 10)} }
+	p.scratch.New = func() any { return &scratch{header: newRecordHeader()} }
 	return p, nil
 }
 
@@ -335,10 +335,10 @@ type batchResult struct {
 type scratch struct {
 	subject     []byte
 	lastSubject string
-	header      nats.Header // core mode: one header reused for every message
-	msg         nats.Msg    // core mode: one message reused
-	items       []jsItem    // JetStream mode
-	pending     []int       // JetStream mode: indexes into items
+	header      *recordHeader // core mode: one header reused for every message
+	msg         nats.Msg      // core mode: one message reused
+	items       []jsItem      // JetStream mode
+	pending     []int         // JetStream mode: indexes into items
 	opts        []jetstream.PublishOpt
 }
 

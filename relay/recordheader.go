@@ -1,0 +1,81 @@
+package relay
+
+import (
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/fanoutd/fanoutd/record"
+)
+
+// recordHeader is one nats.Header reused for the messages of a core chunk,
+// as SetRecordHeaders fills it, but without a map operation per header per
+// record: the map holds one value slice per header, and set writes the
+// record's values into those slices. Only an optional header that appears or
+// disappears from one record to the next costs a map insert or delete.
+//
+// Code that replaces a value slice in h (Header.Set, as the dead-letter path
+// does) must call sync before the next set.
+type recordHeader struct {
+	h nats.Header
+	// One value slice of length 1 per header, shared with h.
+	stream, shard, pk, seq, subSeq, ehk, arrival, msgID []string
+	// Which optional headers h holds.
+	hasSubSeq, hasEHK, hasArrival bool
+	num                           [20]byte
+}
+
+func newRecordHeader() *recordHeader {
+	one := func() []string { return make([]string, 1) }
+	r := &recordHeader{h: make(nats.Header, 12), stream: one(), shard: one(), pk: one(), seq: one(),
+		subSeq: one(), ehk: one(), arrival: one(), msgID: one()}
+	r.sync()
+	return r
+}
+
+// sync puts every required header's slice, and the present optional ones,
+// back into h.
+func (r *recordHeader) sync() {
+	r.h[HeaderStream], r.h[HeaderShardID], r.h[HeaderPartitionKey] = r.stream, r.shard, r.pk
+	r.h[HeaderSequenceNumber], r.h[nats.MsgIdHdr] = r.seq, r.msgID
+	r.setOptional(HeaderSubSequenceNumber, r.subSeq, &r.hasSubSeq, r.hasSubSeq, true)
+	r.setOptional(HeaderExplicitHashKey, r.ehk, &r.hasEHK, r.hasEHK, true)
+	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, r.hasArrival, true)
+}
+
+// setOptional makes h hold key (with vs) exactly when want is true.
+func (r *recordHeader) setOptional(key string, vs []string, has *bool, want, force bool) {
+	if want == *has && !force {
+		return
+	}
+	if want {
+		r.h[key] = vs
+	} else {
+		delete(r.h, key)
+	}
+	*has = want
+}
+
+// set fills h for one record of b, as SetRecordHeaders(h, recordMeta(b, rec))
+// does.
+func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
+	r.stream[0] = EscapeHeaderValue(b.Stream)
+	r.shard[0] = EscapeHeaderValue(b.ShardID)
+	r.pk[0] = EscapeHeaderValue(rec.PartitionKey)
+	r.seq[0] = EscapeHeaderValue(rec.SequenceNumber)
+	subSeq := int64(0)
+	if rec.Aggregated {
+		subSeq = rec.SubSequenceNumber
+		r.subSeq[0] = string(strconv.AppendInt(r.num[:0], subSeq, 10))
+	}
+	r.setOptional(HeaderSubSequenceNumber, r.subSeq, &r.hasSubSeq, rec.Aggregated, false)
+	if rec.ExplicitHashKey != "" {
+		r.ehk[0] = EscapeHeaderValue(rec.ExplicitHashKey)
+	}
+	r.setOptional(HeaderExplicitHashKey, r.ehk, &r.hasEHK, rec.ExplicitHashKey != "", false)
+	if !rec.ArrivalTime.IsZero() {
+		r.arrival[0] = FormatArrivalTime(rec.ArrivalTime)
+	}
+	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, !rec.ArrivalTime.IsZero(), false)
+	r.msgID[0] = EscapeHeaderValue(MsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq))
+}

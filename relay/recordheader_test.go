@@ -1,0 +1,47 @@
+package relay
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/fanoutd/fanoutd/record"
+)
+
+// recordHeader, reused across records of every shape (and across a dead
+// letter, which replaces value slices), holds exactly what SetRecordHeaders
+// sets on a fresh header.
+func TestRecordHeaderMatchesSetRecordHeaders(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	rh := newRecordHeader()
+	b := &record.Batch{Stream: "orders", ShardID: "shardId-000000000001"}
+	for i := range 2000 {
+		rec := &record.Record{PartitionKey: []string{"k", "a b", " lead", "é", "100%", strings.Repeat("é", 100)}[rng.IntN(6)],
+			SequenceNumber: "4959" + string(rune('0'+i%10))}
+		if rng.IntN(2) == 0 {
+			rec.Aggregated, rec.SubSequenceNumber = true, rng.Int64N(1000)
+		}
+		if rng.IntN(3) == 0 {
+			rec.ExplicitHashKey = "340282366920938463463374607431768211455"
+		}
+		if rng.IntN(4) != 0 {
+			rec.ArrivalTime = time.UnixMilli(1700000000000 + rng.Int64N(1e9))
+		}
+		rh.set(b, rec)
+		want := nats.Header{}
+		SetRecordHeaders(want, recordMeta(b, rec))
+		if !reflect.DeepEqual(map[string][]string(rh.h), map[string][]string(want)) {
+			t.Fatalf("record %d:\n got %v\nwant %v", i, rh.h, want)
+		}
+		if rng.IntN(10) == 0 { // the dead-letter path, then the next record
+			m := &nats.Msg{Subject: "kinesis.orders", Header: rh.h}
+			makeDeadLetter(m, "fanoutd.deadletter.orders", "test")
+			clearDeadLetter(rh.h)
+			rh.sync()
+		}
+	}
+}
