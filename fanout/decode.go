@@ -2,6 +2,8 @@ package fanout
 
 import (
 	"encoding/base64"
+	"encoding/binary"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -13,8 +15,8 @@ import (
 
 // eventDecoder decodes the JSON payload of a SubscribeToShardEvent frame
 // the way Kinesis writes it, without reflection and without an allocation
-// per record: record data is base64-decoded into one buffer per
-// subscription, reused by the next event, and the strings of an event
+// per record: record data is base64-decoded into the frame's own buffer,
+// over the JSON already read (see decode), and the strings of an event
 // (partition keys, sequence numbers, the continuation) share one
 // allocation.
 //
@@ -25,14 +27,15 @@ import (
 // SDK does (FuzzDecoderMatchesSDK checks it); whatever it refuses, the SDK
 // decodes.
 type eventDecoder struct {
-	recs  []rawRecord
-	arena []byte
+	recs    []rawRecord
+	arena   []byte
+	scratch []byte // one record's decoded data, on its way into the frame
 }
 
-// rawRecord is one Kinesis record of the event being decoded: its data in
-// the data buffer, its strings in the arena.
+// rawRecord is one Kinesis record of the event being decoded: its base64
+// data in the payload, its strings in the arena.
 type rawRecord struct {
-	dataOff, dataEnd int
+	dataOff, dataEnd int // the Data string's bytes in the payload; dataEnd -1 when absent
 	pk, seq          strSpan
 	ms               int64
 	hasTime          bool
@@ -72,13 +75,21 @@ func (s *jsonScanner) expect(c byte) bool {
 }
 
 // str scans a string without escapes or control characters and returns
-// its bytes, without the quotes.
+// its bytes, without the quotes. It looks at 8 bytes at a time (most of an
+// event is base64 in Data strings) and at single bytes only near the end
+// of the string.
 func (s *jsonScanner) str() ([]byte, bool) {
 	if s.peek() != '"' {
 		return nil, false
 	}
 	start := s.i + 1
-	for i := start; i < len(s.b); i++ {
+	i := start
+	for ; i+8 <= len(s.b); i += 8 {
+		if x := binary.LittleEndian.Uint64(s.b[i:]); hasLess(x, 0x20)|hasZero(x^(ones*'"'))|hasZero(x^(ones*'\\')) != 0 {
+			break
+		}
+	}
+	for ; i < len(s.b); i++ {
 		switch c := s.b[i]; {
 		case c == '"':
 			s.i = i + 1
@@ -89,6 +100,16 @@ func (s *jsonScanner) str() ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// Bit Twiddling Hacks' tests of 8 bytes at once: whether any byte is zero,
+// whether any is below n (n <= 128).
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+func hasZero(x uint64) uint64    { return (x - ones) &^ x & high }
+func hasLess(x, n uint64) uint64 { return (x - ones*n) &^ x & high }
 
 // number scans a JSON number.
 func (s *jsonScanner) number() ([]byte, bool) {
@@ -205,19 +226,26 @@ func (d *eventDecoder) addString(b []byte) strSpan {
 }
 
 // decode decodes payload, appending its user records to dst. ok is false
-// when the SDK must decode it instead; then dst is returned unchanged.
-func (d *eventDecoder) decode(dst []record.Record, payload []byte, dataBuf *[]byte) (eventMeta, []record.Record, bool) {
+// when the SDK must decode it instead; then dst is returned unchanged and
+// payload is untouched. err is the SDK's error for a Data string that is
+// not base64; payload is then no longer whole.
+//
+// It reads payload in two passes. The first checks everything but the
+// base64 and notes where each Data string is; only then the second decodes
+// each Data string and moves the bytes to the start of payload, over JSON
+// already read: decoded data is shorter than its base64, and every string
+// comes after the data of the records before it, so no byte is overwritten
+// before it is read. The records' Data point into payload, valid until the
+// next frame is read into the same buffer; no second buffer of the
+// event's size is needed.
+func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, []record.Record, bool, error) {
 	var ev eventMeta
-	if need := len(payload)/4*3 + 3; cap(*dataBuf) < need {
-		*dataBuf = make([]byte, 0, bufSize(need))
-	}
-	data := (*dataBuf)[:0]
 	d.recs, d.arena = d.recs[:0], d.arena[:0]
 	s := jsonScanner{b: payload}
 	var cont strSpan
 	var hasCont, hasMillis, hasRecords bool
 	if !s.expect('{') {
-		return ev, dst, false
+		return ev, dst, false, nil
 	}
 	if s.peek() == '}' {
 		s.i++
@@ -225,33 +253,33 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte, dataBuf *[]by
 		for more := true; more; {
 			key, ok := s.member()
 			if !ok {
-				return ev, dst, false
+				return ev, dst, false, nil
 			}
 			switch string(key) {
 			case "ContinuationSequenceNumber":
 				v, ok := s.str()
 				if !ok || hasCont {
-					return ev, dst, false
+					return ev, dst, false, nil
 				}
 				cont, hasCont = d.addString(v), true
 			case "MillisBehindLatest":
 				tok, ok := s.number()
 				if !ok || hasMillis {
-					return ev, dst, false
+					return ev, dst, false, nil
 				}
 				n, ok := parseDecimalInt(tok)
 				if !ok {
-					return ev, dst, false
+					return ev, dst, false, nil
 				}
 				ev.millisBehindLatest, hasMillis = n, true
 			case "ChildShards":
 				// Only an empty list: a shard's end is rare, the SDK decodes it.
 				if !s.expect('[') || !s.expect(']') {
-					return ev, dst, false
+					return ev, dst, false, nil
 				}
 			case "Records":
 				if hasRecords || !s.expect('[') {
-					return ev, dst, false
+					return ev, dst, false, nil
 				}
 				hasRecords = true
 				if s.peek() == ']' {
@@ -259,31 +287,30 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte, dataBuf *[]by
 					break
 				}
 				for moreRecs := true; moreRecs; {
-					var ok bool
-					if data, ok = d.record(&s, data); !ok {
-						return ev, dst, false
+					if !d.record(&s) {
+						return ev, dst, false, nil
 					}
 					if moreRecs, ok = s.endMember(']'); !ok {
-						return ev, dst, false
+						return ev, dst, false, nil
 					}
 				}
 			default:
-				return ev, dst, false
+				return ev, dst, false, nil
 			}
 			if more, ok = s.endMember('}'); !ok {
-				return ev, dst, false
+				return ev, dst, false, nil
 			}
 		}
 	}
 	if s.ws(); s.i != len(s.b) {
-		return ev, dst, false
+		return ev, dst, false, nil
 	}
-	*dataBuf = data[:0]
 	strs := string(d.arena)
 	if hasCont {
 		c := strs[cont.off:cont.end]
 		ev.continuation = &c
 	}
+	n0, w := len(dst), 0
 	for i := range d.recs {
 		r := &d.recs[i]
 		var at time.Time
@@ -292,17 +319,35 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte, dataBuf *[]by
 		}
 		var b []byte
 		if r.dataEnd >= 0 {
-			b = data[r.dataOff:r.dataEnd:r.dataEnd]
+			src := payload[r.dataOff:r.dataEnd]
+			if need := base64.StdEncoding.DecodedLen(len(src)); cap(d.scratch) < need {
+				d.scratch = make([]byte, bufSize(need))
+			}
+			n, err := base64.StdEncoding.Decode(d.scratch[:cap(d.scratch)], src)
+			if err != nil {
+				clear(dst[n0:])
+				return eventMeta{}, dst[:n0], false, errBase64(err)
+			}
+			// w <= r.dataOff: the copy overwrites only bytes already read.
+			copy(payload[w:], d.scratch[:n])
+			b = payload[w : w+n : w+n]
+			w += n
 		}
 		dst = kpl.Deaggregate(dst, b, strs[r.pk.off:r.pk.end], "", strs[r.seq.off:r.seq.end], at)
 	}
-	return ev, dst, true
+	return ev, dst, true, nil
 }
 
-// record decodes one record object, its data appended to data.
-func (d *eventDecoder) record(s *jsonScanner, data []byte) ([]byte, bool) {
+// errBase64 is the SDK's error for a Data string that is not base64 (its
+// text is the SDK's, which FuzzDecoderMatchesSDK checks).
+func errBase64(err error) error {
+	return fmt.Errorf("deserialize event SubscribeToShardEvent: decode base64 blob: %w", err)
+}
+
+// record reads one record object; its data is decoded later (see decode).
+func (d *eventDecoder) record(s *jsonScanner) bool {
 	if !s.expect('{') {
-		return data, false
+		return false
 	}
 	r := rawRecord{dataEnd: -1}
 	var seen uint8
@@ -326,54 +371,48 @@ func (d *eventDecoder) record(s *jsonScanner, data []byte) ([]byte, bool) {
 		for more := true; more; {
 			key, ok := s.member()
 			if !ok {
-				return data, false
+				return false
 			}
 			switch string(key) {
 			case "ApproximateArrivalTimestamp":
 				tok, ok := s.number()
 				if !ok || !once(seenTime) {
-					return data, false
+					return false
 				}
 				if r.ms, ok = epochMillis(tok); !ok {
-					return data, false
+					return false
 				}
 				r.hasTime = true
 			case "Data":
 				v, ok := s.str()
 				if !ok || !once(seenData) {
-					return data, false
+					return false
 				}
-				off := len(data)
-				n, err := base64.StdEncoding.Decode(data[off:cap(data)], v)
-				if err != nil {
-					return data, false
-				}
-				data = data[:off+n]
-				r.dataOff, r.dataEnd = off, off+n
+				r.dataOff, r.dataEnd = s.i-1-len(v), s.i-1
 			case "EncryptionType":
 				if _, ok := s.str(); !ok || !once(seenEnc) {
-					return data, false
+					return false
 				}
 			case "PartitionKey":
 				v, ok := s.str()
 				if !ok || !once(seenPK) {
-					return data, false
+					return false
 				}
 				r.pk = d.addString(v)
 			case "SequenceNumber":
 				v, ok := s.str()
 				if !ok || !once(seenSeq) {
-					return data, false
+					return false
 				}
 				r.seq = d.addString(v)
 			default:
-				return data, false
+				return false
 			}
 			if more, ok = s.endMember('}'); !ok {
-				return data, false
+				return false
 			}
 		}
 	}
 	d.recs = append(d.recs, r)
-	return data, true
+	return true
 }

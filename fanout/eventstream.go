@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -50,7 +51,6 @@ type rawSubscription struct {
 	once   sync.Once
 	codec  *awsjson.Protocol // the SDK's codec, for everything but the fast path
 	frame  []byte            // the current frame, reused
-	data   []byte            // decoded record data of the current event, reused
 	dec    eventDecoder
 }
 
@@ -184,12 +184,15 @@ func (s *rawSubscription) next(dst []record.Record) (eventMeta, []record.Record,
 			return s.slow(frame, dst, err)
 		}
 		if f, ok := parseFrame(frame); ok && f.messageType == "event" && f.eventType == "SubscribeToShardEvent" {
-			ev, recs, ok := s.dec.decode(dst, f.payload, &s.data)
-			if ok {
-				return ev, recs, true, nil
+			ev, recs, ok, err := s.dec.decode(dst, f.payload)
+			if err != nil || ok {
+				return ev, recs, ok, err
 			}
 		}
 		ev, recs, ok, err := s.slow(frame, dst, nil)
+		if err == errSDKEnd {
+			return eventMeta{}, dst, false, nil
+		}
 		if ok || err != nil {
 			return ev, recs, ok, err
 		}
@@ -212,6 +215,12 @@ func (s *rawSubscription) slow(frame []byte, dst []record.Record, readErr error)
 	ev, err = s.codec.DeserializeEventMessage(schemas.SubscribeToShardEventStream, kinesis.TypeRegistry, frameReader(frame, readErr))
 	if err != nil {
 		if err == io.EOF {
+			// The SDK ends the stream here, for a cut frame and also for a
+			// whole frame whose headers claim more bytes than the header
+			// block holds (its header decoder reads an io.EOF there).
+			if readErr == nil {
+				return eventMeta{}, dst, false, errSDKEnd
+			}
 			return eventMeta{}, dst, false, nil
 		}
 		return eventMeta{}, dst, false, err
@@ -223,6 +232,10 @@ func (s *rawSubscription) slow(frame []byte, dst []record.Record, readErr error)
 	// (impossible: the checksum covers the whole frame): no event.
 	return eventMeta{}, dst, false, nil
 }
+
+// errSDKEnd is slow's answer for a whole frame after which the SDK would
+// read no more: next ends the stream, as the SDK does.
+var errSDKEnd = errors.New("the SDK ends the event stream here")
 
 type errReader struct{ err error }
 
@@ -277,12 +290,12 @@ func (s *rawSubscription) readFrame() ([]byte, error) {
 	return buf, nil
 }
 
-// bufSize rounds a buffer size up to a power of two (at least 64 KiB), so
-// that a subscription's buffers grow a few times, not at every larger event.
+// bufSize is the capacity to give a buffer that must hold n bytes: n plus
+// an eighth, in steps of 64 KiB, so that a subscription's buffers grow a few
+// times, not at every slightly larger event, and hold little more than the
+// largest event (a power of two would waste up to half).
 func bufSize(n int) int {
-	size := 64 << 10
-	for size < n {
-		size *= 2
-	}
-	return size
+	const step = 64 << 10
+	size := n + n/8
+	return (size + step - 1) / step * step
 }
