@@ -21,14 +21,6 @@ const (
 	HeaderArrivalTime       = "Kinesis-Arrival-Time"        // see FormatArrivalTime
 )
 
-// RecordMeta is what SetRecordHeaders needs to know about one user record.
-type RecordMeta struct {
-	Stream, ShardID, PartitionKey, SequenceNumber, ExplicitHashKey string
-	SubSequenceNumber                                              int64
-	Aggregated                                                     bool
-	ArrivalTime                                                    time.Time
-}
-
 // MsgID is "<stream>:<shard-id>:<sequence>:<sub-sequence>" (sub-sequence 0 for
 // plain records). It names one user record uniquely and stably across
 // replays, so JetStream's duplicate window (Nats-Msg-Id) hides a replay after a
@@ -58,47 +50,6 @@ const arrivalTimeLayout = "2006-01-02T15:04:05.000Z"
 // millisecond before.
 func FormatArrivalTime(t time.Time) string {
 	return t.UTC().Round(time.Millisecond).Format(arrivalTimeLayout)
-}
-
-// SetRecordHeaders sets the Kinesis-* headers and Nats-Msg-Id (MsgID) of one
-// record on h, which must not be nil. Kinesis-Sub-Sequence-Number is set only
-// for a record from a KPL aggregate, Kinesis-Explicit-Hash-Key only when it is
-// not empty, Kinesis-Arrival-Time only when the time is not zero; otherwise
-// they are deleted, so h can be reused from one record to the next. Every value
-// is escaped with EscapeHeaderValue.
-func SetRecordHeaders(h nats.Header, m RecordMeta) {
-	setHeader(h, HeaderStream, EscapeHeaderValue(m.Stream))
-	setHeader(h, HeaderShardID, EscapeHeaderValue(m.ShardID))
-	setHeader(h, HeaderPartitionKey, EscapeHeaderValue(m.PartitionKey))
-	setHeader(h, HeaderSequenceNumber, EscapeHeaderValue(m.SequenceNumber))
-	subSeq := int64(0)
-	if m.Aggregated {
-		subSeq = m.SubSequenceNumber
-		setHeader(h, HeaderSubSequenceNumber, strconv.FormatInt(subSeq, 10))
-	} else {
-		h.Del(HeaderSubSequenceNumber)
-	}
-	if m.ExplicitHashKey != "" {
-		setHeader(h, HeaderExplicitHashKey, EscapeHeaderValue(m.ExplicitHashKey))
-	} else {
-		h.Del(HeaderExplicitHashKey)
-	}
-	if !m.ArrivalTime.IsZero() {
-		setHeader(h, HeaderArrivalTime, FormatArrivalTime(m.ArrivalTime))
-	} else {
-		h.Del(HeaderArrivalTime)
-	}
-	setHeader(h, nats.MsgIdHdr, EscapeHeaderValue(MsgID(m.Stream, m.ShardID, m.SequenceNumber, subSeq)))
-}
-
-// setHeader is h.Set(key, v) for a canonical key, reusing the value slice a
-// reused header already holds: no allocation per header per record.
-func setHeader(h nats.Header, key, v string) {
-	if vs := h[key]; len(vs) == 1 {
-		vs[0] = v
-		return
-	}
-	h[key] = []string{v}
 }
 
 // EscapeHeaderValue makes s safe as a NATS header value.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutd/fanoutd/record"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -93,19 +94,16 @@ func TestEscapeHeaderValueDoesNotAllocateWhenClean(t *testing.T) {
 	}
 }
 
-func TestSetRecordHeaders(t *testing.T) {
+func TestRecordHeader(t *testing.T) {
 	arrival := time.Date(2024, 3, 1, 12, 0, 0, 123e6, time.UTC)
-	plain := RecordMeta{
-		Stream:            "orders",
-		ShardID:           "shardId-000000000001",
+	b := &record.Batch{Stream: "orders", ShardID: "shardId-000000000001"}
+	plain := &record.Record{
 		PartitionKey:      "line\r\nbreak",
 		SequenceNumber:    "4959",
 		SubSequenceNumber: 5, // ignored: not aggregated
 		ArrivalTime:       arrival,
 	}
-	aggregated := RecordMeta{
-		Stream:            "orders",
-		ShardID:           "shardId-000000000001",
+	aggregated := &record.Record{
 		PartitionKey:      "user-1",
 		SequenceNumber:    "4960",
 		ExplicitHashKey:   "340282366920938463463374607431768211455",
@@ -132,27 +130,30 @@ func TestSetRecordHeaders(t *testing.T) {
 		nats.MsgIdHdr:           {"orders:shardId-000000000001:4960:2"},
 	}
 
-	// One header reused across records, as a publisher might: headers that do
+	// One header reused across records, as core mode does: headers that do
 	// not apply to the next record must go.
-	h := nats.Header{}
+	rh := newRecordHeader()
 	for _, step := range []struct {
 		name string
-		meta RecordMeta
+		rec  *record.Record
 		want nats.Header
 	}{
 		{"plain", plain, wantPlain},
 		{"aggregated", aggregated, wantAggregated},
 		{"plain after aggregated", plain, wantPlain},
 	} {
-		SetRecordHeaders(h, step.meta)
-		assertHeader(t, step.name, h, step.want)
+		assertHeader(t, step.name, RecordHeader(b, step.rec), step.want)
+		rh.set(b, step.rec)
+		assertHeader(t, step.name+" (reused)", rh.h, step.want)
 	}
 
-	noTime := plain
+	noTime := *plain
 	noTime.ArrivalTime = time.Time{}
-	SetRecordHeaders(h, noTime)
-	if _, ok := h[HeaderArrivalTime]; ok {
-		t.Errorf("zero arrival time: %s set to %q", HeaderArrivalTime, h.Get(HeaderArrivalTime))
+	rh.set(b, &noTime)
+	for _, h := range []nats.Header{RecordHeader(b, &noTime), rh.h} {
+		if _, ok := h[HeaderArrivalTime]; ok {
+			t.Errorf("zero arrival time: %s set to %q", HeaderArrivalTime, h.Get(HeaderArrivalTime))
+		}
 	}
 }
 
@@ -197,10 +198,8 @@ func TestHeadersSurviveNATS(t *testing.T) {
 	keys := []string{"plain", " padded ", "line1\r\nline2", "tab\there", "100%", "ключ 日本", "\x00\x7f\xff", "a: b", "_", "", "a.b*c>d"}
 	for _, key := range keys {
 		m := nats.NewMsg(string(tmpl.Render(nil, SubjectValues{Stream: "orders", PartitionKey: key})))
-		SetRecordHeaders(m.Header, RecordMeta{
-			Stream: "orders", ShardID: "shardId-000000000000", PartitionKey: key,
-			SequenceNumber: "4959", ArrivalTime: time.Unix(1700000000, 0),
-		})
+		m.Header = RecordHeader(&record.Batch{Stream: "orders", ShardID: "shardId-000000000000"},
+			&record.Record{PartitionKey: key, SequenceNumber: "4959", ArrivalTime: time.Unix(1700000000, 0)})
 		m.Data = []byte(key)
 		if err := nc.PublishMsg(m); err != nil {
 			t.Fatalf("publish %q: %v", key, err)
@@ -225,15 +224,25 @@ func TestHeadersSurviveNATS(t *testing.T) {
 	}
 }
 
-func BenchmarkSetRecordHeaders(b *testing.B) {
-	m := RecordMeta{
-		Stream: "orders", ShardID: "shardId-000000000001", PartitionKey: "3f2b9c4e-6d1a-4c8e-9f7b-2a1d5e8c0b47",
+// BenchmarkRecordHeader: the headers of one record, a new header (JetStream
+// mode) and one reused header (core mode).
+func BenchmarkRecordHeader(b *testing.B) {
+	batch := &record.Batch{Stream: "orders", ShardID: "shardId-000000000001"}
+	rec := &record.Record{PartitionKey: "3f2b9c4e-6d1a-4c8e-9f7b-2a1d5e8c0b47",
 		SequenceNumber: "49590338271490256608559692538361571095921575989136588898", SubSequenceNumber: 3, Aggregated: true,
 		ArrivalTime: time.Date(2024, 3, 1, 12, 0, 0, 123e6, time.UTC),
 	}
-	h := nats.Header{}
-	b.ReportAllocs()
-	for b.Loop() {
-		SetRecordHeaders(h, m)
-	}
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = RecordHeader(batch, rec)
+		}
+	})
+	b.Run("reused", func(b *testing.B) {
+		rh := newRecordHeader()
+		b.ReportAllocs()
+		for b.Loop() {
+			rh.set(batch, rec)
+		}
+	})
 }

@@ -205,7 +205,7 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 //
 // Each record becomes one message: the subject rendered from the stream's
 // template, the record's data as the payload, and the headers of
-// SetRecordHeaders. A record too big for the server's max_payload (or, in
+// RecordHeader. A record too big for the server's max_payload (or, in
 // JetStream mode, for the stream's max_msg_size) is replaced by a dead
 // letter, confirmed like any other message, so that it does not block the
 // shard.
@@ -384,19 +384,6 @@ var defaultDeadLetter = func() *SubjectTemplate {
 
 func subjectValues(b *record.Batch, rec *record.Record) SubjectValues {
 	return SubjectValues{Stream: b.Stream, Shard: b.ShardID, PartitionKey: rec.PartitionKey, Consumer: b.Consumer}
-}
-
-func recordMeta(b *record.Batch, rec *record.Record) RecordMeta {
-	return RecordMeta{
-		Stream:            b.Stream,
-		ShardID:           b.ShardID,
-		PartitionKey:      rec.PartitionKey,
-		SequenceNumber:    rec.SequenceNumber,
-		ExplicitHashKey:   rec.ExplicitHashKey,
-		SubSequenceNumber: rec.SubSequenceNumber,
-		Aggregated:        rec.Aggregated,
-		ArrivalTime:       rec.ArrivalTime,
-	}
 }
 
 // logDeadLetter warns about one record replaced by a dead letter.

@@ -67,9 +67,7 @@ func wantSubject(b *record.Batch, rec *record.Record) string {
 }
 
 func wantHeader(b *record.Batch, rec *record.Record) nats.Header {
-	h := nats.Header{}
-	SetRecordHeaders(h, recordMeta(b, rec))
-	return h
+	return RecordHeader(b, rec)
 }
 
 // checkMsg compares a received message with the record it relays.

@@ -9,7 +9,7 @@ import (
 )
 
 // recordHeader is one nats.Header reused for the messages of a core chunk,
-// as SetRecordHeaders fills it, but without a map operation per header per
+// holding what RecordHeader returns, but without a map operation per header per
 // record: the map holds one value slice per header, and set writes the
 // record's values into those slices. Only an optional header that appears or
 // disappears from one record to the next costs a map insert or delete.
@@ -56,8 +56,8 @@ func (r *recordHeader) setOptional(key string, vs []string, has *bool, want, for
 	*has = want
 }
 
-// set fills h for one record of b, as SetRecordHeaders(h, recordMeta(b, rec))
-// does.
+// set fills h for one record of b: h then holds what RecordHeader(b, rec)
+// returns.
 func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 	r.stream[0] = EscapeHeaderValue(b.Stream)
 	r.shard[0] = EscapeHeaderValue(b.ShardID)
@@ -78,4 +78,42 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 	}
 	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, !rec.ArrivalTime.IsZero(), false)
 	r.msgID[0] = EscapeHeaderValue(MsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq))
+}
+
+// RecordHeader returns the headers of the message that relays rec, a user
+// record of b: Kinesis-Stream, Kinesis-Shard-Id, Kinesis-Partition-Key,
+// Kinesis-Sequence-Number, Nats-Msg-Id (MsgID), Kinesis-Sub-Sequence-Number
+// for a record from a KPL aggregate only, Kinesis-Explicit-Hash-Key only when
+// the record has one, Kinesis-Arrival-Time only when its time is not zero.
+// Every value is escaped with EscapeHeaderValue.
+//
+// The value slices are cut from one array: one allocation for the values
+// instead of one per header (JetStream mode keeps every message until its
+// PubAck, so its headers cannot be reused; core mode reuses one, see
+// recordHeader).
+func RecordHeader(b *record.Batch, rec *record.Record) nats.Header {
+	h := make(nats.Header, 10)
+	arr, n := make([]string, 8), 0
+	set := func(k, v string) {
+		arr[n] = v
+		h[k] = arr[n : n+1 : n+1]
+		n++
+	}
+	set(HeaderStream, EscapeHeaderValue(b.Stream))
+	set(HeaderShardID, EscapeHeaderValue(b.ShardID))
+	set(HeaderPartitionKey, EscapeHeaderValue(rec.PartitionKey))
+	set(HeaderSequenceNumber, EscapeHeaderValue(rec.SequenceNumber))
+	subSeq := int64(0)
+	if rec.Aggregated {
+		subSeq = rec.SubSequenceNumber
+		set(HeaderSubSequenceNumber, strconv.FormatInt(subSeq, 10))
+	}
+	if rec.ExplicitHashKey != "" {
+		set(HeaderExplicitHashKey, EscapeHeaderValue(rec.ExplicitHashKey))
+	}
+	if !rec.ArrivalTime.IsZero() {
+		set(HeaderArrivalTime, FormatArrivalTime(rec.ArrivalTime))
+	}
+	set(nats.MsgIdHdr, EscapeHeaderValue(MsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq)))
+	return h
 }
