@@ -59,14 +59,14 @@ type jsItem struct {
 // stream's duplicate window, as long as first attempts succeed. A retry
 // cannot restore order: if message k failed while k+1 was stored, k is
 // stored after k+1 (re-publishing k+1 too would not help, it would be
-// deduplicated where it is). Retries preserve order among themselves: a
-// retry round publishes its first message alone and goes on only once that
-// one is stored (so a stream that recovers in the middle of a round, after
-// being full, stores the rest in order), and a round stops publishing at
-// the first message it cannot publish. The only reordering left is of
-// messages whose PubAck failed after they were sent while later ones were
-// stored, which happens when a connection drops or a stream leader changes
-// in the middle of the first round. A
+// deduplicated where it is). So every round (the first one and each retry)
+// publishes its first message alone and goes on only once that one is
+// stored (so a stream that recovers in the middle of a round, after being
+// full, stores the rest in order), and a round stops publishing at the
+// first message it cannot publish. The only reordering left is of messages
+// whose PubAck failed after they were sent while later ones were stored,
+// which happens when a stream leader changes (or a full stream takes
+// messages again) in the middle of a round, after its first message. A
 // consumer that needs strict order can sort by the Kinesis-Sequence-Number
 // and Kinesis-Sub-Sequence-Number headers. A replay older than the stream's
 // duplicate window (2 minutes by default) is stored again.
@@ -96,8 +96,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 	items := s.items[:0]
 	for i := start; i < end; i++ {
 		rec := &b.Records[i]
-		h := make(nats.Header, 8)
-		SetRecordHeaders(h, recordMeta(b, rec))
+		h := RecordHeader(b, rec)
 		it := jsItem{
 			rec:   i,
 			msg:   &nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h},
@@ -136,12 +135,14 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 	delay := retryDelayMin
 	for attempt := 1; ; attempt++ {
 		probed := true
-		if attempt > 1 && len(pending) > 1 {
-			// A retry round first publishes the first unconfirmed message
-			// alone: while the stream still refuses (full, no leader) the
-			// round stops there, and no later message can be stored before
-			// it when the stream recovers in the middle of the round.
-			p.publishAsync(ctx, s, pending[:1], true)
+		if len(pending) > 1 {
+			// Every round first publishes its first message alone: while
+			// the stream refuses (full, no leader) the round stops there,
+			// and no later message can be stored before it when the
+			// stream recovers in the middle of the round. The first round
+			// too: a stream full since the last batch may take messages
+			// again at any moment.
+			p.publishAsync(ctx, s, pending[:1], attempt > 1)
 			failed, err := p.awaitAcks(ctx, b, items, pending[:1])
 			if err != nil {
 				return err
