@@ -27,17 +27,18 @@ const (
 // crash. The sub-sequence is what keeps the sub-records of one KPL aggregate,
 // which share a sequence number, apart.
 func MsgID(stream, shardID, seq string, subSeq int64) string {
-	var b strings.Builder
-	b.Grow(len(stream) + len(shardID) + len(seq) + 3 + 20)
-	b.WriteString(stream)
-	b.WriteByte(':')
-	b.WriteString(shardID)
-	b.WriteByte(':')
-	b.WriteString(seq)
-	b.WriteByte(':')
-	var num [20]byte
-	b.Write(strconv.AppendInt(num[:0], subSeq, 10))
-	return b.String()
+	var a [160]byte
+	return string(appendMsgID(a[:0], stream, shardID, seq, subSeq))
+}
+
+func appendMsgID(b []byte, stream, shardID, seq string, subSeq int64) []byte {
+	b = append(b, stream...)
+	b = append(b, ':')
+	b = append(b, shardID...)
+	b = append(b, ':')
+	b = append(b, seq...)
+	b = append(b, ':')
+	return strconv.AppendInt(b, subSeq, 10)
 }
 
 // arrivalTimeLayout is RFC 3339 in UTC with exactly three fractional digits.
@@ -49,7 +50,12 @@ const arrivalTimeLayout = "2006-01-02T15:04:05.000Z"
 // sends (1.700000000123E9 is 1700000000.12299990654) does not show as the
 // millisecond before.
 func FormatArrivalTime(t time.Time) string {
-	return t.UTC().Round(time.Millisecond).Format(arrivalTimeLayout)
+	var a [len(arrivalTimeLayout)]byte
+	return string(appendArrivalTime(a[:0], t))
+}
+
+func appendArrivalTime(b []byte, t time.Time) []byte {
+	return t.UTC().Round(time.Millisecond).AppendFormat(b, arrivalTimeLayout)
 }
 
 // EscapeHeaderValue makes s safe as a NATS header value.

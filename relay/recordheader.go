@@ -2,6 +2,7 @@ package relay
 
 import (
 	"strconv"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -16,13 +17,18 @@ import (
 //
 // Code that replaces a value slice in h (Header.Set, as the dead-letter path
 // does) must call sync before the next set.
+//
+// The values set formats (the sub-sequence number, the arrival time, the
+// message ID) are strings over buf, which the next set overwrites: they are
+// valid while the record's message is published (PublishMsg copies them into
+// the connection's buffer), not after. Nothing may keep them.
 type recordHeader struct {
 	h nats.Header
 	// One value slice of length 1 per header, shared with h.
 	stream, shard, pk, seq, subSeq, ehk, arrival, msgID []string
 	// Which optional headers h holds.
 	hasSubSeq, hasEHK, hasArrival bool
-	num                           [20]byte
+	buf                           []byte
 }
 
 func newRecordHeader() *recordHeader {
@@ -63,21 +69,35 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 	r.shard[0] = EscapeHeaderValue(b.ShardID)
 	r.pk[0] = EscapeHeaderValue(rec.PartitionKey)
 	r.seq[0] = EscapeHeaderValue(rec.SequenceNumber)
+	// Every formatted value goes into buf first, then the strings are cut
+	// from it: appending after a cut could move buf.
+	buf := r.buf[:0]
 	subSeq := int64(0)
 	if rec.Aggregated {
 		subSeq = rec.SubSequenceNumber
-		r.subSeq[0] = string(strconv.AppendInt(r.num[:0], subSeq, 10))
+	}
+	buf = strconv.AppendInt(buf, subSeq, 10)
+	nSub := len(buf)
+	hasTime := !rec.ArrivalTime.IsZero()
+	if hasTime {
+		buf = appendArrivalTime(buf, rec.ArrivalTime)
+	}
+	nTime := len(buf)
+	buf = appendMsgID(buf, b.Stream, b.ShardID, rec.SequenceNumber, subSeq)
+	r.buf = buf
+	if rec.Aggregated {
+		r.subSeq[0] = unsafe.String(&buf[0], nSub)
 	}
 	r.setOptional(HeaderSubSequenceNumber, r.subSeq, &r.hasSubSeq, rec.Aggregated, false)
 	if rec.ExplicitHashKey != "" {
 		r.ehk[0] = EscapeHeaderValue(rec.ExplicitHashKey)
 	}
 	r.setOptional(HeaderExplicitHashKey, r.ehk, &r.hasEHK, rec.ExplicitHashKey != "", false)
-	if !rec.ArrivalTime.IsZero() {
-		r.arrival[0] = FormatArrivalTime(rec.ArrivalTime)
+	if hasTime {
+		r.arrival[0] = unsafe.String(&buf[nSub], nTime-nSub)
 	}
-	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, !rec.ArrivalTime.IsZero(), false)
-	r.msgID[0] = EscapeHeaderValue(MsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq))
+	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, hasTime, false)
+	r.msgID[0] = EscapeHeaderValue(unsafe.String(&buf[nTime], len(buf)-nTime))
 }
 
 // RecordHeader returns the headers of the message that relays rec, a user
@@ -92,7 +112,9 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 // PubAck, so its headers cannot be reused; core mode reuses one, see
 // recordHeader).
 func RecordHeader(b *record.Batch, rec *record.Record) nats.Header {
-	h := make(nats.Header, 10)
+	// At most 8 headers: one group of Go's map, no table (a dead letter or
+	// an object reference adds a few, rarely).
+	h := make(nats.Header, 8)
 	arr, n := make([]string, 8), 0
 	set := func(k, v string) {
 		arr[n] = v

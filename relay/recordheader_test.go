@@ -15,7 +15,7 @@ import (
 // recordHeader, reused across records of every shape (and across a dead
 // letter, which replaces value slices), holds exactly what RecordHeader
 // returns for each.
-func TestRecordHeaderMatchesSetRecordHeaders(t *testing.T) {
+func TestRecordHeaderReusedMatchesNew(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	rh := newRecordHeader()
 	b := &record.Batch{Stream: "orders", ShardID: "shardId-000000000001"}
