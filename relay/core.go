@@ -60,8 +60,12 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemp
 		reason := ""
 		if len(m.Subject) > MaxSubjectBytes {
 			reason = subjectTooLongReason(len(m.Subject))
-		} else if size := messageSize(m); int64(size) > maxPayload {
-			reason = maxPayloadReason(len(rec.Data), size, maxPayload)
+		} else if size := len(rec.Data) + rh.encodedLen(); int64(size) > maxPayload-64 {
+			// Near the limit: the exact size, as the server counts it
+			// (messageSize iterates over the header; encodedLen does not).
+			if size = messageSize(m); int64(size) > maxPayload {
+				reason = maxPayloadReason(len(rec.Data), size, maxPayload)
+			}
 		}
 		if reason != "" && p.useObjectStore(reason) {
 			err := p.storeObject(ctx, b, rec, m)

@@ -29,6 +29,9 @@ type recordHeader struct {
 	// Which optional headers h holds.
 	hasSubSeq, hasEHK, hasArrival bool
 	buf                           []byte
+	// The batch's stream and shard ID, escaped once per batch.
+	lastStream, lastShard, escStream, escShard string
+	size                                       int // what nats.go encodes of h, see encodedLen
 }
 
 func newRecordHeader() *recordHeader {
@@ -65,10 +68,15 @@ func (r *recordHeader) setOptional(key string, vs []string, has *bool, want, for
 // set fills h for one record of b: h then holds what RecordHeader(b, rec)
 // returns.
 func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
-	r.stream[0] = EscapeHeaderValue(b.Stream)
-	r.shard[0] = EscapeHeaderValue(b.ShardID)
+	if b.Stream != r.lastStream || r.escStream == "" {
+		r.lastStream, r.escStream = b.Stream, EscapeHeaderValue(b.Stream)
+	}
+	if b.ShardID != r.lastShard || r.escShard == "" {
+		r.lastShard, r.escShard = b.ShardID, EscapeHeaderValue(b.ShardID)
+	}
+	seq := EscapeHeaderValue(rec.SequenceNumber)
+	r.stream[0], r.shard[0], r.seq[0] = r.escStream, r.escShard, seq
 	r.pk[0] = EscapeHeaderValue(rec.PartitionKey)
-	r.seq[0] = EscapeHeaderValue(rec.SequenceNumber)
 	// Every formatted value goes into buf first, then the strings are cut
 	// from it: appending after a cut could move buf.
 	buf := r.buf[:0]
@@ -97,8 +105,38 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 		r.arrival[0] = unsafe.String(&buf[nSub], nTime-nSub)
 	}
 	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, hasTime, false)
-	r.msgID[0] = EscapeHeaderValue(unsafe.String(&buf[nTime], len(buf)-nTime))
+	id := unsafe.String(&buf[nTime], len(buf)-nTime)
+	if r.escStream != b.Stream || r.escShard != b.ShardID || seq != rec.SequenceNumber {
+		// The ID joins them with ':' and digits, which need no escaping:
+		// only an escaped part makes it need escaping.
+		id = EscapeHeaderValue(id)
+	}
+	r.msgID[0] = id
+	r.size = 0
+	for _, v := range [...]string{r.stream[0], r.shard[0], r.pk[0], r.seq[0], r.msgID[0]} {
+		r.size += len(v)
+	}
+	r.size += requiredKeysLen
+	if r.hasSubSeq {
+		r.size += len(HeaderSubSequenceNumber) + 4 + len(r.subSeq[0])
+	}
+	if r.hasEHK {
+		r.size += len(HeaderExplicitHashKey) + 4 + len(r.ehk[0])
+	}
+	if r.hasArrival {
+		r.size += len(HeaderArrivalTime) + 4 + len(r.arrival[0])
+	}
 }
+
+// requiredKeysLen is what the header line, the final CRLF and the five
+// headers every record has take besides their values: each header is
+// "key: value\r\n".
+const requiredKeysLen = len("NATS/1.0\r\n") + len("\r\n") +
+	len(HeaderStream) + len(HeaderShardID) + len(HeaderPartitionKey) + len(HeaderSequenceNumber) + len(nats.MsgIdHdr) + 5*4
+
+// encodedLen is how many bytes nats.go encodes of h after set (its values
+// are escaped: nothing to trim). Only as long as nothing else changed h.
+func (r *recordHeader) encodedLen() int { return r.size }
 
 // RecordHeader returns the headers of the message that relays rec, a user
 // record of b: Kinesis-Stream, Kinesis-Shard-Id, Kinesis-Partition-Key,

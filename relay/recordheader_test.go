@@ -18,8 +18,10 @@ import (
 func TestRecordHeaderReusedMatchesNew(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	rh := newRecordHeader()
-	b := &record.Batch{Stream: "orders", ShardID: "shardId-000000000001"}
+	batches := []*record.Batch{{Stream: "orders", ShardID: "shardId-000000000001"}, {Stream: "clicks", ShardID: "shardId-000000000002"},
+		{Stream: "é", ShardID: " shard "}}
 	for i := range 2000 {
+		b := batches[i/10%len(batches)]
 		rec := &record.Record{PartitionKey: []string{"k", "a b", " lead", "é", "100%", strings.Repeat("é", 100)}[rng.IntN(6)],
 			SequenceNumber: "4959" + string(rune('0'+i%10))}
 		if rng.IntN(2) == 0 {
@@ -34,6 +36,9 @@ func TestRecordHeaderReusedMatchesNew(t *testing.T) {
 		rh.set(b, rec)
 		if want := RecordHeader(b, rec); !reflect.DeepEqual(map[string][]string(rh.h), map[string][]string(want)) {
 			t.Fatalf("record %d:\n got %v\nwant %v", i, rh.h, want)
+		}
+		if got, want := rh.encodedLen(), messageSize(&nats.Msg{Header: rh.h}); got != want {
+			t.Fatalf("record %d: encodedLen %d, nats.go encodes %d bytes", i, got, want)
 		}
 		if rng.IntN(10) == 0 { // the dead-letter path, then the next record
 			m := &nats.Msg{Subject: "kinesis.orders", Header: rh.h}
