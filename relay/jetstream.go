@@ -96,7 +96,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 	items := s.items[:0]
 	for i := start; i < end; i++ {
 		rec := &b.Records[i]
-		h := RecordHeader(b, rec)
+		h, hsize := recordHeaderSized(b, rec)
 		it := jsItem{
 			rec:   i,
 			msg:   &nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h},
@@ -105,8 +105,11 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 		reason := ""
 		if len(it.msg.Subject) > MaxSubjectBytes {
 			reason = subjectTooLongReason(len(it.msg.Subject))
-		} else if size := messageSize(it.msg); int64(size) > maxPayload {
-			reason = maxPayloadReason(len(rec.Data), size, maxPayload)
+		} else if size := len(rec.Data) + hsize; int64(size) > maxPayload-64 {
+			// Near the limit: the exact size, as the server counts it.
+			if size = messageSize(it.msg); int64(size) > maxPayload {
+				reason = maxPayloadReason(len(rec.Data), size, maxPayload)
+			}
 		}
 		if reason != "" && p.useObjectStore(reason) {
 			// The put has its own timeout, before the chunk's starts.

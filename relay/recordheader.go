@@ -150,14 +150,23 @@ func (r *recordHeader) encodedLen() int { return r.size }
 // PubAck, so its headers cannot be reused; core mode reuses one, see
 // recordHeader).
 func RecordHeader(b *record.Batch, rec *record.Record) nats.Header {
+	h, _ := recordHeaderSized(b, rec)
+	return h
+}
+
+// recordHeaderSized is RecordHeader and how many bytes nats.go encodes of it
+// (the values are escaped: nothing to trim).
+func recordHeaderSized(b *record.Batch, rec *record.Record) (nats.Header, int) {
 	// At most 8 headers: one group of Go's map, no table (a dead letter or
 	// an object reference adds a few, rarely).
 	h := make(nats.Header, 8)
 	arr, n := make([]string, 8), 0
+	size := len("NATS/1.0\r\n") + len("\r\n")
 	set := func(k, v string) {
 		arr[n] = v
 		h[k] = arr[n : n+1 : n+1]
 		n++
+		size += len(k) + len(": \r\n") + len(v)
 	}
 	set(HeaderStream, EscapeHeaderValue(b.Stream))
 	set(HeaderShardID, EscapeHeaderValue(b.ShardID))
@@ -175,5 +184,5 @@ func RecordHeader(b *record.Batch, rec *record.Record) nats.Header {
 		set(HeaderArrivalTime, FormatArrivalTime(rec.ArrivalTime))
 	}
 	set(nats.MsgIdHdr, EscapeHeaderValue(MsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq)))
-	return h
+	return h, size
 }

@@ -40,6 +40,9 @@ func TestRecordHeaderReusedMatchesNew(t *testing.T) {
 		if got, want := rh.encodedLen(), messageSize(&nats.Msg{Header: rh.h}); got != want {
 			t.Fatalf("record %d: encodedLen %d, nats.go encodes %d bytes", i, got, want)
 		}
+		if h, got := recordHeaderSized(b, rec); got != messageSize(&nats.Msg{Header: h}) {
+			t.Fatalf("record %d: recordHeaderSized %d, nats.go encodes %d bytes", i, got, messageSize(&nats.Msg{Header: h}))
+		}
 		if rng.IntN(10) == 0 { // the dead-letter path, then the next record
 			m := &nats.Msg{Subject: "kinesis.orders", Header: rh.h}
 			makeDeadLetter(m, "fanoutd.deadletter.orders", "test")
