@@ -635,10 +635,3 @@ func (g *Group) Close(ctx context.Context) error {
 	g.log.Info().Msg("left the group")
 	return nil
 }
-
-// abort stops the group's loops without releasing anything, as a crash
-// does (tests).
-func (g *Group) abort() {
-	g.cancel()
-	g.wg.Wait()
-}

@@ -422,3 +422,10 @@ func BenchmarkGroup(b *testing.B) {
 		}
 	}
 }
+
+// abort stops the group's loops without releasing anything, as a crash
+// does (tests).
+func (g *Group) abort() {
+	g.cancel()
+	g.wg.Wait()
+}

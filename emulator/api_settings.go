@@ -98,16 +98,6 @@ func unknownOperation(target string) *apiError {
 	return errorf(ErrUnknownOperation, "unknown operation %q", target)
 }
 
-// servedOperations lists the operations the emulator serves, sorted.
-func servedOperations() []string {
-	out := []string{"SubscribeToShard"}
-	for op := range handlers {
-		out = append(out, op)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // markUpdating puts st in UPDATING for the update delay. Called with s.mu held.
 func (s *Server) markUpdating(st *stream) {
 	st.updatingUntil = s.now().Add(s.opts.StreamUpdateDelay)

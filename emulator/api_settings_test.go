@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -296,4 +297,14 @@ func TestNotServedOperationAnswersUnknownOperation(t *testing.T) {
 			}
 		}
 	}
+}
+
+// servedOperations lists the operations the emulator serves, sorted.
+func servedOperations() []string {
+	out := []string{"SubscribeToShard"}
+	for op := range handlers {
+		out = append(out, op)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -142,7 +142,7 @@ func TestRecordHeader(t *testing.T) {
 		{"aggregated", aggregated, wantAggregated},
 		{"plain after aggregated", plain, wantPlain},
 	} {
-		assertHeader(t, step.name, RecordHeader(b, step.rec), step.want)
+		assertHeader(t, step.name, headerOf(b, step.rec), step.want)
 		rh.set(b, step.rec)
 		assertHeader(t, step.name+" (reused)", rh.h, step.want)
 	}
@@ -150,7 +150,7 @@ func TestRecordHeader(t *testing.T) {
 	noTime := *plain
 	noTime.ArrivalTime = time.Time{}
 	rh.set(b, &noTime)
-	for _, h := range []nats.Header{RecordHeader(b, &noTime), rh.h} {
+	for _, h := range []nats.Header{headerOf(b, &noTime), rh.h} {
 		if _, ok := h[HeaderArrivalTime]; ok {
 			t.Errorf("zero arrival time: %s set to %q", HeaderArrivalTime, h.Get(HeaderArrivalTime))
 		}
@@ -198,7 +198,7 @@ func TestHeadersSurviveNATS(t *testing.T) {
 	keys := []string{"plain", " padded ", "line1\r\nline2", "tab\there", "100%", "ключ 日本", "\x00\x7f\xff", "a: b", "_", "", "a.b*c>d"}
 	for _, key := range keys {
 		m := nats.NewMsg(string(tmpl.Render(nil, SubjectValues{Stream: "orders", PartitionKey: key})))
-		m.Header = RecordHeader(&record.Batch{Stream: "orders", ShardID: "shardId-000000000000"},
+		m.Header = headerOf(&record.Batch{Stream: "orders", ShardID: "shardId-000000000000"},
 			&record.Record{PartitionKey: key, SequenceNumber: "4959", ArrivalTime: time.Unix(1700000000, 0)})
 		m.Data = []byte(key)
 		if err := nc.PublishMsg(m); err != nil {
@@ -235,7 +235,7 @@ func BenchmarkRecordHeader(b *testing.B) {
 	b.Run("new", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = RecordHeader(batch, rec)
+			_, _ = RecordHeader(batch, rec)
 		}
 	})
 	b.Run("reused", func(b *testing.B) {

@@ -96,7 +96,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 	items := s.items[:0]
 	for i := start; i < end; i++ {
 		rec := &b.Records[i]
-		h, hsize := recordHeaderSized(b, rec)
+		h, hsize := RecordHeader(b, rec)
 		it := jsItem{
 			rec:   i,
 			msg:   &nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h},

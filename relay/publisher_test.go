@@ -67,7 +67,7 @@ func wantSubject(b *record.Batch, rec *record.Record) string {
 }
 
 func wantHeader(b *record.Batch, rec *record.Record) nats.Header {
-	return RecordHeader(b, rec)
+	return headerOf(b, rec)
 }
 
 // checkMsg compares a received message with the record it relays.

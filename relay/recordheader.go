@@ -149,19 +149,15 @@ func (r *recordHeader) encodedLen() int { return r.size }
 // instead of one per header (JetStream mode keeps every message until its
 // PubAck, so its headers cannot be reused; core mode reuses one, see
 // recordHeader).
-func RecordHeader(b *record.Batch, rec *record.Record) nats.Header {
-	h, _ := recordHeaderSized(b, rec)
-	return h
-}
-
-// recordHeaderSized is RecordHeader and how many bytes nats.go encodes of it
-// (the values are escaped: nothing to trim).
-func recordHeaderSized(b *record.Batch, rec *record.Record) (nats.Header, int) {
+//
+// size is how many bytes nats.go encodes of it (the values are escaped:
+// nothing to trim).
+func RecordHeader(b *record.Batch, rec *record.Record) (h nats.Header, size int) {
 	// At most 8 headers: one group of Go's map, no table (a dead letter or
 	// an object reference adds a few, rarely).
-	h := make(nats.Header, 8)
+	h = make(nats.Header, 8)
 	arr, n := make([]string, 8), 0
-	size := len("NATS/1.0\r\n") + len("\r\n")
+	size = len("NATS/1.0\r\n") + len("\r\n")
 	set := func(k, v string) {
 		arr[n] = v
 		h[k] = arr[n : n+1 : n+1]

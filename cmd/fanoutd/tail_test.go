@@ -67,7 +67,7 @@ func (r *tailRun) wait(t *testing.T) int {
 // recordMsg is a message as the relay publishes it.
 func recordMsg(subject, pk, seq string, subSeq int64, data []byte) *nats.Msg {
 	m := nats.NewMsg(subject)
-	m.Header = relay.RecordHeader(&record.Batch{Stream: "orders", ShardID: "shardId-000000000001"}, &record.Record{
+	m.Header, _ = relay.RecordHeader(&record.Batch{Stream: "orders", ShardID: "shardId-000000000001"}, &record.Record{
 		PartitionKey: pk, SequenceNumber: seq, SubSequenceNumber: subSeq, Aggregated: subSeq > 0,
 		ArrivalTime: time.Date(2026, 11, 25, 23, 52, 14, 730e6, time.UTC),
 	})
