@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -254,6 +255,7 @@ func (b *Options) catchUp(ctx context.Context, prog *progress, relay, mode strin
 	}
 	defer child.kill()
 	start := time.Now()
+	selfStart := selfCPU()
 	timeout := 5*time.Minute + time.Duration(b.Records)*time.Millisecond
 	err = waitFor(ctx, child, timeout, "deliver the backlog", func() (bool, error) {
 		n := env.recv.unique()
@@ -272,11 +274,15 @@ func (b *Options) catchUp(ctx context.Context, prog *progress, relay, mode strin
 		return r, err
 	}
 	span := env.recv.span()
+	self := selfCPU() - selfStart
+	wall := time.Since(start)
 	u, err := child.stop(30 * time.Second)
 	prog.done()
 	if err != nil {
 		return r, err
 	}
+	r.BenchCPUMicrosPerRecord = float64(self.Microseconds()) / float64(b.Records)
+	r.CoresUsed = (self + u.CPU).Seconds() / wall.Seconds()
 	r.Delivered = env.recv.unique()
 	r.Seconds = span.Seconds()
 	if span > 0 {
@@ -483,4 +489,15 @@ func (p *progress) done() {
 func (p *progress) line(format string, args ...any) {
 	p.done()
 	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// selfCPU is the bench process's own CPU time so far (user and system): the
+// emulator, the NATS server and the bench's subscribers, which share the
+// machine with the relay being measured.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

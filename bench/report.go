@@ -55,6 +55,13 @@ type catchUpResult struct {
 	MBPerSec           float64 `json:"mb_per_sec"`
 	CPUMicrosPerRecord float64 `json:"cpu_us_per_record"`
 	PeakRSS            int64   `json:"peak_rss_bytes"`
+	// BenchCPUMicrosPerRecord is the bench process's own CPU (emulator,
+	// NATS server, subscribers) from the relay's start to the last record,
+	// per record; CoresUsed is both processes' CPU over that time. Where
+	// CoresUsed is near the machine's cores, the rate is the machine's,
+	// shared by the relay and what feeds and drains it.
+	BenchCPUMicrosPerRecord float64 `json:"bench_cpu_us_per_record"`
+	CoresUsed               float64 `json:"cores_used"`
 }
 
 type steadyResult struct {
@@ -143,16 +150,17 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // medians of one relay (and mode) over its rounds.
-type catchUpMedian struct{ rate, mbs, cpu, rss float64 }
+type catchUpMedian struct{ rate, mbs, cpu, rss, benchCPU, cores float64 }
 
 func catchUpMedianOf(res *Results, relay, mode string) (catchUpMedian, bool) {
-	var rate, mbs, cpu, rss []float64
+	var rate, mbs, cpu, rss, benchCPU, cores []float64
 	for _, r := range res.CatchUp {
 		if r.Relay == relay && r.Mode == mode {
 			rate, mbs, cpu, rss = append(rate, r.RecordsPerSec), append(mbs, r.MBPerSec), append(cpu, r.CPUMicrosPerRecord), append(rss, float64(r.PeakRSS))
+			benchCPU, cores = append(benchCPU, r.BenchCPUMicrosPerRecord), append(cores, r.CoresUsed)
 		}
 	}
-	return catchUpMedian{median(rate), median(mbs), median(cpu), median(rss)}, len(rate) > 0
+	return catchUpMedian{median(rate), median(mbs), median(cpu), median(rss), median(benchCPU), median(cores)}, len(rate) > 0
 }
 
 type steadyMedian struct{ p50, p99, max, cpu, rss float64 }
@@ -238,19 +246,19 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 	}
 	if len(res.CatchUp) > 0 {
 		fmt.Fprintf(w, "catch-up: %d records of %d B on %d shards, TRIM_HORIZON (median of %d rounds)\n", res.Params.Records, res.Params.Size, res.Params.Shards, res.Params.Rounds)
-		fmt.Fprintln(tw, "mode\trelay\trecords/s\tMB/s\tCPU-µs/record\tpeak RSS\tdelivered (all rounds)\t")
+		fmt.Fprintln(tw, "mode\trelay\trecords/s\tMB/s\tCPU-µs/record\tpeak RSS\tbench CPU-µs/record\tcores used\tdelivered (all rounds)\t")
 		for _, mode := range modes {
 			for _, relay := range relays {
 				m, ok := catchUpMedianOf(res, relay, mode)
 				if !ok {
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.2f\t%s\t%s\t\n", mode, relay, m.rate, m.mbs, m.cpu, mib(int64(m.rss)), delivered(res, relay, mode))
+				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.2f\t%s\t%.2f\t%.2f\t%s\t\n", mode, relay, m.rate, m.mbs, m.cpu, mib(int64(m.rss)), m.benchCPU, m.cores, delivered(res, relay, mode))
 			}
 			if withBaseline {
 				f, _ := catchUpMedianOf(res, relayFanoutd, mode)
 				b, _ := catchUpMedianOf(res, relayBaseline, mode)
-				fmt.Fprintf(tw, "%s\tfanoutd/baseline\t%s\t%s\t%s\t%s\t\t\n", mode, fmtRatio(f.rate, b.rate), fmtRatio(f.mbs, b.mbs), fmtRatio(f.cpu, b.cpu), fmtRatio(f.rss, b.rss))
+				fmt.Fprintf(tw, "%s\tfanoutd/baseline\t%s\t%s\t%s\t%s\t\t\t\t\n", mode, fmtRatio(f.rate, b.rate), fmtRatio(f.mbs, b.mbs), fmtRatio(f.cpu, b.cpu), fmtRatio(f.rss, b.rss))
 			}
 		}
 		tw.Flush()
