@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fanoutd/fanoutd/internal/jsretry"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -128,7 +129,12 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
 		readable: map[string]int{}, handoff: map[string]bool{},
 	}
-	if err := g.heartbeat(ctx); err != nil {
+	// Instances that start together announce themselves in a bucket one of
+	// them may have just created: until its stream has a leader, a put
+	// gets no response.
+	err := jsretry.Do(ctx, jsretry.Options{PerAttempt: g.ttl, Attempts: 10, Retriable: jsretry.StreamStarting},
+		g.heartbeat)
+	if err != nil {
 		return nil, fmt.Errorf("coordination: announce %s: %w", o.Instance, err)
 	}
 	w, err := kv.WatchFiltered(ctx, []string{"lease.>", "member.>"})

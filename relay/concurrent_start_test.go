@@ -42,21 +42,30 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 		// what this test is about.
 		ctx, cancel := context.WithTimeout(context.Background(), testutil.ClusterBound)
 		defer cancel()
-		ensures := map[string]func(nc *nats.Conn) error{
-			"stream": func(nc *nats.Conn) error {
+		ensures := map[string]func(i int, nc *nats.Conn) error{
+			"stream": func(i int, nc *nats.Conn) error {
 				return EnsureStream(ctx, nc, StreamSpec{Name: fmt.Sprintf("REC%d", round), Subjects: []string{fmt.Sprintf("rec%d.>", round)}, Replicas: 3}, log)
 			},
-			"dead-letter stream": func(nc *nats.Conn) error {
+			"dead-letter stream": func(i int, nc *nats.Conn) error {
 				return EnsureDeadLetterStream(ctx, nc, DeadLetterStreamSpec{Name: fmt.Sprintf("DL%d", round), Replicas: 3}, []string{fmt.Sprintf("dl%d.>", round)}, log)
 			},
-			"key-value bucket": func(nc *nats.Conn) error {
+			"key-value bucket and joining the group": func(i int, nc *nats.Conn) error {
 				js, err := jetstream.New(nc)
-				if err == nil {
-					_, err = coordination.CreateBucket(ctx, js, coordination.BucketConfig{Name: fmt.Sprintf("kv%d", round), Replicas: 3})
+				if err != nil {
+					return err
 				}
-				return err
+				kv, err := coordination.CreateBucket(ctx, js, coordination.BucketConfig{Name: fmt.Sprintf("kv%d", round), Replicas: 3})
+				if err != nil {
+					return err
+				}
+				// At once into the bucket that may have just been created.
+				g, err := coordination.Join(ctx, kv, coordination.Options{Instance: fmt.Sprintf("instance-%d", i), Log: log})
+				if err != nil {
+					return err
+				}
+				return g.Close(ctx)
 			},
-			"object bucket": func(nc *nats.Conn) error {
+			"object bucket": func(i int, nc *nats.Conn) error {
 				_, err := EnsureObjectBucket(ctx, nc, ObjectBucketSpec{Bucket: fmt.Sprintf("OBJ%d", round), Replicas: 3}, log)
 				return err
 			},
@@ -68,7 +77,7 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 			for i, nc := range conns {
 				wg.Go(func() {
 					<-start
-					errs[i] = ensure(nc)
+					errs[i] = ensure(i, nc)
 				})
 			}
 			close(start)

@@ -22,6 +22,9 @@ import (
 type Options struct {
 	PerAttempt time.Duration
 	Attempts   int
+	// Retriable, when set, decides which errors are tried again instead of
+	// the default (an attempt's own deadline, "already in use").
+	Retriable func(error) bool
 	// Conn, when set, stops the retries once the server refused a request
 	// of the connection for its permissions (an asynchronous -ERR, while the
 	// request itself times out): no retry cures that.
@@ -50,7 +53,11 @@ func Do(ctx context.Context, o Options, attempt func(ctx context.Context) error)
 		actx, cancel := context.WithTimeout(ctx, per)
 		err := attempt(actx)
 		cancel()
-		if err == nil || i == n || ctx.Err() != nil || !retriable(err) {
+		again := retriable
+		if o.Retriable != nil {
+			again = o.Retriable
+		}
+		if err == nil || i == n || ctx.Err() != nil || !again(err) {
 			return err
 		}
 		if o.Conn != nil {
@@ -67,6 +74,14 @@ func Do(ctx context.Context, o Options, attempt func(ctx context.Context) error)
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// StreamStarting reports the errors of a request to a stream that was just
+// created and has no leader yet (or lost it), besides an attempt's own
+// deadline: tried again, they pass once the stream is up.
+func StreamStarting(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat)
 }
 
 func retriable(err error) bool {
