@@ -27,6 +27,7 @@ type Options struct {
 	Duration     time.Duration `default:"10s" help:"Steady-state duration."`
 	IdleShards   int           `default:"1000" name:"idle-shards" help:"Shards subscribed with no traffic in the idle phase."`
 	IdleDuration time.Duration `default:"10s" name:"idle-duration" help:"How long the idle phase is measured, once every shard is subscribed."`
+	IdleSettle   time.Duration `default:"6s" name:"idle-settle" help:"Wait between the last subscription and the idle measurement: each shard's first checkpoint is written at its first empty event, within one empty-event interval (5s)."`
 	Phases       string        `default:"catchup,steady,idle" help:"Phases to run (comma-separated)."`
 	Baseline     bool          `help:"Run the same loads through a plain aws-sdk-go-v2 + nats.go relay and print the ratios."`
 	Rounds       int           `default:"2" help:"Runs of each phase per relay, alternating fanoutd and baseline."`
@@ -68,7 +69,7 @@ func Run(ctx context.Context, b Options, w io.Writer) error {
 	}
 	res := &Results{Machine: machineInfo(b.Version), Params: benchParams{
 		Records: b.Records, Size: b.Size, Shards: b.Shards, Mode: b.Mode, Duration: b.Duration.String(),
-		IdleShards: b.IdleShards, IdleDuration: b.IdleDuration.String(), Baseline: b.Baseline, Rounds: b.Rounds,
+		IdleShards: b.IdleShards, IdleDuration: b.IdleDuration.String(), IdleSettle: b.IdleSettle.String(), Baseline: b.Baseline, Rounds: b.Rounds,
 	}}
 	if !b.JSON {
 		printMachine(w, res.Machine)
@@ -419,6 +420,25 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 	if err != nil {
 		prog.done()
 		return r, err
+	}
+	// Idle is what comes after start-up: each shard's first empty event
+	// brings its first checkpoint write (fanoutd writes the position of a
+	// shard without a checkpoint at once, so that a restart does not
+	// resolve LATEST again), all within one empty-event interval of the
+	// last subscription. The measurement starts after that (--idle-settle).
+	settle := time.Now().Add(b.IdleSettle)
+	for now := time.Now(); now.Before(settle); now = time.Now() {
+		prog.show("%s: every shard subscribed; waiting %.0fs for the first empty events", label, settle.Sub(now).Seconds())
+		if err := child.exitedEarly(); err != nil {
+			prog.done()
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			prog.done()
+			return r, ctx.Err()
+		case <-time.After(min(time.Until(settle), 250*time.Millisecond)):
+		}
 	}
 	pid := child.cmd.Process.Pid
 	cpu0, _, err := procSample(pid)

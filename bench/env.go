@@ -54,6 +54,7 @@ func newBenchEnv(jetstream bool) (_ *benchEnv, err error) {
 		SubscribeRate:           -1,
 		TakeoverGrace:           -1,
 		ReadThroughput:          -1,
+		EmptyEventInterval:      emptyEventInterval,
 	})
 	if err != nil {
 		return nil, err
@@ -111,6 +112,10 @@ func (e *benchEnv) jsMessages() (uint64, error) {
 	}
 	return info.State.Msgs, nil
 }
+
+// emptyEventInterval is how often the emulator sends an empty event on a
+// subscription with nothing new (its default, as AWS does about every 5 s).
+const emptyEventInterval = 5 * time.Second
 
 // childEnv is the relay process's environment: the SDK's variables that
 // point it at the emulator (endpoint, region, credentials, CA bundle).

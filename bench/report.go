@@ -40,6 +40,7 @@ type benchParams struct {
 	Duration     string `json:"duration"`
 	IdleShards   int    `json:"idle_shards"`
 	IdleDuration string `json:"idle_duration"`
+	IdleSettle   string `json:"idle_settle"`
 	Baseline     bool   `json:"baseline"`
 	Rounds       int    `json:"rounds"`
 }
@@ -292,7 +293,7 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 		fmt.Fprintln(w)
 	}
 	if len(res.Idle) > 0 {
-		fmt.Fprintf(w, "idle: %d shards subscribed, no traffic, measured for %s (median of %d rounds)\n", res.Params.IdleShards, res.Params.IdleDuration, res.Params.Rounds)
+		fmt.Fprintf(w, "idle: %d shards subscribed, no traffic, measured for %s from %s after the last subscription (median of %d rounds)\n", res.Params.IdleShards, res.Params.IdleDuration, res.Params.IdleSettle, res.Params.Rounds)
 		fmt.Fprintln(tw, "relay\tsubscribed\tRSS\tpeak RSS\tCPU % of one core\t")
 		for _, relay := range relays {
 			m, ok := idleMedianOf(res, relay)

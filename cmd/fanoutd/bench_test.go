@@ -24,7 +24,7 @@ func TestBench(t *testing.T) {
 	profiles := t.TempDir()
 	var out, errOut bytes.Buffer
 	code := runContext(context.Background(), []string{"bench", "--records", "2000", "--shards", "2", "--idle-shards", "20",
-		"--duration", "500ms", "--idle-duration", "500ms", "--rate", "500", "--baseline", "--rounds", "1", "--profile", profiles, "--json"}, &out, &errOut)
+		"--duration", "500ms", "--idle-duration", "500ms", "--idle-settle", "0s", "--rate", "500", "--baseline", "--rounds", "1", "--profile", profiles, "--json"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
