@@ -38,18 +38,14 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 	}
 	log := zerolog.Nop()
 	for round := range 1 {
-		// A cluster answers slowly on a loaded machine; the deadline is not
-		// what this test is about.
-		ctx, cancel := context.WithTimeout(context.Background(), testutil.ClusterBound)
-		defer cancel()
-		ensures := map[string]func(i int, nc *nats.Conn) error{
-			"stream": func(i int, nc *nats.Conn) error {
+		ensures := map[string]func(ctx context.Context, i int, nc *nats.Conn) error{
+			"stream": func(ctx context.Context, i int, nc *nats.Conn) error {
 				return EnsureStream(ctx, nc, StreamSpec{Name: fmt.Sprintf("REC%d", round), Subjects: []string{fmt.Sprintf("rec%d.>", round)}, Replicas: 3}, log)
 			},
-			"dead-letter stream": func(i int, nc *nats.Conn) error {
+			"dead-letter stream": func(ctx context.Context, i int, nc *nats.Conn) error {
 				return EnsureDeadLetterStream(ctx, nc, DeadLetterStreamSpec{Name: fmt.Sprintf("DL%d", round), Replicas: 3}, []string{fmt.Sprintf("dl%d.>", round)}, log)
 			},
-			"key-value bucket and joining the group": func(i int, nc *nats.Conn) error {
+			"key-value bucket and joining the group": func(ctx context.Context, i int, nc *nats.Conn) error {
 				js, err := jetstream.New(nc)
 				if err != nil {
 					return err
@@ -63,9 +59,12 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				return g.Close(ctx)
+				// Leaving is not what this test is about: a deadline of its own.
+				cctx, cancel := context.WithTimeout(context.Background(), testutil.ClusterBound)
+				defer cancel()
+				return g.Close(cctx)
 			},
-			"object bucket": func(i int, nc *nats.Conn) error {
+			"object bucket": func(ctx context.Context, i int, nc *nats.Conn) error {
 				_, err := EnsureObjectBucket(ctx, nc, ObjectBucketSpec{Bucket: fmt.Sprintf("OBJ%d", round), Replicas: 3}, log)
 				return err
 			},
@@ -77,7 +76,12 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 			for i, nc := range conns {
 				wg.Go(func() {
 					<-start
-					errs[i] = ensure(i, nc)
+					// A cluster answers slowly on a loaded machine; the
+					// deadline is not what this test is about. One per
+					// instance and step: the steps run one after the other.
+					ctx, cancel := context.WithTimeout(context.Background(), testutil.ClusterBound)
+					defer cancel()
+					errs[i] = ensure(ctx, i, nc)
 				})
 			}
 			close(start)
