@@ -324,7 +324,8 @@ func TestGroupSharesShardsEvenlyAndFailsOver(t *testing.T) {
 	// leases to expire (as a sees them: its last view of b's renewals + TTL).
 	// a takes them as released leases, not as expired ones (but for any
 	// lease b lost on its own meanwhile: a renewal slower than 3/4 TTL on a
-	// starved machine).
+	// starved machine, counted when b's renewal or its release finds the
+	// lease rewritten).
 	stale, lost := a.g.Stats().TakenOverStale, b.g.Stats().Lost
 	b.stop()
 	waitBalanced(t, "the leaving instance's shards taken over", []*reader{a}, 8, 3*testTTL)

@@ -2,6 +2,7 @@ package coordination
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -93,6 +94,18 @@ func (l *Lease) Release(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	defer cancel()
 	if err := g.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			// Another instance wrote the lease since our last renewal: it
+			// took it over as expired (a renewal starved beyond the TTL,
+			// noticed only now that this one stops). Lost, not released.
+			g.mu.Lock()
+			g.stats.Lost++
+			g.mu.Unlock()
+			g.log.Warn().Str("shard", l.Shard).Msg("a lease was taken over before its release: lost")
+			return
+		}
 		g.log.Warn().Err(err).Str("shard", l.Shard).Msg("could not release a lease; it expires after the TTL")
 		return
 	}
