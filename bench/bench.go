@@ -426,19 +426,11 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 	// shard without a checkpoint at once, so that a restart does not
 	// resolve LATEST again), all within one empty-event interval of the
 	// last subscription. The measurement starts after that (--idle-settle).
-	settle := time.Now().Add(b.IdleSettle)
-	for now := time.Now(); now.Before(settle); now = time.Now() {
-		prog.show("%s: every shard subscribed; waiting %.0fs for the first empty events", label, settle.Sub(now).Seconds())
-		if err := child.exitedEarly(); err != nil {
-			prog.done()
-			return r, err
-		}
-		select {
-		case <-ctx.Done():
-			prog.done()
-			return r, ctx.Err()
-		case <-time.After(min(time.Until(settle), 250*time.Millisecond)):
-		}
+	if err := runUntil(ctx, child, time.Now().Add(b.IdleSettle), func(left time.Duration) {
+		prog.show("%s: every shard subscribed; waiting %.0fs for the first empty events", label, left.Seconds())
+	}); err != nil {
+		prog.done()
+		return r, err
 	}
 	pid := child.cmd.Process.Pid
 	cpu0, _, err := procSample(pid)
@@ -447,19 +439,11 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 		return r, err
 	}
 	t0 := time.Now()
-	end := t0.Add(b.IdleDuration)
-	for now := t0; now.Before(end); now = time.Now() {
-		prog.show("%s: measuring, %.0fs left", label, end.Sub(now).Seconds())
-		if err := child.exitedEarly(); err != nil {
-			prog.done()
-			return r, err
-		}
-		select {
-		case <-ctx.Done():
-			prog.done()
-			return r, ctx.Err()
-		case <-time.After(min(time.Until(end), 250*time.Millisecond)):
-		}
+	if err := runUntil(ctx, child, t0.Add(b.IdleDuration), func(left time.Duration) {
+		prog.show("%s: measuring, %.0fs left", label, left.Seconds())
+	}); err != nil {
+		prog.done()
+		return r, err
 	}
 	cpu1, rss, err := procSample(pid)
 	wall := time.Since(t0)
@@ -520,4 +504,21 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runUntil lets the relay run until end, calling show with the time left
+// every 250 ms; it returns early if the relay exits or ctx ends.
+func runUntil(ctx context.Context, child *benchChild, end time.Time, show func(left time.Duration)) error {
+	for now := time.Now(); now.Before(end); now = time.Now() {
+		show(end.Sub(now))
+		if err := child.exitedEarly(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Until(end), 250*time.Millisecond)):
+		}
+	}
+	return nil
 }
