@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/eventstream"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
+	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
@@ -256,5 +259,38 @@ func TestDecoderFastPath(t *testing.T) {
 	})
 	if allocs > 2 {
 		t.Fatalf("decoding one event of 100 records allocates %.0f times; want at most 2 (the strings, the continuation)", allocs)
+	}
+}
+
+// TestCorruptFrameEndsTheStreamWithAWarning checks a frame whose checksums
+// hold but whose headers overrun their block: the SDK ends the stream
+// there, fanoutd too (the event after it is not read), and says so.
+func TestCorruptFrameEndsTheStreamWithAWarning(t *testing.T) {
+	// A header block of 100 bytes: one header whose name takes all of it,
+	// so its value's type byte lies past the block.
+	headers := append([]byte{99}, bytes.Repeat([]byte{'0'}, 99)...)
+	bad := make([]byte, preludeLen, preludeLen+len(headers)+frameCRCLength)
+	binary.BigEndian.PutUint32(bad[0:], uint32(cap(bad)))
+	binary.BigEndian.PutUint32(bad[4:], uint32(len(headers)))
+	binary.BigEndian.PutUint32(bad[8:], crc32.ChecksumIEEE(bad[:8]))
+	bad = append(bad, headers...)
+	bad = binary.BigEndian.AppendUint32(bad, crc32.ChecksumIEEE(bad))
+	body := bytes.Join([][]byte{initialFrame(t), bad, eventFrame(t, eventJSON(1, "c", func(int) []byte { return []byte("x") }))}, nil)
+
+	sdk, _ := sdkDecode(body)
+	if len(sdk.events) != 0 || sdk.endErr != "" {
+		t.Fatalf("the SDK read %d events and ended with %q after the corrupt frame; the test's premise is that it ends cleanly there", len(sdk.events), sdk.endErr)
+	}
+	var logs bytes.Buffer
+	s := &rawSubscription{body: io.NopCloser(bytes.NewReader(body)), codec: awsjson.New11(schemas.Kinesis_20131202), cancel: func() {}, log: zerolog.New(&logs)}
+	s.r = bufio.NewReaderSize(s.body, 16<<10)
+	if err := s.initialResponse(); err != nil {
+		t.Fatal(err)
+	}
+	if _, recs, ok, err := s.next(nil); ok || err != nil || len(recs) != 0 {
+		t.Fatalf("next after a corrupt frame: ok %v, err %v, %d records; want a clean end", ok, err, len(recs))
+	}
+	if !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), "overrun their block") {
+		t.Fatalf("no warning for the corrupt frame; logs: %s", logs.String())
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
+	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/record"
 )
@@ -52,10 +53,11 @@ type rawSubscription struct {
 	codec  *awsjson.Protocol // the SDK's codec, for everything but the fast path
 	frame  []byte            // the current frame, reused
 	dec    eventDecoder
+	log    zerolog.Logger // the shard's logger, for frames that end the stream
 }
 
 // openRawSubscription sends SubscribeToShard and reads its initial response.
-func openRawSubscription(ctx context.Context, o kinesis.Options, in *kinesis.SubscribeToShardInput) (subscription, error) {
+func openRawSubscription(ctx context.Context, o kinesis.Options, in *kinesis.SubscribeToShardInput, log zerolog.Logger) (subscription, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s, err := sendSubscribe(ctx, o, in)
 	if err != nil {
@@ -63,6 +65,7 @@ func openRawSubscription(ctx context.Context, o kinesis.Options, in *kinesis.Sub
 		return nil, err
 	}
 	s.cancel = cancel
+	s.log = log
 	return s, nil
 }
 
@@ -191,6 +194,12 @@ func (s *rawSubscription) next(dst []record.Record) (eventMeta, []record.Record,
 		}
 		ev, recs, ok, err := s.slow(frame, dst, nil)
 		if err == errSDKEnd {
+			// A corrupt frame (its checksums hold, its headers do not):
+			// the SDK reads it as the end of the stream, and so does
+			// fanoutd. Nothing is skipped: the next subscription starts
+			// from the checkpoint. Said, as the end is otherwise clean.
+			s.log.Warn().Int("frame_bytes", len(frame)).
+				Msg("an event-stream frame's headers overrun their block; ending the subscription there, as the SDK does, and resubscribing from the checkpoint")
 			return eventMeta{}, dst, false, nil
 		}
 		if ok || err != nil {

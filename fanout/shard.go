@@ -119,7 +119,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 		arn := c.consumerARN()
 		subCtx, cancel := context.WithCancel(ctx)
 		sub, err := c.subscribe(subCtx, &kinesis.SubscribeToShardInput{
-			ConsumerARN: aws.String(arn), ShardId: aws.String(st.id), StartingPosition: l.startingPosition()})
+			ConsumerARN: aws.String(arn), ShardId: aws.String(st.id), StartingPosition: l.startingPosition()}, l.log)
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {

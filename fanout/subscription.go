@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/record"
 )
@@ -45,7 +46,7 @@ type subscription interface {
 }
 
 // subscribe opens a subscription with the consumer's decoder.
-func (c *StreamConsumer) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInput) (subscription, error) {
+func (c *StreamConsumer) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInput, log zerolog.Logger) (subscription, error) {
 	if c.decoder == DecoderSDK {
 		out, err := streamClient(c.client).SubscribeToShard(ctx, in)
 		if err != nil {
@@ -53,7 +54,7 @@ func (c *StreamConsumer) subscribe(ctx context.Context, in *kinesis.SubscribeToS
 		}
 		return &sdkSubscription{ctx: ctx, stream: out.GetStream()}, nil
 	}
-	return openRawSubscription(ctx, c.client.Options(), in)
+	return openRawSubscription(ctx, c.client.Options(), in, log)
 }
 
 // sdkSubscription is the SDK's event-stream reader behind subscription.
