@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/baseline"
@@ -33,7 +35,7 @@ type benchEnv struct {
 	emu       *emulator.Server
 	ns        *server.Server
 	nc        *nats.Conn
-	js        nats.JetStreamContext
+	js        natsjs.JetStream
 	recv      *benchReceiver
 }
 
@@ -77,11 +79,15 @@ func newBenchEnv(jetstream bool) (_ *benchEnv, err error) {
 	}
 	_ = sub.SetPendingLimits(-1, -1) // never drop: a slow bench must not look like a lossy relay
 	if jetstream {
-		if e.js, err = e.nc.JetStream(); err != nil {
+		if e.js, err = natsjs.New(e.nc); err != nil {
 			return nil, err
 		}
-		if _, err := e.js.AddStream(&nats.StreamConfig{Name: benchJSStream, Subjects: []string{benchSubjects, benchDeadLetter},
-			Storage: nats.FileStorage}); err != nil {
+		// As fanoutd creates its nats.stream: batches allowed (the
+		// baseline publishes message by message all the same).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := e.js.CreateStream(ctx, natsjs.StreamConfig{Name: benchJSStream, Subjects: []string{benchSubjects, benchDeadLetter},
+			Storage: natsjs.FileStorage, AllowBatchPublish: true}); err != nil {
 			return nil, fmt.Errorf("create JetStream stream: %w", err)
 		}
 	}
@@ -106,11 +112,13 @@ func (e *benchEnv) close() {
 
 // jsMessages is how many messages the JetStream stream holds.
 func (e *benchEnv) jsMessages() (uint64, error) {
-	info, err := e.js.StreamInfo(benchJSStream)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, benchJSStream)
 	if err != nil {
 		return 0, err
 	}
-	return info.State.Msgs, nil
+	return s.CachedInfo().State.Msgs, nil
 }
 
 // emptyEventInterval is how often the emulator sends an empty event on a

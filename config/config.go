@@ -86,6 +86,11 @@ type NATSConfig struct {
 	// NAT, where those addresses can't be reached).
 	IgnoreDiscoveredServers bool     `yaml:"ignore_discovered_servers"`
 	PublishTimeout          Duration `yaml:"publish_timeout"`
+	// BatchPublish (jetstream: true): publish each chunk of a batch as one
+	// JetStream fast batch where the server (2.14+) and the stream
+	// (allow_batched) take it, confirmed by a few flow acks and one PubAck
+	// instead of one per message. Default true.
+	BatchPublish bool `yaml:"batch_publish"`
 
 	// LargeRecords is what happens to a record too big for one NATS
 	// message (over the server's max_payload, or a JetStream stream's

@@ -300,6 +300,7 @@ func TestLoad_Defaults(t *testing.T) {
 			Servers:           []string{"nats://127.0.0.1:4222"},
 			Name:              "fanoutd",
 			PublishTimeout:    Duration(10 * time.Second),
+			BatchPublish:      true,
 			LargeRecords:      "object_store",
 			DeadLetterSubject: "fanoutd.deadletter.{stream}",
 			ObjectStore:       ObjectStoreConfig{Bucket: "FANOUTD_RECORDS", Storage: "file", MaxAge: Duration(24 * time.Hour)},

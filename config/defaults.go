@@ -37,6 +37,7 @@ func Default() *Config {
 			Servers:        []string{DefaultNATSServer},
 			Name:           relay.DefaultConnectionName,
 			PublishTimeout: Duration(relay.DefaultPublishTimeout),
+			BatchPublish:   true,
 
 			LargeRecords:      relay.OversizeObjectStore,
 			DeadLetterSubject: relay.DefaultDeadLetterSubject,

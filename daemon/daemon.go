@@ -133,8 +133,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	}
 	d.nc = nc
 	undo = append(undo, nc.Close)
+	batched := false
 	if cfg.NATS.JetStream {
-		if err := prepareJetStream(ctx, nc, cfg, subjects, d.log); err != nil {
+		if batched, err = prepareJetStream(ctx, nc, cfg, subjects, d.log); err != nil {
 			return nil, err
 		}
 	}
@@ -154,6 +155,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	d.pub, err = relay.NewPublisher(nc, subjects, relay.Options{
 		JetStream:         cfg.NATS.JetStream,
 		PublishTimeout:    time.Duration(cfg.NATS.PublishTimeout),
+		NoBatchPublish:    !batched,
 		Oversize:          large,
 		Objects:           objects,
 		ObjectBucket:      cfg.NATS.ObjectStore.Bucket,

@@ -22,27 +22,29 @@ const restartAllowance = time.Minute
 // stream (nats.dead_letter_stream) when none captures the dead letters, and
 // warns when the duplicate window can't hide the replay after a crash. It
 // runs at start and before a reload is applied. Missing permission to
-// create the dead-letter stream is a ConfigError.
-func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, subjects map[string]*relay.SubjectTemplate, log zerolog.Logger) error {
+// create the dead-letter stream is a ConfigError. It returns whether the
+// records may go in fast batches (nats.batch_publish, and every stream
+// capturing their subjects allows it), and says why not when not.
+func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, subjects map[string]*relay.SubjectTemplate, log zerolog.Logger) (bool, error) {
 	if cfg.NATS.Stream.Name != "" {
 		if err := relay.EnsureStream(ctx, nc, cfg.NATS.Stream.Spec(), log); err != nil {
-			return err
+			return false, err
 		}
 	}
 	consumers := map[string]string{}
 	dl := map[string]*relay.SubjectTemplate{}
 	dlt, err := relay.ParseSubjectTemplate(cfg.NATS.DeadLetterSubject)
 	if err != nil {
-		return &ConfigError{fmt.Errorf("nats.dead_letter_subject: %w", err)}
+		return false, &ConfigError{fmt.Errorf("nats.dead_letter_subject: %w", err)}
 	}
 	for _, s := range cfg.Streams {
 		consumers[s.StreamName()] = s.Consumer
 		dl[s.StreamName()] = dlt
 	}
 	consumer := func(stream string) string { return consumers[stream] }
-	window, err := relay.CheckCapture(ctx, nc, relay.SampleSubjects(subjects, consumer))
+	capture, err := relay.CheckCapture(ctx, nc, relay.SampleSubjects(subjects, consumer))
 	if err != nil {
-		return err
+		return false, err
 	}
 	// No stream for the dead letters: create one, as Kafka Connect creates
 	// its dead-letter topic.
@@ -51,19 +53,30 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 	if _, err := relay.CheckCapture(ctx, nc, dlSamples); errors.As(err, &notCaptured) {
 		if err := relay.EnsureDeadLetterStream(ctx, nc, cfg.NATS.DeadLetterStream.Spec(), []string{dlt.FilterSubject()}, log); err != nil {
 			if errors.Is(err, relay.ErrJetStreamPermission) {
-				return &ConfigError{err}
+				return false, &ConfigError{err}
 			}
-			return err
+			return false, err
 		}
 		if _, err := relay.CheckCapture(ctx, nc, dlSamples); err != nil {
-			return err
+			return false, err
 		}
 	} else if err != nil {
-		return err
+		return false, err
 	}
-	if gap := time.Duration(cfg.Checkpoint.Interval) + restartAllowance; window > 0 && window < gap {
-		log.Warn().Str("duplicate_window", window.String()).Str("worst_replay_gap", gap.String()).
+	if gap := time.Duration(cfg.Checkpoint.Interval) + restartAllowance; capture.Window > 0 && capture.Window < gap {
+		log.Warn().Str("duplicate_window", capture.Window.String()).Str("worst_replay_gap", gap.String()).
 			Msg("the JetStream duplicate window is shorter than the worst replay gap (checkpoint.interval plus a restart): records replayed after a crash may be stored twice")
 	}
-	return nil
+	if !cfg.NATS.BatchPublish {
+		return false, nil
+	}
+	switch {
+	case len(capture.Unbatched) > 0:
+		log.Info().Strs("jetstream_streams", capture.Unbatched).
+			Msg("publishing message by message, a PubAck each: these streams do not allow batch publishing (allow_batched); allow it for about half the CPU per record, or set nats.batch_publish: false to silence this")
+	case !capture.Batched:
+		log.Info().Str("server_version", nc.ConnectedServerVersion()).
+			Msg("publishing message by message, a PubAck each: batch publishing needs nats-server 2.14 or later")
+	}
+	return capture.Batched, nil
 }

@@ -98,12 +98,13 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 		return err
 	}
 	old := d.cfg
+	batched := false
 	if old.NATS.JetStream {
 		// The nats section takes effect at the next restart: check the new
 		// streams against the running one.
 		chk := *cfg
 		chk.NATS, chk.Checkpoint = old.NATS, old.Checkpoint
-		if err := prepareJetStream(ctx, d.nc, &chk, subjects, d.log); err != nil {
+		if batched, err = prepareJetStream(ctx, d.nc, &chk, subjects, d.log); err != nil {
 			return fmt.Errorf("JetStream: %w", err)
 		}
 	}
@@ -150,6 +151,8 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 
 	stopStreams(stop)
 	d.pub.SetSubjects(subjects)
+	// The streams found now: one edited to allow batches (or not) since.
+	d.pub.SetBatchPublish(batched)
 
 	d.mu.Lock()
 	d.cfg.Streams = cfg.Streams

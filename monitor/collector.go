@@ -29,6 +29,7 @@ var (
 	descReady         = prometheus.NewDesc("fanoutd_ready", "1 while /readyz answers 200.", nil, nil)
 	descDeadLetters   = prometheus.NewDesc("fanoutd_dead_letters_total", "Records replaced by a dead letter (too large for NATS), by stream.", []string{"stream"}, nil)
 	descPubAckRetries = prometheus.NewDesc("fanoutd_jetstream_puback_retries_total", "JetStream messages published again because their PubAck failed or did not come.", nil, nil)
+	descBatched       = prometheus.NewDesc("fanoutd_jetstream_batched_records_total", "Records JetStream stored as part of a fast batch (confirmed by flow acks and one PubAck per chunk), not one PubAck each.", nil, nil)
 	descDuplicates    = prometheus.NewDesc("fanoutd_jetstream_duplicates_total", "Messages JetStream acknowledged as duplicates (a replay dropped by Nats-Msg-Id).", nil, nil)
 	descAsyncErrors   = prometheus.NewDesc("fanoutd_nats_async_errors_total", "Core NATS batches failed (and replayed) because the server sent an asynchronous error while they were published, e.g. a permissions violation.", nil, nil)
 	descStopped       = prometheus.NewDesc("fanoutd_stream_stopped", "1 for a configured stream that is not being read while the others are: deleted (probed until it is created again) or stopped alone.", []string{"stream"}, nil)
@@ -38,7 +39,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descHandled, descEvents, descBehind, descSubsStarted, descSubsEnded,
 		descSubErrors, descCheckpointAge, descLastEventAge, descShards, descStalled, descNATS, descReady,
-		descDeadLetters, descPubAckRetries, descDuplicates, descAsyncErrors, descStopped, descBuild,
+		descDeadLetters, descPubAckRetries, descBatched, descDuplicates, descAsyncErrors, descStopped, descBuild,
 		descObjects, descObjectBytes, descObjectReused} {
 		ch <- d
 	}
@@ -113,6 +114,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if src.Publisher != nil {
 		ps := src.Publisher()
 		ch <- prometheus.MustNewConstMetric(descPubAckRetries, prometheus.CounterValue, float64(ps.Retries))
+		ch <- prometheus.MustNewConstMetric(descBatched, prometheus.CounterValue, float64(ps.Batched))
 		ch <- prometheus.MustNewConstMetric(descDuplicates, prometheus.CounterValue, float64(ps.Duplicates))
 		ch <- prometheus.MustNewConstMetric(descAsyncErrors, prometheus.CounterValue, float64(ps.AsyncErrors))
 	}

@@ -135,8 +135,23 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 	}
 	defer func() { s.pending = pending[:0] }()
 
+	if p.fast != nil {
+		// The records up to the first dead letter (which goes to another
+		// subject, likely another stream) as one batch where the server
+		// takes batches; what it did not store goes on below.
+		n := 0
+		for n < len(items) && !items[n].dead {
+			n++
+		}
+		if p.fast.usable(n) {
+			stored := p.publishFastBatch(ctx, items[:n])
+			pending = pending[stored:]
+			res.batched += uint64(stored)
+		}
+	}
+
 	delay := retryDelayMin
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; len(pending) > 0; attempt++ {
 		probed := true
 		if len(pending) > 1 {
 			// Every round first publishes its first message alone: while

@@ -46,6 +46,8 @@ func EnsureStream(ctx context.Context, nc *nats.Conn, c StreamSpec, log zerolog.
 	if c.Storage == "memory" {
 		want.Storage = jetstream.MemoryStorage
 	}
+	// Batch publishing (see fastbatch.go), where the server has it.
+	want.AllowBatchPublish = serverAtLeast(nc.ConnectedServerVersion(), 2, 14)
 	// Instances that start together may all create it: see jsretry.
 	var s jetstream.Stream
 	created := false
@@ -98,18 +100,31 @@ func orUnlimited(n int64) int64 {
 	return n
 }
 
+// Capture is what CheckCapture found out about the streams that capture
+// the subjects.
+type Capture struct {
+	// Window is the duplicate window of the stream that captures the first
+	// subject.
+	Window time.Duration
+	// Batched: the server takes fast batches (2.14 or later) and every
+	// stream found allows them (allow_batched).
+	Batched bool
+	// Unbatched names the streams found that do not allow batches.
+	Unbatched []string
+}
+
 // CheckCapture verifies, for JetStream mode, that a stream captures each
 // subject, so that a misconfiguration is an error at start and not records
-// that can never be confirmed. It returns the duplicate window of the
-// stream that captures the first subject (0 if none). Subjects no stream
-// captures make a *NotCapturedError.
-func CheckCapture(ctx context.Context, nc *nats.Conn, subjects []string) (time.Duration, error) {
+// that can never be confirmed. Subjects no stream captures make a
+// *NotCapturedError.
+func CheckCapture(ctx context.Context, nc *nats.Conn, subjects []string) (Capture, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return 0, fmt.Errorf("jetstream: %w", err)
+		return Capture{}, fmt.Errorf("jetstream: %w", err)
 	}
-	var window time.Duration
+	c := Capture{Batched: serverAtLeast(nc.ConnectedServerVersion(), 2, 14)}
 	var missing []string
+	seen := map[string]bool{}
 	for i, subj := range subjects {
 		name, err := js.StreamNameBySubject(ctx, subj)
 		if err != nil {
@@ -118,21 +133,32 @@ func CheckCapture(ctx context.Context, nc *nats.Conn, subjects []string) (time.D
 				continue
 			}
 			if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders) {
-				return 0, fmt.Errorf("nats.jetstream is true but the NATS server has no JetStream: %w", err)
+				return Capture{}, fmt.Errorf("nats.jetstream is true but the NATS server has no JetStream: %w", err)
 			}
-			return 0, fmt.Errorf("find the JetStream stream for %s: %w", subj, err)
+			return Capture{}, fmt.Errorf("find the JetStream stream for %s: %w", subj, err)
 		}
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			c.Batched = false // unknown: message by message
+			continue
+		}
+		cfg := s.CachedInfo().Config
 		if i == 0 {
-			s, err := js.Stream(ctx, name)
-			if err == nil {
-				window = s.CachedInfo().Config.Duplicates
-			}
+			c.Window = cfg.Duplicates
+		}
+		if !cfg.AllowBatchPublish {
+			c.Batched = false
+			c.Unbatched = append(c.Unbatched, name)
 		}
 	}
 	if len(missing) > 0 {
-		return 0, &NotCapturedError{Subjects: missing}
+		return Capture{}, &NotCapturedError{Subjects: missing}
 	}
-	return window, nil
+	return c, nil
 }
 
 // SampleSubjects renders each template with sample values: the subjects that

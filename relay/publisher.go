@@ -41,6 +41,11 @@ type Options struct {
 	// shards: a publish waits while this many PubAcks are outstanding.
 	// Default 256.
 	MaxPending int
+	// NoBatchPublish turns JetStream batch publishing off (until
+	// SetBatchPublish): every message then has its own PubAck, as on
+	// servers before 2.14 or streams without allow_batched (see
+	// fastbatch.go).
+	NoBatchPublish bool
 	// DeadLetterSubject is a subject template (see ParseSubjectTemplate) for
 	// dead letters. Default DefaultDeadLetterSubject. In JetStream mode a
 	// stream must capture it, like the record subjects.
@@ -87,12 +92,16 @@ type Stats struct {
 	// Bytes counts the payload bytes of Published.
 	Bytes uint64 `json:"bytes"`
 	// Duplicates counts the Published records whose PubAck said JetStream
-	// already had them (a replay deduplicated by Nats-Msg-Id).
+	// already had them (a replay deduplicated by Nats-Msg-Id). In a fast
+	// batch, JetStream drops duplicates without saying so: not counted.
 	Duplicates uint64 `json:"duplicates"`
 	// DeadLettered counts records replaced by a dead letter.
 	DeadLettered uint64 `json:"dead_lettered"`
 	// Retries counts JetStream re-publishes of messages whose PubAck failed.
 	Retries uint64 `json:"retries"`
+	// Batched counts the Published records JetStream stored as part of a
+	// fast batch (see fastbatch.go), not confirmed one PubAck each.
+	Batched uint64 `json:"batched"`
 	// FailedBatches counts Handle calls that returned an error.
 	FailedBatches uint64 `json:"failed_batches"`
 	// AsyncErrors counts core NATS batches failed because the server sent an
@@ -108,6 +117,7 @@ type Stats struct {
 type Publisher struct {
 	nc         *nats.Conn
 	js         jetstream.JetStream // nil in core mode
+	fast       *fastBatcher        // nil in core mode
 	subjects   atomic.Pointer[map[string]*SubjectTemplate]
 	deadLetter *SubjectTemplate
 	timeout    time.Duration
@@ -127,7 +137,7 @@ type Publisher struct {
 
 	beforeFlush func() // tests: runs between the publishes and the flush of a core batch
 
-	published, bytes, duplicates, deadLettered, retries, failedBatches, asyncErrors atomic.Uint64
+	published, bytes, duplicates, deadLettered, retries, batched, failedBatches, asyncErrors atomic.Uint64
 
 	denied sync.Map // subject -> struct{}: permission denials already logged
 
@@ -192,6 +202,7 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 		if err != nil {
 			return nil, fmt.Errorf("new publisher: jetstream: %w", err)
 		}
+		p.fast = newFastBatcher(nc, !opts.NoBatchPublish)
 	}
 	p.scratch.New = func() any { return &scratch{header: newRecordHeader()} }
 	return p, nil
@@ -247,6 +258,7 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	p.published.Add(res.published)
 	p.bytes.Add(res.bytes)
 	p.duplicates.Add(res.duplicates)
+	p.batched.Add(res.batched)
 	p.deadLettered.Add(res.deadLettered)
 	p.objectsStored.Add(res.objects)
 	p.objectBytes.Add(res.objectBytes)
@@ -321,6 +333,7 @@ func (p *Publisher) Stats() Stats {
 		Duplicates:    p.duplicates.Load(),
 		DeadLettered:  p.deadLettered.Load(),
 		Retries:       p.retries.Load(),
+		Batched:       p.batched.Load(),
 		FailedBatches: p.failedBatches.Load(),
 		AsyncErrors:   p.asyncErrors.Load(),
 	}
@@ -328,7 +341,7 @@ func (p *Publisher) Stats() Stats {
 
 // batchResult is what one confirmed batch adds to Stats.
 type batchResult struct {
-	published, bytes, duplicates, deadLettered, objects, objectBytes uint64
+	published, bytes, duplicates, deadLettered, objects, objectBytes, batched uint64
 }
 
 // scratch is the reusable state of one Handle call.

@@ -231,25 +231,58 @@ func checkStored(t *testing.T, st jetstream.Stream, b *record.Batch) {
 	}
 }
 
+// forBothPublishModes runs f on a stream that takes fast batches and on one
+// that does not (then every message has its own PubAck).
+func forBothPublishModes(t *testing.T, f func(t *testing.T, batched bool)) {
+	for _, batched := range []bool{true, false} {
+		name := "per message"
+		if batched {
+			name = "batched"
+		}
+		t.Run(name, func(t *testing.T) { f(t, batched) })
+	}
+}
+
+// wantBatched checks that the records went as a batch where the stream
+// takes batches, and never where it does not.
+func wantBatched(t *testing.T, p *Publisher, batched bool, atLeast uint64) {
+	t.Helper()
+	got := p.Stats().Batched
+	if batched && got < atLeast {
+		t.Errorf("%d records stored by batch publishing, want at least %d", got, atLeast)
+	}
+	if !batched && got != 0 {
+		t.Errorf("%d records stored by batch publishing into a stream without allow_batched", got)
+	}
+}
+
 func TestHandleJetStream(t *testing.T) {
-	s := startServer(t, testServerConfig{JetStream: true})
-	st := createStream(t, s, jetstream.StreamConfig{})
-	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, MaxPending: 8}) // a window smaller than the batch
+	forBothPublishModes(t, func(t *testing.T, batched bool) {
+		s := startServer(t, testServerConfig{JetStream: true})
+		st := createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: batched})
+		p := newTestPublisher(t, s.connect(t), Options{JetStream: true, MaxPending: 8}) // a window smaller than the batch
 
-	b := testBatch(40)
-	if err := p.Handle(context.Background(), b); err != nil {
-		t.Fatalf("Handle: %v", err)
-	}
-	checkStored(t, st, b)
+		b := testBatch(40)
+		if err := p.Handle(context.Background(), b); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		checkStored(t, st, b)
+		wantBatched(t, p, batched, 40)
 
-	// A replay of the same batch is deduplicated by Nats-Msg-Id.
-	if err := p.Handle(context.Background(), b); err != nil {
-		t.Fatalf("Handle (replay): %v", err)
-	}
-	checkStored(t, st, b)
-	if got := p.Stats(); got.Published != 80 || got.Duplicates != 40 || got.FailedBatches != 0 {
-		t.Errorf("Stats() = %+v, want 80 published, 40 duplicates", got)
-	}
+		// A replay of the same batch is deduplicated by Nats-Msg-Id. In a
+		// batch, the server drops duplicates without saying so.
+		if err := p.Handle(context.Background(), b); err != nil {
+			t.Fatalf("Handle (replay): %v", err)
+		}
+		checkStored(t, st, b)
+		wantDups := uint64(40)
+		if batched {
+			wantDups = 0
+		}
+		if got := p.Stats(); got.Published != 80 || got.Duplicates != wantDups || got.FailedBatches != 0 {
+			t.Errorf("Stats() = %+v, want 80 published, %d duplicates", got, wantDups)
+		}
+	})
 }
 
 func TestHandleJetStreamNoStream(t *testing.T) {
@@ -401,19 +434,36 @@ func TestHandleDeadLetter(t *testing.T) {
 // TestHandleJetStreamMaxMsgSize: a record the stream refuses for its size
 // (under the server's max_payload) is dead-lettered too.
 func TestHandleJetStreamMaxMsgSize(t *testing.T) {
+	forBothPublishModes(t, func(t *testing.T, batched bool) {
+		testHandleJetStreamMaxMsgSize(t, batched)
+	})
+}
+
+func testHandleJetStreamMaxMsgSize(t *testing.T, batched bool) {
 	s := startServer(t, testServerConfig{JetStream: true})
-	st := createStream(t, s, jetstream.StreamConfig{Name: "RECORDS", Subjects: []string{"kinesis.>"}, MaxMsgSize: 1024})
+	st := createStream(t, s, jetstream.StreamConfig{Name: "RECORDS", Subjects: []string{"kinesis.>"}, MaxMsgSize: 1024, AllowBatchPublish: batched})
 	dl := createStream(t, s, jetstream.StreamConfig{Name: "DEAD", Subjects: []string{"fanoutd.deadletter.>"}})
 	p := newTestPublisher(t, s.connect(t), Options{JetStream: true})
 
-	b := testBatch(3)
+	// Big enough for a batch; the record refused for its size in the
+	// middle ends the batch, the rest go message by message, in order.
+	b := testBatch(8)
 	b.Records[1].Data = bytes.Repeat([]byte{'z'}, 1500)
 	if err := p.Handle(context.Background(), b); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	if got := len(streamMsgs(t, st)); got != 2 {
-		t.Errorf("records stream holds %d messages, want 2", got)
+	msgs := streamMsgs(t, st)
+	if len(msgs) != 7 {
+		t.Fatalf("records stream holds %d messages, want 7", len(msgs))
 	}
+	for i, m := range msgs {
+		j := i
+		if i > 0 {
+			j = i + 1 // record 1 is the dead letter
+		}
+		checkMsg(t, &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}, b, &b.Records[j])
+	}
+	wantBatched(t, p, batched, 1)
 	dead := streamMsgs(t, dl)
 	if len(dead) != 1 {
 		t.Fatalf("dead-letter stream holds %d messages, want 1", len(dead))
@@ -422,14 +472,25 @@ func TestHandleJetStreamMaxMsgSize(t *testing.T) {
 	if !strings.HasPrefix(reason, "payload of 1500 bytes exceeds the JetStream stream's max_msg_size") {
 		t.Errorf("reason %q", reason)
 	}
-	if got := p.Stats(); got.DeadLettered != 1 || got.Published != 2 || got.Retries != 1 {
-		t.Errorf("Stats() = %+v, want 1 dead-lettered (after 1 retry), 2 published", got)
+	// Message by message, only the refused record is published again (as
+	// its dead letter). In a batch, the server ends the batch at the
+	// refused record: the 6 after it are published again too.
+	wantRetries := uint64(1)
+	if batched {
+		wantRetries = 7
+	}
+	if got := p.Stats(); got.DeadLettered != 1 || got.Published != 7 || got.Retries != wantRetries {
+		t.Errorf("Stats() = %+v, want 1 dead-lettered, 7 published, %d retries", got, wantRetries)
 	}
 }
 
 func TestHandleConcurrentShards(t *testing.T) {
+	forBothPublishModes(t, testHandleConcurrentShards)
+}
+
+func testHandleConcurrentShards(t *testing.T, batched bool) {
 	s := startServer(t, testServerConfig{JetStream: true})
-	st := createStream(t, s, jetstream.StreamConfig{})
+	st := createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: batched})
 	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, MaxPending: 16})
 	const shards = 8
 	errs := make(chan error, shards)
@@ -451,6 +512,17 @@ func TestHandleConcurrentShards(t *testing.T) {
 	}
 	if info.State.Msgs != shards*50 {
 		t.Errorf("stream holds %d messages, want %d", info.State.Msgs, shards*50)
+	}
+	wantBatched(t, p, batched, shards*50)
+	// Each shard's records in order, once.
+	next := map[string]int{}
+	for _, m := range streamMsgs(t, st) {
+		shard := m.Header.Get(HeaderShardID)
+		want := testBatch(50).Records[next[shard]]
+		if got := m.Header.Get(HeaderSequenceNumber); got != want.SequenceNumber {
+			t.Fatalf("shard %s: message %d has sequence number %s, want %s", shard, next[shard], got, want.SequenceNumber)
+		}
+		next[shard]++
 	}
 }
 

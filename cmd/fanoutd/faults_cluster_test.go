@@ -354,7 +354,14 @@ func (f *clusterFault) checkStored(total int) {
 // cluster) loses its leader, by stepdowns and by the shutdown of the server
 // that leads it and holds the daemon's connection, while the daemon relays
 // a continuous flow of records.
-func TestFaultJetStreamLeaderLoss(t *testing.T) {
+// TestFaultJetStreamLeaderLoss runs into a stream that allows fast batches
+// (as the streams fanoutd creates do), TestFaultJetStreamLeaderLossPerMessage
+// into one that does not.
+func TestFaultJetStreamLeaderLoss(t *testing.T) { testFaultJetStreamLeaderLoss(t, true) }
+
+func TestFaultJetStreamLeaderLossPerMessage(t *testing.T) { testFaultJetStreamLeaderLoss(t, false) }
+
+func testFaultJetStreamLeaderLoss(t *testing.T, batched bool) {
 	if testing.Short() {
 		t.Skip("slow: the fault suite on a 3-node JetStream cluster (run without -short)")
 	}
@@ -380,7 +387,7 @@ func TestFaultJetStreamLeaderLoss(t *testing.T) {
 		defer cancel()
 		_, err := f.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "KINESIS",
 			Subjects: []string{"kinesis.>", "fanoutd.deadletter.>"}, Storage: jetstream.FileStorage,
-			Replicas: 3, Duplicates: 5 * time.Minute})
+			Replicas: 3, Duplicates: 5 * time.Minute, AllowBatchPublish: batched})
 		return err == nil
 	})
 	testutil.WaitFor(t, clusterBound, "every replica of KINESIS current", f.healthy)

@@ -42,6 +42,7 @@ type faultEnv struct {
 	t        *testing.T
 	e        *e2e
 	js       bool
+	batched  bool // the JetStream stream allows fast batches
 	storeDir string
 	port     int
 	path     string
@@ -73,12 +74,19 @@ func portOf(ns *server.Server) int {
 	return n
 }
 
+// newFaultEnv sets up the emulator, NATS and the daemon's config. In
+// JetStream mode the records stream allows fast batches (as the streams
+// fanoutd creates do); newFaultEnvMode chooses.
 func newFaultEnv(t *testing.T, js bool) *faultEnv {
+	return newFaultEnvMode(t, js, js)
+}
+
+func newFaultEnvMode(t *testing.T, js, batched bool) *faultEnv {
 	t.Helper()
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second // renewals happen during every scenario
 	e := newProcessE2E(t, opts, false)
-	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.emu)}
+	f := &faultEnv{t: t, e: e, js: js, batched: batched, producer: newProducer(e.emu)}
 	if js {
 		// A JetStream server whose store survives restarts, on a fixed port.
 		e.ns.Shutdown()
@@ -90,7 +98,7 @@ func newFaultEnv(t *testing.T, js bool) *faultEnv {
 		js, _ := jetstream.New(nc)
 		if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "KINESIS",
 			Subjects: []string{"kinesis.>", "fanoutd.deadletter.>"}, Storage: jetstream.FileStorage,
-			Duplicates: 5 * time.Minute, Discard: jetstream.DiscardNew}); err != nil {
+			Duplicates: 5 * time.Minute, Discard: jetstream.DiscardNew, AllowBatchPublish: batched}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -373,7 +381,7 @@ func (f *faultEnv) untilCounted(metric string, fault func() int) {
 	})
 }
 
-func runFaultSuite(t *testing.T, js bool) {
+func runFaultSuite(t *testing.T, js, batched bool) {
 	if testing.Short() {
 		t.Skip("slow: the daemon as a process through every fault (run without -short)")
 	}
@@ -382,7 +390,7 @@ func runFaultSuite(t *testing.T, js bool) {
 			continue
 		}
 		t.Run(sc.name, func(t *testing.T) {
-			f := newFaultEnv(t, js)
+			f := newFaultEnvMode(t, js, batched)
 			f.startDaemon()
 			f.produce()
 			f.waitProgress(100)
@@ -394,6 +402,11 @@ func runFaultSuite(t *testing.T, js bool) {
 			healed := time.Now()
 			f.waitProgress(100)
 			f.finish(healed)
+			if js {
+				// Which publishing path the records took, for the log;
+				// both are checked the same way above.
+				f.t.Logf("records stored by batch publishing: %.0f", f.metricIf("fanoutd_jetstream_batched_records_total"))
+			}
 			if t.Failed() {
 				t.Logf("daemon output:\n%s", f.out.String())
 			}
@@ -401,9 +414,15 @@ func runFaultSuite(t *testing.T, js bool) {
 	}
 }
 
-func TestFaultSuiteJetStream(t *testing.T) { runFaultSuite(t, true) }
+// TestFaultSuiteJetStream: into a stream that allows fast batches, the
+// default of the streams fanoutd creates.
+func TestFaultSuiteJetStream(t *testing.T) { runFaultSuite(t, true, true) }
 
-func TestFaultSuiteCoreNATS(t *testing.T) { runFaultSuite(t, false) }
+// TestFaultSuiteJetStreamPerMessage: into a stream without allow_batched,
+// every message confirmed by its own PubAck.
+func TestFaultSuiteJetStreamPerMessage(t *testing.T) { runFaultSuite(t, true, false) }
+
+func TestFaultSuiteCoreNATS(t *testing.T) { runFaultSuite(t, false, false) }
 
 // metric scrapes one series (name with its labels, as exposed) from the
 // daemon's /metrics; the test fails if it is not there.
