@@ -31,7 +31,7 @@ type Options struct {
 	Phases       string        `default:"catchup,steady,idle" help:"Phases to run (comma-separated)."`
 	Baseline     bool          `help:"Run the same loads through a plain aws-sdk-go-v2 + nats.go relay and print the ratios."`
 	Rounds       int           `default:"2" help:"Runs of each phase per relay, alternating fanoutd and baseline."`
-	Profile      string        `placeholder:"DIR" help:"Write the daemon's CPU and heap profiles (pprof) of every run into DIR."`
+	Profile      string        `placeholder:"DIR" help:"Write the daemon's CPU profile and its heap profile at the peak of its live heap (pprof) of every run into DIR."`
 	JSON         bool          `name:"json" help:"Print the results as JSON."`
 
 	// Version is fanoutd's version, for the report; Progress receives the

@@ -5,37 +5,56 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // Fast batch publishing (nats-server 2.14+, a stream with allow_batched):
 // the messages of a chunk go out as one batch, and the server confirms them
 // with a flow-control ack every so many messages and one PubAck at the end,
-// instead of a PubAck per message. That is about half the CPU per record in
-// the relay. The batch runs in "gap: fail" mode: the server stores a prefix
-// of the batch, in order, and stops the batch at the first message it
-// cannot store (refused, or missing: a gap). Its final PubAck says how long
-// that prefix is; the rest of the chunk is then published message by
-// message, as without batches (jetStreamChunk), so every failure keeps the
-// handling it has there (retries, dead letters, objects). Nats-Msg-Id
-// deduplication holds within a batch as for single messages.
+// instead of a PubAck per message. As in core mode, one reused message and
+// header serve every record (nothing is kept per record until its ack). In
+// the bench that is a fifth of a plain relay's CPU per record, against 0.38
+// message by message. The batch runs in "gap: fail" mode: the server stores
+// a prefix of the batch, in order, and stops the batch at the first message
+// it refuses or that went missing (a gap). What counts as stored is the
+// prefix its acks and final PubAck confirm, cut before the first message
+// the server said it refused or lost (a message refused when it was
+// stored, a store error, may be counted in the acks all the same). The rest
+// of the chunk is published message by message, as without batches
+// (jetStreamChunk), so every failure keeps the handling it has there
+// (retries, dead letters, objects); the batch itself stops before the first
+// record that needs more than a plain message.
+//
+// Duplicates: a batch drops a message JetStream already has without a
+// word, also one whose first copy is still being stored (proposed in a
+// cluster, not yet applied), which a leader change can still lose. Such a
+// copy exists only shortly after an attempt that failed; so after a failed
+// Handle, a shard publishes message by message (each duplicate then gets
+// its own answer, an error while in process) until a Handle succeeds.
 //
 // The protocol is nats-server's fast-ingest batch (server/stream.go,
-// getFastBatch): each message's reply subject is
-// <inbox>.<batch id>.<flow>.fail.<batch sequence>.<operation>.$FI.
-// Synadia's orbit.go jetstreamext.FastPublisher speaks it too, but it waits
-// for its ack timeout when a batch's first message is refused (a stream
-// without allow_batched), subscribes anew for every batch, and does not
-// report how many messages a failed batch stored; this is the part of it
-// fanoutd needs, on one subscription shared by every shard.
+// getFastBatch, processJetStreamFastBatchMsg): each message's reply
+// subject is <inbox>.<batch id>.<flow>.fail.<batch sequence>.<operation>.$FI,
+// and the last message carries the commit. There is no ping: a ping, like
+// a commit without a message, goes to the subject and so reaches its
+// plain subscribers. Synadia's orbit.go jetstreamext.FastPublisher speaks
+// the protocol too, but it waits for its ack timeout when a batch's first
+// message is refused (a stream without allow_batched), subscribes anew for
+// every batch, does not say how many messages a failed batch stored, and
+// pings; this is the part of it fanoutd needs, on one subscription shared
+// by every shard.
 
 const (
 	// fastFlow is the flow-control interval asked of the server: an ack
@@ -59,7 +78,6 @@ const (
 	fastOpStart  = "0"
 	fastOpAppend = "1"
 	fastOpCommit = "2"
-	fastOpPing   = "4"
 )
 
 // fastBatcher is a Publisher's fast-batch state, shared by its shards.
@@ -80,17 +98,20 @@ type fastBatcher struct {
 type fastBatch struct {
 	signal chan struct{} // cap 1: something below changed
 
-	n uint64 // messages in the batch
-
-	mu       sync.Mutex
-	replied  bool   // the server answered a message of the batch
-	acked    uint64 // the batch sequence stored up to, from flow acks
-	flow     uint64 // the server's current ack interval
-	done     bool   // the batch is over: its final PubAck, or an error reply
-	final    bool   // done by a final PubAck: count is known
-	count    uint64 // from the final PubAck: how many messages were stored
-	err      error  // the first error the server reported, for the log
-	disabled bool   // the stream does not allow batches
+	mu      sync.Mutex
+	replied bool   // the server answered a message of the batch
+	acked   uint64 // the batch sequence stored up to, from flow acks
+	flow    uint64 // the server's current ack interval
+	done    bool   // the batch is over: its final PubAck, or an error reply
+	final   bool   // done by a final PubAck: count is known
+	count   uint64 // from the final PubAck: how many messages were stored
+	// limit bounds what counts as stored: the messages before the first
+	// one the server refused or reported lost. A message can be refused
+	// after the batch counted it (a store error): the acks and the count
+	// may then include it, so nothing from it on counts as stored.
+	limit    uint64
+	err      error // the first error the server reported, for the log
+	disabled bool  // no batches for a while: refused, or not understood
 }
 
 func newFastBatcher(nc *nats.Conn, on bool) *fastBatcher {
@@ -138,9 +159,9 @@ func serverAtLeast(version string, major, minor int) bool {
 
 // start registers a new batch and returns its id and the prefix of its
 // reply subjects.
-func (f *fastBatcher) start(n int) (string, string, *fastBatch, error) {
+func (f *fastBatcher) start() (string, string, *fastBatch, error) {
 	id := f.idBase + strconv.FormatUint(f.nextID.Add(1), 36)
-	b := &fastBatch{signal: make(chan struct{}, 1), flow: fastFlow, n: uint64(n)}
+	b := &fastBatch{signal: make(chan struct{}, 1), flow: fastFlow, limit: math.MaxUint64}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sub == nil || !f.sub.IsValid() {
@@ -168,9 +189,11 @@ type fastReply struct {
 	Type string `json:"type"`
 	// flow ack: stored up to Seq; acks now every Msgs messages.
 	// err: the message Seq was refused.
-	Seq   uint64              `json:"seq"`
-	Msgs  uint64              `json:"msgs"`
-	Error *jetstream.APIError `json:"error"`
+	// gap: the messages from LastSeq up to Seq went missing.
+	Seq     uint64              `json:"seq"`
+	LastSeq uint64              `json:"last_seq"`
+	Msgs    uint64              `json:"msgs"`
+	Error   *jetstream.APIError `json:"error"`
 	// The final PubAck.
 	Stream string `json:"stream"`
 	Batch  string `json:"batch"`
@@ -212,27 +235,27 @@ func (f *fastBatcher) onReply(m *nats.Msg) {
 			b.flow = r.Msgs
 		}
 	case r.Type == "err":
-		if b.err == nil && r.Error != nil {
-			b.err = r.Error
-		}
+		// Message r.Seq refused (the server ends the batch there).
+		b.refused(r.Seq, r.Error)
 	case r.Type == "gap":
-		if b.err == nil {
-			b.err = fmt.Errorf("batch messages lost on the way to the server (a gap)")
-		}
+		// Messages from r.LastSeq on did not reach the batch.
+		b.refused(r.LastSeq, fmt.Errorf("batch messages %d to %d lost on the way to the server (a gap)", r.LastSeq, r.Seq))
 	case r.Type != "":
 	case r.Error != nil:
-		// A message refused before it reached the batch (its size, the
-		// stream's state; allow_batched off, or the batch unknown: then
-		// every message is refused so). Any later message makes a gap:
-		// the server then ends the batch and sends its final PubAck.
-		// The first or the last message refused ends it here.
-		if b.err == nil {
-			b.err = r.Error
-		}
-		if seq <= 1 || seq >= b.n {
+		// Message seq refused: before it reached the batch (its size,
+		// the stream's state; allow_batched off, or the batch unknown,
+		// and then every message is refused so), or when it was stored.
+		// Nothing from it on counts as stored, and the publisher stops
+		// the batch there. The first message refused ends the batch.
+		b.refused(seq, r.Error)
+		if seq <= 1 {
 			b.done = true
-			b.disabled = seq <= 1 && r.Error.ErrorCode == jsErrCodeBatchPublishDisabled
+			b.disabled = r.Error.ErrorCode == jsErrCodeBatchPublishDisabled || r.Error.ErrorCode == jsErrCodeBatchPublishTooManyInflight
 		}
+	case r.Batch == "":
+		// A plain PubAck: a server (a stream leader) that does not know
+		// batches stored the first message as a single one.
+		b.done, b.disabled = true, true
 	default:
 		// The final PubAck, also after a refused message or a gap: count
 		// stops before it.
@@ -245,17 +268,50 @@ func (f *fastBatcher) onReply(m *nats.Msg) {
 	}
 }
 
-// jsErrCodeBatchPublishDisabled is nats-server's JSBatchPublishDisabledErr
-// ("batch publish is disabled": the stream has allow_batched off).
-const jsErrCodeBatchPublishDisabled = 10205
+// stored is how many messages, from the first, count as stored once sent
+// went out. Lock held.
+func (b *fastBatch) stored(sent int) uint64 {
+	n := b.acked // a prefix, in "gap: fail" mode
+	if b.final {
+		n = b.count
+	}
+	return min(n, uint64(sent), b.limit)
+}
 
-// publishFastBatch publishes items as one batch and returns how many of
-// them, from the first, JetStream stored (the rest the caller publishes
-// message by message). It never returns an error: whatever went wrong, the
-// messages after the stored prefix are left to the caller.
-func (p *Publisher) publishFastBatch(chunkCtx context.Context, items []jsItem) int {
+// refused notes that the batch's message seq (1-based) was not stored.
+// Lock held.
+func (b *fastBatch) refused(seq uint64, err error) {
+	if seq > 0 {
+		b.limit = min(b.limit, seq-1)
+	} else {
+		b.limit = 0 // which one is unknown: none counts
+	}
+	if b.err == nil && err != nil {
+		b.err = err
+	}
+}
+
+// nats-server's error codes for a batch refused as a whole, at its first
+// message: JSBatchPublishDisabledErr ("batch publish is disabled": the
+// stream has allow_batched off) and JSBatchPublishTooManyInflight (the
+// stream or the server holds its maximum of open batches).
+const (
+	jsErrCodeBatchPublishDisabled        = 10205
+	jsErrCodeBatchPublishTooManyInflight = 10211
+)
+
+// publishFastBatch publishes the records [start, end) of b as one batch
+// and returns how many of them, from the first, JetStream stored; the
+// caller publishes the rest message by message. The batch stops before the
+// first record that needs more than a plain message (a dead letter, an
+// object): those and the rest go message by message too. As in core mode,
+// one message and one header serve every record (PublishMsg copies them
+// into the connection's buffer): nothing is held per record until its ack.
+// It never fails: whatever went wrong, what was not stored is left to the
+// caller.
+func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int) int {
 	f := p.fast
-	id, prefix, b, err := f.start(len(items))
+	id, prefix, fb, err := f.start()
 	if err != nil {
 		p.log.Warn().Err(err).Msg("JetStream batch publishing unavailable; publishing message by message")
 		return 0
@@ -266,84 +322,116 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, items []jsItem) i
 	ctx, cancel := context.WithTimeout(chunkCtx, p.timeout/2)
 	defer cancel()
 
-	sent := 0
-	ping := time.NewTimer(p.timeout / 4)
-	defer ping.Stop()
-	for i := range items {
-		msg := items[i].msg
+	maxPayload := p.nc.MaxPayload()
+	if s.next == nil {
+		s.next = newRecordHeader()
+	}
+	// build fills m with record i's message, with header rh; false if it
+	// needs more than a plain message.
+	build := func(i int, rh *recordHeader, m *nats.Msg) bool {
+		rec := &b.Records[i]
+		rh.set(b, rec)
+		*m = nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: rh.h}
+		// A dead letter or an object (or near the limit): not in the batch.
+		return len(m.Subject) <= MaxSubjectBytes && int64(len(rec.Data)+rh.encodedLen()) <= maxPayload-64
+	}
+	// Two messages: the next one is built before the current one goes
+	// out, so that the batch's last message carries its commit (an
+	// extra message to end it would reach the subject's subscribers).
+	cur, next := &s.msg, &s.nextMsg
+	curH, nextH := s.header, s.next
+	defer func() { *cur, *next = nats.Msg{}, nats.Msg{} }()
+	var subject string // the first message's
+	sent, committed := 0, false
+	ok := build(start, curH, cur)
+	for i := start; ok; i++ {
+		ok = i+1 < end && build(i+1, nextH, next)
 		op := fastOpAppend
 		switch {
-		case i == len(items)-1:
+		case !ok:
 			op = fastOpCommit
-		case i == 0:
+		case sent == 0:
 			op = fastOpStart
 		}
-		msg.Reply = prefix + strconv.Itoa(i+1) + "." + op + ".$FI"
-		err := p.nc.PublishMsg(msg)
-		msg.Reply = ""
-		if err != nil {
+		if sent == 0 {
+			subject = cur.Subject
+		}
+		cur.Reply = s.fastReply(prefix, sent+1, op)
+		if err := p.nc.PublishMsg(cur); err != nil {
 			break
 		}
-		sent = i + 1
+		sent, committed = sent+1, op == fastOpCommit
 		// Wait for the server's answer to the first message (a stream
 		// that refuses batches refuses it, and then no other goes out
 		// twice), then while fastWindows flow intervals are unconfirmed.
 		for {
-			b.mu.Lock()
-			done, stall := b.done, !b.replied || uint64(sent) >= b.acked+b.flow*fastWindows
-			b.mu.Unlock()
-			if done || !stall || !p.waitFast(ctx, b, ping, items[0].msg.Subject, prefix, sent) {
+			fb.mu.Lock()
+			done, stall := fb.done, !fb.replied || uint64(sent) >= fb.acked+fb.flow*fastWindows
+			fb.mu.Unlock()
+			if done || !stall || !waitFast(ctx, fb) {
 				break
 			}
 		}
-		if b.isDone() || ctx.Err() != nil {
+		if fb.over() || ctx.Err() != nil {
+			ok = false // done, or a message refused: the rest goes one by one
 			break
 		}
+		cur, next = next, cur
+		curH, nextH = nextH, curH
 	}
-	if sent == len(items) {
-		for !b.isDone() && p.waitFast(ctx, b, ping, items[0].msg.Subject, prefix, sent) {
+	if sent == 0 {
+		return 0
+	}
+	if committed && !fb.over() {
+		// The commit went out: wait for the final PubAck.
+		for !fb.isDone() && waitFast(ctx, fb) {
 		}
 	}
 
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.disabled {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if fb.disabled {
 		if f.retryAt.Swap(time.Now().Add(fastRetryAfter).UnixNano()) == 0 {
-			p.log.Info().Str("subject", items[0].msg.Subject).
-				Msg("the JetStream stream refuses batch publishing (allow_batched is off): publishing message by message, at more CPU per record; set allow_batched on the stream to use batches")
+			p.log.Info().Str("subject", subject).Err(fb.err).
+				Msg("JetStream refuses batch publishing (a stream with allow_batched off, too many open batches, or a server before 2.14): publishing message by message, at more CPU per record, retrying batches every minute")
 		}
 		return 0
 	}
-	if !b.replied && sent > 0 && chunkCtx.Err() == nil {
-		// Not a word from the server about the batch in all that time,
-		// while the connection stayed up: no batches for a while.
+	if !fb.replied && chunkCtx.Err() == nil {
+		// Not a word from the server about the batch in all that time:
+		// no batches for a while.
 		f.retryAt.Store(time.Now().Add(fastRetryAfter).UnixNano())
-		p.log.Warn().Str("subject", items[0].msg.Subject).Dur("waited", p.timeout/2).
+		p.log.Warn().Str("subject", subject).Dur("waited", p.timeout/2).
 			Msg("JetStream did not answer a batch publish; publishing message by message for a minute")
 		return 0
 	}
-	stored := b.acked // a prefix, in "gap: fail" mode
-	if b.final {
-		stored = b.count
-	}
-	stored = min(stored, uint64(sent))
-	if int(stored) < len(items) && ctx.Err() == nil {
-		p.log.Debug().Str("subject", items[0].msg.Subject).Uint64("stored", stored).Int("messages", len(items)).Err(b.err).
+	stored := fb.stored(sent)
+	if int(stored) < end-start && ctx.Err() == nil {
+		p.log.Debug().Str("subject", subject).Uint64("stored", stored).Int("messages", end-start).Err(fb.err).
 			Msg("a JetStream batch stored only part of a chunk; publishing the rest message by message")
 	}
 	return int(stored)
 }
 
-// waitFast waits for news of b, pinging the server (which then repeats its
-// last flow ack) when none comes for a while. It returns false once ctx is
-// done.
-func (p *Publisher) waitFast(ctx context.Context, b *fastBatch, ping *time.Timer, subject, prefix string, sent int) bool {
+// fastReply returns the reply subject of a batch message, over s.reply:
+// valid until the next call (PublishMsg copies it).
+func (s *scratch) fastReply(prefix string, seq int, op string) string {
+	r := append(s.reply[:0], prefix...)
+	r = strconv.AppendInt(r, int64(seq), 10)
+	r = append(r, '.')
+	r = append(r, op...)
+	r = append(r, ".$FI"...)
+	s.reply = r
+	return unsafe.String(&r[0], len(r))
+}
+
+// waitFast waits for news of b. It returns false once ctx is done. A flow
+// ack lost on the way (there is no ping: a ping goes to the subject, and so
+// to its subscribers) leaves the wait to ctx, and the rest of the chunk to
+// the message-by-message path.
+func waitFast(ctx context.Context, b *fastBatch) bool {
 	select {
 	case <-b.signal:
-		return true
-	case <-ping.C:
-		_ = p.nc.PublishRequest(subject, prefix+strconv.Itoa(sent)+"."+fastOpPing+".$FI", nil)
-		ping.Reset(p.timeout / 4)
 		return true
 	case <-ctx.Done():
 		return false
@@ -354,4 +442,12 @@ func (b *fastBatch) isDone() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.done
+}
+
+// over reports that sending more is useless: the batch is done, or a
+// message of it was refused.
+func (b *fastBatch) over() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done || b.limit != math.MaxUint64
 }

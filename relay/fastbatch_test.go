@@ -3,10 +3,13 @@ package relay
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -62,7 +65,7 @@ func TestFastBatchRefused(t *testing.T) {
 	if got := p.Stats(); got.Batched != 0 || got.Duplicates != 40 {
 		t.Errorf("Stats() = %+v, want none batched, the replay's 40 duplicates", got)
 	}
-	if n := strings.Count(logs.String(), "allow_batched is off"); n != 1 {
+	if n := strings.Count(logs.String(), "refuses batch publishing"); n != 1 {
 		t.Errorf("%d logs about allow_batched, want 1; logs:\n%s", n, logs.String())
 	}
 	if p.fast.usable(100) {
@@ -97,12 +100,25 @@ func TestFastBatchStreamFull(t *testing.T) {
 	if _, err := jsFor(t, s).UpdateStream(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The replay after a failure goes message by message (records of the
+	// failed attempt may still be on their way in: one by one, each is
+	// confirmed), its duplicates counted; the next batch is batched again.
 	if err := p.Handle(context.Background(), b); err != nil {
 		t.Fatalf("Handle (replay): %v", err)
 	}
 	checkStored(t, st, b)
+	if got := p.Stats(); got.Batched != 0 || got.Duplicates != 25 {
+		t.Errorf("Stats() = %+v, want the replay message by message, the 25 stored before as duplicates", got)
+	}
+	next := testBatch(60)
+	for i := range next.Records {
+		next.Records[i].SequenceNumber += "1" // other records
+	}
+	if err := p.Handle(context.Background(), next); err != nil {
+		t.Fatalf("Handle (next): %v", err)
+	}
 	if got := p.Stats().Batched; got != 60 {
-		t.Errorf("%d records batched, want the replay's 60 (the 25 stored before are dropped as duplicates)", got)
+		t.Errorf("%d records batched after the shard's replay succeeded, want 60", got)
 	}
 }
 
@@ -144,5 +160,64 @@ func TestFastBatchNoAnswer(t *testing.T) {
 	}
 	if p.fast.usable(100) {
 		t.Error("batches are tried again right after one went unanswered")
+	}
+}
+
+// TestFastBatchReplies feeds the server's replies to a batch of 20 messages
+// and checks how many count as stored: never a message the server refused
+// or reported lost, nor one after it, whatever the acks and the final
+// PubAck say (a message refused when it was stored is in the batch's count).
+func TestFastBatchReplies(t *testing.T) {
+	type reply struct {
+		seq  int // the batch message replied to (its reply subject)
+		data string
+	}
+	ack := func(seq, upTo int) reply { return reply{seq, fmt.Sprintf(`{"type":"ack","seq":%d,"msgs":10}`, upTo)} }
+	final := func(count int) reply {
+		return reply{20, fmt.Sprintf(`{"stream":"KINESIS","seq":99,"batch":"b","count":%d}`, count)}
+	}
+	refusedAt := func(seq int) reply {
+		return reply{seq, `{"stream":"KINESIS","error":{"code":500,"err_code":10077,"description":"insufficient resources"}}`}
+	}
+	for _, tc := range []struct {
+		name               string
+		replies            []reply
+		stored             uint64
+		done, disabled, ok bool
+	}{
+		{"all stored", []reply{ack(1, 0), ack(10, 10), final(20)}, 20, true, false, true},
+		{"only acks", []reply{ack(1, 0), ack(10, 10)}, 10, false, false, true},
+		{"a store error counted by the final PubAck", []reply{ack(1, 0), refusedAt(7), ack(10, 10), final(20)}, 6, true, false, true},
+		{"an err reply", []reply{ack(1, 0), {7, `{"type":"err","seq":7,"error":{"code":503,"err_code":10077,"description":"x"}}`}, final(6)}, 6, true, false, true},
+		{"a gap", []reply{ack(1, 0), {12, `{"type":"gap","last_seq":11,"seq":12}`}, ack(12, 10), final(20)}, 10, true, false, true},
+		{"the first refused: allow_batched off", []reply{{1, `{"stream":"KINESIS","error":{"code":400,"err_code":10205,"description":"batch publish is disabled"}}`}}, 0, true, true, true},
+		{"the first refused: too many batches", []reply{{1, `{"stream":"KINESIS","error":{"code":429,"err_code":10211,"description":"batch publish too many inflight"}}`}}, 0, true, true, true},
+		{"the first refused: stream full", []reply{refusedAt(1)}, 0, true, false, true},
+		{"a server without batches", []reply{{1, `{"stream":"KINESIS","seq":5}`}}, 0, true, true, true},
+		{"no responders", nil, 0, true, false, false},
+		{"a reply that is not JSON", []reply{ack(1, 0), {3, `oops`}}, 0, true, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fastBatcher{inbox: "_INBOX.x", batches: map[string]*fastBatch{}}
+			id, prefix := "b1", "_INBOX.x.b1.100.fail."
+			b := &fastBatch{signal: make(chan struct{}, 1), flow: fastFlow, limit: math.MaxUint64}
+			f.batches[id] = b
+			if !tc.ok {
+				m := nats.NewMsg(prefix + "1.0.$FI")
+				m.Header.Set("Status", "503")
+				f.onReply(m)
+			}
+			for _, r := range tc.replies {
+				f.onReply(&nats.Msg{Subject: prefix + strconv.Itoa(r.seq) + ".1.$FI", Data: []byte(r.data)})
+			}
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if got := b.stored(20); got != tc.stored {
+				t.Errorf("stored %d, want %d", got, tc.stored)
+			}
+			if b.done != tc.done || b.disabled != tc.disabled {
+				t.Errorf("done %v, disabled %v; want %v, %v", b.done, b.disabled, tc.done, tc.disabled)
+			}
+		})
 	}
 }

@@ -89,12 +89,29 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *Subje
 // PublishTimeout, until JetStream confirmed every one of them.
 func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int, res *batchResult) error {
 	maxPayload := p.nc.MaxPayload()
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+
+	// As one fast batch where the server takes batches; what it did not
+	// store goes on below, message by message.
+	first := start
+	if !s.noBatch && p.fast.usable(end-start) {
+		stored := p.publishFastBatch(ctx, s, tmpl, b, start, end)
+		for i := start; i < start+stored; i++ {
+			res.bytes += uint64(len(b.Records[i].Data))
+		}
+		res.published += uint64(stored)
+		res.batched += uint64(stored)
+		if first += stored; first == end {
+			return nil
+		}
+	}
 
 	// nats.go keeps each message until its PubAck, and so does Handle for
 	// retries: every record of the chunk needs its own message and header.
 	clear(s.items)
 	items := s.items[:0]
-	for i := start; i < end; i++ {
+	for i := first; i < end; i++ {
 		rec := &b.Records[i]
 		h, hsize := RecordHeader(b, rec)
 		it := jsItem{
@@ -127,28 +144,11 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 		items = append(items, it)
 	}
 	s.items = items
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
 	pending := s.pending[:0]
 	for i := range items {
 		pending = append(pending, i)
 	}
 	defer func() { s.pending = pending[:0] }()
-
-	if p.fast != nil {
-		// The records up to the first dead letter (which goes to another
-		// subject, likely another stream) as one batch where the server
-		// takes batches; what it did not store goes on below.
-		n := 0
-		for n < len(items) && !items[n].dead {
-			n++
-		}
-		if p.fast.usable(n) {
-			stored := p.publishFastBatch(ctx, items[:n])
-			pending = pending[stored:]
-			res.batched += uint64(stored)
-		}
-	}
 
 	delay := retryDelayMin
 	for attempt := 1; len(pending) > 0; attempt++ {

@@ -142,7 +142,14 @@ type Publisher struct {
 	denied sync.Map // subject -> struct{}: permission denials already logged
 
 	perStream sync.Map // stream name -> *streamCounters
+
+	// unsure holds the shards whose last JetStream batch failed (an
+	// unsureKey each, deleted at the shard's next success): no fast batch
+	// for them until then.
+	unsure sync.Map
 }
+
+type unsureKey struct{ stream, shard string }
 
 var _ record.Handler = (*Publisher)(nil)
 
@@ -247,7 +254,20 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 		err error
 	)
 	if p.js != nil {
+		// After a failed batch, the shard's replay goes message by
+		// message until one succeeds: its messages may still be on their
+		// way into the stream from the failed attempt, and a batch drops
+		// such a message as a duplicate without an error, which a stream
+		// leader change could then lose. One by one, each is confirmed.
+		key := unsureKey{b.Stream, b.ShardID}
+		_, s.noBatch = p.unsure.Load(key)
 		res, err = p.handleJetStream(ctx, s, tmpl, b)
+		switch {
+		case err != nil && !s.noBatch:
+			p.unsure.Store(key, struct{}{})
+		case err == nil && s.noBatch:
+			p.unsure.Delete(key)
+		}
 	} else {
 		res, err = p.handleCore(ctx, s, tmpl, b)
 	}
@@ -350,6 +370,10 @@ type scratch struct {
 	lastSubject string
 	header      *recordHeader // core mode: one header reused for every message
 	msg         nats.Msg      // core mode: one message reused
+	reply       []byte        // JetStream batches: the reply subject, reused
+	next        *recordHeader // JetStream batches: the next record's header
+	nextMsg     nats.Msg      // JetStream batches: the next record's message
+	noBatch     bool          // JetStream: this Handle publishes message by message
 	items       []jsItem      // JetStream mode
 	pending     []int         // JetStream mode: indexes into items
 	opts        []jetstream.PublishOpt
@@ -358,7 +382,7 @@ type scratch struct {
 func (p *Publisher) putScratch(s *scratch) {
 	clear(s.items) // drop references to messages, data and futures
 	s.items = s.items[:0]
-	s.msg = nats.Msg{}
+	s.msg, s.nextMsg = nats.Msg{}, nats.Msg{}
 	p.scratch.Put(s)
 }
 
