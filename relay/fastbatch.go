@@ -26,12 +26,15 @@ import (
 // instead of a PubAck per message. As in core mode, one reused message and
 // header serve every record (nothing is kept per record until its ack). In
 // the bench that is a fifth of a plain relay's CPU per record, against 0.38
-// message by message. The batch runs in "gap: fail" mode: the server stores
-// a prefix of the batch, in order, and stops the batch at the first message
-// it refuses or that went missing (a gap). What counts as stored is the
-// prefix its acks and final PubAck confirm, cut before the first message
-// the server said it refused or lost (a message refused when it was
-// stored, a store error, may be counted in the acks all the same). The rest
+// message by message. The batch runs in "gap: fail" mode: the server
+// stores the batch in order and stops it at the first message it refuses in
+// its checks or that went missing (a gap). A message that fails later, when
+// it is written (a store error: the disk, an account limit checked again),
+// does not stop the batch: the ones after it are stored, and it is stored
+// after them, by the path below. What counts as stored is the prefix the
+// acks and the final PubAck confirm, cut before the first message the
+// server said it refused or lost (the acks may count a message whose store
+// failed). The rest
 // of the chunk is published message by message, as without batches
 // (jetStreamChunk), so every failure keeps the handling it has there
 // (retries, dead letters, objects); the batch itself stops before the first
@@ -42,7 +45,10 @@ import (
 // cluster, not yet applied), which a leader change can still lose. Such a
 // copy exists only shortly after an attempt that failed; so after a failed
 // Handle, a shard publishes message by message (each duplicate then gets
-// its own answer, an error while in process) until a Handle succeeds.
+// its own answer, an error while in process) until a Handle that reaches
+// the failed attempt's last record succeeds (Publisher.unsure). A copy
+// from another process (before a restart, or the shard's previous owner in
+// a group) is not known here: that narrow case is left.
 //
 // The protocol is nats-server's fast-ingest batch (server/stream.go,
 // getFastBatch, processJetStreamFastBatchMsg): each message's reply

@@ -102,13 +102,23 @@ func TestFastBatchStreamFull(t *testing.T) {
 	}
 	// The replay after a failure goes message by message (records of the
 	// failed attempt may still be on their way in: one by one, each is
-	// confirmed), its duplicates counted; the next batch is batched again.
-	if err := p.Handle(context.Background(), b); err != nil {
-		t.Fatalf("Handle (replay): %v", err)
+	// confirmed), its duplicates counted, until it has delivered the last
+	// record the failed attempt sent, even over several batches (a
+	// resubscribe's first event may be shorter); then batches again.
+	part := func(from, to int) *record.Batch {
+		return &record.Batch{Stream: b.Stream, ShardID: b.ShardID, Consumer: b.Consumer, Records: b.Records[from:to]}
+	}
+	for _, r := range [][2]int{{0, 30}, {30, 60}} {
+		if err := p.Handle(context.Background(), part(r[0], r[1])); err != nil {
+			t.Fatalf("Handle (replay of %v): %v", r, err)
+		}
+		if got := p.Stats(); got.Batched != 0 {
+			t.Errorf("replay of records %v: %d batched, want none (message by message up to the failed attempt's last record)", r, got.Batched)
+		}
 	}
 	checkStored(t, st, b)
-	if got := p.Stats(); got.Batched != 0 || got.Duplicates != 25 {
-		t.Errorf("Stats() = %+v, want the replay message by message, the 25 stored before as duplicates", got)
+	if got := p.Stats(); got.Duplicates != 25 {
+		t.Errorf("Stats() = %+v, want the 25 stored before as duplicates", got)
 	}
 	next := testBatch(60)
 	for i := range next.Records {
@@ -219,5 +229,26 @@ func TestFastBatchReplies(t *testing.T) {
 				t.Errorf("done %v, disabled %v; want %v, %v", b.done, b.disabled, tc.done, tc.disabled)
 			}
 		})
+	}
+}
+
+func TestRecordAfter(t *testing.T) {
+	r := func(seq string, sub int64) record.Record {
+		return record.Record{SequenceNumber: seq, SubSequenceNumber: sub}
+	}
+	for _, tc := range []struct {
+		a, b  record.Record
+		after bool
+	}{
+		{r("10", 0), r("9", 0), true},
+		{r("9", 0), r("10", 0), false},
+		{r("49590000000000000000000000000000000000000000000000000002", 0), r("49590000000000000000000000000000000000000000000000000001", 5), true},
+		{r("5", 2), r("5", 1), true},
+		{r("5", 1), r("5", 1), false},
+		{r("5", 0), r("5", 1), false},
+	} {
+		if got := recordAfter(tc.a, tc.b); got != tc.after {
+			t.Errorf("recordAfter(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.after)
+		}
 	}
 }

@@ -143,13 +143,26 @@ type Publisher struct {
 
 	perStream sync.Map // stream name -> *streamCounters
 
-	// unsure holds the shards whose last JetStream batch failed (an
-	// unsureKey each, deleted at the shard's next success): no fast batch
-	// for them until then.
+	// unsure holds the shards whose JetStream batch failed: unsureKey ->
+	// the furthest record (sequence and sub-sequence numbers) a failed
+	// attempt may have sent. No fast batch for the shard until a batch
+	// reaching that record succeeds.
 	unsure sync.Map
 }
 
 type unsureKey struct{ stream, shard string }
+
+// recordAfter reports whether a comes after b in their shard: by sequence
+// number (decimal strings of up to 128 digits), then sub-sequence number.
+func recordAfter(a, b record.Record) bool {
+	if len(a.SequenceNumber) != len(b.SequenceNumber) {
+		return len(a.SequenceNumber) > len(b.SequenceNumber)
+	}
+	if a.SequenceNumber != b.SequenceNumber {
+		return a.SequenceNumber > b.SequenceNumber
+	}
+	return a.SubSequenceNumber > b.SubSequenceNumber
+}
 
 var _ record.Handler = (*Publisher)(nil)
 
@@ -255,17 +268,20 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	)
 	if p.js != nil {
 		// After a failed batch, the shard's replay goes message by
-		// message until one succeeds: its messages may still be on their
-		// way into the stream from the failed attempt, and a batch drops
-		// such a message as a duplicate without an error, which a stream
-		// leader change could then lose. One by one, each is confirmed.
+		// message until it has delivered every record the failed attempt
+		// may have sent: those may still be on their way into the stream,
+		// and a batch drops such a message as a duplicate without an
+		// error, which a stream leader change could then lose. One by
+		// one, each is confirmed.
 		key := unsureKey{b.Stream, b.ShardID}
-		_, s.noBatch = p.unsure.Load(key)
+		last := b.Records[len(b.Records)-1]
+		upTo, unsure := p.unsure.Load(key)
+		s.noBatch = unsure
 		res, err = p.handleJetStream(ctx, s, tmpl, b)
 		switch {
-		case err != nil && !s.noBatch:
-			p.unsure.Store(key, struct{}{})
-		case err == nil && s.noBatch:
+		case err != nil && (!unsure || recordAfter(last, upTo.(record.Record))):
+			p.unsure.Store(key, record.Record{SequenceNumber: last.SequenceNumber, SubSequenceNumber: last.SubSequenceNumber})
+		case err == nil && unsure && !recordAfter(upTo.(record.Record), last):
 			p.unsure.Delete(key)
 		}
 	} else {
