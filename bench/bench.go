@@ -30,6 +30,7 @@ type Options struct {
 	IdleSettle   time.Duration `default:"6s" name:"idle-settle" help:"Wait between the last subscription and the idle measurement: each shard's first checkpoint is written at its first empty event, within one empty-event interval (5s)."`
 	Phases       string        `default:"catchup,steady,idle" help:"Phases to run (comma-separated)."`
 	Baseline     bool          `help:"Run the same loads through a plain aws-sdk-go-v2 + nats.go relay and print the ratios."`
+	NoBatch      bool          `name:"no-batch-publish" help:"Run fanoutd with nats.batch_publish: false (JetStream mode: a PubAck per message)."`
 	Rounds       int           `default:"2" help:"Runs of each phase per relay, alternating fanoutd and baseline."`
 	Profile      string        `placeholder:"DIR" help:"Write the daemon's CPU profile and its heap profile at the peak of its live heap (pprof) of every run into DIR."`
 	JSON         bool          `name:"json" help:"Print the results as JSON."`
@@ -188,7 +189,7 @@ func (b *Options) startRelay(env *benchEnv, relay, stream, profileName string) (
 		}
 		return startBenchChild([]string{"bench", "--baseline-relay", path}, env.childEnv())
 	}
-	path, err := env.daemonConfig(stream)
+	path, err := env.daemonConfig(stream, !b.NoBatch)
 	if err != nil {
 		return nil, err
 	}

@@ -132,7 +132,7 @@ func (e *benchEnv) childEnv(extra ...string) []string {
 }
 
 // daemonConfig writes a config file for `fanoutd run` reading stream.
-func (e *benchEnv) daemonConfig(stream string) (string, error) {
+func (e *benchEnv) daemonConfig(stream string, batch bool) (string, error) {
 	body := fmt.Sprintf(`aws:
   region: %s
   endpoint: %s
@@ -143,6 +143,7 @@ streams:
 nats:
   servers: [%q]
   jetstream: %v
+  batch_publish: %v
 checkpoint:
   dir: %q
 log:
@@ -153,7 +154,7 @@ http:
 timers:
   consumer_poll_initial: 50ms
   consumer_poll_max: 200ms
-`, e.emu.Region(), e.emu.URL(), stream, benchConsumer, e.ns.ClientURL(), e.jetstream, filepath.Join(e.dir, "checkpoints"))
+`, e.emu.Region(), e.emu.URL(), stream, benchConsumer, e.ns.ClientURL(), e.jetstream, batch, filepath.Join(e.dir, "checkpoints"))
 	path := filepath.Join(e.dir, "fanoutd.yaml")
 	return path, os.WriteFile(path, []byte(body), 0o600)
 }
