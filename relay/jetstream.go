@@ -43,7 +43,10 @@ type jsItem struct {
 
 // handleJetStream publishes b to JetStream and waits for every PubAck.
 //
-// The batch is published chunk by chunk (see chunkMessages). All messages
+// The batch is published chunk by chunk (see chunkMessages). Where the
+// server and the stream take them, a chunk goes first as one fast batch
+// (fastbatch.go), and what that did not store goes on as follows: the rest
+// of the chunk, or all of it without batches. All messages
 // of a chunk go out asynchronously, in order, within the shared window of
 // Options.MaxPending outstanding PubAcks; then Handle waits for all of
 // them. The messages whose PubAck failed or timed out are published again,
