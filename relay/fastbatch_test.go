@@ -161,7 +161,9 @@ func TestFastBatchNoAnswer(t *testing.T) {
 	s := startServer(t, testServerConfig{JetStream: true})
 	subscribe(t, s, "kinesis.>")
 	var logs logBuffer
-	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, PublishTimeout: time.Second, Log: zerolog.New(&logs)})
+	// Half of the timeout for the batch, half left for the rest: room for
+	// a busy machine on both sides.
+	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, PublishTimeout: 4 * time.Second, Log: zerolog.New(&logs)})
 	if err := p.Handle(context.Background(), testBatch(10)); err == nil {
 		t.Fatalf("Handle succeeded without a single PubAck: %+v; logs:\n%s", p.Stats(), logs.String())
 	}
