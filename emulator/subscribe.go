@@ -166,6 +166,24 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 	defer beat.Stop()
 	stalled := false
 	dueEmpty := true // the first event goes out at once
+	// apply applies control c and reports whether the stream ends.
+	apply := func(c control) bool {
+		switch c.kind {
+		case ctlEnd:
+			return true
+		case ctlException:
+			_ = ew.exception(c.excType, c.msg)
+			return true
+		case ctlCut:
+			ew.cut()
+		case ctlStall:
+			stalled = true
+		case ctlResume:
+			stalled = false
+			dueEmpty = true
+		}
+		return false
+	}
 
 	for {
 		var ev subscribeEvent
@@ -206,6 +224,17 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 			ev.MillisBehindLatest = sh.millisBehind(next, s.now())
 			wake = sh.notify
 			s.mu.Unlock()
+			// A control sent before the records just read were put (a
+			// stall, then a record: controlSubs and PutRecord both hold
+			// s.mu) takes effect before they go out.
+			select {
+			case c := <-sub.ctl:
+				if apply(c) {
+					return
+				}
+				continue
+			default:
+			}
 			if ev.Records == nil {
 				ev.Records = []recordJSON{}
 			}
@@ -253,19 +282,8 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 		case <-expireC:
 			return
 		case c := <-sub.ctl:
-			switch c.kind {
-			case ctlEnd:
+			if apply(c) {
 				return
-			case ctlException:
-				_ = ew.exception(c.excType, c.msg)
-				return
-			case ctlCut:
-				ew.cut()
-			case ctlStall:
-				stalled = true
-			case ctlResume:
-				stalled = false
-				dueEmpty = true
 			}
 		}
 	}
