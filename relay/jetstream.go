@@ -64,8 +64,10 @@ type jsItem struct {
 // stored after k+1 (re-publishing k+1 too would not help, it would be
 // deduplicated where it is). So every round (the first one and each retry)
 // publishes its first message alone and goes on only once that one is
-// stored (so a stream that recovers in the middle of a round, after being
-// full, stores the rest in order), and a round stops publishing at the
+// stored as new (so a stream that recovers in the middle of a round, after
+// being full, stores the rest in order; a Duplicate answer proves nothing
+// about room, so the next message is probed alone), and a round stops
+// publishing at the
 // first message it cannot publish. The only reordering left is of messages
 // whose PubAck failed after they were sent while later ones were stored,
 // which happens when a stream leader changes (or a full stream takes
@@ -156,20 +158,31 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 	delay := retryDelayMin
 	for attempt := 1; len(pending) > 0; attempt++ {
 		probed := true
-		if len(pending) > 1 {
+		for len(pending) > 1 {
 			// Every round first publishes its first message alone: while
 			// the stream refuses (full, no leader) the round stops there,
 			// and no later message can be stored before it when the
 			// stream recovers in the middle of the round. The first round
 			// too: a stream full since the last batch may take messages
-			// again at any moment.
+			// again at any moment. A duplicate proves nothing (JetStream
+			// answers one before its limits: a full stream still says
+			// Duplicate), so the probe goes on, message by message, until
+			// one is stored as new. A stress run caught a replay whose
+			// first message was a duplicate on a full stream: the rest
+			// went out, the stream took messages again mid-round, and a
+			// key's records were stored out of order.
 			p.publishAsync(ctx, s, pending[:1], attempt > 1)
 			failed, err := p.awaitAcks(ctx, b, items, pending[:1])
 			if err != nil {
 				return err
 			}
-			if probed = len(failed) == 0; probed {
-				pending = pending[1:]
+			if probed = len(failed) == 0; !probed {
+				break
+			}
+			dup := items[pending[0]].dup
+			pending = pending[1:]
+			if !dup {
+				break
 			}
 		}
 		if probed {
