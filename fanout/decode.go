@@ -9,7 +9,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
 )
 
@@ -30,6 +29,8 @@ type eventDecoder struct {
 	recs    []rawRecord
 	arena   []byte
 	scratch []byte // one record's decoded data, on its way into the frame
+
+	recsUse, arenaUse, scratchUse bufferUse
 }
 
 // rawRecord is one Kinesis record of the event being decoded: its base64
@@ -225,7 +226,8 @@ func (d *eventDecoder) addString(b []byte) strSpan {
 	return strSpan{off, len(d.arena)}
 }
 
-// decode decodes payload, appending its user records to dst. ok is false
+// decode decodes payload, appending its Kinesis records to dst (KPL
+// aggregates as they are: the shard loop splits them as it hands them over). ok is false
 // when the SDK must decode it instead; then dst is returned unchanged and
 // payload is untouched. err is the SDK's error for a Data string that is
 // not base64; payload is then no longer whole.
@@ -310,7 +312,7 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, [
 		c := strs[cont.off:cont.end]
 		ev.continuation = &c
 	}
-	n0, w := len(dst), 0
+	n0, w, scratchNeed := len(dst), 0, 0
 	for i := range d.recs {
 		r := &d.recs[i]
 		var at time.Time
@@ -320,9 +322,11 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, [
 		var b []byte
 		if r.dataEnd >= 0 {
 			src := payload[r.dataOff:r.dataEnd]
-			if need := base64.StdEncoding.DecodedLen(len(src)); cap(d.scratch) < need {
+			need := base64.StdEncoding.DecodedLen(len(src))
+			if cap(d.scratch) < need {
 				d.scratch = make([]byte, bufSize(need))
 			}
+			scratchNeed = max(scratchNeed, need)
 			n, err := base64.StdEncoding.Decode(d.scratch[:cap(d.scratch)], src)
 			if err != nil {
 				clear(dst[n0:])
@@ -333,8 +337,11 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, [
 			b = payload[w : w+n : w+n]
 			w += n
 		}
-		dst = kpl.Deaggregate(dst, b, strs[r.pk.off:r.pk.end], "", strs[r.seq.off:r.seq.end], at)
+		dst = append(dst, record.Record{Data: b, PartitionKey: strs[r.pk.off:r.pk.end], SequenceNumber: strs[r.seq.off:r.seq.end], ArrivalTime: at})
 	}
+	d.recs = fit(&d.recsUse, d.recs, len(d.recs))
+	d.arena = fit(&d.arenaUse, d.arena, len(d.arena))
+	d.scratch = fit(&d.scratchUse, d.scratch, scratchNeed)
 	return ev, dst, true, nil
 }
 

@@ -46,14 +46,15 @@ const maxErrorBody = 64 << 10
 
 // rawSubscription reads one SubscribeToShard response body.
 type rawSubscription struct {
-	body   io.ReadCloser
-	r      *bufio.Reader
-	cancel context.CancelFunc
-	once   sync.Once
-	codec  *awsjson.Protocol // the SDK's codec, for everything but the fast path
-	frame  []byte            // the current frame, reused
-	dec    eventDecoder
-	log    zerolog.Logger // the shard's logger, for frames that end the stream
+	body     io.ReadCloser
+	r        *bufio.Reader
+	cancel   context.CancelFunc
+	once     sync.Once
+	codec    *awsjson.Protocol // the SDK's codec, for everything but the fast path
+	frame    []byte            // the current frame, reused
+	frameUse bufferUse
+	dec      eventDecoder
+	log      zerolog.Logger // the shard's logger, for frames that end the stream
 }
 
 // openRawSubscription sends SubscribeToShard and reads its initial response.
@@ -235,7 +236,7 @@ func (s *rawSubscription) slow(frame []byte, dst []record.Record, readErr error)
 		return eventMeta{}, dst, false, err
 	}
 	if e, ok := ev.(*types.SubscribeToShardEvent); ok {
-		return sdkEventMeta(e), DecodeEvent(dst, e), true, nil
+		return sdkEventMeta(e), kinesisRecords(dst, e), true, nil
 	}
 	// An unknown event (skipped by next), or a cut frame that decoded
 	// (impossible: the checksum covers the whole frame): no event.
@@ -285,7 +286,7 @@ func (s *rawSubscription) readFrame() ([]byte, error) {
 		s.frame = buf
 		return nil, errFrameLimit
 	}
-	if cap(buf) < int(total) {
+	if cap(buf) < int(total) || fit(&s.frameUse, buf, int(total)) == nil {
 		nb := make([]byte, total, bufSize(int(total)))
 		copy(nb, buf)
 		buf = nb

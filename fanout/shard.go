@@ -53,7 +53,12 @@ type shardLoop struct {
 	start StartPosition // start position when pos is ""
 	saved string        // last persisted pos
 	saveT time.Time
-	batch record.Batch
+	// events holds the Kinesis records of the event being handled (KPL
+	// aggregates whole), split into batch by split as they are handed over.
+	events    []record.Record
+	eventsUse bufferUse
+	split     kpl.Splitter
+	batch     record.Batch
 	// lease is the shard's lease when several instances share the stream;
 	// fenced is set when a checkpoint write found that another instance
 	// wrote the shard's checkpoint meanwhile (it reads the shard now).
@@ -290,8 +295,8 @@ func (l *shardLoop) read(ctx, hctx context.Context, sub subscription) (endReason
 	idle := time.AfterFunc(l.c.timers.IdleTimeout, func() { idled.Store(true); sub.close() })
 	defer idle.Stop()
 	for {
-		ev, recs, ok, err := sub.next(l.batch.Records[:0])
-		l.batch.Records = recs
+		ev, recs, ok, err := sub.next(l.events[:0])
+		l.events = recs
 		switch {
 		case ctx.Err() != nil:
 			return endShutdown, nil
@@ -310,23 +315,62 @@ func (l *shardLoop) read(ctx, hctx context.Context, sub subscription) (endReason
 }
 
 // handle delivers one event's records and moves the position past them.
+// KPL aggregates are split as the records are handed over, in batches of
+// at most record.MaxBatchRecords records and record.MaxBatchBytes bytes,
+// so that what an event costs in memory depends on its size, not on how
+// many user records its aggregates hold.
 func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, error) {
 	b := &l.batch
 	b.MillisBehindLatest = ev.millisBehindLatest
 	b.ContinuationSequenceNumber = aws.ToString(ev.continuation)
-	if len(b.Records) > 0 {
+	b.Records = b.Records[:0]
+	var records, size uint64
+	batchBytes := 0
+	flush := func() error {
+		if len(b.Records) == 0 {
+			return nil
+		}
+		if l.lease != nil && !l.lease.Valid() {
+			// Paused past the lease (a stopped process, a suspended VM) or
+			// not renewed lately: another instance may read the shard now.
+			return errLeaseNotValid
+		}
 		if err := l.c.handler.Handle(hctx, b); err != nil {
-			return endHandler, err
+			return err
+		}
+		clear(b.Records) // the next event reuses the slice: keep no data alive
+		b.Records, batchBytes = b.Records[:0], 0
+		return nil
+	}
+	for i := range l.events {
+		r := &l.events[i]
+		l.split.Reset(r.Data, r.PartitionKey, r.ExplicitHashKey, r.SequenceNumber, r.ArrivalTime)
+		for {
+			u, ok := l.split.Next()
+			if !ok {
+				break
+			}
+			n := u.Size()
+			if len(b.Records) == record.MaxBatchRecords || (batchBytes+n > record.MaxBatchBytes && len(b.Records) > 0) {
+				if err := flush(); err != nil {
+					return endHandler, err
+				}
+			}
+			b.Records = append(b.Records, u)
+			batchBytes += n
+			records++
+			size += uint64(len(u.Data))
 		}
 	}
-	c := l.c
-	var size uint64
-	for i := range b.Records {
-		size += uint64(len(b.Records[i].Data))
+	if err := flush(); err != nil {
+		return endHandler, err
 	}
+	clear(l.events)
+	l.events = fit(&l.eventsUse, l.events, len(l.events))
+	c := l.c
 	l.touch(func(s *ShardStatus) {
 		s.Events++
-		s.Records += uint64(len(b.Records))
+		s.Records += records
 		s.Bytes += size
 		s.LastEvent = time.Now()
 		s.MillisBehindLatest = b.MillisBehindLatest
@@ -344,13 +388,18 @@ func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, erro
 		return endShard, nil
 	}
 	l.pos = b.ContinuationSequenceNumber
-	l.unsavedRecords = l.unsavedRecords || len(b.Records) > 0
+	l.unsavedRecords = l.unsavedRecords || records > 0
 	l.persist(false)
 	if l.fenced {
 		return endLease, nil
 	}
 	return endClean, nil
 }
+
+// errLeaseNotValid: the shard's lease was not renewed within its validity
+// (the process was paused, or renewals failed): nothing more is published
+// until it is renewed, or the shard stops when it is lost.
+var errLeaseNotValid = errors.New("the shard's lease is not valid (not renewed in time): not publishing until it is renewed")
 
 // persist writes the position when it moved and the checkpoint interval
 // passed (or always, with force). A failed write is logged: the position in
@@ -411,8 +460,21 @@ func (l *shardLoop) persistEnded() error {
 	return nil
 }
 
+// kinesisRecords appends the Kinesis records of one SubscribeToShardEvent
+// to dst as they are, KPL aggregates whole. Data slices alias the event's
+// buffers.
+func kinesisRecords(dst []record.Record, ev *types.SubscribeToShardEvent) []record.Record {
+	for i := range ev.Records {
+		r := &ev.Records[i]
+		dst = append(dst, record.Record{Data: r.Data, PartitionKey: aws.ToString(r.PartitionKey), SequenceNumber: aws.ToString(r.SequenceNumber), ArrivalTime: aws.ToTime(r.ApproximateArrivalTimestamp)})
+	}
+	return dst
+}
+
 // DecodeEvent appends the user records of one SubscribeToShardEvent to dst,
-// de-aggregating KPL records. Data slices alias the event's buffers.
+// de-aggregating KPL records, all at once (the shard loop splits
+// aggregates batch by batch instead; this is for benchmarks and tools).
+// Data slices alias the event's buffers.
 func DecodeEvent(dst []record.Record, ev *types.SubscribeToShardEvent) []record.Record {
 	for i := range ev.Records {
 		r := &ev.Records[i]

@@ -35,9 +35,10 @@ type eventMeta struct {
 }
 
 // subscription is one open SubscribeToShard stream. next blocks until the
-// next SubscribeToShardEvent, appends its user records (KPL de-aggregated)
-// to dst and returns them; their Data may alias buffers of the subscription
-// that the next call reuses. ok is false when the stream ended: cleanly
+// next SubscribeToShardEvent, appends its Kinesis records to dst (KPL
+// aggregates as they are: the shard loop splits them) and returns them;
+// their Data may alias buffers of the subscription that the next call
+// reuses. ok is false when the stream ended: cleanly
 // when err is nil. Unknown events are skipped. close ends the stream and
 // unblocks next; it may be called from another goroutine, more than once.
 type subscription interface {
@@ -76,7 +77,7 @@ func (s *sdkSubscription) next(dst []record.Record) (eventMeta, []record.Record,
 			if !isEvent {
 				continue
 			}
-			return sdkEventMeta(&e.Value), DecodeEvent(dst, &e.Value), true, nil
+			return sdkEventMeta(&e.Value), kinesisRecords(dst, &e.Value), true, nil
 		}
 	}
 }

@@ -6,6 +6,7 @@ package kpl
 import (
 	"bytes"
 	"crypto/md5"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,6 +53,26 @@ func IsAggregated(data []byte) bool {
 }
 
 // Deaggregate appends the user records held in one Kinesis record to dst.
+// It is Splitter's whole output at once: see Splitter for what a record
+// yields. On pass-through the records already in dst are left as they were.
+func Deaggregate(dst []record.Record, data []byte, partitionKey, explicitHashKey, sequenceNumber string, arrival time.Time) []record.Record {
+	var s Splitter
+	s.Reset(data, partitionKey, explicitHashKey, sequenceNumber, arrival)
+	if n := s.Len(); cap(dst)-len(dst) < n {
+		dst = slices.Grow(dst, n)
+	}
+	for {
+		r, ok := s.Next()
+		if !ok {
+			return dst
+		}
+		dst = append(dst, r)
+	}
+}
+
+// Splitter yields the user records held in one Kinesis record, one at a
+// time, so that an aggregate of a million records costs no more memory
+// than one of ten: nothing is kept per user record.
 //
 // A KPL aggregate yields one record per sub-record, all with the parent's
 // sequence number, sub-sequence numbers 0, 1, 2, ... and Aggregated set; a
@@ -61,114 +82,141 @@ func IsAggregated(data []byte) bool {
 // given partition key, explicit hash key and data: a record without the KPL
 // magic, with a bad MD5, whose protobuf fails to parse, that lacks a required
 // field (partition_key_index, data, a tag's key), or whose partition_key_index
-// or explicit_hash_key_index is out of range. An aggregate with no sub-records
-// is passed through too: the KPL never emits one, so such a record is more
+// or explicit_hash_key_index is out of range. Reset checks the whole
+// aggregate before the first record is yielded, so an aggregate is either
+// split whole or passed through whole. An aggregate with no sub-records is
+// passed through too: the KPL never emits one, so such a record is more
 // likely user data that happens to look like an aggregate than an aggregate
 // that means "nothing".
 //
 // Unknown fields are skipped, as is a known field with an unexpected wire
 // type, which is what protobuf decoders (and so the KCL) do with it.
 //
-// Data of every returned record aliases data: nothing is copied, so the caller
-// must not modify data while the records are in use. Sub-record Data slices have
-// their capacity capped at their length, so appending to one never overwrites its
-// neighbours. Partition and explicit hash keys are fresh strings, sharing one
-// allocation per aggregate.
+// Data of every record yielded aliases data: nothing is copied, so the
+// caller must not modify data while the records are in use. Sub-record Data
+// slices have their capacity capped at their length, so appending to one
+// never overwrites its neighbours. Partition and explicit hash keys are
+// fresh strings, sharing one allocation per aggregate.
 //
-// On pass-through the records already in dst are left as they were.
-func Deaggregate(dst []record.Record, data []byte, partitionKey, explicitHashKey, sequenceNumber string, arrival time.Time) []record.Record {
+// The zero Splitter yields nothing. A Splitter is reused with Reset; the
+// key-table offsets it keeps are bounded by the record's size and are
+// released after an outsized aggregate.
+type Splitter struct {
+	plain   record.Record // yielded once when body is nil
+	pending bool          // plain not yet yielded
+	body    []byte        // the rest of the AggregatedRecord's fields to read
+	n       int           // user records in total
+	seq     string
+	arrival time.Time
+	sub     int64
+	keys    string   // every table entry, partition keys first
+	pkOff   []uint32 // partition key i is keys[pkOff[i]:pkOff[i+1]]
+	ehkOff  []uint32 // explicit hash key i is keys[ehkOff[i]:ehkOff[i+1]]
+}
+
+// maxKeptOffsets is the most key-table offsets a Splitter keeps between
+// records: an aggregate with a larger table allocates its own.
+const maxKeptOffsets = 4096
+
+// Reset makes s yield the user records of one Kinesis record.
+func (s *Splitter) Reset(data []byte, partitionKey, explicitHashKey, sequenceNumber string, arrival time.Time) {
+	s.body, s.keys, s.sub = nil, "", 0
+	s.seq, s.arrival = sequenceNumber, arrival
+	if cap(s.pkOff) > maxKeptOffsets {
+		s.pkOff = nil
+	}
+	if cap(s.ehkOff) > maxKeptOffsets {
+		s.ehkOff = nil
+	}
 	if IsAggregated(data) {
 		body := data[len(kplMagic) : len(data)-md5.Size]
-		if out, ok := appendSubRecords(dst, body, sequenceNumber, arrival); ok {
-			return out
+		if shape, ok := measureAggregate(body); ok && shape.records > 0 && validRecords(body, shape) {
+			s.buildTables(body, shape)
+			s.body, s.n, s.pending = body, shape.records, false
+			s.plain = record.Record{}
+			return
 		}
 	}
-	return append(dst, record.Record{
+	s.plain = record.Record{
 		Data:            data,
 		PartitionKey:    partitionKey,
 		ExplicitHashKey: explicitHashKey,
 		SequenceNumber:  sequenceNumber,
 		ArrivalTime:     arrival,
-	})
+	}
+	s.n, s.pending = 1, true
 }
 
-// aggregateShape is what a first, allocation-free pass learns about an
-// AggregatedRecord body.
-type aggregateShape struct {
-	partitionKeys    int // entries in partition_key_table
-	explicitHashKeys int // entries in explicit_hash_key_table
-	records          int
-	tableBytes       int // bytes of all table entries together
-}
+// Len is how many user records the record yields in all.
+func (s *Splitter) Len() int { return s.n }
 
-// span locates one key-table entry inside the string holding all of them.
-type span struct{ off, end int }
-
-// lookup returns entry i of a key table whose entries are spans of all. The
-// string and the spans are kept apart, not in one struct, so that escape
-// analysis sees that only the string reaches the result and the spans can
-// live on the stack.
-func lookup(all string, spans []span, i uint64) (string, bool) {
-	if i >= uint64(len(spans)) {
-		return "", false
+// Next returns the next user record, or false when there are no more.
+func (s *Splitter) Next() (record.Record, bool) {
+	if s.pending {
+		s.pending = false
+		r := s.plain
+		s.plain = record.Record{}
+		return r, true
 	}
-	s := spans[i]
-	return all[s.off:s.end], true
-}
-
-// smallTable is how many table entries are tracked without a heap allocation.
-const smallTable = 32
-
-// appendSubRecords decodes body, the AggregatedRecord protobuf, onto dst.
-// It reports false, with dst unchanged, when body is not a usable aggregate.
-//
-// Fields may come in any order on the wire (records before the tables is
-// legal), so it takes three passes: validate and measure, build the key
-// tables, decode the records. The first two only hop from field to field.
-func appendSubRecords(dst []record.Record, body []byte, seq string, arrival time.Time) ([]record.Record, bool) {
-	shape, ok := measureAggregate(body)
-	if !ok || shape.records == 0 {
-		return dst, false
-	}
-
-	// One string holds every table entry; entries are substrings of it, so a
-	// whole aggregate costs one allocation for its keys however many it has.
-	var pkArr, ehkArr [smallTable]span
-	pkSpans, ehkSpans := pkArr[:0], ehkArr[:0]
-	if shape.partitionKeys > smallTable {
-		pkSpans = make([]span, 0, shape.partitionKeys)
-	}
-	if shape.explicitHashKeys > smallTable {
-		ehkSpans = make([]span, 0, shape.explicitHashKeys)
-	}
-	var sb strings.Builder
-	sb.Grow(shape.tableBytes)
-	for b := body; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b) // measureAggregate validated every field
-		b = b[n:]
-		if typ != protowire.BytesType || (num != aggPartitionKeyTable && num != aggExplicitHashKeyTable) {
-			b = b[protowire.ConsumeFieldValue(num, typ, b):]
+	for len(s.body) > 0 {
+		num, typ, n := protowire.ConsumeTag(s.body) // Reset validated every field
+		s.body = s.body[n:]
+		if num != aggRecords || typ != protowire.BytesType {
+			s.body = s.body[protowire.ConsumeFieldValue(num, typ, s.body):]
 			continue
 		}
-		v, n := protowire.ConsumeBytes(b)
-		b = b[n:]
-		s := span{off: sb.Len(), end: sb.Len() + len(v)}
-		sb.Write(v)
-		if num == aggPartitionKeyTable {
-			pkSpans = append(pkSpans, s)
-		} else {
-			ehkSpans = append(ehkSpans, s)
+		v, n := protowire.ConsumeBytes(s.body)
+		s.body = s.body[n:]
+		f, _ := parseRecord(v)
+		r := record.Record{
+			Data:              f.data,
+			PartitionKey:      s.keys[s.pkOff[f.pk]:s.pkOff[f.pk+1]],
+			SequenceNumber:    s.seq,
+			SubSequenceNumber: s.sub,
+			Aggregated:        true,
+			ArrivalTime:       s.arrival,
 		}
+		if f.hasEHK {
+			r.ExplicitHashKey = s.keys[s.ehkOff[f.ehk]:s.ehkOff[f.ehk+1]]
+		}
+		s.sub++
+		return r, true
 	}
-	keys := sb.String()
+	return record.Record{}, false
+}
 
-	start := len(dst)
-	if cap(dst)-start < shape.records {
-		grown := make([]record.Record, start, start+shape.records)
-		copy(grown, dst)
-		dst = grown
+// buildTables copies every key-table entry of body into one string,
+// partition keys first, and notes where each starts.
+func (s *Splitter) buildTables(body []byte, shape aggregateShape) {
+	var sb strings.Builder
+	sb.Grow(shape.tableBytes)
+	s.pkOff = slices.Grow(s.pkOff[:0], shape.partitionKeys+1)
+	s.ehkOff = slices.Grow(s.ehkOff[:0], shape.explicitHashKeys+1)
+	for _, table := range []protowire.Number{aggPartitionKeyTable, aggExplicitHashKeyTable} {
+		offs := &s.pkOff
+		if table == aggExplicitHashKeyTable {
+			offs = &s.ehkOff
+		}
+		for b := body; len(b) > 0; {
+			num, typ, n := protowire.ConsumeTag(b) // measureAggregate validated every field
+			b = b[n:]
+			if num != table || typ != protowire.BytesType {
+				b = b[protowire.ConsumeFieldValue(num, typ, b):]
+				continue
+			}
+			v, n := protowire.ConsumeBytes(b)
+			b = b[n:]
+			*offs = append(*offs, uint32(sb.Len()))
+			sb.Write(v)
+		}
+		*offs = append(*offs, uint32(sb.Len()))
 	}
-	var sub int64
+	s.keys = sb.String()
+}
+
+// validRecords checks every Record message of body, and that its key
+// indexes are within the tables shape counted.
+func validRecords(body []byte, shape aggregateShape) bool {
 	for b := body; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		b = b[n:]
@@ -178,19 +226,21 @@ func appendSubRecords(dst []record.Record, body []byte, seq string, arrival time
 		}
 		v, n := protowire.ConsumeBytes(b)
 		b = b[n:]
-		r, ok := parseRecord(v, keys, pkSpans, ehkSpans)
-		if !ok {
-			clear(dst[start:])
-			return dst[:start], false
+		f, ok := parseRecord(v)
+		if !ok || f.pk >= uint64(shape.partitionKeys) || (f.hasEHK && f.ehk >= uint64(shape.explicitHashKeys)) {
+			return false
 		}
-		r.SequenceNumber = seq
-		r.SubSequenceNumber = sub
-		r.Aggregated = true
-		r.ArrivalTime = arrival
-		dst = append(dst, r)
-		sub++
 	}
-	return dst, true
+	return true
+}
+
+// aggregateShape is what a first, allocation-free pass learns about an
+// AggregatedRecord body.
+type aggregateShape struct {
+	partitionKeys    int // entries in partition_key_table
+	explicitHashKeys int // entries in explicit_hash_key_table
+	records          int
+	tableBytes       int // bytes of all table entries together
 }
 
 // measureAggregate checks that every top-level field of an AggregatedRecord is
@@ -227,13 +277,19 @@ func measureAggregate(body []byte) (aggregateShape, bool) {
 	return shape, true
 }
 
-// parseRecord decodes one Record message. Its Data is a sub-slice of b; its
-// keys are looked up in the tables whose entries are spans of keys.
-func parseRecord(b []byte, keys string, pks, ehks []span) (record.Record, bool) {
+// subRecord is one Record message, its keys still table indexes.
+type subRecord struct {
+	data    []byte
+	pk, ehk uint64
+	hasEHK  bool
+}
+
+// parseRecord decodes one Record message. Its data is a sub-slice of b,
+// its capacity capped at its length.
+func parseRecord(b []byte) (subRecord, bool) {
 	var (
-		r                      record.Record
-		pkIndex, ehkIndex      uint64
-		hasPK, hasEHK, hasData bool
+		r              subRecord
+		hasPK, hasData bool
 	)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -243,15 +299,15 @@ func parseRecord(b []byte, keys string, pks, ehks []span) (record.Record, bool) 
 		b = b[n:]
 		switch {
 		case num == recPartitionKeyIndex && typ == protowire.VarintType:
-			pkIndex, n = protowire.ConsumeVarint(b)
+			r.pk, n = protowire.ConsumeVarint(b)
 			hasPK = true
 		case num == recExplicitHashKeyIndex && typ == protowire.VarintType:
-			ehkIndex, n = protowire.ConsumeVarint(b)
-			hasEHK = true
+			r.ehk, n = protowire.ConsumeVarint(b)
+			r.hasEHK = true
 		case num == recData && typ == protowire.BytesType:
 			var v []byte
 			v, n = protowire.ConsumeBytes(b)
-			r.Data = v[:len(v):len(v)]
+			r.data = v[:len(v):len(v)]
 			hasData = true
 		case num == recTags && typ == protowire.BytesType:
 			var v []byte
@@ -267,19 +323,7 @@ func parseRecord(b []byte, keys string, pks, ehks []span) (record.Record, bool) 
 		}
 		b = b[n:]
 	}
-	if !hasPK || !hasData {
-		return r, false
-	}
-	var ok bool
-	if r.PartitionKey, ok = lookup(keys, pks, pkIndex); !ok {
-		return r, false
-	}
-	if hasEHK {
-		if r.ExplicitHashKey, ok = lookup(keys, ehks, ehkIndex); !ok {
-			return r, false
-		}
-	}
-	return r, true
+	return r, hasPK && hasData
 }
 
 // validTag reports whether b is a well-formed Tag message with its required

@@ -499,3 +499,90 @@ func BenchmarkDeaggregate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSplitter is the shard loop's way: one reused Splitter yields the
+// user records one at a time.
+func BenchmarkSplitter(b *testing.B) {
+	for _, keys := range []int{1, 100} {
+		b.Run(fmt.Sprintf("records=100/size=100/keys=%d", keys), func(b *testing.B) {
+			in := make([]record.Record, 100)
+			for i := range in {
+				in[i] = record.Record{
+					Data:         bytes.Repeat([]byte{byte('a' + i%26)}, 100),
+					PartitionKey: fmt.Sprintf("partition-key-%03d", i%keys),
+				}
+			}
+			data := Aggregate(in)
+			var s Splitter
+			n := 0
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				s.Reset(data, "pk", "", "49590338271490256608559692538361571095921575989136588898", testArrival)
+				for n = 0; ; n++ {
+					if _, ok := s.Next(); !ok {
+						break
+					}
+				}
+			}
+			if n != len(in) {
+				b.Fatalf("got %d records, want %d", n, len(in))
+			}
+		})
+	}
+}
+
+// A Splitter costs the same whatever the number of user records: nothing
+// is allocated per record, and reused it allocates only its key table's
+// string.
+func TestSplitterAllocatesNothingPerRecord(t *testing.T) {
+	for _, n := range []int{10, 100_000} {
+		recs := make([]record.Record, n)
+		for i := range recs {
+			recs[i] = record.Record{PartitionKey: "k"}
+		}
+		data := Aggregate(recs)
+		var s Splitter
+		count := 0
+		allocs := testing.AllocsPerRun(5, func() {
+			s.Reset(data, "pk", "", "seq", testArrival)
+			count = 0
+			for {
+				r, ok := s.Next()
+				if !ok {
+					break
+				}
+				if r.SubSequenceNumber != int64(count) {
+					t.Fatalf("record %d has sub-sequence %d", count, r.SubSequenceNumber)
+				}
+				count++
+			}
+		})
+		if count != n || s.Len() != n {
+			t.Fatalf("yielded %d records (Len %d), want %d", count, s.Len(), n)
+		}
+		if allocs > 1 {
+			t.Errorf("%d records: %.0f allocations per aggregate, want at most 1", n, allocs)
+		}
+	}
+}
+
+// An aggregate that turns out to be malformed after many good sub-records
+// is passed through whole: Reset checks it all before the first is yielded.
+func TestSplitterPassesAMalformedAggregateThroughWhole(t *testing.T) {
+	body := pb{}.str(1, "k")
+	for range 1000 {
+		body = body.bytes(3, rec(0, "a"))
+	}
+	data := frame(body.bytes(3, rec(5, "c")))
+	var s Splitter
+	s.Reset(data, "outer-pk", "outer-ehk", "seq-1", testArrival)
+	r, ok := s.Next()
+	if !ok || s.Len() != 1 {
+		t.Fatalf("Len %d, first %v", s.Len(), ok)
+	}
+	assertPassThrough(t, r, data)
+	if _, ok := s.Next(); ok {
+		t.Fatal("a second record from a pass-through")
+	}
+}

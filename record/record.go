@@ -23,18 +23,34 @@ type Record struct {
 	ArrivalTime       time.Time
 }
 
-// Batch is the records of one SubscribeToShardEvent, de-aggregated, in
-// sequence order.
+// Batch is a chunk of the records of one Kinesis event, de-aggregated, in
+// sequence order: at most MaxBatchRecords records and, unless one record
+// alone is larger, at most MaxBatchBytes of data and keys (see Size). An
+// event whose records exceed these bounds (a KPL aggregate can hold a
+// million user records) is handed over as several batches in order; the
+// shard's position moves past the event only once the last one is
+// delivered.
 type Batch struct {
 	Stream   string
 	ShardID  string
 	Consumer string
 	Records  []Record
 	// ContinuationSequenceNumber is where a resubscribe resumes
-	// (AFTER_SEQUENCE_NUMBER) once this batch is delivered.
+	// (AFTER_SEQUENCE_NUMBER) once the event's last batch is delivered.
 	ContinuationSequenceNumber string
 	MillisBehindLatest         int64
 }
+
+// The bounds of one Batch, which also bound what a handler holds in
+// flight for one shard.
+const (
+	MaxBatchRecords = 1000
+	MaxBatchBytes   = 4 << 20
+)
+
+// Size is what a record counts for against MaxBatchBytes: its data and its
+// keys.
+func (r *Record) Size() int { return len(r.Data) + len(r.PartitionKey) + len(r.ExplicitHashKey) }
 
 // Handler delivers batches. Handle returns only when every record of b is
 // delivered (nil) or when it is certain that the batch was not (an error):

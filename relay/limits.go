@@ -15,13 +15,14 @@ import (
 // A batch is published in chunks of at most chunkMessages records and about
 // chunkBytes of payload, each confirmed (flushed, or all its PubAcks
 // received) within its own PublishTimeout before the next one is published.
-// A 1 MiB KPL aggregate can hold 80 000 user records: chunks keep the
-// memory of a batch in flight, and the time one confirmation may take,
-// independent of how many records the batch has. The batch still succeeds
-// only once every chunk is confirmed; a failed batch is replayed whole.
+// The shard loop already hands over batches within these bounds, so a batch
+// is one chunk; a handler called with a larger batch (a test, a tool) still
+// keeps the memory in flight, and the time one confirmation may take,
+// independent of how many records the batch has. The batch succeeds only
+// once every chunk is confirmed; a failed batch is replayed whole.
 const (
-	chunkMessages = 1000
-	chunkBytes    = 4 << 20
+	chunkMessages = record.MaxBatchRecords
+	chunkBytes    = record.MaxBatchBytes
 )
 
 // chunkEnd returns the end of the chunk of recs that starts at start: at
@@ -30,7 +31,7 @@ const (
 func chunkEnd(recs []record.Record, start int) int {
 	end, size := start, 0
 	for end < len(recs) && end-start < chunkMessages {
-		size += len(recs[end].Data) + len(recs[end].PartitionKey) + len(recs[end].ExplicitHashKey)
+		size += recs[end].Size()
 		if size > chunkBytes && end > start {
 			break
 		}
