@@ -401,18 +401,28 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cp, ok := cps[st.id]
-			if lease != nil {
-				// Another instance may have read the shard since: start
-				// from the shared checkpoint as it is now.
-				var err error
-				if cp, ok, err = c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id); err != nil {
+			// Start from the checkpoint as it is now (another instance may
+			// have read the shard since), read with Get while holding the
+			// lease: a shared store fences every write of the shard against
+			// what this read or this loop's own writes returned, never
+			// against what List saw.
+			cp, ok, err := c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id)
+			for bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax); err != nil; {
+				if lease != nil {
 					c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a claimed shard; giving the lease back")
 					c.shardStopped(st, lease)
 					return
 				}
+				if runCtx.Err() != nil {
+					return
+				}
+				c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a shard; retrying")
+				if !sleep(runCtx, bo.Next()) {
+					return
+				}
+				cp, ok, err = c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id)
 			}
-			err := c.runShard(runCtx, hctx, st, cp, ok, lease)
+			err = c.runShard(runCtx, hctx, st, cp, ok, lease)
 			if lease != nil {
 				c.shardStopped(st, lease)
 			}
