@@ -247,17 +247,35 @@ func (g *Group) apply(e jetstream.KeyValueEntry) {
 			owner = v.Owner
 		}
 	}
+	if l := g.record(table, e, owner, member); l != nil {
+		g.lose(l, "another instance took the lease over")
+	}
+}
+
+// record puts an observed change into table. It returns the lease this
+// instance holds on the key if the change is someone else's (a takeover, or
+// a delete): that lease is lost at once, not at its next renewal.
+func (g *Group) record(table map[string]*observed, e jetstream.KeyValueEntry, owner string, member bool) *Lease {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	cur := table[e.Key()]
 	if cur != nil && cur.rev >= e.Revision() {
-		return
+		return nil
 	}
 	table[e.Key()] = &observed{owner: owner, rev: e.Revision(), seen: time.Now()}
 	joined := member && cur == nil && owner != ""
 	if owner == "" || joined || cur != nil && cur.owner != owner {
 		g.signal() // released, or the group changed
 	}
+	if l := g.held[e.Key()]; l != nil && !member && owner != g.instance {
+		l.mu.Lock()
+		theirs := e.Revision() > l.rev
+		l.mu.Unlock()
+		if theirs {
+			return l
+		}
+	}
+	return nil
 }
 
 // live reports whether an observed key was changed within the TTL.

@@ -1,0 +1,117 @@
+package coordination
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
+)
+
+// singleBucket is a coordination bucket on one in-process server.
+func singleBucket(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	nc, err := nats.Connect(testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	kv, err := CreateBucket(t.Context(), js, BucketConfig{Name: "fanoutd_coordination", Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+func joinSingle(t *testing.T, kv jetstream.KeyValue, name string, ttl time.Duration) *Group {
+	t.Helper()
+	log := zerolog.Nop()
+	if testing.Verbose() {
+		log = zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger()
+	}
+	g, err := Join(t.Context(), kv, Options{Instance: name, LeaseTTL: ttl, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close(context.Background()) })
+	return g
+}
+
+func claimNow(t *testing.T, g *Group, shard string) *Lease {
+	t.Helper()
+	l, err := g.Claim(t.Context(), "s", "c", shard)
+	if err != nil || l == nil {
+		t.Fatalf("claim %s: %v %v", shard, l, err)
+	}
+	return l
+}
+
+func lostWithin(t *testing.T, l *Lease, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-l.Done():
+	case <-time.After(d):
+		t.Fatalf("%s: the lease still runs after %v", what, d)
+	}
+	if !l.Lost() || l.Valid() {
+		t.Fatalf("%s: lease ended with %v (valid %v), want lost", what, l.Err(), l.Valid())
+	}
+}
+
+// When the watcher sees a lease this instance holds rewritten by another
+// owner (or deleted), the lease is lost at once: its Done closes long
+// before the next renewal (a TTL of 30 s renews every 10 s). The instance's
+// own renewals, which the watcher sees too, end nothing.
+func TestWatcherEndsATakenOverLeaseAtOnce(t *testing.T) {
+	kv := singleBucket(t)
+	const ttl = 30 * time.Second
+	a := joinSingle(t, kv, "a", ttl)
+	a.SetShards("s", "c", 3)
+	taken, deleted, kept := claimNow(t, a, "shardId-1"), claimNow(t, a, "shardId-2"), claimNow(t, a, "shardId-3")
+
+	// Another instance writes the lease as its own, on a's revision (as a
+	// takeover of an expired lease does).
+	e, err := kv.Get(t.Context(), taken.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := json.Marshal(leaseValue{Owner: "b", At: time.Now().UTC()})
+	if _, err := kv.Update(t.Context(), taken.key, v, e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	lostWithin(t, taken, 2*time.Second, "taken over")
+
+	// An operator deletes a held lease: anyone may claim it now.
+	if err := kv.Delete(t.Context(), deleted.key); err != nil {
+		t.Fatal(err)
+	}
+	lostWithin(t, deleted, 2*time.Second, "deleted")
+
+	if st := a.Stats(); st.Lost != 2 || st.Owned != 1 {
+		t.Fatalf("stats %+v, want 2 lost and 1 owned", st)
+	}
+	// a's own write of the kept lease (a renewal) is seen by the watcher
+	// too: it ends nothing.
+	a.renew(t.Context(), kept)
+	testutil.WaitFor(t, 2*time.Second, "the renewal seen by the watcher", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		kept.mu.Lock()
+		defer kept.mu.Unlock()
+		return a.leases[kept.key].rev == kept.rev
+	})
+	select {
+	case <-kept.Done():
+		t.Fatalf("a lease ended by its own renewal: %v", kept.Err())
+	default:
+	}
+	if !kept.Valid() {
+		t.Fatal("the kept lease is not valid")
+	}
+}
