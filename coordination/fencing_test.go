@@ -3,6 +3,7 @@ package coordination
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,9 +94,10 @@ func TestWatcherEndsATakenOverLeaseAtOnce(t *testing.T) {
 	}
 	lostWithin(t, deleted, 2*time.Second, "deleted")
 
-	if st := a.Stats(); st.Lost != 2 || st.Owned != 1 {
-		t.Fatalf("stats %+v, want 2 lost and 1 owned", st)
-	}
+	testutil.WaitFor(t, 2*time.Second, "2 leases counted lost, 1 owned", func() bool {
+		st := a.Stats()
+		return st.Lost == 2 && st.Owned == 1
+	})
 	// a's own write of the kept lease (a renewal) is seen by the watcher
 	// too: it ends nothing.
 	a.renew(t.Context(), kept)
@@ -113,5 +115,66 @@ func TestWatcherEndsATakenOverLeaseAtOnce(t *testing.T) {
 	}
 	if !kept.Valid() {
 		t.Fatal("the kept lease is not valid")
+	}
+}
+
+// A process resumed after the machine was suspended: the monotonic clock
+// (CLOCK_MONOTONIC) stood still, the wall clock moved on. The lease is no
+// longer valid by the wall-clock time of its last renewal, recorded in the
+// lease value, even though the monotonic clock says it was just renewed.
+func TestLeaseValidityChecksTheWallClock(t *testing.T) {
+	kv := singleBucket(t)
+	const ttl = 30 * time.Second
+	a := joinSingle(t, kv, "a", ttl)
+	a.SetShards("s", "c", 1)
+	var skew atomic.Int64
+	a.wall = func() time.Time { return time.Now().Round(0).Add(time.Duration(skew.Load())) }
+	l := claimNow(t, a, "shardId-1")
+	if !l.Valid() {
+		t.Fatal("a fresh lease is not valid")
+	}
+	// The value records the wall-clock expiry of the claim.
+	e, err := kv.Get(t.Context(), l.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v leaseValue
+	if err := json.Unmarshal(e.Value(), &v); err != nil || v.Owner != "a" || v.Expires.Sub(v.At) != ttl {
+		t.Fatalf("lease value %s (%v): want owner a and expires = at + %v", e.Value(), err, ttl)
+	}
+	l.mu.Lock()
+	sent := l.sent
+	l.mu.Unlock()
+	if d := v.At.Sub(sent.Round(0)); d != 0 {
+		t.Fatalf("value's at is %v off the renewal's send time", d)
+	}
+
+	skew.Store(int64(ttl)) // suspended for a TTL: only the wall clock moved
+	if time.Since(sent) > ttl/2 {
+		t.Fatal("the monotonic clock moved too far for this test")
+	}
+	if l.Valid() {
+		t.Fatal("lease valid a TTL after its renewal by the wall clock")
+	}
+	skew.Store(int64(ttl*3/4 - time.Second)) // within the owner's bound
+	if !l.Valid() {
+		t.Fatal("lease invalid within 3/4 of the TTL by the wall clock")
+	}
+}
+
+// A lease value written without the expiry (by an older fanoutd) still
+// names its owner: another instance sees the lease held.
+func TestLeaseValueWithoutExpiry(t *testing.T) {
+	kv := singleBucket(t)
+	if _, err := kv.Create(t.Context(), leaseKey("s", "c", "shardId-1"), []byte(`{"owner":"old","at":"2026-01-02T03:04:05Z"}`)); err != nil {
+		t.Fatal(err)
+	}
+	a := joinSingle(t, kv, "a", 30*time.Second)
+	a.SetShards("s", "c", 1)
+	if ls := a.Leases(); len(ls) != 1 || ls[0].Owner != "old" {
+		t.Fatalf("leases %+v, want shardId-1 held by old", ls)
+	}
+	if l, err := a.Claim(t.Context(), "s", "c", "shardId-1"); l != nil || err != nil {
+		t.Fatalf("claimed a held lease: %v %v", l, err)
 	}
 }

@@ -10,6 +10,11 @@
 // they saw that revision. The owner stops reading a shard once
 // 3/4 LeaseTTL have passed since it sent its last renewal that succeeded,
 // which is before anyone else can see the lease expire: never two readers.
+// It checks both clocks: the monotonic one stands still while the machine
+// is suspended (CLOCK_MONOTONIC on Linux), so the wall-clock time of each
+// renewal is recorded in the lease too, and a process resumed after a
+// pause (SIGSTOP, a VM suspend, a long GC) finds its leases no longer valid
+// by either clock.
 package coordination
 
 import (
@@ -61,6 +66,9 @@ type Group struct {
 	ttl      time.Duration
 	log      zerolog.Logger
 	observe  func(time.Duration, error)
+	// wall reads the wall clock alone (no monotonic reading): it keeps
+	// going while the machine is suspended (tests move it).
+	wall func() time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -97,9 +105,20 @@ type observed struct {
 	expired bool      // reported as expired once (wake)
 }
 
+// leaseValue is the JSON value of a lease or member key. Expires (absent
+// in values written before it was recorded) is the wall-clock time of the
+// write plus the TTL: for operators, and what the owner's own validity
+// check measures against besides the monotonic clock.
 type leaseValue struct {
-	Owner string    `json:"owner"`
-	At    time.Time `json:"at"`
+	Owner   string    `json:"owner"`
+	At      time.Time `json:"at"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// value is this instance's lease value for a write sent at sent.
+func (g *Group) value(sent time.Time) []byte {
+	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: sent.UTC().Round(0), Expires: sent.UTC().Round(0).Add(g.ttl)})
+	return v
 }
 
 // part escapes a key part ('.' is the KV token separator).
@@ -124,6 +143,7 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	}
 	g := &Group{
 		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
+		wall: func() time.Time { return time.Now().Round(0) },
 		log:  o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
 		wake: make(chan struct{}, 1), rebal: make(chan struct{}, 1),
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
@@ -351,8 +371,8 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	}
 	g.mu.Unlock()
 
-	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
 	sent := time.Now()
+	v := g.value(sent)
 	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	defer cancel()
 	var err error
@@ -422,8 +442,8 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 	}
 	rev := l.rev
 	l.mu.Unlock()
-	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
 	sent := time.Now()
+	v := g.value(sent)
 	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	newRev, err := g.kv.Update(cctx, l.key, v, rev)
 	cancel()
@@ -491,6 +511,13 @@ func (g *Group) checkLoop(ctx context.Context) {
 // being read: well before others can see it expire (a whole TTL after
 // they saw that renewal).
 func (g *Group) stopAfter() time.Duration { return g.ttl * 3 / 4 }
+
+// fresh reports whether a renewal sent at sent still lets the lease be
+// used, by the monotonic clock and by the wall clock: after a suspend the
+// first has not moved, the second has.
+func (g *Group) fresh(sent time.Time) bool {
+	return time.Since(sent) <= g.stopAfter() && g.wall().Sub(sent.Round(0)) <= g.stopAfter()
+}
 
 func (g *Group) lose(l *Lease, why string) {
 	if l.end(ErrLeaseLost) {
