@@ -56,6 +56,10 @@ type Options struct {
 	// ObserveRenew, if set, is called after each lease renewal with its
 	// latency and error (metrics).
 	ObserveRenew func(d time.Duration, err error)
+
+	// wall, if set, replaces the wall clock (tests move it as a suspend
+	// would, without the monotonic clock).
+	wall func() time.Time
 }
 
 // Group is this instance's membership in a group sharing the shards of
@@ -67,7 +71,7 @@ type Group struct {
 	log      zerolog.Logger
 	observe  func(time.Duration, error)
 	// wall reads the wall clock alone (no monotonic reading): it keeps
-	// going while the machine is suspended (tests move it).
+	// going while the machine is suspended.
 	wall func() time.Time
 
 	cancel context.CancelFunc
@@ -141,9 +145,12 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
 	}
+	if o.wall == nil {
+		o.wall = func() time.Time { return time.Now().Round(0) }
+	}
 	g := &Group{
 		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
-		wall: func() time.Time { return time.Now().Round(0) },
+		wall: o.wall,
 		log:  o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
 		wake: make(chan struct{}, 1), rebal: make(chan struct{}, 1),
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
@@ -483,7 +490,7 @@ func (g *Group) checkLoop(ctx context.Context) {
 		g.mu.Lock()
 		for _, l := range g.held {
 			l.mu.Lock()
-			if l.err != ErrLeaseLost && now.Sub(l.sent) > g.stopAfter() {
+			if l.err != ErrLeaseLost && !g.fresh(l.sent) {
 				late = append(late, l)
 			}
 			l.mu.Unlock()
