@@ -138,7 +138,10 @@ type Lease interface {
 	// handoff) after the batch in flight and a final checkpoint.
 	Done() <-chan struct{}
 	Lost() bool
-	// Valid reports whether a checkpoint may still be written.
+	// Valid reports whether records may still be published and a
+	// checkpoint written: the lease is not lost and its last renewal is
+	// recent by the monotonic and the wall clock (a process resumed after
+	// a pause or a suspend finds it invalid before anything else tells it).
 	Valid() bool
 	// Release gives the lease up once the reader stopped.
 	Release(ctx context.Context)
