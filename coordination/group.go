@@ -10,6 +10,11 @@
 // they saw that revision. The owner stops reading a shard once
 // 3/4 LeaseTTL have passed since it sent its last renewal that succeeded,
 // which is before anyone else can see the lease expire: never two readers.
+// It checks both clocks: the monotonic one stands still while the machine
+// is suspended (CLOCK_MONOTONIC on Linux), so the wall-clock time of each
+// renewal is recorded in the lease too, and a process resumed after a
+// pause (SIGSTOP, a VM suspend, a long GC) finds its leases no longer valid
+// by either clock.
 package coordination
 
 import (
@@ -51,6 +56,10 @@ type Options struct {
 	// ObserveRenew, if set, is called after each lease renewal with its
 	// latency and error (metrics).
 	ObserveRenew func(d time.Duration, err error)
+
+	// wall, if set, replaces the wall clock (tests move it as a suspend
+	// would, without the monotonic clock).
+	wall func() time.Time
 }
 
 // Group is this instance's membership in a group sharing the shards of
@@ -61,6 +70,9 @@ type Group struct {
 	ttl      time.Duration
 	log      zerolog.Logger
 	observe  func(time.Duration, error)
+	// wall reads the wall clock alone (no monotonic reading): it keeps
+	// going while the machine is suspended.
+	wall func() time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -97,9 +109,20 @@ type observed struct {
 	expired bool      // reported as expired once (wake)
 }
 
+// leaseValue is the JSON value of a lease or member key. Expires (absent
+// in values written before it was recorded) is the wall-clock time of the
+// write plus the TTL: for operators, and what the owner's own validity
+// check measures against besides the monotonic clock.
 type leaseValue struct {
-	Owner string    `json:"owner"`
-	At    time.Time `json:"at"`
+	Owner   string    `json:"owner"`
+	At      time.Time `json:"at"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// value is this instance's lease value for a write sent at sent.
+func (g *Group) value(sent time.Time) []byte {
+	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: sent.UTC().Round(0), Expires: sent.UTC().Round(0).Add(g.ttl)})
+	return v
 }
 
 // part escapes a key part ('.' is the KV token separator).
@@ -122,8 +145,12 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
 	}
+	if o.wall == nil {
+		o.wall = func() time.Time { return time.Now().Round(0) }
+	}
 	g := &Group{
 		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
+		wall: o.wall,
 		log:  o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
 		wake: make(chan struct{}, 1), rebal: make(chan struct{}, 1),
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
@@ -247,17 +274,35 @@ func (g *Group) apply(e jetstream.KeyValueEntry) {
 			owner = v.Owner
 		}
 	}
+	if l := g.record(table, e, owner, member); l != nil {
+		g.lose(l, "another instance took the lease over")
+	}
+}
+
+// record puts an observed change into table. It returns the lease this
+// instance holds on the key if the change is someone else's (a takeover, or
+// a delete): that lease is lost at once, not at its next renewal.
+func (g *Group) record(table map[string]*observed, e jetstream.KeyValueEntry, owner string, member bool) *Lease {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	cur := table[e.Key()]
 	if cur != nil && cur.rev >= e.Revision() {
-		return
+		return nil
 	}
 	table[e.Key()] = &observed{owner: owner, rev: e.Revision(), seen: time.Now()}
 	joined := member && cur == nil && owner != ""
 	if owner == "" || joined || cur != nil && cur.owner != owner {
 		g.signal() // released, or the group changed
 	}
+	if l := g.held[e.Key()]; l != nil && !member && owner != g.instance {
+		l.mu.Lock()
+		theirs := e.Revision() > l.rev
+		l.mu.Unlock()
+		if theirs {
+			return l
+		}
+	}
+	return nil
 }
 
 // live reports whether an observed key was changed within the TTL.
@@ -333,8 +378,8 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	}
 	g.mu.Unlock()
 
-	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
 	sent := time.Now()
+	v := g.value(sent)
 	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	defer cancel()
 	var err error
@@ -404,8 +449,8 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 	}
 	rev := l.rev
 	l.mu.Unlock()
-	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
 	sent := time.Now()
+	v := g.value(sent)
 	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	newRev, err := g.kv.Update(cctx, l.key, v, rev)
 	cancel()
@@ -445,7 +490,7 @@ func (g *Group) checkLoop(ctx context.Context) {
 		g.mu.Lock()
 		for _, l := range g.held {
 			l.mu.Lock()
-			if l.err != ErrLeaseLost && now.Sub(l.sent) > g.stopAfter() {
+			if l.err != ErrLeaseLost && !g.fresh(l.sent) {
 				late = append(late, l)
 			}
 			l.mu.Unlock()
@@ -473,6 +518,13 @@ func (g *Group) checkLoop(ctx context.Context) {
 // being read: well before others can see it expire (a whole TTL after
 // they saw that renewal).
 func (g *Group) stopAfter() time.Duration { return g.ttl * 3 / 4 }
+
+// fresh reports whether a renewal sent at sent still lets the lease be
+// used, by the monotonic clock and by the wall clock: after a suspend the
+// first has not moved, the second has.
+func (g *Group) fresh(sent time.Time) bool {
+	return time.Since(sent) <= g.stopAfter() && g.wall().Sub(sent.Round(0)) <= g.stopAfter()
+}
 
 func (g *Group) lose(l *Lease, why string) {
 	if l.end(ErrLeaseLost) {

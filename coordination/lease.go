@@ -41,11 +41,14 @@ func (l *Lease) Err() error {
 func (l *Lease) Lost() bool { return l.Err() == ErrLeaseLost }
 
 // Valid reports whether the lease is still this instance's: not lost and
-// renewed recently enough. A reader checks it before each checkpoint.
+// renewed recently enough by both the monotonic and the wall clock (a
+// process resumed after a pause or a suspend finds it invalid before any
+// renewal or the watcher tells it so). A reader checks it before each
+// publish and each checkpoint.
 func (l *Lease) Valid() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.err != ErrLeaseLost && !l.released && time.Since(l.sent) <= l.g.stopAfter()
+	return l.err != ErrLeaseLost && !l.released && l.g.fresh(l.sent)
 }
 
 // end closes done with err; it reports whether it did (the first time, or

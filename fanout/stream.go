@@ -138,7 +138,10 @@ type Lease interface {
 	// handoff) after the batch in flight and a final checkpoint.
 	Done() <-chan struct{}
 	Lost() bool
-	// Valid reports whether a checkpoint may still be written.
+	// Valid reports whether records may still be published and a
+	// checkpoint written: the lease is not lost and its last renewal is
+	// recent by the monotonic and the wall clock (a process resumed after
+	// a pause or a suspend finds it invalid before anything else tells it).
 	Valid() bool
 	// Release gives the lease up once the reader stopped.
 	Release(ctx context.Context)
@@ -401,18 +404,28 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cp, ok := cps[st.id]
-			if lease != nil {
-				// Another instance may have read the shard since: start
-				// from the shared checkpoint as it is now.
-				var err error
-				if cp, ok, err = c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id); err != nil {
+			// Start from the checkpoint as it is now (another instance may
+			// have read the shard since), read with Get while holding the
+			// lease: a shared store fences every write of the shard against
+			// what this read or this loop's own writes returned, never
+			// against what List saw.
+			cp, ok, err := c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id)
+			for bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax); err != nil; {
+				if lease != nil {
 					c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a claimed shard; giving the lease back")
 					c.shardStopped(st, lease)
 					return
 				}
+				if runCtx.Err() != nil {
+					return
+				}
+				c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a shard; retrying")
+				if !sleep(runCtx, bo.Next()) {
+					return
+				}
+				cp, ok, err = c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id)
 			}
-			err := c.runShard(runCtx, hctx, st, cp, ok, lease)
+			err = c.runShard(runCtx, hctx, st, cp, ok, lease)
 			if lease != nil {
 				c.shardStopped(st, lease)
 			}

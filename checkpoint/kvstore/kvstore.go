@@ -20,10 +20,12 @@ import (
 
 // Store keeps checkpoints in a NATS JetStream key-value bucket, one key
 // per (stream, consumer, shard), shared by every instance of a group. Every
-// write is a compare-and-set on the revision this store last saw of that
-// key (fencing): an instance that lost a shard can never overwrite the new
-// owner's checkpoint. A shard's new owner reads the checkpoint (Get) before
-// its first write.
+// write is a compare-and-set on the revision this store itself last wrote
+// or read with Get (fencing): an instance that lost a shard can never
+// overwrite the new owner's checkpoint. A shard's new owner reads the
+// checkpoint (Get) while holding its lease, before its first write. List
+// reads for display and claiming, and never changes what a write is
+// compared with.
 type Store struct {
 	kv       jetstream.KeyValue
 	instance string
@@ -34,7 +36,7 @@ type Store struct {
 	locks [64]sync.Mutex
 
 	mu     sync.Mutex
-	revs   map[string]uint64 // key -> revision last read or written (0: read absent)
+	revs   map[string]uint64 // key -> revision last written or read by Get (0: read absent)
 	closed atomic.Bool
 }
 
@@ -121,27 +123,17 @@ func (s *Store) lock(key string) *sync.Mutex {
 	return mu
 }
 
-// setRev records the revision of key this store read or wrote last (0:
-// read absent).
+// setRev records the revision of key this store wrote or read (Get) last
+// (0: read absent).
 func (s *Store) setRev(key string, rev uint64) {
 	s.mu.Lock()
 	s.revs[key] = rev
 	s.mu.Unlock()
 }
 
-// raiseRev records a revision seen by List, which runs beside the Puts of
-// the shard loops: it only ever raises what a Put or Get recorded.
-func (s *Store) raiseRev(key string, rev uint64) {
-	s.mu.Lock()
-	if cur, ok := s.revs[key]; !ok || rev > cur {
-		s.revs[key] = rev
-	}
-	s.mu.Unlock()
-}
-
-// Put implements Store: a compare-and-set on the revision last seen of the
-// key (a create when it was seen absent, or never seen). A conflict is
-// ErrFenced.
+// Put implements Store: a compare-and-set on the revision this store last
+// wrote or read with Get (a create when Get found the key absent, or this
+// store never wrote or read it). A conflict is ErrFenced.
 func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp checkpoint.Checkpoint) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -176,7 +168,10 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 	return nil
 }
 
-// List implements Store, and remembers every key's revision.
+// List implements Store. It is a read for display and claiming: the
+// revisions it sees are not remembered, so that a later Put of a key
+// another instance wrote since this one last wrote or read it is still
+// ErrFenced.
 func (s *Store) List(ctx context.Context, stream, consumer string) (map[string]checkpoint.Checkpoint, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
@@ -206,7 +201,6 @@ func (s *Store) List(ctx context.Context, stream, consumer string) (map[string]c
 			if err != nil {
 				return nil, err
 			}
-			s.raiseRev(e.Key(), e.Revision())
 			out[strings.ReplaceAll(strings.TrimPrefix(e.Key(), prefix), "=2E", ".")] = cp
 		}
 	}

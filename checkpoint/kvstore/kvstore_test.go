@@ -150,3 +150,47 @@ func TestStoreContract(t *testing.T) {
 		t.Fatalf("Get after Close = %v", err)
 	}
 }
+
+// The audit's sequence: a reads for display or claiming (List, as the
+// claim loop and every GET /status do) after b took the shard over; that
+// read changes nothing a write is fenced against, and a's stale write is
+// refused. Only a Get (done while holding the lease) lets a write again.
+func TestListDoesNotMoveTheFence(t *testing.T) {
+	kv := kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)
+	ctx := context.Background()
+	a, b := New(kv, "a"), New(kv, "b")
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
+		t.Fatal(err)
+	}
+	// b takes the lease over: it reads, then writes a later checkpoint.
+	if _, _, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "20"}); err != nil {
+		t.Fatal(err)
+	}
+	// a lists (claim loop, status) and sees b's checkpoint...
+	if cps, err := a.List(ctx, "s", "c"); err != nil || cps["shardId-1"].SequenceNumber != "20" {
+		t.Fatalf("a.List = %v %v", cps, err)
+	}
+	// ...and its stale write is still refused.
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); !errors.Is(err, checkpoint.ErrFenced) {
+		t.Fatalf("stale write by a after List = %v, want checkpoint.ErrFenced", err)
+	}
+	// A store that only listed a key never wrote or read it: its blind
+	// write is refused too.
+	c := New(kv, "c")
+	if _, err := c.List(ctx, "s", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); !errors.Is(err, checkpoint.ErrFenced) {
+		t.Fatalf("write by c after List only = %v, want checkpoint.ErrFenced", err)
+	}
+	if cp, _, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil || cp.SequenceNumber != "20" {
+		t.Fatalf("checkpoint %+v %v, want b's 20", cp, err)
+	}
+	// b goes on writing against its own revision.
+	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "21"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -15,6 +15,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  []net.Conn
 	cut    bool
+	tap    func() io.Writer
 }
 
 // StartProxy listens on 127.0.0.1 and forwards to target (host:port).
@@ -49,10 +50,23 @@ func (p *Proxy) serve() {
 			continue
 		}
 		p.conns = append(p.conns, c, up)
+		var dst io.Writer = up
+		if p.tap != nil {
+			dst = io.MultiWriter(p.tap(), up)
+		}
 		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close() }()
+		go func() { io.Copy(dst, c); up.Close() }()
 		go func() { io.Copy(c, up); c.Close() }()
 	}
+}
+
+// Tap makes every connection accepted from now on copy what its client
+// sends to a writer of its own, made by newTap, before forwarding it (a
+// writer that never fails: the copy stops at the first error).
+func (p *Proxy) Tap(newTap func() io.Writer) {
+	p.mu.Lock()
+	p.tap = newTap
+	p.mu.Unlock()
 }
 
 // Addr is the proxy's host:port.

@@ -1,0 +1,90 @@
+package fanout
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fanoutd/fanoutd/checkpoint/kvstore"
+	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
+)
+
+// One instance on the shared checkpoint store without coordination,
+// restarted as a new process would be (a new store): each shard loop reads
+// its checkpoint before writing, so its writes are not fenced, and reading
+// resumes where it stopped.
+func TestSharedStoreWithoutLeasesResumes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	nc, err := nats.Connect(testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "checkpoints"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	ks := keys(6)
+	h.put("s", ks, 0, 5)
+	h.store = kvstore.New(kv, "first")
+	stop := h.start(h.consumer(StreamSpec{Name: "s"}, fastTimers()))
+	testutil.WaitFor(t, 20*time.Second, "30 records", func() bool { return h.rec.count() >= 30 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string]*big.Int{}
+	for i := range 2 {
+		id := "shardId-00000000000" + strconv.Itoa(i)
+		cp, ok, err := h.store.Get(t.Context(), "s", "fanoutd", id)
+		if err != nil || !ok {
+			t.Fatalf("checkpoint of %s after the first run: %v %v", id, ok, err)
+		}
+		saved[id], _ = new(big.Int).SetString(cp.SequenceNumber, 10)
+	}
+
+	h.put("s", ks, 5, 5)
+	h.rec = newRecorder()
+	h.store = kvstore.New(kv, "second")
+	stop = h.start(h.consumer(StreamSpec{Name: "s"}, fastTimers()))
+	testutil.WaitFor(t, 20*time.Second, "30 more records", func() bool { return h.rec.count() >= 30 })
+	// Every shard's checkpoint moves on (the second run's writes are not
+	// fenced) and nothing of the first run is read again.
+	check := kvstore.New(kv, "check")
+	testutil.WaitFor(t, 20*time.Second, "the second run's checkpoints", func() bool {
+		for i := range 2 {
+			id := "shardId-00000000000" + strconv.Itoa(i)
+			cp, ok, err := check.Get(t.Context(), "s", "fanoutd", id)
+			if err != nil || !ok {
+				return false
+			}
+			if n, ok := new(big.Int).SetString(cp.SequenceNumber, 10); !ok || n.Cmp(saved[id]) <= 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.rec.handled()
+	for i := range recs {
+		var n int
+		if _, err := fmt.Sscanf(string(recs[i].Data), recs[i].PartitionKey+":%d", &n); err != nil {
+			t.Fatal(err)
+		}
+		if n < 5 {
+			t.Fatalf("record %q of the first run read again", recs[i].Data)
+		}
+	}
+}
