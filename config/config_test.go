@@ -138,6 +138,11 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/subject_whitespace.yaml: streams[0].subject: subject template \"kinesis. {stream}\": whitespace or control character ' ' at offset 8\n" +
 			"testdata/invalid/subject_whitespace.yaml: streams[1].subject: subject template \"kinesis.\\x01\": whitespace or control character '\\x01' at offset 8\n" +
 			"testdata/invalid/subject_whitespace.yaml: streams[2].subject: subject template is empty: set it, e.g. \"kinesis.{stream}.{shard}\""},
+		{"subject_system", "" +
+			"testdata/invalid/subject_system.yaml: streams[0].subject: must not start with \"$\": NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got \"$KV.orders.{shard}\")\n" +
+			"testdata/invalid/subject_system.yaml: streams[1].subject: must not start with \"_INBOX.\": NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got \"_INBOX.{stream}\")\n" +
+			"testdata/invalid/subject_system.yaml: streams[2].subject: must not start with \"$\": NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got \"$JS.API.STREAM.CREATE.{stream}\")\n" +
+			"testdata/invalid/subject_system.yaml: nats.dead_letter_subject: must not start with \"$\": NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got \"$O.dead.{stream}\")"},
 		{"subject_wildcard", "" +
 			"testdata/invalid/subject_wildcard.yaml: streams[0].subject: subject template \"kinesis.*.{stream}\": wildcard '*' at offset 8: a publish subject cannot hold wildcards\n" +
 			"testdata/invalid/subject_wildcard.yaml: streams[1].subject: subject template \"kinesis.>\": wildcard '>' at offset 8: a publish subject cannot hold wildcards"},
