@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"slices"
@@ -40,8 +41,10 @@ type Options struct {
 	SetLogLevel func(level string)
 }
 
-// ConfigError is a failure that only a change of configuration or
-// permissions can cure (a service manager should not just restart).
+// ConfigError is a failure that only an operator can cure: a change of
+// configuration, permissions, credentials or of what exists in Kinesis or
+// NATS. A restart would meet it again, so fanoutd exits 2 and systemd does
+// not restart it (RestartPreventExitStatus=2).
 type ConfigError struct{ Err error }
 
 func (e *ConfigError) Error() string { return e.Err.Error() }
@@ -105,7 +108,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if cfg.Checkpoint.Store == config.StoreFile {
 		store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
 		if err != nil {
-			if errors.Is(err, checkpoint.ErrLocked) {
+			if errors.Is(err, checkpoint.ErrLocked) || errors.Is(err, fs.ErrPermission) {
 				return nil, &ConfigError{err}
 			}
 			return nil, fmt.Errorf("checkpoint store: %w", err)
@@ -122,13 +125,18 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	d.notifier = monitor.NewNotifier(d.mon, d.log)
 	if cfg.HTTP.Listen != "" {
 		if err := d.serveHTTP(cfg.HTTP.Listen); err != nil {
-			return nil, err
+			// The port is taken (another fanoutd?), privileged or not an
+			// address of this host: a restart meets the same.
+			return nil, &ConfigError{err}
 		}
 		undo = append(undo, d.stopHTTP)
 	}
 
-	nc, err := relay.Connect(ctx, cfg.NATS.ConnOptions(), d.log.With().Str("component", "nats").Logger())
+	nc, err := relay.Connect(ctx, cfg.NATS.ConnOptions(), d.log) // its lines carry "component":"nats"
 	if err != nil {
+		if _, ok := errors.AsType[*relay.PermanentError](err); ok {
+			return nil, &ConfigError{err}
+		}
 		return nil, err
 	}
 	d.nc = nc
@@ -258,7 +266,7 @@ func subjectTemplates(cfg *config.Config) (map[string]*relay.SubjectTemplate, er
 func (d *Daemon) serveHTTP(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("http.listen %s: %w", addr, err)
+		return fmt.Errorf("http.listen %s: %w: stop what holds the port, or set another http.listen (\"\" for no HTTP endpoint)", addr, err)
 	}
 	d.httpAddr = ln.Addr().String()
 	srv := monitor.NewServer(d.mon.Handler(), monitor.DefaultServerOptions())
@@ -351,6 +359,9 @@ func (d *Daemon) streamFailed(rs *runningStream, err error) {
 		return
 	}
 	d.log.Error().Err(err).Str("stream", name).Msg("stream failed")
+	if operatorFailure(err) {
+		err = &ConfigError{err}
+	}
 	d.cancelRun(err)
 }
 

@@ -21,8 +21,9 @@ const restartAllowance = time.Minute
 // captures every subject fanoutd publishes to, creating the dead-letter
 // stream (nats.dead_letter_stream) when none captures the dead letters, and
 // warns when the duplicate window can't hide the replay after a crash. It
-// runs at start and before a reload is applied. Missing permission to
-// create the dead-letter stream is a ConfigError. It returns whether the
+// runs at start and before a reload is applied. Record subjects no stream
+// captures, and missing permission to create the dead-letter stream, are
+// ConfigErrors. It returns whether the
 // records may go in fast batches (nats.batch_publish, and every stream
 // capturing their subjects allows it), and says why not when not.
 func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, subjects map[string]*relay.SubjectTemplate, log zerolog.Logger) (bool, error) {
@@ -43,7 +44,9 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 	}
 	consumer := func(stream string) string { return consumers[stream] }
 	capture, err := relay.CheckCapture(ctx, nc, relay.SampleSubjects(subjects, consumer))
-	if err != nil {
+	if _, ok := errors.AsType[*relay.NotCapturedError](err); ok {
+		return false, &ConfigError{err}
+	} else if err != nil {
 		return false, err
 	}
 	// No stream for the dead letters: create one, as Kafka Connect creates

@@ -78,7 +78,7 @@ func Connect(ctx context.Context, cfg ConnOptions, log zerolog.Logger) (*nats.Co
 	log = log.With().Str("component", "nats").Logger()
 	opts, err := connectOptions(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, &PermanentError{err}
 	}
 	servers := strings.Join(cfg.Servers, ",")
 	shown := RedactURLs(cfg.Servers)
@@ -100,7 +100,7 @@ func Connect(ctx context.Context, cfg ConnOptions, log zerolog.Logger) (*nats.Co
 			return nc, nil
 		}
 		if hint, ok := permanentConnectError(err); ok {
-			return nil, fmt.Errorf("connect to NATS (%s): %w: %s", shown, err, hint)
+			return nil, &PermanentError{fmt.Errorf("connect to NATS (%s): %w: %s", shown, err, hint)}
 		}
 		delay := reconnectDelay(attempt)
 		log.Warn().Err(err).Str("servers", shown).Int("attempt", attempt).
@@ -114,6 +114,15 @@ func Connect(ctx context.Context, cfg ConnOptions, log zerolog.Logger) (*nats.Co
 		}
 	}
 }
+
+// PermanentError is a Connect failure that retrying cannot cure (the
+// server refused the credentials, TLS did not verify, a file is missing or
+// unreadable): the configuration, the files or the server's authorization
+// must change first.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
 
 // connectOptions translates cfg into nats.go options.
 func connectOptions(cfg ConnOptions, log zerolog.Logger) ([]nats.Option, error) {
