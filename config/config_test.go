@@ -32,7 +32,8 @@ func TestLoad_Invalid(t *testing.T) {
 		{"at_timestamp_missing", "testdata/invalid/at_timestamp_missing.yaml: streams[0].start_timestamp: required when start_position is AT_TIMESTAMP"},
 		{"aws", "" +
 			"testdata/invalid/aws.yaml: aws.region: must be an AWS region such as us-east-1 (got \"US East\")\n" +
-			"testdata/invalid/aws.yaml: aws.endpoint: must be an http or https URL (got \"localhost:4567\")"},
+			"testdata/invalid/aws.yaml: aws.endpoint: must be an http or https URL (got \"localhost:4567\")\n" +
+			"testdata/invalid/aws.yaml: aws.startup_timeout: must be at least 1s (got 500ms)"},
 		{"backoff_order", "" +
 			"testdata/invalid/backoff_order.yaml: timers.backoff_initial: must not exceed timers.backoff_max (got 1m0s > 30s)\n" +
 			"testdata/invalid/backoff_order.yaml: timers.consumer_poll_initial: must not exceed timers.consumer_poll_max (got 10s > 5s)"},
@@ -293,6 +294,7 @@ func TestLoad_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
+		AWS: AWSConfig{StartupTimeout: Duration(time.Minute)},
 		Streams: []StreamConfig{{
 			Name:          "orders",
 			Consumer:      "fanoutd",

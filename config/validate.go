@@ -63,6 +63,9 @@ func (a AWSConfig) validate(ps *problems) {
 	if _, err := fanout.ParseDecoder(a.Decoder); err != nil {
 		ps.add("aws.decoder", "must be fanoutd or sdk (got %q)", a.Decoder)
 	}
+	if a.StartupTimeout < Duration(time.Second) {
+		ps.add("aws.startup_timeout", "must be at least 1s (got %v)", a.StartupTimeout)
+	}
 }
 
 const nameRule = "must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-'"

@@ -123,6 +123,12 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	}
 	d.mon = monitor.New(monitor.Sources{Shards: d.shards}, time.Duration(cfg.Timers.StallTimeout), o.Version)
 	d.notifier = monitor.NewNotifier(d.mon, d.log)
+	// The notifier runs from here on, so that the STATUS line says what the
+	// start waits for.
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	d.stopNotify, d.notifyDone = stopNotify, make(chan struct{})
+	go func() { defer close(d.notifyDone); d.notifier.Run(notifyCtx) }()
+	undo = append(undo, func() { stopNotify(); <-d.notifyDone })
 	if cfg.HTTP.Listen != "" {
 		if err := d.serveHTTP(cfg.HTTP.Listen); err != nil {
 			// The port is taken (another fanoutd?), privileged or not an
@@ -188,8 +194,12 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 		Endpoint:    cfg.AWS.Endpoint,
 		CABundle:    o.CABundle,
 		Credentials: o.Credentials,
+		Log:         &d.log,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := d.checkAWS(ctx, cfg); err != nil {
 		return nil, err
 	}
 
@@ -201,9 +211,6 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	}
 	d.mu.Unlock()
 	d.mon.SetStarted()
-	notifyCtx, stopNotify := context.WithCancel(context.Background())
-	d.stopNotify, d.notifyDone = stopNotify, make(chan struct{})
-	go func() { defer close(d.notifyDone); d.notifier.Run(notifyCtx) }()
 	return d, nil
 }
 
