@@ -64,6 +64,8 @@ type Daemon struct {
 	stopHTTP func()
 	// group is this instance's membership when several share the shards.
 	group *coordination.Group
+	// outage wakes the shards when NATS is back, and logs the resumption.
+	outage *natsOutage
 
 	// runCtx is the streams' parent; it ends with the fatal failure as its
 	// cause, or on Close.
@@ -138,7 +140,10 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 		undo = append(undo, d.stopHTTP)
 	}
 
-	nc, err := relay.Connect(ctx, cfg.NATS.ConnOptions(), d.log) // its lines carry "component":"nats"
+	d.outage = newNATSOutage(d.log)
+	co := cfg.NATS.ConnOptions()
+	co.OnDisconnect, co.OnReconnect = d.outage.disconnected, d.outage.reconnected
+	nc, err := relay.Connect(ctx, co, d.log) // its lines carry "component":"nats"
 	if err != nil {
 		if _, ok := errors.AsType[*relay.PermanentError](err); ok {
 			return nil, &ConfigError{err}
@@ -176,7 +181,10 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 		ObserveObject:     d.mon.ObserveObjectPut,
 		DeadLetterSubject: cfg.NATS.DeadLetterSubject,
 		Log:               d.log.With().Str("component", "relay").Logger(),
-		Observe:           d.mon.ObservePublish,
+		Observe: func(stream string, records int, took time.Duration, err error) {
+			d.mon.ObservePublish(stream, records, took, err)
+			d.outage.published(err)
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -332,7 +340,7 @@ func (d *Daemon) shards() []fanout.ShardStatus {
 // held.
 func (d *Daemon) startStreamLocked(s config.StreamConfig) {
 	o := fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log,
-		Decoder: fanout.Decoder(d.cfg.AWS.Decoder)}
+		Decoder: fanout.Decoder(d.cfg.AWS.Decoder), Resume: d.outage.resume}
 	if d.group != nil {
 		o.Leases = groupLeases{d.group}
 	}

@@ -50,6 +50,10 @@ type ConnOptions struct {
 	// IgnoreDiscoveredServers: never connect to the cluster's other servers
 	// that the servers announce, only to Servers.
 	IgnoreDiscoveredServers bool
+	// OnDisconnect and OnReconnect, when set, are called (on nats.go's
+	// callback goroutine; they must not block) when the connection is lost
+	// and when it is back.
+	OnDisconnect, OnReconnect func()
 }
 
 // String leaves the secrets out.
@@ -177,14 +181,18 @@ func connectOptions(cfg ConnOptions, log zerolog.Logger) ([]nats.Option, error) 
 		opts = append(opts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
 	}
 
-	opts = append(opts, connLogHandlers(log)...)
+	opts = append(opts, connLogHandlers(log, cfg.OnDisconnect, cfg.OnReconnect)...)
 	return opts, nil
 }
 
-// connLogHandlers logs the life of the connection. The URLs are redacted.
-func connLogHandlers(log zerolog.Logger) []nats.Option {
+// connLogHandlers logs the life of the connection, and calls onDown and onUp
+// (when set) when it is lost and back. The URLs are redacted.
+func connLogHandlers(log zerolog.Logger, onDown, onUp func()) []nats.Option {
 	return []nats.Option{
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if onDown != nil && !nc.IsClosed() {
+				onDown()
+			}
 			if err == nil { // a clean close, e.g. at shutdown
 				log.Info().Msg("disconnected from NATS")
 				return
@@ -195,6 +203,9 @@ func connLogHandlers(log zerolog.Logger) []nats.Option {
 			log.Info().Str("server", RedactURL(nc.ConnectedUrl())).
 				Uint64("reconnects", nc.Stats().Reconnects).
 				Msg("reconnected to NATS")
+			if onUp != nil {
+				onUp()
+			}
 		}),
 		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
 			log.Debug().Err(err).Msg("NATS reconnect attempt failed")
