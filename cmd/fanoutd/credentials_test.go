@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,20 +25,7 @@ func TestNoAWSCredentialsExits2NamingTheChain(t *testing.T) {
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	imds := httptest.NewServer(http.NotFoundHandler())
-	t.Cleanup(imds.Close)
-
-	env := []string{"HOME=" + t.TempDir(), "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL, "AWS_EC2_METADATA_DISABLED="}
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-		"AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
-		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
-		env = append(env, k+"=")
-	}
-	for _, l := range e.env {
-		if !strings.HasPrefix(l, "AWS_ACCESS_KEY_ID=") && !strings.HasPrefix(l, "AWS_SECRET_ACCESS_KEY=") {
-			env = append(env, l)
-		}
-	}
+	env := noCredentialsEnv(t, e)
 	path := e.config(false, "  - name: s")
 	raw, _ := os.ReadFile(path)
 	raw = bytes.Replace(raw, []byte("aws:\n"), []byte("aws:\n  startup_timeout: 6s\n"), 1)
@@ -78,4 +66,49 @@ func TestNoAWSCredentialsExits2NamingTheChain(t *testing.T) {
 		t.Fatalf("the SDK's IMDSv1 warning is not a log line of the daemon:\n%s", s)
 	}
 	checkJSONLog(t, s)
+}
+
+// noCredentialsEnv is the emulator's environment without credentials: no
+// AWS variable, an empty HOME, and an instance metadata endpoint that
+// answers 404 to everything (IMDSv2 refused, no role).
+func noCredentialsEnv(t *testing.T, e *e2e) []string {
+	t.Helper()
+	imds := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(imds.Close)
+
+	env := []string{"HOME=" + t.TempDir(), "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL, "AWS_EC2_METADATA_DISABLED="}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
+		env = append(env, k+"=")
+	}
+	for _, l := range e.env {
+		if !strings.HasPrefix(l, "AWS_ACCESS_KEY_ID=") && !strings.HasPrefix(l, "AWS_SECRET_ACCESS_KEY=") {
+			env = append(env, l)
+		}
+	}
+	return env
+}
+
+// A SIGTERM while the start waits for credentials stops the daemon with
+// exit 0.
+func TestSIGTERMWhileWaitingForCredentialsExits0(t *testing.T) {
+	e := newProcessE2E(t, emutest.Options(), false)
+	if err := e.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	path := e.config(false, "  - name: s")
+	raw, _ := os.ReadFile(path)
+	raw = bytes.Replace(raw, []byte("  jetstream: false\n"), []byte("  jetstream: false\n  large_records: dead_letter\n"), 1)
+	os.WriteFile(path, raw, 0o600)
+	cmd, out := fanoutdProcess(t, noCredentialsEnv(t, e), "run", "--config", path)
+	addr := waitHTTPAddr(t, out)
+	testutil.WaitFor(t, 10*time.Second, "/readyz saying why", func() bool {
+		_, body := get(t, "http://"+addr+"/readyz")
+		return strings.Contains(body, "no AWS credentials yet")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0", code)
+	}
 }
