@@ -49,7 +49,8 @@ func (d *Daemon) checkAWS(ctx context.Context, cfg *config.Config) error {
 			}
 			return nil
 		case credErr == nil && refused(callErr):
-			return &ConfigError{fmt.Errorf("%w: AWS refused the credentials or the permission; %s", callErr, credentialFix())}
+			return &ConfigError{fmt.Errorf("%w: AWS refused the credentials or a permission: check which credentials the SDK found (%s), and grant them the IAM permissions listed in docs/operations.md#iam",
+				callErr, credentialSource(ctx, d.kc))}
 		}
 		what, err := "AWS did not answer yet", callErr
 		if credErr != nil {
@@ -165,4 +166,18 @@ func firstLine(err error) string {
 	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
+}
+
+// credentialSource names the provider of the credentials the SDK found
+// (such as EnvConfigCredentials, SharedConfigCredentials, EC2RoleProvider).
+func credentialSource(ctx context.Context, kc *kinesis.Client) string {
+	p := kc.Options().Credentials
+	if p == nil {
+		return "none"
+	}
+	c, err := p.Retrieve(ctx)
+	if err != nil || c.Source == "" {
+		return "unknown"
+	}
+	return c.Source
 }

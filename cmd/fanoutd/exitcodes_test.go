@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -54,6 +56,17 @@ func TestSetupProblemsExit2(t *testing.T) {
 					fmt.Appendf(nil, "  servers: [%q]\n  user: fanoutd\n  password: wrong\n", srv.ClientURL()), 1)
 			},
 			want: []string{"Authorization Violation", "check nats.creds_file"}},
+		{name: "AWS refuses a permission", streams: "  - name: s",
+			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+				denied := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+					w.WriteHeader(http.StatusBadRequest)
+					fmt.Fprint(w, `{"__type":"AccessDeniedException","message":"User: arn:aws:iam::123456789012:user/fanoutd is not authorized to perform: kinesis:DescribeStreamSummary"}`)
+				}))
+				t.Cleanup(denied.Close)
+				return bytes.Replace(cfg, []byte("aws:\n"), fmt.Appendf(nil, "aws:\n  endpoint: %s\n", denied.URL), 1)
+			},
+			want: []string{"AccessDeniedException", "kinesis:DescribeStreamSummary", "EnvConfigCredentials", "docs/operations.md#iam"}},
 		{name: "the Kinesis stream does not exist", streams: "  - name: nope",
 			want: []string{"stream nope: stream not found"}},
 	} {
