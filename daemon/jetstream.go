@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/config"
@@ -28,7 +29,9 @@ const restartAllowance = time.Minute
 // capturing their subjects allows it), and says why not when not.
 func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, subjects map[string]*relay.SubjectTemplate, log zerolog.Logger) (bool, error) {
 	if cfg.NATS.Stream.Name != "" {
-		if err := relay.EnsureStream(ctx, nc, cfg.NATS.Stream.Spec(), log); err != nil {
+		if err := relay.EnsureStream(ctx, nc, cfg.NATS.Stream.Spec(), log); noJetStream(err) {
+			return false, &ConfigError{fmt.Errorf("nats.stream: %w: enable JetStream on the server (or for fanoutd's account), or set nats.jetstream: false", err)}
+		} else if err != nil {
 			return false, err
 		}
 	}
@@ -46,6 +49,8 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 	capture, err := relay.CheckCapture(ctx, nc, relay.SampleSubjects(subjects, consumer))
 	if _, ok := errors.AsType[*relay.NotCapturedError](err); ok {
 		return false, &ConfigError{err}
+	} else if noJetStream(err) {
+		return false, &ConfigError{fmt.Errorf("%w: enable JetStream on the server (or for fanoutd's account), or set nats.jetstream: false", err)}
 	} else if err != nil {
 		return false, err
 	}
@@ -82,4 +87,12 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 			Msg("publishing message by message, a PubAck each: batch publishing needs nats-server 2.14 or later")
 	}
 	return capture.Batched, nil
+}
+
+// noJetStream reports whether the server answered that it has no
+// JetStream, or none for fanoutd's account. (A server without JetStream
+// may also just not answer: a timeout, which a busy cluster gives too, so
+// that is not taken for one.)
+func noJetStream(err error) bool {
+	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
 }

@@ -30,6 +30,25 @@ func TestSetupProblemsExit2(t *testing.T) {
 	}{
 		{name: "no JetStream stream captures the record subjects", jetstream: true, streams: "  - name: s",
 			want: []string{"no JetStream stream captures kinesis.s", "Add the subjects to a stream"}},
+		{name: "nats.jetstream for an account without JetStream", streams: "  - name: s",
+			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+				noJS := server.NewAccount("NOJS")
+				srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+					JetStream: true, StoreDir: t.TempDir(), Accounts: []*server.Account{noJS},
+					Users: []*server.User{{Username: "fanoutd", Password: "pw", Account: noJS}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv.Start()
+				t.Cleanup(srv.Shutdown)
+				if !srv.ReadyForConnections(10 * time.Second) {
+					t.Fatal("NATS not ready")
+				}
+				cfg = bytes.Replace(cfg, []byte("  jetstream: false\n"), []byte("  jetstream: true\n"), 1)
+				return bytes.Replace(cfg, fmt.Appendf(nil, "  servers: [%q]\n", e.ns.ClientURL()),
+					fmt.Appendf(nil, "  servers: [%q]\n  user: fanoutd\n  password: pw\n", srv.ClientURL()), 1)
+			},
+			want: []string{"JetStream not enabled for account", "set nats.jetstream: false"}},
 		{name: "the HTTP port is taken", streams: "  - name: s",
 			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
