@@ -101,7 +101,8 @@ func TestSIGTERMWhileWaitingForCredentialsExits0(t *testing.T) {
 	raw, _ := os.ReadFile(path)
 	raw = bytes.Replace(raw, []byte("  jetstream: false\n"), []byte("  jetstream: false\n  large_records: dead_letter\n"), 1)
 	os.WriteFile(path, raw, 0o600)
-	cmd, out := fanoutdProcess(t, noCredentialsEnv(t, e), "run", "--config", path)
+	// IMDS off, as on a machine outside EC2 configured so.
+	cmd, out := fanoutdProcess(t, append(noCredentialsEnv(t, e), "AWS_EC2_METADATA_DISABLED=true"), "run", "--config", path)
 	addr := waitHTTPAddr(t, out)
 	testutil.WaitFor(t, 10*time.Second, "/readyz saying why", func() bool {
 		_, body := get(t, "http://"+addr+"/readyz")
