@@ -205,7 +205,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 		Log:         &d.log,
 	})
 	if err != nil {
-		return nil, err
+		// No region, a profile that does not exist, a malformed shared
+		// file or AWS_* variable: the same at every start.
+		return nil, &ConfigError{err}
 	}
 	if err := d.checkAWS(ctx, cfg); err != nil {
 		return nil, err

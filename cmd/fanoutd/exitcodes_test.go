@@ -86,6 +86,11 @@ func TestSetupProblemsExit2(t *testing.T) {
 				return bytes.Replace(cfg, []byte("aws:\n"), fmt.Appendf(nil, "aws:\n  endpoint: %s\n", denied.URL), 1)
 			},
 			want: []string{"AccessDeniedException", "kinesis:DescribeStreamSummary", "EnvConfigCredentials", "docs/operations.md#iam"}},
+		{name: "aws.profile names no profile", streams: "  - name: s",
+			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+				return bytes.Replace(cfg, []byte("aws:\n"), []byte("aws:\n  profile: nope\n"), 1)
+			},
+			want: []string{"load AWS config", "nope"}},
 		{name: "the Kinesis stream does not exist", streams: "  - name: nope",
 			want: []string{"stream nope: stream not found"}},
 	} {
