@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"net"
 	"slices"
@@ -110,10 +109,12 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if cfg.Checkpoint.Store == config.StoreFile {
 		store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
 		if err != nil {
-			if errors.Is(err, checkpoint.ErrLocked) || errors.Is(err, fs.ErrPermission) {
+			if errors.Is(err, checkpoint.ErrLocked) {
 				return nil, &ConfigError{err}
 			}
-			return nil, fmt.Errorf("checkpoint store: %w", err)
+			// Not a directory, not writable, a read-only or full file
+			// system: the operator's to fix, whatever the start.
+			return nil, &ConfigError{fmt.Errorf("checkpoint.dir: %w: give fanoutd a writable directory (under systemd, the unit's StateDirectory)", err)}
 		}
 		d.store = store
 		undo = append(undo, func() { store.Close() })

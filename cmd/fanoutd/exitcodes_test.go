@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,15 @@ func TestSetupProblemsExit2(t *testing.T) {
 				return bytes.Replace(cfg, []byte("aws:\n"), []byte("aws:\n  profile: nope\n"), 1)
 			},
 			want: []string{"load AWS config", "nope"}},
+		{name: "checkpoint.dir is a file", streams: "  - name: s",
+			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+				file := filepath.Join(t.TempDir(), "file")
+				if err := os.WriteFile(file, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return bytes.Replace(cfg, fmt.Appendf(nil, "  dir: %q\n", e.dir), fmt.Appendf(nil, "  dir: %q\n", file), 1)
+			},
+			want: []string{"checkpoint.dir:", "give fanoutd a writable directory"}},
 		{name: "the Kinesis stream does not exist", streams: "  - name: nope",
 			want: []string{"stream nope: stream not found"}},
 	} {
