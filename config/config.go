@@ -42,6 +42,10 @@ type AWSConfig struct {
 	// default: fanoutd's own reader and decoder) or "sdk" (the AWS SDK's
 	// event-stream reader, kept for one release as a fallback).
 	Decoder string `yaml:"decoder"`
+	// StartupTimeout bounds the check at start that the credentials resolve
+	// and every stream can be described: past it, fanoutd exits (2 when no
+	// credentials were found or AWS refused them).
+	StartupTimeout Duration `yaml:"startup_timeout"`
 }
 
 // StreamConfig is one Kinesis stream consumed through one enhanced fan-out

@@ -32,7 +32,8 @@ func TestLoad_Invalid(t *testing.T) {
 		{"at_timestamp_missing", "testdata/invalid/at_timestamp_missing.yaml: streams[0].start_timestamp: required when start_position is AT_TIMESTAMP"},
 		{"aws", "" +
 			"testdata/invalid/aws.yaml: aws.region: must be an AWS region such as us-east-1 (got \"US East\")\n" +
-			"testdata/invalid/aws.yaml: aws.endpoint: must be an http or https URL (got \"localhost:4567\")"},
+			"testdata/invalid/aws.yaml: aws.endpoint: must be an http or https URL (got \"localhost:4567\")\n" +
+			"testdata/invalid/aws.yaml: aws.startup_timeout: must be at least 1s (got 500ms)"},
 		{"backoff_order", "" +
 			"testdata/invalid/backoff_order.yaml: timers.backoff_initial: must not exceed timers.backoff_max (got 1m0s > 30s)\n" +
 			"testdata/invalid/backoff_order.yaml: timers.consumer_poll_initial: must not exceed timers.consumer_poll_max (got 10s > 5s)"},
@@ -138,6 +139,11 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/subject_whitespace.yaml: streams[0].subject: subject template \"kinesis. {stream}\": whitespace or control character ' ' at offset 8\n" +
 			"testdata/invalid/subject_whitespace.yaml: streams[1].subject: subject template \"kinesis.\\x01\": whitespace or control character '\\x01' at offset 8\n" +
 			"testdata/invalid/subject_whitespace.yaml: streams[2].subject: subject template is empty: set it, e.g. \"kinesis.{stream}.{shard}\""},
+		{"subject_system", "" +
+			"testdata/invalid/subject_system.yaml: streams[0].subject: must not start with \"$\": NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got \"$KV.orders.{shard}\")\n" +
+			"testdata/invalid/subject_system.yaml: streams[1].subject: must not start with \"_INBOX.\": NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got \"_INBOX.{stream}\")\n" +
+			"testdata/invalid/subject_system.yaml: streams[2].subject: must not start with \"$\": NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got \"$JS.API.STREAM.CREATE.{stream}\")\n" +
+			"testdata/invalid/subject_system.yaml: nats.dead_letter_subject: must not start with \"$\": NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got \"$O.dead.{stream}\")"},
 		{"subject_wildcard", "" +
 			"testdata/invalid/subject_wildcard.yaml: streams[0].subject: subject template \"kinesis.*.{stream}\": wildcard '*' at offset 8: a publish subject cannot hold wildcards\n" +
 			"testdata/invalid/subject_wildcard.yaml: streams[1].subject: subject template \"kinesis.>\": wildcard '>' at offset 8: a publish subject cannot hold wildcards"},
@@ -288,6 +294,7 @@ func TestLoad_Defaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
+		AWS: AWSConfig{StartupTimeout: Duration(time.Minute)},
 		Streams: []StreamConfig{{
 			Name:          "orders",
 			Consumer:      "fanoutd",

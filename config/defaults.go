@@ -26,6 +26,10 @@ const (
 	// DefaultObjectMaxAge is the default retention of a Kinesis stream: an
 	// object is kept as long as the record it holds would be in Kinesis.
 	DefaultObjectMaxAge = 24 * time.Hour
+	// DefaultAWSStartupTimeout is aws.startup_timeout: long enough for an
+	// instance role's first credentials, short enough that a daemon without
+	// any says so within a minute.
+	DefaultAWSStartupTimeout = time.Minute
 )
 
 // Default returns a Config with every default applied and no streams; it
@@ -33,6 +37,7 @@ const (
 func Default() *Config {
 	ft := fanout.DefaultTimers()
 	return &Config{
+		AWS: AWSConfig{StartupTimeout: Duration(DefaultAWSStartupTimeout)},
 		NATS: NATSConfig{
 			Servers:        []string{DefaultNATSServer},
 			Name:           relay.DefaultConnectionName,

@@ -63,6 +63,9 @@ func (a AWSConfig) validate(ps *problems) {
 	if _, err := fanout.ParseDecoder(a.Decoder); err != nil {
 		ps.add("aws.decoder", "must be fanoutd or sdk (got %q)", a.Decoder)
 	}
+	if a.StartupTimeout < Duration(time.Second) {
+		ps.add("aws.startup_timeout", "must be at least 1s (got %v)", a.StartupTimeout)
+	}
 }
 
 const nameRule = "must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-'"
@@ -126,6 +129,8 @@ func (s StreamConfig) validate(p string, ps *problems) {
 
 	if _, err := relay.ParseSubjectTemplate(s.Subject); err != nil {
 		ps.add(p+".subject", "%v", err)
+	} else if msg := systemSubject(s.Subject); msg != "" {
+		ps.add(p+".subject", "%s", msg)
 	}
 	if !slices.Contains(fanout.ExpiredPolicies, s.OnExpiredCheckpoint) {
 		ps.add(p+".on_expired_checkpoint", "must be one of %s (got %q)", oneOf(fanout.ExpiredPolicies), s.OnExpiredCheckpoint)
@@ -213,6 +218,8 @@ func (n NATSConfig) validate(ps *problems) {
 	n.ObjectStore.validate(ps)
 	if _, err := relay.ParseSubjectTemplate(n.DeadLetterSubject); err != nil {
 		ps.add("nats.dead_letter_subject", "%v", err)
+	} else if msg := systemSubject(n.DeadLetterSubject); msg != "" {
+		ps.add("nats.dead_letter_subject", "%s", msg)
 	}
 	n.Stream.validate(n.JetStream, ps)
 	n.DeadLetterStream.validate(ps)
@@ -426,4 +433,21 @@ func oneOf[T ~string](values []T) string {
 		out[i] = string(v)
 	}
 	return strings.Join(out, ", ")
+}
+
+// systemSubjectPrefixes start the subjects NATS itself uses: "$JS.API.",
+// "$KV.", "$O.", "$SYS." and every other "$" subject, and the replies of
+// requests ("_INBOX."). Records published there would drive the JetStream
+// API, overwrite KV keys or Object Store chunks, or answer requests.
+var systemSubjectPrefixes = []string{"$", "_INBOX."}
+
+// systemSubject says why a subject template is refused when its rendered
+// subjects would start in NATS's system subjects, and "" otherwise.
+func systemSubject(template string) string {
+	for _, p := range systemSubjectPrefixes {
+		if strings.HasPrefix(template, p) {
+			return fmt.Sprintf("must not start with %q: NATS uses those subjects (JetStream API, KV, Object Store, replies); use a prefix of your own such as \"kinesis.\" (got %q)", p, template)
+		}
+	}
+	return ""
 }

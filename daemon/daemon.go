@@ -40,8 +40,10 @@ type Options struct {
 	SetLogLevel func(level string)
 }
 
-// ConfigError is a failure that only a change of configuration or
-// permissions can cure (a service manager should not just restart).
+// ConfigError is a failure that only an operator can cure: a change of
+// configuration, permissions, credentials or of what exists in Kinesis or
+// NATS. A restart would meet it again, so fanoutd exits 2 and systemd does
+// not restart it (RestartPreventExitStatus=2).
 type ConfigError struct{ Err error }
 
 func (e *ConfigError) Error() string { return e.Err.Error() }
@@ -61,6 +63,8 @@ type Daemon struct {
 	stopHTTP func()
 	// group is this instance's membership when several share the shards.
 	group *coordination.Group
+	// outage wakes the shards when NATS is back, and logs the resumption.
+	outage *natsOutage
 
 	// runCtx is the streams' parent; it ends with the fatal failure as its
 	// cause, or on Close.
@@ -108,7 +112,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 			if errors.Is(err, checkpoint.ErrLocked) {
 				return nil, &ConfigError{err}
 			}
-			return nil, fmt.Errorf("checkpoint store: %w", err)
+			// Not a directory, not writable, a read-only or full file
+			// system: the operator's to fix, whatever the start.
+			return nil, &ConfigError{fmt.Errorf("checkpoint.dir: %w: give fanoutd a writable directory (under systemd, the unit's StateDirectory)", err)}
 		}
 		d.store = store
 		undo = append(undo, func() { store.Close() })
@@ -120,15 +126,29 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	}
 	d.mon = monitor.New(monitor.Sources{Shards: d.shards}, time.Duration(cfg.Timers.StallTimeout), o.Version)
 	d.notifier = monitor.NewNotifier(d.mon, d.log)
+	// The notifier runs from here on, so that the STATUS line says what the
+	// start waits for.
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	d.stopNotify, d.notifyDone = stopNotify, make(chan struct{})
+	go func() { defer close(d.notifyDone); d.notifier.Run(notifyCtx) }()
+	undo = append(undo, func() { stopNotify(); <-d.notifyDone })
 	if cfg.HTTP.Listen != "" {
 		if err := d.serveHTTP(cfg.HTTP.Listen); err != nil {
-			return nil, err
+			// The port is taken (another fanoutd?), privileged or not an
+			// address of this host: a restart meets the same.
+			return nil, &ConfigError{err}
 		}
 		undo = append(undo, d.stopHTTP)
 	}
 
-	nc, err := relay.Connect(ctx, cfg.NATS.ConnOptions(), d.log.With().Str("component", "nats").Logger())
+	d.outage = newNATSOutage(d.log)
+	co := cfg.NATS.ConnOptions()
+	co.OnDisconnect, co.OnReconnect = d.outage.disconnected, d.outage.reconnected
+	nc, err := relay.Connect(ctx, co, d.log) // its lines carry "component":"nats"
 	if err != nil {
+		if _, ok := errors.AsType[*relay.PermanentError](err); ok {
+			return nil, &ConfigError{err}
+		}
 		return nil, err
 	}
 	d.nc = nc
@@ -162,7 +182,10 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 		ObserveObject:     d.mon.ObserveObjectPut,
 		DeadLetterSubject: cfg.NATS.DeadLetterSubject,
 		Log:               d.log.With().Str("component", "relay").Logger(),
-		Observe:           d.mon.ObservePublish,
+		Observe: func(stream string, records int, took time.Duration, err error) {
+			d.mon.ObservePublish(stream, records, took, err)
+			d.outage.published(err)
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -180,8 +203,14 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 		Endpoint:    cfg.AWS.Endpoint,
 		CABundle:    o.CABundle,
 		Credentials: o.Credentials,
+		Log:         &d.log,
 	})
 	if err != nil {
+		// No region, a profile that does not exist, a malformed shared
+		// file or AWS_* variable: the same at every start.
+		return nil, &ConfigError{err}
+	}
+	if err := d.checkAWS(ctx, cfg); err != nil {
 		return nil, err
 	}
 
@@ -193,9 +222,6 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	}
 	d.mu.Unlock()
 	d.mon.SetStarted()
-	notifyCtx, stopNotify := context.WithCancel(context.Background())
-	d.stopNotify, d.notifyDone = stopNotify, make(chan struct{})
-	go func() { defer close(d.notifyDone); d.notifier.Run(notifyCtx) }()
 	return d, nil
 }
 
@@ -258,7 +284,7 @@ func subjectTemplates(cfg *config.Config) (map[string]*relay.SubjectTemplate, er
 func (d *Daemon) serveHTTP(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("http.listen %s: %w", addr, err)
+		return fmt.Errorf("http.listen %s: %w: stop what holds the port, or set another http.listen (\"\" for no HTTP endpoint)", addr, err)
 	}
 	d.httpAddr = ln.Addr().String()
 	srv := monitor.NewServer(d.mon.Handler(), monitor.DefaultServerOptions())
@@ -317,7 +343,7 @@ func (d *Daemon) shards() []fanout.ShardStatus {
 // held.
 func (d *Daemon) startStreamLocked(s config.StreamConfig) {
 	o := fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log,
-		Decoder: fanout.Decoder(d.cfg.AWS.Decoder)}
+		Decoder: fanout.Decoder(d.cfg.AWS.Decoder), Resume: d.outage.resume}
 	if d.group != nil {
 		o.Leases = groupLeases{d.group}
 	}
@@ -351,6 +377,9 @@ func (d *Daemon) streamFailed(rs *runningStream, err error) {
 		return
 	}
 	d.log.Error().Err(err).Str("stream", name).Msg("stream failed")
+	if operatorFailure(err) {
+		err = &ConfigError{err}
+	}
 	d.cancelRun(err)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/config"
@@ -21,13 +22,16 @@ const restartAllowance = time.Minute
 // captures every subject fanoutd publishes to, creating the dead-letter
 // stream (nats.dead_letter_stream) when none captures the dead letters, and
 // warns when the duplicate window can't hide the replay after a crash. It
-// runs at start and before a reload is applied. Missing permission to
-// create the dead-letter stream is a ConfigError. It returns whether the
+// runs at start and before a reload is applied. Record subjects no stream
+// captures, and missing permission to create the dead-letter stream, are
+// ConfigErrors. It returns whether the
 // records may go in fast batches (nats.batch_publish, and every stream
 // capturing their subjects allows it), and says why not when not.
 func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, subjects map[string]*relay.SubjectTemplate, log zerolog.Logger) (bool, error) {
 	if cfg.NATS.Stream.Name != "" {
-		if err := relay.EnsureStream(ctx, nc, cfg.NATS.Stream.Spec(), log); err != nil {
+		if err := relay.EnsureStream(ctx, nc, cfg.NATS.Stream.Spec(), log); noJetStream(err) {
+			return false, &ConfigError{fmt.Errorf("nats.stream: %w: enable JetStream on the server (or for fanoutd's account), or set nats.jetstream: false", err)}
+		} else if err != nil {
 			return false, err
 		}
 	}
@@ -43,7 +47,11 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 	}
 	consumer := func(stream string) string { return consumers[stream] }
 	capture, err := relay.CheckCapture(ctx, nc, relay.SampleSubjects(subjects, consumer))
-	if err != nil {
+	if _, ok := errors.AsType[*relay.NotCapturedError](err); ok {
+		return false, &ConfigError{err}
+	} else if noJetStream(err) {
+		return false, &ConfigError{fmt.Errorf("%w: enable JetStream on the server (or for fanoutd's account), or set nats.jetstream: false", err)}
+	} else if err != nil {
 		return false, err
 	}
 	// No stream for the dead letters: create one, as Kafka Connect creates
@@ -79,4 +87,12 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 			Msg("publishing message by message, a PubAck each: batch publishing needs nats-server 2.14 or later")
 	}
 	return capture.Batched, nil
+}
+
+// noJetStream reports whether the server answered that it has no
+// JetStream, or none for fanoutd's account. (A server without JetStream
+// may also just not answer: a timeout, which a busy cluster gives too, so
+// that is not taken for one.)
+func noJetStream(err error) bool {
+	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
 }

@@ -63,7 +63,8 @@ func sameExceptSubject(a, b config.StreamConfig) bool {
 
 // Reload loads the config file at path and applies its streams, subjects
 // and log level; the other sections take effect at the next start (each
-// changed one is logged). An invalid file, or one whose subjects no
+// changed one is logged), except coordination: a file that changes it is
+// rejected. An invalid file, or one whose subjects no
 // JetStream stream captures, is rejected with every problem logged: the
 // running configuration stays, and the error is returned. Stopping a
 // stream finishes its in-flight batches and writes final checkpoints, so a
@@ -98,6 +99,13 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 		return err
 	}
 	old := d.cfg
+	if !reflect.DeepEqual(old.Coordination, cfg.Coordination) {
+		// The group's mode, bucket, lease TTL and this instance's name are
+		// what every lease held now was taken under: changing them under
+		// running shards would let two instances read one shard.
+		return &config.ValidationError{File: path, Problems: []config.Problem{{Path: "coordination",
+			Message: "changed in the config file, and it can't change while fanoutd runs: restore it to reload the rest, or restart fanoutd (systemctl restart fanoutd) to apply it"}}}
+	}
 	batched := false
 	if old.NATS.JetStream {
 		// The nats section takes effect at the next restart: check the new

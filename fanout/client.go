@@ -11,6 +11,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/logging"
+	"github.com/rs/zerolog"
 )
 
 // ClientOptions select the AWS settings that the config file may override;
@@ -29,6 +31,21 @@ type ClientOptions struct {
 	// like `fanoutd demo`; the daemon takes both from the SDK chain.
 	CABundle    []byte
 	Credentials aws.CredentialsProvider
+	// Log, when set, receives what the SDK logs (its warnings, such as
+	// falling back to IMDSv1) as "component":"aws-sdk" lines, instead of
+	// the SDK's own plain-text lines on stderr.
+	Log *zerolog.Logger
+}
+
+// sdkLogger is the SDK's logger (smithy-go logging.Logger) on zerolog.
+type sdkLogger struct{ log zerolog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	ev := l.log.Debug()
+	if c == logging.Warn {
+		ev = l.log.Warn()
+	}
+	ev.Msgf(format, v...)
 }
 
 // StreamReceiveWindow is the HTTP/2 receive window of each subscription.
@@ -66,6 +83,9 @@ func NewClient(ctx context.Context, o ClientOptions) (*kinesis.Client, error) {
 	}
 	if o.Profile != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Log != nil {
+		opts = append(opts, awsconfig.WithLogger(sdkLogger{o.Log.With().Str("component", "aws-sdk").Logger()}))
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

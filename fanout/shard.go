@@ -187,7 +187,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 				return l.gone(fatal)
 			}
 		}
-		if !sleep(ctx, bo.Next()) {
+		if !c.backoffSleep(ctx, bo.Next(), reason) {
 			return nil
 		}
 	}

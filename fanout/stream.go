@@ -116,6 +116,9 @@ type Options struct {
 	Leases Leases
 	// Decoder reads the event streams; "" is DecoderFanoutd.
 	Decoder Decoder
+	// Resume, when set, cuts short the backoff of shards whose handler
+	// failed, when it fires (the NATS connection is back).
+	Resume *Resume
 }
 
 // Leases decides which shards this instance reads when several instances
@@ -231,6 +234,7 @@ type StreamConsumer struct {
 	log     zerolog.Logger
 	leases  Leases
 	decoder Decoder
+	resume  *Resume
 
 	streamARN string
 	// created is the StreamCreationTimestamp of the incarnation being read.
@@ -284,6 +288,7 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		leases:  o.Leases,
 		timers:  t,
 		decoder: o.Decoder,
+		resume:  o.Resume,
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),

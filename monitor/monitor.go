@@ -48,6 +48,8 @@ type Monitor struct {
 	startedAt    time.Time
 	// started is set once every stream consumer runs; stopping at shutdown.
 	started, stopping atomic.Bool
+	// waiting says what the start waits for ("" when nothing).
+	waiting atomic.Pointer[string]
 
 	reg            *prometheus.Registry
 	publishLatency *prometheus.HistogramVec
@@ -124,6 +126,18 @@ func (m *Monitor) SetReloaded(ok bool, t time.Time) {
 // SetStarted marks the daemon as started: every stream consumer runs.
 func (m *Monitor) SetStarted() { m.started.Store(true) }
 
+// SetWaiting says what the start is waiting for, such as AWS credentials,
+// in /readyz and the systemd STATUS line; "" when nothing.
+func (m *Monitor) SetWaiting(why string) { m.waiting.Store(&why) }
+
+// Waiting is what SetWaiting last said.
+func (m *Monitor) Waiting() string {
+	if p := m.waiting.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // SetStopping marks the daemon as shutting down: it is no longer ready.
 func (m *Monitor) SetStopping() { m.stopping.Store(true) }
 
@@ -184,6 +198,9 @@ func (m *Monitor) Health() Health {
 		h.Reasons = append(h.Reasons, "shutting down")
 	case !m.started.Load():
 		h.Reasons = append(h.Reasons, "starting")
+	}
+	if w := m.Waiting(); w != "" {
+		h.Reasons = append(h.Reasons, w)
 	}
 	if !h.NATSConnected {
 		h.Reasons = append(h.Reasons, "NATS not connected")

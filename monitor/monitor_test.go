@@ -143,3 +143,18 @@ func TestEndpoints(t *testing.T) {
 		t.Fatalf("/healthz %d", code)
 	}
 }
+
+// What the start waits for is a reason not to be ready, until cleared.
+func TestHealthWaiting(t *testing.T) {
+	m := New(Sources{Shards: func() []fanout.ShardStatus { return nil }, NATSConnected: func() bool { return true }}, time.Minute, "test")
+	m.SetWaiting("no AWS credentials yet: no EC2 IMDS role found")
+	if h := m.Health(); h.Ready || !strings.Contains(strings.Join(h.Reasons, "|"), "no AWS credentials yet: no EC2 IMDS role found") {
+		t.Fatalf("reasons %q, want the waiting reason", h.Reasons)
+	}
+	m.SetWaiting("")
+	for _, r := range m.Health().Reasons {
+		if strings.Contains(r, "AWS") {
+			t.Fatalf("reason %q after the wait ended", r)
+		}
+	}
+}

@@ -46,7 +46,7 @@ func (n *Notifier) Run(ctx context.Context) {
 	var lastPing, lastStatus time.Time
 	var lastRecords uint64
 	var lastAt time.Time
-	var status string
+	var status, waiting string
 	for {
 		h := n.m.Health()
 		if !ready && h.Ready {
@@ -58,7 +58,8 @@ func (n *Notifier) Run(ctx context.Context) {
 			n.notify("WATCHDOG=1")
 			lastPing = now
 		}
-		if now.Sub(lastStatus) >= 5*time.Second || status == "" {
+		if w := n.m.Waiting(); now.Sub(lastStatus) >= 5*time.Second || status == "" || w != waiting {
+			waiting = w
 			records := n.m.totalRecords()
 			rate := 0.0
 			if !lastAt.IsZero() {
@@ -70,6 +71,9 @@ func (n *Notifier) Run(ctx context.Context) {
 				status += fmt.Sprintf(", %d STALLED", len(h.Stalled))
 			} else if !h.NATSConnected {
 				status += ", NATS disconnected"
+			}
+			if waiting != "" {
+				status = "not ready: " + waiting + "; " + status
 			}
 			n.notify("STATUS=" + status)
 			lastStatus = now

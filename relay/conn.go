@@ -50,6 +50,10 @@ type ConnOptions struct {
 	// IgnoreDiscoveredServers: never connect to the cluster's other servers
 	// that the servers announce, only to Servers.
 	IgnoreDiscoveredServers bool
+	// OnDisconnect and OnReconnect, when set, are called (on nats.go's
+	// callback goroutine; they must not block) when the connection is lost
+	// and when it is back.
+	OnDisconnect, OnReconnect func()
 }
 
 // String leaves the secrets out.
@@ -78,7 +82,7 @@ func Connect(ctx context.Context, cfg ConnOptions, log zerolog.Logger) (*nats.Co
 	log = log.With().Str("component", "nats").Logger()
 	opts, err := connectOptions(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, &PermanentError{err}
 	}
 	servers := strings.Join(cfg.Servers, ",")
 	shown := RedactURLs(cfg.Servers)
@@ -100,7 +104,7 @@ func Connect(ctx context.Context, cfg ConnOptions, log zerolog.Logger) (*nats.Co
 			return nc, nil
 		}
 		if hint, ok := permanentConnectError(err); ok {
-			return nil, fmt.Errorf("connect to NATS (%s): %w: %s", shown, err, hint)
+			return nil, &PermanentError{fmt.Errorf("connect to NATS (%s): %w: %s", shown, err, hint)}
 		}
 		delay := reconnectDelay(attempt)
 		log.Warn().Err(err).Str("servers", shown).Int("attempt", attempt).
@@ -114,6 +118,15 @@ func Connect(ctx context.Context, cfg ConnOptions, log zerolog.Logger) (*nats.Co
 		}
 	}
 }
+
+// PermanentError is a Connect failure that retrying cannot cure (the
+// server refused the credentials, TLS did not verify, a file is missing or
+// unreadable): the configuration, the files or the server's authorization
+// must change first.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
 
 // connectOptions translates cfg into nats.go options.
 func connectOptions(cfg ConnOptions, log zerolog.Logger) ([]nats.Option, error) {
@@ -168,14 +181,18 @@ func connectOptions(cfg ConnOptions, log zerolog.Logger) ([]nats.Option, error) 
 		opts = append(opts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
 	}
 
-	opts = append(opts, connLogHandlers(log)...)
+	opts = append(opts, connLogHandlers(log, cfg.OnDisconnect, cfg.OnReconnect)...)
 	return opts, nil
 }
 
-// connLogHandlers logs the life of the connection. The URLs are redacted.
-func connLogHandlers(log zerolog.Logger) []nats.Option {
+// connLogHandlers logs the life of the connection, and calls onDown and onUp
+// (when set) when it is lost and back. The URLs are redacted.
+func connLogHandlers(log zerolog.Logger, onDown, onUp func()) []nats.Option {
 	return []nats.Option{
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if onDown != nil && !nc.IsClosed() {
+				onDown()
+			}
 			if err == nil { // a clean close, e.g. at shutdown
 				log.Info().Msg("disconnected from NATS")
 				return
@@ -186,6 +203,9 @@ func connLogHandlers(log zerolog.Logger) []nats.Option {
 			log.Info().Str("server", RedactURL(nc.ConnectedUrl())).
 				Uint64("reconnects", nc.Stats().Reconnects).
 				Msg("reconnected to NATS")
+			if onUp != nil {
+				onUp()
+			}
 		}),
 		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
 			log.Debug().Err(err).Msg("NATS reconnect attempt failed")

@@ -429,14 +429,14 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 	}
 }
 
-func TestRunJetStreamWithoutCapturingStreamFailsAtStart(t *testing.T) {
+func TestRunJetStreamWithoutCapturingStreamExits2(t *testing.T) {
 	e := newE2E(t, emutest.Options(), true)
 	if err := e.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
 	var out, errOut testutil.SyncBuffer // NATS callbacks may still log after run returns
 	code := runContext(context.Background(), []string{"run", "--config", e.config(true, "  - name: s")}, &out, &errOut)
-	if code != 1 || !strings.Contains(errOut.String(), "no JetStream stream captures kinesis.s") {
+	if code != 2 || !strings.Contains(errOut.String(), "no JetStream stream captures kinesis.s") {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 }

@@ -18,9 +18,11 @@ import (
 	"github.com/fanoutd/fanoutd/daemon"
 )
 
-// Exit codes: 0 success, 1 failure at run time (systemd restarts us), 2 bad
-// usage, invalid configuration, or a checkpoint dir another daemon holds (a
-// restart would not help).
+// Exit codes (docs/operations.md lists every cause): 0 success, 1 a
+// failure a restart may cure (systemd restarts us), 2 bad usage or a
+// problem only an operator can fix (daemon.ConfigError: invalid
+// configuration, a refused credential or permission, a missing stream, a
+// taken port...): a restart would meet it again.
 const (
 	exitOK      = 0
 	exitFailure = 1

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -73,6 +74,9 @@ func (r *RunCmd) Run(ctx context.Context, std stdio) error {
 func runDaemon(ctx context.Context, cfg *config.Config, o daemon.Options, configPath string, reload <-chan struct{}) error {
 	d, err := daemon.Open(ctx, cfg, o)
 	if err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return nil // SIGTERM during the start: nothing to shut down
+		}
 		return err
 	}
 	for {
