@@ -104,7 +104,7 @@ func TestDeliveryResumesAtNATSReconnect(t *testing.T) {
 	if gap := m.Time.Sub(reconnected); gap > 2*time.Second {
 		t.Fatalf("the record was stored %v after the reconnect, want within 2s", gap)
 	}
-	line := logLine(out.String(), "delivery resumed after the NATS outage")
+	line := firstLogLine(out.String(), "delivery resumed after the NATS outage")
 	var resumed struct {
 		StoppedFor   string `json:"stopped_for"`
 		ShardsWaited int    `json:"shards_waited"`
@@ -123,8 +123,8 @@ func TestDeliveryResumesAtNATSReconnect(t *testing.T) {
 	checkJSONLog(t, out.String())
 }
 
-// logLine is the first JSON log line whose message is msg.
-func logLine(log, msg string) string {
+// firstLogLine is the first JSON log line whose message is msg.
+func firstLogLine(log, msg string) string {
 	for _, line := range strings.Split(log, "\n") {
 		if strings.Contains(line, `"message":"`+msg+`"`) {
 			return line
@@ -138,7 +138,7 @@ func logTime(log, msg string) time.Time {
 	var l struct {
 		Time time.Time `json:"time"`
 	}
-	if json.Unmarshal([]byte(logLine(log, msg)), &l) != nil {
+	if json.Unmarshal([]byte(firstLogLine(log, msg)), &l) != nil {
 		return time.Time{}
 	}
 	return l.Time
