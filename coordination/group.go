@@ -51,7 +51,13 @@ type Options struct {
 	// ObserveRenew, if set, is called after each lease renewal with its
 	// latency and error (metrics).
 	ObserveRenew func(d time.Duration, err error)
+	// RenewConcurrency bounds the renewals in flight at once (default
+	// DefaultRenewConcurrency).
+	RenewConcurrency int
 }
+
+// DefaultRenewConcurrency is Options.RenewConcurrency when zero.
+const DefaultRenewConcurrency = 32
 
 // Group is this instance's membership in a group sharing the shards of
 // some streams.
@@ -61,6 +67,8 @@ type Group struct {
 	ttl      time.Duration
 	log      zerolog.Logger
 	observe  func(time.Duration, error)
+	// renewing bounds the renewals in flight (a semaphore).
+	renewing chan struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -122,10 +130,14 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
 	}
+	if o.RenewConcurrency <= 0 {
+		o.RenewConcurrency = DefaultRenewConcurrency
+	}
 	g := &Group{
 		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
-		log:  o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
-		wake: make(chan struct{}, 1), rebal: make(chan struct{}, 1),
+		renewing: make(chan struct{}, o.RenewConcurrency),
+		log:      o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
+		wake:     make(chan struct{}, 1), rebal: make(chan struct{}, 1),
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
 		readable: map[string]int{}, handoff: map[string]bool{},
 	}
@@ -148,8 +160,9 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	g.wg.Add(3)
+	g.wg.Add(4)
 	go func() { defer g.wg.Done(); g.watch(rctx, w) }()
+	go func() { defer g.wg.Done(); g.heartbeatLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.renewLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.checkLoop(rctx) }()
 	g.log.Info().Str("lease_ttl", g.ttl.String()).Msg("joined the group")
@@ -200,31 +213,38 @@ func (g *Group) applyUntilCurrent(ctx context.Context, w jetstream.KeyWatcher) e
 // if the watcher ends (a reconnect).
 func (g *Group) watch(ctx context.Context, w jetstream.KeyWatcher) {
 	for {
-		for e := range w.Updates() {
-			if e != nil {
-				g.apply(e)
-			}
-			if ctx.Err() != nil {
-				break
+		select {
+		case <-ctx.Done():
+			w.Stop()
+			return
+		case e, ok := <-w.Updates():
+			if ok {
+				if e != nil {
+					g.apply(e)
+				}
+				continue
 			}
 		}
 		w.Stop()
-		for ctx.Err() == nil {
-			var err error
-			if w, err = g.kv.WatchFiltered(ctx, []string{"lease.>", "member.>"}); err == nil {
-				break
-			}
-			g.log.Warn().Err(err).Msg("watch the coordination bucket again")
-			select {
-			case <-ctx.Done():
-			case <-time.After(g.ttl / 10):
-			}
-		}
-		if ctx.Err() != nil {
-			if w != nil {
-				w.Stop()
-			}
+		if w = g.watchAgain(ctx); w == nil {
 			return
+		}
+	}
+}
+
+// watchAgain starts a new watcher, retrying until it succeeds or ctx ends
+// (then nil).
+func (g *Group) watchAgain(ctx context.Context) jetstream.KeyWatcher {
+	for {
+		w, err := g.kv.WatchFiltered(ctx, []string{"lease.>", "member.>"})
+		if err == nil {
+			return w
+		}
+		g.log.Warn().Err(err).Msg("watch the coordination bucket again")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(g.ttl / 10):
 		}
 	}
 }
@@ -349,7 +369,8 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", key, err)
 	}
-	l := &Lease{g: g, key: key, gk: gk, Stream: stream, Consumer: consumer, Shard: shard, rev: rev, sent: sent, done: make(chan struct{})}
+	l := &Lease{g: g, key: key, gk: gk, Stream: stream, Consumer: consumer, Shard: shard, rev: rev, sent: sent,
+		next: sent.Add(g.renewEvery()), done: make(chan struct{})}
 	g.mu.Lock()
 	g.held[key] = l
 	g.stats.Acquired++
@@ -366,39 +387,14 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	return l, nil
 }
 
-// renewLoop renews every held lease and the member key every TTL/3, and
-// hands one lease over when this instance holds more than its share.
-func (g *Group) renewLoop(ctx context.Context) {
-	t := time.NewTicker(g.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-g.rebal:
-			g.rebalance()
-			continue
-		case <-t.C:
-		}
-		if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
-			g.log.Warn().Err(err).Msg("could not renew the membership")
-		}
-		g.mu.Lock()
-		held := make([]*Lease, 0, len(g.held))
-		for _, l := range g.held {
-			held = append(held, l)
-		}
-		g.mu.Unlock()
-		for _, l := range held {
-			g.renew(ctx, l)
-		}
-		g.rebalance()
-	}
-}
-
+// renew renews one lease (a compare-and-set on its revision). It holds the
+// lease's op lock across the call, so that a Release waits for it and
+// deletes the revision it wrote.
 func (g *Group) renew(ctx context.Context, l *Lease) {
+	l.op.Lock()
+	defer l.op.Unlock()
 	l.mu.Lock()
-	if l.err == ErrLeaseLost {
+	if l.err == ErrLeaseLost || l.released {
 		l.mu.Unlock()
 		return
 	}
@@ -416,15 +412,19 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 	case err == nil:
 		l.mu.Lock()
 		l.rev, l.sent = newRev, sent
+		l.next = sent.Add(g.renewEvery())
 		l.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 		g.lose(l, "another instance holds the lease now")
 	default:
+		l.mu.Lock()
+		l.next = time.Now().Add(g.retryEvery())
+		l.mu.Unlock()
 		if ctx.Err() == nil {
 			g.mu.Lock()
 			g.stats.RenewFailures++
 			g.mu.Unlock()
-			g.log.Warn().Err(err).Str("shard", l.Shard).Msg("could not renew a lease; retrying")
+			g.log.Warn().Err(err).Str("stream", l.Stream).Str("shard", l.Shard).Msg("could not renew a lease; retrying")
 		}
 	}
 }

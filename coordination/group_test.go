@@ -220,6 +220,22 @@ func (e *env) join(name, url string) *Group {
 // joinObserved is join with an Options.ObserveRenew.
 func (e *env) joinObserved(name, url string, observe func(time.Duration, error)) *Group {
 	e.t.Helper()
+	kv := e.bucket(url)
+	log := zerolog.Nop()
+	if testing.Verbose() {
+		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
+	}
+	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log, ObserveRenew: observe})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return g
+}
+
+// bucket opens the coordination bucket on a connection of its own
+// (through url, default the cluster).
+func (e *env) bucket(url string) jetstream.KeyValue {
+	e.t.Helper()
 	if url == "" {
 		url = e.c.URL()
 	}
@@ -233,15 +249,7 @@ func (e *env) joinObserved(name, url string, observe func(time.Duration, error))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	log := zerolog.Nop()
-	if testing.Verbose() {
-		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
-	}
-	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log, ObserveRenew: observe})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return g
+	return kv
 }
 
 func waitBalanced(t testing.TB, what string, rs []*reader, shards int, bound time.Duration) time.Duration {
