@@ -43,7 +43,8 @@ var (
 
 // Options configure a Group.
 type Options struct {
-	// Instance is this instance's name in the group; unique.
+	// Instance is this instance's name in the group; unique. Join refuses
+	// a name another live process holds (ErrInstanceInUse).
 	Instance string
 	// LeaseTTL: a dead instance's shards move after about this long.
 	LeaseTTL time.Duration
@@ -54,6 +55,10 @@ type Options struct {
 	// RenewConcurrency bounds the renewals in flight at once (default
 	// DefaultRenewConcurrency).
 	RenewConcurrency int
+	// JetStream and Bucket, if JetStream is set, recreate the bucket when
+	// it is deleted while the group runs.
+	JetStream jetstream.JetStream
+	Bucket    BucketConfig
 }
 
 // DefaultRenewConcurrency is Options.RenewConcurrency when zero.
@@ -69,6 +74,16 @@ type Group struct {
 	observe  func(time.Duration, error)
 	// renewing bounds the renewals in flight (a semaphore).
 	renewing chan struct{}
+	// token tells this process's member key from another process's with
+	// the same name.
+	token string
+	// js and bucket recreate a deleted bucket (js nil: not).
+	js     jetstream.JetStream
+	bucket BucketConfig
+	// created is when the bucket's stream was created, as last checked.
+	created     time.Time
+	checkBucket chan struct{}
+	rewatch     chan struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -83,7 +98,10 @@ type Group struct {
 	held     map[string]*Lease    // lease key -> this instance's lease
 	readable map[string]int       // stream/consumer -> readable shards (SetShards)
 	handoff  map[string]bool      // stream/consumer -> a handoff is under way
-	stats    Stats
+	// resetAt is when the view of the bucket was last reset (a new bucket).
+	resetAt   time.Time
+	conflicts map[string]int // lease key -> claim conflicts in a row
+	stats     Stats
 }
 
 // Stats are the Group's counters.
@@ -96,6 +114,11 @@ type Stats struct {
 	Handoffs       uint64 `json:"handoffs"`
 	Released       uint64 `json:"released"`
 	TakenOverStale uint64 `json:"taken_over_expired"`
+	// ClaimConflicts: claims that found the lease written by another
+	// instance first.
+	ClaimConflicts uint64 `json:"claim_conflicts"`
+	// BucketResets: times the bucket was found deleted or created again.
+	BucketResets uint64 `json:"bucket_resets"`
 }
 
 type observed struct {
@@ -135,11 +158,16 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	}
 	g := &Group{
 		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
-		renewing: make(chan struct{}, o.RenewConcurrency),
-		log:      o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
-		wake:     make(chan struct{}, 1), rebal: make(chan struct{}, 1),
+		renewing: make(chan struct{}, o.RenewConcurrency), token: newToken(),
+		js: o.JetStream, bucket: o.Bucket, checkBucket: make(chan struct{}, 1), rewatch: make(chan struct{}, 1),
+		conflicts: map[string]int{},
+		log:       o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
+		wake:      make(chan struct{}, 1), rebal: make(chan struct{}, 1),
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
 		readable: map[string]int{}, handoff: map[string]bool{},
+	}
+	if err := g.checkName(ctx); err != nil {
+		return nil, fmt.Errorf("coordination: join as %s: %w", o.Instance, err)
 	}
 	// Instances that start together announce themselves in a bucket one of
 	// them may have just created: until its stream has a leader, a put
@@ -148,6 +176,9 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 		g.heartbeat)
 	if err != nil {
 		return nil, fmt.Errorf("coordination: announce %s: %w", o.Instance, err)
+	}
+	if g.created, _, err = g.bucketCreated(ctx); err != nil {
+		g.log.Debug().Err(err).Msg("could not read the coordination bucket's status")
 	}
 	w, err := kv.WatchFiltered(ctx, []string{"lease.>", "member.>"})
 	if err != nil {
@@ -160,11 +191,12 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	g.wg.Add(4)
+	g.wg.Add(5)
 	go func() { defer g.wg.Done(); g.watch(rctx, w) }()
 	go func() { defer g.wg.Done(); g.heartbeatLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.renewLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.checkLoop(rctx) }()
+	go func() { defer g.wg.Done(); g.bucketLoop(rctx) }()
 	g.log.Info().Str("lease_ttl", g.ttl.String()).Msg("joined the group")
 	return g, nil
 }
@@ -185,10 +217,10 @@ func (g *Group) signal() {
 }
 
 func (g *Group) heartbeat(ctx context.Context) error {
-	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
+	v, _ := json.Marshal(memberValue{Owner: g.instance, At: time.Now().UTC(), Token: g.token})
 	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	defer cancel()
-	_, err := g.kv.Put(ctx, "member."+part(g.instance), v)
+	_, err := g.kv.Put(ctx, g.memberKey(), v)
 	return err
 }
 
@@ -217,6 +249,8 @@ func (g *Group) watch(ctx context.Context, w jetstream.KeyWatcher) {
 		case <-ctx.Done():
 			w.Stop()
 			return
+		case <-g.rewatch:
+			// A new bucket: its table from scratch (reset cleared it).
 		case e, ok := <-w.Updates():
 			if ok {
 				if e != nil {
@@ -260,6 +294,9 @@ func (g *Group) apply(e jetstream.KeyValueEntry) {
 	default:
 		return
 	}
+	if member {
+		g.checkOwnMember(e)
+	}
 	owner := ""
 	if e.Operation() == jetstream.KeyValuePut {
 		var v leaseValue
@@ -271,6 +308,9 @@ func (g *Group) apply(e jetstream.KeyValueEntry) {
 	defer g.mu.Unlock()
 	cur := table[e.Key()]
 	if cur != nil && cur.rev >= e.Revision() {
+		if cur.rev > e.Revision() {
+			g.suspectBucket() // revisions went backwards: a new bucket?
+		}
 		return
 	}
 	table[e.Key()] = &observed{owner: owner, rev: e.Revision(), seen: time.Now()}
@@ -338,7 +378,10 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	}
 	o := g.leases[key]
 	expired := o != nil && o.owner != "" && o.owner != g.instance && !g.live(o, now)
-	free := o == nil || o.owner == "" || o.owner == g.instance || expired
+	// A key not seen since the bucket was recreated may still be read by
+	// an instance that has not noticed yet: free only a TTL later.
+	unseen := o == nil && now.Sub(g.resetAt) <= g.ttl
+	free := (o == nil || o.owner == "" || o.owner == g.instance || expired) && !unseen
 	// Up to the floor of an even share, always; up to the ceiling only while
 	// no other instance is below the floor (it gets freed shards first).
 	most, least := g.shareLocked(gk, now)
@@ -364,7 +407,8 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 		rev, err = g.kv.Update(cctx, key, v, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return nil, nil // someone was faster
+		g.claimConflict(key) // someone was faster
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", key, err)
@@ -373,6 +417,7 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 		next: sent.Add(g.renewEvery()), done: make(chan struct{})}
 	g.mu.Lock()
 	g.held[key] = l
+	delete(g.conflicts, key)
 	g.stats.Acquired++
 	if expired {
 		g.stats.TakenOverStale++
@@ -416,7 +461,9 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 		l.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 		g.lose(l, "another instance holds the lease now")
+		g.suspectBucket()
 	default:
+		g.suspectBucket()
 		l.mu.Lock()
 		l.next = time.Now().Add(g.retryEvery())
 		l.mu.Unlock()

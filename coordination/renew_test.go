@@ -2,6 +2,7 @@ package coordination
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -208,4 +209,33 @@ func TestReleaseDuringRenewalIsNotLost(t *testing.T) {
 	if _, err := e.kv.Get(t.Context(), l.key); err != jetstream.ErrKeyNotFound {
 		t.Fatalf("lease key after release: %v, want deleted", err)
 	}
+}
+
+// A name held by a live process is refused; one left by a crashed process
+// (its member key no longer renewed) or by one that left is taken.
+func TestJoinRefusesNameOfLiveInstance(t *testing.T) {
+	e := newEnv(t)
+	a := e.join("a", "")
+	_, err := Join(t.Context(), e.bucket(""), Options{Instance: "a", LeaseTTL: testTTL, Log: zerolog.Nop()})
+	if !errors.Is(err, ErrInstanceInUse) {
+		t.Fatalf("second join as a: %v, want ErrInstanceInUse", err)
+	}
+	t.Logf("refused: %v", err)
+	if st := a.Stats(); st.Members != 1 {
+		t.Fatalf("stats of a %+v", st)
+	}
+
+	a.abort() // a crash: the member key stays, no longer renewed
+	a2, err := Join(t.Context(), e.bucket(""), Options{Instance: "a", LeaseTTL: testTTL, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("join after a crash: %v", err)
+	}
+	if err := a2.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a3, err := Join(t.Context(), e.bucket(""), Options{Instance: "a", LeaseTTL: testTTL, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("join after a graceful leave: %v", err)
+	}
+	a3.Close(context.Background())
 }

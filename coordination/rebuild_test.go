@@ -1,0 +1,74 @@
+package coordination
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
+)
+
+// leaseKeys counts the lease keys the bucket holds now.
+func leaseKeys(t *testing.T, e *env) int {
+	kv, err := e.js.KeyValue(t.Context(), testBucket.Name)
+	if err != nil {
+		return -1
+	}
+	keys, err := kv.ListKeysFiltered(t.Context(), "lease.>")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	return n
+}
+
+// The coordination bucket deleted and created again, then deleted alone,
+// while two members run: each time the members notice, rebuild their view
+// (and the bucket), and every shard has an owner again, with a lease key
+// in the bucket; never two readers.
+func TestBucketRecreatedWhileRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: a 3-node JetStream cluster and lease TTLs (run without -short)")
+	}
+	e := newEnv(t)
+	log := newEventLog()
+	shards := shardNames(8)
+	a := startReader(t, e.join("a", ""), shards, log)
+	b := startReader(t, e.join("b", ""), shards, log)
+	rs := []*reader{a, b}
+	waitBalanced(t, "8 shards over 2 instances", rs, 8, 6*testTTL)
+
+	steps := []struct {
+		name string
+		do   func()
+	}{
+		{"deleted and created again", func() {
+			if err := e.js.DeleteKeyValue(t.Context(), testBucket.Name); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := CreateBucket(t.Context(), e.js, testBucket); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"deleted", func() {
+			if err := e.js.DeleteKeyValue(t.Context(), testBucket.Name); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for i, step := range steps {
+		start := time.Now()
+		step.do()
+		testutil.WaitFor(t, 3*testTTL, "both members notice: "+step.name, func() bool {
+			return a.g.Stats().BucketResets > uint64(i) && b.g.Stats().BucketResets > uint64(i)
+		})
+		testutil.WaitFor(t, 6*testTTL, "every shard's lease in the bucket again", func() bool { return leaseKeys(t, e) == 8 })
+		waitBalanced(t, "every shard owned again after the bucket was "+step.name, rs, 8, 6*testTTL)
+		t.Logf("bucket %s: every shard owned again %v after", step.name, time.Since(start).Round(time.Millisecond))
+	}
+	if o := log.overlaps(); len(o) > 0 {
+		t.Fatalf("two readers at once: %v", o)
+	}
+}
