@@ -20,10 +20,11 @@ import (
 type faultKV struct {
 	jetstream.KeyValue
 
-	mu      sync.Mutex
-	gates   map[string]chan struct{} // key prefix -> gate; a write waits until it is closed
-	updates map[string]int           // key -> Update calls entered
-	ops     int                      // writes (Put, Create, Update, Delete) sent
+	mu       sync.Mutex
+	gates    map[string]chan struct{} // key prefix -> gate; a write waits until it is closed
+	updates  map[string]int           // key -> Update calls entered
+	ops      int                      // writes (Put, Create, Update, Delete) sent
+	statuses int                      // Status calls
 }
 
 func newFaultKV(kv jetstream.KeyValue) *faultKV {
