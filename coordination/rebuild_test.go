@@ -1,6 +1,7 @@
 package coordination
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -70,5 +71,33 @@ func TestBucketRecreatedWhileRunning(t *testing.T) {
 	}
 	if o := log.overlaps(); len(o) > 0 {
 		t.Fatalf("two readers at once: %v", o)
+	}
+}
+
+// A claim another instance wins is counted; claims of one key that keep
+// conflicting make the group check its bucket.
+func TestClaimConflictsCounted(t *testing.T) {
+	e := newEnv(t)
+	g, f := e.joinFault("a")
+	defer g.Close(context.Background())
+	g.SetShards("s", "c", 1)
+	key := leaseKey("s", "c", "shardId-000000000000")
+	open := f.block(key)
+	claimed := make(chan *Lease)
+	go func() {
+		l, _ := g.Claim(t.Context(), "s", "c", "shardId-000000000000")
+		claimed <- l
+	}()
+	testutil.WaitFor(t, testTTL, "the claim under way", func() bool { return f.writesOf(key) > 0 })
+	// Another instance writes the lease first.
+	if _, err := e.kv.Create(t.Context(), key, []byte(`{"owner":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	open()
+	if l := <-claimed; l != nil {
+		t.Fatal("the claim succeeded over another instance's lease")
+	}
+	if st := g.Stats(); st.ClaimConflicts != 1 || st.Owned != 0 {
+		t.Fatalf("stats %+v: want one claim conflict", st)
 	}
 }

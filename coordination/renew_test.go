@@ -25,10 +25,11 @@ type faultKV struct {
 	updates  map[string]int           // key -> Update calls entered
 	ops      int                      // writes (Put, Create, Update, Delete) sent
 	statuses int                      // Status calls
+	entered  map[string]int           // key -> writes sent
 }
 
 func newFaultKV(kv jetstream.KeyValue) *faultKV {
-	return &faultKV{KeyValue: kv, gates: map[string]chan struct{}{}, updates: map[string]int{}}
+	return &faultKV{KeyValue: kv, gates: map[string]chan struct{}{}, updates: map[string]int{}, entered: map[string]int{}}
 }
 
 // block makes every write of a key starting with prefix wait, whatever
@@ -52,6 +53,7 @@ func (f *faultKV) block(prefix string) (open func()) {
 func (f *faultKV) wait(key string) {
 	f.mu.Lock()
 	f.ops++
+	f.entered[key]++
 	var gate chan struct{}
 	for p, g := range f.gates {
 		if strings.HasPrefix(key, p) {
@@ -68,6 +70,13 @@ func (f *faultKV) updated(key string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.updates[key]
+}
+
+// writesOf counts the writes of key sent (or waiting at a gate).
+func (f *faultKV) writesOf(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.entered[key]
 }
 
 func (f *faultKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {

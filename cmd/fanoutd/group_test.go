@@ -335,6 +335,26 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 		g.noConflicts("a second process with a member's name")
 	})
 
+	t.Run("the coordination bucket deleted is recreated", func(t *testing.T) {
+		if err := g.js.DeleteKeyValue(t.Context(), "fanoutd_coordination"); err != nil {
+			t.Fatal(err)
+		}
+		deleted := time.Now()
+		testutil.WaitFor(t, 3*groupLeaseTTL, "every member notices", func() bool {
+			for _, m := range g.mems {
+				_, body := get(t, "http://"+m.addr+"/metrics")
+				if metricValue(body, "fanoutd_coordination_bucket_resets_total") < 1 {
+					return false
+				}
+			}
+			return true
+		})
+		g.balanced("every shard owned again in the recreated bucket", 30*time.Second)
+		t.Logf("every shard owned again %v after the bucket was deleted", time.Since(deleted).Round(time.Millisecond))
+		g.progress(50)
+		g.noConflicts("bucket deleted")
+	})
+
 	t.Run("SIGTERM hands over at once", func(t *testing.T) {
 		g.stop("d")
 		t.Logf("shards of a stopped member moved in %v", g.balanced("the stopped member's shards taken", 30*time.Second).Round(time.Millisecond))
