@@ -139,9 +139,28 @@ func TestGroupScale(t *testing.T) {
 		return n
 	}
 	bound := ttl + ttl/3
-	testutil.WaitFor(t, 2*bound, "the dead member's shards owned again", func() bool { return total() == nShards })
+	var gone, first time.Time // the dead member seen gone by all; its first lease taken
+	testutil.WaitFor(t, 2*bound, "the dead member's shards owned again", func() bool {
+		if gone.IsZero() {
+			n := 0
+			for _, g := range groups[:members-1] {
+				if g.Stats().Members == members-1 {
+					n++
+				}
+			}
+			if n == members-1 {
+				gone = time.Now()
+			}
+		}
+		owned := total()
+		if first.IsZero() && owned > nShards-nShards/members {
+			first = time.Now()
+		}
+		return owned == nShards
+	})
 	failover := time.Since(killed)
-	t.Logf("a member killed: its %d shards owned again after %v (bound: lease TTL + one renewal period = %v)", nShards/members, failover.Round(time.Millisecond), bound)
+	t.Logf("a member killed: its %d shards owned again after %v (bound: lease TTL + one renewal period = %v); its first lease taken after %v, the member seen gone by all after %v",
+		nShards/members, failover.Round(time.Millisecond), bound, first.Sub(killed).Round(time.Millisecond), gone.Sub(killed).Round(time.Millisecond))
 	if failover > bound {
 		t.Fatalf("failover took %v, over the lease TTL plus one renewal period (%v)", failover, bound)
 	}
