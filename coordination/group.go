@@ -78,10 +78,8 @@ type Group struct {
 	// the same name.
 	token string
 	// js and bucket recreate a deleted bucket (js nil: not).
-	js     jetstream.JetStream
-	bucket BucketConfig
-	// created is when the bucket's stream was created, as last checked.
-	created     time.Time
+	js          jetstream.JetStream
+	bucket      BucketConfig
 	checkBucket chan struct{}
 	rewatch     chan struct{}
 
@@ -98,7 +96,9 @@ type Group struct {
 	held     map[string]*Lease    // lease key -> this instance's lease
 	readable map[string]int       // stream/consumer -> readable shards (SetShards)
 	handoff  map[string]bool      // stream/consumer -> a handoff is under way
+	// created is when the bucket's stream was created, as last checked;
 	// resetAt is when the view of the bucket was last reset (a new bucket).
+	created   time.Time
 	resetAt   time.Time
 	conflicts map[string]int // lease key -> claim conflicts in a row
 	stats     Stats
@@ -177,7 +177,7 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	if err != nil {
 		return nil, fmt.Errorf("coordination: announce %s: %w", o.Instance, err)
 	}
-	if g.created, _, err = g.bucketCreated(ctx); err != nil {
+	if g.created, _, err = g.bucketCreated(ctx); err != nil { // before any goroutine reads it
 		g.log.Debug().Err(err).Msg("could not read the coordination bucket's status")
 	}
 	w, err := kv.WatchFiltered(ctx, []string{"lease.>", "member.>"})
@@ -443,7 +443,7 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 		l.mu.Unlock()
 		return
 	}
-	rev := l.rev
+	rev, lastSent := l.rev, l.sent
 	l.mu.Unlock()
 	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
 	sent := time.Now()
@@ -460,8 +460,16 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 		l.next = sent.Add(g.renewEvery())
 		l.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		if g.bucketChanged(ctx, lastSent) {
+			// A new bucket: the reset writes the lease anew (after this
+			// renewal lets go of it); retried meanwhile.
+			g.suspectBucket()
+			l.mu.Lock()
+			l.next = time.Now().Add(g.retryEvery())
+			l.mu.Unlock()
+			return
+		}
 		g.lose(l, "another instance holds the lease now")
-		g.suspectBucket()
 	default:
 		g.suspectBucket()
 		l.mu.Lock()

@@ -90,17 +90,42 @@ func (g *Group) verifyBucket(ctx context.Context) {
 			return
 		}
 	}
-	if created.IsZero() || created.Equal(g.created) {
-		return
-	}
-	if g.created.IsZero() {
+	g.mu.Lock()
+	known := g.created
+	if !created.IsZero() {
 		g.created = created
+	}
+	changed := !created.IsZero() && !known.IsZero() && !created.Equal(known)
+	if changed {
+		g.resetAt = time.Now() // with created: see renew
+	}
+	g.mu.Unlock()
+	if !changed {
 		return
 	}
-	g.log.Error().Str("bucket", g.kv.Bucket()).Time("created", created).Time("known_created", g.created).
+	g.log.Error().Str("bucket", g.kv.Bucket()).Time("created", created).Time("known_created", known).
 		Msg("the coordination bucket was deleted and created again (its revisions start again at 1): reading it again and writing this instance's leases anew")
-	g.created = created
 	g.reset(ctx)
+}
+
+// bucketChanged reports whether the bucket is missing, not the one
+// verifyBucket last saw, or was reset since the lease's last renewal was
+// sent: a renewal's revision mismatch then means a new bucket, not another
+// owner, and the reset writes the lease anew (as a creation: lost if
+// someone else wrote it first).
+func (g *Group) bucketChanged(ctx context.Context, sent time.Time) bool {
+	created, missing, err := g.bucketCreated(ctx)
+	// verifyBucket sets created and resetAt together: one of the two tells
+	// whichever way the race with it went.
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.resetAt.After(sent) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	return missing || !created.IsZero() && !g.created.IsZero() && !created.Equal(g.created)
 }
 
 // reset drops the group's view of the bucket, watches it again from
@@ -108,7 +133,6 @@ func (g *Group) verifyBucket(ctx context.Context) {
 func (g *Group) reset(ctx context.Context) {
 	g.mu.Lock()
 	g.stats.BucketResets++
-	g.resetAt = time.Now()
 	g.leases, g.members = map[string]*observed{}, map[string]*observed{}
 	clear(g.conflicts)
 	held := make([]*Lease, 0, len(g.held))

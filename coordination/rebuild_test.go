@@ -27,8 +27,8 @@ func leaseKeys(t *testing.T, e *env) int {
 
 // The coordination bucket deleted and created again, then deleted alone,
 // while two members run: each time the members notice, rebuild their view
-// (and the bucket), and every shard has an owner again, with a lease key
-// in the bucket; never two readers.
+// (and the bucket) and write the leases they hold anew: every shard has a
+// lease key in the bucket again, no lease is lost, never two readers.
 func TestBucketRecreatedWhileRunning(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow: a 3-node JetStream cluster and lease TTLs (run without -short)")
@@ -64,7 +64,12 @@ func TestBucketRecreatedWhileRunning(t *testing.T) {
 		step.do()
 		testutil.WaitFor(t, 6*testTTL, "every shard's lease in the bucket again", func() bool { return leaseKeys(t, e) == 8 })
 		waitBalanced(t, "every shard owned again after the bucket was "+step.name, rs, 8, 6*testTTL)
-		t.Logf("bucket %s: every shard owned again %v after", step.name, time.Since(start).Round(time.Millisecond))
+		t.Logf("bucket %s: every shard owned again %v after; leases lost so far: a %d, b %d", step.name, time.Since(start).Round(time.Millisecond),
+			a.g.Stats().Lost, b.g.Stats().Lost)
+		// The leases held were written anew, not lost: no reader stopped.
+		if la, lb := a.g.Stats().Lost, b.g.Stats().Lost; la != 0 || lb != 0 {
+			t.Fatalf("leases lost: a %d, b %d; want every held lease written anew into the new bucket", la, lb)
+		}
 		if ra, rb := a.g.Stats().BucketResets, b.g.Stats().BucketResets; ra != uint64(i+1) || rb != uint64(i+1) {
 			t.Fatalf("bucket resets counted: a %d, b %d, want %d each", ra, rb, i+1)
 		}
