@@ -349,7 +349,22 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 			}
 			return true
 		})
-		g.balanced("every shard owned again in the recreated bucket", 30*time.Second)
+		testutil.WaitFor(t, 30*time.Second, "every shard's lease in the recreated bucket", func() bool {
+			kv, err := g.js.KeyValue(t.Context(), "fanoutd_coordination")
+			if err != nil {
+				return false
+			}
+			keys, err := kv.ListKeysFiltered(t.Context(), "lease.>")
+			if err != nil {
+				return false
+			}
+			n := 0
+			for range keys.Keys() {
+				n++
+			}
+			return n == groupShards
+		})
+		g.balanced("every shard owned in the recreated bucket", 30*time.Second)
 		t.Logf("every shard owned again %v after the bucket was deleted", time.Since(deleted).Round(time.Millisecond))
 		g.progress(50)
 		g.noConflicts("bucket deleted")
