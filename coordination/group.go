@@ -100,6 +100,7 @@ type Group struct {
 	// resetAt is when the view of the bucket was last reset (a new bucket).
 	created   time.Time
 	resetAt   time.Time
+	twinAt    time.Time      // another process with this name last seen (checkOwnMember)
 	conflicts map[string]int // lease key -> claim conflicts in a row
 	stats     Stats
 }
@@ -381,7 +382,8 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	// A key not seen since the bucket was recreated may still be read by
 	// an instance that has not noticed yet: free only a TTL later.
 	unseen := o == nil && now.Sub(g.resetAt) <= g.ttl
-	free := (o == nil || o.owner == "" || o.owner == g.instance || expired) && !unseen
+	mine := o != nil && o.owner == g.instance && !g.twinLocked(now) // left by a previous start
+	free := (o == nil || o.owner == "" || mine || expired) && !unseen
 	// Up to the floor of an even share, always; up to the ceiling only while
 	// no other instance is below the floor (it gets freed shards first).
 	most, least := g.shareLocked(gk, now)

@@ -97,9 +97,11 @@ func (g *Group) checkName(ctx context.Context) error {
 	}
 }
 
-// checkOwnMember reports a member key of this instance's name written by
-// another process (two processes started with one name at once): both
-// believe they hold the same leases.
+// checkOwnMember notices a member key of this instance's name written by
+// another process (two processes started with one name at once, both
+// before the other's first heartbeat). While that twin lives, a lease
+// under this name that this process does not hold is the twin's, not a
+// lease left by a previous start: Claim leaves it alone.
 func (g *Group) checkOwnMember(e jetstream.KeyValueEntry) {
 	if e.Key() != g.memberKey() || e.Operation() != jetstream.KeyValuePut {
 		return
@@ -108,6 +110,19 @@ func (g *Group) checkOwnMember(e jetstream.KeyValueEntry) {
 	if json.Unmarshal(e.Value(), &v) != nil || v.Token == g.token {
 		return
 	}
-	g.log.Error().Str("token", v.Token).
-		Msg("another process writes this instance's membership: two instances share one name; give each a unique coordination.instance and restart them")
+	now := time.Now()
+	g.mu.Lock()
+	first := !g.twinLocked(now)
+	g.twinAt = now
+	g.mu.Unlock()
+	if first {
+		g.log.Error().Str("token", v.Token).
+			Msg("another process writes this instance's membership: two instances share one name; give each a unique coordination.instance and restart them")
+	}
+}
+
+// twinLocked reports whether another process with this instance's name
+// was seen within a TTL.
+func (g *Group) twinLocked(now time.Time) bool {
+	return !g.twinAt.IsZero() && now.Sub(g.twinAt) <= g.ttl
 }

@@ -249,3 +249,51 @@ func TestJoinRefusesNameOfLiveInstance(t *testing.T) {
 	}
 	a3.Close(context.Background())
 }
+
+// Two processes that join with one name at the same moment (each before
+// the other's first heartbeat) both get in, but neither takes the other's
+// leases as its own leftovers.
+func TestTwinsDoNotTakeEachOthersLeases(t *testing.T) {
+	e := newEnv(t)
+	f1 := newFaultKV(e.bucket(""))
+	open := f1.block("member.")
+	defer open()
+	var a1 *Group
+	joined := make(chan error, 1)
+	go func() {
+		var err error
+		a1, err = Join(t.Context(), f1, Options{Instance: "a", LeaseTTL: testTTL, Log: zerolog.Nop()})
+		joined <- err
+	}()
+	// The first one's announce is under way: it found the name free.
+	testutil.WaitFor(t, testTTL, "the first join announcing itself", func() bool { return f1.writesOf("member.a") > 0 })
+	a2, err := Join(t.Context(), e.bucket(""), Options{Instance: "a", LeaseTTL: testTTL, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("second join: %v", err)
+	}
+	defer a2.Close(context.Background())
+	open()
+	if err := <-joined; err != nil {
+		t.Fatalf("first join: %v", err)
+	}
+	defer a1.Close(context.Background())
+
+	a2.SetShards("s", "c", 2)
+	a1.SetShards("s", "c", 2)
+	l2, err := a2.Claim(t.Context(), "s", "c", "shardId-000000000000")
+	if err != nil || l2 == nil {
+		t.Fatalf("claim: %v %v", l2, err)
+	}
+	key := leaseKey("s", "c", "shardId-000000000000")
+	testutil.WaitFor(t, 2*testTTL, "the first one sees its twin and the twin's lease", func() bool {
+		a1.mu.Lock()
+		defer a1.mu.Unlock()
+		return a1.twinLocked(time.Now()) && a1.leases[key] != nil && a1.leases[key].owner == "a"
+	})
+	if l, err := a1.Claim(t.Context(), "s", "c", "shardId-000000000000"); l != nil || err != nil {
+		t.Fatalf("the twin's lease was taken as this process's own: %v %v", l, err)
+	}
+	if !l2.Valid() || a2.Stats().Lost != 0 {
+		t.Fatalf("the twin's lease was lost: stats %+v", a2.Stats())
+	}
+}
