@@ -82,6 +82,7 @@ func TestBucketRecreatedWhileRunning(t *testing.T) {
 // A claim another instance wins is counted; claims of one key that keep
 // conflicting make the group check its bucket.
 func TestClaimConflictsCounted(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	g, f := e.joinFault("a")
 	defer g.Close(context.Background())

@@ -14,6 +14,15 @@ import (
 	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
+// skipShort skips a test on a 3-node cluster under -short, as the other
+// coordination tests.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a 3-node JetStream cluster (run without -short)")
+	}
+}
+
 // faultKV is the real bucket with faults injected by the test: writes of a
 // key (or of the member keys) block until the test opens their gate, and
 // every write is counted.
@@ -152,6 +161,7 @@ func waitRenewed(t *testing.T, f *faultKV, ls []*Lease, n int, bound time.Durati
 // A membership heartbeat that hangs delays no lease renewal: the leases
 // are renewed on their own deadlines and none is lost.
 func TestSlowHeartbeatDelaysNoRenewal(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	g, f := e.joinFault("a")
 	ls := claimAll(t, g, shardNames(4))
@@ -171,6 +181,7 @@ func TestSlowHeartbeatDelaysNoRenewal(t *testing.T) {
 
 // A renewal that hangs delays no other lease's renewal.
 func TestSlowRenewalDelaysNoOther(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	g, f := e.joinFault("a")
 	ls := claimAll(t, g, shardNames(4))
@@ -192,6 +203,7 @@ func TestSlowRenewalDelaysNoOther(t *testing.T) {
 // A release while the lease's renewal is in flight waits for it and
 // deletes the revision it wrote: released, not lost.
 func TestReleaseDuringRenewalIsNotLost(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	g, f := e.joinFault("a")
 	defer g.Close(context.Background())
@@ -224,6 +236,7 @@ func TestReleaseDuringRenewalIsNotLost(t *testing.T) {
 // A name held by a live process is refused; one left by a crashed process
 // (its member key no longer renewed) or by one that left is taken.
 func TestJoinRefusesNameOfLiveInstance(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	a := e.join("a", "")
 	_, err := Join(t.Context(), e.bucket(""), Options{Instance: "a", LeaseTTL: testTTL, Log: zerolog.Nop()})
@@ -254,6 +267,7 @@ func TestJoinRefusesNameOfLiveInstance(t *testing.T) {
 // the other's first heartbeat) both get in, but neither takes the other's
 // leases as its own leftovers.
 func TestTwinsDoNotTakeEachOthersLeases(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	f1 := newFaultKV(e.bucket(""))
 	open := f1.block("member.")
