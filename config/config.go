@@ -219,8 +219,8 @@ const (
 // configured streams.
 type CoordinationConfig struct {
 	Mode string `yaml:"mode"`
-	// Instance is this instance's name in the group, unique (default:
-	// hostname-pid).
+	// Instance is this instance's name in the group, unique (default: the
+	// host name and a random suffix, new at each start).
 	Instance string `yaml:"instance"`
 	// LeaseTTL: the shards of an instance that died move after about this
 	// long.

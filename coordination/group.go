@@ -48,7 +48,8 @@ var (
 
 // Options configure a Group.
 type Options struct {
-	// Instance is this instance's name in the group; unique.
+	// Instance is this instance's name in the group; unique. Join refuses
+	// a name another live process holds (ErrInstanceInUse).
 	Instance string
 	// LeaseTTL: a dead instance's shards move after about this long.
 	LeaseTTL time.Duration
@@ -56,11 +57,21 @@ type Options struct {
 	// ObserveRenew, if set, is called after each lease renewal with its
 	// latency and error (metrics).
 	ObserveRenew func(d time.Duration, err error)
+	// RenewConcurrency bounds the renewals in flight at once (default
+	// DefaultRenewConcurrency).
+	RenewConcurrency int
+	// JetStream and Bucket, if JetStream is set, recreate the bucket when
+	// it is deleted while the group runs.
+	JetStream jetstream.JetStream
+	Bucket    BucketConfig
 
 	// wall, if set, replaces the wall clock (tests move it as a suspend
 	// would, without the monotonic clock).
 	wall func() time.Time
 }
+
+// DefaultRenewConcurrency is Options.RenewConcurrency when zero.
+const DefaultRenewConcurrency = 32
 
 // Group is this instance's membership in a group sharing the shards of
 // some streams.
@@ -73,6 +84,16 @@ type Group struct {
 	// wall reads the wall clock alone (no monotonic reading): it keeps
 	// going while the machine is suspended.
 	wall func() time.Time
+	// renewing bounds the renewals in flight (a semaphore).
+	renewing chan struct{}
+	// token tells this process's member key from another process's with
+	// the same name.
+	token string
+	// js and bucket recreate a deleted bucket (js nil: not).
+	js          jetstream.JetStream
+	bucket      BucketConfig
+	checkBucket chan struct{}
+	rewatch     chan struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -87,7 +108,13 @@ type Group struct {
 	held     map[string]*Lease    // lease key -> this instance's lease
 	readable map[string]int       // stream/consumer -> readable shards (SetShards)
 	handoff  map[string]bool      // stream/consumer -> a handoff is under way
-	stats    Stats
+	// created is when the bucket's stream was created, as last checked;
+	// resetAt is when the view of the bucket was last reset (a new bucket).
+	created   time.Time
+	resetAt   time.Time
+	twinAt    time.Time      // another process with this name last seen (checkOwnMember)
+	conflicts map[string]int // lease key -> claim conflicts in a row
+	stats     Stats
 }
 
 // Stats are the Group's counters.
@@ -100,6 +127,11 @@ type Stats struct {
 	Handoffs       uint64 `json:"handoffs"`
 	Released       uint64 `json:"released"`
 	TakenOverStale uint64 `json:"taken_over_expired"`
+	// ClaimConflicts: claims that found the lease written by another
+	// instance first.
+	ClaimConflicts uint64 `json:"claim_conflicts"`
+	// BucketResets: times the bucket was found deleted or created again.
+	BucketResets uint64 `json:"bucket_resets"`
 }
 
 type observed struct {
@@ -148,13 +180,22 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	if o.wall == nil {
 		o.wall = func() time.Time { return time.Now().Round(0) }
 	}
+	if o.RenewConcurrency <= 0 {
+		o.RenewConcurrency = DefaultRenewConcurrency
+	}
 	g := &Group{
 		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
-		wall: o.wall,
-		log:  o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
-		wake: make(chan struct{}, 1), rebal: make(chan struct{}, 1),
+		wall:     o.wall,
+		renewing: make(chan struct{}, o.RenewConcurrency), token: newToken(),
+		js: o.JetStream, bucket: o.Bucket, checkBucket: make(chan struct{}, 1), rewatch: make(chan struct{}, 1),
+		conflicts: map[string]int{},
+		log:       o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
+		wake:      make(chan struct{}, 1), rebal: make(chan struct{}, 1),
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
 		readable: map[string]int{}, handoff: map[string]bool{},
+	}
+	if err := g.checkName(ctx); err != nil {
+		return nil, fmt.Errorf("coordination: join as %s: %w", o.Instance, err)
 	}
 	// Instances that start together announce themselves in a bucket one of
 	// them may have just created: until its stream has a leader, a put
@@ -163,6 +204,9 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 		g.heartbeat)
 	if err != nil {
 		return nil, fmt.Errorf("coordination: announce %s: %w", o.Instance, err)
+	}
+	if g.created, _, err = g.bucketCreated(ctx); err != nil { // before any goroutine reads it
+		g.log.Debug().Err(err).Msg("could not read the coordination bucket's status")
 	}
 	w, err := kv.WatchFiltered(ctx, []string{"lease.>", "member.>"})
 	if err != nil {
@@ -175,10 +219,12 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	g.wg.Add(3)
+	g.wg.Add(5)
 	go func() { defer g.wg.Done(); g.watch(rctx, w) }()
+	go func() { defer g.wg.Done(); g.heartbeatLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.renewLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.checkLoop(rctx) }()
+	go func() { defer g.wg.Done(); g.bucketLoop(rctx) }()
 	g.log.Info().Str("lease_ttl", g.ttl.String()).Msg("joined the group")
 	return g, nil
 }
@@ -199,10 +245,10 @@ func (g *Group) signal() {
 }
 
 func (g *Group) heartbeat(ctx context.Context) error {
-	v, _ := json.Marshal(leaseValue{Owner: g.instance, At: time.Now().UTC()})
+	v, _ := json.Marshal(memberValue{Owner: g.instance, At: time.Now().UTC(), Token: g.token})
 	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	defer cancel()
-	_, err := g.kv.Put(ctx, "member."+part(g.instance), v)
+	_, err := g.kv.Put(ctx, g.memberKey(), v)
 	return err
 }
 
@@ -227,31 +273,40 @@ func (g *Group) applyUntilCurrent(ctx context.Context, w jetstream.KeyWatcher) e
 // if the watcher ends (a reconnect).
 func (g *Group) watch(ctx context.Context, w jetstream.KeyWatcher) {
 	for {
-		for e := range w.Updates() {
-			if e != nil {
-				g.apply(e)
-			}
-			if ctx.Err() != nil {
-				break
+		select {
+		case <-ctx.Done():
+			w.Stop()
+			return
+		case <-g.rewatch:
+			// A new bucket: its table from scratch (reset cleared it).
+		case e, ok := <-w.Updates():
+			if ok {
+				if e != nil {
+					g.apply(e)
+				}
+				continue
 			}
 		}
 		w.Stop()
-		for ctx.Err() == nil {
-			var err error
-			if w, err = g.kv.WatchFiltered(ctx, []string{"lease.>", "member.>"}); err == nil {
-				break
-			}
-			g.log.Warn().Err(err).Msg("watch the coordination bucket again")
-			select {
-			case <-ctx.Done():
-			case <-time.After(g.ttl / 10):
-			}
-		}
-		if ctx.Err() != nil {
-			if w != nil {
-				w.Stop()
-			}
+		if w = g.watchAgain(ctx); w == nil {
 			return
+		}
+	}
+}
+
+// watchAgain starts a new watcher, retrying until it succeeds or ctx ends
+// (then nil).
+func (g *Group) watchAgain(ctx context.Context) jetstream.KeyWatcher {
+	for {
+		w, err := g.kv.WatchFiltered(ctx, []string{"lease.>", "member.>"})
+		if err == nil {
+			return w
+		}
+		g.log.Warn().Err(err).Msg("watch the coordination bucket again")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(g.ttl / 10):
 		}
 	}
 }
@@ -266,6 +321,9 @@ func (g *Group) apply(e jetstream.KeyValueEntry) {
 		table = g.members
 	default:
 		return
+	}
+	if member {
+		g.checkOwnMember(e)
 	}
 	owner := ""
 	if e.Operation() == jetstream.KeyValuePut {
@@ -287,6 +345,9 @@ func (g *Group) record(table map[string]*observed, e jetstream.KeyValueEntry, ow
 	defer g.mu.Unlock()
 	cur := table[e.Key()]
 	if cur != nil && cur.rev >= e.Revision() {
+		if cur.rev > e.Revision() {
+			g.suspectBucket() // revisions went backwards: a new bucket?
+		}
 		return nil
 	}
 	table[e.Key()] = &observed{owner: owner, rev: e.Revision(), seen: time.Now()}
@@ -363,7 +424,11 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	}
 	o := g.leases[key]
 	expired := o != nil && o.owner != "" && o.owner != g.instance && !g.live(o, now)
-	free := o == nil || o.owner == "" || o.owner == g.instance || expired
+	// A key not seen since the bucket was recreated may still be read by
+	// an instance that has not noticed yet: free only a TTL later.
+	unseen := o == nil && now.Sub(g.resetAt) <= g.ttl
+	mine := o != nil && o.owner == g.instance && !g.twinLocked(now) // left by a previous start
+	free := (o == nil || o.owner == "" || mine || expired) && !unseen
 	// Up to the floor of an even share, always; up to the ceiling only while
 	// no other instance is below the floor (it gets freed shards first).
 	most, least := g.shareLocked(gk, now)
@@ -389,14 +454,17 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 		rev, err = g.kv.Update(cctx, key, v, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return nil, nil // someone was faster
+		g.claimConflict(key) // someone was faster
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", key, err)
 	}
-	l := &Lease{g: g, key: key, gk: gk, Stream: stream, Consumer: consumer, Shard: shard, rev: rev, sent: sent, done: make(chan struct{})}
+	l := &Lease{g: g, key: key, gk: gk, Stream: stream, Consumer: consumer, Shard: shard, rev: rev, sent: sent,
+		next: sent.Add(g.renewEvery()), done: make(chan struct{})}
 	g.mu.Lock()
 	g.held[key] = l
+	delete(g.conflicts, key)
 	g.stats.Acquired++
 	if expired {
 		g.stats.TakenOverStale++
@@ -411,43 +479,18 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	return l, nil
 }
 
-// renewLoop renews every held lease and the member key every TTL/3, and
-// hands one lease over when this instance holds more than its share.
-func (g *Group) renewLoop(ctx context.Context) {
-	t := time.NewTicker(g.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-g.rebal:
-			g.rebalance()
-			continue
-		case <-t.C:
-		}
-		if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
-			g.log.Warn().Err(err).Msg("could not renew the membership")
-		}
-		g.mu.Lock()
-		held := make([]*Lease, 0, len(g.held))
-		for _, l := range g.held {
-			held = append(held, l)
-		}
-		g.mu.Unlock()
-		for _, l := range held {
-			g.renew(ctx, l)
-		}
-		g.rebalance()
-	}
-}
-
+// renew renews one lease (a compare-and-set on its revision). It holds the
+// lease's op lock across the call, so that a Release waits for it and
+// deletes the revision it wrote.
 func (g *Group) renew(ctx context.Context, l *Lease) {
+	l.op.Lock()
+	defer l.op.Unlock()
 	l.mu.Lock()
-	if l.err == ErrLeaseLost {
+	if l.err == ErrLeaseLost || l.released {
 		l.mu.Unlock()
 		return
 	}
-	rev := l.rev
+	rev, lastSent := l.rev, l.sent
 	l.mu.Unlock()
 	sent := time.Now()
 	v := g.value(sent)
@@ -461,15 +504,29 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 	case err == nil:
 		l.mu.Lock()
 		l.rev, l.sent = newRev, sent
+		l.next = sent.Add(g.renewEvery())
 		l.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		if g.bucketChanged(ctx, lastSent) {
+			// A new bucket: the reset writes the lease anew (after this
+			// renewal lets go of it); retried meanwhile.
+			g.suspectBucket()
+			l.mu.Lock()
+			l.next = time.Now().Add(g.retryEvery())
+			l.mu.Unlock()
+			return
+		}
 		g.lose(l, "another instance holds the lease now")
 	default:
+		g.suspectBucket()
+		l.mu.Lock()
+		l.next = time.Now().Add(g.retryEvery())
+		l.mu.Unlock()
 		if ctx.Err() == nil {
 			g.mu.Lock()
 			g.stats.RenewFailures++
 			g.mu.Unlock()
-			g.log.Warn().Err(err).Str("shard", l.Shard).Msg("could not renew a lease; retrying")
+			g.log.Warn().Err(err).Str("stream", l.Stream).Str("shard", l.Shard).Msg("could not renew a lease; retrying")
 		}
 	}
 }

@@ -192,8 +192,11 @@ func (r *reader) crash() {
 type env struct {
 	t  testing.TB
 	c  *testutil.Cluster
+	js jetstream.JetStream
 	kv jetstream.KeyValue
 }
+
+var testBucket = BucketConfig{Name: "fanoutd_coordination", Replicas: 3}
 
 func newEnv(t testing.TB) *env {
 	c := testutil.StartCluster(t, 3)
@@ -203,11 +206,11 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	kv, err := CreateBucket(t.Context(), js, BucketConfig{Name: "fanoutd_coordination", Replicas: 3})
+	kv, err := CreateBucket(t.Context(), js, testBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, c: c, kv: kv}
+	return &env{t: t, c: c, js: js, kv: kv}
 }
 
 // join starts an instance on its own connection (through url, default the
@@ -220,6 +223,27 @@ func (e *env) join(name, url string) *Group {
 // joinObserved is join with an Options.ObserveRenew.
 func (e *env) joinObserved(name, url string, observe func(time.Duration, error)) *Group {
 	e.t.Helper()
+	js := e.conn(url)
+	kv, err := js.KeyValue(e.t.Context(), "fanoutd_coordination")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	log := zerolog.Nop()
+	if testing.Verbose() {
+		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
+	}
+	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log, ObserveRenew: observe,
+		JetStream: js, Bucket: testBucket})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return g
+}
+
+// conn connects on a connection of its own (through url, default the
+// cluster).
+func (e *env) conn(url string) jetstream.JetStream {
+	e.t.Helper()
 	if url == "" {
 		url = e.c.URL()
 	}
@@ -229,19 +253,18 @@ func (e *env) joinObserved(name, url string, observe func(time.Duration, error))
 	}
 	e.t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	kv, err := js.KeyValue(e.t.Context(), "fanoutd_coordination")
+	return js
+}
+
+// bucket opens the coordination bucket on a connection of its own
+// (through url, default the cluster).
+func (e *env) bucket(url string) jetstream.KeyValue {
+	e.t.Helper()
+	kv, err := e.conn(url).KeyValue(e.t.Context(), "fanoutd_coordination")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	log := zerolog.Nop()
-	if testing.Verbose() {
-		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
-	}
-	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log, ObserveRenew: observe})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return g
+	return kv
 }
 
 func waitBalanced(t testing.TB, what string, rs []*reader, shards int, bound time.Duration) time.Duration {

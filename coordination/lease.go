@@ -18,9 +18,15 @@ type Lease struct {
 	key, gk                 string
 	Stream, Consumer, Shard string
 
+	// op serialises the lease's writes: a renewal in flight and the
+	// release, which then deletes the revision that renewal wrote.
+	op sync.Mutex
+
 	mu       sync.Mutex
 	rev      uint64
 	sent     time.Time // when the last successful renewal (or the claim) was sent
+	next     time.Time // when the next renewal is due
+	renewing bool      // a renewal is scheduled or in flight
 	err      error     // why done is closed
 	done     chan struct{}
 	released bool
@@ -78,6 +84,11 @@ func (l *Lease) Release(ctx context.Context) {
 		return
 	}
 	l.released = true
+	l.mu.Unlock()
+	// Wait for a renewal in flight: its revision is the one to delete.
+	l.op.Lock()
+	defer l.op.Unlock()
+	l.mu.Lock()
 	lost, handoff := l.err == ErrLeaseLost, l.err == ErrHandoff
 	rev := l.rev
 	l.mu.Unlock()

@@ -19,7 +19,9 @@ import (
 	"github.com/fanoutd/fanoutd/relay"
 )
 
-// instanceName is coordination.instance, or hostname-pid.
+// instanceName is coordination.instance, or the host name and a random
+// suffix: unique per process start, even for two processes with one pid in
+// two containers of one host name.
 func instanceName(cfg *config.Config) string {
 	if cfg.Coordination.Instance != "" {
 		return cfg.Coordination.Instance
@@ -28,20 +30,21 @@ func instanceName(cfg *config.Config) string {
 	if err != nil || host == "" {
 		host = "fanoutd"
 	}
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
+	return host + "-" + coordination.RandomSuffix()
 }
 
-// bucket returns the key-value bucket b, creating it when missing; a
-// bucket fanoutd creates with one replica is warned about.
-func bucket(ctx context.Context, nc *nats.Conn, key string, b config.BucketConfig, log zerolog.Logger) (jetstream.KeyValue, error) {
+// bucket returns the key-value bucket b, creating it when missing, and
+// the config it was created with; a bucket fanoutd creates with one
+// replica is warned about.
+func bucket(ctx context.Context, nc *nats.Conn, key string, b config.BucketConfig, log zerolog.Logger) (jetstream.KeyValue, coordination.BucketConfig, error) {
+	bc := coordination.BucketConfig{Name: b.Name, Replicas: relay.AutoReplicas(nc, b.Replicas), Storage: b.Storage}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return nil, bc, fmt.Errorf("jetstream: %w", err)
 	}
-	replicas := relay.AutoReplicas(nc, b.Replicas)
-	kv, err := coordination.CreateBucket(ctx, js, coordination.BucketConfig{Name: b.Name, Replicas: replicas, Storage: b.Storage})
+	kv, err := coordination.CreateBucket(ctx, js, bc)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w (does the NATS server have JetStream, and may fanoutd's user create key-value buckets?)", key, err)
+		return nil, bc, fmt.Errorf("%s: %w (does the NATS server have JetStream, and may fanoutd's user create key-value buckets?)", key, err)
 	}
 	if st, err := kv.Status(ctx); err == nil {
 		if js, ok := st.(*jetstream.KeyValueBucketStatus); ok && js.StreamInfo().Config.Replicas == 1 {
@@ -49,14 +52,14 @@ func bucket(ctx context.Context, nc *nats.Conn, key string, b config.BucketConfi
 				Msg("the key-value bucket has one replica: losing that NATS server stops every instance of the group; use 3 on a cluster")
 		}
 	}
-	return kv, nil
+	return kv, bc, nil
 }
 
 // openShared opens the JetStream checkpoint store and, with coordination,
 // joins the group.
 func (d *Daemon) openShared(ctx context.Context, cfg *config.Config) error {
 	instance := instanceName(cfg)
-	kv, err := bucket(ctx, d.nc, "checkpoint.bucket", cfg.Checkpoint.Bucket, d.log)
+	kv, _, err := bucket(ctx, d.nc, "checkpoint.bucket", cfg.Checkpoint.Bucket, d.log)
 	if err != nil {
 		return err
 	}
@@ -64,12 +67,17 @@ func (d *Daemon) openShared(ctx context.Context, cfg *config.Config) error {
 	if cfg.Coordination.Mode != config.CoordinationJetStream {
 		return nil
 	}
-	gkv, err := bucket(ctx, d.nc, "coordination.bucket", cfg.Coordination.Bucket, d.log)
+	gkv, gbc, err := bucket(ctx, d.nc, "coordination.bucket", cfg.Coordination.Bucket, d.log)
 	if err != nil {
 		return err
 	}
+	js, err := jetstream.New(d.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
 	d.group, err = coordination.Join(ctx, gkv, coordination.Options{
-		Instance: instance, LeaseTTL: time.Duration(cfg.Coordination.LeaseTTL), Log: d.log, ObserveRenew: d.mon.ObserveLeaseRenew})
+		Instance: instance, LeaseTTL: time.Duration(cfg.Coordination.LeaseTTL), Log: d.log, ObserveRenew: d.mon.ObserveLeaseRenew,
+		JetStream: js, Bucket: gbc})
 	return err
 }
 
@@ -94,7 +102,7 @@ func (d *Daemon) groupStatus() monitor.GroupStatus {
 	st := d.group.Stats()
 	gs := monitor.GroupStatus{Instance: d.group.Instance(), Members: d.group.Members(), Stats: monitor.GroupStats{
 		Owned: st.Owned, Members: st.Members, Acquired: st.Acquired, RenewFailures: st.RenewFailures,
-		Lost: st.Lost, Handoffs: st.Handoffs, Released: st.Released}}
+		Lost: st.Lost, Handoffs: st.Handoffs, Released: st.Released, ClaimConflicts: st.ClaimConflicts, BucketResets: st.BucketResets}}
 	cps := map[[2]string]map[string]checkpoint.Checkpoint{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -40,6 +40,10 @@ type GroupStats struct {
 	Lost          uint64 `json:"lost"`
 	Handoffs      uint64 `json:"handoffs"`
 	Released      uint64 `json:"released"`
+	// ClaimConflicts: claims another instance won; BucketResets: times the
+	// coordination bucket was found deleted or created again.
+	ClaimConflicts uint64 `json:"claim_conflicts"`
+	BucketResets   uint64 `json:"bucket_resets"`
 }
 
 var (
@@ -51,9 +55,11 @@ var (
 	descGroupFailures = prometheus.NewDesc("fanoutd_coordination_lease_renew_failures_total", "Lease renewals that failed (retried until the lease would expire).", nil, nil)
 	descGroupHandoffs = prometheus.NewDesc("fanoutd_coordination_handoffs_total", "Leases this instance handed over to rebalance the group.", nil, nil)
 	descGroupReleased = prometheus.NewDesc("fanoutd_coordination_leases_released_total", "Leases this instance released (handoff, shutdown, shard end).", nil, nil)
+	descGroupConflict = prometheus.NewDesc("fanoutd_coordination_claim_conflicts_total", "Lease claims that another instance won (the lease was written first by someone else).", nil, nil)
+	descGroupResets   = prometheus.NewDesc("fanoutd_coordination_bucket_resets_total", "Times the coordination bucket was found deleted or deleted and created again while this instance ran (recreated, leases written anew).", nil, nil)
 )
 
-var groupDescs = []*prometheus.Desc{descGroupMembers, descGroupOwned, descGroupUnowned, descGroupAcquired, descGroupLost, descGroupFailures, descGroupHandoffs, descGroupReleased}
+var groupDescs = []*prometheus.Desc{descGroupMembers, descGroupOwned, descGroupUnowned, descGroupAcquired, descGroupLost, descGroupFailures, descGroupHandoffs, descGroupReleased, descGroupConflict, descGroupResets}
 
 // ObserveLeaseRenew records one lease renewal; it fits
 // coordination.Options.ObserveRenew.
@@ -72,7 +78,8 @@ func (c *collector) collectGroup(ch chan<- prometheus.Metric, src Sources, shard
 	for _, v := range []struct {
 		d *prometheus.Desc
 		n uint64
-	}{{descGroupAcquired, s.Acquired}, {descGroupLost, s.Lost}, {descGroupFailures, s.RenewFailures}, {descGroupHandoffs, s.Handoffs}, {descGroupReleased, s.Released}} {
+	}{{descGroupAcquired, s.Acquired}, {descGroupLost, s.Lost}, {descGroupFailures, s.RenewFailures}, {descGroupHandoffs, s.Handoffs}, {descGroupReleased, s.Released},
+		{descGroupConflict, s.ClaimConflicts}, {descGroupResets, s.BucketResets}} {
 		ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n))
 	}
 	for stream, n := range unowned(g, shards, time.Now()) {

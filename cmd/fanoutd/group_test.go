@@ -316,6 +316,60 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 		g.noConflicts("join")
 	})
 
+	t.Run("a second process with a live member's name exits 2", func(t *testing.T) {
+		cmd := exec.Command(os.Args[0], "run", "--config", g.config("b"))
+		cmd.Env = append(append(os.Environ(), "FANOUTD_TEST_MAIN=1"), g.emu.EnvLines()...)
+		out := &testutil.SyncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if code := waitExit(t, cmd, 30*time.Second); code != 2 {
+			t.Fatalf("exit %d, want 2; output:\n%s", code, tailString(out.String(), 20<<10))
+		}
+		if !strings.Contains(out.String(), "unique coordination.instance") {
+			t.Fatalf("the refusal does not say what to do:\n%s", tailString(out.String(), 20<<10))
+		}
+		g.balanced("the group unchanged", 30*time.Second)
+		g.progress(50)
+		g.noConflicts("a second process with a member's name")
+	})
+
+	t.Run("the coordination bucket deleted is recreated", func(t *testing.T) {
+		if err := g.js.DeleteKeyValue(t.Context(), "fanoutd_coordination"); err != nil {
+			t.Fatal(err)
+		}
+		deleted := time.Now()
+		testutil.WaitFor(t, 3*groupLeaseTTL, "every member notices", func() bool {
+			for _, m := range g.mems {
+				_, body := get(t, "http://"+m.addr+"/metrics")
+				if metricValue(body, "fanoutd_coordination_bucket_resets_total") < 1 {
+					return false
+				}
+			}
+			return true
+		})
+		testutil.WaitFor(t, 30*time.Second, "every shard's lease in the recreated bucket", func() bool {
+			kv, err := g.js.KeyValue(t.Context(), "fanoutd_coordination")
+			if err != nil {
+				return false
+			}
+			keys, err := kv.ListKeysFiltered(t.Context(), "lease.>")
+			if err != nil {
+				return false
+			}
+			n := 0
+			for range keys.Keys() {
+				n++
+			}
+			return n == groupShards
+		})
+		g.balanced("every shard owned in the recreated bucket", 30*time.Second)
+		t.Logf("every shard owned again %v after the bucket was deleted", time.Since(deleted).Round(time.Millisecond))
+		g.progress(50)
+		g.noConflicts("bucket deleted")
+	})
+
 	t.Run("SIGTERM hands over at once", func(t *testing.T) {
 		g.stop("d")
 		t.Logf("shards of a stopped member moved in %v", g.balanced("the stopped member's shards taken", 30*time.Second).Round(time.Millisecond))

@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/coordination"
 	"github.com/fanoutd/fanoutd/daemon"
 )
 
@@ -102,7 +103,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "fanoutd:", err)
 		var ue usageError
 		var ce *daemon.ConfigError
-		if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, checkpoint.ErrLocked) {
+		if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, checkpoint.ErrLocked) || errors.Is(err, coordination.ErrInstanceInUse) {
 			return exitUsage
 		}
 		return exitFailure
