@@ -16,6 +16,9 @@ type Resume struct {
 	ch chan struct{}
 	// waiting is how many loops wait on ch.
 	waiting int
+	// gen counts Fires: a loop that saw it change since its attempt began
+	// does not wait at all.
+	gen uint64
 }
 
 // NewResume returns a Resume with no loop waiting.
@@ -27,19 +30,34 @@ func (r *Resume) Fire() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.waiting
+	r.gen++
 	close(r.ch)
 	r.ch, r.waiting = make(chan struct{}), 0
 	return n
 }
 
-// wait registers a waiting loop: ch is closed by the next Fire; leave ends
-// the wait.
-func (r *Resume) wait() (ch <-chan struct{}, leave func()) {
+// generation is the number of Fires so far (0 for a nil Resume).
+func (r *Resume) generation() uint64 {
+	if r == nil {
+		return 0
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.gen
+}
+
+// wait registers a waiting loop: ch is closed by the next Fire; leave ends
+// the wait. fired is true, and ch nil, when a Fire came after generation
+// since.
+func (r *Resume) wait(since uint64) (ch <-chan struct{}, fired bool, leave func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gen != since {
+		return nil, true, func() {}
+	}
 	c := r.ch
 	r.waiting++
-	return c, func() {
+	return c, false, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if r.ch == c { // not fired: still counted
@@ -49,22 +67,29 @@ func (r *Resume) wait() (ch <-chan struct{}, leave func()) {
 }
 
 // backoffSleep is the wait of a shard loop before it subscribes again: d,
-// or less after a failed delivery when Resume fires meanwhile. It reports
-// whether ctx is still live. A Fire between the failure and the start of
-// this wait is not seen: the loop then waits d.
-func (c *StreamConsumer) backoffSleep(ctx context.Context, d time.Duration, reason endReason) bool {
+// or none after a failed delivery when Resume fired since the attempt
+// began (gen, from Resume.generation before it), or less when it fires
+// meanwhile. It reports whether ctx is still live, and whether Resume cut
+// the wait short: the caller then starts its backoff over, so that a first
+// attempt after the reconnect that fails again (JetStream still electing a
+// leader) does not wait a backoff grown during the outage.
+func (c *StreamConsumer) backoffSleep(ctx context.Context, d time.Duration, reason endReason, gen uint64) (live, resumed bool) {
 	if reason != endHandler || c.resume == nil {
-		return sleep(ctx, d)
+		return sleep(ctx, d), false
 	}
-	ch, leave := c.resume.wait()
+	ch, fired, leave := c.resume.wait(gen)
 	defer leave()
+	if fired {
+		return ctx.Err() == nil, true
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true, false
 	case <-ch:
+		return true, true
 	case <-ctx.Done():
-		return false
+		return false, false
 	}
-	return true
 }

@@ -120,6 +120,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			return nil
 		}
 		lastSubscribe = time.Now()
+		gen := c.resume.generation()
 		l.touch(nil)
 		arn := c.consumerARN()
 		subCtx, cancel := context.WithCancel(ctx)
@@ -187,8 +188,12 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 				return l.gone(fatal)
 			}
 		}
-		if !c.backoffSleep(ctx, bo.Next(), reason) {
+		live, resumed := c.backoffSleep(ctx, bo.Next(), reason, gen)
+		if !live {
 			return nil
+		}
+		if resumed {
+			bo.Reset()
 		}
 	}
 }
