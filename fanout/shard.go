@@ -90,6 +90,9 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 		l.pos, l.saved = cp.SequenceNumber, cp.SequenceNumber
 	}
 	l.batch = record.Batch{Stream: c.spec.Name, ShardID: st.id, Consumer: c.spec.Consumer}
+	if lease != nil {
+		l.batch.Valid = lease.Valid
+	}
 	defer l.persist(true)
 	if lease != nil {
 		// The loop stops when the lease ends: the subscription at once; the
@@ -335,10 +338,11 @@ func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, erro
 		if len(b.Records) == 0 {
 			return nil
 		}
-		if l.lease != nil && !l.lease.Valid() {
-			// Paused past the lease (a stopped process, a suspended VM) or
-			// not renewed lately: another instance may read the shard now.
-			return errLeaseNotValid
+		// Paused past the lease (a stopped process, a suspended VM) or not
+		// renewed lately: another instance may read the shard now. The
+		// handler checks again before each message (b.Valid).
+		if err := b.CheckValid(); err != nil {
+			return err
 		}
 		if err := l.c.handler.Handle(hctx, b); err != nil {
 			return err
@@ -400,11 +404,6 @@ func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, erro
 	}
 	return endClean, nil
 }
-
-// errLeaseNotValid: the shard's lease was not renewed within its validity
-// (the process was paused, or renewals failed): nothing more is published
-// until it is renewed, or the shard stops when it is lost.
-var errLeaseNotValid = errors.New("the shard's lease is not valid (not renewed in time): not publishing until it is renewed")
 
 // persist writes the position when it moved and the checkpoint interval
 // passed (or always, with force). A failed write is logged: the position in

@@ -8,6 +8,7 @@ package record
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -39,6 +40,13 @@ type Batch struct {
 	// (AFTER_SEQUENCE_NUMBER) once the event's last batch is delivered.
 	ContinuationSequenceNumber string
 	MillisBehindLatest         int64
+	// Valid, when set, says whether this instance may still publish the
+	// shard's records (its lease is valid, by both clocks). A handler
+	// checks it before each message it puts on the wire and, once it is
+	// false, stops and returns an error wrapping ErrNotValid: a process
+	// paused mid-batch (SIGSTOP, a suspended VM) publishes nothing for a
+	// shard another instance may read by now.
+	Valid func() bool
 }
 
 // The bounds of one Batch, which also bound what a handler holds in
@@ -61,6 +69,18 @@ func (r *Record) Size() int { return len(r.Data) + len(r.PartitionKey) + len(r.E
 // keep b or its records' data: the caller reuses them.
 type Handler interface {
 	Handle(ctx context.Context, b *Batch) error
+}
+
+// ErrNotValid, wrapped in a Handler's error, means the batch's Valid said
+// no: the shard is not this instance's to publish now.
+var ErrNotValid = errors.New("the shard's lease is not valid (not renewed in time): not publishing until it is renewed")
+
+// CheckValid returns an error wrapping ErrNotValid when b.Valid says no.
+func (b *Batch) CheckValid() error {
+	if b.Valid != nil && !b.Valid() {
+		return fmt.Errorf("stop publishing shard %s: %w", b.ShardID, ErrNotValid)
+	}
+	return nil
 }
 
 // ErrStop, wrapped in a Handler's error, means retrying can't help (a

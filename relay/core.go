@@ -54,6 +54,9 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemp
 	rh, m := s.header, &s.msg
 	h := rh.h
 	for i := start; i < end; i++ {
+		if err := b.CheckValid(); err != nil {
+			return err
+		}
 		rec := &b.Records[i]
 		rh.set(b, rec)
 		*m = nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h}

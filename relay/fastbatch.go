@@ -363,6 +363,9 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, tmpl 
 			subject = cur.Subject
 		}
 		cur.Reply = s.fastReply(prefix, sent+1, op)
+		if b.CheckValid() != nil {
+			break // the rest goes message by message, which fails at once
+		}
 		if err := p.nc.PublishMsg(cur); err != nil {
 			break
 		}

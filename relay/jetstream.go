@@ -171,7 +171,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 			// first message was a duplicate on a full stream: the rest
 			// went out, the stream took messages again mid-round, and a
 			// key's records were stored out of order.
-			p.publishAsync(ctx, s, pending[:1], attempt > 1)
+			p.publishAsync(ctx, s, b, pending[:1], attempt > 1)
 			failed, err := p.awaitAcks(ctx, b, items, pending[:1])
 			if err != nil {
 				return err
@@ -186,7 +186,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 			}
 		}
 		if probed {
-			p.publishAsync(ctx, s, pending, attempt > 1)
+			p.publishAsync(ctx, s, b, pending, attempt > 1)
 			var err error
 			if pending, err = p.awaitAcks(ctx, b, items, pending); err != nil {
 				return err
@@ -196,6 +196,9 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 			break
 		}
 		first := &items[pending[0]]
+		if errors.Is(first.err, record.ErrNotValid) {
+			return first.err // retrying cannot help until the lease is renewed
+		}
 		if ctx.Err() == nil {
 			p.log.Warn().Str("stream", b.Stream).Str("shard", b.ShardID).Str("consumer", b.Consumer).
 				Int("attempt", attempt).Int("unconfirmed", len(pending)).Int("messages", len(items)).
@@ -237,7 +240,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 // publishAsync publishes the messages items[pending...] in order. It stops
 // at the first message it cannot publish; that one and the rest are left
 // without a future, to be retried in order.
-func (p *Publisher) publishAsync(ctx context.Context, s *scratch, pending []int, retry bool) {
+func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) {
 	items := s.items
 	for _, idx := range pending {
 		items[idx].future, items[idx].err = nil, errNotAttempted
@@ -255,6 +258,10 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, pending []int,
 	stallOpt := jetstream.WithStallWait(stall)
 	for _, idx := range pending {
 		it := &items[idx]
+		if err := b.CheckValid(); err != nil {
+			it.err = err
+			return
+		}
 		s.opts = append(s.opts[:0], jetstream.WithMsgID(it.msgID), stallOpt, noLibraryRetry)
 		f, err := p.js.PublishMsgAsync(it.msg, s.opts...)
 		if err != nil {
