@@ -4,6 +4,7 @@ package kvstore
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,10 @@ import (
 type Store struct {
 	kv       jetstream.KeyValue
 	instance string
+	// writer marks this store's writes, unique per process: a write whose
+	// answer was lost (a timeout, a leader change) is recognised as this
+	// store's own when the next write finds the key moved.
+	writer string
 
 	// locks serialize the Gets and Puts of one key, so that this store never
 	// fences itself (striped, as in FileStore).
@@ -45,7 +50,7 @@ var _ checkpoint.Store = (*Store)(nil)
 // New returns a Store on kv; instance names the writer in each
 // checkpoint (for operators).
 func New(kv jetstream.KeyValue, instance string) *Store {
-	return &Store{kv: kv, instance: instance, seed: maphash.MakeSeed(), revs: map[string]uint64{}}
+	return &Store{kv: kv, instance: instance, writer: rand.Text(), seed: maphash.MakeSeed(), revs: map[string]uint64{}}
 }
 
 // kvRecord is the JSON value of each key.
@@ -55,6 +60,7 @@ type kvRecord struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 	StreamCreated  time.Time `json:"stream_created,omitzero"`
 	Instance       string    `json:"instance,omitempty"`
+	Writer         string    `json:"writer,omitempty"`
 }
 
 // kvPart escapes a key part: Kinesis names may hold '.', the KV token
@@ -142,7 +148,7 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 		return err
 	}
 	data, err := json.Marshal(kvRecord{SequenceNumber: cp.SequenceNumber, ShardEnded: cp.ShardEnded,
-		UpdatedAt: cp.UpdatedAt, StreamCreated: cp.StreamCreated, Instance: s.instance})
+		UpdatedAt: cp.UpdatedAt, StreamCreated: cp.StreamCreated, Instance: s.instance, Writer: s.writer})
 	if err != nil {
 		return fmt.Errorf("encode checkpoint: %w", err)
 	}
@@ -152,11 +158,24 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 	s.mu.Lock()
 	last, known := s.revs[key]
 	s.mu.Unlock()
-	var rev uint64
-	if known && last > 0 {
-		rev, err = s.kv.Update(ctx, key, data, last)
-	} else {
-		rev, err = s.kv.Create(ctx, key, data)
+	write := func(last uint64) (uint64, error) {
+		if last > 0 {
+			return s.kv.Update(ctx, key, data, last)
+		}
+		return s.kv.Create(ctx, key, data)
+	}
+	if !known {
+		last = 0
+	}
+	rev, err := write(last)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+		// The key moved since this store's last write or read. If the
+		// last write to it is this store's own (an earlier write whose
+		// answer was lost, but which the server stored), nobody else
+		// wrote since: go on from it. Anyone else's write fences.
+		if own, ok := s.ownRevision(ctx, key); ok {
+			rev, err = write(own)
+		}
 	}
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("write checkpoint %s: %w", key, checkpoint.ErrFenced)
@@ -166,6 +185,20 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 	}
 	s.setRev(key, rev)
 	return nil
+}
+
+// ownRevision returns the key's revision when its value was written by
+// this store.
+func (s *Store) ownRevision(ctx context.Context, key string) (uint64, bool) {
+	e, err := s.kv.Get(ctx, key)
+	if err != nil {
+		return 0, false
+	}
+	var r kvRecord
+	if json.Unmarshal(e.Value(), &r) != nil || r.Writer != s.writer {
+		return 0, false
+	}
+	return e.Revision(), true
 }
 
 // List implements Store. It is a read for display and claiming: the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -192,5 +193,61 @@ func TestListDoesNotMoveTheFence(t *testing.T) {
 	// b goes on writing against its own revision.
 	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "21"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// lostAnswer is the real bucket, except that one Update is stored and then
+// answered with a timeout, as when a leader change loses the answer.
+type lostAnswer struct {
+	jetstream.KeyValue
+	lose atomic.Bool
+}
+
+func (l *lostAnswer) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	rev, err := l.KeyValue.Update(ctx, key, value, last)
+	if err == nil && l.lose.CompareAndSwap(true, false) {
+		return 0, context.DeadlineExceeded
+	}
+	return rev, err
+}
+
+// A write the server stored but whose answer was lost does not fence the
+// store that made it: its next write goes on from it. Another instance's
+// write in between still does.
+func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
+	kv := &lostAnswer{KeyValue: kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)}
+	ctx := context.Background()
+	a := New(kv, "a")
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
+		t.Fatal(err)
+	}
+	kv.lose.Store(true)
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
+	}
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err != nil {
+		t.Fatalf("the next Put = %v, want it to go on from its own stored write", err)
+	}
+	if cp, _, _ := New(kv, "reader").Get(ctx, "s", "c", "shardId-1"); cp.SequenceNumber != "12" {
+		t.Fatalf("checkpoint %+v, want 12", cp)
+	}
+
+	// Another instance takes over after a lost answer: a is fenced.
+	kv.lose.Store(true)
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
+	}
+	b := New(kv, "b")
+	if _, _, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "14"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "15"}); !errors.Is(err, checkpoint.ErrFenced) {
+		t.Fatalf("a's write after b's = %v, want checkpoint.ErrFenced", err)
+	}
+	if cp, _, _ := b.Get(ctx, "s", "c", "shardId-1"); cp.SequenceNumber != "14" {
+		t.Fatalf("checkpoint %+v, want b's 14", cp)
 	}
 }
