@@ -112,9 +112,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 			if errors.Is(err, checkpoint.ErrLocked) {
 				return nil, &ConfigError{err}
 			}
-			// Not a directory, not writable, a read-only or full file
-			// system: the operator's to fix, whatever the start.
-			return nil, &ConfigError{fmt.Errorf("checkpoint.dir: %w: give fanoutd a writable directory (under systemd, the unit's StateDirectory)", err)}
+			return nil, checkpointDirFailure(fmt.Errorf("checkpoint.dir: %w: give fanoutd a writable directory (under systemd, the unit's StateDirectory)", err))
 		}
 		d.store = store
 		undo = append(undo, func() { store.Close() })
@@ -134,9 +132,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	undo = append(undo, func() { stopNotify(); <-d.notifyDone })
 	if cfg.HTTP.Listen != "" {
 		if err := d.serveHTTP(cfg.HTTP.Listen); err != nil {
-			// The port is taken (another fanoutd?), privileged or not an
-			// address of this host: a restart meets the same.
-			return nil, &ConfigError{err}
+			return nil, listenFailure(err)
 		}
 		undo = append(undo, d.stopHTTP)
 	}

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"errors"
+	"io/fs"
+	"syscall"
 
 	"github.com/aws/smithy-go"
 
@@ -32,4 +34,28 @@ func operatorFailure(err error) bool {
 	}
 	var ae smithy.APIError
 	return errors.As(err, &ae) && operatorCodes[ae.ErrorCode()]
+}
+
+// checkpointDirFailure is err (the checkpoint directory could not be
+// used) as a ConfigError when a restart meets it again: no permission, a
+// read-only file system, a path through a file, a name too long. A full
+// disk, an I/O error or a file system not mounted yet at boot may be cured
+// by a later start: plain errors.
+func checkpointDirFailure(err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) ||
+		errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENAMETOOLONG) {
+		return &ConfigError{err}
+	}
+	return err
+}
+
+// listenFailure is err (http.listen could not be listened on) as a
+// ConfigError when a restart meets it again: the port is taken (another
+// fanoutd?), privileged, or the address malformed. An address that is not
+// (yet) one of this host's may come up later at boot: a plain error.
+func listenFailure(err error) error {
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		return err
+	}
+	return &ConfigError{err}
 }
