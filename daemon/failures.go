@@ -26,10 +26,11 @@ var operatorCodes = map[string]bool{
 // operatorFailure reports whether a stream's fatal error is one a restart
 // meets again, so that only an operator can cure it: the stream does not
 // exist, a checkpoint expired under on_expired_checkpoint: fail, a record
-// the configured large_records policy stops on, or AWS refusing the
-// credentials or the permission.
+// the configured large_records policy stops on, another process writing the
+// checkpoints without coordination, or AWS refusing the credentials or the
+// permission.
 func operatorFailure(err error) bool {
-	if errors.Is(err, fanout.ErrStreamNotFound) || errors.Is(err, fanout.ErrExpiredCheckpoint) || errors.Is(err, record.ErrStop) {
+	if errors.Is(err, fanout.ErrStreamNotFound) || errors.Is(err, fanout.ErrExpiredCheckpoint) || errors.Is(err, record.ErrStop) || errors.Is(err, fanout.ErrCheckpointTaken) {
 		return true
 	}
 	var ae smithy.APIError

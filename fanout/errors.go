@@ -29,6 +29,12 @@ const (
 // retention period.
 var ErrExpiredCheckpoint = errors.New("checkpoint expired")
 
+// ErrCheckpointTaken means another process wrote a shard's checkpoint while
+// this one read the shard without a lease: two instances share a checkpoint
+// bucket without coordination. Reading on would publish every record twice
+// and move the checkpoints back and forth.
+var ErrCheckpointTaken = errors.New("another process writes this shard's checkpoints: several instances share the checkpoint bucket without coordination; set coordination.mode: jetstream on every instance, or give each its own checkpoint bucket")
+
 // ErrStreamNotFound means the stream does not exist (or was deleted).
 var ErrStreamNotFound = errors.New("stream not found")
 

@@ -166,6 +166,12 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 		case endShard, endShutdown:
 			return nil
 		case endLease:
+			if l.lease == nil {
+				// Fenced with no lease: another process writes the shard's
+				// checkpoints. Stopping the shard alone would leave it unread
+				// here for good, silently.
+				return fmt.Errorf("shard %s: %w", st.id, ErrCheckpointTaken)
+			}
 			lost := l.fenced || l.lease.Lost()
 			l.log.Info().Bool("lost", lost).Msg("the shard's lease ended; stopped reading it")
 			if !lost {

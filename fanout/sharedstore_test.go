@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -86,5 +87,54 @@ func TestSharedStoreWithoutLeasesResumes(t *testing.T) {
 		if n < 5 {
 			t.Fatalf("record %q of the first run read again", recs[i].Data)
 		}
+	}
+}
+
+// Two instances on one checkpoint bucket without coordination: once the
+// second wrote a shard's checkpoint, the first one's next write is fenced,
+// and its stream fails with ErrCheckpointTaken (an operator's problem),
+// instead of the shard stopping silently.
+func TestSharedStoreWithoutCoordinationFails(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	nc, err := nats.Connect(testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "checkpoints"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	ks := keys(2)
+	h.put("s", ks, 0, 5)
+	h.store = kvstore.New(kv, "first")
+	first := h.consumer(StreamSpec{Name: "s"}, fastTimers())
+	done := make(chan error, 1)
+	go func() { done <- first.Run(t.Context()) }()
+	testutil.WaitFor(t, 20*time.Second, "10 records", func() bool { return h.rec.count() >= 10 })
+
+	// A second instance writes the shard's checkpoint (it read it first, as
+	// a shard loop does).
+	other := kvstore.New(kv, "second")
+	cp, _, err := other.Get(t.Context(), "s", "fanoutd", "shardId-000000000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Put(t.Context(), "s", "fanoutd", "shardId-000000000000", cp); err != nil {
+		t.Fatal(err)
+	}
+	h.put("s", ks, 5, 5) // the first instance's next checkpoint write is fenced
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrCheckpointTaken) {
+			t.Fatalf("Run = %v, want ErrCheckpointTaken", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream went on after its checkpoint was taken")
 	}
 }
