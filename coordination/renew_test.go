@@ -114,12 +114,18 @@ func (f *faultKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDe
 // joinFault joins an instance through a faultKV over its own connection.
 func (e *env) joinFault(name string) (*Group, *faultKV) {
 	e.t.Helper()
+	return e.joinFaultTTL(name, testTTL)
+}
+
+// joinFaultTTL is joinFault with a lease TTL of the test's.
+func (e *env) joinFaultTTL(name string, ttl time.Duration) (*Group, *faultKV) {
+	e.t.Helper()
 	fkv := newFaultKV(e.bucket(""))
 	log := zerolog.Nop()
 	if testing.Verbose() {
 		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
 	}
-	g, err := Join(e.t.Context(), fkv, Options{Instance: name, LeaseTTL: testTTL, Log: log})
+	g, err := Join(e.t.Context(), fkv, Options{Instance: name, LeaseTTL: ttl, Log: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -201,17 +207,23 @@ func TestSlowRenewalDelaysNoOther(t *testing.T) {
 }
 
 // A release while the lease's renewal is in flight waits for it and
-// deletes the revision it wrote: released, not lost.
+// deletes the revision it wrote: released, not lost. The TTL is long, so
+// that the renewal held at its gate does not outlast the lease; the
+// renewal is made due at once.
 func TestReleaseDuringRenewalIsNotLost(t *testing.T) {
 	skipShort(t)
+	const ttl = 30 * time.Second
 	e := newEnv(t)
-	g, f := e.joinFault("a")
+	g, f := e.joinFaultTTL("a", ttl)
 	defer g.Close(context.Background())
 	l := claimAll(t, g, shardNames(1))[0]
 	open := f.block(l.key)
 	defer open()
 	n := f.updated(l.key)
-	testutil.WaitFor(t, testTTL, "a renewal in flight", func() bool { return f.updated(l.key) > n })
+	l.mu.Lock()
+	l.next = time.Now()
+	l.mu.Unlock()
+	testutil.WaitFor(t, ttl/3, "a renewal in flight", func() bool { return f.updated(l.key) > n })
 	released := make(chan struct{})
 	go func() { l.Release(context.Background()); close(released) }()
 	testutil.WaitFor(t, testTTL, "the release under way", func() bool {
@@ -222,7 +234,7 @@ func TestReleaseDuringRenewalIsNotLost(t *testing.T) {
 	open()
 	select {
 	case <-released:
-	case <-time.After(testTTL):
+	case <-time.After(ttl / 3):
 		t.Fatal("release did not return")
 	}
 	if st := g.Stats(); st.Lost != 0 || st.Released != 1 {
