@@ -110,8 +110,12 @@ type Group struct {
 	handoff  map[string]bool      // stream/consumer -> a handoff is under way
 	// created is when the bucket's stream was created, as last checked;
 	// resetAt is when the view of the bucket was last reset (a new bucket).
-	created   time.Time
-	resetAt   time.Time
+	created time.Time
+	resetAt time.Time
+	// epoch counts the resets: a revision read or written in an earlier
+	// epoch is one of a bucket that is gone, meaningless in this one. The
+	// watcher, each claim and each lease carry the epoch they started in.
+	epoch     uint64
 	twinAt    time.Time      // another process with this name last seen (checkOwnMember)
 	conflicts map[string]int // lease key -> claim conflicts in a row
 	stats     Stats
@@ -220,7 +224,7 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	rctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	g.wg.Add(5)
-	go func() { defer g.wg.Done(); g.watch(rctx, w) }()
+	go func() { defer g.wg.Done(); g.watch(rctx, w, 0) }()
 	go func() { defer g.wg.Done(); g.heartbeatLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.renewLoop(rctx) }()
 	go func() { defer g.wg.Done(); g.checkLoop(rctx) }()
@@ -264,14 +268,15 @@ func (g *Group) applyUntilCurrent(ctx context.Context, w jetstream.KeyWatcher) e
 			if e == nil {
 				return nil
 			}
-			g.apply(e)
+			g.apply(e, 0)
 		}
 	}
 }
 
 // watch applies every change of the bucket to the table, watching again
-// if the watcher ends (a reconnect).
-func (g *Group) watch(ctx context.Context, w jetstream.KeyWatcher) {
+// if the watcher ends (a reconnect). epoch is the watcher's: what it still
+// delivers after a reset is of the old bucket, and dropped.
+func (g *Group) watch(ctx context.Context, w jetstream.KeyWatcher, epoch uint64) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -282,44 +287,46 @@ func (g *Group) watch(ctx context.Context, w jetstream.KeyWatcher) {
 		case e, ok := <-w.Updates():
 			if ok {
 				if e != nil {
-					g.apply(e)
+					g.apply(e, epoch)
 				}
 				continue
 			}
 		}
 		w.Stop()
-		if w = g.watchAgain(ctx); w == nil {
+		if w, epoch = g.watchAgain(ctx); w == nil {
 			return
 		}
 	}
 }
 
 // watchAgain starts a new watcher, retrying until it succeeds or ctx ends
-// (then nil).
-func (g *Group) watchAgain(ctx context.Context) jetstream.KeyWatcher {
+// (then nil), and returns the epoch it started in.
+func (g *Group) watchAgain(ctx context.Context) (jetstream.KeyWatcher, uint64) {
 	for {
+		epoch := g.currentEpoch()
 		w, err := g.kv.WatchFiltered(ctx, []string{"lease.>", "member.>"})
 		if err == nil {
-			return w
+			return w, epoch
 		}
 		g.log.Warn().Err(err).Msg("watch the coordination bucket again")
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, 0
 		case <-time.After(g.ttl / 10):
 		}
 	}
 }
 
-func (g *Group) apply(e jetstream.KeyValueEntry) {
-	var table map[string]*observed
+func (g *Group) currentEpoch() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.epoch
+}
+
+// apply records a change a watcher of the given epoch delivered.
+func (g *Group) apply(e jetstream.KeyValueEntry, epoch uint64) {
 	member := strings.HasPrefix(e.Key(), "member.")
-	switch {
-	case strings.HasPrefix(e.Key(), "lease."):
-		table = g.leases
-	case member:
-		table = g.members
-	default:
+	if !member && !strings.HasPrefix(e.Key(), "lease.") {
 		return
 	}
 	if member {
@@ -332,17 +339,26 @@ func (g *Group) apply(e jetstream.KeyValueEntry) {
 			owner = v.Owner
 		}
 	}
-	if l := g.record(table, e, owner, member); l != nil {
+	if l := g.record(e, owner, member, epoch); l != nil {
 		g.lose(l, "another instance took the lease over")
 	}
 }
 
-// record puts an observed change into table. It returns the lease this
-// instance holds on the key if the change is someone else's (a takeover, or
-// a delete): that lease is lost at once, not at its next renewal.
-func (g *Group) record(table map[string]*observed, e jetstream.KeyValueEntry, owner string, member bool) *Lease {
+// record puts an observed change into the table of leases or of members,
+// unless a watcher of an earlier epoch saw it (a change of a bucket that is
+// gone). It returns the lease this instance holds on the key if the change
+// is someone else's (a takeover, or a delete): that lease is lost at once,
+// not at its next renewal.
+func (g *Group) record(e jetstream.KeyValueEntry, owner string, member bool, epoch uint64) *Lease {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if epoch != g.epoch {
+		return nil
+	}
+	table := g.leases
+	if member {
+		table = g.members
+	}
 	cur := table[e.Key()]
 	if cur != nil && cur.rev >= e.Revision() {
 		if cur.rev > e.Revision() {
@@ -356,8 +372,10 @@ func (g *Group) record(table map[string]*observed, e jetstream.KeyValueEntry, ow
 		g.signal() // released, or the group changed
 	}
 	if l := g.held[e.Key()]; l != nil && !member && owner != g.instance {
+		// A lease not yet written into this bucket is someone else's here
+		// whatever the revision: its write as a creation would fail.
 		l.mu.Lock()
-		theirs := e.Revision() > l.rev
+		theirs := l.epoch != g.epoch || e.Revision() > l.rev
 		l.mu.Unlock()
 		if theirs {
 			return l
@@ -441,6 +459,7 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	if o != nil {
 		rev = o.rev
 	}
+	epoch := g.epoch
 	g.mu.Unlock()
 
 	sent := time.Now()
@@ -460,16 +479,23 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", key, err)
 	}
-	l := &Lease{g: g, key: key, gk: gk, Stream: stream, Consumer: consumer, Shard: shard, rev: rev, sent: sent,
+	l := &Lease{g: g, key: key, gk: gk, Stream: stream, Consumer: consumer, Shard: shard, rev: rev, epoch: epoch, sent: sent,
 		next: sent.Add(g.renewEvery()), done: make(chan struct{})}
 	g.mu.Lock()
+	if g.epoch == epoch {
+		g.leases[key] = &observed{owner: g.instance, rev: rev, seen: sent}
+	} else {
+		// The bucket was reset during the claim: the write is of the old
+		// bucket (the reset found no such lease to write anew). Held like
+		// the others the reset found, and written into the new one now.
+		l.next = sent
+	}
 	g.held[key] = l
 	delete(g.conflicts, key)
 	g.stats.Acquired++
 	if expired {
 		g.stats.TakenOverStale++
 	}
-	g.leases[key] = &observed{owner: g.instance, rev: rev, seen: sent}
 	g.mu.Unlock()
 	ev := g.log.Info().Str("stream", stream).Str("consumer", consumer).Str("shard", shard)
 	if expired {
@@ -479,9 +505,9 @@ func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lea
 	return l, nil
 }
 
-// renew renews one lease (a compare-and-set on its revision). It holds the
-// lease's op lock across the call, so that a Release waits for it and
-// deletes the revision it wrote.
+// renew renews one lease (a compare-and-set on its revision), or writes it
+// into a recreated bucket (reclaim). It holds the lease's op lock across the
+// call, so that a Release waits for it and deletes the revision it wrote.
 func (g *Group) renew(ctx context.Context, l *Lease) {
 	l.op.Lock()
 	defer l.op.Unlock()
@@ -490,8 +516,12 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 		l.mu.Unlock()
 		return
 	}
-	rev, lastSent := l.rev, l.sent
+	rev, epoch := l.rev, l.epoch
 	l.mu.Unlock()
+	if cur := g.currentEpoch(); cur != epoch {
+		g.reclaim(ctx, l, cur)
+		return
+	}
 	sent := time.Now()
 	v := g.value(sent)
 	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
@@ -502,17 +532,24 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 	}
 	switch {
 	case err == nil:
+		next := sent.Add(g.renewEvery())
+		if g.currentEpoch() != epoch {
+			next = time.Now() // written into the old bucket: into the new one now
+		}
 		l.mu.Lock()
-		l.rev, l.sent = newRev, sent
-		l.next = sent.Add(g.renewEvery())
+		l.rev, l.sent, l.next = newRev, sent, next
 		l.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		if g.bucketChanged(ctx, lastSent) {
-			// A new bucket: the reset writes the lease anew (after this
-			// renewal lets go of it); retried meanwhile.
+		if g.bucketChanged(ctx, epoch) {
+			// A new bucket: the lease is written anew into it (by the next
+			// renewal once the reset is done); retried meanwhile.
 			g.suspectBucket()
+			next := time.Now().Add(g.retryEvery())
+			if g.currentEpoch() != epoch {
+				next = time.Now()
+			}
 			l.mu.Lock()
-			l.next = time.Now().Add(g.retryEvery())
+			l.next = next
 			l.mu.Unlock()
 			return
 		}

@@ -22,8 +22,11 @@ type Lease struct {
 	// release, which then deletes the revision that renewal wrote.
 	op sync.Mutex
 
-	mu       sync.Mutex
-	rev      uint64
+	mu  sync.Mutex
+	rev uint64
+	// epoch is the group's epoch rev belongs to: an older one means a
+	// bucket that is gone (the lease is not written into the new one yet).
+	epoch    uint64
 	sent     time.Time // when the last successful renewal (or the claim) was sent
 	next     time.Time // when the next renewal is due
 	renewing bool      // a renewal is scheduled or in flight
@@ -90,7 +93,7 @@ func (l *Lease) Release(ctx context.Context) {
 	defer l.op.Unlock()
 	l.mu.Lock()
 	lost, handoff := l.err == ErrLeaseLost, l.err == ErrHandoff
-	rev := l.rev
+	rev, epoch := l.rev, l.epoch
 	l.mu.Unlock()
 	g := l.g
 	g.mu.Lock()
@@ -100,9 +103,17 @@ func (l *Lease) Release(ctx context.Context) {
 	if handoff {
 		delete(g.handoff, l.gk)
 	}
+	gone := g.epoch != epoch
 	g.mu.Unlock()
 	l.end(ErrHandoff) // a reader that stopped on its own (shard ended) ends the lease too
 	if lost {
+		return
+	}
+	if gone {
+		// Written only into a bucket that is gone: nothing of it to
+		// delete (a revision of the old bucket may name another's write
+		// in the new one).
+		g.released(l, handoff)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
@@ -111,6 +122,13 @@ func (l *Lease) Release(ctx context.Context) {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			if g.bucketChanged(ctx, epoch) {
+				// A new bucket the group has not reset to yet: the lease
+				// was never written there.
+				g.suspectBucket()
+				g.released(l, handoff)
+				return
+			}
 			// Another instance wrote the lease since our last renewal: it
 			// took it over as expired (a renewal starved beyond the TTL,
 			// noticed only now that this one stops). Lost, not released.
@@ -123,6 +141,11 @@ func (l *Lease) Release(ctx context.Context) {
 		g.log.Warn().Err(err).Str("shard", l.Shard).Msg("could not release a lease; it expires after the TTL")
 		return
 	}
+	g.released(l, handoff)
+}
+
+// released counts a lease given up, and lets the next handoff go.
+func (g *Group) released(l *Lease, handoff bool) {
 	g.mu.Lock()
 	g.stats.Released++
 	g.mu.Unlock()

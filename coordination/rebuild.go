@@ -2,10 +2,15 @@ package coordination
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fanoutd/fanoutd/internal/jsretry"
 )
 
 // A coordination bucket deleted, or deleted and created again, while the
@@ -16,8 +21,10 @@ import (
 // a claim keeps conflicting), recreates a missing bucket with its config,
 // reads the table again from scratch, and writes its held leases anew
 // (claims of keys that do not exist, so that nobody else can have taken
-// them meanwhile). Keys it has not seen since are claimed only a TTL after
-// the reset: another member may still be reading them until it notices.
+// them meanwhile). Each reset starts a new epoch: a revision of an earlier
+// one is never compared with one of the new bucket. Keys it has not seen
+// since are claimed only a TTL after the reset: another member may still
+// be reading them until it notices.
 
 // persistentConflicts is how many claim conflicts in a row on one key are
 // logged (and make the group check its bucket).
@@ -96,7 +103,7 @@ func (g *Group) verifyBucket(ctx context.Context) {
 	}
 	changed := !created.IsZero() && !known.IsZero() && !created.Equal(known)
 	if changed {
-		g.resetAt = time.Now() // with created: see renew
+		g.resetLocked()
 	}
 	g.mu.Unlock()
 	if !changed {
@@ -104,21 +111,43 @@ func (g *Group) verifyBucket(ctx context.Context) {
 	}
 	g.log.Error().Str("bucket", g.kv.Bucket()).Time("created", created).Time("known_created", known).
 		Msg("the coordination bucket was deleted and created again (its revisions start again at 1): reading it again and writing this instance's leases anew")
-	g.reset(ctx)
+	select {
+	case g.rewatch <- struct{}{}:
+	default:
+	}
+	if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
+		g.log.Warn().Err(err).Msg("could not renew the membership")
+	}
 }
 
-// bucketChanged reports whether the bucket is missing, not the one
-// verifyBucket last saw, or was reset since the lease's last renewal was
-// sent: a renewal's revision mismatch then means a new bucket, not another
-// owner, and the reset writes the lease anew (as a creation: lost if
-// someone else wrote it first).
-func (g *Group) bucketChanged(ctx context.Context, sent time.Time) bool {
+// resetLocked starts a new epoch: it drops the group's view of the bucket
+// (the watcher reads it again from scratch) and makes every held lease due
+// at once, so that renewLoop writes each anew into the new bucket. It sets
+// created's companion resetAt in the same critical section (see
+// bucketChanged).
+func (g *Group) resetLocked() {
+	g.epoch++
+	g.resetAt = time.Now()
+	g.stats.BucketResets++
+	g.leases, g.members = map[string]*observed{}, map[string]*observed{}
+	clear(g.conflicts)
+	for _, l := range g.held {
+		l.mu.Lock()
+		l.next = g.resetAt
+		l.mu.Unlock()
+	}
+}
+
+// bucketChanged reports whether the bucket was reset since epoch, or is
+// missing or not the one verifyBucket last saw: a write's revision
+// mismatch then means a new bucket, not another owner.
+func (g *Group) bucketChanged(ctx context.Context, epoch uint64) bool {
 	created, missing, err := g.bucketCreated(ctx)
-	// verifyBucket sets created and resetAt together: one of the two tells
+	// verifyBucket sets created and the epoch together: one of the two tells
 	// whichever way the race with it went.
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.resetAt.After(sent) {
+	if g.epoch != epoch {
 		return true
 	}
 	if err != nil {
@@ -127,59 +156,79 @@ func (g *Group) bucketChanged(ctx context.Context, sent time.Time) bool {
 	return missing || !created.IsZero() && !g.created.IsZero() && !created.Equal(g.created)
 }
 
-// reset drops the group's view of the bucket, watches it again from
-// scratch, and writes the held leases and the member key anew.
-func (g *Group) reset(ctx context.Context) {
-	g.mu.Lock()
-	g.stats.BucketResets++
-	g.leases, g.members = map[string]*observed{}, map[string]*observed{}
-	clear(g.conflicts)
-	held := make([]*Lease, 0, len(g.held))
-	for _, l := range g.held {
-		held = append(held, l)
-	}
-	g.mu.Unlock()
-	select {
-	case g.rewatch <- struct{}{}:
-	default:
-	}
-	if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
-		g.log.Warn().Err(err).Msg("could not renew the membership")
-	}
-	for _, l := range held {
-		g.reclaim(ctx, l)
-	}
-}
+// errTakenInNewBucket: another instance wrote a lease into the recreated
+// bucket before this one could.
+var errTakenInNewBucket = errors.New("another instance took the lease in the recreated coordination bucket")
 
-// reclaim writes a held lease into a recreated bucket: created if nobody
-// did meanwhile, else lost.
-func (g *Group) reclaim(ctx context.Context, l *Lease) {
-	l.op.Lock()
-	defer l.op.Unlock()
+// reclaim writes a held lease into the bucket of epoch (recreated since the
+// lease was last written): created, as nobody else may have taken it
+// meanwhile, else lost. The caller holds l.op. A new bucket may have no
+// leader yet: the write is tried again until the lease is no longer valid
+// (then checkLoop ends it), and a write that timed out but landed is found
+// by its owner.
+func (g *Group) reclaim(ctx context.Context, l *Lease, epoch uint64) {
 	l.mu.Lock()
-	if l.err == ErrLeaseLost || l.released {
-		l.mu.Unlock()
-		return
-	}
+	valid := l.sent.Add(g.stopAfter())
 	l.mu.Unlock()
-	sent := time.Now()
-	v := g.value(sent)
-	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
-	rev, err := g.kv.Create(cctx, l.key, v)
-	cancel()
+	vctx, cancel := context.WithDeadline(ctx, valid)
+	defer cancel()
+	var (
+		rev  uint64
+		sent time.Time
+	)
+	err := jsretry.Do(vctx, jsretry.Options{PerAttempt: g.ttl / 10, Attempts: math.MaxInt, Retriable: jsretry.StreamStarting},
+		func(ctx context.Context) error {
+			sent = time.Now()
+			var err error
+			rev, err = g.writeAnew(ctx, l.key, g.value(sent))
+			return err
+		})
 	switch {
 	case err == nil:
 		l.mu.Lock()
-		l.rev, l.sent, l.next = rev, sent, sent.Add(g.renewEvery())
+		l.rev, l.epoch, l.sent, l.next = rev, epoch, sent, sent.Add(g.renewEvery())
 		l.mu.Unlock()
 		g.log.Info().Str("stream", l.Stream).Str("shard", l.Shard).Msg("lease written anew into the recreated coordination bucket")
-	case errors.Is(err, jetstream.ErrKeyExists):
-		g.lose(l, "another instance took the lease in the recreated coordination bucket")
+	case errors.Is(err, errTakenInNewBucket):
+		g.lose(l, errTakenInNewBucket.Error())
 	default:
-		// The next renewal fails against the old revision: lost, then
-		// claimed again.
-		g.log.Warn().Err(err).Str("stream", l.Stream).Str("shard", l.Shard).Msg("could not write a lease into the recreated coordination bucket")
+		// Tried again soon, while the lease is valid.
+		l.mu.Lock()
+		l.next = time.Now().Add(g.retryEvery())
+		l.mu.Unlock()
+		if ctx.Err() == nil {
+			g.log.Warn().Err(err).Str("stream", l.Stream).Str("shard", l.Shard).Msg("could not write a lease into the recreated coordination bucket; retrying")
+		}
 	}
+}
+
+// writeAnew creates key with value. A key that exists already is this
+// instance's own when it names this instance as owner (a create that timed
+// out but landed, or a claim that reached the new bucket before the reset):
+// then it is updated on its revision. Any other owner:
+// errTakenInNewBucket.
+func (g *Group) writeAnew(ctx context.Context, key string, value []byte) (uint64, error) {
+	rev, err := g.kv.Create(ctx, key, value)
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return rev, err
+	}
+	e, err := g.kv.Get(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("read %s after a conflict: %w", key, err)
+	}
+	var v leaseValue
+	_ = json.Unmarshal(e.Value(), &v)
+	g.mu.Lock()
+	twin := g.twinLocked(time.Now())
+	g.mu.Unlock()
+	if v.Owner != g.instance || twin {
+		return 0, errTakenInNewBucket
+	}
+	rev, err = g.kv.Update(ctx, key, value, e.Revision())
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, errTakenInNewBucket
+	}
+	return rev, err
 }
 
 // claimConflict counts a claim that lost a race for key; a key that keeps

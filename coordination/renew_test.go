@@ -35,10 +35,24 @@ type faultKV struct {
 	ops      int                      // writes (Put, Create, Update, Delete) sent
 	statuses int                      // Status calls
 	entered  map[string]int           // key -> writes sent
+	// replies: key prefix -> gate; a write is sent, its reply waits until
+	// the gate is closed. landed counts those writes.
+	replies map[string]chan struct{}
+	landed  map[string]int
+	// timeouts: key -> the next Create of it times out (waits for its
+	// context to end), sent first when the value is true (the reply lost).
+	timeouts map[string]bool
+	// holds: key -> the next entry of it a watcher delivers blocks in
+	// Value (the group's watcher is busy applying it) until released.
+	holds map[string]*heldGate
+	// current counts the watchers that delivered the bucket's current
+	// values (their nil entry).
+	current int
 }
 
 func newFaultKV(kv jetstream.KeyValue) *faultKV {
-	return &faultKV{KeyValue: kv, gates: map[string]chan struct{}{}, updates: map[string]int{}, entered: map[string]int{}}
+	return &faultKV{KeyValue: kv, gates: map[string]chan struct{}{}, updates: map[string]int{}, entered: map[string]int{},
+		replies: map[string]chan struct{}{}, landed: map[string]int{}, timeouts: map[string]bool{}, holds: map[string]*heldGate{}}
 }
 
 // block makes every write of a key starting with prefix wait, whatever
@@ -90,12 +104,27 @@ func (f *faultKV) writesOf(key string) int {
 
 func (f *faultKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
 	f.wait(key)
-	return f.KeyValue.Put(ctx, key, value)
+	rev, err := f.KeyValue.Put(ctx, key, value)
+	f.reply(key)
+	return rev, err
 }
 
 func (f *faultKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
 	f.wait(key)
-	return f.KeyValue.Create(ctx, key, value, opts...)
+	f.mu.Lock()
+	landed, timeout := f.timeouts[key]
+	delete(f.timeouts, key)
+	f.mu.Unlock()
+	if timeout {
+		if landed {
+			_, _ = f.KeyValue.Create(ctx, key, value, opts...)
+		}
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	rev, err := f.KeyValue.Create(ctx, key, value, opts...)
+	f.reply(key)
+	return rev, err
 }
 
 func (f *faultKV) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
@@ -103,23 +132,33 @@ func (f *faultKV) Update(ctx context.Context, key string, value []byte, revision
 	f.updates[key]++
 	f.mu.Unlock()
 	f.wait(key)
-	return f.KeyValue.Update(ctx, key, value, revision)
+	rev, err := f.KeyValue.Update(ctx, key, value, revision)
+	f.reply(key)
+	return rev, err
 }
 
 func (f *faultKV) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
 	f.wait(key)
-	return f.KeyValue.Delete(ctx, key, opts...)
+	err := f.KeyValue.Delete(ctx, key, opts...)
+	f.reply(key)
+	return err
 }
 
 // joinFault joins an instance through a faultKV over its own connection.
 func (e *env) joinFault(name string) (*Group, *faultKV) {
+	e.t.Helper()
+	return e.joinFaultTTL(name, testTTL)
+}
+
+// joinFaultTTL is joinFault with a lease TTL of the test's.
+func (e *env) joinFaultTTL(name string, ttl time.Duration) (*Group, *faultKV) {
 	e.t.Helper()
 	fkv := newFaultKV(e.bucket(""))
 	log := zerolog.Nop()
 	if testing.Verbose() {
 		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
 	}
-	g, err := Join(e.t.Context(), fkv, Options{Instance: name, LeaseTTL: testTTL, Log: log})
+	g, err := Join(e.t.Context(), fkv, Options{Instance: name, LeaseTTL: ttl, Log: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -201,17 +240,23 @@ func TestSlowRenewalDelaysNoOther(t *testing.T) {
 }
 
 // A release while the lease's renewal is in flight waits for it and
-// deletes the revision it wrote: released, not lost.
+// deletes the revision it wrote: released, not lost. The TTL is long, so
+// that the renewal held at its gate does not outlast the lease; the
+// renewal is made due at once.
 func TestReleaseDuringRenewalIsNotLost(t *testing.T) {
 	skipShort(t)
+	const ttl = 30 * time.Second
 	e := newEnv(t)
-	g, f := e.joinFault("a")
+	g, f := e.joinFaultTTL("a", ttl)
 	defer g.Close(context.Background())
 	l := claimAll(t, g, shardNames(1))[0]
 	open := f.block(l.key)
 	defer open()
 	n := f.updated(l.key)
-	testutil.WaitFor(t, testTTL, "a renewal in flight", func() bool { return f.updated(l.key) > n })
+	l.mu.Lock()
+	l.next = time.Now()
+	l.mu.Unlock()
+	testutil.WaitFor(t, ttl/3, "a renewal in flight", func() bool { return f.updated(l.key) > n })
 	released := make(chan struct{})
 	go func() { l.Release(context.Background()); close(released) }()
 	testutil.WaitFor(t, testTTL, "the release under way", func() bool {
@@ -222,7 +267,7 @@ func TestReleaseDuringRenewalIsNotLost(t *testing.T) {
 	open()
 	select {
 	case <-released:
-	case <-time.After(testTTL):
+	case <-time.After(ttl / 3):
 		t.Fatal("release did not return")
 	}
 	if st := g.Stats(); st.Lost != 0 || st.Released != 1 {
