@@ -22,12 +22,17 @@ type BucketConfig struct {
 // existing bucket is used as it is. Instances that start together may all
 // create it: see jsretry.
 func CreateBucket(ctx context.Context, js jetstream.JetStream, c BucketConfig) (jetstream.KeyValue, error) {
+	return createBucket(ctx, js, c, jsretry.Options{Conn: js.Conn()})
+}
+
+// createBucket is CreateBucket with its retries bounded by o.
+func createBucket(ctx context.Context, js jetstream.JetStream, c BucketConfig, o jsretry.Options) (jetstream.KeyValue, error) {
 	storage := jetstream.FileStorage
 	if c.Storage == "memory" {
 		storage = jetstream.MemoryStorage
 	}
 	var kv jetstream.KeyValue
-	err := jsretry.Do(ctx, jsretry.Options{Conn: js.Conn()}, func(ctx context.Context) error {
+	err := jsretry.Do(ctx, o, func(ctx context.Context) error {
 		var err error
 		kv, err = js.KeyValue(ctx, c.Name)
 		if err == nil {

@@ -17,8 +17,8 @@ import (
 // group runs starts its revisions again at 1: every revision this instance
 // knows is meaningless there, and a compare-and-set against one fails for
 // ever. The group notices it by the bucket's stream creation time (checked
-// every TTL, and at once when a revision goes backwards, a renewal fails or
-// a claim keeps conflicting), recreates a missing bucket with its config,
+// every TTL, and at once when a revision goes backwards, a renewal or a
+// heartbeat fails or a claim keeps conflicting), recreates a missing bucket with its config,
 // reads the table again from scratch, and writes its held leases anew
 // (claims of keys that do not exist, so that nobody else can have taken
 // them meanwhile). Each reset starts a new epoch: a revision of an earlier
@@ -54,11 +54,21 @@ func (g *Group) bucketLoop(ctx context.Context) {
 }
 
 // bucketCreated is the creation time of the bucket's stream; missing
-// reports a bucket that does not exist.
+// reports a bucket that does not exist. The status is asked again while
+// unanswered, for up to TTL/3: a bucket another instance has just recreated
+// has no leader for a moment, and a request sent then gets no answer at
+// all; waiting on that one would spend most of what remains of the held
+// leases' validity before the group resets to the new bucket.
 func (g *Group) bucketCreated(ctx context.Context) (created time.Time, missing bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	defer cancel()
-	st, err := g.kv.Status(ctx)
+	var st jetstream.KeyValueStatus
+	err = jsretry.Do(ctx, jsretry.Options{PerAttempt: g.ttl / 10, Attempts: math.MaxInt, Retriable: jsretry.StreamStarting},
+		func(ctx context.Context) error {
+			var err error
+			st, err = g.kv.Status(ctx)
+			return err
+		})
 	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return time.Time{}, true, nil
 	}
@@ -88,7 +98,13 @@ func (g *Group) verifyBucket(ctx context.Context) {
 			return
 		}
 		g.log.Error().Str("bucket", g.kv.Bucket()).Msg("the coordination bucket is gone: recreating it")
-		if _, err := CreateBucket(ctx, g.js, g.bucket); err != nil {
+		// Within the held leases' validity, each attempt short: another
+		// instance recreating it at the same moment may leave this one's
+		// request unanswered; the next attempt finds its bucket.
+		cctx, cancel := context.WithTimeout(ctx, g.stopAfter())
+		_, err := createBucket(cctx, g.js, g.bucket, jsretry.Options{Conn: g.js.Conn(), PerAttempt: g.ttl / 5, Attempts: math.MaxInt})
+		cancel()
+		if err != nil {
 			g.log.Error().Err(err).Str("bucket", g.kv.Bucket()).Msg("could not recreate the coordination bucket; retrying")
 			return
 		}

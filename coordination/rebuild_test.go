@@ -8,13 +8,17 @@ import (
 	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
-// leaseKeys counts the lease keys the bucket holds now.
+// leaseKeys counts the lease keys the bucket holds now (-1: not known
+// now). Each look is short: a request the just recreated bucket leaves
+// unanswered would hold the poll for the client's default timeout.
 func leaseKeys(t *testing.T, e *env) int {
-	kv, err := e.js.KeyValue(t.Context(), testBucket.Name)
+	ctx, cancel := context.WithTimeout(t.Context(), testTTL/3)
+	defer cancel()
+	kv, err := e.js.KeyValue(ctx, testBucket.Name)
 	if err != nil {
 		return -1
 	}
-	keys, err := kv.ListKeysFiltered(t.Context(), "lease.>")
+	keys, err := kv.ListKeysFiltered(ctx, "lease.>")
 	if err != nil {
 		return -1
 	}

@@ -85,7 +85,8 @@ func (g *Group) due(now time.Time) []*Lease {
 }
 
 // heartbeatLoop writes the member key every TTL/3, on its own: a slow
-// heartbeat delays no renewal.
+// heartbeat delays no renewal. A heartbeat that fails has the bucket
+// checked at once: it may be gone, noticed here before any renewal is due.
 func (g *Group) heartbeatLoop(ctx context.Context) {
 	t := time.NewTicker(g.ttl / 3)
 	defer t.Stop()
@@ -97,6 +98,7 @@ func (g *Group) heartbeatLoop(ctx context.Context) {
 		}
 		if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
 			g.log.Warn().Err(err).Msg("could not renew the membership")
+			g.suspectBucket()
 		}
 	}
 }

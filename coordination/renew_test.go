@@ -48,6 +48,9 @@ type faultKV struct {
 	// current counts the watchers that delivered the bucket's current
 	// values (their nil entry).
 	current int
+	// lostStatuses: the next Status calls that get no answer (wait for
+	// their context to end).
+	lostStatuses int
 }
 
 func newFaultKV(kv jetstream.KeyValue) *faultKV {

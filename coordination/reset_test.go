@@ -176,6 +176,13 @@ type resetEnv struct {
 
 func newResetEnv(t *testing.T, ttl time.Duration) *resetEnv {
 	t.Helper()
+	return newResetEnvRecreating(t, ttl, false)
+}
+
+// newResetEnvRecreating is newResetEnv; recreates: the group may recreate
+// a deleted bucket (Options.JetStream, over a connection of its own).
+func newResetEnvRecreating(t *testing.T, ttl time.Duration, recreates bool) *resetEnv {
+	t.Helper()
 	srv := testutil.StartNATS(t, testutil.NATSOptions{JetStream: true})
 	conn := func() jetstream.JetStream {
 		nc, err := nats.Connect(srv.ClientURL())
@@ -208,7 +215,11 @@ func newResetEnv(t *testing.T, ttl time.Duration) *resetEnv {
 	if testing.Verbose() {
 		log = zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger()
 	}
-	g, err := Join(t.Context(), f, Options{Instance: "a", LeaseTTL: ttl, Log: log})
+	o := Options{Instance: "a", LeaseTTL: ttl, Log: log}
+	if recreates {
+		o.JetStream, o.Bucket = conn(), cfg
+	}
+	g, err := Join(t.Context(), f, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +233,12 @@ func newResetEnv(t *testing.T, ttl time.Duration) *resetEnv {
 // then waits for the group's reset.
 func (e *resetEnv) recreate() {
 	e.t.Helper()
+	e.recreateWithin(resetTTL / 2)
+}
+
+// recreateWithin is recreate with the reset awaited for at most bound.
+func (e *resetEnv) recreateWithin(bound time.Duration) {
+	e.t.Helper()
 	if err := e.js.DeleteKeyValue(e.t.Context(), "fanoutd_coordination"); err != nil {
 		e.t.Fatal(err)
 	}
@@ -230,7 +247,7 @@ func (e *resetEnv) recreate() {
 	}
 	resets := e.g.Stats().BucketResets
 	e.g.suspectBucket()
-	testutil.WaitFor(e.t, resetTTL/2, "the group's reset", func() bool { return e.g.Stats().BucketResets == resets+1 })
+	testutil.WaitFor(e.t, bound, "the group's reset", func() bool { return e.g.Stats().BucketResets == resets+1 })
 }
 
 // writtenAnew reports whether the bucket holds l's key written by a at the
@@ -351,5 +368,39 @@ func TestReleaseBeforeTheLeaseIsWrittenAnew(t *testing.T) {
 	}
 	if _, err := e.kv.Get(t.Context(), l.key); err != jetstream.ErrKeyNotFound {
 		t.Fatalf("lease key in the new bucket after the release: %v, want none", err)
+	}
+}
+
+// A bucket status read that gets no answer (the bucket another instance
+// has just recreated has no leader yet) is asked again after a short
+// attempt (TTL/10), not after TTL/3: the group resets to the new bucket
+// and writes its lease anew with most of the lease's validity left.
+func TestUnansweredBucketStatusIsAskedAgain(t *testing.T) {
+	e := newResetEnv(t, resetTTL)
+	l := claimNow(t, e.g, "shardId-1")
+	e.f.loseNextStatus()
+	// Two attempts and the backoff between them, well before TTL/3.
+	e.recreateWithin(resetTTL / 5)
+	if n := e.f.lostStatusesPending(); n != 0 {
+		t.Fatal("the group's status read was not left unanswered once")
+	}
+	testutil.WaitFor(t, resetTTL/5, "the lease written into the new bucket", func() bool { return e.writtenAnew(l) })
+	e.noLeaseLost(l)
+}
+
+// A failed heartbeat has the bucket checked at once: an instance with no
+// lease to renew (nor a claim to make) notices a deleted bucket at its
+// next heartbeat (TTL/3), not at the periodic check (TTL), and recreates it.
+func TestFailedHeartbeatChecksTheBucket(t *testing.T) {
+	e := newResetEnvRecreating(t, resetTTL, true)
+	if err := e.js.DeleteKeyValue(t.Context(), "fanoutd_coordination"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, resetTTL/2, "the bucket recreated", func() bool {
+		_, err := e.js.KeyValue(t.Context(), "fanoutd_coordination")
+		return err == nil
+	})
+	if st := e.g.Stats(); st.BucketResets != 1 {
+		t.Fatalf("stats %+v: want one bucket reset", st)
 	}
 }

@@ -12,12 +12,35 @@ import (
 	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
-// Status counts the bucket status reads too (the bucket check).
+// Status counts the bucket status reads too (the bucket check), and
+// leaves one unanswered when loseNextStatus asked for it.
 func (f *faultKV) Status(ctx context.Context) (jetstream.KeyValueStatus, error) {
 	f.mu.Lock()
 	f.statuses++
+	lost := f.lostStatuses > 0
+	if lost {
+		f.lostStatuses--
+	}
 	f.mu.Unlock()
+	if lost {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	return f.KeyValue.Status(ctx)
+}
+
+// loseNextStatus makes the next Status call get no answer, as a request
+// to a stream without a leader yet.
+func (f *faultKV) loseNextStatus() {
+	f.mu.Lock()
+	f.lostStatuses++
+	f.mu.Unlock()
+}
+
+func (f *faultKV) lostStatusesPending() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lostStatuses
 }
 
 func (f *faultKV) counts() (writes, statuses int) {
