@@ -115,7 +115,10 @@ type Group struct {
 	// epoch counts the resets: a revision read or written in an earlier
 	// epoch is one of a bucket that is gone, meaningless in this one. The
 	// watcher, each claim and each lease carry the epoch they started in.
-	epoch     uint64
+	epoch uint64
+	// epochEnd is closed when the epoch ends (a reset): writes of its
+	// leases still in flight into the old bucket are given up then.
+	epochEnd  chan struct{}
 	twinAt    time.Time      // another process with this name last seen (checkOwnMember)
 	conflicts map[string]int // lease key -> claim conflicts in a row
 	stats     Stats
@@ -192,9 +195,9 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 		wall:     o.wall,
 		renewing: make(chan struct{}, o.RenewConcurrency), token: newToken(),
 		js: o.JetStream, bucket: o.Bucket, checkBucket: make(chan struct{}, 1), rewatch: make(chan struct{}, 1),
-		conflicts: map[string]int{},
-		log:       o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
-		wake:      make(chan struct{}, 1), rebal: make(chan struct{}, 1),
+		conflicts: map[string]int{}, epochEnd: make(chan struct{}),
+		log:  o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
+		wake: make(chan struct{}, 1), rebal: make(chan struct{}, 1),
 		leases: map[string]*observed{}, members: map[string]*observed{}, held: map[string]*Lease{},
 		readable: map[string]int{}, handoff: map[string]bool{},
 	}
@@ -518,14 +521,22 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 	}
 	rev, epoch := l.rev, l.epoch
 	l.mu.Unlock()
-	if cur := g.currentEpoch(); cur != epoch {
+	g.mu.Lock()
+	cur, ended := g.epoch, g.epochEnd
+	g.mu.Unlock()
+	if cur != epoch {
 		g.reclaim(ctx, l, cur)
 		return
 	}
 	sent := time.Now()
 	v := g.value(sent)
-	cctx, cancel := context.WithTimeout(ctx, g.ttl/3)
+	// A reset during the call ends it: a write into a bucket that is gone
+	// may go unanswered for the whole timeout, while the lease is to be
+	// written into the new one at once.
+	tctx, cancel := context.WithTimeout(ctx, g.ttl/3)
+	cctx, stop := untilClosed(tctx, ended)
 	newRev, err := g.kv.Update(cctx, l.key, v, rev)
+	stop()
 	cancel()
 	if g.observe != nil {
 		g.observe(time.Since(sent), err)
@@ -554,6 +565,12 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 			return
 		}
 		g.lose(l, "another instance holds the lease now")
+	case g.currentEpoch() != epoch:
+		// Cut short by a reset, or failed against the old bucket: into
+		// the new one now.
+		l.mu.Lock()
+		l.next = time.Now()
+		l.mu.Unlock()
 	default:
 		g.suspectBucket()
 		l.mu.Lock()
@@ -566,6 +583,19 @@ func (g *Group) renew(ctx context.Context, l *Lease) {
 			g.log.Warn().Err(err).Str("stream", l.Stream).Str("shard", l.Shard).Msg("could not renew a lease; retrying")
 		}
 	}
+}
+
+// untilClosed is ctx, cancelled too when ended is closed.
+func untilClosed(ctx context.Context, ended <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-ended:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // checkLoop ends the leases that could not be renewed in time, and wakes

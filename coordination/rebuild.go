@@ -137,12 +137,15 @@ func (g *Group) verifyBucket(ctx context.Context) {
 }
 
 // resetLocked starts a new epoch: it drops the group's view of the bucket
-// (the watcher reads it again from scratch) and makes every held lease due
-// at once, so that renewLoop writes each anew into the new bucket. It sets
+// (the watcher reads it again from scratch), gives up the renewals in
+// flight into the old bucket, and makes every held lease due at once, so
+// that renewLoop writes each anew into the new bucket. It sets
 // created's companion resetAt in the same critical section (see
 // bucketChanged).
 func (g *Group) resetLocked() {
 	g.epoch++
+	close(g.epochEnd)
+	g.epochEnd = make(chan struct{})
 	g.resetAt = time.Now()
 	g.stats.BucketResets++
 	g.leases, g.members = map[string]*observed{}, map[string]*observed{}

@@ -51,11 +51,14 @@ type faultKV struct {
 	// lostStatuses: the next Status calls that get no answer (wait for
 	// their context to end).
 	lostStatuses int
+	// lostUpdates: key -> its next Update gets no answer.
+	lostUpdates map[string]bool
 }
 
 func newFaultKV(kv jetstream.KeyValue) *faultKV {
 	return &faultKV{KeyValue: kv, gates: map[string]chan struct{}{}, updates: map[string]int{}, entered: map[string]int{},
-		replies: map[string]chan struct{}{}, landed: map[string]int{}, timeouts: map[string]bool{}, holds: map[string]*heldGate{}}
+		replies: map[string]chan struct{}{}, landed: map[string]int{}, timeouts: map[string]bool{}, holds: map[string]*heldGate{},
+		lostUpdates: map[string]bool{}}
 }
 
 // block makes every write of a key starting with prefix wait, whatever
@@ -133,8 +136,14 @@ func (f *faultKV) Create(ctx context.Context, key string, value []byte, opts ...
 func (f *faultKV) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
 	f.mu.Lock()
 	f.updates[key]++
+	lost := f.lostUpdates[key]
+	delete(f.lostUpdates, key)
 	f.mu.Unlock()
 	f.wait(key)
+	if lost {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
 	rev, err := f.KeyValue.Update(ctx, key, value, revision)
 	f.reply(key)
 	return rev, err

@@ -388,6 +388,32 @@ func TestUnansweredBucketStatusIsAskedAgain(t *testing.T) {
 	e.noLeaseLost(l)
 }
 
+// loseNextUpdate makes the next Update of key get no answer, as a write
+// into a bucket being deleted: it waits for its context to end.
+func (f *faultKV) loseNextUpdate(key string) {
+	f.mu.Lock()
+	f.lostUpdates[key] = true
+	f.mu.Unlock()
+}
+
+// A renewal in flight when the group resets (sent into the bucket being
+// deleted, never answered) is given up at the reset, and the lease is
+// written into the new bucket at once, not after the renewal's timeout
+// (TTL/3) and a retry: that was most of what remained of its validity.
+func TestRenewalInFlightAtResetGivenUp(t *testing.T) {
+	e := newResetEnv(t, resetTTL)
+	l := claimNow(t, e.g, "shardId-1")
+	e.f.loseNextUpdate(l.key)
+	n := e.f.updated(l.key)
+	l.mu.Lock()
+	l.next = time.Now()
+	l.mu.Unlock()
+	testutil.WaitFor(t, resetTTL/3, "a renewal in flight", func() bool { return e.f.updated(l.key) > n })
+	e.recreate()
+	testutil.WaitFor(t, resetTTL/10, "the lease written into the new bucket", func() bool { return e.writtenAnew(l) })
+	e.noLeaseLost(l)
+}
+
 // A failed heartbeat has the bucket checked at once: an instance with no
 // lease to renew (nor a claim to make) notices a deleted bucket at its
 // next heartbeat (TTL/3), not at the periodic check (TTL), and recreates it.
