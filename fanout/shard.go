@@ -280,6 +280,14 @@ func (l *shardLoop) gone(err error) error {
 		Msg("the shard is no longer listed by Kinesis (its records aged out of the stream's retention); counting it as ended so that its children start")
 	l.touch(func(s *ShardStatus) { s.Ends[endGone.String()]++ })
 	if err := l.persistEnded(); err != nil {
+		if l.fenced {
+			// Another instance wrote the shard's checkpoint: it is the
+			// owner, and marks the shard ended itself.
+			if l.lease == nil {
+				return fmt.Errorf("shard %s: %w", l.st.id, ErrCheckpointTaken)
+			}
+			return nil
+		}
 		l.log.Warn().Err(err).Msg("could not checkpoint the end of a gone shard")
 	}
 	l.c.shardEnded(l.st, nil)
@@ -396,6 +404,9 @@ func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, erro
 	if ev.continuation == nil {
 		// The shard ended: checkpoint that, then let its children start.
 		if err := l.persistEnded(); err != nil {
+			if l.fenced {
+				return endLease, nil
+			}
 			return endHandler, err
 		}
 		l.log.Info().Int("children", len(ev.childShards)).Msg("shard read to its end")
@@ -464,6 +475,9 @@ func (l *shardLoop) persistEnded() error {
 		return errors.New("write end-of-shard checkpoint: the lease is no longer valid")
 	}
 	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{ShardEnded: true}); err != nil {
+		if errors.Is(err, checkpoint.ErrFenced) {
+			l.fenced = true
+		}
 		return fmt.Errorf("write end-of-shard checkpoint: %w", err)
 	}
 	l.pos, l.saved = "", ""

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/fanoutd/fanoutd/checkpoint"
 	"github.com/fanoutd/fanoutd/checkpoint/kvstore"
 	"github.com/fanoutd/fanoutd/internal/testutil"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
@@ -91,11 +92,20 @@ func TestSharedStoreWithoutLeasesResumes(t *testing.T) {
 }
 
 // Two instances on one checkpoint bucket without coordination: once the
-// second wrote a shard's checkpoint, the first one's next write is fenced,
+// second wrote a shard's checkpoint, the first one's next write (a record's,
+// or the shard's end) is fenced,
 // and its stream fails with ErrCheckpointTaken (an operator's problem),
 // instead of the shard stopping silently.
 func TestSharedStoreWithoutCoordinationFails(t *testing.T) {
-	t.Parallel()
+	for _, endShard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("at the shard's end %t", endShard), func(t *testing.T) {
+			t.Parallel()
+			testSharedStoreWithoutCoordinationFails(t, endShard)
+		})
+	}
+}
+
+func testSharedStoreWithoutCoordinationFails(t *testing.T, endShard bool) {
 	h := newHarness(t, emutest.Options())
 	nc, err := nats.Connect(testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL())
 	if err != nil {
@@ -121,14 +131,23 @@ func TestSharedStoreWithoutCoordinationFails(t *testing.T) {
 	// A second instance writes the shard's checkpoint (it read it first, as
 	// a shard loop does).
 	other := kvstore.New(kv, "second")
-	cp, _, err := other.Get(t.Context(), "s", "fanoutd", "shardId-000000000000")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var cp checkpoint.Checkpoint
+	testutil.WaitFor(t, 20*time.Second, "the first instance's checkpoint", func() bool {
+		c, ok, err := other.Get(t.Context(), "s", "fanoutd", "shardId-000000000000")
+		cp = c
+		return err == nil && ok
+	})
 	if err := other.Put(t.Context(), "s", "fanoutd", "shardId-000000000000", cp); err != nil {
 		t.Fatal(err)
 	}
-	h.put("s", ks, 5, 5) // the first instance's next checkpoint write is fenced
+	if endShard {
+		// The shard ends: the first instance's end-of-shard write is fenced.
+		if _, err := h.emu.SplitShard("s", "shardId-000000000000"); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		h.put("s", ks, 5, 5) // the first instance's next checkpoint write is fenced
+	}
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrCheckpointTaken) {

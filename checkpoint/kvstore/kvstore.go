@@ -168,16 +168,31 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 		last = 0
 	}
 	rev, err := write(last)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-		// The key moved since this store's last write or read. If the
-		// last write to it is this store's own (an earlier write whose
-		// answer was lost, but which the server stored), nobody else
-		// wrote since: go on from it. Anyone else's write fences.
-		if own, ok := s.ownRevision(ctx, key); ok {
-			rev, err = write(own)
+	if conflict(err) {
+		// The key moved since this store's last write or read. Only a
+		// value another writer wrote fences; the rest can be cured.
+		cur, err2 := s.current(ctx, key)
+		switch {
+		case err2 != nil:
+			return fmt.Errorf("write checkpoint %s: the key changed and could not be read back (retried at the next write): %w", key, err2)
+		case cur.absent:
+			// Deleted or purged by someone else (this store's own Delete
+			// forgets the revision): not written over, since whoever did
+			// it may own the shard now; not a fence either, which stops
+			// the stream. A restart reads the key afresh.
+			return fmt.Errorf("write checkpoint %s: the key was deleted since this instance wrote it; not writing it again until the shard is started again (a restart)", key)
+		case cur.writer == s.writer && cur.rev > last:
+			// This store's own write, stored although its answer was lost
+			// (a timeout, a leader change): nobody wrote since.
+			rev, err = write(cur.rev)
+		case cur.rev <= last:
+			// A replica behind the write this store compared with.
+			return fmt.Errorf("write checkpoint %s: the key changed and a replica answered with an older revision (%d, want above %d): retried at the next write", key, cur.rev, last)
+		default:
+			return fmt.Errorf("write checkpoint %s (revision %d by %s): %w", key, cur.rev, cur.instance, checkpoint.ErrFenced)
 		}
 	}
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+	if conflict(err) {
 		return fmt.Errorf("write checkpoint %s: %w", key, checkpoint.ErrFenced)
 	}
 	if err != nil {
@@ -187,18 +202,39 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 	return nil
 }
 
-// ownRevision returns the key's revision when its value was written by
-// this store.
-func (s *Store) ownRevision(ctx context.Context, key string) (uint64, bool) {
+// conflict reports whether err is a compare-and-set refused because the
+// key moved.
+func conflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+}
+
+// readBackTimeout bounds the read of a key whose write was refused, apart
+// from the write's own deadline (which the refused write may have used up).
+const readBackTimeout = 2 * time.Second
+
+// keyState is what a read of a key says about its last write.
+type keyState struct {
+	absent           bool // never written, deleted or purged
+	rev              uint64
+	writer, instance string
+}
+
+// current reads key's latest value.
+func (s *Store) current(ctx context.Context, key string) (keyState, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
+	defer cancel()
 	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return keyState{absent: true}, nil
+	}
 	if err != nil {
-		return 0, false
+		return keyState{}, err
 	}
 	var r kvRecord
-	if json.Unmarshal(e.Value(), &r) != nil || r.Writer != s.writer {
-		return 0, false
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return keyState{rev: e.Revision(), writer: "?", instance: "?"}, nil
 	}
-	return e.Revision(), true
+	return keyState{rev: e.Revision(), writer: r.Writer, instance: r.Instance}, nil
 }
 
 // List implements Store. It is a read for display and claiming: the

@@ -200,7 +200,15 @@ func TestListDoesNotMoveTheFence(t *testing.T) {
 // answered with a timeout, as when a leader change loses the answer.
 type lostAnswer struct {
 	jetstream.KeyValue
-	lose atomic.Bool
+	lose    atomic.Bool
+	failGet atomic.Bool // the next Get fails, as with no leader
+}
+
+func (l *lostAnswer) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if l.failGet.CompareAndSwap(true, false) {
+		return nil, jetstream.ErrNoStreamResponse
+	}
+	return l.KeyValue.Get(ctx, key)
 }
 
 func (l *lostAnswer) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
@@ -249,5 +257,40 @@ func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
 	}
 	if cp, _, _ := b.Get(ctx, "s", "c", "shardId-1"); cp.SequenceNumber != "14" {
 		t.Fatalf("checkpoint %+v, want b's 14", cp)
+	}
+}
+
+// A writer that cannot tell what happened to its key (the read back fails,
+// or someone else deleted the key) gets a plain error, never ErrFenced: a
+// fence stops the stream (exit 2), which only another writer's value
+// justifies. A later write goes on once the read works.
+func TestUncertainConflictIsNotAFence(t *testing.T) {
+	kv := &lostAnswer{KeyValue: kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)}
+	ctx := context.Background()
+	a := New(kv, "a")
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
+		t.Fatal(err)
+	}
+	kv.lose.Store(true)
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
+	}
+	kv.failGet.Store(true)
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err == nil || errors.Is(err, checkpoint.ErrFenced) {
+		t.Fatalf("Put whose read back failed = %v, want a plain error", err)
+	}
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err != nil {
+		t.Fatalf("the next Put = %v", err)
+	}
+
+	// Someone else deletes the key: not a fence, and not written over.
+	if err := kv.Delete(ctx, kvKey("s", "c", "shardId-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); err == nil || errors.Is(err, checkpoint.ErrFenced) {
+		t.Fatalf("Put after another's delete = %v, want a plain error", err)
+	}
+	if _, ok, err := New(kv, "reader").Get(ctx, "s", "c", "shardId-1"); err != nil || ok {
+		t.Fatalf("after another's delete the key holds a checkpoint (%v, %v)", ok, err)
 	}
 }
