@@ -92,7 +92,8 @@ type idleResult struct {
 	CPUPercent float64 `json:"cpu_percent_of_one_core"`
 }
 
-// targetResult is one of issue 12's targets and whether this run meets it.
+// targetResult is one of fanoutd's performance targets (against the
+// baseline relay, and absolute) and whether this run meets it.
 type targetResult struct {
 	Target string `json:"target"`
 	Mode   string `json:"mode,omitempty"`
@@ -198,7 +199,7 @@ func ratio(a, b float64) float64 {
 
 func holds(ok bool) *bool { return &ok }
 
-// evaluateTargets checks issue 12's targets on the medians of this run.
+// evaluateTargets checks the performance targets on the medians of this run.
 func evaluateTargets(res *Results, modes []string, withBaseline bool) []targetResult {
 	var out []targetResult
 	for _, mode := range modes {
@@ -316,7 +317,7 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "targets (issue 12):")
+	fmt.Fprintln(w, "targets:")
 	tt := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range res.Targets {
 		verdict := "n/a"
