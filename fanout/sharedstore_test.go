@@ -17,13 +17,10 @@ import (
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
-// One instance on the shared checkpoint store without coordination,
-// restarted as a new process would be (a new store): each shard loop reads
-// its checkpoint before writing, so its writes are not fenced, and reading
-// resumes where it stopped.
-func TestSharedStoreWithoutLeasesResumes(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, emutest.Options())
+// checkpointBucket is a JetStream key-value bucket for checkpoints, on a
+// server of its own.
+func checkpointBucket(t *testing.T) jetstream.KeyValue {
+	t.Helper()
 	nc, err := nats.Connect(testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +31,17 @@ func TestSharedStoreWithoutLeasesResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kv
+}
+
+// One instance on the shared checkpoint store without coordination,
+// restarted as a new process would be (a new store): each shard loop reads
+// its checkpoint before writing, so its writes are not fenced, and reading
+// resumes where it stopped.
+func TestSharedStoreWithoutLeasesResumes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	kv := checkpointBucket(t)
 	if err := h.emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -107,16 +115,7 @@ func TestSharedStoreWithoutCoordinationFails(t *testing.T) {
 
 func testSharedStoreWithoutCoordinationFails(t *testing.T, endShard bool) {
 	h := newHarness(t, emutest.Options())
-	nc, err := nats.Connect(testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "checkpoints"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := checkpointBucket(t)
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}

@@ -172,7 +172,8 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 			}
 			// The aggregate's messages are counted here, by sub-sequence
 			// number, not kept by the collector.
-			f.e.msgs.skip.Store(func() *string { s := subject; return &s }())
+			skip := subject
+			f.e.msgs.skip.Store(&skip)
 			seen := make([]bool, n)
 			var mu sync.Mutex
 			distinct, bad := 0, ""
