@@ -99,10 +99,7 @@ func (a groupLeases) Wake() <-chan struct{} { return a.g.Wake() }
 
 // groupStatus is the group with every lease's checkpoint (monitor source).
 func (d *Daemon) groupStatus() monitor.GroupStatus {
-	st := d.group.Stats()
-	gs := monitor.GroupStatus{Instance: d.group.Instance(), Members: d.group.Members(), Stats: monitor.GroupStats{
-		Owned: st.Owned, Members: st.Members, Acquired: st.Acquired, RenewFailures: st.RenewFailures,
-		Lost: st.Lost, Handoffs: st.Handoffs, Released: st.Released, ClaimConflicts: st.ClaimConflicts, BucketResets: st.BucketResets}}
+	gs := monitor.GroupStatus{Instance: d.group.Instance(), Members: d.group.Members(), Stats: d.group.Stats()}
 	cps := map[[2]string]map[string]checkpoint.Checkpoint{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fanoutd/fanoutd/coordination"
 	"github.com/fanoutd/fanoutd/fanout"
 )
 
@@ -14,8 +15,8 @@ type GroupStatus struct {
 	Instance string   `json:"instance"`
 	Members  []string `json:"members"`
 	// Leases are every shard's lease in the group, with its checkpoint.
-	Leases []LeaseStatus `json:"leases"`
-	Stats  GroupStats    `json:"stats"`
+	Leases []LeaseStatus      `json:"leases"`
+	Stats  coordination.Stats `json:"stats"`
 }
 
 // LeaseStatus is one shard's lease.
@@ -31,21 +32,6 @@ type LeaseStatus struct {
 	ShardEnded bool      `json:"shard_ended,omitempty"`
 }
 
-// GroupStats are this instance's coordination counters.
-type GroupStats struct {
-	Owned         int    `json:"owned"`
-	Members       int    `json:"members"`
-	Acquired      uint64 `json:"acquired"`
-	RenewFailures uint64 `json:"renew_failures"`
-	Lost          uint64 `json:"lost"`
-	Handoffs      uint64 `json:"handoffs"`
-	Released      uint64 `json:"released"`
-	// ClaimConflicts: claims another instance won; BucketResets: times the
-	// coordination bucket was found deleted or created again.
-	ClaimConflicts uint64 `json:"claim_conflicts"`
-	BucketResets   uint64 `json:"bucket_resets"`
-}
-
 var (
 	descGroupMembers  = prometheus.NewDesc("fanoutd_coordination_members", "Live instances of the group, this one included.", nil, nil)
 	descGroupOwned    = prometheus.NewDesc("fanoutd_coordination_owned_shards", "Shards whose lease this instance holds.", nil, nil)
@@ -57,9 +43,10 @@ var (
 	descGroupReleased = prometheus.NewDesc("fanoutd_coordination_leases_released_total", "Leases this instance released (handoff, shutdown, shard end).", nil, nil)
 	descGroupConflict = prometheus.NewDesc("fanoutd_coordination_claim_conflicts_total", "Lease claims that another instance won (the lease was written first by someone else).", nil, nil)
 	descGroupResets   = prometheus.NewDesc("fanoutd_coordination_bucket_resets_total", "Times the coordination bucket was found deleted or deleted and created again while this instance ran (recreated, leases written anew).", nil, nil)
+	descGroupTakeover = prometheus.NewDesc("fanoutd_coordination_leases_taken_over_total", "Leases this instance took after their owner let them expire (a member that stopped renewing: killed, cut off from NATS, or stalled).", nil, nil)
 )
 
-var groupDescs = []*prometheus.Desc{descGroupMembers, descGroupOwned, descGroupUnowned, descGroupAcquired, descGroupLost, descGroupFailures, descGroupHandoffs, descGroupReleased, descGroupConflict, descGroupResets}
+var groupDescs = []*prometheus.Desc{descGroupMembers, descGroupOwned, descGroupUnowned, descGroupAcquired, descGroupLost, descGroupFailures, descGroupHandoffs, descGroupReleased, descGroupConflict, descGroupResets, descGroupTakeover}
 
 // ObserveLeaseRenew records one lease renewal; it fits
 // coordination.Options.ObserveRenew.
@@ -79,7 +66,7 @@ func (c *collector) collectGroup(ch chan<- prometheus.Metric, src Sources, shard
 		d *prometheus.Desc
 		n uint64
 	}{{descGroupAcquired, s.Acquired}, {descGroupLost, s.Lost}, {descGroupFailures, s.RenewFailures}, {descGroupHandoffs, s.Handoffs}, {descGroupReleased, s.Released},
-		{descGroupConflict, s.ClaimConflicts}, {descGroupResets, s.BucketResets}} {
+		{descGroupConflict, s.ClaimConflicts}, {descGroupResets, s.BucketResets}, {descGroupTakeover, s.TakenOverStale}} {
 		ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n))
 	}
 	for stream, n := range unowned(g, shards, time.Now()) {

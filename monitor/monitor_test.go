@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutd/fanoutd/coordination"
 	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/relay"
 )
@@ -75,6 +76,10 @@ func TestEndpoints(t *testing.T) {
 		Objects:       func() relay.ObjectStats { return relay.ObjectStats{Stored: 2, Reused: 1} },
 		NATSConnected: func() bool { return true },
 		Streams:       func() []string { return []string{"a"} },
+		Group: func() GroupStatus {
+			return GroupStatus{Instance: "i1", Members: []string{"i1", "i2"}, Stats: coordination.Stats{Owned: 1, Members: 2,
+				Acquired: 3, RenewFailures: 4, Lost: 5, Handoffs: 6, Released: 7, TakenOverStale: 8, ClaimConflicts: 9, BucketResets: 10}}
+		},
 	}, time.Minute, "v1")
 	m.SetStarted()
 	m.ObservePublish("a", 7, 3*time.Millisecond, nil)
@@ -124,6 +129,16 @@ func TestEndpoints(t *testing.T) {
 		`fanoutd_objects_reused_total 1`,
 		`fanoutd_object_put_duration_seconds_count{stream="a"} 2`,
 		`fanoutd_object_put_failures_total{stream="a"} 1`,
+		`fanoutd_coordination_owned_shards 1`,
+		`fanoutd_coordination_members 2`,
+		`fanoutd_coordination_leases_acquired_total 3`,
+		`fanoutd_coordination_lease_renew_failures_total 4`,
+		`fanoutd_coordination_leases_lost_total 5`,
+		`fanoutd_coordination_handoffs_total 6`,
+		`fanoutd_coordination_leases_released_total 7`,
+		`fanoutd_coordination_leases_taken_over_total 8`,
+		`fanoutd_coordination_claim_conflicts_total 9`,
+		`fanoutd_coordination_bucket_resets_total 10`,
 	} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
@@ -132,8 +147,15 @@ func TestEndpoints(t *testing.T) {
 	if code, b := body("/readyz"); code != 200 || !strings.Contains(b, `"ready": true`) {
 		t.Fatalf("/readyz %d %s", code, b)
 	}
-	if code, b := body("/status"); code != 200 || !strings.Contains(b, `"records": 7`) || !strings.Contains(b, `"published": 7`) {
-		t.Fatalf("/status %d %s", code, b)
+	code, status := body("/status")
+	if code != 200 || !strings.Contains(status, `"records": 7`) || !strings.Contains(status, `"published": 7`) {
+		t.Fatalf("/status %d %s", code, status)
+	}
+	for _, want := range []string{`"owned": 1`, `"members": 2`, `"acquired": 3`, `"renew_failures": 4`, `"lost": 5`,
+		`"handoffs": 6`, `"released": 7`, `"taken_over_expired": 8`, `"claim_conflicts": 9`, `"bucket_resets": 10`} {
+		if !strings.Contains(status, want) {
+			t.Errorf("/status lacks the group counter %s", want)
+		}
 	}
 	m.SetStopping()
 	if code, _ := body("/readyz"); code != 503 {
