@@ -109,10 +109,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if cfg.Checkpoint.Store == config.StoreFile {
 		store, err := checkpoint.NewFileStore(cfg.Checkpoint.Dir)
 		if err != nil {
-			if errors.Is(err, checkpoint.ErrLocked) {
-				return nil, &ConfigError{err}
-			}
-			return nil, checkpointDirFailure(fmt.Errorf("checkpoint.dir: %w: give fanoutd a writable directory (under systemd, the unit's StateDirectory)", err))
+			return nil, checkpointDirFailure(err)
 		}
 		d.store = store
 		undo = append(undo, func() { store.Close() })

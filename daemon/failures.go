@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"syscall"
 
 	"github.com/aws/smithy-go"
 
+	"github.com/fanoutd/fanoutd/checkpoint"
 	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/record"
 )
@@ -38,11 +40,16 @@ func operatorFailure(err error) bool {
 }
 
 // checkpointDirFailure is err (the checkpoint directory could not be
-// used) as a ConfigError when a restart meets it again: no permission, a
-// read-only file system, a path through a file, a name too long. A full
-// disk, an I/O error or a file system not mounted yet at boot may be cured
-// by a later start: plain errors.
+// used) as a ConfigError when a restart meets it again: another process
+// holds the directory, no permission, a read-only file system, a path
+// through a file, a name too long. A full disk, an I/O error or a file
+// system not mounted yet at boot may be cured by a later start: plain
+// errors.
 func checkpointDirFailure(err error) error {
+	if errors.Is(err, checkpoint.ErrLocked) {
+		return &ConfigError{err} // says which process holds it
+	}
+	err = fmt.Errorf("checkpoint.dir: %w: give fanoutd a writable directory (under systemd, the unit's StateDirectory)", err)
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) ||
 		errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENAMETOOLONG) {
 		return &ConfigError{err}

@@ -2,14 +2,18 @@ package daemon
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/rs/zerolog"
+
 	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/coordination"
 )
 
 func isConfigError(err error) bool {
@@ -26,11 +30,18 @@ func TestCheckpointDirFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, notDir := checkpoint.NewFileStore(file) // a real error from the file system
+	held, err := checkpoint.NewFileStore(filepath.Join(dir, "held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	_, locked := checkpoint.NewFileStore(filepath.Join(dir, "held"))
 	for _, tc := range []struct {
 		err       error
 		permanent bool
 	}{
 		{notDir, true},
+		{locked, true},
 		{&os.PathError{Op: "mkdir", Path: "/x", Err: syscall.EACCES}, true},
 		{&os.PathError{Op: "mkdir", Path: "/x", Err: syscall.EROFS}, true},
 		{&os.PathError{Op: "open", Path: "/x", Err: syscall.ENOSPC}, false},
@@ -40,7 +51,7 @@ func TestCheckpointDirFailure(t *testing.T) {
 		if tc.err == nil {
 			t.Fatal("no error from NewFileStore on a file")
 		}
-		got := checkpointDirFailure(fmt.Errorf("checkpoint.dir: %w", tc.err))
+		got := checkpointDirFailure(tc.err)
 		if isConfigError(got) != tc.permanent {
 			t.Errorf("%v: ConfigError %t, want %t", tc.err, isConfigError(got), tc.permanent)
 		}
@@ -67,5 +78,17 @@ func TestListenFailure(t *testing.T) {
 	}
 	if isConfigError(listenFailure(notHere)) {
 		t.Errorf("%v: a ConfigError, want a plain error", notHere)
+	}
+}
+
+// A second daemon with a live member's coordination.instance fails to start
+// with a ConfigError (exit 2) that says what to do.
+func TestInstanceNameInUse(t *testing.T) {
+	e := newGroupEnv(t, 1)
+	e.open("a")
+	_, err := Open(t.Context(), e.config("a"), Options{Log: zerolog.Nop(), Version: "test", CABundle: e.emu.CAPEM(),
+		Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")})
+	if !isConfigError(err) || !errors.Is(err, coordination.ErrInstanceInUse) || !strings.Contains(err.Error(), "unique coordination.instance") {
+		t.Fatalf("second daemon named a: %v, want a ConfigError of ErrInstanceInUse saying to give a unique name", err)
 	}
 }

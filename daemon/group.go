@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -78,6 +79,9 @@ func (d *Daemon) openShared(ctx context.Context, cfg *config.Config) error {
 	d.group, err = coordination.Join(ctx, gkv, coordination.Options{
 		Instance: instance, LeaseTTL: time.Duration(cfg.Coordination.LeaseTTL), Log: d.log, ObserveRenew: d.mon.ObserveLeaseRenew,
 		JetStream: js, Bucket: gbc})
+	if errors.Is(err, coordination.ErrInstanceInUse) {
+		return &ConfigError{err}
+	}
 	return err
 }
 

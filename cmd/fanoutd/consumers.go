@@ -74,24 +74,25 @@ func (c *ConsumersListCmd) Run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	streams := []string{c.Stream}
+	// streams are named to Kinesis by refs, to the reader by names.
+	refs, names := []string{c.Stream}, []string{c.Stream}
 	if c.Stream == "" {
 		if cfg == nil {
 			return usageError{errors.New("consumers list: --stream is required (or --config, for every configured stream)")}
 		}
-		streams = streams[:0]
+		refs, names = refs[:0], names[:0]
 		for _, s := range cfg.Streams {
-			streams = append(streams, streamRef(s))
+			refs, names = append(refs, streamRef(s)), append(names, s.StreamName())
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if len(streams) > 1 {
+	if len(refs) > 1 {
 		fmt.Fprintln(tw, "STREAM\tNAME\tSTATUS\tCREATED\tARN")
 	} else {
 		fmt.Fprintln(tw, "NAME\tSTATUS\tCREATED\tARN")
 	}
 	total := 0
-	for _, s := range streams {
+	for i, s := range refs {
 		arn, err := fanout.DescribeStreamARN(ctx, kc, s)
 		if err != nil {
 			return err
@@ -101,8 +102,8 @@ func (c *ConsumersListCmd) Run(ctx context.Context, w io.Writer) error {
 			return err
 		}
 		for _, cs := range consumers {
-			if len(streams) > 1 {
-				fmt.Fprintf(tw, "%s\t", streamNameOf(s))
+			if len(refs) > 1 {
+				fmt.Fprintf(tw, "%s\t", names[i])
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", aws.ToString(cs.ConsumerName), cs.ConsumerStatus,
 				aws.ToTime(cs.ConsumerCreationTimestamp).UTC().Format(time.RFC3339), aws.ToString(cs.ConsumerARN))
@@ -110,7 +111,7 @@ func (c *ConsumersListCmd) Run(ctx context.Context, w io.Writer) error {
 		total += len(consumers)
 	}
 	if total == 0 {
-		fmt.Fprintf(w, "no consumers registered on %s\n", strings.Join(streams, ", "))
+		fmt.Fprintf(w, "no consumers registered on %s\n", strings.Join(refs, ", "))
 		return nil
 	}
 	return tw.Flush()
@@ -190,14 +191,6 @@ func streamRef(s config.StreamConfig) string {
 		return s.ARN
 	}
 	return s.Name
-}
-
-// streamNameOf is the name part of a stream name or ARN, for display.
-func streamNameOf(s string) string {
-	if a, err := fanout.ParseStreamARN(s); err == nil {
-		return a.Stream
-	}
-	return s
 }
 
 // stdinIsTerminal reports whether stdin is an interactive terminal: a

@@ -14,8 +14,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/fanoutd/fanoutd/checkpoint"
-	"github.com/fanoutd/fanoutd/coordination"
+	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/daemon"
 )
 
@@ -74,7 +73,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	parser, err := kong.New(&cli,
 		kong.Name("fanoutd"),
 		kong.Description(description),
-		kong.Vars{"version": versionLine()},
+		kong.Vars{"version": versionLine(), "nats_server": config.DefaultNATSServer, "http_listen": config.DefaultHTTPListen},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 		kong.UsageOnError(),
 		kong.Writers(stdout, stderr),
@@ -103,7 +102,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "fanoutd:", err)
 		var ue usageError
 		var ce *daemon.ConfigError
-		if errors.As(err, &ue) || errors.As(err, &ce) || errors.Is(err, checkpoint.ErrLocked) || errors.Is(err, coordination.ErrInstanceInUse) {
+		if errors.As(err, &ue) || errors.As(err, &ce) {
 			return exitUsage
 		}
 		return exitFailure

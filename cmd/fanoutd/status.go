@@ -15,7 +15,7 @@ import (
 
 // StatusCmd prints the running daemon's /status as a table.
 type StatusCmd struct {
-	URL  string `default:"http://127.0.0.1:9780" help:"The daemon's HTTP endpoint (http.listen)."`
+	URL  string `default:"http://${http_listen}" help:"The daemon's HTTP endpoint (http.listen)."`
 	JSON bool   `help:"Print the /status document as JSON."`
 }
 

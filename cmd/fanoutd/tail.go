@@ -21,14 +21,11 @@ import (
 type TailCmd struct {
 	Subject string   `arg:"" optional:"" default:"kinesis.>" help:"NATS subject to subscribe to; wildcards allowed (default: kinesis.>)."`
 	Config  string   `short:"c" placeholder:"FILE" help:"Connect as the daemon does, with the nats section of this config file (servers, creds, TLS, token)."`
-	Server  []string `short:"s" placeholder:"URL" help:"NATS server URL, repeatable (default: nats://127.0.0.1:4222). Not with --config."`
+	Server  []string `short:"s" placeholder:"URL" help:"NATS server URL, repeatable (default: ${nats_server}). Not with --config."`
 	Count   int      `short:"n" placeholder:"N" help:"Exit after N messages (default: until Ctrl-C)."`
 	JSON    bool     `name:"json" help:"Print one JSON object per line (for jq): subject, headers, decoded metadata, data (text if UTF-8, else base64: see data_encoding)."`
 	Raw     bool     `help:"Print only each message's data, followed by a newline."`
 }
-
-// defaultTailServer is where tail connects without --config or --server.
-const defaultTailServer = "nats://127.0.0.1:4222"
 
 // Run subscribes and prints until ctx ends (Ctrl-C) or --count messages were
 // printed. Notices go to std.err, so that stdout holds only the messages.
@@ -51,7 +48,7 @@ func (c *TailCmd) Run(ctx context.Context, std stdio) error {
 		ncfg = cfg.NATS
 	}
 	if len(ncfg.Servers) == 0 {
-		ncfg.Servers = []string{defaultTailServer}
+		ncfg.Servers = []string{config.DefaultNATSServer}
 	}
 	ncfg.Name = "fanoutd-tail"
 	log := zerolog.New(zerolog.ConsoleWriter{Out: std.err, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}}).Level(zerolog.WarnLevel)
