@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -75,8 +76,11 @@ type Daemon struct {
 	closeOnce  sync.Once
 	closeErr   error
 
+	// cfg is the configuration in effect. A reload stores a new one whole;
+	// none is ever edited, so a reader may keep what it loaded.
+	cfg atomic.Pointer[config.Config]
+
 	mu      sync.Mutex
-	cfg     *config.Config
 	streams map[string]*runningStream
 	// stopped are the streams that stopped alone (missing at start), with
 	// why, for /status and the metrics, until a reload starts them again.
@@ -85,7 +89,7 @@ type Daemon struct {
 
 // runningStream is one stream's consumer; it ends on its own context.
 type runningStream struct {
-	cfg      config.StreamConfig
+	name     string
 	consumer *fanout.StreamConsumer
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -96,7 +100,8 @@ type runningStream struct {
 // one consumer per stream. The relay runs until Close, or until a fatal
 // failure ends Failed.
 func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err error) {
-	d := &Daemon{log: o.Log, opts: o, cfg: cfg, streams: map[string]*runningStream{}, stopped: map[string]string{}}
+	d := &Daemon{log: o.Log, opts: o, streams: map[string]*runningStream{}, stopped: map[string]string{}}
+	d.cfg.Store(cfg)
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -249,7 +254,7 @@ func (d *Daemon) Close() error {
 			}
 			cancel()
 		}
-		drainNATS(d.nc, time.Duration(d.cfg.Timers.ShutdownTimeout), d.log)
+		drainNATS(d.nc, time.Duration(d.config().Timers.ShutdownTimeout), d.log)
 		if d.stopHTTP != nil {
 			d.stopHTTP()
 		}
@@ -272,6 +277,9 @@ func subjectTemplates(cfg *config.Config) (map[string]*relay.SubjectTemplate, er
 	}
 	return subjects, nil
 }
+
+// config is the configuration in effect (read-only).
+func (d *Daemon) config() *config.Config { return d.cfg.Load() }
 
 // serveHTTP starts the HTTP endpoint.
 func (d *Daemon) serveHTTP(addr string) error {
@@ -335,15 +343,16 @@ func (d *Daemon) shards() []fanout.ShardStatus {
 // failure is handled by streamFailed, which never blocks. Called with d.mu
 // held.
 func (d *Daemon) startStreamLocked(s config.StreamConfig) {
-	o := fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: d.cfg.FanoutTimers(), Log: d.log,
-		Decoder: fanout.Decoder(d.cfg.AWS.Decoder), Resume: d.outage.resume}
+	cfg := d.config()
+	o := fanout.Options{Client: d.kc, Checkpoints: d.store, Handler: d.pub, Timers: cfg.FanoutTimers(), Log: d.log,
+		Decoder: fanout.Decoder(cfg.AWS.Decoder), Resume: d.outage.resume}
 	if d.group != nil {
 		o.Leases = groupLeases{d.group}
 	}
 	c := fanout.NewStreamConsumer(s.Spec(), o)
 	sctx, cancel := context.WithCancel(d.runCtx)
-	rs := &runningStream{cfg: s, consumer: c, cancel: cancel, done: make(chan struct{})}
-	d.streams[s.StreamName()] = rs
+	rs := &runningStream{name: s.StreamName(), consumer: c, cancel: cancel, done: make(chan struct{})}
+	d.streams[rs.name] = rs
 	go func() {
 		defer close(rs.done)
 		if err := c.Run(sctx); err != nil {
@@ -356,7 +365,7 @@ func (d *Daemon) startStreamLocked(s config.StreamConfig) {
 // stream missing at start stops alone while others run; anything else ends
 // the daemon (Failed).
 func (d *Daemon) streamFailed(rs *runningStream, err error) {
-	name := rs.cfg.StreamName()
+	name := rs.name
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.streams[name] != rs { // being stopped by a reload or Close

@@ -79,7 +79,7 @@ func (d *Daemon) Reload(ctx context.Context, path string) error {
 		var ve *config.ValidationError
 		if errors.As(err, &ve) {
 			for _, p := range ve.Problems {
-				d.log.Error().Str("path", p.Path).Msg("config reload rejected: " + p.Message)
+				d.log.Error().Str("path", p.Path).Str("problem", p.Message).Msg("config reload rejected")
 			}
 		} else {
 			d.log.Error().Err(err).Msg("config reload rejected")
@@ -98,7 +98,7 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	old := d.cfg
+	old := d.config()
 	if !reflect.DeepEqual(old.Coordination, cfg.Coordination) {
 		// The group's mode, bucket, lease TTL and this instance's name are
 		// what every lease held now was taken under: changing them under
@@ -133,9 +133,11 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 	}
 
 	d.mu.Lock()
-	running := make([]config.StreamConfig, 0, len(d.streams))
-	for _, rs := range d.streams {
-		running = append(running, rs.cfg)
+	var running []config.StreamConfig
+	for _, s := range old.Streams {
+		if _, ok := d.streams[s.StreamName()]; ok {
+			running = append(running, s)
+		}
 	}
 	plan := PlanReload(running, cfg.Streams)
 	want := map[string]config.StreamConfig{}
@@ -146,9 +148,6 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 	for _, name := range slices.Concat(plan.Removed, plan.Restarted) {
 		stop = append(stop, d.streams[name])
 		delete(d.streams, name)
-	}
-	for _, name := range plan.Resubjected {
-		d.streams[name].cfg = want[name]
 	}
 	// Until the stopped streams finished their batches, publish with the
 	// union of the old and new templates.
@@ -162,9 +161,11 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 	// The streams found now: one edited to allow batches (or not) since.
 	d.pub.SetBatchPublish(batched)
 
+	// The other sections apply at the next start: the running ones stay.
+	next := *old
+	next.Streams, next.Log.Level = cfg.Streams, cfg.Log.Level
 	d.mu.Lock()
-	d.cfg.Streams = cfg.Streams
-	d.cfg.Log.Level = cfg.Log.Level
+	d.cfg.Store(&next)
 	for name := range d.stopped {
 		if _, ok := want[name]; !ok {
 			delete(d.stopped, name)

@@ -55,9 +55,8 @@ log:
 		!strings.Contains(ve.Problems[0].Message, "restart fanoutd") {
 		t.Fatalf("reload changing coordination.lease_ttl: %v, want a rejection of coordination saying to restart", err)
 	}
-	a.mu.Lock()
-	streams, ttl := len(a.cfg.Streams), a.cfg.Coordination.LeaseTTL
-	a.mu.Unlock()
+	running := a.config()
+	streams, ttl := len(running.Streams), running.Coordination.LeaseTTL
 	if streams != 1 || ttl != config.Duration(3*time.Second) {
 		t.Fatalf("after a rejected reload: %d streams, lease TTL %v; want the running 1 stream and 3s", streams, ttl)
 	}
@@ -66,10 +65,12 @@ log:
 	if err := a.Reload(t.Context(), path); err != nil {
 		t.Fatalf("reload leaving coordination alone: %v", err)
 	}
-	a.mu.Lock()
-	streams = len(a.cfg.Streams)
-	a.mu.Unlock()
-	if streams != 2 {
+	if streams = len(a.config().Streams); streams != 2 {
 		t.Fatalf("after the reload: %d streams, want 2", streams)
+	}
+	// The reload stored a new configuration: the one in effect before it,
+	// which other goroutines may still read, is unchanged.
+	if streams, level := len(running.Streams), running.Log.Level; streams != 1 || level != "info" {
+		t.Fatalf("the reload edited the configuration it replaced: %d streams, log level %s; want 1 and info", streams, level)
 	}
 }
