@@ -5,7 +5,6 @@ package checkpoint
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -45,22 +44,6 @@ type Store interface {
 	Delete(ctx context.Context, stream, consumer, shardID string) error
 	Close() error
 }
-
-var (
-	// ErrClosed is returned by calls on a closed Store.
-	ErrClosed = errors.New("checkpoint store closed")
-	// ErrInvalidKey is returned for a stream, consumer or shard ID that is
-	// not a Kinesis name; the FileStore uses them as file names.
-	ErrInvalidKey = errors.New("invalid checkpoint key")
-	// ErrFenced is returned by a shared store's Put when the checkpoint
-	// was written by someone else since this store last read or wrote it:
-	// another instance took the shard over, and this one must stop
-	// reading it.
-	ErrFenced = errors.New("checkpoint was written by another instance since this one last saw it")
-	// ErrEmptyCheckpoint is returned by Put for a checkpoint with no
-	// sequence number that does not end the shard: it would mean nothing.
-	ErrEmptyCheckpoint = errors.New("checkpoint has no sequence number and does not end the shard")
-)
 
 // ValidateKey checks the parts of a key. They become path components, so
 // only Kinesis name characters are allowed ([a-zA-Z0-9_.-]), and not "."

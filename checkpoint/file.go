@@ -48,24 +48,6 @@ var _ Store = (*FileStore)(nil)
 // fails with "exists and is not a directory" rather than corrupting the lock.)
 const lockName = ".lock"
 
-// LockedError is returned by NewFileStore when another process holds the
-// directory.
-type LockedError struct {
-	Dir string
-	// Holder names the other process: "pid N", as its lock file says.
-	Holder string
-}
-
-func (e *LockedError) Error() string {
-	return fmt.Sprintf("checkpoint dir %s is in use by another fanoutd (%s): stop it, or give this one another checkpoint.dir", e.Dir, e.Holder)
-}
-
-// Is makes errors.Is(err, ErrLocked) true for a *LockedError.
-func (e *LockedError) Is(target error) bool { return target == ErrLocked }
-
-// ErrLocked matches a *LockedError with errors.Is.
-var ErrLocked = errors.New("checkpoint dir locked by another process")
-
 // NewFileStore returns a FileStore rooted at dir, creating it (mode 0750)
 // if needed. It takes the directory's lock (a *LockedError if another
 // process holds it) and removes the temporary files a crash left behind.

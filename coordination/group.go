@@ -36,16 +36,6 @@ import (
 // DefaultLeaseTTL is the lease TTL when Options.LeaseTTL is zero.
 const DefaultLeaseTTL = 10 * time.Second
 
-// Errors a Lease ends with.
-var (
-	// ErrLeaseLost: the lease could not be renewed in time, or another
-	// instance holds it now. Stop reading at once.
-	ErrLeaseLost = errors.New("lease lost")
-	// ErrHandoff: this instance holds more than its share; finish the
-	// batch in flight, write the final checkpoint, then Release.
-	ErrHandoff = errors.New("lease handed over to rebalance the group")
-)
-
 // Options configure a Group.
 type Options struct {
 	// Instance is this instance's name in the group; unique. Join refuses

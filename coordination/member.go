@@ -14,10 +14,6 @@ import (
 	"github.com/fanoutd/fanoutd/internal/jsretry"
 )
 
-// ErrInstanceInUse: another live process holds this instance's name in the
-// group. Join returns it (wrapped); no restart can cure it.
-var ErrInstanceInUse = errors.New("instance name in use by another live process")
-
 // memberValue is a member key's value. Token is random per Join: it tells
 // this process's heartbeats from those of another process with the same
 // name.

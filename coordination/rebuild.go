@@ -175,10 +175,6 @@ func (g *Group) bucketChanged(ctx context.Context, epoch uint64) bool {
 	return missing || !created.IsZero() && !g.created.IsZero() && !created.Equal(g.created)
 }
 
-// errTakenInNewBucket: another instance wrote a lease into the recreated
-// bucket before this one could.
-var errTakenInNewBucket = errors.New("another instance took the lease in the recreated coordination bucket")
-
 // reclaim writes a held lease into the bucket of epoch (recreated since the
 // lease was last written): created, as nobody else may have taken it
 // meanwhile, else lost. The caller holds l.op. A new bucket may have no

@@ -7,7 +7,6 @@ package record
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -71,10 +70,6 @@ type Handler interface {
 	Handle(ctx context.Context, b *Batch) error
 }
 
-// ErrNotValid, wrapped in a Handler's error, means the batch's Valid said
-// no: the shard is not this instance's to publish now.
-var ErrNotValid = errors.New("the shard's lease is not valid (not renewed in time): not publishing until it is renewed")
-
 // CheckValid returns an error wrapping ErrNotValid when b.Valid says no.
 func (b *Batch) CheckValid() error {
 	if b.Valid != nil && !b.Valid() {
@@ -82,8 +77,3 @@ func (b *Batch) CheckValid() error {
 	}
 	return nil
 }
-
-// ErrStop, wrapped in a Handler's error, means retrying can't help (a
-// record the configuration says must not be skipped can't be delivered): the
-// stream stops instead of the batch being retried.
-var ErrStop = errors.New("handler cannot continue")

@@ -22,10 +22,6 @@ import (
 // Fanoutd-Object-Bucket, -Name, -Size and -Digest, naming the JetStream
 // Object Store object that holds the data (see package relay).
 
-// ErrObjectMismatch is returned when the object behind a reference does not
-// have the size or SHA-256 digest the reference says.
-var ErrObjectMismatch = errors.New("the object does not match its reference")
-
 // IsObjectReference reports whether m stands for a record stored in the
 // Object Store.
 func IsObjectReference(m *nats.Msg) bool {
