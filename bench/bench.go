@@ -15,30 +15,38 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fanoutd/fanoutd/monitor"
 )
 
-// Options are the loads and phases of a run (the flags of `fanoutd bench`).
+// Options are the loads and phases of a run (`fanoutd bench` documents
+// each).
 type Options struct {
-	Records      int           `default:"100000" help:"Catch-up backlog: records."`
-	Size         int           `default:"512" help:"Record size in bytes."`
-	Shards       int           `default:"8" help:"Shards of the catch-up and steady-state streams."`
-	Mode         string        `default:"both" enum:"core,jetstream,both" help:"NATS publishing mode: core, jetstream or both."`
-	Rate         float64       `help:"Steady-state records per second (default: a tenth of the measured catch-up rate)."`
-	Duration     time.Duration `default:"10s" help:"Steady-state duration."`
-	IdleShards   int           `default:"1000" name:"idle-shards" help:"Shards subscribed with no traffic in the idle phase."`
-	IdleDuration time.Duration `default:"10s" name:"idle-duration" help:"How long the idle phase is measured, once every shard is subscribed."`
-	IdleSettle   time.Duration `default:"6s" name:"idle-settle" help:"Wait between the last subscription and the idle measurement: each shard's first checkpoint is written at its first empty event, within one empty-event interval (5s)."`
-	Phases       string        `default:"catchup,steady,idle" help:"Phases to run (comma-separated)."`
-	Baseline     bool          `help:"Run the same loads through a plain aws-sdk-go-v2 + nats.go relay and print the ratios."`
-	NoBatch      bool          `name:"no-batch-publish" help:"Run fanoutd with nats.batch_publish: false (JetStream mode: a PubAck per message)."`
-	Rounds       int           `default:"2" help:"Runs of each phase per relay, alternating fanoutd and baseline."`
-	Profile      string        `placeholder:"DIR" help:"Write the daemon's CPU profile and its heap profile at the peak of its live heap (pprof) of every run into DIR."`
-	JSON         bool          `name:"json" help:"Print the results as JSON."`
+	Records int // catch-up backlog
+	Size    int // record size in bytes
+	Shards  int // of the catch-up and steady-state streams
+	Mode    string
+	// Rate is the steady-state records per second; 0: a tenth of the
+	// measured catch-up rate.
+	Rate         float64
+	Duration     time.Duration // steady state
+	IdleShards   int
+	IdleDuration time.Duration
+	// IdleSettle is the wait between the last subscription and the idle
+	// measurement: each shard's first checkpoint is written at its first
+	// empty event.
+	IdleSettle time.Duration
+	Phases     string // comma-separated
+	Baseline   bool   // the same loads through internal/baseline too
+	NoBatch    bool   // fanoutd with nats.batch_publish: false
+	Rounds     int    // runs of each phase per relay
+	Profile    string // directory for the daemon's pprof profiles
+	JSON       bool
 
 	// Version is fanoutd's version, for the report; Progress receives the
 	// live progress line (nil: none).
-	Version  string    `kong:"-"`
-	Progress io.Writer `kong:"-"`
+	Version  string
+	Progress io.Writer
 }
 
 const (
@@ -196,8 +204,8 @@ func (b *Options) startRelay(env *benchEnv, relay, stream, profileName string) (
 	var extra []string
 	if b.Profile != "" {
 		extra = append(extra,
-			EnvCPUProfile+"="+filepath.Join(b.Profile, profileName+".cpu.pprof"),
-			EnvHeapProfile+"="+filepath.Join(b.Profile, profileName+".heap.pprof"))
+			monitor.EnvCPUProfile+"="+filepath.Join(b.Profile, profileName+".cpu.pprof"),
+			monitor.EnvHeapProfile+"="+filepath.Join(b.Profile, profileName+".heap.pprof"))
 	}
 	return startBenchChild([]string{"run", "--config", path}, env.childEnv(extra...))
 }

@@ -25,17 +25,17 @@ import (
 	"github.com/fanoutd/fanoutd/subscriber"
 )
 
-// Options are the demo's settings (the flags of `fanoutd demo`).
+// Options are the demo's settings (`fanoutd demo` documents each).
 type Options struct {
-	Duration  time.Duration `help:"Stop after this long (default: until Ctrl-C)."`
-	Rate      float64       `default:"4" help:"Kinesis records produced per second."`
-	Shards    int           `default:"2" help:"Shards of the demo stream."`
-	JetStream bool          `name:"jetstream" help:"Publish through JetStream (a stream DEMO captures kinesis.>)."`
-	Quiet     bool          `help:"Print only the summary."`
+	Duration  time.Duration // 0: until ctx ends
+	Rate      float64       // Kinesis records produced per second
+	Shards    int
+	JetStream bool // publish through JetStream (a stream DEMO captures kinesis.>)
+	Quiet     bool // print only the summary
 
 	// Log is the relay's logger; Version its version.
-	Log     zerolog.Logger `kong:"-"`
-	Version string         `kong:"-"`
+	Log     zerolog.Logger
+	Version string
 }
 
 var demoEvents = []string{"user signup", "user login", "page view", "cart add", "user logout"}

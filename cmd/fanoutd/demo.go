@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/demo"
@@ -11,7 +12,21 @@ import (
 // DemoCmd runs the whole path on one machine with nothing installed (package
 // demo).
 type DemoCmd struct {
-	demo.Options `embed:""`
+	Duration  time.Duration `help:"Stop after this long (default: until Ctrl-C)."`
+	Rate      float64       `default:"4" help:"Kinesis records produced per second."`
+	Shards    int           `default:"2" help:"Shards of the demo stream."`
+	JetStream bool          `name:"jetstream" help:"Publish through JetStream (a stream DEMO captures kinesis.>)."`
+	Quiet     bool          `help:"Print only the summary."`
+}
+
+func (d *DemoCmd) options() demo.Options {
+	return demo.Options{Duration: d.Duration, Rate: d.Rate, Shards: d.Shards, JetStream: d.JetStream, Quiet: d.Quiet}
+}
+
+// Validate checks the flags (kong calls it once they are parsed).
+func (d *DemoCmd) Validate() error {
+	o := d.options()
+	return o.Validate()
 }
 
 // Run runs the demo.
@@ -19,7 +34,7 @@ func (d *DemoCmd) Run(ctx context.Context, w io.Writer, std stdio) error {
 	if err := d.Validate(); err != nil {
 		return usageError{err}
 	}
-	o := d.Options
+	o := d.options()
 	o.Log, _ = newLogger(config.LogConfig{Level: "warn", Format: "console"}, std.err)
 	o.Version = Version()
 	return demo.Run(ctx, o, w)

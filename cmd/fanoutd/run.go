@@ -8,9 +8,9 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/fanoutd/fanoutd/bench"
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/daemon"
+	"github.com/fanoutd/fanoutd/monitor"
 )
 
 // defaultGCPercent is the garbage collector's target when GOGC is not set:
@@ -38,7 +38,7 @@ func (r *RunCmd) Run(ctx context.Context, std stdio) error {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	stopProfiles, err := bench.StartProfiles() // FANOUTD_CPUPROFILE, FANOUTD_HEAPPROFILE (fanoutd bench --profile)
+	stopProfiles, err := monitor.StartProfiles() // FANOUTD_CPUPROFILE, FANOUTD_HEAPPROFILE (fanoutd bench --profile)
 	if err != nil {
 		return err
 	}
