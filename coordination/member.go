@@ -65,14 +65,14 @@ func (g *Group) checkName(ctx context.Context) error {
 	}
 	defer w.Stop()
 	g.log.Info().Str("lease_ttl", g.ttl.String()).
-		Msg("this instance's name is in the group already; waiting up to a lease TTL to see whether another process holds it")
+		Msg("instance name already in the group; waiting to see whether another process holds it")
 	for {
 		select {
 		case <-wctx.Done():
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			g.log.Info().Msg("the previous holder of this instance's name stopped renewing it: taking its place")
+			g.log.Info().Msg("instance name free again; taking it")
 			return nil
 		case e, ok := <-w.Updates():
 			if !ok {
@@ -112,8 +112,8 @@ func (g *Group) checkOwnMember(e jetstream.KeyValueEntry) {
 	g.twinAt = now
 	g.mu.Unlock()
 	if first {
-		g.log.Error().Str("token", v.Token).
-			Msg("another process writes this instance's membership: two instances share one name; give each a unique coordination.instance and restart them")
+		g.log.Error().Str("token", v.Token).Str("fix", "give each instance a unique coordination.instance and restart them").
+			Msg("another process writes this instance's membership")
 	}
 }
 

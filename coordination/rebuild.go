@@ -94,10 +94,11 @@ func (g *Group) verifyBucket(ctx context.Context) {
 	}
 	if missing {
 		if g.js == nil {
-			g.log.Error().Str("bucket", g.kv.Bucket()).Msg("the coordination bucket is gone and this instance cannot recreate it; create it again")
+			g.log.Error().Str("bucket", g.kv.Bucket()).Str("fix", "create the bucket again").
+				Msg("coordination bucket gone; this instance cannot recreate it")
 			return
 		}
-		g.log.Error().Str("bucket", g.kv.Bucket()).Msg("the coordination bucket is gone: recreating it")
+		g.log.Error().Str("bucket", g.kv.Bucket()).Msg("coordination bucket gone; recreating it")
 		// Within the held leases' validity, each attempt short: another
 		// instance recreating it at the same moment may leave this one's
 		// request unanswered; the next attempt finds its bucket.
@@ -105,7 +106,7 @@ func (g *Group) verifyBucket(ctx context.Context) {
 		_, err := createBucket(cctx, g.js, g.bucket, jsretry.Options{Conn: g.js.Conn(), PerAttempt: g.ttl / 5, Attempts: math.MaxInt})
 		cancel()
 		if err != nil {
-			g.log.Error().Err(err).Str("bucket", g.kv.Bucket()).Msg("could not recreate the coordination bucket; retrying")
+			g.log.Error().Err(err).Str("bucket", g.kv.Bucket()).Msg("recreate the coordination bucket failed; retrying")
 			return
 		}
 		if created, missing, err = g.bucketCreated(ctx); err != nil || missing {
@@ -126,7 +127,7 @@ func (g *Group) verifyBucket(ctx context.Context) {
 		return
 	}
 	g.log.Error().Str("bucket", g.kv.Bucket()).Time("created", created).Time("known_created", known).
-		Msg("the coordination bucket was deleted and created again (its revisions start again at 1): reading it again and writing this instance's leases anew")
+		Msg("coordination bucket deleted and created again; reading it again, writing the leases anew")
 	select {
 	case g.rewatch <- struct{}{}:
 	default:
@@ -203,7 +204,7 @@ func (g *Group) reclaim(ctx context.Context, l *Lease, epoch uint64) {
 		l.mu.Lock()
 		l.rev, l.epoch, l.sent, l.next = rev, epoch, sent, sent.Add(g.renewEvery())
 		l.mu.Unlock()
-		g.log.Info().Str("stream", l.Stream).Str("shard", l.Shard).Msg("lease written anew into the recreated coordination bucket")
+		g.log.Info().Str("stream", l.Stream).Str("shard", l.Shard).Msg("lease written into the recreated bucket")
 	case errors.Is(err, errTakenInNewBucket):
 		g.lose(l, errTakenInNewBucket.Error())
 	default:
@@ -212,7 +213,7 @@ func (g *Group) reclaim(ctx context.Context, l *Lease, epoch uint64) {
 		l.next = time.Now().Add(g.retryEvery())
 		l.mu.Unlock()
 		if ctx.Err() == nil {
-			g.log.Warn().Err(err).Str("stream", l.Stream).Str("shard", l.Shard).Msg("could not write a lease into the recreated coordination bucket; retrying")
+			g.log.Warn().Err(err).Str("stream", l.Stream).Str("shard", l.Shard).Msg("write a lease into the recreated bucket failed; retrying")
 		}
 	}
 }
@@ -255,8 +256,9 @@ func (g *Group) claimConflict(key string) {
 	n := g.conflicts[key]
 	g.mu.Unlock()
 	if n%persistentConflicts == 0 {
-		g.log.Warn().Str("key", key).Int("conflicts", n).
-			Msg("claims of this lease keep conflicting: another instance writes it, or this instance's view of the bucket is stale")
+		// Another instance writes it, or this instance's view of the bucket
+		// is stale.
+		g.log.Warn().Str("key", key).Int("conflicts", n).Msg("claims of this lease keep conflicting")
 		g.suspectBucket()
 	}
 }

@@ -58,7 +58,8 @@ func (d *Daemon) checkAWS(ctx context.Context, cfg *config.Config) error {
 		}
 		d.mon.SetWaiting(what + ": " + firstLine(err))
 		if attempt == 1 || attempt%10 == 0 {
-			d.log.Warn().Err(err).Int("attempt", attempt).Str("startup_timeout", bound.String()).Msg(what + "; retrying")
+			d.log.Warn().Err(err).Int("attempt", attempt).Str("startup_timeout", bound.String()).Str("reason", what).
+				Msg("waiting for AWS; retrying")
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -281,7 +281,7 @@ func (d *Daemon) serveHTTP(addr string) error {
 	d.httpAddr = ln.Addr().String()
 	srv := monitor.NewServer(d.mon.Handler(), monitor.DefaultServerOptions())
 	go srv.Serve(ln)
-	d.log.Info().Str("addr", d.httpAddr).Msg("HTTP endpoint listening: /metrics /healthz /readyz /status")
+	d.log.Info().Str("addr", d.httpAddr).Msg("HTTP endpoint listening")
 	d.stopHTTP = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
