@@ -32,12 +32,6 @@ const (
 // stdio is where a command writes: out for its output, err for logs.
 type stdio struct{ out, err io.Writer }
 
-// usageError marks errors that exit with code 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
 // CLI is the command line.
 type CLI struct {
 	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
