@@ -315,7 +315,7 @@ const (
 // into the connection's buffer): nothing is held per record until its ack.
 // It never fails: whatever went wrong, what was not stored is left to the
 // caller.
-func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int) int {
+func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *record.Batch, start, end int) int {
 	f := p.fast
 	id, prefix, fb, err := f.start()
 	if err != nil {
@@ -328,18 +328,14 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, tmpl 
 	ctx, cancel := context.WithTimeout(chunkCtx, p.timeout/2)
 	defer cancel()
 
-	maxPayload := p.nc.MaxPayload()
 	if s.next == nil {
 		s.next = newRecordHeader()
 	}
-	// build fills m with record i's message, with header rh; false if it
-	// needs more than a plain message.
+	// build fills m with record i's message, with header rh; false if the
+	// record can't go as it is (its route is for the message-by-message
+	// path to plan).
 	build := func(i int, rh *recordHeader, m *nats.Msg) bool {
-		rec := &b.Records[i]
-		rh.set(b, rec)
-		*m = nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: rh.h}
-		// A dead letter or an object (or near the limit): not in the batch.
-		return len(m.Subject) <= MaxSubjectBytes && int64(len(rec.Data)+rh.encodedLen()) <= maxPayload-64
+		return p.build(s, b, &b.Records[i], m, rh).cause == notRefused
 	}
 	// Two messages: the next one is built before the current one goes
 	// out, so that the batch's last message carries its commit (an

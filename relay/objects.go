@@ -159,22 +159,6 @@ func digestValue(sum []byte) string {
 	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum)
 }
 
-// clearObjectReference removes what storeObject added to a header that is
-// reused for the next record.
-func clearObjectReference(h nats.Header) {
-	h.Del(HeaderObjectBucket)
-	h.Del(HeaderObjectName)
-	h.Del(HeaderObjectSize)
-	h.Del(HeaderObjectDigest)
-}
-
-// useObjectStore reports whether a record refused for reason goes to the
-// Object Store: only a size problem can be cured that way, not a subject
-// too long.
-func (p *Publisher) useObjectStore(reason string) bool {
-	return p.objects != nil && !strings.HasPrefix(reason, ReasonSubjectTooLong)
-}
-
 // ObjectStats returns the Object Store counters.
 func (p *Publisher) ObjectStats() ObjectStats {
 	return ObjectStats{

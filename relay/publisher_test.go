@@ -347,17 +347,17 @@ func TestHandleReconnectDuringBatch(t *testing.T) {
 	s := startServer(t, testServerConfig{})
 	nc := s.connect(t)
 	p := newTestPublisher(t, nc, Options{})
-	p.beforeFlush = func() {
+	beforeFlush(p, func() {
 		if err := nc.ForceReconnect(); err != nil {
 			t.Error(err)
 		}
 		waitStatus(t, nc, nats.CONNECTED)
-	}
+	})
 	b := testBatch(5)
 	if err := p.Handle(context.Background(), b); !errors.Is(err, ErrNotConnected) || !strings.Contains(err.Error(), "re-established") {
 		t.Fatalf("Handle = %v, want ErrNotConnected for a re-established connection", err)
 	}
-	p.beforeFlush = nil
+	beforeFlush(p, nil)
 	if err := p.Handle(context.Background(), b); err != nil {
 		t.Fatalf("Handle after the reconnect: %v", err)
 	}

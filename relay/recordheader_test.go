@@ -46,8 +46,7 @@ func TestRecordHeaderReusedMatchesNew(t *testing.T) {
 		if rng.IntN(10) == 0 { // the dead-letter path, then the next record
 			m := &nats.Msg{Subject: "kinesis.orders", Header: rh.h}
 			makeDeadLetter(m, "fanoutd.deadletter.orders", "test")
-			clearDeadLetter(rh.h)
-			rh.sync()
+			rh.restore()
 		}
 	}
 }

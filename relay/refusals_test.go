@@ -200,7 +200,7 @@ func TestHandleChunks(t *testing.T) {
 			s := startServer(t, testServerConfig{JetStream: js})
 			p := newTestPublisher(t, s.connect(t), Options{JetStream: js})
 			flushes := 0
-			p.beforeFlush = func() { flushes++ }
+			beforeFlush(p, func() { flushes++ })
 			b := keyedBatch("shardId-000000000001", "k", n)
 			if js {
 				st := createStream(t, s, jetstream.StreamConfig{})
