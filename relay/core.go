@@ -122,9 +122,10 @@ func (p *Publisher) asyncRefusal(b *record.Batch, err error) error {
 		if m := deniedSubjectRe.FindStringSubmatch(err.Error()); m != nil {
 			if _, logged := p.denied.LoadOrStore(m[1], struct{}{}); !logged {
 				p.log.Error().Str("stream", b.Stream).Str("shard", b.ShardID).Str("subject", m[1]).Err(err).
-					Msg("the NATS server refuses fanoutd's publishes to this subject: allow it in the permissions (publish) " +
-						"of the user fanoutd connects as, in the server's authorization or account configuration, or change the stream's subject; " +
-						"the shard retries the batch from its checkpoint with backoff until then")
+					Str("hint", "allow the subject in the publish permissions of the user fanoutd connects as "+
+						"(the server's authorization or account configuration), or change the stream's subject").
+					Str("then", "the shard retries the batch from its checkpoint, with backoff").
+					Msg("the NATS server refuses fanoutd's publishes to this subject")
 			}
 		}
 	}

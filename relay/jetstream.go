@@ -39,36 +39,28 @@ type jsItem struct {
 //
 // The batch is published chunk by chunk (see chunkMessages). Where the
 // server and the stream take them, a chunk goes first as one fast batch
-// (fastbatch.go), and what that did not store goes on as follows: the rest
-// of the chunk, or all of it without batches. All messages
-// of a chunk go out asynchronously, in order, within the shared window of
-// Options.MaxPending outstanding PubAcks; then Handle waits for all of
-// them. The messages whose PubAck failed or timed out are published again,
-// with the same Nats-Msg-Id, after a backoff, and again, until all are
-// confirmed or the chunk's PublishTimeout (or ctx) ends: then the batch
-// fails and the caller replays it whole, the chunks already stored being
-// dropped as duplicates. A PubAck with Duplicate set
-// means JetStream already had the message (a replay, or a retry of a
-// message whose first PubAck was lost): it counts as delivered.
+// (fastbatch.go); what that did not store goes message by message: out
+// asynchronously, in order, within the shared window of Options.MaxPending
+// outstanding PubAcks, then Handle waits for all of them. Messages whose
+// PubAck failed or timed out are published again with the same
+// Nats-Msg-Id, after a backoff, until all are confirmed or the chunk's
+// PublishTimeout (or ctx) ends: then the batch fails and the caller
+// replays it whole, JetStream dropping the chunks already stored as
+// duplicates. A PubAck with Duplicate set (a replay, or a retry whose
+// first PubAck was lost) counts as delivered.
 //
 // Order: one connection carries the messages in batch order, so JetStream
-// stores a shard's records in sequence order, each exactly once within the
+// stores a shard's records in sequence order, each once within the
 // stream's duplicate window, as long as first attempts succeed. A retry
-// cannot restore order: if message k failed while k+1 was stored, k is
-// stored after k+1 (re-publishing k+1 too would not help, it would be
-// deduplicated where it is). So every round (the first one and each retry)
-// publishes its first message alone and goes on only once that one is
-// stored as new (so a stream that recovers in the middle of a round, after
-// being full, stores the rest in order; a Duplicate answer proves nothing
-// about room, so the next message is probed alone), and a round stops
-// publishing at the
-// first message it cannot publish. The only reordering left is of messages
-// whose PubAck failed after they were sent while later ones were stored,
-// which happens when a stream leader changes (or a full stream takes
-// messages again) in the middle of a round, after its first message. A
-// consumer that needs strict order can sort by the Kinesis-Sequence-Number
-// and Kinesis-Sub-Sequence-Number headers. A replay older than the stream's
-// duplicate window (2 minutes by default) is stored again.
+// cannot restore order (if k failed while k+1 was stored, k is stored
+// after k+1), so every round starts with a probe (see publishRound) and
+// stops at the first message it cannot publish. What is left is the
+// reordering of messages whose PubAck failed after later ones were stored:
+// a stream leader change, or a full stream taking messages again, in the
+// middle of a round. A consumer that needs strict order can sort by the
+// Kinesis-Sequence-Number and Kinesis-Sub-Sequence-Number headers. A
+// replay older than the duplicate window (2 minutes by default) is stored
+// again.
 func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, b *record.Batch) (batchResult, error) {
 	var res batchResult
 	if st := p.nc.Status(); st != nats.CONNECTED {
