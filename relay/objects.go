@@ -45,13 +45,6 @@ const (
 	HeaderObjectDigest = "Fanoutd-Object-Digest"
 )
 
-// OversizeObjectStore puts a record NATS can't carry into the Object Store
-// and publishes a reference message in its place (Options.Objects).
-const OversizeObjectStore OversizePolicy = "object_store"
-
-// LargeRecordPolicies are the values of nats.large_records, for validation.
-var LargeRecordPolicies = []OversizePolicy{OversizeObjectStore, OversizeDeadLetter, OversizeFail}
-
 // ObjectStore is what the publisher needs of a JetStream Object Store
 // bucket; jetstream.ObjectStore has it.
 type ObjectStore interface {

@@ -68,14 +68,20 @@ type Options struct {
 // OversizePolicy is what happens to a record NATS can't carry.
 type OversizePolicy string
 
-// The oversize policies.
+// The oversize policies (see plan.go).
 const (
 	OversizeDeadLetter OversizePolicy = "dead_letter"
 	OversizeFail       OversizePolicy = "fail"
+	// OversizeObjectStore puts a record too large for NATS into the Object
+	// Store and publishes a reference message in its place (Options.Objects).
+	OversizeObjectStore OversizePolicy = "object_store"
 )
 
-// OversizePolicies are every OversizePolicy, for validation.
+// OversizePolicies are the values of nats.oversize, for validation.
 var OversizePolicies = []OversizePolicy{OversizeDeadLetter, OversizeFail}
+
+// LargeRecordPolicies are the values of nats.large_records, for validation.
+var LargeRecordPolicies = []OversizePolicy{OversizeObjectStore, OversizeDeadLetter, OversizeFail}
 
 // Stats are the Publisher's counters since NewPublisher. Records are
 // counted when Handle returns nil for their batch, so a replayed batch is

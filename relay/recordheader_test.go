@@ -16,6 +16,7 @@ import (
 // letter, which replaces value slices), holds exactly what RecordHeader
 // returns for each.
 func TestRecordHeaderReusedMatchesNew(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	rh := newRecordHeader()
 	batches := []*record.Batch{{Stream: "orders", ShardID: "shardId-000000000001"}, {Stream: "clicks", ShardID: "shardId-000000000002"},
