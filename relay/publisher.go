@@ -222,10 +222,10 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 //
 // Each record becomes one message: the subject rendered from the stream's
 // template, the record's data as the payload, and the headers of
-// RecordHeader. A record too big for the server's max_payload (or, in
-// JetStream mode, for the stream's max_msg_size) is replaced by a dead
-// letter, confirmed like any other message, so that it does not block the
-// shard.
+// RecordHeader. A record NATS can't carry (over the server's max_payload,
+// a JetStream stream's max_msg_size, or with a subject too long) goes as
+// an Object Store reference or a dead letter, confirmed like any other
+// message, or stops the stream, by Options.Oversize (see plan.go).
 func (p *Publisher) Handle(ctx context.Context, b *record.Batch) error {
 	if p.observe == nil || len(b.Records) == 0 {
 		return p.handle(ctx, b)
