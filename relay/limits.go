@@ -57,17 +57,23 @@ func subjectTooLongReason(n int) string {
 
 // checkLimits returns why NATS can't take m, whose header encodes to hsize
 // bytes, as it is: a subject over MaxSubjectBytes, or a message over
-// maxPayload.
+// maxPayload. Small enough to inline: the slow path is limitRefusal.
 func checkLimits(m *nats.Msg, hsize int, maxPayload int64) refusal {
+	if len(m.Subject) <= MaxSubjectBytes && int64(len(m.Data)+hsize) <= maxPayload-64 {
+		return refusal{}
+	}
+	return limitRefusal(m, maxPayload)
+}
+
+// limitRefusal is checkLimits for a long subject or a message near the
+// limit: then the exact size counts, as the server counts it (messageSize
+// iterates over the header).
+func limitRefusal(m *nats.Msg, maxPayload int64) refusal {
 	if len(m.Subject) > MaxSubjectBytes {
 		return refusal{subjectTooLong, subjectTooLongReason(len(m.Subject))}
 	}
-	if size := len(m.Data) + hsize; int64(size) > maxPayload-64 {
-		// Near the limit: the exact size, as the server counts it
-		// (messageSize iterates over the header; hsize does not).
-		if size = messageSize(m); int64(size) > maxPayload {
-			return refusal{tooLarge, maxPayloadReason(len(m.Data), size, maxPayload)}
-		}
+	if size := messageSize(m); int64(size) > maxPayload {
+		return refusal{tooLarge, maxPayloadReason(len(m.Data), size, maxPayload)}
 	}
 	return refusal{}
 }
