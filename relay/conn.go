@@ -119,15 +119,6 @@ func Connect(ctx context.Context, cfg ConnOptions, log zerolog.Logger) (*nats.Co
 	}
 }
 
-// PermanentError is a Connect failure that retrying cannot cure (the
-// server refused the credentials, TLS did not verify, a file is missing or
-// unreadable): the configuration, the files or the server's authorization
-// must change first.
-type PermanentError struct{ Err error }
-
-func (e *PermanentError) Error() string { return e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
-
 // connectOptions translates cfg into nats.go options.
 func connectOptions(cfg ConnOptions, log zerolog.Logger) ([]nats.Option, error) {
 	name := cfg.Name

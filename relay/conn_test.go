@@ -38,6 +38,7 @@ func checkNoSecret(t *testing.T, secret string, err error, logs *logBuffer) {
 }
 
 func TestConnectAuth(t *testing.T) {
+	t.Parallel()
 	seed := func(t *testing.T) (pub, seedFile string) {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
@@ -138,6 +139,7 @@ func checkAuthError(t *testing.T, err error) {
 }
 
 func TestConnectTLS(t *testing.T) {
+	t.Parallel()
 	pki := newTestPKI(t)
 
 	t.Run("CA", func(t *testing.T) {
@@ -182,6 +184,7 @@ func TestConnectTLS(t *testing.T) {
 }
 
 func TestConnectNoServer(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{})
 	s.Shutdown()
 	cfg := s.natsConfig()
@@ -202,6 +205,7 @@ func TestConnectNoServer(t *testing.T) {
 // TestConnectServers: the first reachable server of the list is used, and
 // a server that comes back is reconnected to.
 func TestConnectServers(t *testing.T) {
+	t.Parallel()
 	down := startServer(t, testServerConfig{})
 	down.Shutdown()
 	up := startServer(t, testServerConfig{})
@@ -230,6 +234,7 @@ func TestConnectServers(t *testing.T) {
 }
 
 func TestReconnectDelay(t *testing.T) {
+	t.Parallel()
 	for attempt := 1; attempt < 20; attempt++ {
 		want := min(reconnectDelayMin<<(attempt-1), reconnectDelayMax)
 		for range 20 {
@@ -241,6 +246,7 @@ func TestReconnectDelay(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"", ""},
 		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},

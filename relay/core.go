@@ -2,7 +2,10 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
+	"regexp"
 
 	"github.com/nats-io/nats.go"
 
@@ -26,7 +29,7 @@ import (
 // replays it. What the server does with the messages afterwards (a slow
 // subscriber, no subscriber at all) is core NATS' at-most-once delivery and
 // beyond what a publisher can know.
-func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch) (batchResult, error) {
+func (p *Publisher) handleCore(ctx context.Context, s *scratch, b *record.Batch) (batchResult, error) {
 	var res batchResult
 	// Read the counter first: a reconnect after this read changes it, and a
 	// reconnect before it leaves the status not CONNECTED below.
@@ -36,7 +39,7 @@ func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTem
 	}
 	for start := 0; start < len(b.Records); {
 		end := chunkEnd(b.Records, start)
-		if err := p.coreChunk(ctx, s, tmpl, b, start, end, reconnects, &res); err != nil {
+		if err := p.coreChunk(ctx, s, b, start, end, reconnects, &res); err != nil {
 			return res, err
 		}
 		start = end
@@ -45,73 +48,33 @@ func (p *Publisher) handleCore(ctx context.Context, s *scratch, tmpl *SubjectTem
 }
 
 // coreChunk publishes the records [start, end) of b and flushes them.
-func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int, reconnects uint64, res *batchResult) error {
+func (p *Publisher) coreChunk(ctx context.Context, s *scratch, b *record.Batch, start, end int, reconnects uint64, res *batchResult) error {
 	lastErr := p.nc.LastError()
-	maxPayload := p.nc.MaxPayload()
+	s.maxPayload = p.nc.MaxPayload()
 
 	// PublishMsg encodes the message into the connection's buffer before it
 	// returns, so one message and one header serve every record.
-	rh, m := s.header, &s.msg
-	h := rh.h
 	for i := start; i < end; i++ {
 		if err := b.CheckValid(); err != nil {
 			return err
 		}
 		rec := &b.Records[i]
-		rh.set(b, rec)
-		*m = nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h}
-		reason := ""
-		if len(m.Subject) > MaxSubjectBytes {
-			reason = subjectTooLongReason(len(m.Subject))
-		} else if size := len(rec.Data) + rh.encodedLen(); int64(size) > maxPayload-64 {
-			// Near the limit: the exact size, as the server counts it
-			// (messageSize iterates over the header; encodedLen does not).
-			if size = messageSize(m); int64(size) > maxPayload {
-				reason = maxPayloadReason(len(rec.Data), size, maxPayload)
-			}
+		r, err := p.plan(ctx, s, b, rec, &s.msg, s.header)
+		if err != nil {
+			return err
 		}
-		if reason != "" && p.useObjectStore(reason) {
-			err := p.storeObject(ctx, b, rec, m)
-			if err == nil {
-				err = p.nc.PublishMsg(m)
-			}
-			clearObjectReference(h)
-			rh.sync()
-			if err != nil {
-				return err
-			}
-			res.published++
-			res.objects++
-			res.objectBytes += uint64(len(rec.Data))
-			continue
+		err = p.nc.PublishMsg(&s.msg)
+		if r != asRecord {
+			s.header.restore()
 		}
-		if reason != "" {
-			if err := p.oversize(b, rec, reason); err != nil {
-				return err
-			}
-			makeDeadLetter(m, p.deadLetterSubject(b, rec), reason)
-			p.logDeadLetter(b, rec, m)
-			err := p.nc.PublishMsg(m)
-			clearDeadLetter(h)
-			rh.sync()
-			if err != nil {
-				return fmt.Errorf("publish dead letter for record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
-			}
-			res.deadLettered++
-			continue
+		if err != nil {
+			return fmt.Errorf("publish %s of record %s/%d: %w", r, rec.SequenceNumber, rec.SubSequenceNumber, err)
 		}
-		if err := p.nc.PublishMsg(m); err != nil {
-			return fmt.Errorf("publish record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
-		}
-		res.published++
-		res.bytes += uint64(len(rec.Data))
-	}
-	if p.beforeFlush != nil {
-		p.beforeFlush()
+		res.count(r, rec)
 	}
 	fctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	if err := p.nc.FlushWithContext(fctx); err != nil {
+	if err := p.flusher.FlushWithContext(fctx); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
 	if p.nc.Stats().Reconnects != reconnects {
@@ -121,4 +84,50 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, tmpl *SubjectTemp
 		return p.asyncRefusal(b, err)
 	}
 	return nil
+}
+
+// A flusher confirms what was published before it on a connection:
+// *nats.Conn; tests wrap it to act between a chunk's publishes and its
+// flush.
+type flusher interface {
+	FlushWithContext(ctx context.Context) error
+}
+
+// sameError reports whether a and b are the same error value: nats.go
+// stores every asynchronous error it receives in a new value, so a change of
+// LastError means a new error.
+func sameError(a, b error) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	if ta != tb || !ta.Comparable() {
+		return false
+	}
+	return a == b
+}
+
+// deniedSubjectRe finds the subject in nats-server's
+// "Permissions Violation for Publish to "<subject>"".
+var deniedSubjectRe = regexp.MustCompile(`(?i)permissions violation for publish to "?([^"\s]+)"?`)
+
+// asyncRefusal is called when the connection's last error changed while a
+// core NATS chunk was published and flushed. The error cannot be pinned on
+// one batch (shards share the connection), so the batch fails (over-failing
+// only replays) and a permission denial is logged once per subject, with
+// what to change.
+func (p *Publisher) asyncRefusal(b *record.Batch, err error) error {
+	p.asyncErrors.Add(1)
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		if m := deniedSubjectRe.FindStringSubmatch(err.Error()); m != nil {
+			if _, logged := p.denied.LoadOrStore(m[1], struct{}{}); !logged {
+				p.log.Error().Str("stream", b.Stream).Str("shard", b.ShardID).Str("subject", m[1]).Err(err).
+					Str("hint", "allow the subject in the publish permissions of the user fanoutd connects as "+
+						"(the server's authorization or account configuration), or change the stream's subject").
+					Str("then", "the shard retries the batch from its checkpoint, with backoff").
+					Msg("the NATS server refuses fanoutd's publishes to this subject")
+			}
+		}
+	}
+	return fmt.Errorf("the NATS server sent an asynchronous error while the batch was published, so some messages may have been refused: %w", err)
 }

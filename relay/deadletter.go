@@ -1,9 +1,9 @@
 package relay
 
 import (
-	"strconv"
-
 	"github.com/nats-io/nats.go"
+
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // Headers added to a dead letter, next to every Kinesis-* header and the
@@ -49,38 +49,70 @@ func makeDeadLetter(m *nats.Msg, dlSubject, reason string) {
 	m.Data = nil
 }
 
-// clearDeadLetter removes what makeDeadLetter added to a header that is
-// reused for the next record.
-func clearDeadLetter(h nats.Header) {
-	h.Del(HeaderDeadLetterReason)
-	h.Del(HeaderOriginalSubject)
+// toDeadLetter turns m, the message of rec, into its dead letter, and logs
+// it.
+func (p *Publisher) toDeadLetter(b *record.Batch, rec *record.Record, m *nats.Msg, reason string) {
+	makeDeadLetter(m, p.deadLetterSubject(b, rec), reason)
+	p.logDeadLetter(b, rec, m)
 }
 
-// maxPayloadReason explains a record too big for the server's max_payload.
-// size counts the payload and the encoded headers, as the server does.
-func maxPayloadReason(payload, size int, maxPayload int64) string {
-	b := make([]byte, 0, 128)
-	b = append(b, "payload of "...)
-	b = strconv.AppendInt(b, int64(payload), 10)
-	b = append(b, " bytes"...)
-	if int64(payload) <= maxPayload {
-		b = append(b, " plus "...)
-		b = strconv.AppendInt(b, int64(size-payload), 10)
-		b = append(b, " bytes of headers"...)
+// deadLetterSubject renders the dead-letter subject of a record.
+// The partition key is cut (see truncateKey) and a subject still over
+// MaxSubjectBytes falls back to DefaultDeadLetterSubject, so that a dead
+// letter always reaches the server.
+func (p *Publisher) deadLetterSubject(b *record.Batch, rec *record.Record) string {
+	var buf [128]byte
+	v := subjectValues(b, rec)
+	v.PartitionKey = truncateKey(v.PartitionKey)
+	subj := p.deadLetter.Render(buf[:0], v)
+	if len(subj) > MaxSubjectBytes {
+		subj = defaultDeadLetter.Render(subj[:0], v)
 	}
-	b = append(b, " exceeds the NATS server's max_payload of "...)
-	b = strconv.AppendInt(b, maxPayload, 10)
-	return string(b)
+	return string(subj)
 }
 
-// maxMsgSizeReason explains a record the JetStream stream refused as too big.
-func maxMsgSizeReason(payload int, err error) string {
-	return "payload of " + strconv.Itoa(payload) +
-		" bytes exceeds the JetStream stream's max_msg_size (" + err.Error() + ")"
+var defaultDeadLetter = func() *SubjectTemplate {
+	t, err := ParseSubjectTemplate(DefaultDeadLetterSubject)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}()
+
+// logDeadLetter warns about one record replaced by a dead letter.
+func (p *Publisher) logDeadLetter(b *record.Batch, rec *record.Record, m *nats.Msg) {
+	p.log.Warn().Str("stream", b.Stream).Str("shard", b.ShardID).Str("consumer", b.Consumer).
+		Str("sequence_number", rec.SequenceNumber).Int64("sub_sequence_number", rec.SubSequenceNumber).
+		Int("bytes", len(rec.Data)).Str("subject", m.Header.Get(HeaderOriginalSubject)).
+		Str("dead_letter_subject", m.Subject).Str("reason", m.Header.Get(HeaderDeadLetterReason)).
+		Msg("record replaced by a dead letter")
 }
 
-// messageSize is what the server compares with its max_payload: the encoded
-// headers plus the payload.
-func messageSize(m *nats.Msg) int {
-	return m.Size() - len(m.Subject) - len(m.Reply)
+// maxDeadLetterValue bounds the header values of a dead letter that come
+// from the record (partition key, explicit hash key, original subject), so
+// that a dead letter always fits max_payload and the control line.
+const maxDeadLetterValue = 256
+
+// truncateHeaderValue cuts an escaped header value v to at most max bytes,
+// marking the cut with "..." and never splitting a %XX escape.
+func truncateHeaderValue(v string, max int) string {
+	if len(v) <= max {
+		return v
+	}
+	n := max - len("...")
+	for i := n - 1; i >= 0 && i >= n-2; i-- {
+		if v[i] == '%' {
+			n = i
+			break
+		}
+	}
+	return v[:n] + "..."
+}
+
+// truncateKey cuts a raw partition key for rendering a dead-letter subject.
+func truncateKey(k string) string {
+	if len(k) <= maxDeadLetterValue {
+		return k
+	}
+	return k[:maxDeadLetterValue]
 }

@@ -34,11 +34,10 @@ import (
 // after them, by the path below. What counts as stored is the prefix the
 // acks and the final PubAck confirm, cut before the first message the
 // server said it refused or lost (the acks may count a message whose store
-// failed). The rest
-// of the chunk is published message by message, as without batches
-// (jetStreamChunk), so every failure keeps the handling it has there
-// (retries, dead letters, objects); the batch itself stops before the first
-// record that needs more than a plain message.
+// failed). The rest of the chunk is published message by message, as
+// without batches (jetStreamChunk), so every failure keeps the handling it
+// has there (retries, dead letters, objects); the batch itself stops before
+// the first record that can't go as its own message.
 //
 // Duplicates: a batch drops a message JetStream already has without a
 // word, also one whose first copy is still being stored (proposed in a
@@ -309,17 +308,17 @@ const (
 // publishFastBatch publishes the records [start, end) of b as one batch
 // and returns how many of them, from the first, JetStream stored; the
 // caller publishes the rest message by message. The batch stops before the
-// first record that needs more than a plain message (a dead letter, an
-// object): those and the rest go message by message too. As in core mode,
+// first record that can't go as its own message (see plan): that one and
+// the rest go message by message too. As in core mode,
 // one message and one header serve every record (PublishMsg copies them
 // into the connection's buffer): nothing is held per record until its ack.
 // It never fails: whatever went wrong, what was not stored is left to the
 // caller.
-func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int) int {
+func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *record.Batch, start, end int) int {
 	f := p.fast
 	id, prefix, fb, err := f.start()
 	if err != nil {
-		p.log.Warn().Err(err).Msg("JetStream batch publishing unavailable; publishing message by message")
+		p.log.Warn().Err(err).Str("then", "message by message").Msg("JetStream batch publishing unavailable")
 		return 0
 	}
 	defer f.end(id)
@@ -328,18 +327,14 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, tmpl 
 	ctx, cancel := context.WithTimeout(chunkCtx, p.timeout/2)
 	defer cancel()
 
-	maxPayload := p.nc.MaxPayload()
 	if s.next == nil {
 		s.next = newRecordHeader()
 	}
-	// build fills m with record i's message, with header rh; false if it
-	// needs more than a plain message.
+	// build fills m with record i's message, with header rh; false if the
+	// record can't go as it is (its route is for the message-by-message
+	// path to plan).
 	build := func(i int, rh *recordHeader, m *nats.Msg) bool {
-		rec := &b.Records[i]
-		rh.set(b, rec)
-		*m = nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: rh.h}
-		// A dead letter or an object (or near the limit): not in the batch.
-		return len(m.Subject) <= MaxSubjectBytes && int64(len(rec.Data)+rh.encodedLen()) <= maxPayload-64
+		return p.build(s, b, &b.Records[i], m, rh).cause == notRefused
 	}
 	// Two messages: the next one is built before the current one goes
 	// out, so that the batch's last message carries its commit (an
@@ -396,13 +391,23 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, tmpl 
 		for !fb.isDone() && waitFast(ctx, fb) {
 		}
 	}
+	return p.fastStored(ctx, chunkCtx, fb, subject, sent, end-start)
+}
 
+// fastStored is how many of the sent messages of the batch fb, on subject,
+// JetStream stored, once it is over or its time (ctx) is up: none when the
+// server refused batches or did not answer, which turns batches off for
+// fastRetryAfter.
+func (p *Publisher) fastStored(ctx, chunkCtx context.Context, fb *fastBatch, subject string, sent, messages int) int {
+	f := p.fast
 	fb.mu.Lock()
 	defer fb.mu.Unlock()
 	if fb.disabled {
 		if f.retryAt.Swap(time.Now().Add(fastRetryAfter).UnixNano()) == 0 {
 			p.log.Info().Str("subject", subject).Err(fb.err).
-				Msg("JetStream refuses batch publishing (a stream with allow_batched off, too many open batches, or a server before 2.14): publishing message by message, at more CPU per record, retrying batches every minute")
+				Str("cause", "a stream with allow_batched off, too many open batches, or a server before 2.14").
+				Str("then", "message by message, at more CPU per record; batches retried every minute").
+				Msg("JetStream refuses batch publishing")
 		}
 		return 0
 	}
@@ -411,13 +416,15 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, tmpl 
 		// no batches for a while.
 		f.retryAt.Store(time.Now().Add(fastRetryAfter).UnixNano())
 		p.log.Warn().Str("subject", subject).Dur("waited", p.timeout/2).
-			Msg("JetStream did not answer a batch publish; publishing message by message for a minute")
+			Str("then", "message by message for a minute").
+			Msg("JetStream did not answer a batch publish")
 		return 0
 	}
 	stored := fb.stored(sent)
-	if int(stored) < end-start && ctx.Err() == nil {
-		p.log.Debug().Str("subject", subject).Uint64("stored", stored).Int("messages", end-start).Err(fb.err).
-			Msg("a JetStream batch stored only part of a chunk; publishing the rest message by message")
+	if int(stored) < messages && ctx.Err() == nil {
+		p.log.Debug().Str("subject", subject).Uint64("stored", stored).Int("messages", messages).Err(fb.err).
+			Str("then", "the rest message by message").
+			Msg("JetStream batch stored part of a chunk")
 	}
 	return int(stored)
 }

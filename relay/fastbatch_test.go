@@ -17,6 +17,7 @@ import (
 )
 
 func TestServerAtLeast(t *testing.T) {
+	t.Parallel()
 	for v, want := range map[string]bool{
 		"2.14.0": true, "2.15.2": true, "3.0.0": true, "2.14.0-RC.1": true,
 		"2.13.9": false, "2.9.25": false, "1.20.0": false, "": false, "2": false, "x.y": false,
@@ -32,6 +33,7 @@ func TestServerAtLeast(t *testing.T) {
 // every few messages, the publisher waits when too many are unconfirmed)
 // gets exercised.
 func TestFastBatchManyChunks(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{JetStream: true})
 	st := createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: true})
 	p := newTestPublisher(t, s.connect(t), Options{JetStream: true})
@@ -50,6 +52,7 @@ func TestFastBatchManyChunks(t *testing.T) {
 // its first message (not stored); the chunk then goes message by message,
 // an info log says why, once, and batches are not tried again for a while.
 func TestFastBatchRefused(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{JetStream: true})
 	st := createStream(t, s, jetstream.StreamConfig{})
 	var logs logBuffer
@@ -78,6 +81,7 @@ func TestFastBatchRefused(t *testing.T) {
 // until the chunk's timeout, and the batch fails. Once the stream has room,
 // the replay stores the rest: every record once, in order.
 func TestFastBatchStreamFull(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{JetStream: true})
 	cfg := jetstream.StreamConfig{Name: "KINESIS", Subjects: []string{"kinesis.>"}, AllowBatchPublish: true, MaxMsgs: 25, Discard: jetstream.DiscardNew}
 	st := createStream(t, s, cfg)
@@ -134,6 +138,7 @@ func TestFastBatchStreamFull(t *testing.T) {
 
 // TestFastBatchNoBatchPublish: with NoBatchPublish, never a batch.
 func TestFastBatchNoBatchPublish(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{JetStream: true})
 	st := createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: true})
 	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, NoBatchPublish: true})
@@ -158,6 +163,7 @@ func jsFor(t *testing.T, s *testServer) jetstream.JetStream {
 // takes the subject, no stream does); after half the chunk's time the
 // publisher stops trying batches for a while and says so.
 func TestFastBatchNoAnswer(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{JetStream: true})
 	subscribe(t, s, "kinesis.>")
 	var logs logBuffer
@@ -180,6 +186,7 @@ func TestFastBatchNoAnswer(t *testing.T) {
 // or reported lost, nor one after it, whatever the acks and the final
 // PubAck say (a message refused when it was stored is in the batch's count).
 func TestFastBatchReplies(t *testing.T) {
+	t.Parallel()
 	type reply struct {
 		seq  int // the batch message replied to (its reply subject)
 		data string
@@ -235,6 +242,7 @@ func TestFastBatchReplies(t *testing.T) {
 }
 
 func TestRecordAfter(t *testing.T) {
+	t.Parallel()
 	r := func(seq string, sub int64) record.Record {
 		return record.Record{SequenceNumber: seq, SubSequenceNumber: sub}
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestMsgID(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		stream, shard, seq string
 		subSeq             int64
@@ -30,6 +31,7 @@ func TestMsgID(t *testing.T) {
 }
 
 func TestFormatArrivalTime(t *testing.T) {
+	t.Parallel()
 	tokyo := time.FixedZone("JST", 9*3600)
 	tests := []struct {
 		in   time.Time
@@ -50,6 +52,7 @@ func TestFormatArrivalTime(t *testing.T) {
 }
 
 func TestEscapeHeaderValue(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"user-42", "user-42"},
 		{"", ""},
@@ -88,6 +91,7 @@ func TestEscapeHeaderValue(t *testing.T) {
 }
 
 func TestEscapeHeaderValueDoesNotAllocateWhenClean(t *testing.T) {
+	// Not parallel: AllocsPerRun counts every goroutine's allocations.
 	s := strings.Repeat("user-42 ", 8) + "x"
 	if allocs := testing.AllocsPerRun(100, func() { _ = EscapeHeaderValue(s) }); allocs != 0 {
 		t.Fatalf("EscapeHeaderValue allocated %v times per run, want 0", allocs)
@@ -95,6 +99,7 @@ func TestEscapeHeaderValueDoesNotAllocateWhenClean(t *testing.T) {
 }
 
 func TestRecordHeader(t *testing.T) {
+	t.Parallel()
 	arrival := time.Date(2024, 3, 1, 12, 0, 0, 123e6, time.UTC)
 	b := &record.Batch{Stream: "orders", ShardID: "shardId-000000000001"}
 	plain := &record.Record{
@@ -172,6 +177,7 @@ func assertHeader(t *testing.T, name string, got, want nats.Header) {
 // TestHeadersSurviveNATS publishes through a real, embedded NATS server and
 // checks that every escaped value arrives byte for byte and decodes back.
 func TestHeadersSurviveNATS(t *testing.T) {
+	t.Parallel()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)

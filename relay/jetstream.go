@@ -24,19 +24,13 @@ const (
 // and the caller reused the record's data. Handle retries instead.
 var noLibraryRetry = jetstream.WithRetryAttempts(0)
 
-// errNotAttempted marks messages a round did not publish, because an
-// earlier one could not be published and publishing later ones first would
-// store them out of order.
-var errNotAttempted = errors.New("not published: an earlier message of the batch failed")
-
 // jsItem is one message of a JetStream batch.
 type jsItem struct {
 	rec    int // index into the batch's records
 	msg    *nats.Msg
 	msgID  string
-	dead   bool // msg is the record's dead letter
+	route  route
 	dup    bool // the PubAck said Duplicate
-	object bool // msg is the reference to the record stored as an object
 	future jetstream.PubAckFuture
 	err    error // why the last attempt failed
 }
@@ -45,55 +39,75 @@ type jsItem struct {
 //
 // The batch is published chunk by chunk (see chunkMessages). Where the
 // server and the stream take them, a chunk goes first as one fast batch
-// (fastbatch.go), and what that did not store goes on as follows: the rest
-// of the chunk, or all of it without batches. All messages
-// of a chunk go out asynchronously, in order, within the shared window of
-// Options.MaxPending outstanding PubAcks; then Handle waits for all of
-// them. The messages whose PubAck failed or timed out are published again,
-// with the same Nats-Msg-Id, after a backoff, and again, until all are
-// confirmed or the chunk's PublishTimeout (or ctx) ends: then the batch
-// fails and the caller replays it whole, the chunks already stored being
-// dropped as duplicates. A PubAck with Duplicate set
-// means JetStream already had the message (a replay, or a retry of a
-// message whose first PubAck was lost): it counts as delivered.
+// (fastbatch.go); what that did not store goes message by message: out
+// asynchronously, in order, within the shared window of Options.MaxPending
+// outstanding PubAcks, then Handle waits for all of them. Messages whose
+// PubAck failed or timed out are published again with the same
+// Nats-Msg-Id, after a backoff, until all are confirmed or the chunk's
+// PublishTimeout (or ctx) ends: then the batch fails and the caller
+// replays it whole, JetStream dropping the chunks already stored as
+// duplicates. A PubAck with Duplicate set (a replay, or a retry whose
+// first PubAck was lost) counts as delivered.
 //
 // Order: one connection carries the messages in batch order, so JetStream
-// stores a shard's records in sequence order, each exactly once within the
+// stores a shard's records in sequence order, each once within the
 // stream's duplicate window, as long as first attempts succeed. A retry
-// cannot restore order: if message k failed while k+1 was stored, k is
-// stored after k+1 (re-publishing k+1 too would not help, it would be
-// deduplicated where it is). So every round (the first one and each retry)
-// publishes its first message alone and goes on only once that one is
-// stored as new (so a stream that recovers in the middle of a round, after
-// being full, stores the rest in order; a Duplicate answer proves nothing
-// about room, so the next message is probed alone), and a round stops
-// publishing at the
-// first message it cannot publish. The only reordering left is of messages
-// whose PubAck failed after they were sent while later ones were stored,
-// which happens when a stream leader changes (or a full stream takes
-// messages again) in the middle of a round, after its first message. A
-// consumer that needs strict order can sort by the Kinesis-Sequence-Number
-// and Kinesis-Sub-Sequence-Number headers. A replay older than the stream's
-// duplicate window (2 minutes by default) is stored again.
-func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch) (batchResult, error) {
+// cannot restore order (if k failed while k+1 was stored, k is stored
+// after k+1), so every round starts with a probe (see publishRound) and
+// stops at the first message it cannot publish. What is left is the
+// reordering of messages whose PubAck failed after later ones were stored:
+// a stream leader change, or a full stream taking messages again, in the
+// middle of a round. A consumer that needs strict order can sort by the
+// Kinesis-Sequence-Number and Kinesis-Sub-Sequence-Number headers. A
+// replay older than the duplicate window (2 minutes by default) is stored
+// again.
+func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, b *record.Batch) (batchResult, error) {
 	var res batchResult
 	if st := p.nc.Status(); st != nats.CONNECTED {
 		return res, fmt.Errorf("%w (%s)", ErrNotConnected, st)
 	}
-	for start := 0; start < len(b.Records); {
+	// After a failed batch, the shard's replay goes message by message
+	// until it has delivered every record the failed attempt may have
+	// sent: those may still be on their way into the stream, and a batch
+	// drops such a message as a duplicate without an error, which a stream
+	// leader change could then lose. One by one, each is confirmed.
+	key := unsureKey{b.Stream, b.ShardID}
+	last := b.Records[len(b.Records)-1]
+	upTo, unsure := p.unsure.Load(key)
+	s.noBatch = unsure
+	var err error
+	for start := 0; start < len(b.Records) && err == nil; {
 		end := chunkEnd(b.Records, start)
-		if err := p.jetStreamChunk(ctx, s, tmpl, b, start, end, &res); err != nil {
-			return res, err
-		}
+		err = p.jetStreamChunk(ctx, s, b, start, end, &res)
 		start = end
 	}
-	return res, nil
+	switch {
+	case err != nil && (!unsure || recordAfter(last, upTo.(record.Record))):
+		p.unsure.Store(key, record.Record{SequenceNumber: last.SequenceNumber, SubSequenceNumber: last.SubSequenceNumber})
+	case err == nil && unsure && !recordAfter(upTo.(record.Record), last):
+		p.unsure.Delete(key)
+	}
+	return res, err
+}
+
+type unsureKey struct{ stream, shard string }
+
+// recordAfter reports whether a comes after b in their shard: by sequence
+// number (decimal strings of up to 128 digits), then sub-sequence number.
+func recordAfter(a, b record.Record) bool {
+	if len(a.SequenceNumber) != len(b.SequenceNumber) {
+		return len(a.SequenceNumber) > len(b.SequenceNumber)
+	}
+	if a.SequenceNumber != b.SequenceNumber {
+		return a.SequenceNumber > b.SequenceNumber
+	}
+	return a.SubSequenceNumber > b.SubSequenceNumber
 }
 
 // jetStreamChunk publishes the records [start, end) of b and waits, within
 // PublishTimeout, until JetStream confirmed every one of them.
-func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *SubjectTemplate, b *record.Batch, start, end int, res *batchResult) error {
-	maxPayload := p.nc.MaxPayload()
+func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, b *record.Batch, start, end int, res *batchResult) error {
+	s.maxPayload = p.nc.MaxPayload()
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 
@@ -101,96 +115,65 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 	// store goes on below, message by message.
 	first := start
 	if !s.noBatch && p.fast.usable(end-start) {
-		stored := p.publishFastBatch(ctx, s, tmpl, b, start, end)
+		stored := p.publishFastBatch(ctx, s, b, start, end)
 		for i := start; i < start+stored; i++ {
-			res.bytes += uint64(len(b.Records[i].Data))
+			res.count(asRecord, &b.Records[i])
 		}
-		res.published += uint64(stored)
 		res.batched += uint64(stored)
 		if first += stored; first == end {
 			return nil
 		}
 	}
-
-	// nats.go keeps each message until its PubAck, and so does Handle for
-	// retries: every record of the chunk needs its own message and header.
-	clear(s.items)
-	items := s.items[:0]
-	for i := first; i < end; i++ {
-		rec := &b.Records[i]
-		h, hsize := RecordHeader(b, rec)
-		it := jsItem{
-			rec:   i,
-			msg:   &nats.Msg{Subject: s.render(tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h},
-			msgID: h.Get(nats.MsgIdHdr),
-		}
-		reason := ""
-		if len(it.msg.Subject) > MaxSubjectBytes {
-			reason = subjectTooLongReason(len(it.msg.Subject))
-		} else if size := len(rec.Data) + hsize; int64(size) > maxPayload-64 {
-			// Near the limit: the exact size, as the server counts it.
-			if size = messageSize(it.msg); int64(size) > maxPayload {
-				reason = maxPayloadReason(len(rec.Data), size, maxPayload)
-			}
-		}
-		if reason != "" && p.useObjectStore(reason) {
-			// The put has its own timeout, before the chunk's starts.
-			if err := p.storeObject(ctx, b, rec, it.msg); err != nil {
-				return err
-			}
-			it.object, reason = true, ""
-		}
-		if reason != "" {
-			if err := p.oversize(b, rec, reason); err != nil {
-				return err
-			}
-			p.deadLetterItem(b, &it, reason)
-		}
-		items = append(items, it)
+	if err := p.planItems(ctx, s, b, first, end); err != nil {
+		return err
 	}
-	s.items = items
 	pending := s.pending[:0]
-	for i := range items {
+	for i := range s.items {
 		pending = append(pending, i)
 	}
 	defer func() { s.pending = pending[:0] }()
+	if err := p.confirm(ctx, s, b, pending); err != nil {
+		return err
+	}
+	for i := range s.items {
+		it := &s.items[i]
+		res.count(it.route, &b.Records[it.rec])
+		if it.dup {
+			res.duplicates++
+		}
+	}
+	return nil
+}
 
+// planItems plans the records [first, end) of b into s.items. nats.go
+// keeps each message until its PubAck, and so does Handle for retries:
+// every record needs its own message and header.
+func (p *Publisher) planItems(ctx context.Context, s *scratch, b *record.Batch, first, end int) error {
+	clear(s.items)
+	items := s.items[:0]
+	for i := first; i < end; i++ {
+		it := jsItem{rec: i, msg: new(nats.Msg)}
+		r, err := p.plan(ctx, s, b, &b.Records[i], it.msg, nil)
+		if err != nil {
+			s.items = items
+			return err
+		}
+		it.route, it.msgID = r, it.msg.Header.Get(nats.MsgIdHdr)
+		items = append(items, it)
+	}
+	s.items = items
+	return nil
+}
+
+// confirm publishes the items of pending, in rounds, until every one is
+// confirmed or the chunk's time is up. It reuses pending's array.
+func (p *Publisher) confirm(ctx context.Context, s *scratch, b *record.Batch, pending []int) error {
+	items := s.items
 	delay := retryDelayMin
 	for attempt := 1; len(pending) > 0; attempt++ {
-		probed := true
-		for len(pending) > 1 {
-			// Every round first publishes its first message alone: while
-			// the stream refuses (full, no leader) the round stops there,
-			// and no later message can be stored before it when the
-			// stream recovers in the middle of the round. The first round
-			// too: a stream full since the last batch may take messages
-			// again at any moment. A duplicate proves nothing (JetStream
-			// answers one before its limits: a full stream still says
-			// Duplicate), so the probe goes on, message by message, until
-			// one is stored as new. A stress run caught a replay whose
-			// first message was a duplicate on a full stream: the rest
-			// went out, the stream took messages again mid-round, and a
-			// key's records were stored out of order.
-			p.publishAsync(ctx, s, b, pending[:1], attempt > 1)
-			failed, err := p.awaitAcks(ctx, b, items, pending[:1])
-			if err != nil {
-				return err
-			}
-			if probed = len(failed) == 0; !probed {
-				break
-			}
-			dup := items[pending[0]].dup
-			pending = pending[1:]
-			if !dup {
-				break
-			}
-		}
-		if probed {
-			p.publishAsync(ctx, s, b, pending, attempt > 1)
-			var err error
-			if pending, err = p.awaitAcks(ctx, b, items, pending); err != nil {
-				return err
-			}
+		var err error
+		if pending, err = p.publishRound(ctx, s, b, pending, attempt > 1); err != nil {
+			return err
 		}
 		if len(pending) == 0 {
 			break
@@ -217,24 +200,33 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, tmpl *Subjec
 				len(pending), len(items), attempt, first.msg.Subject, first.msgID, explainPubAckError(first.err, first.msg.Subject))
 		}
 	}
+	return nil
+}
 
-	for i := range items {
-		it := &items[i]
-		if it.dead {
-			res.deadLettered++
-			continue
+// publishRound publishes the items of pending once, in order, and returns
+// those not confirmed. Its first message goes alone: while the stream
+// refuses (full, no leader) the round stops there, and no later message
+// can be stored before it when the stream recovers in the middle of the
+// round (a stream full since the last batch may take messages again at
+// any moment). A duplicate proves nothing: JetStream answers one before
+// its limits, so a full stream still says Duplicate, and the probe goes
+// on, message by message, until one is stored as new.
+func (p *Publisher) publishRound(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) ([]int, error) {
+	items := s.items
+	for len(pending) > 1 {
+		p.publishAsync(ctx, s, b, pending[:1], retry)
+		failed, err := p.awaitAcks(ctx, b, items, pending[:1])
+		if err != nil || len(failed) > 0 {
+			return pending, err
 		}
-		res.published++
-		res.bytes += uint64(len(it.msg.Data))
-		if it.object {
-			res.objects++
-			res.objectBytes += uint64(len(b.Records[it.rec].Data))
-		}
-		if it.dup {
-			res.duplicates++
+		dup := items[pending[0]].dup
+		pending = pending[1:]
+		if !dup {
+			break
 		}
 	}
-	return nil
+	p.publishAsync(ctx, s, b, pending, retry)
+	return p.awaitAcks(ctx, b, items, pending)
 }
 
 // publishAsync publishes the messages items[pending...] in order. It stops
@@ -277,10 +269,9 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 
 // awaitAcks waits for the PubAck of every message of pending and returns
 // those that were not confirmed, in order, reusing pending's array. A
-// message refused for its size becomes its dead letter, to be published in
-// the next round.
-// With nats.oversize fail, such a message returns the error that stops
-// the stream instead.
+// message refused for its size is rerouted (see reroute), to be published
+// as its dead letter or object reference in the next round, or stops the
+// batch.
 func (p *Publisher) awaitAcks(ctx context.Context, b *record.Batch, items []jsItem, pending []int) ([]int, error) {
 	failed := pending[:0] // written no faster than pending is read
 	for _, idx := range pending {
@@ -298,27 +289,14 @@ func (p *Publisher) awaitAcks(ctx context.Context, b *record.Batch, items []jsIt
 			}
 			it.future = nil
 		}
-		if !it.dead && !it.object {
+		if it.route == asRecord {
 			rec := &b.Records[it.rec]
-			reason := ""
-			if errors.Is(it.err, nats.ErrMaxPayload) {
-				// The server changed, and so did max_payload.
-				reason = maxPayloadReason(len(rec.Data), messageSize(it.msg), p.nc.MaxPayload())
-			} else if isMaxMsgSize(it.err) {
-				reason = maxMsgSizeReason(len(rec.Data), it.err)
-			}
-			if reason != "" && p.useObjectStore(reason) {
-				// Published again, as its reference, in the next round.
-				if err := p.storeObject(ctx, b, rec, it.msg); err != nil {
+			if ref := p.pubAckRefusal(it.err, it.msg); ref.cause != notRefused {
+				r, err := p.reroute(ctx, b, rec, it.msg, ref)
+				if err != nil {
 					return nil, err
 				}
-				it.object, reason = true, ""
-			}
-			if reason != "" {
-				if err := p.oversize(b, rec, reason); err != nil {
-					return nil, err
-				}
-				p.deadLetterItem(b, it, reason)
+				it.route = r
 			}
 		}
 		failed = append(failed, idx)
@@ -326,19 +304,19 @@ func (p *Publisher) awaitAcks(ctx context.Context, b *record.Batch, items []jsIt
 	return failed, nil
 }
 
-// deadLetterItem replaces the message of it by its dead letter.
-func (p *Publisher) deadLetterItem(b *record.Batch, it *jsItem, reason string) {
-	rec := &b.Records[it.rec]
-	makeDeadLetter(it.msg, p.deadLetterSubject(b, rec), reason)
-	it.dead = true
-	p.logDeadLetter(b, rec, it.msg)
-}
-
-// isMaxMsgSize reports whether err is the PubAck error of a stream refusing
-// a message over its max_msg_size: permanent, unlike every other.
-func isMaxMsgSize(err error) bool {
+// pubAckRefusal returns why JetStream refused m, a record's own message,
+// for its size, if it did: over the server's max_payload (the server
+// changed since m was built) or the stream's max_msg_size. Both are
+// permanent, unlike every other publish error.
+func (p *Publisher) pubAckRefusal(err error, m *nats.Msg) refusal {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		return refusal{tooLarge, maxPayloadReason(len(m.Data), messageSize(m), p.nc.MaxPayload())}
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
+		return refusal{tooLarge, maxMsgSizeReason(len(m.Data), err)}
+	}
+	return refusal{}
 }
 
 // explainPubAckError adds what to do to the errors an operator can fix.

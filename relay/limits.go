@@ -1,10 +1,6 @@
 package relay
 
 import (
-	"errors"
-	"fmt"
-	"reflect"
-	"regexp"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -59,69 +55,54 @@ func subjectTooLongReason(n int) string {
 		" a NATS protocol line can carry within the server's max_control_line (4096 by default)"
 }
 
-// maxDeadLetterValue bounds the header values of a dead letter that come
-// from the record (partition key, explicit hash key, original subject), so
-// that a dead letter always fits max_payload and the control line.
-const maxDeadLetterValue = 256
-
-// truncateHeaderValue cuts an escaped header value v to at most max bytes,
-// marking the cut with "..." and never splitting a %XX escape.
-func truncateHeaderValue(v string, max int) string {
-	if len(v) <= max {
-		return v
+// checkLimits returns why NATS can't take m, whose header encodes to hsize
+// bytes, as it is: a subject over MaxSubjectBytes, or a message over
+// maxPayload. Small enough to inline: the slow path is limitRefusal.
+func checkLimits(m *nats.Msg, hsize int, maxPayload int64) refusal {
+	if len(m.Subject) <= MaxSubjectBytes && int64(len(m.Data)+hsize) <= maxPayload-64 {
+		return refusal{}
 	}
-	n := max - len("...")
-	for i := n - 1; i >= 0 && i >= n-2; i-- {
-		if v[i] == '%' {
-			n = i
-			break
-		}
-	}
-	return v[:n] + "..."
+	return limitRefusal(m, maxPayload)
 }
 
-// truncateKey cuts a raw partition key for rendering a dead-letter subject.
-func truncateKey(k string) string {
-	if len(k) <= maxDeadLetterValue {
-		return k
+// limitRefusal is checkLimits for a long subject or a message near the
+// limit: then the exact size counts, as the server counts it (messageSize
+// iterates over the header).
+func limitRefusal(m *nats.Msg, maxPayload int64) refusal {
+	if len(m.Subject) > MaxSubjectBytes {
+		return refusal{subjectTooLong, subjectTooLongReason(len(m.Subject))}
 	}
-	return k[:maxDeadLetterValue]
+	if size := messageSize(m); int64(size) > maxPayload {
+		return refusal{tooLarge, maxPayloadReason(len(m.Data), size, maxPayload)}
+	}
+	return refusal{}
 }
 
-// sameError reports whether a and b are the same error value: nats.go
-// stores every asynchronous error it receives in a new value, so a change of
-// LastError means a new error.
-func sameError(a, b error) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
+// maxPayloadReason explains a record too big for the server's max_payload.
+// size counts the payload and the encoded headers, as the server does.
+func maxPayloadReason(payload, size int, maxPayload int64) string {
+	b := make([]byte, 0, 128)
+	b = append(b, "payload of "...)
+	b = strconv.AppendInt(b, int64(payload), 10)
+	b = append(b, " bytes"...)
+	if int64(payload) <= maxPayload {
+		b = append(b, " plus "...)
+		b = strconv.AppendInt(b, int64(size-payload), 10)
+		b = append(b, " bytes of headers"...)
 	}
-	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
-	if ta != tb || !ta.Comparable() {
-		return false
-	}
-	return a == b
+	b = append(b, " exceeds the NATS server's max_payload of "...)
+	b = strconv.AppendInt(b, maxPayload, 10)
+	return string(b)
 }
 
-// deniedSubjectRe finds the subject in nats-server's
-// "Permissions Violation for Publish to "<subject>"".
-var deniedSubjectRe = regexp.MustCompile(`(?i)permissions violation for publish to "?([^"\s]+)"?`)
+// maxMsgSizeReason explains a record the JetStream stream refused as too big.
+func maxMsgSizeReason(payload int, err error) string {
+	return "payload of " + strconv.Itoa(payload) +
+		" bytes exceeds the JetStream stream's max_msg_size (" + err.Error() + ")"
+}
 
-// asyncRefusal is called when the connection's last error changed while a
-// core NATS chunk was published and flushed. The error cannot be pinned on
-// one batch (shards share the connection), so the batch fails (over-failing
-// only replays) and a permission denial is logged once per subject, with
-// what to change.
-func (p *Publisher) asyncRefusal(b *record.Batch, err error) error {
-	p.asyncErrors.Add(1)
-	if errors.Is(err, nats.ErrPermissionViolation) {
-		if m := deniedSubjectRe.FindStringSubmatch(err.Error()); m != nil {
-			if _, logged := p.denied.LoadOrStore(m[1], struct{}{}); !logged {
-				p.log.Error().Str("stream", b.Stream).Str("shard", b.ShardID).Str("subject", m[1]).Err(err).
-					Msg("the NATS server refuses fanoutd's publishes to this subject: allow it in the permissions (publish) " +
-						"of the user fanoutd connects as, in the server's authorization or account configuration, or change the stream's subject; " +
-						"the shard retries the batch from its checkpoint with backoff until then")
-			}
-		}
-	}
-	return fmt.Errorf("the NATS server sent an asynchronous error while the batch was published, so some messages may have been refused: %w", err)
+// messageSize is what the server compares with its max_payload: the encoded
+// headers plus the payload.
+func messageSize(m *nats.Msg) int {
+	return m.Size() - len(m.Subject) - len(m.Reply)
 }

@@ -45,13 +45,6 @@ const (
 	HeaderObjectDigest = "Fanoutd-Object-Digest"
 )
 
-// OversizeObjectStore puts a record NATS can't carry into the Object Store
-// and publishes a reference message in its place (Options.Objects).
-const OversizeObjectStore OversizePolicy = "object_store"
-
-// LargeRecordPolicies are the values of nats.large_records, for validation.
-var LargeRecordPolicies = []OversizePolicy{OversizeObjectStore, OversizeDeadLetter, OversizeFail}
-
 // ObjectStore is what the publisher needs of a JetStream Object Store
 // bucket; jetstream.ObjectStore has it.
 type ObjectStore interface {
@@ -157,22 +150,6 @@ func objectHeaders(h nats.Header) nats.Header {
 // digestValue is a SHA-256 sum as the Object Store writes it.
 func digestValue(sum []byte) string {
 	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum)
-}
-
-// clearObjectReference removes what storeObject added to a header that is
-// reused for the next record.
-func clearObjectReference(h nats.Header) {
-	h.Del(HeaderObjectBucket)
-	h.Del(HeaderObjectName)
-	h.Del(HeaderObjectSize)
-	h.Del(HeaderObjectDigest)
-}
-
-// useObjectStore reports whether a record refused for reason goes to the
-// Object Store: only a size problem can be cured that way, not a subject
-// too long.
-func (p *Publisher) useObjectStore(reason string) bool {
-	return p.objects != nil && !strings.HasPrefix(reason, ReasonSubjectTooLong)
 }
 
 // ObjectStats returns the Object Store counters.

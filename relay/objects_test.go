@@ -53,6 +53,7 @@ func sha256Digest(data []byte) string {
 // finds the object whole and publishes the same reference (deduplicated in
 // JetStream mode).
 func TestHandleLargeRecordObjectStore(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []struct{ js, batched bool }{{false, false}, {true, false}, {true, true}} {
 		js := mode.js
 		t.Run(fmt.Sprintf("jetstream=%t,batched=%t", js, mode.batched), func(t *testing.T) {
@@ -155,6 +156,7 @@ func (f failingObjects) Put(ctx context.Context, meta jetstream.ObjectMeta, r io
 // A failed put fails the batch before its reference is published: no
 // reference ever points at a missing object, and the failure is counted.
 func TestHandleLargeRecordPutFails(t *testing.T) {
+	t.Parallel()
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			s := startServer(t, testServerConfig{JetStream: true, MaxPayload: objectTestMaxPayload})

@@ -21,12 +21,6 @@ const (
 	DefaultMaxPending     = 256
 )
 
-// ErrNotConnected is returned by Handle while the NATS connection is not
-// up (reconnecting, or closed). Messages published then would only sit in
-// nats.go's reconnect buffer, which is no delivery; the batch is failed so
-// that the shard retries it from its checkpoint.
-var ErrNotConnected = errors.New("NATS connection is not connected")
-
 // Options configures a Publisher.
 type Options struct {
 	// JetStream selects JetStream publishing (every message confirmed by a
@@ -74,14 +68,20 @@ type Options struct {
 // OversizePolicy is what happens to a record NATS can't carry.
 type OversizePolicy string
 
-// The oversize policies.
+// The oversize policies (see plan.go).
 const (
 	OversizeDeadLetter OversizePolicy = "dead_letter"
 	OversizeFail       OversizePolicy = "fail"
+	// OversizeObjectStore puts a record too large for NATS into the Object
+	// Store and publishes a reference message in its place (Options.Objects).
+	OversizeObjectStore OversizePolicy = "object_store"
 )
 
-// OversizePolicies are every OversizePolicy, for validation.
+// OversizePolicies are the values of nats.oversize, for validation.
 var OversizePolicies = []OversizePolicy{OversizeDeadLetter, OversizeFail}
+
+// LargeRecordPolicies are the values of nats.large_records, for validation.
+var LargeRecordPolicies = []OversizePolicy{OversizeObjectStore, OversizeDeadLetter, OversizeFail}
 
 // Stats are the Publisher's counters since NewPublisher. Records are
 // counted when Handle returns nil for their batch, so a replayed batch is
@@ -116,6 +116,7 @@ type Stats struct {
 // records' data any more: the caller may reuse them.
 type Publisher struct {
 	nc         *nats.Conn
+	flusher    flusher             // nc
 	js         jetstream.JetStream // nil in core mode
 	fast       *fastBatcher        // nil in core mode
 	subjects   atomic.Pointer[map[string]*SubjectTemplate]
@@ -135,8 +136,6 @@ type Publisher struct {
 
 	scratch sync.Pool // *scratch
 
-	beforeFlush func() // tests: runs between the publishes and the flush of a core batch
-
 	published, bytes, duplicates, deadLettered, retries, batched, failedBatches, asyncErrors atomic.Uint64
 
 	denied sync.Map // subject -> struct{}: permission denials already logged
@@ -148,20 +147,6 @@ type Publisher struct {
 	// attempt may have sent. No fast batch for the shard until a batch
 	// reaching that record succeeds.
 	unsure sync.Map
-}
-
-type unsureKey struct{ stream, shard string }
-
-// recordAfter reports whether a comes after b in their shard: by sequence
-// number (decimal strings of up to 128 digits), then sub-sequence number.
-func recordAfter(a, b record.Record) bool {
-	if len(a.SequenceNumber) != len(b.SequenceNumber) {
-		return len(a.SequenceNumber) > len(b.SequenceNumber)
-	}
-	if a.SequenceNumber != b.SequenceNumber {
-		return a.SequenceNumber > b.SequenceNumber
-	}
-	return a.SubSequenceNumber > b.SubSequenceNumber
 }
 
 var _ record.Handler = (*Publisher)(nil)
@@ -177,6 +162,7 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 	}
 	p := &Publisher{
 		nc:      nc,
+		flusher: nc,
 		timeout: opts.PublishTimeout,
 		// Per-batch warnings repeat during an outage: 10 a minute at most.
 		log: opts.Log.Sample(&zerolog.LevelSampler{
@@ -236,10 +222,10 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 //
 // Each record becomes one message: the subject rendered from the stream's
 // template, the record's data as the payload, and the headers of
-// RecordHeader. A record too big for the server's max_payload (or, in
-// JetStream mode, for the stream's max_msg_size) is replaced by a dead
-// letter, confirmed like any other message, so that it does not block the
-// shard.
+// RecordHeader. A record NATS can't carry (over the server's max_payload,
+// a JetStream stream's max_msg_size, or with a subject too long) goes as
+// an Object Store reference or a dead letter, confirmed like any other
+// message, or stops the stream, by Options.Oversize (see plan.go).
 func (p *Publisher) Handle(ctx context.Context, b *record.Batch) error {
 	if p.observe == nil || len(b.Records) == 0 {
 		return p.handle(ctx, b)
@@ -261,31 +247,16 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	}
 	s := p.scratch.Get().(*scratch)
 	defer p.putScratch(s)
+	s.tmpl = tmpl
 
 	var (
 		res batchResult
 		err error
 	)
 	if p.js != nil {
-		// After a failed batch, the shard's replay goes message by
-		// message until it has delivered every record the failed attempt
-		// may have sent: those may still be on their way into the stream,
-		// and a batch drops such a message as a duplicate without an
-		// error, which a stream leader change could then lose. One by
-		// one, each is confirmed.
-		key := unsureKey{b.Stream, b.ShardID}
-		last := b.Records[len(b.Records)-1]
-		upTo, unsure := p.unsure.Load(key)
-		s.noBatch = unsure
-		res, err = p.handleJetStream(ctx, s, tmpl, b)
-		switch {
-		case err != nil && (!unsure || recordAfter(last, upTo.(record.Record))):
-			p.unsure.Store(key, record.Record{SequenceNumber: last.SequenceNumber, SubSequenceNumber: last.SubSequenceNumber})
-		case err == nil && unsure && !recordAfter(upTo.(record.Record), last):
-			p.unsure.Delete(key)
-		}
+		res, err = p.handleJetStream(ctx, s, b)
 	} else {
-		res, err = p.handleCore(ctx, s, tmpl, b)
+		res, err = p.handleCore(ctx, s, b)
 	}
 	if err != nil {
 		p.failedBatches.Add(1)
@@ -309,18 +280,6 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	c.objects.Add(res.objects)
 	c.objectBytes.Add(res.objectBytes)
 	return nil
-}
-
-// oversize is called for a record NATS can't take: with nats.oversize fail
-// it returns the ErrStop error that stops the stream, else nil (the record
-// becomes a dead letter).
-func (p *Publisher) oversize(b *record.Batch, rec *record.Record, reason string) error {
-	if !p.failOversize {
-		return nil
-	}
-	return fmt.Errorf("%w: record %s/%d of %s/%s: %s, and nats.oversize is fail: "+
-		"raise the limit, or set nats.oversize: dead_letter to replace such records by a dead letter",
-		record.ErrStop, rec.SequenceNumber, rec.SubSequenceNumber, b.Stream, b.ShardID, reason)
 }
 
 // streamCounters are one stream's share of the counters.
@@ -382,6 +341,8 @@ type batchResult struct {
 
 // scratch is the reusable state of one Handle call.
 type scratch struct {
+	tmpl        *SubjectTemplate // the batch's stream's
+	maxPayload  int64            // the server's, read once per chunk
 	subject     []byte
 	lastSubject string
 	header      *recordHeader // core mode: one header reused for every message
@@ -399,51 +360,6 @@ func (p *Publisher) putScratch(s *scratch) {
 	clear(s.items) // drop references to messages, data and futures
 	s.items = s.items[:0]
 	s.msg, s.nextMsg = nats.Msg{}, nats.Msg{}
+	s.tmpl = nil
 	p.scratch.Put(s)
-}
-
-// render returns the subject of one record. Consecutive records with the
-// same subject (any template without {partition_key}) share one string.
-func (s *scratch) render(t *SubjectTemplate, v SubjectValues) string {
-	s.subject = t.Render(s.subject[:0], v)
-	if string(s.subject) != s.lastSubject {
-		s.lastSubject = string(s.subject)
-	}
-	return s.lastSubject
-}
-
-// deadLetterSubject renders the dead-letter subject of a record.
-// The partition key is cut (see truncateKey) and a subject still over
-// MaxSubjectBytes falls back to DefaultDeadLetterSubject, so that a dead
-// letter always reaches the server.
-func (p *Publisher) deadLetterSubject(b *record.Batch, rec *record.Record) string {
-	var buf [128]byte
-	v := subjectValues(b, rec)
-	v.PartitionKey = truncateKey(v.PartitionKey)
-	subj := p.deadLetter.Render(buf[:0], v)
-	if len(subj) > MaxSubjectBytes {
-		subj = defaultDeadLetter.Render(subj[:0], v)
-	}
-	return string(subj)
-}
-
-var defaultDeadLetter = func() *SubjectTemplate {
-	t, err := ParseSubjectTemplate(DefaultDeadLetterSubject)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}()
-
-func subjectValues(b *record.Batch, rec *record.Record) SubjectValues {
-	return SubjectValues{Stream: b.Stream, Shard: b.ShardID, PartitionKey: rec.PartitionKey, Consumer: b.Consumer}
-}
-
-// logDeadLetter warns about one record replaced by a dead letter.
-func (p *Publisher) logDeadLetter(b *record.Batch, rec *record.Record, m *nats.Msg) {
-	p.log.Warn().Str("stream", b.Stream).Str("shard", b.ShardID).Str("consumer", b.Consumer).
-		Str("sequence_number", rec.SequenceNumber).Int64("sub_sequence_number", rec.SubSequenceNumber).
-		Int("bytes", len(rec.Data)).Str("subject", m.Header.Get(HeaderOriginalSubject)).
-		Str("dead_letter_subject", m.Subject).Str("reason", m.Header.Get(HeaderDeadLetterReason)).
-		Msg("record replaced by a dead letter")
 }

@@ -141,6 +141,7 @@ func receiveExactly(t *testing.T, nc *nats.Conn, sub *nats.Subscription, n int) 
 }
 
 func TestHandleCore(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{})
 	subNC, sub := subscribe(t, s, "kinesis.>")
 	p := newTestPublisher(t, s.connect(t), Options{})
@@ -166,6 +167,7 @@ func TestHandleCore(t *testing.T) {
 }
 
 func TestHandleUnknownStream(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{})
 	p := newTestPublisher(t, s.connect(t), Options{})
 	b := testBatch(1)
@@ -257,6 +259,7 @@ func wantBatched(t *testing.T, p *Publisher, batched bool, atLeast uint64) {
 }
 
 func TestHandleJetStream(t *testing.T) {
+	t.Parallel()
 	forBothPublishModes(t, func(t *testing.T, batched bool) {
 		s := startServer(t, testServerConfig{JetStream: true})
 		st := createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: batched})
@@ -286,6 +289,7 @@ func TestHandleJetStream(t *testing.T) {
 }
 
 func TestHandleJetStreamNoStream(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{JetStream: true})
 	// Long enough for a retry or more on a busy machine, and for the last
 	// attempt to end on its answer (no stream) rather than on the deadline.
@@ -300,6 +304,7 @@ func TestHandleJetStreamNoStream(t *testing.T) {
 }
 
 func TestHandleServerDown(t *testing.T) {
+	t.Parallel()
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			s := startServer(t, testServerConfig{JetStream: js})
@@ -344,20 +349,21 @@ func TestHandleServerDown(t *testing.T) {
 // TestHandleReconnectDuringBatch: a flush that succeeds on a new connection
 // does not confirm what was written to the old one, so the batch fails.
 func TestHandleReconnectDuringBatch(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{})
 	nc := s.connect(t)
 	p := newTestPublisher(t, nc, Options{})
-	p.beforeFlush = func() {
+	beforeFlush(p, func() {
 		if err := nc.ForceReconnect(); err != nil {
 			t.Error(err)
 		}
 		waitStatus(t, nc, nats.CONNECTED)
-	}
+	})
 	b := testBatch(5)
 	if err := p.Handle(context.Background(), b); !errors.Is(err, ErrNotConnected) || !strings.Contains(err.Error(), "re-established") {
 		t.Fatalf("Handle = %v, want ErrNotConnected for a re-established connection", err)
 	}
-	p.beforeFlush = nil
+	beforeFlush(p, nil)
 	if err := p.Handle(context.Background(), b); err != nil {
 		t.Fatalf("Handle after the reconnect: %v", err)
 	}
@@ -367,6 +373,7 @@ func TestHandleReconnectDuringBatch(t *testing.T) {
 }
 
 func TestHandleDeadLetter(t *testing.T) {
+	t.Parallel()
 	const maxPayload = 2048
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
@@ -434,6 +441,7 @@ func TestHandleDeadLetter(t *testing.T) {
 // TestHandleJetStreamMaxMsgSize: a record the stream refuses for its size
 // (under the server's max_payload) is dead-lettered too.
 func TestHandleJetStreamMaxMsgSize(t *testing.T) {
+	t.Parallel()
 	forBothPublishModes(t, func(t *testing.T, batched bool) {
 		testHandleJetStreamMaxMsgSize(t, batched)
 	})
@@ -493,6 +501,7 @@ func testHandleJetStreamMaxMsgSize(t *testing.T, batched bool) {
 }
 
 func TestHandleConcurrentShards(t *testing.T) {
+	t.Parallel()
 	forBothPublishModes(t, testHandleConcurrentShards)
 }
 
@@ -537,6 +546,7 @@ func testHandleConcurrentShards(t *testing.T, batched bool) {
 }
 
 func TestNewPublisherErrors(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, testServerConfig{})
 	nc := s.connect(t)
 	for name, tc := range map[string]struct {
@@ -604,6 +614,7 @@ func BenchmarkHandleJetStream(b *testing.B) { benchmarkHandle(b, true) }
 // With nats.oversize fail, a record NATS can't take stops the stream
 // (record.ErrStop) instead of becoming a dead letter.
 func TestHandleOversizeFail(t *testing.T) {
+	t.Parallel()
 	const maxPayload = 2048
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {

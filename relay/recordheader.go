@@ -15,8 +15,8 @@ import (
 // record's values into those slices. Only an optional header that appears or
 // disappears from one record to the next costs a map insert or delete.
 //
-// Code that replaces a value slice in h (Header.Set, as the dead-letter path
-// does) must call sync before the next set.
+// Code that changes h otherwise (a dead letter, an object reference) must
+// call restore before the next set.
 //
 // The values set formats (the sub-sequence number, the arrival time, the
 // message ID) are strings over buf, which the next set overwrites: they are
@@ -50,6 +50,16 @@ func (r *recordHeader) sync() {
 	r.setOptional(HeaderSubSequenceNumber, r.subSeq, &r.hasSubSeq, r.hasSubSeq, true)
 	r.setOptional(HeaderExplicitHashKey, r.ehk, &r.hasEHK, r.hasEHK, true)
 	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, r.hasArrival, true)
+}
+
+// restore undoes what a dead letter or an object reference changed in h
+// (makeDeadLetter, storeObject), before the next set.
+func (r *recordHeader) restore() {
+	for _, k := range [...]string{HeaderDeadLetterReason, HeaderOriginalSubject,
+		HeaderObjectBucket, HeaderObjectName, HeaderObjectSize, HeaderObjectDigest} {
+		delete(r.h, k)
+	}
+	r.sync()
 }
 
 // setOptional makes h hold key (with vs) exactly when want is true.

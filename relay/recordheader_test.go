@@ -16,6 +16,7 @@ import (
 // letter, which replaces value slices), holds exactly what RecordHeader
 // returns for each.
 func TestRecordHeaderReusedMatchesNew(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	rh := newRecordHeader()
 	batches := []*record.Batch{{Stream: "orders", ShardID: "shardId-000000000001"}, {Stream: "clicks", ShardID: "shardId-000000000002"},
@@ -46,8 +47,7 @@ func TestRecordHeaderReusedMatchesNew(t *testing.T) {
 		if rng.IntN(10) == 0 { // the dead-letter path, then the next record
 			m := &nats.Msg{Subject: "kinesis.orders", Header: rh.h}
 			makeDeadLetter(m, "fanoutd.deadletter.orders", "test")
-			clearDeadLetter(rh.h)
-			rh.sync()
+			rh.restore()
 		}
 	}
 }

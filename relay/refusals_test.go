@@ -52,6 +52,7 @@ func keyedBatch(shard, key string, n int) *record.Batch {
 // -ERR while the flush succeeds: the batch must fail (and so not be
 // checkpointed), once logged per subject, while other subjects keep flowing.
 func TestHandleCorePermissionDenied(t *testing.T) {
+	t.Parallel()
 	srv := startDenyingServer(t, "kinesis.orders.denied")
 	log := &logBuffer{}
 	nc, err := Connect(context.Background(), ConnOptions{Servers: []string{srv.ClientURL()}, User: "fanoutd", Password: "pw",
@@ -111,6 +112,7 @@ func TestHandleCorePermissionDenied(t *testing.T) {
 // would close the shared connection): the record becomes a bounded dead
 // letter, and the other shards on the connection keep flowing.
 func TestHandleSubjectTooLong(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("k", 5000)
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
@@ -194,13 +196,14 @@ func TestHandleSubjectTooLong(t *testing.T) {
 // A batch bigger than a chunk is published and confirmed chunk by chunk,
 // each within its own publish timeout, and every record arrives once.
 func TestHandleChunks(t *testing.T) {
+	t.Parallel()
 	const n = 3*chunkMessages + 7
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			s := startServer(t, testServerConfig{JetStream: js})
 			p := newTestPublisher(t, s.connect(t), Options{JetStream: js})
 			flushes := 0
-			p.beforeFlush = func() { flushes++ }
+			beforeFlush(p, func() { flushes++ })
 			b := keyedBatch("shardId-000000000001", "k", n)
 			if js {
 				st := createStream(t, s, jetstream.StreamConfig{})
@@ -229,6 +232,7 @@ func TestHandleChunks(t *testing.T) {
 }
 
 func TestChunkEnd(t *testing.T) {
+	t.Parallel()
 	small := make([]record.Record, 2500)
 	if got := chunkEnd(small, 0); got != chunkMessages {
 		t.Errorf("chunkEnd(2500 small, 0) = %d", got)
@@ -245,6 +249,7 @@ func TestChunkEnd(t *testing.T) {
 }
 
 func TestTruncateHeaderValue(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ in, want string }{
 		{"short", "short"},
 		{"abcdefghijk", "abcdefg..."},

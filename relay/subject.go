@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/fanoutd/fanoutd/record"
 )
 
 // subjectPartKind says what one pre-parsed piece of a subject template renders.
@@ -208,4 +210,9 @@ const upperHex = "0123456789ABCDEF"
 
 func appendPercent(dst []byte, c byte) []byte {
 	return append(dst, '%', upperHex[c>>4], upperHex[c&0xf])
+}
+
+// subjectValues are the values of rec, a record of b, for a template.
+func subjectValues(b *record.Batch, rec *record.Record) SubjectValues {
+	return SubjectValues{Stream: b.Stream, Shard: b.ShardID, PartitionKey: rec.PartitionKey, Consumer: b.Consumer}
 }

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseSubjectTemplateErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		template string
 		wantErr  string
@@ -57,6 +58,7 @@ func TestParseSubjectTemplateErrors(t *testing.T) {
 }
 
 func TestParseSubjectTemplateValid(t *testing.T) {
+	t.Parallel()
 	values := SubjectValues{Stream: "orders", Shard: "shardId-000000000001", PartitionKey: "user-42", Consumer: "fanoutd"}
 	tests := []struct{ template, want string }{
 		{"kinesis", "kinesis"},
@@ -88,6 +90,7 @@ func TestParseSubjectTemplateValid(t *testing.T) {
 }
 
 func TestRenderSanitizesValues(t *testing.T) {
+	t.Parallel()
 	tmpl, err := ParseSubjectTemplate("kinesis.{stream}.{partition_key}")
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +136,7 @@ func TestRenderSanitizesValues(t *testing.T) {
 }
 
 func TestRenderSanitizesEveryPlaceholder(t *testing.T) {
+	t.Parallel()
 	tmpl, err := ParseSubjectTemplate("{stream}.{shard}.{partition_key}.{consumer}")
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +148,7 @@ func TestRenderSanitizesEveryPlaceholder(t *testing.T) {
 }
 
 func TestRenderAppends(t *testing.T) {
+	t.Parallel()
 	tmpl, err := ParseSubjectTemplate("a.{stream}")
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +159,7 @@ func TestRenderAppends(t *testing.T) {
 }
 
 func TestRenderDoesNotAllocate(t *testing.T) {
+	// Not parallel: AllocsPerRun counts every goroutine's allocations.
 	tmpl, err := ParseSubjectTemplate("kinesis.{stream}.{shard}.{partition_key}.{consumer}")
 	if err != nil {
 		t.Fatal(err)

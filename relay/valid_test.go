@@ -22,6 +22,7 @@ func validFor(n int64) func() bool {
 // process was paused), nothing more of it is published, and Handle fails
 // at once with ErrNotValid instead of retrying until the publish timeout.
 func TestHandleStopsWhenTheLeaseIsNotValid(t *testing.T) {
+	t.Parallel()
 	const valid = 30
 	t.Run("core", func(t *testing.T) {
 		s := startServer(t, testServerConfig{})
