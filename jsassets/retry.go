@@ -3,7 +3,6 @@ package jsassets
 import (
 	"context"
 	"errors"
-	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -85,25 +84,12 @@ func retriable(err error) bool {
 }
 
 // permissionDenied is the permissions violation nc received since its last
-// error was before, or nil.
+// error was before, or nil. nats.go stores every asynchronous error it
+// receives in a new value, so a LastError other than before is a new error.
 func permissionDenied(nc *nats.Conn, before error) error {
 	le := nc.LastError()
-	if le == nil || sameError(le, before) || !errors.Is(le, nats.ErrPermissionViolation) {
+	if le == nil || errors.Is(le, before) || !errors.Is(le, nats.ErrPermissionViolation) {
 		return nil
 	}
 	return le
-}
-
-// sameError reports whether a and b are the same error value: nats.go
-// stores every asynchronous error it receives in a new value, so a change of
-// LastError means a new error.
-func sameError(a, b error) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
-	if ta != tb || !ta.Comparable() {
-		return false
-	}
-	return a == b
 }
