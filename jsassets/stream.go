@@ -67,12 +67,16 @@ func EnsureStream(ctx context.Context, nc *nats.Conn, s StreamSpec, log zerolog.
 	if err != nil {
 		return err
 	}
+	a := asset{kind: "stream", name: s.Name, key: s.Key}
 	if created {
-		log.Info().Str("asset", "stream").Str("name", s.Name).Strs("subjects", s.Subjects).Msg("created JetStream stream")
+		a.event(log.Info()).Strs("subjects", s.Subjects).Msg("created JetStream stream")
 		return nil
 	}
 	have := st.CachedInfo().Config
-	warnDiffs(log, asset{kind: "stream", name: s.Name, key: s.Key},
+	if want.Duplicates == 0 { // the server's default, whatever it is
+		want.Duplicates = have.Duplicates
+	}
+	warnDiffs(log, a,
 		setting{"subjects", strings.Join(have.Subjects, ","), strings.Join(want.Subjects, ",")},
 		setting{"replicas", strconv.Itoa(have.Replicas), strconv.Itoa(want.Replicas)},
 		setting{"storage", storageName(have.Storage), s.Storage.String()},

@@ -60,6 +60,15 @@ func TestEnsureStreamExisting(t *testing.T) {
 			t.Fatalf("warning %v", m)
 		}
 	}
+	// No duplicate window configured: the stream's is as good as any.
+	logs = testutil.SyncBuffer{}
+	spec.Subjects, spec.Storage, spec.DuplicateWindow = []string{"kinesis.>"}, jsassets.FileStorage, 0
+	if err := jsassets.EnsureStream(t.Context(), nc, spec, zerolog.New(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	if got := differences(t, logs.String()); len(got) != 0 {
+		t.Fatalf("differences %q, want none", got)
+	}
 	s, err := newJS(t, nc).Stream(t.Context(), "KINESIS")
 	if err != nil {
 		t.Fatal(err)
