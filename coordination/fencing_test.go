@@ -24,7 +24,7 @@ func singleBucket(t *testing.T) jetstream.KeyValue {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	kv, err := jsassets.EnsureKV(t.Context(), js, jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}, zerolog.Nop())
+	kv, err := jsassets.EnsureKV(t.Context(), js.Conn(), jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -207,7 +207,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	kv, err := jsassets.EnsureKV(t.Context(), js, testBucket, zerolog.Nop())
+	kv, err := jsassets.EnsureKV(t.Context(), js.Conn(), testBucket, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

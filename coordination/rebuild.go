@@ -102,7 +102,7 @@ func (g *Group) verifyBucket(ctx context.Context) {
 		// instance recreating it at the same moment may leave this one's
 		// request unanswered; the next attempt finds its bucket.
 		cctx, cancel := context.WithTimeout(ctx, g.stopAfter())
-		_, err := jsassets.RecreateKV(cctx, g.js, g.bucket, g.ttl/5)
+		_, err := jsassets.RecreateKV(cctx, g.js.Conn(), g.bucket, g.ttl/5)
 		cancel()
 		if err != nil {
 			g.log.Error().Err(err).Str("bucket", g.kv.Bucket()).Msg("could not recreate the coordination bucket; retrying")

@@ -56,7 +56,7 @@ func TestBucketRecreatedWhileRunning(t *testing.T) {
 			if err := e.js.DeleteKeyValue(t.Context(), testBucket.Name); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := jsassets.EnsureKV(t.Context(), e.js, testBucket, zerolog.Nop()); err != nil {
+			if _, err := jsassets.EnsureKV(t.Context(), e.js.Conn(), testBucket, zerolog.Nop()); err != nil {
 				t.Fatal(err)
 			}
 		}},

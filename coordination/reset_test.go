@@ -196,7 +196,7 @@ func newResetEnvRecreating(t *testing.T, ttl time.Duration, recreates bool) *res
 	}
 	js := conn()
 	cfg := jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}
-	kv, err := jsassets.EnsureKV(t.Context(), js, cfg, zerolog.Nop())
+	kv, err := jsassets.EnsureKV(t.Context(), js.Conn(), cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func (e *resetEnv) recreateWithin(bound time.Duration) {
 	if err := e.js.DeleteKeyValue(e.t.Context(), "fanoutd_coordination"); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := jsassets.EnsureKV(e.t.Context(), e.js, jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}, zerolog.Nop()); err != nil {
+	if _, err := jsassets.EnsureKV(e.t.Context(), e.js.Conn(), jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}, zerolog.Nop()); err != nil {
 		e.t.Fatal(err)
 	}
 	resets := e.g.Stats().BucketResets

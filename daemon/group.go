@@ -37,11 +37,7 @@ func instanceName(cfg *config.Config) string {
 // when missing, and its spec.
 func bucket(ctx context.Context, nc *nats.Conn, key string, b config.BucketConfig, log zerolog.Logger) (jetstream.KeyValue, jsassets.KVSpec, error) {
 	spec := b.Spec(key)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, spec, fmt.Errorf("jetstream: %w", err)
-	}
-	kv, err := jsassets.EnsureKV(ctx, js, spec, log)
+	kv, err := jsassets.EnsureKV(ctx, nc, spec, log)
 	if err != nil {
 		return nil, spec, fmt.Errorf("%s: %w (does the NATS server have JetStream, and may fanoutd's user create key-value buckets?)", key, err)
 	}

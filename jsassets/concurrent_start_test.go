@@ -48,11 +48,7 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 				return jsassets.EnsureDeadLetterStream(ctx, nc, jsassets.DeadLetterStreamSpec{Name: fmt.Sprintf("DL%d", round), Replicas: jsassets.AutoReplicas}, []string{fmt.Sprintf("dl%d.>", round)}, log)
 			},
 			"key-value bucket and joining the group": func(ctx context.Context, i int, nc *nats.Conn) error {
-				js, err := jetstream.New(nc)
-				if err != nil {
-					return err
-				}
-				kv, err := jsassets.EnsureKV(ctx, js, jsassets.KVSpec{Name: fmt.Sprintf("kv%d", round), Replicas: 3}, log)
+				kv, err := jsassets.EnsureKV(ctx, nc, jsassets.KVSpec{Name: fmt.Sprintf("kv%d", round), Replicas: 3}, log)
 				if err != nil {
 					return err
 				}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -25,13 +26,13 @@ type KVSpec struct {
 // EnsureKV returns the bucket s, creating it when missing. An existing
 // bucket is used as it is, with a warning per difference; a bucket with one
 // replica is warned about, since every instance of a group depends on it.
-func EnsureKV(ctx context.Context, js jetstream.JetStream, s KVSpec, log zerolog.Logger) (jetstream.KeyValue, error) {
-	kv, created, err := ensureKV(ctx, js, s, RetryOptions{Conn: js.Conn()})
+func EnsureKV(ctx context.Context, nc *nats.Conn, s KVSpec, log zerolog.Logger) (jetstream.KeyValue, error) {
+	kv, created, err := ensureKV(ctx, nc, s, RetryOptions{Conn: nc})
 	if err != nil {
 		return nil, err
 	}
 	a := asset{kind: "kv", name: s.Name, key: s.Key}
-	replicas := s.Replicas.Count(js.Conn())
+	replicas := s.Replicas.Count(nc)
 	if !created {
 		// A check only: a bucket that works is not held up by it. A bucket
 		// another instance has just created may not answer at once.
@@ -61,13 +62,17 @@ const statusTimeout = 5 * time.Second
 // RecreateKV creates the bucket s again after it was deleted, each attempt
 // bounded by perAttempt, until ctx ends: another instance recreating it at
 // the same moment may leave one attempt unanswered, and the next finds it.
-func RecreateKV(ctx context.Context, js jetstream.JetStream, s KVSpec, perAttempt time.Duration) (jetstream.KeyValue, error) {
-	kv, _, err := ensureKV(ctx, js, s, RetryOptions{Conn: js.Conn(), PerAttempt: perAttempt, Attempts: math.MaxInt})
+func RecreateKV(ctx context.Context, nc *nats.Conn, s KVSpec, perAttempt time.Duration) (jetstream.KeyValue, error) {
+	kv, _, err := ensureKV(ctx, nc, s, RetryOptions{Conn: nc, PerAttempt: perAttempt, Attempts: math.MaxInt})
 	return kv, err
 }
 
-func ensureKV(ctx context.Context, js jetstream.JetStream, s KVSpec, o RetryOptions) (kv jetstream.KeyValue, created bool, err error) {
-	want := jetstream.KeyValueConfig{Bucket: s.Name, Replicas: s.Replicas.Count(js.Conn()), Storage: s.Storage.jetstream(), History: 1}
+func ensureKV(ctx context.Context, nc *nats.Conn, s KVSpec, o RetryOptions) (kv jetstream.KeyValue, created bool, err error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, false, fmt.Errorf("jetstream: %w", err)
+	}
+	want := jetstream.KeyValueConfig{Bucket: s.Name, Replicas: s.Replicas.Count(nc), Storage: s.Storage.jetstream(), History: 1}
 	err = Retry(ctx, o, func(ctx context.Context) error {
 		var err error
 		kv, err = js.KeyValue(ctx, s.Name)

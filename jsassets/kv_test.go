@@ -20,7 +20,7 @@ func TestEnsureKVCreates(t *testing.T) {
 	var logs testutil.SyncBuffer
 	spec := jsassets.KVSpec{Name: "fanoutd_checkpoints", Storage: jsassets.MemoryStorage, Key: "checkpoint.bucket"}
 	for range 2 {
-		if _, err := jsassets.EnsureKV(t.Context(), js, spec, zerolog.New(&logs)); err != nil {
+		if _, err := jsassets.EnsureKV(t.Context(), nc, spec, zerolog.New(&logs)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,7 +53,7 @@ func TestEnsureKVExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs testutil.SyncBuffer
-	kv, err := jsassets.EnsureKV(t.Context(), js, jsassets.KVSpec{Name: "b", Storage: jsassets.MemoryStorage}, zerolog.New(&logs))
+	kv, err := jsassets.EnsureKV(t.Context(), nc, jsassets.KVSpec{Name: "b", Storage: jsassets.MemoryStorage}, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,13 +71,13 @@ func TestRecreateKV(t *testing.T) {
 	nc := connect(t, true)
 	js := newJS(t, nc)
 	spec := jsassets.KVSpec{Name: "b"}
-	if _, err := jsassets.EnsureKV(t.Context(), js, spec, zerolog.Nop()); err != nil {
+	if _, err := jsassets.EnsureKV(t.Context(), nc, spec, zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
 	if err := js.DeleteKeyValue(t.Context(), "b"); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := jsassets.RecreateKV(t.Context(), js, spec, testutil.ClusterBound)
+	kv, err := jsassets.RecreateKV(t.Context(), nc, spec, testutil.ClusterBound)
 	if err != nil {
 		t.Fatal(err)
 	}
