@@ -31,7 +31,7 @@ func CheckCapture(ctx context.Context, nc *nats.Conn, subjects []string) (Captur
 	if err != nil {
 		return Capture{}, fmt.Errorf("jetstream: %w", err)
 	}
-	c := Capture{Batched: batchPublish(nc)}
+	c := Capture{Batched: BatchPublishSupported(nc)}
 	var missing []string
 	seen := map[string]bool{}
 	for i, subj := range subjects {

@@ -45,7 +45,7 @@ func EnsureStream(ctx context.Context, nc *nats.Conn, s StreamSpec, log zerolog.
 		MaxMsgs:    orUnlimited(s.MaxMsgs),
 		Discard:    jetstream.DiscardNew,
 		// Fast batches, where the server has them.
-		AllowBatchPublish: batchPublish(nc),
+		AllowBatchPublish: BatchPublishSupported(nc),
 	}
 	var st jetstream.Stream
 	created := false
@@ -91,9 +91,9 @@ func orUnlimited(n int64) int64 {
 	return n
 }
 
-// batchPublish reports whether nc's server takes fast batches (2.14 or
-// later).
-func batchPublish(nc *nats.Conn) bool {
+// BatchPublishSupported reports whether nc's server takes fast batches
+// (nats-server 2.14 or later).
+func BatchPublishSupported(nc *nats.Conn) bool {
 	return serverAtLeast(nc.ConnectedServerVersion(), 2, 14)
 }
 
