@@ -13,9 +13,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/baseline"
+	"github.com/fanoutd/fanoutd/jsassets"
 )
 
 const (
@@ -86,9 +88,9 @@ func newBenchEnv(jetstream bool) (_ *benchEnv, err error) {
 		// baseline publishes message by message all the same).
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := e.js.CreateStream(ctx, natsjs.StreamConfig{Name: benchJSStream, Subjects: []string{benchSubjects, benchDeadLetter},
-			Storage: natsjs.FileStorage, AllowBatchPublish: true}); err != nil {
-			return nil, fmt.Errorf("create JetStream stream: %w", err)
+		spec := jsassets.StreamSpec{Name: benchJSStream, Subjects: []string{benchSubjects, benchDeadLetter}, Replicas: 1, Storage: jsassets.FileStorage}
+		if err := jsassets.EnsureStream(ctx, e.nc, spec, zerolog.Nop()); err != nil {
+			return nil, err
 		}
 	}
 	return e, e.nc.Flush()

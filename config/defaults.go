@@ -6,6 +6,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -47,7 +48,7 @@ func Default() *Config {
 			LargeRecords:      relay.OversizeObjectStore,
 			DeadLetterSubject: relay.DefaultDeadLetterSubject,
 			ObjectStore: ObjectStoreConfig{
-				Bucket:  relay.DefaultObjectBucket,
+				Bucket:  jsassets.DefaultObjectBucket,
 				Storage: "file",
 				MaxAge:  Duration(DefaultObjectMaxAge),
 			},
@@ -57,7 +58,7 @@ func Default() *Config {
 				DuplicateWindow: Duration(2 * time.Minute),
 			},
 			DeadLetterStream: DeadLetterStreamConfig{
-				Name:    relay.DefaultDeadLetterStream,
+				Name:    jsassets.DefaultDeadLetterStream,
 				Storage: "file",
 				MaxAge:  Duration(7 * 24 * time.Hour),
 			},

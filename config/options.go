@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -23,9 +24,9 @@ func (n NATSConfig) ConnOptions() relay.ConnOptions {
 }
 
 // Spec is the JetStream stream nats.stream describes.
-func (c JetStreamConfig) Spec() relay.StreamSpec {
-	return relay.StreamSpec{Name: c.Name, Subjects: c.Subjects, Replicas: c.Replicas, Storage: c.Storage,
-		DuplicateWindow: time.Duration(c.DuplicateWindow), MaxBytes: c.MaxBytes, MaxMsgs: c.MaxMsgs}
+func (c JetStreamConfig) Spec() jsassets.StreamSpec {
+	return jsassets.StreamSpec{Name: c.Name, Subjects: c.Subjects, Replicas: jsassets.Replicas(c.Replicas), Storage: storage(c.Storage),
+		DuplicateWindow: time.Duration(c.DuplicateWindow), MaxBytes: c.MaxBytes, MaxMsgs: c.MaxMsgs, Key: "nats.stream"}
 }
 
 // LargeRecordPolicy is what happens to a record too big for one NATS
@@ -39,13 +40,26 @@ func (n NATSConfig) LargeRecordPolicy() relay.OversizePolicy {
 }
 
 // Spec is the Object Store bucket nats.object_store describes.
-func (c ObjectStoreConfig) Spec() relay.ObjectBucketSpec {
-	return relay.ObjectBucketSpec{Bucket: c.Bucket, Storage: c.Storage, Replicas: c.Replicas, MaxAge: time.Duration(c.MaxAge)}
+func (c ObjectStoreConfig) Spec() jsassets.ObjectStoreSpec {
+	return jsassets.ObjectStoreSpec{Bucket: c.Bucket, Storage: storage(c.Storage), Replicas: jsassets.Replicas(c.Replicas),
+		MaxAge: time.Duration(c.MaxAge), Key: "nats.object_store"}
 }
 
 // Spec is the dead-letter stream nats.dead_letter_stream describes.
-func (c DeadLetterStreamConfig) Spec() relay.DeadLetterStreamSpec {
-	return relay.DeadLetterStreamSpec{Name: c.Name, Storage: c.Storage, Replicas: c.Replicas, MaxAge: time.Duration(c.MaxAge)}
+func (c DeadLetterStreamConfig) Spec() jsassets.DeadLetterStreamSpec {
+	return jsassets.DeadLetterStreamSpec{Name: c.Name, Storage: storage(c.Storage), Replicas: jsassets.Replicas(c.Replicas),
+		MaxAge: time.Duration(c.MaxAge), Key: "nats.dead_letter_stream"}
+}
+
+// Spec is the key-value bucket b describes, configured under key.
+func (b BucketConfig) Spec(key string) jsassets.KVSpec {
+	return jsassets.KVSpec{Name: b.Name, Replicas: jsassets.Replicas(b.Replicas), Storage: storage(b.Storage), Key: key}
+}
+
+// storage is s, which Validate has checked, as jsassets takes it.
+func storage(s string) jsassets.Storage {
+	st, _ := jsassets.ParseStorage(s)
+	return st
 }
 
 // Spec is the stream as fanout consumes it.

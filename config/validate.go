@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -250,10 +251,8 @@ func (b BucketConfig) validate(path string, ps *problems) {
 // validateStorage checks the storage and replicas of something fanoutd
 // creates in JetStream (a stream or a bucket) under path.
 func validateStorage(path, storage string, replicas int, ps *problems) {
-	switch storage {
-	case "file", "memory":
-	default:
-		ps.add(path+".storage", "must be one of file, memory (got %q)", storage)
+	if _, err := jsassets.ParseStorage(storage); err != nil {
+		ps.add(path+".storage", "%v", err)
 	}
 	if replicas < 0 || replicas > 5 {
 		ps.add(path+".replicas", "must be between 1 and 5, or 0 for 3 on a cluster of at least 3 servers and 1 otherwise (got %d)", replicas)
@@ -317,10 +316,8 @@ func (j JetStreamConfig) validate(jetstream bool, ps *problems) {
 	if j.Replicas < 1 || j.Replicas > 5 {
 		ps.add("nats.stream.replicas", "must be between 1 and 5 (got %d)", j.Replicas)
 	}
-	switch j.Storage {
-	case "file", "memory":
-	default:
-		ps.add("nats.stream.storage", "must be one of file, memory (got %q)", j.Storage)
+	if _, err := jsassets.ParseStorage(j.Storage); err != nil {
+		ps.add("nats.stream.storage", "%v", err)
 	}
 	positive("nats.stream.duplicate_window", j.DuplicateWindow, ps)
 	if j.MaxBytes < 0 {

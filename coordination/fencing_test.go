@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/jsassets"
 )
 
 // singleBucket is a coordination bucket on one in-process server.
@@ -23,7 +24,7 @@ func singleBucket(t *testing.T) jetstream.KeyValue {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	kv, err := CreateBucket(t.Context(), js, BucketConfig{Name: "fanoutd_coordination", Replicas: 1})
+	kv, err := jsassets.EnsureKV(t.Context(), js.Conn(), jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

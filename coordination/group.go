@@ -28,7 +28,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fanoutd/fanoutd/internal/jsretry"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -53,7 +53,7 @@ type Options struct {
 	// JetStream and Bucket, if JetStream is set, recreate the bucket when
 	// it is deleted while the group runs.
 	JetStream jetstream.JetStream
-	Bucket    BucketConfig
+	Bucket    jsassets.KVSpec
 
 	// wall, if set, replaces the wall clock (tests move it as a suspend
 	// would, without the monotonic clock).
@@ -81,7 +81,7 @@ type Group struct {
 	token string
 	// js and bucket recreate a deleted bucket (js nil: not).
 	js          jetstream.JetStream
-	bucket      BucketConfig
+	bucket      jsassets.KVSpec
 	checkBucket chan struct{}
 	rewatch     chan struct{}
 
@@ -197,7 +197,7 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 	// Instances that start together announce themselves in a bucket one of
 	// them may have just created: until its stream has a leader, a put
 	// gets no response.
-	err := jsretry.Do(ctx, jsretry.Options{PerAttempt: g.ttl, Attempts: 10, Retriable: jsretry.StreamStarting},
+	err := jsassets.Retry(ctx, jsassets.RetryOptions{PerAttempt: g.ttl, Attempts: 10, Retriable: jsassets.StreamStarting},
 		g.heartbeat)
 	if err != nil {
 		return nil, fmt.Errorf("coordination: announce %s: %w", o.Instance, err)

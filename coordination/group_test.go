@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/jsassets"
 )
 
 const testTTL = 3 * time.Second
@@ -196,7 +197,7 @@ type env struct {
 	kv jetstream.KeyValue
 }
 
-var testBucket = BucketConfig{Name: "fanoutd_coordination", Replicas: 3}
+var testBucket = jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 3}
 
 func newEnv(t testing.TB) *env {
 	c := testutil.StartCluster(t, 3)
@@ -206,7 +207,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	kv, err := CreateBucket(t.Context(), js, testBucket)
+	kv, err := jsassets.EnsureKV(t.Context(), js.Conn(), testBucket, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fanoutd/fanoutd/internal/jsretry"
+	"github.com/fanoutd/fanoutd/jsassets"
 )
 
 // memberValue is a member key's value. Token is random per Join: it tells
@@ -42,7 +42,7 @@ func (g *Group) memberKey() string { return "member." + part(g.instance) }
 // place.
 func (g *Group) checkName(ctx context.Context) error {
 	var prev jetstream.KeyValueEntry
-	err := jsretry.Do(ctx, jsretry.Options{PerAttempt: g.ttl, Attempts: 10, Retriable: jsretry.StreamStarting},
+	err := jsassets.Retry(ctx, jsassets.RetryOptions{PerAttempt: g.ttl, Attempts: 10, Retriable: jsassets.StreamStarting},
 		func(ctx context.Context) error {
 			e, err := g.kv.Get(ctx, g.memberKey())
 			if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {

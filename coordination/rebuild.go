@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fanoutd/fanoutd/internal/jsretry"
+	"github.com/fanoutd/fanoutd/jsassets"
 )
 
 // A coordination bucket deleted, or deleted and created again, while the
@@ -63,7 +63,7 @@ func (g *Group) bucketCreated(ctx context.Context) (created time.Time, missing b
 	ctx, cancel := context.WithTimeout(ctx, g.ttl/3)
 	defer cancel()
 	var st jetstream.KeyValueStatus
-	err = jsretry.Do(ctx, jsretry.Options{PerAttempt: g.ttl / 10, Attempts: math.MaxInt, Retriable: jsretry.StreamStarting},
+	err = jsassets.Retry(ctx, jsassets.RetryOptions{PerAttempt: g.ttl / 10, Attempts: math.MaxInt, Retriable: jsassets.StreamStarting},
 		func(ctx context.Context) error {
 			var err error
 			st, err = g.kv.Status(ctx)
@@ -103,7 +103,7 @@ func (g *Group) verifyBucket(ctx context.Context) {
 		// instance recreating it at the same moment may leave this one's
 		// request unanswered; the next attempt finds its bucket.
 		cctx, cancel := context.WithTimeout(ctx, g.stopAfter())
-		_, err := createBucket(cctx, g.js, g.bucket, jsretry.Options{Conn: g.js.Conn(), PerAttempt: g.ttl / 5, Attempts: math.MaxInt})
+		_, err := jsassets.RecreateKV(cctx, g.js.Conn(), g.bucket, g.ttl/5)
 		cancel()
 		if err != nil {
 			g.log.Error().Err(err).Str("bucket", g.kv.Bucket()).Msg("recreate the coordination bucket failed; retrying")
@@ -192,7 +192,7 @@ func (g *Group) reclaim(ctx context.Context, l *Lease, epoch uint64) {
 		rev  uint64
 		sent time.Time
 	)
-	err := jsretry.Do(vctx, jsretry.Options{PerAttempt: g.ttl / 10, Attempts: math.MaxInt, Retriable: jsretry.StreamStarting},
+	err := jsassets.Retry(vctx, jsassets.RetryOptions{PerAttempt: g.ttl / 10, Attempts: math.MaxInt, Retriable: jsassets.StreamStarting},
 		func(ctx context.Context) error {
 			sent = time.Now()
 			var err error

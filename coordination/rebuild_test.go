@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/jsassets"
 )
 
 // leaseKeys counts the lease keys the bucket holds now (-1: not known
@@ -53,7 +56,7 @@ func TestBucketRecreatedWhileRunning(t *testing.T) {
 			if err := e.js.DeleteKeyValue(t.Context(), testBucket.Name); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := CreateBucket(t.Context(), e.js, testBucket); err != nil {
+			if _, err := jsassets.EnsureKV(t.Context(), e.js.Conn(), testBucket, zerolog.Nop()); err != nil {
 				t.Fatal(err)
 			}
 		}},

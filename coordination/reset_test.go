@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/jsassets"
 )
 
 // The tests of this file drive a reset of the group's view (the bucket
@@ -194,8 +195,8 @@ func newResetEnvRecreating(t *testing.T, ttl time.Duration, recreates bool) *res
 		return js
 	}
 	js := conn()
-	cfg := BucketConfig{Name: "fanoutd_coordination", Replicas: 1}
-	kv, err := CreateBucket(t.Context(), js, cfg)
+	cfg := jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}
+	kv, err := jsassets.EnsureKV(t.Context(), js.Conn(), cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func (e *resetEnv) recreateWithin(bound time.Duration) {
 	if err := e.js.DeleteKeyValue(e.t.Context(), "fanoutd_coordination"); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := CreateBucket(e.t.Context(), e.js, BucketConfig{Name: "fanoutd_coordination", Replicas: 1}); err != nil {
+	if _, err := jsassets.EnsureKV(e.t.Context(), e.js.Conn(), jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}, zerolog.Nop()); err != nil {
 		e.t.Fatal(err)
 	}
 	resets := e.g.Stats().BucketResets

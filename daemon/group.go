@@ -16,8 +16,8 @@ import (
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/coordination"
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/monitor"
-	"github.com/fanoutd/fanoutd/relay"
 )
 
 // instanceName is coordination.instance, or the host name and a random
@@ -34,26 +34,15 @@ func instanceName(cfg *config.Config) string {
 	return host + "-" + coordination.RandomSuffix()
 }
 
-// bucket returns the key-value bucket b, creating it when missing, and
-// the config it was created with; a bucket fanoutd creates with one
-// replica is warned about.
-func bucket(ctx context.Context, nc *nats.Conn, key string, b config.BucketConfig, log zerolog.Logger) (jetstream.KeyValue, coordination.BucketConfig, error) {
-	bc := coordination.BucketConfig{Name: b.Name, Replicas: relay.AutoReplicas(nc, b.Replicas), Storage: b.Storage}
-	js, err := jetstream.New(nc)
+// bucket returns the key-value bucket b, configured under key, creating it
+// when missing, and its spec.
+func bucket(ctx context.Context, nc *nats.Conn, key string, b config.BucketConfig, log zerolog.Logger) (jetstream.KeyValue, jsassets.KVSpec, error) {
+	spec := b.Spec(key)
+	kv, err := jsassets.EnsureKV(ctx, nc, spec, log)
 	if err != nil {
-		return nil, bc, fmt.Errorf("jetstream: %w", err)
+		return nil, spec, fmt.Errorf("%s: %w (does the NATS server have JetStream, and may fanoutd's user create key-value buckets?)", key, err)
 	}
-	kv, err := coordination.CreateBucket(ctx, js, bc)
-	if err != nil {
-		return nil, bc, fmt.Errorf("%s: %w (does the NATS server have JetStream, and may fanoutd's user create key-value buckets?)", key, err)
-	}
-	if st, err := kv.Status(ctx); err == nil {
-		if js, ok := st.(*jetstream.KeyValueBucketStatus); ok && js.StreamInfo().Config.Replicas == 1 {
-			log.Warn().Str("bucket", b.Name).Str("key", key).
-				Msg("the key-value bucket has one replica: losing that NATS server stops every instance of the group; use 3 on a cluster")
-		}
-	}
-	return kv, bc, nil
+	return kv, spec, nil
 }
 
 // openShared opens the JetStream checkpoint store and, with coordination,

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -24,12 +25,12 @@ const restartAllowance = time.Minute
 // warns when the duplicate window can't hide the replay after a crash. It
 // runs at start and before a reload is applied. Record subjects no stream
 // captures, and missing permission to create the dead-letter stream, are
-// ConfigErrors. It returns whether the
-// records may go in fast batches (nats.batch_publish, and every stream
-// capturing their subjects allows it), and says why not when not.
+// ConfigErrors. It returns whether the records may go in fast batches
+// (nats.batch_publish, and every stream capturing their subjects allows
+// it), and says why not when not.
 func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, subjects map[string]*relay.SubjectTemplate, log zerolog.Logger) (bool, error) {
 	if cfg.NATS.Stream.Name != "" {
-		if err := relay.EnsureStream(ctx, nc, cfg.NATS.Stream.Spec(), log); noJetStream(err) {
+		if err := jsassets.EnsureStream(ctx, nc, cfg.NATS.Stream.Spec(), log); noJetStream(err) {
 			return false, &ConfigError{fmt.Errorf("nats.stream: %w: enable JetStream on the server (or for fanoutd's account), or set nats.jetstream: false", err)}
 		} else if err != nil {
 			return false, err
@@ -46,8 +47,8 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 		dl[s.StreamName()] = dlt
 	}
 	consumer := func(stream string) string { return consumers[stream] }
-	capture, err := relay.CheckCapture(ctx, nc, relay.SampleSubjects(subjects, consumer))
-	if _, ok := errors.AsType[*relay.NotCapturedError](err); ok {
+	capture, err := jsassets.CheckCapture(ctx, nc, relay.SampleSubjects(subjects, consumer))
+	if _, ok := errors.AsType[*jsassets.NotCapturedError](err); ok {
 		return false, &ConfigError{err}
 	} else if noJetStream(err) {
 		return false, &ConfigError{fmt.Errorf("%w: enable JetStream on the server (or for fanoutd's account), or set nats.jetstream: false", err)}
@@ -57,15 +58,15 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 	// No stream for the dead letters: create one, as Kafka Connect creates
 	// its dead-letter topic.
 	dlSamples := relay.SampleSubjects(dl, consumer)
-	var notCaptured *relay.NotCapturedError
-	if _, err := relay.CheckCapture(ctx, nc, dlSamples); errors.As(err, &notCaptured) {
-		if err := relay.EnsureDeadLetterStream(ctx, nc, cfg.NATS.DeadLetterStream.Spec(), []string{dlt.FilterSubject()}, log); err != nil {
-			if errors.Is(err, relay.ErrJetStreamPermission) {
+	var notCaptured *jsassets.NotCapturedError
+	if _, err := jsassets.CheckCapture(ctx, nc, dlSamples); errors.As(err, &notCaptured) {
+		if err := jsassets.EnsureDeadLetterStream(ctx, nc, cfg.NATS.DeadLetterStream.Spec(), []string{dlt.FilterSubject()}, log); err != nil {
+			if errors.Is(err, jsassets.ErrJetStreamPermission) {
 				return false, &ConfigError{err}
 			}
 			return false, err
 		}
-		if _, err := relay.CheckCapture(ctx, nc, dlSamples); err != nil {
+		if _, err := jsassets.CheckCapture(ctx, nc, dlSamples); err != nil {
 			return false, err
 		}
 	} else if err != nil {
@@ -73,18 +74,20 @@ func prepareJetStream(ctx context.Context, nc *nats.Conn, cfg *config.Config, su
 	}
 	if gap := time.Duration(cfg.Checkpoint.Interval) + restartAllowance; capture.Window > 0 && capture.Window < gap {
 		log.Warn().Str("duplicate_window", capture.Window.String()).Str("worst_replay_gap", gap.String()).
-			Msg("the JetStream duplicate window is shorter than the worst replay gap (checkpoint.interval plus a restart): records replayed after a crash may be stored twice")
+			Str("hint", "the worst replay gap is checkpoint.interval plus a restart: records replayed after a crash may be stored twice").
+			Msg("JetStream duplicate window shorter than the worst replay gap")
 	}
 	if !cfg.NATS.BatchPublish {
 		return false, nil
 	}
 	switch {
 	case len(capture.Unbatched) > 0:
-		log.Info().Strs("jetstream_streams", capture.Unbatched).
-			Msg("publishing message by message, a PubAck each: these streams do not allow batch publishing (allow_batched); allow it for about half the CPU per record, or set nats.batch_publish: false to silence this")
+		log.Info().Strs("jetstream_streams", capture.Unbatched).Str("reason", "these streams do not allow batch publishing (allow_batched)").
+			Str("hint", "allow it for about half the CPU per record, or set nats.batch_publish: false to silence this").
+			Msg("publishing message by message, a PubAck each")
 	case !capture.Batched:
-		log.Info().Str("server_version", nc.ConnectedServerVersion()).
-			Msg("publishing message by message, a PubAck each: batch publishing needs nats-server 2.14 or later")
+		log.Info().Str("server_version", nc.ConnectedServerVersion()).Str("reason", "batch publishing needs nats-server 2.14 or later").
+			Msg("publishing message by message, a PubAck each")
 	}
 	return capture.Batched, nil
 }

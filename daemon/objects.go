@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/config"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -20,8 +21,8 @@ import (
 func prepareObjectStore(ctx context.Context, nc *nats.Conn, cfg *config.Config, log zerolog.Logger) (relay.OversizePolicy, relay.ObjectStore, error) {
 	policy := cfg.NATS.LargeRecordPolicy()
 	if cfg.NATS.Oversize != "" {
-		log.Warn().Str("oversize", string(cfg.NATS.Oversize)).
-			Msg("nats.oversize is deprecated: rename it nats.large_records (it still applies)")
+		log.Warn().Str("oversize", string(cfg.NATS.Oversize)).Str("hint", "rename it nats.large_records (it still applies)").
+			Msg("nats.oversize is deprecated")
 	}
 	if policy != relay.OversizeObjectStore {
 		return policy, nil, nil
@@ -32,15 +33,15 @@ func prepareObjectStore(ctx context.Context, nc *nats.Conn, cfg *config.Config, 
 		// the start for long when nothing answers.
 		spec.Probe = 2 * time.Second
 	}
-	obs, err := relay.EnsureObjectBucket(ctx, nc, spec, log)
+	obs, err := jsassets.EnsureObjectStore(ctx, nc, spec, log)
 	switch {
-	case errors.Is(err, relay.ErrNoJetStream) && !cfg.NATS.JetStream:
+	case errors.Is(err, jsassets.ErrNoJetStream) && !cfg.NATS.JetStream:
 		log.Warn().Err(err).Int64("max_payload", nc.MaxPayload()).
-			Msg("nats.large_records is object_store but the NATS server has no JetStream, so no Object Store: " +
-				"records too big for one message become dead letters (metadata only) instead. Enable JetStream on the server, " +
-				"or set nats.large_records: dead_letter (or fail) to silence this")
+			Str("effect", "records too big for one message become dead letters (metadata only)").
+			Str("hint", "enable JetStream on the server, or set nats.large_records: dead_letter (or fail) to silence this").
+			Msg("no Object Store for large records: the NATS server has no JetStream")
 		return relay.OversizeDeadLetter, nil, nil
-	case errors.Is(err, relay.ErrJetStreamPermission):
+	case errors.Is(err, jsassets.ErrJetStreamPermission):
 		return "", nil, &ConfigError{err}
 	case err != nil:
 		return "", nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/daemon"
 	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
@@ -194,12 +195,11 @@ func startNATS(js bool) (*server.Server, error) {
 			return nil, err
 		}
 		defer nc.Close()
-		jsc, err := nc.JetStream()
-		if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		spec := jsassets.StreamSpec{Name: "DEMO", Subjects: []string{"kinesis.>"}, Replicas: 1, Storage: jsassets.MemoryStorage}
+		if err := jsassets.EnsureStream(ctx, nc, spec, zerolog.Nop()); err != nil {
 			return nil, err
-		}
-		if _, err := jsc.AddStream(&nats.StreamConfig{Name: "DEMO", Subjects: []string{"kinesis.>"}, Storage: nats.MemoryStorage}); err != nil {
-			return nil, fmt.Errorf("create JetStream stream: %w", err)
 		}
 	}
 	return ns, nil

@@ -127,7 +127,7 @@ func newFastBatcher(nc *nats.Conn, on bool) *fastBatcher {
 
 // SetBatchPublish turns JetStream batch publishing on or off (JetStream
 // mode; see fastbatch.go), e.g. after a reload found that the streams
-// capturing the record subjects allow batches (CheckCapture). Batches
+// capturing the record subjects allow batches (jsassets.CheckCapture). Batches
 // already in flight finish as they started.
 func (p *Publisher) SetBatchPublish(on bool) {
 	if p.fast != nil {

@@ -9,14 +9,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/record"
 )
@@ -25,11 +23,18 @@ import (
 // below the large records of the tests.
 const objectTestMaxPayload = 256 << 10
 
+// testObjectBucket is the bucket of the large-record tests.
+const testObjectBucket = "FANOUTD_RECORDS"
+
 func objectBucket(t *testing.T, s *testServer) jetstream.ObjectStore {
 	t.Helper()
-	obs, err := EnsureObjectBucket(context.Background(), s.connect(t), ObjectBucketSpec{Bucket: DefaultObjectBucket, Replicas: 1, MaxAge: time.Hour}, zerolog.Nop())
+	js, err := jetstream.New(s.connect(t))
 	if err != nil {
-		t.Fatalf("EnsureObjectBucket: %v", err)
+		t.Fatal(err)
+	}
+	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: testObjectBucket, Replicas: 1, TTL: time.Hour})
+	if err != nil {
+		t.Fatalf("create the Object Store bucket: %v", err)
 	}
 	return obs
 }
@@ -65,7 +70,7 @@ func TestHandleLargeRecordObjectStore(t *testing.T) {
 			obs := objectBucket(t, s)
 			var puts atomic.Int64
 			// As the daemon does: batches only into a stream that allows them.
-			p := newTestPublisher(t, s.connect(t), Options{JetStream: js, NoBatchPublish: !mode.batched, Oversize: OversizeObjectStore, Objects: obs, ObjectBucket: DefaultObjectBucket,
+			p := newTestPublisher(t, s.connect(t), Options{JetStream: js, NoBatchPublish: !mode.batched, Oversize: OversizeObjectStore, Objects: obs, ObjectBucket: testObjectBucket,
 				ObserveObject: func(stream string, n int, d time.Duration, err error) {
 					if stream == testStream && err == nil {
 						puts.Add(1)
@@ -90,7 +95,7 @@ func TestHandleLargeRecordObjectStore(t *testing.T) {
 			ref := msgs[1]
 			name := ObjectName(testStream, b.ShardID, b.Records[1].SequenceNumber, 0)
 			for k, want := range map[string]string{
-				HeaderObjectBucket: DefaultObjectBucket, HeaderObjectName: name, HeaderObjectSize: strconv.Itoa(len(big)),
+				HeaderObjectBucket: testObjectBucket, HeaderObjectName: name, HeaderObjectSize: strconv.Itoa(len(big)),
 				HeaderObjectDigest: sha256Digest(big), HeaderSubSequenceNumber: "0", nats.MsgIdHdr: MsgID(testStream, b.ShardID, "49590000001", 0),
 			} {
 				if got := ref.Header.Get(k); got != want {
@@ -165,7 +170,7 @@ func TestHandleLargeRecordPutFails(t *testing.T) {
 				st = createStream(t, s, jetstream.StreamConfig{})
 			}
 			obs := failingObjects{ObjectStore: objectBucket(t, s), err: errors.New("injected put failure")}
-			p := newTestPublisher(t, s.connect(t), Options{JetStream: js, Oversize: OversizeObjectStore, Objects: obs, ObjectBucket: DefaultObjectBucket})
+			p := newTestPublisher(t, s.connect(t), Options{JetStream: js, Oversize: OversizeObjectStore, Objects: obs, ObjectBucket: testObjectBucket})
 			nc, sub := subscribe(t, s, ">")
 			b := &record.Batch{Stream: testStream, ShardID: "shardId-000000000000", Records: []record.Record{
 				{Data: []byte("small"), PartitionKey: "k", SequenceNumber: "1"},
@@ -198,39 +203,5 @@ func TestHandleLargeRecordPutFails(t *testing.T) {
 				t.Fatalf("Failures = %d, want 1", f)
 			}
 		})
-	}
-}
-
-// Without JetStream on the server, EnsureObjectBucket says so with
-// ErrNoJetStream (the daemon then applies the dead-letter policy).
-func TestEnsureObjectBucketNoJetStream(t *testing.T) {
-	s := startServer(t, testServerConfig{})
-	_, err := EnsureObjectBucket(context.Background(), s.connect(t), ObjectBucketSpec{Bucket: DefaultObjectBucket}, zerolog.Nop())
-	if !errors.Is(err, ErrNoJetStream) {
-		t.Fatalf("EnsureObjectBucket: %v, want ErrNoJetStream", err)
-	}
-	// A subscriber on ">" takes the API request, so nothing answers: the
-	// probe's timeout means no JetStream too.
-	subscribe(t, s, ">")
-	_, err = EnsureObjectBucket(context.Background(), s.connect(t), ObjectBucketSpec{Bucket: DefaultObjectBucket, Probe: 300 * time.Millisecond}, zerolog.Nop())
-	if !errors.Is(err, ErrNoJetStream) || !strings.Contains(err.Error(), "no JetStream answered within 300ms") {
-		t.Fatalf("EnsureObjectBucket with a \">\" subscriber: %v, want ErrNoJetStream after the probe", err)
-	}
-}
-
-// An existing bucket is used as it is; its differences are logged.
-func TestEnsureObjectBucketExisting(t *testing.T) {
-	s := startServer(t, testServerConfig{JetStream: true})
-	var logs logBuffer
-	spec := ObjectBucketSpec{Bucket: "B", Replicas: 1, MaxAge: time.Hour}
-	if _, err := EnsureObjectBucket(context.Background(), s.connect(t), spec, zerolog.New(&logs)); err != nil {
-		t.Fatal(err)
-	}
-	spec.MaxAge = 2 * time.Hour
-	if _, err := EnsureObjectBucket(context.Background(), s.connect(t), spec, zerolog.New(&logs)); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains([]byte(logs.String()), []byte(`"setting":"max_age","has":"1h0m0s","configured":"2h0m0s"`)) {
-		t.Fatalf("no warning about max_age:\n%s", logs.String())
 	}
 }

@@ -50,7 +50,7 @@ type Options struct {
 	// (into Objects, see storeObject).
 	Oversize OversizePolicy
 	// Objects is the Object Store bucket named ObjectBucket, required with
-	// OversizeObjectStore (see EnsureObjectBucket). It works in core mode
+	// OversizeObjectStore (see jsassets.EnsureObjectStore). It works in core mode
 	// too: the Object Store is JetStream, the reference a core message.
 	Objects      ObjectStore
 	ObjectBucket string

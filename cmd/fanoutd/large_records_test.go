@@ -25,6 +25,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
 	"github.com/fanoutd/fanoutd/subscriber"
@@ -373,14 +374,14 @@ func TestLargeRecordSIGKILLDuringObjectPut(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	testutil.WaitFor(t, recoveryBound, "the first chunks of the object stored", func() bool {
-		s, err := js.Stream(ctx, "OBJ_"+relay.DefaultObjectBucket)
+		s, err := js.Stream(ctx, "OBJ_"+jsassets.DefaultObjectBucket)
 		return err == nil && s.CachedInfo().State.Msgs >= 2
 	})
 	f.cmd.Process.Signal(syscall.SIGKILL)
 	f.cmd.Wait()
 	proxy.throttled.Store(false)
 
-	s, err := js.Stream(ctx, "OBJ_"+relay.DefaultObjectBucket)
+	s, err := js.Stream(ctx, "OBJ_"+jsassets.DefaultObjectBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +391,7 @@ func TestLargeRecordSIGKILLDuringObjectPut(t *testing.T) {
 		t.Fatalf("the bucket holds %d messages after the kill, want part of the %d chunks (the kill was not during the put)", chunks, allChunks)
 	}
 	t.Logf("killed with %d of the object's %d chunks stored", chunks, allChunks)
-	obs, err := js.ObjectStore(ctx, relay.DefaultObjectBucket)
+	obs, err := js.ObjectStore(ctx, jsassets.DefaultObjectBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,13 +432,13 @@ func TestTailFetchesLargeRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	obs, err := relay.EnsureObjectBucket(context.Background(), nc, relay.ObjectBucketSpec{Bucket: relay.DefaultObjectBucket, Replicas: 1}, discardLog())
+	obs, err := jsassets.EnsureObjectStore(context.Background(), nc, jsassets.ObjectStoreSpec{Bucket: jsassets.DefaultObjectBucket, Replicas: 1}, discardLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl, _ := relay.ParseSubjectTemplate("kinesis.{stream}")
 	p, err := relay.NewPublisher(nc, map[string]*relay.SubjectTemplate{"orders": tmpl}, relay.Options{
-		Oversize: relay.OversizeObjectStore, Objects: obs, ObjectBucket: relay.DefaultObjectBucket, Log: discardLog()})
+		Oversize: relay.OversizeObjectStore, Objects: obs, ObjectBucket: jsassets.DefaultObjectBucket, Log: discardLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package relay
+package jsassets_test
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 
 	"github.com/fanoutd/fanoutd/coordination"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/jsassets"
 )
 
-// Instances of a group start together: each finds the stream, the dead-letter
-// stream, the key-value bucket or the Object Store bucket missing and
-// creates it, and every one of
-// them must start, whichever create the server took first. On a cluster,
+// Instances of a group start together: each finds the stream, the
+// dead-letter stream, the key-value bucket or the Object Store bucket
+// missing and creates it, and every one of them must start, whichever
+// create the server took first. On a cluster,
 // the meta leader refuses a create while an identical one is in flight
 // ("stream name already in use"), which a single server never does.
 func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
@@ -40,17 +41,14 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 	for round := range 1 {
 		ensures := map[string]func(ctx context.Context, i int, nc *nats.Conn) error{
 			"stream": func(ctx context.Context, i int, nc *nats.Conn) error {
-				return EnsureStream(ctx, nc, StreamSpec{Name: fmt.Sprintf("REC%d", round), Subjects: []string{fmt.Sprintf("rec%d.>", round)}, Replicas: 3}, log)
+				return jsassets.EnsureStream(ctx, nc, jsassets.StreamSpec{Name: fmt.Sprintf("REC%d", round), Subjects: []string{fmt.Sprintf("rec%d.>", round)}, Replicas: 3}, log)
 			},
 			"dead-letter stream": func(ctx context.Context, i int, nc *nats.Conn) error {
-				return EnsureDeadLetterStream(ctx, nc, DeadLetterStreamSpec{Name: fmt.Sprintf("DL%d", round), Replicas: 3}, []string{fmt.Sprintf("dl%d.>", round)}, log)
+				// Auto: 3 on this cluster of three.
+				return jsassets.EnsureDeadLetterStream(ctx, nc, jsassets.DeadLetterStreamSpec{Name: fmt.Sprintf("DL%d", round), Replicas: jsassets.AutoReplicas}, []string{fmt.Sprintf("dl%d.>", round)}, log)
 			},
 			"key-value bucket and joining the group": func(ctx context.Context, i int, nc *nats.Conn) error {
-				js, err := jetstream.New(nc)
-				if err != nil {
-					return err
-				}
-				kv, err := coordination.CreateBucket(ctx, js, coordination.BucketConfig{Name: fmt.Sprintf("kv%d", round), Replicas: 3})
+				kv, err := jsassets.EnsureKV(ctx, nc, jsassets.KVSpec{Name: fmt.Sprintf("kv%d", round), Replicas: 3}, log)
 				if err != nil {
 					return err
 				}
@@ -65,7 +63,7 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 				return g.Close(cctx)
 			},
 			"object bucket": func(ctx context.Context, i int, nc *nats.Conn) error {
-				_, err := EnsureObjectBucket(ctx, nc, ObjectBucketSpec{Bucket: fmt.Sprintf("OBJ%d", round), Replicas: 3}, log)
+				_, err := jsassets.EnsureObjectStore(ctx, nc, jsassets.ObjectStoreSpec{Bucket: fmt.Sprintf("OBJ%d", round), Replicas: 3}, log)
 				return err
 			},
 		}
@@ -91,6 +89,19 @@ func TestEnsureWhileOthersCreateTheSame(t *testing.T) {
 					t.Errorf("round %d, %s, instance %d: %v", round, what, i, err)
 				}
 			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), testutil.ClusterBound)
+		defer cancel()
+		s, err := jetstream.New(conns[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		dl, err := s.Stream(ctx, fmt.Sprintf("DL%d", round))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := dl.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("the dead-letter stream with auto replicas has %d on a cluster of three, want 3", r)
 		}
 	}
 }

@@ -1,13 +1,4 @@
-// Package jsretry retries the JetStream API calls with which fanoutd creates
-// or opens its streams and buckets at start.
-//
-// Instances of a group start together and race to create the same streams
-// and buckets. On a cluster, the meta leader refuses a create while an
-// identical one is in flight ("stream name already in use"), and it may
-// leave some of the concurrent requests (creates and lookups alike)
-// unanswered until they time out. Both are over once the first create is
-// done, so the whole lookup-or-create is tried again.
-package jsretry
+package jsassets
 
 import (
 	"context"
@@ -18,8 +9,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Options bound the retries. The zero value is 5 s per attempt, 6 attempts.
-type Options struct {
+// Instances of a group start together and race to create the same streams
+// and buckets. On a cluster, the meta leader refuses a create while an
+// identical one is in flight ("stream name already in use"), and it may
+// leave some of the concurrent requests (creates and lookups alike)
+// unanswered until they time out. Both are over once the first create is
+// done, so the whole lookup-or-create is tried again.
+
+// RetryOptions bound Retry. The zero value is 5 s per attempt, 6 attempts.
+type RetryOptions struct {
 	PerAttempt time.Duration
 	Attempts   int
 	// Retriable, when set, decides which errors are tried again instead of
@@ -31,12 +29,10 @@ type Options struct {
 	Conn *nats.Conn
 }
 
-// Do runs attempt until it returns nil or an error that retrying does not
-// cure, ctx ends, or the attempts are used up; it returns attempt's last
-// error. attempt gets a context bounded by PerAttempt (and ctx). Retried:
-// an attempt whose own deadline passed, and a create refused because the
-// stream or bucket already exists (the next attempt finds it).
-func Do(ctx context.Context, o Options, attempt func(ctx context.Context) error) error {
+// Retry runs attempt until it returns nil or an error that retrying does
+// not cure, ctx ends, or the attempts are used up; it returns attempt's
+// last error. attempt gets a context bounded by PerAttempt (and ctx).
+func Retry(ctx context.Context, o RetryOptions, attempt func(ctx context.Context) error) error {
 	per, n := o.PerAttempt, o.Attempts
 	if per <= 0 {
 		per = 5 * time.Second
@@ -44,26 +40,24 @@ func Do(ctx context.Context, o Options, attempt func(ctx context.Context) error)
 	if n <= 0 {
 		n = 6
 	}
-	var lastErr error
+	again := retriable
+	if o.Retriable != nil {
+		again = o.Retriable
+	}
+	var before error
 	if o.Conn != nil {
-		lastErr = o.Conn.LastError()
+		before = o.Conn.LastError()
 	}
 	backoff := 50 * time.Millisecond
 	for i := 1; ; i++ {
 		actx, cancel := context.WithTimeout(ctx, per)
 		err := attempt(actx)
 		cancel()
-		again := retriable
-		if o.Retriable != nil {
-			again = o.Retriable
-		}
 		if err == nil || i == n || ctx.Err() != nil || !again(err) {
 			return err
 		}
-		if o.Conn != nil {
-			if le := o.Conn.LastError(); le != nil && le != lastErr && errors.Is(le, nats.ErrPermissionViolation) {
-				return err
-			}
+		if o.Conn != nil && permissionDenied(o.Conn, before) != nil {
+			return err
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -87,4 +81,15 @@ func StreamStarting(err error) bool {
 func retriable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) ||
 		errors.Is(err, jetstream.ErrBucketExists)
+}
+
+// permissionDenied is the permissions violation nc received since its last
+// error was before, or nil. nats.go stores every asynchronous error it
+// receives in a new value, so a LastError other than before is a new error.
+func permissionDenied(nc *nats.Conn, before error) error {
+	le := nc.LastError()
+	if le == nil || errors.Is(le, before) || !errors.Is(le, nats.ErrPermissionViolation) {
+		return nil
+	}
+	return le
 }
