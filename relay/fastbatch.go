@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/record"
 )
 
@@ -144,22 +145,7 @@ func (f *fastBatcher) usable(n int) bool {
 	if n < fastMinMessages || !f.on.Load() || time.Now().UnixNano() < f.retryAt.Load() {
 		return false
 	}
-	return serverAtLeast(f.nc.ConnectedServerVersion(), 2, 14)
-}
-
-// serverAtLeast reports whether version (as a server reports it:
-// "2.14.0", "2.15.0-RC.1") is at least major.minor.
-func serverAtLeast(version string, major, minor int) bool {
-	parts := strings.SplitN(version, ".", 3)
-	if len(parts) < 2 {
-		return false
-	}
-	maj, err1 := strconv.Atoi(parts[0])
-	mnr, err2 := strconv.Atoi(parts[1])
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return maj > major || maj == major && mnr >= minor
+	return jsassets.BatchPublishSupported(f.nc)
 }
 
 // start registers a new batch and returns its id and the prefix of its
