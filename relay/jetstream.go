@@ -138,7 +138,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, b *record.Ba
 	for i := range s.items {
 		it := &s.items[i]
 		res.count(it.route, &b.Records[it.rec])
-		if it.dup {
+		if it.dup && it.route != asDeadLetter { // Duplicates counts published records
 			res.duplicates++
 		}
 	}

@@ -647,3 +647,23 @@ func TestHandleOversizeFail(t *testing.T) {
 		t.Fatalf("Stats() = %+v, want no dead letter", st)
 	}
 }
+
+// A replayed JetStream batch counts as duplicates only the records it
+// published, not its dead letters.
+func TestReplayCountsPublishedDuplicatesOnly(t *testing.T) {
+	t.Parallel()
+	const maxPayload = 2048
+	s := startServer(t, testServerConfig{JetStream: true, MaxPayload: maxPayload})
+	createStream(t, s, jetstream.StreamConfig{})
+	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, Oversize: OversizeDeadLetter})
+	b := testBatch(3)
+	b.Records[1].Data = bytes.Repeat([]byte{'x'}, 3000)
+	for range 2 {
+		if err := p.Handle(context.Background(), b); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+	}
+	if st := p.Stats(); st.DeadLettered != 2 || st.Duplicates != 2 {
+		t.Fatalf("Stats() = %+v, want 2 dead letters and the replay's 2 published records as duplicates", st)
+	}
+}
