@@ -1,4 +1,4 @@
-package fanout
+package efostream
 
 import (
 	"encoding/binary"
