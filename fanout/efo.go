@@ -39,6 +39,25 @@ func ParseDecoder(s string) (Decoder, error) {
 	return "", fmt.Errorf("unknown decoder %q (want fanoutd or sdk)", s)
 }
 
+// efo reads a stream through enhanced fan-out, on its EFO consumer.
+type efo struct{ c *StreamConsumer }
+
+// prepare registers the consumer (or finds it) and waits until it is ACTIVE.
+func (e efo) prepare(ctx context.Context) error {
+	arn, err := e.c.ensureConsumer(ctx)
+	if err != nil {
+		return err
+	}
+	e.c.mu.Lock()
+	e.c.arn = arn
+	e.c.mu.Unlock()
+	return nil
+}
+
+func (e efo) shard(shardID string, log zerolog.Logger) shardReader {
+	return &efoReader{c: e.c, shardID: shardID, log: log}
+}
+
 // efoReader reads a shard through enhanced fan-out: one SubscribeToShard
 // event stream per reader, on the stream's EFO consumer. Kinesis ends each
 // after 5 minutes; the shard loop then opens the next.

@@ -64,7 +64,10 @@ const (
 	faultPosition                   // the start position was rejected: an expired checkpoint
 )
 
-// newShardReader returns the reader of one of the stream's shards.
-func (c *StreamConsumer) newShardReader(shardID string, log zerolog.Logger) shardReader {
-	return &efoReader{c: c, shardID: shardID, log: log}
+// streamReader is how the shards of a stream are read.
+type streamReader interface {
+	// prepare readies reading once the stream's incarnation is known.
+	prepare(ctx context.Context) error
+	// shard returns the reader of one shard.
+	shard(shardID string, log zerolog.Logger) shardReader
 }
