@@ -38,11 +38,6 @@ const (
 // waits, after closing its subscription, before the lease is released.
 const subscriptionSettle = 250 * time.Millisecond
 
-// errShardGone: Kinesis no longer knows the shard (ResourceNotFound on
-// subscribe, and absent from ListShards): its records aged out of
-// retention, so it counts as ended and its children may start.
-var errShardGone = errors.New("shard is gone from the stream")
-
 // shardLoop is the state of one shard's loop.
 type shardLoop struct {
 	c     *StreamConsumer

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -253,10 +252,6 @@ func (s *Subscription) slow(frame []byte, dst []record.Record, readErr error) (_
 	// (impossible: the checksum covers the whole frame): no event.
 	return Event{}, dst, false, nil
 }
-
-// errSDKEnd is slow's answer for a whole frame after which the SDK would
-// read no more: next ends the stream, as the SDK does.
-var errSDKEnd = errors.New("the SDK ends the event stream here")
 
 type errReader struct{ err error }
 
