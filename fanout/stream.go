@@ -62,47 +62,6 @@ type StreamSpec struct {
 	OnExpiredCheckpoint ExpiredPolicy
 }
 
-// Timers are every duration the consumer waits on.
-type Timers struct {
-	// IdleTimeout: a subscription silent this long is closed and renewed.
-	IdleTimeout time.Duration
-	// ShardSyncInterval is the ListShards period.
-	ShardSyncInterval time.Duration
-	// MinResubscribeInterval is the least time between two subscribes of a
-	// shard (Kinesis allows one per second).
-	MinResubscribeInterval time.Duration
-	BackoffInitial         time.Duration
-	BackoffMax             time.Duration
-	ConsumerPollInitial    time.Duration
-	ConsumerPollMax        time.Duration
-	ConsumerActiveTimeout  time.Duration
-	// ShutdownTimeout bounds the in-flight batches after Run's context ends.
-	ShutdownTimeout time.Duration
-	// CheckpointInterval is the least time between two checkpoint writes of
-	// a shard (0: after every event). The in-memory position always follows
-	// every event; this only bounds the replay after a crash.
-	CheckpointInterval time.Duration
-	// CheckpointWriteTimeout bounds one checkpoint write.
-	CheckpointWriteTimeout time.Duration
-}
-
-// DefaultTimers are the production values.
-func DefaultTimers() Timers {
-	return Timers{
-		IdleTimeout:            60 * time.Second,
-		ShardSyncInterval:      60 * time.Second,
-		MinResubscribeInterval: time.Second,
-		BackoffInitial:         200 * time.Millisecond,
-		BackoffMax:             30 * time.Second,
-		ConsumerPollInitial:    500 * time.Millisecond,
-		ConsumerPollMax:        5 * time.Second,
-		ConsumerActiveTimeout:  2 * time.Minute,
-		ShutdownTimeout:        20 * time.Second,
-		CheckpointInterval:     time.Second,
-		CheckpointWriteTimeout: 10 * time.Second,
-	}
-}
-
 // Options are what a StreamConsumer needs.
 type Options struct {
 	Client      *kinesis.Client
@@ -268,26 +227,13 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 	if a, err := ParseStreamARN(spec.ARN); spec.Name == "" && err == nil {
 		spec.Name = a.Stream
 	}
-	def := DefaultTimers()
-	t := o.Timers
-	for _, p := range []struct{ v, d *time.Duration }{
-		{&t.IdleTimeout, &def.IdleTimeout}, {&t.ShardSyncInterval, &def.ShardSyncInterval},
-		{&t.MinResubscribeInterval, &def.MinResubscribeInterval}, {&t.BackoffInitial, &def.BackoffInitial},
-		{&t.BackoffMax, &def.BackoffMax}, {&t.ConsumerPollInitial, &def.ConsumerPollInitial},
-		{&t.ConsumerPollMax, &def.ConsumerPollMax}, {&t.ConsumerActiveTimeout, &def.ConsumerActiveTimeout},
-		{&t.ShutdownTimeout, &def.ShutdownTimeout}, {&t.CheckpointWriteTimeout, &def.CheckpointWriteTimeout},
-	} {
-		if *p.v <= 0 {
-			*p.v = *p.d
-		}
-	}
 	c := &StreamConsumer{
 		spec:    spec,
 		client:  o.Client,
 		store:   o.Checkpoints,
 		handler: o.Handler,
 		leases:  o.Leases,
-		timers:  t,
+		timers:  o.Timers.withDefaults(),
 		decoder: o.Decoder,
 		resume:  o.Resume,
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
