@@ -308,6 +308,12 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte) (Event, []rec
 	if s.ws(); s.i != len(s.b) {
 		return ev, dst, false, nil
 	}
+	return d.records(ev, dst, payload, cont, hasCont)
+}
+
+// records is decode's second pass: it decodes each record's data over the
+// payload and appends the records to dst.
+func (d *eventDecoder) records(ev Event, dst []record.Record, payload []byte, cont strSpan, hasCont bool) (Event, []record.Record, bool, error) {
 	strs := string(d.arena)
 	if hasCont {
 		c := strs[cont.off:cont.end]
