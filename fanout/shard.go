@@ -16,7 +16,8 @@ import (
 	"github.com/fanoutd/fanoutd/record"
 )
 
-// Why a subscription ended.
+// Why a reader ended (the names are the reason label of
+// fanoutd_subscriptions_ended_total).
 type endReason int
 
 var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_end", "shutdown", "shard_gone", "lease"}
@@ -24,8 +25,8 @@ var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_e
 func (r endReason) String() string { return endReasonNames[r] }
 
 const (
-	endClean    endReason = iota // the stream closed: 5-minute expiry or a cut connection
-	endError                     // an exception frame or a transport error
+	endClean    endReason = iota // the reader ended cleanly (EFO: the 5-minute end, a cut connection)
+	endError                     // the reader failed (EFO: an exception frame, a transport error)
 	endIdle                      // the idle watchdog fired
 	endHandler                   // the handler could not deliver a batch
 	endShard                     // the shard was read to its end
@@ -35,7 +36,7 @@ const (
 )
 
 // subscriptionSettle is how long a shard handed over to another instance
-// waits, after closing its subscription, before the lease is released.
+// waits, after closing its reader, before the lease is released.
 const subscriptionSettle = 250 * time.Millisecond
 
 // shardLoop is the state of one shard's loop.
@@ -193,12 +194,12 @@ func (l *shardLoop) ended(ctx context.Context, reason endReason, err error) (sto
 	case endClean:
 		l.log.Debug().Msg("subscription ended; resubscribing")
 	case endIdle:
-		l.log.Warn().Str("idle_timeout", l.c.timers.IdleTimeout.String()).Msg("no event from the subscription within the idle timeout; resubscribing")
+		l.log.Warn().Str("idle_timeout", l.c.timers.IdleTimeout.String()).Msg("no event within the idle timeout; reopening")
 	case endHandler:
 		if errors.Is(err, record.ErrStop) {
 			return true, fmt.Errorf("shard %s: %w", l.st.id, err)
 		}
-		l.log.Warn().Err(err).Msg("could not deliver a batch; resubscribing from the last delivered position")
+		l.log.Warn().Err(err).Str("retry_from", "the last delivered position").Msg("could not deliver a batch")
 	case endError:
 		if fatal := l.readFailed(ctx, err); fatal != nil {
 			return true, l.gone(fatal)
@@ -248,7 +249,7 @@ func (l *shardLoop) readFailed(ctx context.Context, err error) error {
 			if errors.Is(lerr, ErrStreamNotFound) {
 				return lerr
 			}
-			l.log.Warn().Err(lerr).Msg("could not list the shards to tell a gone shard from a gone consumer")
+			l.log.Warn().Err(lerr).Str("hint", "cannot tell a gone shard from a gone consumer").Msg("list shards failed")
 		} else if gone {
 			return errShardGone
 		}
@@ -256,7 +257,7 @@ func (l *shardLoop) readFailed(ctx context.Context, err error) error {
 			if errors.Is(rerr, ErrStreamNotFound) {
 				return rerr
 			}
-			l.log.Warn().Err(rerr).Msg("could not restore the consumer")
+			l.log.Warn().Err(rerr).Msg("could not restore the reader")
 		}
 	case faultPosition:
 		return l.positionRejected(err)
@@ -269,11 +270,12 @@ func (l *shardLoop) readFailed(ctx context.Context, err error) error {
 // positionRejected applies on_expired_checkpoint to a rejected position.
 func (l *shardLoop) positionRejected(err error) error {
 	if l.pos == "" {
-		return fmt.Errorf("subscribe %s: %w", l.st.id, err)
+		return fmt.Errorf("read %s from %s: %w", l.st.id, l.start, err)
 	}
 	if l.c.spec.OnExpiredCheckpoint == OnExpiredTrimHorizon {
-		l.log.Error().Err(err).Str("checkpoint", l.pos).
-			Msg("checkpoint rejected (older than the stream's retention?); on_expired_checkpoint is trim_horizon: restarting the shard from TRIM_HORIZON, records between the checkpoint and the trim horizon are lost")
+		l.log.Error().Err(err).Str("checkpoint", l.pos).Str("on_expired_checkpoint", string(OnExpiredTrimHorizon)).
+			Str("hint", "the checkpoint is probably older than the stream's retention; the records between it and the trim horizon are lost").
+			Msg("checkpoint rejected; restarting the shard from TRIM_HORIZON")
 		l.pos, l.start = "", StartTrimHorizon
 		return nil
 	}
@@ -289,7 +291,8 @@ func (l *shardLoop) gone(err error) error {
 		return err
 	}
 	l.log.Warn().Str("position", l.pos).
-		Msg("the shard is no longer listed by Kinesis (its records aged out of the stream's retention); counting it as ended so that its children start")
+		Str("hint", "no longer listed by Kinesis: its records aged out of the stream's retention; its children start").
+		Msg("shard gone; counting it as ended")
 	l.touch(func(s *ShardStatus) { s.Ends[endGone.String()]++ })
 	if err := l.persistEnded(); err != nil {
 		if l.fenced {
@@ -455,7 +458,7 @@ func (l *shardLoop) persist(force bool) {
 	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos}); err != nil {
 		if errors.Is(err, checkpoint.ErrFenced) {
 			l.fenced = true
-			l.log.Warn().Err(err).Msg("another instance wrote this shard's checkpoint: it reads the shard now; stopping")
+			l.log.Warn().Err(err).Msg("checkpoint taken by another instance; stopping the shard")
 			return
 		}
 		l.log.Error().Err(err).Msg("write checkpoint")

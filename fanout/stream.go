@@ -372,7 +372,8 @@ func (c *StreamConsumer) discardStale(ctx context.Context, cps map[string]checkp
 	}
 	c.log.Warn().Time("stream_created", c.created).Time("checkpoints_of_stream_created", old).Int("checkpoints", len(stale)).
 		Str("start_position", string(c.spec.StartPosition)).
-		Msg("the stream was deleted and created again under its name: checkpoints of the deleted stream found; discarding them, registering the consumer again and reading the new stream from start_position")
+		Str("hint", "the stream was deleted and created again under its name: it is read anew from start_position").
+		Msg("checkpoints of a deleted stream; discarding them")
 	for _, id := range stale {
 		if err := c.store.Delete(ctx, c.spec.Name, c.spec.Consumer, id); err != nil {
 			return fmt.Errorf("discard a checkpoint of the deleted stream: %w", err)

@@ -210,7 +210,8 @@ func (s *Subscription) Next(dst []record.Record) (Event, []record.Record, bool, 
 			// fanoutd. Nothing is skipped: the next subscription starts
 			// from the checkpoint. Said, as the end is otherwise clean.
 			s.log.Warn().Int("frame_bytes", len(frame)).
-				Msg("an event-stream frame's headers overrun their block; ending the subscription there, as the SDK does, and resubscribing from the checkpoint")
+				Str("hint", "its headers overrun their block; the SDK ends the stream there too, and the next subscription starts from the checkpoint").
+				Msg("corrupt event-stream frame; subscription ended")
 			return Event{}, dst, false, nil
 		}
 		if ok || err != nil {
