@@ -42,6 +42,12 @@ func ParseDecoder(s string) (Decoder, error) {
 // efo reads a stream through enhanced fan-out, on its EFO consumer.
 type efo struct{ c *StreamConsumer }
 
+var (
+	_ streamReader = efo{}
+	_ shardReader  = (*efoReader)(nil)
+	_ reader       = efoStream{}
+)
+
 // prepare registers the consumer (or finds it) and waits until it is ACTIVE.
 func (e efo) prepare(ctx context.Context) error {
 	arn, err := e.c.ensureConsumer(ctx)
