@@ -52,8 +52,8 @@ type shardReader interface {
 	restore(ctx context.Context) error
 }
 
-// readFault is what an error of a reader means to the shard loop. Every
-// fault but a rejected position is retried with backoff.
+// readFault is what an error of a reader means to the shard loop (what it
+// does about each: shardLoop.readFailed).
 type readFault int
 
 const (
