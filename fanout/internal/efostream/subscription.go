@@ -31,15 +31,6 @@ import (
 	"github.com/fanoutd/fanoutd/record"
 )
 
-// Subscription reads the SubscribeToShard response itself. It uses
-// the SDK's pieces for everything but the hot path: the SDK's serializer
-// builds the request, its endpoint resolver picks the URL, its SigV4 signer
-// signs it with the client's credentials, and its awsJson 1.1 codec turns
-// HTTP errors, the initial-response frame, exception and error frames,
-// unknown events and any frame or JSON the fast path does not recognise
-// into exactly what the SDK's own reader returns. Only well-formed
-// SubscribeToShardEvent frames take the fast path (frame.go, decode.go).
-
 var subscribeOp = smithy.NewOperationSchema(schemas.SubscribeToShard, schemas.SubscribeToShardInput, schemas.SubscribeToShardOutput)
 
 var signer = v4.NewSigner()
@@ -47,7 +38,14 @@ var signer = v4.NewSigner()
 // maxErrorBody bounds the body of an HTTP error read into memory.
 const maxErrorBody = 64 << 10
 
-// Subscription is one SubscribeToShard response body, read by fanoutd.
+// Subscription is one SubscribeToShard response body, read by fanoutd. It
+// uses the SDK's pieces for everything but the hot path: the SDK's
+// serializer builds the request, its endpoint resolver picks the URL, its
+// SigV4 signer signs it with the client's credentials, and its awsJson 1.1
+// codec turns HTTP errors, the initial-response frame, exception and error
+// frames, unknown events and any frame or JSON the fast path does not
+// recognise into exactly what the SDK's own reader returns. Only well-formed
+// SubscribeToShardEvent frames take the fast path (frame.go, decode.go).
 type Subscription struct {
 	body     io.ReadCloser
 	r        *bufio.Reader
