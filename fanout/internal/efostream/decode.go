@@ -121,19 +121,12 @@ func (s *jsonScanner) number() ([]byte, bool) {
 		i++
 	}
 	d := i
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	if i == d || (b[d] == '0' && i-d > 1) {
+	if i = digits(b, d); i == d || (b[d] == '0' && i-d > 1) {
 		return nil, false
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		d = i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
+		d = i + 1
+		if i = digits(b, d); i == d {
 			return nil, false
 		}
 	}
@@ -143,16 +136,21 @@ func (s *jsonScanner) number() ([]byte, bool) {
 			i++
 		}
 		d = i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i = digits(b, d); i == d {
 			return nil, false
 		}
 	}
 	tok := b[s.i:i]
 	s.i = i
 	return tok, true
+}
+
+// digits returns the end of the run of decimal digits in b from i.
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // epochMillis converts an epoch-seconds number as the SDK does
