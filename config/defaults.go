@@ -68,19 +68,8 @@ func Default() *Config {
 		Coordination: CoordinationConfig{Mode: CoordinationNone, LeaseTTL: Duration(10 * time.Second),
 			Bucket: BucketConfig{Name: DefaultCoordinationBucket, Storage: "file"}},
 		Log: LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
-		Timers: TimersConfig{
-			IdleTimeout:            Duration(ft.IdleTimeout),
-			ShardSyncInterval:      Duration(ft.ShardSyncInterval),
-			MinResubscribeInterval: Duration(ft.MinResubscribeInterval),
-			BackoffInitial:         Duration(ft.BackoffInitial),
-			BackoffMax:             Duration(ft.BackoffMax),
-			ConsumerPollInitial:    Duration(ft.ConsumerPollInitial),
-			ConsumerPollMax:        Duration(ft.ConsumerPollMax),
-			ConsumerActiveTimeout:  Duration(ft.ConsumerActiveTimeout),
-			ShutdownTimeout:        Duration(ft.ShutdownTimeout),
-			CheckpointWriteTimeout: Duration(ft.CheckpointWriteTimeout),
-			StallTimeout:           Duration(2 * time.Minute),
-		},
+
+		Timers: defaultTimers(),
 
 		HTTP: HTTPConfig{Listen: DefaultHTTPListen},
 	}

@@ -74,21 +74,3 @@ func (s StreamConfig) Spec() fanout.StreamSpec {
 		OnExpiredCheckpoint: s.OnExpiredCheckpoint,
 	}
 }
-
-// FanoutTimers are the durations the consumer waits on.
-func (c *Config) FanoutTimers() fanout.Timers {
-	t := c.Timers
-	return fanout.Timers{
-		IdleTimeout:            time.Duration(t.IdleTimeout),
-		ShardSyncInterval:      time.Duration(t.ShardSyncInterval),
-		MinResubscribeInterval: time.Duration(t.MinResubscribeInterval),
-		BackoffInitial:         time.Duration(t.BackoffInitial),
-		BackoffMax:             time.Duration(t.BackoffMax),
-		ConsumerPollInitial:    time.Duration(t.ConsumerPollInitial),
-		ConsumerPollMax:        time.Duration(t.ConsumerPollMax),
-		ConsumerActiveTimeout:  time.Duration(t.ConsumerActiveTimeout),
-		ShutdownTimeout:        time.Duration(t.ShutdownTimeout),
-		CheckpointInterval:     time.Duration(c.Checkpoint.Interval),
-		CheckpointWriteTimeout: time.Duration(t.CheckpointWriteTimeout),
-	}
-}

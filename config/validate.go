@@ -379,29 +379,6 @@ func (l LogConfig) validate(ps *problems) {
 	}
 }
 
-func (t TimersConfig) validate(ps *problems) {
-	for _, f := range []struct {
-		key string
-		d   Duration
-	}{
-		{"idle_timeout", t.IdleTimeout},
-		{"shard_sync_interval", t.ShardSyncInterval},
-		{"min_resubscribe_interval", t.MinResubscribeInterval},
-		{"backoff_initial", t.BackoffInitial},
-		{"backoff_max", t.BackoffMax},
-		{"consumer_poll_initial", t.ConsumerPollInitial},
-		{"consumer_poll_max", t.ConsumerPollMax},
-		{"consumer_active_timeout", t.ConsumerActiveTimeout},
-		{"shutdown_timeout", t.ShutdownTimeout},
-		{"stall_timeout", t.StallTimeout},
-		{"checkpoint_write_timeout", t.CheckpointWriteTimeout},
-	} {
-		positive("timers."+f.key, f.d, ps)
-	}
-	notAbove("timers.backoff_initial", t.BackoffInitial, "timers.backoff_max", t.BackoffMax, ps)
-	notAbove("timers.consumer_poll_initial", t.ConsumerPollInitial, "timers.consumer_poll_max", t.ConsumerPollMax, ps)
-}
-
 func positive(path string, d Duration, ps *problems) {
 	if d <= 0 {
 		ps.add(path, "must be greater than 0 (got %s)", d)

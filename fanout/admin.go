@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,9 +13,6 @@ import (
 
 // The Kinesis admin calls behind `fanoutd consumers`: looking up a stream and
 // its EFO consumers, deregistering one. Errors say what to check.
-
-// ErrConsumerNotFound: no consumer of that name is registered on the stream.
-var ErrConsumerNotFound = errors.New("consumer not registered")
 
 // DescribeStreamARN resolves a stream name or ARN to its ARN.
 func DescribeStreamARN(ctx context.Context, kc *kinesis.Client, stream string) (string, error) {

@@ -100,11 +100,3 @@ func NewClient(ctx context.Context, o ClientOptions) (*kinesis.Client, error) {
 		}
 	}), nil
 }
-
-// streamClient returns a client of its own for one SubscribeToShard call. In
-// aws-sdk-go-v2 service/kinesis v1.56 all event streams of one client share
-// one decoder payload buffer, a data race between concurrent subscriptions;
-// kinesis.New gives the copy a fresh codec and keeps the shared HTTP client.
-func streamClient(base *kinesis.Client) *kinesis.Client {
-	return kinesis.New(base.Options())
-}

@@ -38,6 +38,14 @@ var ErrCheckpointTaken = errors.New("another process writes this shard's checkpo
 // ErrStreamNotFound means the stream does not exist (or was deleted).
 var ErrStreamNotFound = errors.New("stream not found")
 
+// ErrConsumerNotFound: no consumer of that name is registered on the stream.
+var ErrConsumerNotFound = errors.New("consumer not registered")
+
+// errShardGone: Kinesis no longer knows the shard (not found when read,
+// and absent from ListShards): its records aged out of retention, so it
+// counts as ended and its children may start.
+var errShardGone = errors.New("shard is gone from the stream")
+
 // errorLabels are the error codes ShardStatus.Errors (and so the
 // fanoutd_subscribe_errors_total metric's error label) may hold: the codes
 // Kinesis documents for SubscribeToShard, its event stream and every call,

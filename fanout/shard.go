@@ -8,16 +8,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
+	"github.com/fanoutd/fanoutd/fanout/internal/reuse"
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
 )
 
-// Why a subscription ended.
+// Why a reader ended (the names are the reason label of
+// fanoutd_subscriptions_ended_total).
 type endReason int
 
 var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_end", "shutdown", "shard_gone", "lease"}
@@ -25,8 +25,8 @@ var endReasonNames = [...]string{"expired", "error", "idle", "handler", "shard_e
 func (r endReason) String() string { return endReasonNames[r] }
 
 const (
-	endClean    endReason = iota // the stream closed: 5-minute expiry or a cut connection
-	endError                     // an exception frame or a transport error
+	endClean    endReason = iota // the reader ended cleanly (EFO: the 5-minute end, a cut connection)
+	endError                     // the reader failed (EFO: an exception frame, a transport error)
 	endIdle                      // the idle watchdog fired
 	endHandler                   // the handler could not deliver a batch
 	endShard                     // the shard was read to its end
@@ -36,19 +36,15 @@ const (
 )
 
 // subscriptionSettle is how long a shard handed over to another instance
-// waits, after closing its subscription, before the lease is released.
+// waits, after closing its reader, before the lease is released.
 const subscriptionSettle = 250 * time.Millisecond
 
-// errShardGone: Kinesis no longer knows the shard (ResourceNotFound on
-// subscribe, and absent from ListShards): its records aged out of
-// retention, so it counts as ended and its children may start.
-var errShardGone = errors.New("shard is gone from the stream")
-
-// shardLoop is the state of one shard's reader.
+// shardLoop is the state of one shard's loop.
 type shardLoop struct {
 	c     *StreamConsumer
 	st    *shardState
 	log   zerolog.Logger
+	src   shardReader
 	pos   string        // last delivered continuation; "" = use the start position
 	start StartPosition // start position when pos is ""
 	saved string        // last persisted pos
@@ -56,7 +52,7 @@ type shardLoop struct {
 	// events holds the Kinesis records of the event being handled (KPL
 	// aggregates whole), split into batch by split as they are handed over.
 	events    []record.Record
-	eventsUse bufferUse
+	eventsUse reuse.Use
 	split     kpl.Splitter
 	batch     record.Batch
 	// lease is the shard's lease when several instances share the stream;
@@ -68,6 +64,9 @@ type shardLoop struct {
 	// write. When only empty events moved the position, it is written at
 	// most every emptyCheckpointInterval.
 	unsavedRecords bool
+	// contendedLogged: the shard being held by another reader was said
+	// since the last open that succeeded.
+	contendedLogged bool
 }
 
 // emptyCheckpointInterval is the least time between two checkpoint writes
@@ -76,66 +75,71 @@ type shardLoop struct {
 // retention period, while 1 000 idle shards do not write 200 files a second.
 const emptyCheckpointInterval = time.Minute
 
-// runShard reads one shard for ever: subscribe from the last delivered
+// runShard reads one shard for ever: open a reader at the last delivered
 // position, hand each event to the handler, remember the continuation,
-// resubscribe whenever the stream ends, until the shard ends or ctx does.
+// open another whenever the reader ends, until the shard ends or ctx does.
 func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp checkpoint.Checkpoint, hasCP bool, lease Lease) error {
 	// Repeated warnings (an outage makes every retry fail the same way) are
 	// rate-limited per shard: 5 a minute, the rest dropped.
 	log := c.log.With().Str("shard", st.id).Logger().Sample(&zerolog.LevelSampler{
 		WarnSampler: &zerolog.BurstSampler{Burst: 5, Period: time.Minute},
 	})
-	l := &shardLoop{c: c, st: st, log: log, start: st.start, lease: lease}
+	l := &shardLoop{c: c, st: st, log: log, src: c.reader.shard(st.id, log), start: st.start, lease: lease}
 	if hasCP {
 		l.pos, l.saved = cp.SequenceNumber, cp.SequenceNumber
 	}
 	l.batch = record.Batch{Stream: c.spec.Name, ShardID: st.id, Consumer: c.spec.Consumer}
-	if lease != nil {
-		l.batch.Valid = lease.Valid
-	}
 	defer l.persist(true)
 	if lease != nil {
-		// The loop stops when the lease ends: the subscription at once; the
-		// batch in flight is abandoned too if the lease was lost (another
-		// instance may read the shard soon), and finished for a handoff.
-		var lcancel, hcancel context.CancelFunc
-		ctx, lcancel = context.WithCancel(ctx)
-		hctx, hcancel = context.WithCancel(hctx)
-		defer lcancel()
-		defer hcancel()
-		go func() {
-			select {
-			case <-lease.Done():
-				if lease.Lost() {
-					hcancel()
-				}
-				lcancel()
-			case <-ctx.Done():
-			}
-		}()
+		l.batch.Valid = lease.Valid
+		var stop func()
+		ctx, hctx, stop = watchLease(ctx, hctx, lease)
+		defer stop()
 	}
+	return l.run(ctx, hctx)
+}
 
+// watchLease returns ctx and hctx ended with the lease: the reader at once;
+// the batch in flight too if the lease was lost (another instance may read
+// the shard soon), not for a handoff. stop releases the watcher.
+func watchLease(ctx, hctx context.Context, lease Lease) (context.Context, context.Context, func()) {
+	ctx, lcancel := context.WithCancel(ctx)
+	hctx, hcancel := context.WithCancel(hctx)
+	go func() {
+		select {
+		case <-lease.Done():
+			if lease.Lost() {
+				hcancel()
+			}
+			lcancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, hctx, func() { hcancel(); lcancel() }
+}
+
+// run opens readers one after the other until the shard ends, ctx ends or
+// a fatal error.
+func (l *shardLoop) run(ctx, hctx context.Context) error {
+	c := l.c
 	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
-	var lastSubscribe time.Time
-	inUseLogged := false
+	var lastOpen time.Time
 	for {
-		if !sleep(ctx, c.timers.MinResubscribeInterval-time.Since(lastSubscribe)) {
+		if !sleep(ctx, c.timers.MinResubscribeInterval-time.Since(lastOpen)) {
 			return nil
 		}
-		lastSubscribe = time.Now()
+		lastOpen = time.Now()
 		gen := c.resume.generation()
 		l.touch(nil)
-		arn := c.consumerARN()
-		subCtx, cancel := context.WithCancel(ctx)
-		sub, err := c.subscribe(subCtx, &kinesis.SubscribeToShardInput{
-			ConsumerARN: aws.String(arn), ShardId: aws.String(st.id), StartingPosition: l.startingPosition()}, l.log)
+		readCtx, cancel := context.WithCancel(ctx)
+		r, err := l.src.open(readCtx, position{after: l.pos, start: l.start, timestamp: c.spec.StartTimestamp})
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {
 				return nil
 			}
 			l.countError(err)
-			if fatal := l.subscribeFailed(ctx, err, arn, &inUseLogged); fatal != nil {
+			if fatal := l.readFailed(ctx, err); fatal != nil {
 				return l.gone(fatal)
 			}
 			if !sleep(ctx, bo.Next()) {
@@ -143,59 +147,21 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 			}
 			continue
 		}
-		inUseLogged = false
+		l.contendedLogged = false
 		l.touch(func(s *ShardStatus) {
 			s.SubscribedAt = time.Now()
 			s.Subscriptions++
 			s.Subscribed = true
 		})
 		l.log.Debug().Str("position", l.pos).Msg("subscribed")
-		reason, err := l.read(subCtx, hctx, sub)
+		reason, err := l.read(readCtx, hctx, r)
 		cancel()
-		if l.leaseEnded() && reason != endShard {
-			reason = endLease // however the read ended, the lease ended it
+		if stop, err := l.ended(ctx, reason, err); stop {
+			return err
 		}
-		l.touch(func(s *ShardStatus) {
-			s.Subscribed = false
-			s.Ends[reason.String()]++
-		})
-		if reason == endError {
-			l.countError(err)
-		}
-		switch reason {
-		case endShard, endShutdown:
-			return nil
-		case endLease:
-			if l.lease == nil {
-				// Fenced with no lease: another process writes the shard's
-				// checkpoints. Stopping the shard alone would leave it unread
-				// here for good, silently.
-				return fmt.Errorf("shard %s: %w", st.id, ErrCheckpointTaken)
-			}
-			lost := l.fenced || l.lease.Lost()
-			l.log.Info().Bool("lost", lost).Msg("the shard's lease ended; stopped reading it")
-			if !lost {
-				// A handoff: the next owner subscribes as soon as the lease is
-				// released. Give Kinesis a moment to see this subscription
-				// closed, so that the next one is not a takeover of it.
-				sleep(context.Background(), subscriptionSettle)
-			}
-			return nil
-		case endClean:
-			l.log.Debug().Msg("subscription ended; resubscribing")
+		if reason == endClean {
 			bo.Reset()
 			continue
-		case endIdle:
-			l.log.Warn().Str("idle_timeout", c.timers.IdleTimeout.String()).Msg("no event from the subscription within the idle timeout; resubscribing")
-		case endHandler:
-			if errors.Is(err, record.ErrStop) {
-				return fmt.Errorf("shard %s: %w", st.id, err)
-			}
-			l.log.Warn().Err(err).Msg("could not deliver a batch; resubscribing from the last delivered position")
-		case endError:
-			if fatal := l.subscribeFailed(ctx, err, arn, &inUseLogged); fatal != nil {
-				return l.gone(fatal)
-			}
 		}
 		live, resumed := c.backoffSleep(ctx, bo.Next(), reason, gen)
 		if !live {
@@ -207,67 +173,115 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 	}
 }
 
-func (l *shardLoop) startingPosition() *types.StartingPosition {
-	if l.pos != "" {
-		return &types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(l.pos)}
+// ended accounts for a reader that ended and says whether the loop stops
+// (with err, nil for a clean stop).
+func (l *shardLoop) ended(ctx context.Context, reason endReason, err error) (stop bool, _ error) {
+	if l.leaseEnded() && reason != endShard {
+		reason = endLease // however the read ended, the lease ended it
 	}
-	sp := &types.StartingPosition{Type: types.ShardIteratorType(l.start)}
-	if l.start == StartAtTimestamp {
-		sp.Timestamp = aws.Time(l.c.spec.StartTimestamp)
+	l.touch(func(s *ShardStatus) {
+		s.Subscribed = false
+		s.Ends[reason.String()]++
+	})
+	if reason == endError {
+		l.countError(err)
 	}
-	return sp
+	switch reason {
+	case endShard, endShutdown:
+		return true, nil
+	case endLease:
+		return true, l.leaseStopped()
+	case endClean:
+		l.log.Debug().Msg("subscription ended; resubscribing")
+	case endIdle:
+		l.log.Warn().Str("idle_timeout", l.c.timers.IdleTimeout.String()).Msg("no event within the idle timeout; reopening")
+	case endHandler:
+		if errors.Is(err, record.ErrStop) {
+			return true, fmt.Errorf("shard %s: %w", l.st.id, err)
+		}
+		l.log.Warn().Err(err).Str("retry_from", "the last delivered position").Msg("could not deliver a batch")
+	case endError:
+		if fatal := l.readFailed(ctx, err); fatal != nil {
+			return true, l.gone(fatal)
+		}
+	}
+	return false, nil
 }
 
-// subscribeFailed classifies an error from SubscribeToShard or from the
-// stream, logs it once at the right level, and returns an error only when
-// it is fatal for the stream.
-func (l *shardLoop) subscribeFailed(ctx context.Context, err error, arn string, inUseLogged *bool) error {
-	switch errorCode(err) {
-	case codeResourceInUse:
-		// Another subscription holds the shard (a previous instance, or our
-		// own old connection not yet gone): contention, not an error storm.
-		if !*inUseLogged {
+// leaseStopped is the end of a loop stopped by its lease.
+func (l *shardLoop) leaseStopped() error {
+	if l.lease == nil {
+		// Fenced with no lease: another process writes the shard's
+		// checkpoints. Stopping the shard alone would leave it unread here
+		// for good, silently.
+		return fmt.Errorf("shard %s: %w", l.st.id, ErrCheckpointTaken)
+	}
+	lost := l.fenced || l.lease.Lost()
+	l.log.Info().Bool("lost", lost).Msg("the shard's lease ended; stopped reading it")
+	if !lost {
+		// A handoff: the next owner opens its reader as soon as the lease
+		// is released. Give Kinesis a moment to see this reader closed, so
+		// that the next one is not a takeover of it.
+		sleep(context.Background(), subscriptionSettle)
+	}
+	return nil
+}
+
+// readFailed logs an error of a reader, opening or reading, once at the
+// right level, and returns an error only when it is fatal for the stream.
+func (l *shardLoop) readFailed(ctx context.Context, err error) error {
+	switch l.src.fault(err) {
+	case faultContended:
+		// Contention, not an error storm: said once per run of failures.
+		if !l.contendedLogged {
 			l.log.Info().Err(err).Msg("shard is held by another subscription; retrying with backoff")
-			*inUseLogged = true
+			l.contendedLogged = true
 		} else {
 			l.log.Debug().Err(err).Msg("shard still held by another subscription")
 		}
-	case codeLimitExceeded:
+	case faultThrottled:
 		l.log.Debug().Err(err).Msg("subscribe rate limited; backing off")
-	case codeResourceNotFound:
-		// The shard, the consumer or the whole stream is gone. A shard that
-		// aged out of retention is no longer listed: it counts as ended.
+	case faultNotFound:
+		// The shard, or what it is read through, or the whole stream is
+		// gone. A shard that aged out of retention is no longer listed: it
+		// counts as ended.
 		if gone, lerr := l.c.shardGone(ctx, l.st.id); lerr != nil {
 			if errors.Is(lerr, ErrStreamNotFound) {
 				return lerr
 			}
-			l.log.Warn().Err(lerr).Msg("could not list the shards to tell a gone shard from a gone consumer")
+			l.log.Warn().Err(lerr).Str("hint", "cannot tell a gone shard from a gone consumer").Msg("list shards failed")
 		} else if gone {
 			return errShardGone
 		}
-		if _, rerr := l.c.reregister(ctx, arn); rerr != nil {
+		if rerr := l.src.restore(ctx); rerr != nil {
 			if errors.Is(rerr, ErrStreamNotFound) {
 				return rerr
 			}
-			l.log.Warn().Err(rerr).Msg("could not restore the consumer")
+			l.log.Warn().Err(rerr).Msg("could not restore the reader")
 		}
-	case codeInvalidArgument:
-		if l.pos == "" {
-			return fmt.Errorf("subscribe %s: %w", l.st.id, err)
-		}
-		if l.c.spec.OnExpiredCheckpoint == OnExpiredTrimHorizon {
-			l.log.Error().Err(err).Str("checkpoint", l.pos).
-				Msg("checkpoint rejected (older than the stream's retention?); on_expired_checkpoint is trim_horizon: restarting the shard from TRIM_HORIZON, records between the checkpoint and the trim horizon are lost")
-			l.pos, l.start = "", StartTrimHorizon
-			return nil
-		}
-		return fmt.Errorf("%w: shard %s: checkpoint %s was rejected by Kinesis (%v): it is probably older than the stream's retention period. "+
-			"To restart the shard from the oldest record still kept, set on_expired_checkpoint: trim_horizon for this stream, or remove the shard's checkpoint file and restart",
-			ErrExpiredCheckpoint, l.st.id, l.pos, err)
+	case faultPosition:
+		return l.positionRejected(err)
 	default:
 		l.log.Warn().Err(err).Msg("subscription failed; retrying with backoff")
 	}
 	return nil
+}
+
+// positionRejected applies on_expired_checkpoint to a rejected position.
+func (l *shardLoop) positionRejected(err error) error {
+	if l.pos == "" {
+		return fmt.Errorf("read %s from %s: %w", l.st.id, l.start, err)
+	}
+	if l.c.spec.OnExpiredCheckpoint == OnExpiredTrimHorizon {
+		l.log.Error().Err(err).Str("checkpoint", l.pos).Str("on_expired_checkpoint", string(OnExpiredTrimHorizon)).
+			Str("hint", "the checkpoint is probably older than the stream's retention; the records between it and the trim horizon are lost").
+			Msg("checkpoint rejected; restarting the shard from TRIM_HORIZON")
+		l.pos, l.start = "", StartTrimHorizon
+		return nil
+	}
+	return fmt.Errorf("%w: shard %s: checkpoint %s was rejected by Kinesis (%v): it is probably older than the stream's retention period. "+
+		"To restart the shard from the oldest record still kept, set on_expired_checkpoint: trim_horizon for this stream, or remove the shard's checkpoint file and restart",
+		ErrExpiredCheckpoint, l.st.id, l.pos, err)
 }
 
 // gone turns errShardGone into the end of the shard (nil: the loop stops
@@ -277,7 +291,8 @@ func (l *shardLoop) gone(err error) error {
 		return err
 	}
 	l.log.Warn().Str("position", l.pos).
-		Msg("the shard is no longer listed by Kinesis (its records aged out of the stream's retention); counting it as ended so that its children start")
+		Str("hint", "no longer listed by Kinesis: its records aged out of the stream's retention; its children start").
+		Msg("shard gone; counting it as ended")
 	l.touch(func(s *ShardStatus) { s.Ends[endGone.String()]++ })
 	if err := l.persistEnded(); err != nil {
 		if l.fenced {
@@ -309,15 +324,15 @@ func (l *shardLoop) countError(err error) {
 	l.touch(func(s *ShardStatus) { s.Errors[code]++ })
 }
 
-// read consumes one subscription until it ends and says why. The idle
-// watchdog closes the subscription, which unblocks next.
-func (l *shardLoop) read(ctx, hctx context.Context, sub subscription) (endReason, error) {
-	defer sub.close()
+// read consumes one reader until it ends and says why. The idle watchdog
+// closes the reader, which unblocks next.
+func (l *shardLoop) read(ctx, hctx context.Context, r reader) (endReason, error) {
+	defer r.close()
 	var idled atomic.Bool
-	idle := time.AfterFunc(l.c.timers.IdleTimeout, func() { idled.Store(true); sub.close() })
+	idle := time.AfterFunc(l.c.timers.IdleTimeout, func() { idled.Store(true); r.close() })
 	defer idle.Stop()
 	for {
-		ev, recs, ok, err := sub.next(l.events[:0])
+		ev, recs, ok, err := r.next(l.events[:0])
 		l.events = recs
 		switch {
 		case ctx.Err() != nil:
@@ -341,7 +356,7 @@ func (l *shardLoop) read(ctx, hctx context.Context, sub subscription) (endReason
 // at most record.MaxBatchRecords records and record.MaxBatchBytes bytes,
 // so that what an event costs in memory depends on its size, not on how
 // many user records its aggregates hold.
-func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, error) {
+func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, error) {
 	b := &l.batch
 	b.MillisBehindLatest = ev.millisBehindLatest
 	b.ContinuationSequenceNumber = aws.ToString(ev.continuation)
@@ -389,7 +404,7 @@ func (l *shardLoop) handle(hctx context.Context, ev *eventMeta) (endReason, erro
 		return endHandler, err
 	}
 	clear(l.events)
-	l.events = fit(&l.eventsUse, l.events, len(l.events))
+	l.events = reuse.Fit(&l.eventsUse, l.events, len(l.events))
 	c := l.c
 	l.touch(func(s *ShardStatus) {
 		s.Events++
@@ -443,7 +458,7 @@ func (l *shardLoop) persist(force bool) {
 	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos}); err != nil {
 		if errors.Is(err, checkpoint.ErrFenced) {
 			l.fenced = true
-			l.log.Warn().Err(err).Msg("another instance wrote this shard's checkpoint: it reads the shard now; stopping")
+			l.log.Warn().Err(err).Msg("checkpoint taken by another instance; stopping the shard")
 			return
 		}
 		l.log.Error().Err(err).Msg("write checkpoint")
@@ -482,27 +497,4 @@ func (l *shardLoop) persistEnded() error {
 	}
 	l.pos, l.saved = "", ""
 	return nil
-}
-
-// kinesisRecords appends the Kinesis records of one SubscribeToShardEvent
-// to dst as they are, KPL aggregates whole. Data slices alias the event's
-// buffers.
-func kinesisRecords(dst []record.Record, ev *types.SubscribeToShardEvent) []record.Record {
-	for i := range ev.Records {
-		r := &ev.Records[i]
-		dst = append(dst, record.Record{Data: r.Data, PartitionKey: aws.ToString(r.PartitionKey), SequenceNumber: aws.ToString(r.SequenceNumber), ArrivalTime: aws.ToTime(r.ApproximateArrivalTimestamp)})
-	}
-	return dst
-}
-
-// DecodeEvent appends the user records of one SubscribeToShardEvent to dst,
-// de-aggregating KPL records, all at once (the shard loop splits
-// aggregates batch by batch instead; this is for benchmarks and tools).
-// Data slices alias the event's buffers.
-func DecodeEvent(dst []record.Record, ev *types.SubscribeToShardEvent) []record.Record {
-	for i := range ev.Records {
-		r := &ev.Records[i]
-		dst = kpl.Deaggregate(dst, r.Data, aws.ToString(r.PartitionKey), "", aws.ToString(r.SequenceNumber), aws.ToTime(r.ApproximateArrivalTimestamp))
-	}
-	return dst
 }

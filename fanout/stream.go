@@ -62,47 +62,6 @@ type StreamSpec struct {
 	OnExpiredCheckpoint ExpiredPolicy
 }
 
-// Timers are every duration the consumer waits on.
-type Timers struct {
-	// IdleTimeout: a subscription silent this long is closed and renewed.
-	IdleTimeout time.Duration
-	// ShardSyncInterval is the ListShards period.
-	ShardSyncInterval time.Duration
-	// MinResubscribeInterval is the least time between two subscribes of a
-	// shard (Kinesis allows one per second).
-	MinResubscribeInterval time.Duration
-	BackoffInitial         time.Duration
-	BackoffMax             time.Duration
-	ConsumerPollInitial    time.Duration
-	ConsumerPollMax        time.Duration
-	ConsumerActiveTimeout  time.Duration
-	// ShutdownTimeout bounds the in-flight batches after Run's context ends.
-	ShutdownTimeout time.Duration
-	// CheckpointInterval is the least time between two checkpoint writes of
-	// a shard (0: after every event). The in-memory position always follows
-	// every event; this only bounds the replay after a crash.
-	CheckpointInterval time.Duration
-	// CheckpointWriteTimeout bounds one checkpoint write.
-	CheckpointWriteTimeout time.Duration
-}
-
-// DefaultTimers are the production values.
-func DefaultTimers() Timers {
-	return Timers{
-		IdleTimeout:            60 * time.Second,
-		ShardSyncInterval:      60 * time.Second,
-		MinResubscribeInterval: time.Second,
-		BackoffInitial:         200 * time.Millisecond,
-		BackoffMax:             30 * time.Second,
-		ConsumerPollInitial:    500 * time.Millisecond,
-		ConsumerPollMax:        5 * time.Second,
-		ConsumerActiveTimeout:  2 * time.Minute,
-		ShutdownTimeout:        20 * time.Second,
-		CheckpointInterval:     time.Second,
-		CheckpointWriteTimeout: 10 * time.Second,
-	}
-}
-
 // Options are what a StreamConsumer needs.
 type Options struct {
 	Client      *kinesis.Client
@@ -235,6 +194,7 @@ type StreamConsumer struct {
 	leases  Leases
 	decoder Decoder
 	resume  *Resume
+	reader  streamReader
 
 	streamARN string
 	// created is the StreamCreationTimestamp of the incarnation being read.
@@ -267,32 +227,21 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 	if a, err := ParseStreamARN(spec.ARN); spec.Name == "" && err == nil {
 		spec.Name = a.Stream
 	}
-	def := DefaultTimers()
-	t := o.Timers
-	for _, p := range []struct{ v, d *time.Duration }{
-		{&t.IdleTimeout, &def.IdleTimeout}, {&t.ShardSyncInterval, &def.ShardSyncInterval},
-		{&t.MinResubscribeInterval, &def.MinResubscribeInterval}, {&t.BackoffInitial, &def.BackoffInitial},
-		{&t.BackoffMax, &def.BackoffMax}, {&t.ConsumerPollInitial, &def.ConsumerPollInitial},
-		{&t.ConsumerPollMax, &def.ConsumerPollMax}, {&t.ConsumerActiveTimeout, &def.ConsumerActiveTimeout},
-		{&t.ShutdownTimeout, &def.ShutdownTimeout}, {&t.CheckpointWriteTimeout, &def.CheckpointWriteTimeout},
-	} {
-		if *p.v <= 0 {
-			*p.v = *p.d
-		}
-	}
-	return &StreamConsumer{
+	c := &StreamConsumer{
 		spec:    spec,
 		client:  o.Client,
 		store:   o.Checkpoints,
 		handler: o.Handler,
 		leases:  o.Leases,
-		timers:  t,
+		timers:  o.Timers.withDefaults(),
 		decoder: o.Decoder,
 		resume:  o.Resume,
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),
 	}
+	c.reader = efo{c}
+	return c
 }
 
 // Run consumes the stream until ctx ends (then returns nil once every shard
@@ -370,31 +319,12 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 	if err != nil {
 		return c.fatal(ctx, fmt.Errorf("read checkpoints: %w", err))
 	}
-	var stale []string
-	var old time.Time
-	for id, cp := range cps {
-		if c.stale(cp) {
-			stale, old = append(stale, id), cp.StreamCreated
-		}
-	}
-	if len(stale) > 0 {
-		c.log.Warn().Time("stream_created", c.created).Time("checkpoints_of_stream_created", old).Int("checkpoints", len(stale)).
-			Str("start_position", string(c.spec.StartPosition)).
-			Msg("the stream was deleted and created again under its name: checkpoints of the deleted stream found; discarding them, registering the consumer again and reading the new stream from start_position")
-		for _, id := range stale {
-			if err := c.store.Delete(ctx, c.spec.Name, c.spec.Consumer, id); err != nil {
-				return c.fatal(ctx, fmt.Errorf("discard a checkpoint of the deleted stream: %w", err))
-			}
-			delete(cps, id)
-		}
-	}
-	consumerARN, err := c.ensureConsumer(ctx)
-	if err != nil {
+	if err := c.discardStale(ctx, cps); err != nil {
 		return c.fatal(ctx, err)
 	}
-	c.mu.Lock()
-	c.arn = consumerARN
-	c.mu.Unlock()
+	if err := c.reader.prepare(ctx); err != nil {
+		return c.fatal(ctx, err)
+	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -409,55 +339,98 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Start from the checkpoint as it is now (another instance may
-			// have read the shard since), read with Get while holding the
-			// lease: a shared store fences every write of the shard against
-			// what this read or this loop's own writes returned, never
-			// against what List saw.
-			cp, ok, err := c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id)
-			for bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax); err != nil; {
-				if lease != nil {
-					c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a claimed shard; giving the lease back")
-					c.shardStopped(st, lease)
-					return
-				}
-				if runCtx.Err() != nil {
-					return
-				}
-				c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a shard; retrying")
-				if !sleep(runCtx, bo.Next()) {
-					return
-				}
-				cp, ok, err = c.store.Get(runCtx, c.spec.Name, c.spec.Consumer, st.id)
-			}
-			err = c.runShard(runCtx, hctx, st, cp, ok, lease)
-			if lease != nil {
-				c.shardStopped(st, lease)
-			}
-			if err != nil {
+			if err := c.startShard(runCtx, hctx, st, lease); err != nil {
 				cancel(err)
 			}
 		}()
 	}
+	// The start position applies to the shards of a stream's first read
+	// (no checkpoint at all); any shard that appears later starts at
+	// TRIM_HORIZON, so that nothing a producer wrote to it is skipped.
+	if err := c.coordinate(runCtx, cps, len(cps) == 0, start); err != nil {
+		cancel(err)
+	}
+	wg.Wait()
+	if err := context.Cause(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+		return c.fatal(ctx, err)
+	}
+	return nil
+}
+
+// discardStale deletes the checkpoints of an earlier incarnation of the
+// stream from the store and from cps.
+func (c *StreamConsumer) discardStale(ctx context.Context, cps map[string]checkpoint.Checkpoint) error {
+	var stale []string
+	var old time.Time
+	for id, cp := range cps {
+		if c.stale(cp) {
+			stale, old = append(stale, id), cp.StreamCreated
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	c.log.Warn().Time("stream_created", c.created).Time("checkpoints_of_stream_created", old).Int("checkpoints", len(stale)).
+		Str("start_position", string(c.spec.StartPosition)).
+		Str("hint", "the stream was deleted and created again under its name: it is read anew from start_position").
+		Msg("checkpoints of a deleted stream; discarding them")
+	for _, id := range stale {
+		if err := c.store.Delete(ctx, c.spec.Name, c.spec.Consumer, id); err != nil {
+			return fmt.Errorf("discard a checkpoint of the deleted stream: %w", err)
+		}
+		delete(cps, id)
+	}
+	return nil
+}
+
+// startShard reads a shard from its checkpoint until its loop stops, then
+// gives its lease back.
+func (c *StreamConsumer) startShard(ctx, hctx context.Context, st *shardState, lease Lease) error {
+	// Start from the checkpoint as it is now (another instance may have
+	// read the shard since), read with Get while holding the lease: a
+	// shared store fences every write of the shard against what this read
+	// or this loop's own writes returned, never against what List saw.
+	cp, ok, err := c.store.Get(ctx, c.spec.Name, c.spec.Consumer, st.id)
+	for bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax); err != nil; {
+		if lease != nil {
+			c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a claimed shard; giving the lease back")
+			c.shardStopped(st, lease)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.log.Warn().Err(err).Str("shard", st.id).Msg("read the checkpoint of a shard; retrying")
+		if !sleep(ctx, bo.Next()) {
+			return nil
+		}
+		cp, ok, err = c.store.Get(ctx, c.spec.Name, c.spec.Consumer, st.id)
+	}
+	err = c.runShard(ctx, hctx, st, cp, ok, lease)
+	if lease != nil {
+		c.shardStopped(st, lease)
+	}
+	return err
+}
+
+// coordinate keeps the shard map and starts the shards that may start (or
+// whose lease this instance takes) until ctx ends or the stream is gone
+// (ErrStreamNotFound). first: this is the stream's first read.
+func (c *StreamConsumer) coordinate(ctx context.Context, cps map[string]checkpoint.Checkpoint, first bool, start func(*shardState, Lease)) error {
 	var leaseWake <-chan struct{}
 	if c.leases != nil {
 		leaseWake = c.leases.Wake()
 	}
 	ticker := time.NewTicker(c.timers.ShardSyncInterval)
 	defer ticker.Stop()
-	// The start position applies to the shards of a stream's first read
-	// (no checkpoint at all); any shard that appears later starts at
-	// TRIM_HORIZON, so that nothing a producer wrote to it is skipped.
-	first := len(cps) == 0
 	list := true
-	for runCtx.Err() == nil {
+	for ctx.Err() == nil {
 		if list {
-			if err := c.syncShards(runCtx, cps, first); err != nil {
+			if err := c.syncShards(ctx, cps, first); err != nil {
 				if errors.Is(err, ErrStreamNotFound) {
-					cancel(err)
-					break
+					return err
 				}
-				if runCtx.Err() == nil {
+				if ctx.Err() == nil {
 					c.log.Warn().Err(err).Msg("list shards failed; keeping the known shard map")
 				}
 			} else {
@@ -469,10 +442,10 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 				start(st, nil)
 			}
 		} else {
-			c.claim(runCtx, start)
+			c.claim(ctx, start)
 		}
 		select {
-		case <-runCtx.Done():
+		case <-ctx.Done():
 		case <-ticker.C:
 			list = true
 		case <-c.wake:
@@ -482,10 +455,6 @@ func (c *StreamConsumer) runIncarnation(ctx context.Context, found *bool) error 
 		case <-leaseWake:
 			list = false
 		}
-	}
-	wg.Wait()
-	if err := context.Cause(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-		return c.fatal(ctx, err)
 	}
 	return nil
 }

@@ -1,4 +1,7 @@
-package fanout
+// Package efostream reads a SubscribeToShard event stream: fanoutd's own
+// reader of the HTTP/2 response and decoder of its events, or the SDK's
+// event-stream reader. It knows nothing of shards' lineage or checkpoints.
+package efostream
 
 import (
 	"bufio"
@@ -7,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -25,17 +27,9 @@ import (
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 	"github.com/rs/zerolog"
 
+	"github.com/fanoutd/fanoutd/fanout/internal/reuse"
 	"github.com/fanoutd/fanoutd/record"
 )
-
-// The raw reader below reads the SubscribeToShard response itself. It uses
-// the SDK's pieces for everything but the hot path: the SDK's serializer
-// builds the request, its endpoint resolver picks the URL, its SigV4 signer
-// signs it with the client's credentials, and its awsJson 1.1 codec turns
-// HTTP errors, the initial-response frame, exception and error frames,
-// unknown events and any frame or JSON the fast path does not recognise
-// into exactly what the SDK's own reader returns. Only well-formed
-// SubscribeToShardEvent frames take the fast path (frame.go, decode.go).
 
 var subscribeOp = smithy.NewOperationSchema(schemas.SubscribeToShard, schemas.SubscribeToShardInput, schemas.SubscribeToShardOutput)
 
@@ -44,21 +38,29 @@ var signer = v4.NewSigner()
 // maxErrorBody bounds the body of an HTTP error read into memory.
 const maxErrorBody = 64 << 10
 
-// rawSubscription reads one SubscribeToShard response body.
-type rawSubscription struct {
+// Subscription is one SubscribeToShard response body, read by fanoutd. It
+// uses the SDK's pieces for everything but the hot path: the SDK's
+// serializer builds the request, its endpoint resolver picks the URL, its
+// SigV4 signer signs it with the client's credentials, and its awsJson 1.1
+// codec turns HTTP errors, the initial-response frame, exception and error
+// frames, unknown events and any frame or JSON the fast path does not
+// recognise into exactly what the SDK's own reader returns. Only well-formed
+// SubscribeToShardEvent frames take the fast path (frame.go, decode.go).
+type Subscription struct {
 	body     io.ReadCloser
 	r        *bufio.Reader
 	cancel   context.CancelFunc
 	once     sync.Once
 	codec    *awsjson.Protocol // the SDK's codec, for everything but the fast path
 	frame    []byte            // the current frame, reused
-	frameUse bufferUse
+	frameUse reuse.Use
 	dec      eventDecoder
 	log      zerolog.Logger // the shard's logger, for frames that end the stream
 }
 
-// openRawSubscription sends SubscribeToShard and reads its initial response.
-func openRawSubscription(ctx context.Context, o kinesis.Options, in *kinesis.SubscribeToShardInput, log zerolog.Logger) (subscription, error) {
+// Subscribe sends SubscribeToShard with the client options o and reads
+// its initial response. log receives what ends the stream without an error.
+func Subscribe(ctx context.Context, o kinesis.Options, in *kinesis.SubscribeToShardInput, log zerolog.Logger) (*Subscription, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s, err := sendSubscribe(ctx, o, in)
 	if err != nil {
@@ -70,7 +72,7 @@ func openRawSubscription(ctx context.Context, o kinesis.Options, in *kinesis.Sub
 	return s, nil
 }
 
-func sendSubscribe(ctx context.Context, o kinesis.Options, in *kinesis.SubscribeToShardInput) (*rawSubscription, error) {
+func sendSubscribe(ctx context.Context, o kinesis.Options, in *kinesis.SubscribeToShardInput) (*Subscription, error) {
 	if o.EndpointResolverV2 == nil {
 		o.EndpointResolverV2 = kinesis.NewDefaultEndpointResolverV2()
 	}
@@ -129,7 +131,7 @@ func sendSubscribe(ctx context.Context, o kinesis.Options, in *kinesis.Subscribe
 		resp.Body = io.NopCloser(io.LimitReader(resp.Body, maxErrorBody))
 		return nil, httpError(codec, resp)
 	}
-	s := &rawSubscription{body: resp.Body, r: bufio.NewReaderSize(resp.Body, 16<<10), codec: codec}
+	s := &Subscription{body: resp.Body, r: bufio.NewReaderSize(resp.Body, 16<<10), codec: codec}
 	if err := s.initialResponse(); err != nil {
 		_ = resp.Body.Close()
 		return nil, fmt.Errorf("operation error Kinesis: SubscribeToShard, deserialize initial response: %w", err)
@@ -148,7 +150,7 @@ func httpError(codec *awsjson.Protocol, resp *http.Response) error {
 }
 
 // initialResponse reads the first frame as the SDK does.
-func (s *rawSubscription) initialResponse() error {
+func (s *Subscription) initialResponse() error {
 	frame, err := s.readFrame()
 	if err == errFrameLimit {
 		return fmt.Errorf("decode initial response: %w", err)
@@ -166,22 +168,28 @@ func frameReader(frame []byte, readErr error) io.Reader {
 	return r
 }
 
-func (s *rawSubscription) close() {
+// Close ends the stream and unblocks Next; it may be called from another
+// goroutine, more than once.
+func (s *Subscription) Close() {
 	s.once.Do(func() {
 		s.cancel()
 		_ = s.body.Close()
 	})
 }
 
-func (s *rawSubscription) next(dst []record.Record) (eventMeta, []record.Record, bool, error) {
+// Next blocks until the next SubscribeToShardEvent, appends its Kinesis
+// records to dst (KPL aggregates whole) and returns them; their Data alias
+// buffers that the next call reuses. ok is false when the stream ended:
+// cleanly when err is nil. Unknown events are skipped.
+func (s *Subscription) Next(dst []record.Record) (Event, []record.Record, bool, error) {
 	for {
 		frame, err := s.readFrame()
 		if err != nil {
 			if len(frame) == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
-				return eventMeta{}, dst, false, nil
+				return Event{}, dst, false, nil
 			}
 			if len(frame) == 0 {
-				return eventMeta{}, dst, false, fmt.Errorf("decode event: %w", err)
+				return Event{}, dst, false, fmt.Errorf("decode event: %w", err)
 			}
 			// A stream cut inside a frame, or a frame the fast path does not
 			// take: what the SDK makes of the same bytes.
@@ -200,8 +208,9 @@ func (s *rawSubscription) next(dst []record.Record) (eventMeta, []record.Record,
 			// fanoutd. Nothing is skipped: the next subscription starts
 			// from the checkpoint. Said, as the end is otherwise clean.
 			s.log.Warn().Int("frame_bytes", len(frame)).
-				Msg("an event-stream frame's headers overrun their block; ending the subscription there, as the SDK does, and resubscribing from the checkpoint")
-			return eventMeta{}, dst, false, nil
+				Str("hint", "its headers overrun their block; the SDK ends the stream there too, and the next subscription starts from the checkpoint").
+				Msg("corrupt event-stream frame; subscription ended")
+			return Event{}, dst, false, nil
 		}
 		if ok || err != nil {
 			return ev, recs, ok, err
@@ -213,7 +222,7 @@ func (s *rawSubscription) next(dst []record.Record) (eventMeta, []record.Record,
 // slow decodes frame with the SDK's codec. readErr is the error that cut
 // the frame short (nil for a whole frame): the SDK sees the same bytes and
 // then that error.
-func (s *rawSubscription) slow(frame []byte, dst []record.Record, readErr error) (_ eventMeta, _ []record.Record, _ bool, err error) {
+func (s *Subscription) slow(frame []byte, dst []record.Record, readErr error) (_ Event, _ []record.Record, _ bool, err error) {
 	defer func() {
 		// smithy-go panics on some values (a NaN timestamp): an error here,
 		// not the end of the daemon.
@@ -229,23 +238,19 @@ func (s *rawSubscription) slow(frame []byte, dst []record.Record, readErr error)
 			// whole frame whose headers claim more bytes than the header
 			// block holds (its header decoder reads an io.EOF there).
 			if readErr == nil {
-				return eventMeta{}, dst, false, errSDKEnd
+				return Event{}, dst, false, errSDKEnd
 			}
-			return eventMeta{}, dst, false, nil
+			return Event{}, dst, false, nil
 		}
-		return eventMeta{}, dst, false, err
+		return Event{}, dst, false, err
 	}
 	if e, ok := ev.(*types.SubscribeToShardEvent); ok {
-		return sdkEventMeta(e), kinesisRecords(dst, e), true, nil
+		return eventOf(e), Records(dst, e), true, nil
 	}
 	// An unknown event (skipped by next), or a cut frame that decoded
 	// (impossible: the checksum covers the whole frame): no event.
-	return eventMeta{}, dst, false, nil
+	return Event{}, dst, false, nil
 }
-
-// errSDKEnd is slow's answer for a whole frame after which the SDK would
-// read no more: next ends the stream, as the SDK does.
-var errSDKEnd = errors.New("the SDK ends the event stream here")
 
 type errReader struct{ err error }
 
@@ -264,7 +269,7 @@ const (
 // readFrame reads one whole frame into s.frame. On an error it returns what
 // it read of the frame so far with the error; a frame whose prelude is
 // invalid comes back alone, without error, for the SDK to reject.
-func (s *rawSubscription) readFrame() ([]byte, error) {
+func (s *Subscription) readFrame() ([]byte, error) {
 	buf := s.frame[:0]
 	if cap(buf) < preludeLen {
 		buf = make([]byte, 0, 4096)
@@ -286,7 +291,7 @@ func (s *rawSubscription) readFrame() ([]byte, error) {
 		s.frame = buf
 		return nil, errFrameLimit
 	}
-	if cap(buf) < int(total) || fit(&s.frameUse, buf, int(total)) == nil {
+	if cap(buf) < int(total) || reuse.Fit(&s.frameUse, buf, int(total)) == nil {
 		nb := make([]byte, total, bufSize(int(total)))
 		copy(nb, buf)
 		buf = nb

@@ -1,17 +1,9 @@
-package fanout
+package efostream
 
 import (
 	"encoding/binary"
-	"errors"
 	"hash/crc32"
 )
-
-// errFrameLimit: a frame whose prelude claims more than the event-stream
-// format allows (16 MiB of payload, 128 KiB of headers), or headers longer
-// than the frame. The SDK's decoder would try to read such a frame whole
-// (up to 4 GiB); fanoutd ends the subscription instead, so that memory
-// stays bounded.
-var errFrameLimit = errors.New("event stream frame over the format's limits (16 MiB payload, 128 KiB headers)")
 
 // frame is the part of an event-stream message the fast path needs.
 type frame struct {

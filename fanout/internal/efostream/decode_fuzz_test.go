@@ -1,4 +1,4 @@
-package fanout
+package efostream
 
 import (
 	"bufio"
@@ -40,10 +40,10 @@ type decodedEvent struct {
 	recs     []record.Record
 }
 
-func (d *decoded) add(ev eventMeta, recs []record.Record) {
-	e := decodedEvent{millis: ev.millisBehindLatest, children: len(ev.childShards)}
-	if ev.continuation != nil {
-		e.cont, e.hasCont = *ev.continuation, true
+func (d *decoded) add(ev Event, recs []record.Record) {
+	e := decodedEvent{millis: ev.MillisBehindLatest, children: len(ev.ChildShards)}
+	if ev.Continuation != nil {
+		e.cont, e.hasCont = *ev.Continuation, true
 	}
 	for _, r := range recs {
 		r.Data = bytes.Clone(r.Data) // the reader reuses its buffer
@@ -79,7 +79,7 @@ func sdkDecode(body []byte) (d decoded, panicked bool) {
 			return d, false
 		}
 		if e, ok := ev.(*types.SubscribeToShardEvent); ok {
-			d.add(sdkEventMeta(e), kinesisRecords(nil, e))
+			d.add(eventOf(e), Records(nil, e))
 		}
 	}
 }
@@ -87,7 +87,7 @@ func sdkDecode(body []byte) (d decoded, panicked bool) {
 // rawDecode reads body with fanoutd's reader.
 func rawDecode(body []byte) decoded {
 	var d decoded
-	s := &rawSubscription{body: io.NopCloser(bytes.NewReader(body)), codec: awsjson.New11(schemas.Kinesis_20131202), cancel: func() {}}
+	s := &Subscription{body: io.NopCloser(bytes.NewReader(body)), codec: awsjson.New11(schemas.Kinesis_20131202), cancel: func() {}}
 	s.r = bufio.NewReaderSize(s.body, 16<<10)
 	if err := s.initialResponse(); err != nil {
 		d.initErr = err.Error()
@@ -96,7 +96,7 @@ func rawDecode(body []byte) decoded {
 	}
 	var recs []record.Record
 	for {
-		ev, out, ok, err := s.next(recs[:0])
+		ev, out, ok, err := s.Next(recs[:0])
 		recs = out
 		if err != nil {
 			d.endErr = err.Error()
@@ -219,7 +219,7 @@ func seedBodies(t testing.TB) [][]byte {
 
 // FuzzDecoderMatchesSDK checks that fanoutd's reader and decoder turn any
 // response body into the same events, records and errors as the SDK's.
-// CI runs it briefly: go test ./fanout/ -run '^$' -fuzz FuzzDecoderMatchesSDK -fuzztime 20s
+// CI runs it briefly: go test ./fanout/internal/efostream/ -run '^$' -fuzz FuzzDecoderMatchesSDK -fuzztime 20s
 func FuzzDecoderMatchesSDK(f *testing.F) {
 	for _, b := range seedBodies(f) {
 		f.Add(b)
@@ -250,7 +250,7 @@ func TestDecoderFastPath(t *testing.T) {
 	if got, want := len(recs), 100; got != want {
 		t.Fatalf("records: got %d, want %d", got, want)
 	}
-	if got, want := *ev.continuation, "c"; got != want {
+	if got, want := *ev.Continuation, "c"; got != want {
 		t.Fatalf("continuation: got %q, want %q", got, want)
 	}
 	allocs := testing.AllocsPerRun(20, func() {
@@ -282,12 +282,12 @@ func TestCorruptFrameEndsTheStreamWithAWarning(t *testing.T) {
 		t.Fatalf("the SDK read %d events and ended with %q after the corrupt frame; the test's premise is that it ends cleanly there", len(sdk.events), sdk.endErr)
 	}
 	var logs bytes.Buffer
-	s := &rawSubscription{body: io.NopCloser(bytes.NewReader(body)), codec: awsjson.New11(schemas.Kinesis_20131202), cancel: func() {}, log: zerolog.New(&logs)}
+	s := &Subscription{body: io.NopCloser(bytes.NewReader(body)), codec: awsjson.New11(schemas.Kinesis_20131202), cancel: func() {}, log: zerolog.New(&logs)}
 	s.r = bufio.NewReaderSize(s.body, 16<<10)
 	if err := s.initialResponse(); err != nil {
 		t.Fatal(err)
 	}
-	if _, recs, ok, err := s.next(nil); ok || err != nil || len(recs) != 0 {
+	if _, recs, ok, err := s.Next(nil); ok || err != nil || len(recs) != 0 {
 		t.Fatalf("next after a corrupt frame: ok %v, err %v, %d records; want a clean end", ok, err, len(recs))
 	}
 	if !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), "overrun their block") {

@@ -1,4 +1,4 @@
-package fanout
+package efostream
 
 import (
 	"encoding/base64"
@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/fanoutd/fanoutd/fanout/internal/reuse"
 	"github.com/fanoutd/fanoutd/record"
 )
 
@@ -30,7 +31,7 @@ type eventDecoder struct {
 	arena   []byte
 	scratch []byte // one record's decoded data, on its way into the frame
 
-	recsUse, arenaUse, scratchUse bufferUse
+	recsUse, arenaUse, scratchUse reuse.Use
 }
 
 // rawRecord is one Kinesis record of the event being decoded: its base64
@@ -120,19 +121,12 @@ func (s *jsonScanner) number() ([]byte, bool) {
 		i++
 	}
 	d := i
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	if i == d || (b[d] == '0' && i-d > 1) {
+	if i = digits(b, d); i == d || (b[d] == '0' && i-d > 1) {
 		return nil, false
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		d = i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
+		d = i + 1
+		if i = digits(b, d); i == d {
 			return nil, false
 		}
 	}
@@ -142,16 +136,21 @@ func (s *jsonScanner) number() ([]byte, bool) {
 			i++
 		}
 		d = i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
+		if i = digits(b, d); i == d {
 			return nil, false
 		}
 	}
 	tok := b[s.i:i]
 	s.i = i
 	return tok, true
+}
+
+// digits returns the end of the run of decimal digits in b from i.
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // epochMillis converts an epoch-seconds number as the SDK does
@@ -240,8 +239,8 @@ func (d *eventDecoder) addString(b []byte) strSpan {
 // before it is read. The records' Data point into payload, valid until the
 // next frame is read into the same buffer; no second buffer of the
 // event's size is needed.
-func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, []record.Record, bool, error) {
-	var ev eventMeta
+func (d *eventDecoder) decode(dst []record.Record, payload []byte) (Event, []record.Record, bool, error) {
+	var ev Event
 	d.recs, d.arena = d.recs[:0], d.arena[:0]
 	s := jsonScanner{b: payload}
 	var cont strSpan
@@ -273,7 +272,7 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, [
 				if !ok {
 					return ev, dst, false, nil
 				}
-				ev.millisBehindLatest, hasMillis = n, true
+				ev.MillisBehindLatest, hasMillis = n, true
 			case "ChildShards":
 				// Only an empty list: a shard's end is rare, the SDK decodes it.
 				if !s.expect('[') || !s.expect(']') {
@@ -307,10 +306,16 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, [
 	if s.ws(); s.i != len(s.b) {
 		return ev, dst, false, nil
 	}
+	return d.records(ev, dst, payload, cont, hasCont)
+}
+
+// records is decode's second pass: it decodes each record's data over the
+// payload and appends the records to dst.
+func (d *eventDecoder) records(ev Event, dst []record.Record, payload []byte, cont strSpan, hasCont bool) (Event, []record.Record, bool, error) {
 	strs := string(d.arena)
 	if hasCont {
 		c := strs[cont.off:cont.end]
-		ev.continuation = &c
+		ev.Continuation = &c
 	}
 	n0, w, scratchNeed := len(dst), 0, 0
 	for i := range d.recs {
@@ -330,7 +335,7 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, [
 			n, err := base64.StdEncoding.Decode(d.scratch[:cap(d.scratch)], src)
 			if err != nil {
 				clear(dst[n0:])
-				return eventMeta{}, dst[:n0], false, errBase64(err)
+				return Event{}, dst[:n0], false, errBase64(err)
 			}
 			// w <= r.dataOff: the copy overwrites only bytes already read.
 			copy(payload[w:], d.scratch[:n])
@@ -339,9 +344,9 @@ func (d *eventDecoder) decode(dst []record.Record, payload []byte) (eventMeta, [
 		}
 		dst = append(dst, record.Record{Data: b, PartitionKey: strs[r.pk.off:r.pk.end], SequenceNumber: strs[r.seq.off:r.seq.end], ArrivalTime: at})
 	}
-	d.recs = fit(&d.recsUse, d.recs, len(d.recs))
-	d.arena = fit(&d.arenaUse, d.arena, len(d.arena))
-	d.scratch = fit(&d.scratchUse, d.scratch, scratchNeed)
+	d.recs = reuse.Fit(&d.recsUse, d.recs, len(d.recs))
+	d.arena = reuse.Fit(&d.arenaUse, d.arena, len(d.arena))
+	d.scratch = reuse.Fit(&d.scratchUse, d.scratch, scratchNeed)
 	return ev, dst, true, nil
 }
 

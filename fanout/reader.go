@@ -1,0 +1,73 @@
+package fanout
+
+import (
+	"context"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/record"
+)
+
+// reader reads one shard from the position it was opened at. next blocks
+// until the next event, appends its Kinesis records to dst (KPL aggregates
+// whole: the shard loop splits them) and returns them; their Data may alias
+// buffers of the reader that the next call reuses. ok is false when the
+// reader ended: cleanly when err is nil (the shard loop opens another at
+// the position reached). close unblocks next; it may be called from another
+// goroutine, more than once.
+type reader interface {
+	next(dst []record.Record) (ev readEvent, recs []record.Record, ok bool, err error)
+	close()
+}
+
+// readEvent is what one event says besides its records.
+type readEvent struct {
+	// continuation is the position after the event's records; nil when the
+	// shard ended.
+	continuation       *string
+	millisBehindLatest int64
+	// childShards are the shard's children, at its end.
+	childShards []types.ChildShard
+}
+
+// position is where a reader starts: after the sequence number after (a
+// checkpoint), or at start when after is "".
+type position struct {
+	after     string
+	start     StartPosition
+	timestamp time.Time // of StartAtTimestamp
+}
+
+// shardReader opens the readers of one shard and says what their errors
+// mean; the shard loop decides what to do about them.
+type shardReader interface {
+	open(ctx context.Context, at position) (reader, error)
+	// fault classifies an error of open or of a reader's next.
+	fault(err error) readFault
+	// restore is called after a faultNotFound on a shard Kinesis still
+	// lists: it restores what the shard is read through. ErrStreamNotFound
+	// from it is fatal for the stream.
+	restore(ctx context.Context) error
+}
+
+// readFault is what an error of a reader means to the shard loop (what it
+// does about each: shardLoop.readFailed).
+type readFault int
+
+const (
+	faultTransient readFault = iota // anything else: a warning
+	faultContended                  // another reader holds the shard
+	faultThrottled                  // over a Kinesis rate limit
+	faultNotFound                   // the shard, or what it is read through, is gone
+	faultPosition                   // the start position was rejected: an expired checkpoint
+)
+
+// streamReader is how the shards of a stream are read.
+type streamReader interface {
+	// prepare readies reading once the stream's incarnation is known.
+	prepare(ctx context.Context) error
+	// shard returns the reader of one shard.
+	shard(shardID string, log zerolog.Logger) shardReader
+}
