@@ -68,7 +68,6 @@ func Default() *Config {
 		Coordination: CoordinationConfig{Mode: CoordinationNone, LeaseTTL: Duration(10 * time.Second),
 			Bucket: BucketConfig{Name: DefaultCoordinationBucket, Storage: "file"}},
 		Log: LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
-
 		Timers: defaultTimers(),
 
 		HTTP: HTTPConfig{Listen: DefaultHTTPListen},

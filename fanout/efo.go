@@ -129,8 +129,10 @@ func (r *efoReader) fault(err error) readFault {
 // restore registers the consumer again: the shard is still listed, so it
 // was the consumer that was not found.
 func (r *efoReader) restore(ctx context.Context) error {
-	_, err := r.c.reregister(ctx, r.arn)
-	return err
+	if _, err := r.c.reregister(ctx, r.arn); err != nil {
+		return fmt.Errorf("re-register consumer: %w", err)
+	}
+	return nil
 }
 
 // efoStream is one event stream as a reader.

@@ -17,6 +17,11 @@ import (
 // reader ended: cleanly when err is nil (the shard loop opens another at
 // the position reached). close unblocks next; it may be called from another
 // goroutine, more than once.
+//
+// next returns an event, with records or without, well inside the idle
+// timeout: the shard loop takes a silent reader for a stalled one. A
+// reader may retry inside next what it can cure itself (a throttled call),
+// as long as close still unblocks it.
 type reader interface {
 	next(dst []record.Record) (ev readEvent, recs []record.Record, ok bool, err error)
 	close()
@@ -25,7 +30,9 @@ type reader interface {
 // readEvent is what one event says besides its records.
 type readEvent struct {
 	// continuation is the position after the event's records; nil when the
-	// shard ended.
+	// shard ended. It never moves back and is never empty while the shard
+	// goes on: a reader with nothing new repeats the position reached (the
+	// shard loop checkpoints it and opens the next reader there).
 	continuation       *string
 	millisBehindLatest int64
 	// childShards are the shard's children, at its end.
