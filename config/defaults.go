@@ -67,7 +67,7 @@ func Default() *Config {
 			Bucket: BucketConfig{Name: DefaultCheckpointBucket, Storage: "file"}},
 		Coordination: CoordinationConfig{Mode: CoordinationNone, LeaseTTL: Duration(10 * time.Second),
 			Bucket: BucketConfig{Name: DefaultCoordinationBucket, Storage: "file"}},
-		Log: LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Log:    LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		Timers: defaultTimers(),
 
 		HTTP: HTTPConfig{Listen: DefaultHTTPListen},
