@@ -65,7 +65,7 @@ func (g *Group) checkName(ctx context.Context) error {
 	}
 	defer w.Stop()
 	g.log.Info().Str("lease_ttl", g.ttl.String()).
-		Msg("instance name already in the group; waiting to see whether another process holds it")
+		Str("then", "waiting to see whether another process holds it").Msg("instance name already in the group")
 	for {
 		select {
 		case <-wctx.Done():

@@ -127,7 +127,7 @@ func (g *Group) verifyBucket(ctx context.Context) {
 		return
 	}
 	g.log.Error().Str("bucket", g.kv.Bucket()).Time("created", created).Time("known_created", known).
-		Msg("coordination bucket deleted and created again; reading it again, writing the leases anew")
+		Str("then", "reading it again, writing the leases anew").Msg("coordination bucket recreated")
 	select {
 	case g.rewatch <- struct{}{}:
 	default:
