@@ -590,41 +590,50 @@ func untilClosed(ctx context.Context, ended <-chan struct{}) (context.Context, c
 
 // checkLoop ends the leases that could not be renewed in time, and wakes
 // readers when someone else's lease expires.
-func (g *Group) checkLoop(ctx context.Context) {
-	t := time.NewTicker(g.ttl / 20)
+func (g *Group) checkLoop(ctx context.Context) { every(ctx, g.ttl/20, nil, g.checkLeases) }
+
+func (g *Group) checkLeases() {
+	now := time.Now()
+	var late []*Lease
+	g.mu.Lock()
+	for _, l := range g.held {
+		l.mu.Lock()
+		if l.err != ErrLeaseLost && !g.fresh(l.sent) {
+			late = append(late, l)
+		}
+		l.mu.Unlock()
+	}
+	wake := false
+	for _, tbl := range []map[string]*observed{g.leases, g.members} {
+		for _, o := range tbl {
+			if o.owner != "" && !o.expired && !g.live(o, now) {
+				o.expired = true
+				wake = true
+			}
+		}
+	}
+	g.mu.Unlock()
+	for _, l := range late {
+		g.lose(l, "could not renew the lease in time")
+	}
+	if wake {
+		g.signal()
+	}
+}
+
+// every calls f every d, and at once when wake fires (nil: never), until
+// ctx ends.
+func every(ctx context.Context, d time.Duration, wake <-chan struct{}, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
 		}
-		now := time.Now()
-		var late []*Lease
-		g.mu.Lock()
-		for _, l := range g.held {
-			l.mu.Lock()
-			if l.err != ErrLeaseLost && !g.fresh(l.sent) {
-				late = append(late, l)
-			}
-			l.mu.Unlock()
-		}
-		wake := false
-		for _, tbl := range []map[string]*observed{g.leases, g.members} {
-			for _, o := range tbl {
-				if o.owner != "" && !o.expired && !g.live(o, now) {
-					o.expired = true
-					wake = true
-				}
-			}
-		}
-		g.mu.Unlock()
-		for _, l := range late {
-			g.lose(l, "could not renew the lease in time")
-		}
-		if wake {
-			g.signal()
-		}
+		f()
 	}
 }
 

@@ -40,17 +40,7 @@ func (g *Group) suspectBucket() {
 
 // bucketLoop checks the bucket every TTL, and when asked.
 func (g *Group) bucketLoop(ctx context.Context) {
-	t := time.NewTicker(g.ttl)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-g.checkBucket:
-		}
-		g.verifyBucket(ctx)
-	}
+	every(ctx, g.ttl, g.checkBucket, func() { g.verifyBucket(ctx) })
 }
 
 // bucketCreated is the creation time of the bucket's stream; missing
