@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -184,15 +183,7 @@ func newResetEnv(t *testing.T, ttl time.Duration) *resetEnv {
 func newResetEnvRecreating(t *testing.T, ttl time.Duration, recreates bool) *resetEnv {
 	t.Helper()
 	srv := testutil.StartNATS(t, testutil.NATSOptions{JetStream: true})
-	conn := func() jetstream.JetStream {
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
-		return js
-	}
+	conn := func() jetstream.JetStream { return testutil.JetStream(t, srv.ClientURL()) }
 	js := conn()
 	cfg := BucketConfig{Name: "fanoutd_coordination", Replicas: 1}
 	kv, err := CreateBucket(t.Context(), js, cfg)

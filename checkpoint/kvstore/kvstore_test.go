@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
@@ -18,15 +17,7 @@ import (
 // kvBucket creates the bucket "checkpoints" with the given replicas on url.
 func kvBucket(t *testing.T, url string, replicas int) jetstream.KeyValue {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testutil.JetStream(t, url)
 	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "checkpoints", Replicas: replicas, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +210,15 @@ func (l *lostAnswer) Update(ctx context.Context, key string, value []byte, last 
 	return rev, err
 }
 
+// putLosingAnswer writes seq with s, and the answer is lost on its way back.
+func putLosingAnswer(t *testing.T, kv *lostAnswer, s *Store, seq string) {
+	t.Helper()
+	kv.lose.Store(true)
+	if err := s.Put(t.Context(), "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: seq}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
+	}
+}
+
 // A write the server stored but whose answer was lost does not fence the
 // store that made it: its next write goes on from it. Another instance's
 // write in between still does.
@@ -229,10 +229,7 @@ func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
 		t.Fatal(err)
 	}
-	kv.lose.Store(true)
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
-	}
+	putLosingAnswer(t, kv, a, "11")
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err != nil {
 		t.Fatalf("the next Put = %v, want it to go on from its own stored write", err)
 	}
@@ -241,10 +238,7 @@ func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
 	}
 
 	// Another instance takes over after a lost answer: a is fenced.
-	kv.lose.Store(true)
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
-	}
+	putLosingAnswer(t, kv, a, "13")
 	b := New(kv, "b")
 	if _, _, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil {
 		t.Fatal(err)
@@ -271,10 +265,7 @@ func TestUncertainConflictIsNotAFence(t *testing.T) {
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
 		t.Fatal(err)
 	}
-	kv.lose.Store(true)
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
-	}
+	putLosingAnswer(t, kv, a, "11")
 	kv.failGet.Store(true)
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err == nil || errors.Is(err, checkpoint.ErrFenced) {
 		t.Fatalf("Put whose read back failed = %v, want a plain error", err)

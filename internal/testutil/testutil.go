@@ -1,6 +1,7 @@
 // Package testutil holds what the packages' tests share: polling with a
 // deadline (never sleeps as synchronisation), a buffer safe for a writer and
-// a reader, and an in-process NATS server. Product code does not import it.
+// a reader, and an in-process NATS server with connections to it. Product
+// code does not import it.
 package testutil
 
 import (
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // WaitFor polls cond every 10 ms until it holds, and fails the test when it
@@ -80,4 +83,20 @@ func StartNATS(t testing.TB, o NATSOptions) *server.Server {
 	}
 	t.Cleanup(ns.Shutdown)
 	return ns
+}
+
+// JetStream connects to url with opts and returns the connection's
+// JetStream; the connection closes when the test ends.
+func JetStream(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
