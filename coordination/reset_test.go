@@ -39,21 +39,7 @@ func (f *faultKV) reply(key string) {
 
 // holdReplies makes the writes of keys starting with prefix land, and their
 // replies wait until the returned func is called.
-func (f *faultKV) holdReplies(prefix string) (open func()) {
-	gate := make(chan struct{})
-	f.mu.Lock()
-	f.replies[prefix] = gate
-	f.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			f.mu.Lock()
-			delete(f.replies, prefix)
-			f.mu.Unlock()
-			close(gate)
-		})
-	}
-}
+func (f *faultKV) holdReplies(prefix string) (open func()) { return f.gate(f.replies, prefix) }
 
 func (f *faultKV) landedOf(key string) int {
 	f.mu.Lock()

@@ -50,12 +50,8 @@ func TestFencing(t *testing.T) {
 			kv := kvBucket(t, url, replicas)
 			ctx := context.Background()
 			a, b := New(kv, "a"), New(kv, "b")
-			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); err != nil {
-				t.Fatal(err)
-			}
+			mustPut(t, a, "10")
+			mustPut(t, a, "11")
 			// b never read the key: its create is refused.
 			if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "99"}); !errors.Is(err, checkpoint.ErrFenced) {
 				t.Fatalf("blind write by b = %v, want checkpoint.ErrFenced", err)
@@ -64,9 +60,7 @@ func TestFencing(t *testing.T) {
 			if cp, ok, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil || !ok || cp.SequenceNumber != "11" {
 				t.Fatalf("b.Get = %+v %v %v", cp, ok, err)
 			}
-			if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err != nil {
-				t.Fatal(err)
-			}
+			mustPut(t, b, "12")
 			// a lost the shard: fenced.
 			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); !errors.Is(err, checkpoint.ErrFenced) {
 				t.Fatalf("stale write by a = %v, want checkpoint.ErrFenced", err)
@@ -151,16 +145,12 @@ func TestListDoesNotMoveTheFence(t *testing.T) {
 	kv := kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)
 	ctx := context.Background()
 	a, b := New(kv, "a"), New(kv, "b")
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, a, "10")
 	// b takes the lease over: it reads, then writes a later checkpoint.
 	if _, _, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "20"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, b, "20")
 	// a lists (claim loop, status) and sees b's checkpoint...
 	if cps, err := a.List(ctx, "s", "c"); err != nil || cps["shardId-1"].SequenceNumber != "20" {
 		t.Fatalf("a.List = %v %v", cps, err)
@@ -182,9 +172,7 @@ func TestListDoesNotMoveTheFence(t *testing.T) {
 		t.Fatalf("checkpoint %+v %v, want b's 20", cp, err)
 	}
 	// b goes on writing against its own revision.
-	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "21"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, b, "21")
 }
 
 // lostAnswer is the real bucket, except that one Update is stored and then
@@ -210,6 +198,14 @@ func (l *lostAnswer) Update(ctx context.Context, key string, value []byte, last 
 	return rev, err
 }
 
+// mustPut writes seq with s to the key these tests share.
+func mustPut(t *testing.T, s *Store, seq string) {
+	t.Helper()
+	if err := s.Put(t.Context(), "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: seq}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // putLosingAnswer writes seq with s, and the answer is lost on its way back.
 func putLosingAnswer(t *testing.T, kv *lostAnswer, s *Store, seq string) {
 	t.Helper()
@@ -226,9 +222,7 @@ func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
 	kv := &lostAnswer{KeyValue: kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)}
 	ctx := context.Background()
 	a := New(kv, "a")
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, a, "10")
 	putLosingAnswer(t, kv, a, "11")
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err != nil {
 		t.Fatalf("the next Put = %v, want it to go on from its own stored write", err)
@@ -243,9 +237,7 @@ func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
 	if _, _, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "14"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, b, "14")
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "15"}); !errors.Is(err, checkpoint.ErrFenced) {
 		t.Fatalf("a's write after b's = %v, want checkpoint.ErrFenced", err)
 	}
@@ -262,9 +254,7 @@ func TestUncertainConflictIsNotAFence(t *testing.T) {
 	kv := &lostAnswer{KeyValue: kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)}
 	ctx := context.Background()
 	a := New(kv, "a")
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, a, "10")
 	putLosingAnswer(t, kv, a, "11")
 	kv.failGet.Store(true)
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err == nil || errors.Is(err, checkpoint.ErrFenced) {
