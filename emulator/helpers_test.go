@@ -206,8 +206,24 @@ func (s *sub) end(timeout time.Duration) error {
 // subscription to the stream is left.
 func resubscribeAfter(t testing.TB, s *Server, c *kinesis.Client, consumerARN string, cont *string) *sub {
 	t.Helper()
-	testutil.WaitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+	waitNoSubscriptions(t, s)
 	return mustSubscribe(t, c, consumerARN, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: cont})
+}
+
+// subscribedShard sets up a stream "s" of one shard and a subscription to
+// it that sent its first event.
+func subscribedShard(t *testing.T) (*Server, *kinesis.Client, string, *sub) {
+	t.Helper()
+	s, c, arn := setupStream(t, fast(), 1)
+	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
+	sb.next(5 * time.Second)
+	return s, c, arn, sb
+}
+
+// waitNoSubscriptions waits until stream "s" has no subscription left.
+func waitNoSubscriptions(t testing.TB, s *Server) {
+	t.Helper()
+	testutil.WaitFor(t, 5*time.Second, "no subscription", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 }
 
 func trimHorizon() types.StartingPosition {

@@ -182,7 +182,7 @@ func TestSubscribeStartingPositions(t *testing.T) {
 		{types.StartingPosition{Type: types.ShardIteratorTypeLatest}, ""},
 	} {
 		t.Run(string(tc.pos.Type), func(t *testing.T) {
-			testutil.WaitFor(t, 5*time.Second, "no subscription", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+			waitNoSubscriptions(t, s)
 			sb := mustSubscribe(t, c, arn, ShardID(0), tc.pos)
 			defer sb.stream.Close()
 			marker := byte('V' + i) // earlier subtests' markers are skipped
