@@ -7,9 +7,9 @@
 // its leases (a compare-and-set on the key's revision) every LeaseTTL/3; the
 // others watch the bucket and take a lease over only once its revision has
 // not changed for a whole LeaseTTL, measured on their own clock from when
-// they saw that revision. The owner stops reading a shard once
-// 3/4 LeaseTTL have passed since it sent its last renewal that succeeded,
-// which is before anyone else can see the lease expire: never two readers.
+// they saw that revision. The owner stops reading a shard once 3/4 LeaseTTL
+// have passed since it sent its last renewal that succeeded, which is
+// before anyone else can see the lease expire: never two readers.
 // It checks both clocks: the monotonic one stands still while the machine
 // is suspended (CLOCK_MONOTONIC on Linux), so the wall-clock time of each
 // renewal is recorded in the lease too, and a process resumed after a
@@ -422,8 +422,8 @@ func (g *Group) ownedLocked(gk string) int {
 // free (never taken, released, or expired: unchanged for a whole TTL) and
 // this instance holds less than its share of the stream: less than the
 // floor of an even share, or less than the ceiling while no other instance
-// is below the floor. It returns nil
-// when the shard is not this instance's to read now.
+// is below the floor. It returns nil when the shard is not this instance's
+// to read now.
 func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lease, error) {
 	key := leaseKey(stream, consumer, shard)
 	gk := groupKey(stream, consumer)

@@ -55,7 +55,8 @@ func (sub *subscription) send(c control) {
 	}
 }
 
-// endConsumerSubs sends c to every subscription of a consumer. Called with s.mu held.
+// endConsumerSubs sends c to every subscription of a consumer. Called with
+// s.mu held.
 func (s *Server) endConsumerSubs(consumerARN string, c control) {
 	for k, sub := range s.subs {
 		if k.consumerARN == consumerARN {
