@@ -137,10 +137,10 @@ func TestStoreContract(t *testing.T) {
 	}
 }
 
-// The audit's sequence: a reads for display or claiming (List, as the
-// claim loop and every GET /status do) after b took the shard over; that
-// read changes nothing a write is fenced against, and a's stale write is
-// refused. Only a Get (done while holding the lease) lets a write again.
+// a reads for display or claiming (List, as the claim loop and every GET
+// /status do) after b took the shard over: that read changes nothing a
+// write is fenced against, and a's stale write is refused. Only a Get (done
+// while holding the lease) lets a write again.
 func TestListDoesNotMoveTheFence(t *testing.T) {
 	kv := kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)
 	ctx := context.Background()
