@@ -160,12 +160,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
-	src := monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, Objects: d.pub.ObjectStats,
-		NATSConnected: nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams}
-	if d.group != nil {
-		src.Group = d.groupStatus
-	}
-	d.mon.SetSources(src)
+	d.setMonitorSources()
 
 	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
 		Region:      cfg.AWS.Region,
@@ -206,6 +201,17 @@ func (d *Daemon) startMonitor(cfg *config.Config, undo *[]func()) error {
 		*undo = append(*undo, d.stopHTTP)
 	}
 	return nil
+}
+
+// setMonitorSources gives the monitor what it reports on, once all of it
+// is open.
+func (d *Daemon) setMonitorSources() {
+	src := monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, Objects: d.pub.ObjectStats,
+		NATSConnected: d.nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams}
+	if d.group != nil {
+		src.Group = d.groupStatus
+	}
+	d.mon.SetSources(src)
 }
 
 // connectNATS connects to NATS with the outage tracker on its events.
