@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -95,26 +94,21 @@ func TestStoreContract(t *testing.T) {
 	if _, ok, err := s.Get(ctx, "my.stream", "c.1", "shardId-0"); err != nil || ok {
 		t.Fatalf("Get(empty) = %v %v", ok, err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 200)
-	for w := range 8 {
-		wg.Go(func() {
-			for i := range 10 {
-				errs <- s.Put(ctx, "my.stream", "c.1", fmt.Sprintf("shardId-%d", w), checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)})
-				errs <- s.Put(ctx, "my.stream", "c.1", "shardId-shared", checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)})
-				if _, _, err := s.Get(ctx, "my.stream", "c.1", "shardId-shared"); err != nil {
-					errs <- err
-				}
+	testutil.Concurrently(t, 8, func(w int) error {
+		for i := range 10 {
+			cp := checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)}
+			if err := s.Put(ctx, "my.stream", "c.1", fmt.Sprintf("shardId-%d", w), cp); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+			if err := s.Put(ctx, "my.stream", "c.1", "shardId-shared", cp); err != nil {
+				return err
+			}
+			if _, _, err := s.Get(ctx, "my.stream", "c.1", "shardId-shared"); err != nil {
+				return err
+			}
 		}
-	}
+		return nil
+	})
 	if err := s.Put(ctx, "my", "stream.c.1", "shardId-0", checkpoint.Checkpoint{ShardEnded: true}); err != nil {
 		t.Fatal(err)
 	}
