@@ -238,6 +238,20 @@ func waitFor(ctx context.Context, c *benchChild, timeout time.Duration, what str
 	}
 }
 
+// waitSubscribed waits until the relay subscribed to each of the shards of
+// stream.
+func waitSubscribed(ctx context.Context, prog *progress, env *benchEnv, child *benchChild, stream string, shards int, label string, timeout time.Duration) error {
+	err := waitFor(ctx, child, timeout, "subscribe to every shard", func() (bool, error) {
+		n := env.emu.ActiveSubscriptions(stream, "")
+		prog.show("%s: %d/%d shards subscribed", label, n, shards)
+		return n >= shards, nil
+	})
+	if err != nil {
+		prog.done()
+	}
+	return err
+}
+
 func (b *Options) catchUp(ctx context.Context, prog *progress, relay, mode string, round int) (catchUpResult, error) {
 	r := catchUpResult{Relay: relay, Mode: mode, Round: round, Records: b.Records}
 	env, err := newBenchEnv(mode == "jetstream")
@@ -329,13 +343,7 @@ func (b *Options) steady(ctx context.Context, prog *progress, relay, mode string
 		return r, err
 	}
 	defer child.kill()
-	err = waitFor(ctx, child, 2*time.Minute, "subscribe to every shard", func() (bool, error) {
-		n := env.emu.ActiveSubscriptions(stream, "")
-		prog.show("%s: %d/%d shards subscribed", label, n, b.Shards)
-		return n >= b.Shards, nil
-	})
-	if err != nil {
-		prog.done()
+	if err := waitSubscribed(ctx, prog, env, child, stream, b.Shards, label, 2*time.Minute); err != nil {
 		return r, err
 	}
 	// Produce at rate: after each millisecond, write what the rate owes.
@@ -421,13 +429,7 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 		return r, err
 	}
 	defer child.kill()
-	err = waitFor(ctx, child, 10*time.Minute, "subscribe to every shard", func() (bool, error) {
-		n := env.emu.ActiveSubscriptions(stream, "")
-		prog.show("%s: %d/%d shards subscribed", label, n, b.IdleShards)
-		return n >= b.IdleShards, nil
-	})
-	if err != nil {
-		prog.done()
+	if err := waitSubscribed(ctx, prog, env, child, stream, b.IdleShards, label, 10*time.Minute); err != nil {
 		return r, err
 	}
 	// Idle is what comes after start-up: each shard's first empty event

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 // stores runs a test against every Store implementation.
@@ -126,29 +127,23 @@ func TestStore_ConcurrentPuts(t *testing.T) {
 	stores(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		const workers, puts = 16, 20
-		var wg sync.WaitGroup
-		errs := make(chan error, workers*puts*2)
-		for w := range workers {
-			wg.Go(func() {
-				own := fmt.Sprintf("shardId-%03d", w)
-				shared := fmt.Sprintf("shardId-shared-%d", w%2)
-				for i := range puts {
-					seq := fmt.Sprintf("%d%06d", w, i)
-					errs <- s.Put(ctx, "orders", "fanoutd", own, Checkpoint{SequenceNumber: seq})
-					errs <- s.Put(ctx, "orders", "fanoutd", shared, Checkpoint{SequenceNumber: seq})
-					if _, _, err := s.Get(ctx, "orders", "fanoutd", shared); err != nil {
-						errs <- err
-					}
+		testutil.Concurrently(t, workers, func(w int) error {
+			own := fmt.Sprintf("shardId-%03d", w)
+			shared := fmt.Sprintf("shardId-shared-%d", w%2)
+			for i := range puts {
+				cp := Checkpoint{SequenceNumber: fmt.Sprintf("%d%06d", w, i)}
+				if err := s.Put(ctx, "orders", "fanoutd", own, cp); err != nil {
+					return err
 				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
+				if err := s.Put(ctx, "orders", "fanoutd", shared, cp); err != nil {
+					return err
+				}
+				if _, _, err := s.Get(ctx, "orders", "fanoutd", shared); err != nil {
+					return err
+				}
 			}
-		}
+			return nil
+		})
 		got, err := s.List(ctx, "orders", "fanoutd")
 		if err != nil {
 			t.Fatal(err)

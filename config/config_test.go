@@ -427,7 +427,7 @@ func TestLoad_Env(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ got, want string }{
+	wantFields(t, []field{
 		{cfg.AWS.Region, "eu-central-1"},
 		{cfg.Streams[0].Name, "orders"},
 		{cfg.Streams[0].Subject, "kinesis.prod.{stream}"},
@@ -435,11 +435,7 @@ func TestLoad_Env(t *testing.T) {
 		{string(cfg.NATS.Password), "p@ss: word, with $ and #"},
 		{cfg.Checkpoint.Dir, "/srv/state/checkpoints"},
 		{cfg.Timers.IdleTimeout.String(), "1m30s"},
-	} {
-		if c.got != c.want {
-			t.Errorf("got %q, want %q", c.got, c.want)
-		}
-	}
+	})
 	if !cfg.NATS.JetStream {
 		t.Error("JetStream = false, want true from ${JETSTREAM}")
 	}
@@ -554,7 +550,7 @@ timers: {idle_timeout: "${IDLE}"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ got, want string }{
+	wantFields(t, []field{
 		{cfg.Streams[0].Name, "0x1F"},
 		{cfg.Streams[0].Consumer, "x"},
 		{cfg.Checkpoint.Dir, "/d"},
@@ -563,11 +559,7 @@ timers: {idle_timeout: "${IDLE}"}
 		{string(cfg.NATS.Password), ""},
 		{cfg.NATS.Name, "${LITERAL}"},
 		{cfg.Timers.IdleTimeout.String(), "5s"},
-	} {
-		if c.got != c.want {
-			t.Errorf("got %q, want %q", c.got, c.want)
-		}
-	}
+	})
 	if !cfg.NATS.JetStream {
 		t.Error(`jetstream: "${T}" with T=true: JetStream = false`)
 	}
@@ -628,5 +620,17 @@ func TestLoad_StateDirectoryDefault(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// field is a value a test got from a config and the one it wants.
+type field struct{ got, want string }
+
+func wantFields(t *testing.T, fs []field) {
+	t.Helper()
+	for _, f := range fs {
+		if f.got != f.want {
+			t.Errorf("got %q, want %q", f.got, f.want)
+		}
 	}
 }

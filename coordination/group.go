@@ -7,9 +7,9 @@
 // its leases (a compare-and-set on the key's revision) every LeaseTTL/3; the
 // others watch the bucket and take a lease over only once its revision has
 // not changed for a whole LeaseTTL, measured on their own clock from when
-// they saw that revision. The owner stops reading a shard once
-// 3/4 LeaseTTL have passed since it sent its last renewal that succeeded,
-// which is before anyone else can see the lease expire: never two readers.
+// they saw that revision. The owner stops reading a shard once 3/4 LeaseTTL
+// have passed since it sent its last renewal that succeeded, which is
+// before anyone else can see the lease expire: never two readers.
 // It checks both clocks: the monotonic one stands still while the machine
 // is suspended (CLOCK_MONOTONIC on Linux), so the wall-clock time of each
 // renewal is recorded in the lease too, and a process resumed after a
@@ -422,8 +422,8 @@ func (g *Group) ownedLocked(gk string) int {
 // free (never taken, released, or expired: unchanged for a whole TTL) and
 // this instance holds less than its share of the stream: less than the
 // floor of an even share, or less than the ceiling while no other instance
-// is below the floor. It returns nil
-// when the shard is not this instance's to read now.
+// is below the floor. It returns nil when the shard is not this instance's
+// to read now.
 func (g *Group) Claim(ctx context.Context, stream, consumer, shard string) (*Lease, error) {
 	key := leaseKey(stream, consumer, shard)
 	gk := groupKey(stream, consumer)
@@ -590,41 +590,50 @@ func untilClosed(ctx context.Context, ended <-chan struct{}) (context.Context, c
 
 // checkLoop ends the leases that could not be renewed in time, and wakes
 // readers when someone else's lease expires.
-func (g *Group) checkLoop(ctx context.Context) {
-	t := time.NewTicker(g.ttl / 20)
+func (g *Group) checkLoop(ctx context.Context) { every(ctx, g.ttl/20, nil, g.checkLeases) }
+
+func (g *Group) checkLeases() {
+	now := time.Now()
+	var late []*Lease
+	g.mu.Lock()
+	for _, l := range g.held {
+		l.mu.Lock()
+		if l.err != ErrLeaseLost && !g.fresh(l.sent) {
+			late = append(late, l)
+		}
+		l.mu.Unlock()
+	}
+	wake := false
+	for _, tbl := range []map[string]*observed{g.leases, g.members} {
+		for _, o := range tbl {
+			if o.owner != "" && !o.expired && !g.live(o, now) {
+				o.expired = true
+				wake = true
+			}
+		}
+	}
+	g.mu.Unlock()
+	for _, l := range late {
+		g.lose(l, "could not renew the lease in time")
+	}
+	if wake {
+		g.signal()
+	}
+}
+
+// every calls f every d, and at once when wake fires (nil: never), until
+// ctx ends.
+func every(ctx context.Context, d time.Duration, wake <-chan struct{}, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
 		}
-		now := time.Now()
-		var late []*Lease
-		g.mu.Lock()
-		for _, l := range g.held {
-			l.mu.Lock()
-			if l.err != ErrLeaseLost && !g.fresh(l.sent) {
-				late = append(late, l)
-			}
-			l.mu.Unlock()
-		}
-		wake := false
-		for _, tbl := range []map[string]*observed{g.leases, g.members} {
-			for _, o := range tbl {
-				if o.owner != "" && !o.expired && !g.live(o, now) {
-					o.expired = true
-					wake = true
-				}
-			}
-		}
-		g.mu.Unlock()
-		for _, l := range late {
-			g.lose(l, "could not renew the lease in time")
-		}
-		if wake {
-			g.signal()
-		}
+		f()
 	}
 }
 

@@ -248,13 +248,7 @@ func (e *env) conn(url string) jetstream.JetStream {
 	if url == "" {
 		url = e.c.URL()
 	}
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.IgnoreDiscoveredServers())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	return js
+	return testutil.JetStream(e.t, url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.IgnoreDiscoveredServers())
 }
 
 // bucket opens the coordination bucket on a connection of its own

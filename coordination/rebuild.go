@@ -18,13 +18,13 @@ import (
 // knows is meaningless there, and a compare-and-set against one fails for
 // ever. The group notices it by the bucket's stream creation time (checked
 // every TTL, and at once when a revision goes backwards, a renewal or a
-// heartbeat fails or a claim keeps conflicting), recreates a missing bucket with its config,
-// reads the table again from scratch, and writes its held leases anew
-// (claims of keys that do not exist, so that nobody else can have taken
-// them meanwhile). Each reset starts a new epoch: a revision of an earlier
-// one is never compared with one of the new bucket. Keys it has not seen
-// since are claimed only a TTL after the reset: another member may still
-// be reading them until it notices.
+// heartbeat fails or a claim keeps conflicting), recreates a missing bucket
+// with its config, reads the table again from scratch, and writes its held
+// leases anew (claims of keys that do not exist, so that nobody else can
+// have taken them meanwhile). Each reset starts a new epoch: a revision of
+// an earlier one is never compared with one of the new bucket. Keys it has
+// not seen since are claimed only a TTL after the reset: another member may
+// still be reading them until it notices.
 
 // persistentConflicts is how many claim conflicts in a row on one key are
 // logged (and make the group check its bucket).
@@ -40,17 +40,7 @@ func (g *Group) suspectBucket() {
 
 // bucketLoop checks the bucket every TTL, and when asked.
 func (g *Group) bucketLoop(ctx context.Context) {
-	t := time.NewTicker(g.ttl)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-g.checkBucket:
-		}
-		g.verifyBucket(ctx)
-	}
+	every(ctx, g.ttl, g.checkBucket, func() { g.verifyBucket(ctx) })
 }
 
 // bucketCreated is the creation time of the bucket's stream; missing

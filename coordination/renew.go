@@ -88,17 +88,10 @@ func (g *Group) due(now time.Time) []*Lease {
 // heartbeat delays no renewal. A heartbeat that fails has the bucket
 // checked at once: it may be gone, noticed here before any renewal is due.
 func (g *Group) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(g.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, g.ttl/3, nil, func() {
 		if err := g.heartbeat(ctx); err != nil && ctx.Err() == nil {
 			g.log.Warn().Err(err).Msg("could not renew the membership")
 			g.suspectBucket()
 		}
-	}
+	})
 }

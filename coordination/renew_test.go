@@ -63,16 +63,19 @@ func newFaultKV(kv jetstream.KeyValue) *faultKV {
 
 // block makes every write of a key starting with prefix wait, whatever
 // its context, until the returned func is called.
-func (f *faultKV) block(prefix string) (open func()) {
+func (f *faultKV) block(prefix string) (open func()) { return f.gate(f.gates, prefix) }
+
+// gate shuts a gate for prefix in gates, and returns what opens it.
+func (f *faultKV) gate(gates map[string]chan struct{}, prefix string) (open func()) {
 	gate := make(chan struct{})
 	f.mu.Lock()
-	f.gates[prefix] = gate
+	gates[prefix] = gate
 	f.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			f.mu.Lock()
-			delete(f.gates, prefix)
+			delete(gates, prefix)
 			f.mu.Unlock()
 			close(gate)
 		})

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -41,21 +40,7 @@ func (f *faultKV) reply(key string) {
 
 // holdReplies makes the writes of keys starting with prefix land, and their
 // replies wait until the returned func is called.
-func (f *faultKV) holdReplies(prefix string) (open func()) {
-	gate := make(chan struct{})
-	f.mu.Lock()
-	f.replies[prefix] = gate
-	f.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			f.mu.Lock()
-			delete(f.replies, prefix)
-			f.mu.Unlock()
-			close(gate)
-		})
-	}
-}
+func (f *faultKV) holdReplies(prefix string) (open func()) { return f.gate(f.replies, prefix) }
 
 func (f *faultKV) landedOf(key string) int {
 	f.mu.Lock()
@@ -185,15 +170,7 @@ func newResetEnv(t *testing.T, ttl time.Duration) *resetEnv {
 func newResetEnvRecreating(t *testing.T, ttl time.Duration, recreates bool) *resetEnv {
 	t.Helper()
 	srv := testutil.StartNATS(t, testutil.NATSOptions{JetStream: true})
-	conn := func() jetstream.JetStream {
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
-		return js
-	}
+	conn := func() jetstream.JetStream { return testutil.JetStream(t, srv.ClientURL()) }
 	js := conn()
 	cfg := jsassets.KVSpec{Name: "fanoutd_coordination", Replicas: 1}
 	kv, err := jsassets.EnsureKV(t.Context(), js.Conn(), cfg, zerolog.Nop())

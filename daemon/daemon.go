@@ -115,32 +115,13 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
-	d.mon = monitor.New(monitor.Sources{Shards: d.shards}, time.Duration(cfg.Timers.StallTimeout), o.Version)
-	d.notifier = monitor.NewNotifier(d.mon, d.log)
-	// The notifier runs from here on, so that the STATUS line says what the
-	// start waits for.
-	notifyCtx, stopNotify := context.WithCancel(context.Background())
-	d.stopNotify, d.notifyDone = stopNotify, make(chan struct{})
-	go func() { defer close(d.notifyDone); d.notifier.Run(notifyCtx) }()
-	undo = append(undo, func() { stopNotify(); <-d.notifyDone })
-	if cfg.HTTP.Listen != "" {
-		if err := d.serveHTTP(cfg.HTTP.Listen); err != nil {
-			return nil, listenFailure(err)
-		}
-		undo = append(undo, d.stopHTTP)
-	}
-
-	d.outage = newNATSOutage(d.log)
-	co := cfg.NATS.ConnOptions()
-	co.OnDisconnect, co.OnReconnect = d.outage.disconnected, d.outage.reconnected
-	nc, err := relay.Connect(ctx, co, d.log) // its lines carry "component":"nats"
-	if err != nil {
-		if _, ok := errors.AsType[*relay.PermanentError](err); ok {
-			return nil, &ConfigError{err}
-		}
+	if err := d.startMonitor(cfg, &undo); err != nil {
 		return nil, err
 	}
-	d.nc = nc
+	nc, err := d.connectNATS(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	undo = append(undo, nc.Close)
 	batched := false
 	if cfg.NATS.JetStream {
@@ -179,12 +160,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
-	src := monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, Objects: d.pub.ObjectStats,
-		NATSConnected: nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams}
-	if d.group != nil {
-		src.Group = d.groupStatus
-	}
-	d.mon.SetSources(src)
+	d.setMonitorSources()
 
 	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
 		Region:      cfg.AWS.Region,
@@ -203,7 +179,60 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 		return nil, err
 	}
 
-	d.log.Info().Int("streams", len(cfg.Streams)).Bool("jetstream", cfg.NATS.JetStream).Str("version", o.Version).Msg("fanoutd starting")
+	d.startStreams(cfg)
+	return d, nil
+}
+
+// startMonitor starts the monitor, the notifier and the HTTP endpoint, and
+// adds to undo what stops them.
+func (d *Daemon) startMonitor(cfg *config.Config, undo *[]func()) error {
+	d.mon = monitor.New(monitor.Sources{Shards: d.shards}, time.Duration(cfg.Timers.StallTimeout), d.opts.Version)
+	d.notifier = monitor.NewNotifier(d.mon, d.log)
+	// The notifier runs from here on, so that the STATUS line says what the
+	// start waits for.
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	d.stopNotify, d.notifyDone = stopNotify, make(chan struct{})
+	go func() { defer close(d.notifyDone); d.notifier.Run(notifyCtx) }()
+	*undo = append(*undo, func() { stopNotify(); <-d.notifyDone })
+	if cfg.HTTP.Listen != "" {
+		if err := d.serveHTTP(cfg.HTTP.Listen); err != nil {
+			return listenFailure(err)
+		}
+		*undo = append(*undo, d.stopHTTP)
+	}
+	return nil
+}
+
+// setMonitorSources gives the monitor what it reports on, once all of it
+// is open.
+func (d *Daemon) setMonitorSources() {
+	src := monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, Objects: d.pub.ObjectStats,
+		NATSConnected: d.nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams}
+	if d.group != nil {
+		src.Group = d.groupStatus
+	}
+	d.mon.SetSources(src)
+}
+
+// connectNATS connects to NATS with the outage tracker on its events.
+func (d *Daemon) connectNATS(ctx context.Context, cfg *config.Config) (*nats.Conn, error) {
+	d.outage = newNATSOutage(d.log)
+	co := cfg.NATS.ConnOptions()
+	co.OnDisconnect, co.OnReconnect = d.outage.disconnected, d.outage.reconnected
+	nc, err := relay.Connect(ctx, co, d.log) // its lines carry "component":"nats"
+	if err != nil {
+		if _, ok := errors.AsType[*relay.PermanentError](err); ok {
+			return nil, &ConfigError{err}
+		}
+		return nil, err
+	}
+	d.nc = nc
+	return nc, nil
+}
+
+// startStreams starts one consumer per configured stream.
+func (d *Daemon) startStreams(cfg *config.Config) {
+	d.log.Info().Int("streams", len(cfg.Streams)).Bool("jetstream", cfg.NATS.JetStream).Str("version", d.opts.Version).Msg("fanoutd starting")
 	d.runCtx, d.cancelRun = context.WithCancelCause(context.Background())
 	d.mu.Lock()
 	for _, s := range cfg.Streams {
@@ -211,7 +240,6 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	}
 	d.mu.Unlock()
 	d.mon.SetStarted()
-	return d, nil
 }
 
 // Failed is closed when a stream failed in a way that stops the daemon;

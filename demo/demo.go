@@ -81,17 +81,8 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	cfg := config.Default()
-	st := config.DefaultStream()
-	st.Name, st.Consumer, st.Subject = "demo", "fanoutd-demo", "kinesis.{stream}.{partition_key}"
-	cfg.Streams = []config.StreamConfig{st}
-	cfg.AWS.Region, cfg.AWS.Endpoint = emu.Region(), emu.URL()
-	cfg.NATS.Servers = []string{ns.ClientURL()}
-	cfg.NATS.JetStream = d.JetStream
-	cfg.Checkpoint.Dir = dir
-	cfg.Log.Level, cfg.Log.Format = "warn", "console"
-	cfg.HTTP.Listen = "" // the demo may run beside a daemon on the default port
-	if err := cfg.Validate(); err != nil {
+	cfg, err := relayConfig(emu, ns.ClientURL(), d.JetStream, dir)
+	if err != nil {
 		return err
 	}
 
@@ -100,17 +91,11 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 	fmt.Fprintf(w, "producing %.0f records/s for keys user1..user5 (every 5th is a KPL aggregate); subscribed to kinesis.>\n\n", d.Rate)
 
 	sub := &demoSubscriber{w: w, quiet: d.Quiet, seen: map[string]int{}}
-	nc, err := nats.Connect(ns.ClientURL(), nats.Name("fanoutd-demo-subscriber"))
+	nc, err := sub.subscribe(ns.ClientURL())
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if _, err := nc.Subscribe("kinesis.>", sub.onMsg); err != nil {
-		return err
-	}
-	if err := nc.Flush(); err != nil {
-		return err
-	}
 
 	daemonCtx, stopDaemon := context.WithCancel(context.Background())
 	defer stopDaemon()
@@ -156,6 +141,25 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 		return fmt.Errorf("relay: %w", relayErr)
 	}
 	return sub.summary(produced)
+}
+
+// relayConfig is the relay's configuration for the demo's emulator and NATS
+// server, with its checkpoints in dir.
+func relayConfig(emu *emulator.Server, natsURL string, js bool, dir string) (*config.Config, error) {
+	cfg := config.Default()
+	st := config.DefaultStream()
+	st.Name, st.Consumer, st.Subject = "demo", "fanoutd-demo", "kinesis.{stream}.{partition_key}"
+	cfg.Streams = []config.StreamConfig{st}
+	cfg.AWS.Region, cfg.AWS.Endpoint = emu.Region(), emu.URL()
+	cfg.NATS.Servers = []string{natsURL}
+	cfg.NATS.JetStream = js
+	cfg.Checkpoint.Dir = dir
+	cfg.Log.Level, cfg.Log.Format = "warn", "console"
+	cfg.HTTP.Listen = "" // the demo may run beside a daemon on the default port
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // runRelay runs the daemon until ctx ends or it fails.
@@ -243,6 +247,24 @@ type demoSubscriber struct {
 	seen   map[string]int // Nats-Msg-Id -> times received
 	lagSum time.Duration
 	lagMax time.Duration
+}
+
+// subscribe connects to NATS and subscribes to everything the relay
+// publishes; the subscription is in place when it returns.
+func (s *demoSubscriber) subscribe(url string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, nats.Name("fanoutd-demo-subscriber"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := nc.Subscribe("kinesis.>", s.onMsg); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := nc.Flush(); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return nc, nil
 }
 
 func (s *demoSubscriber) onMsg(m *nats.Msg) {

@@ -165,12 +165,9 @@ func (s *Server) listStreamConsumers(body []byte) (any, *apiError) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if req.MaxResults != nil {
-		if *req.MaxResults < 1 || *req.MaxResults > 10000 {
-			return nil, invalidArg("MaxResults must be between 1 and 10000.")
-		}
-		limit = *req.MaxResults
+	limit, err := pageSize("MaxResults", req.MaxResults, 100, 10000)
+	if err != nil {
+		return nil, err
 	}
 	after := ""
 	if req.NextToken != "" {

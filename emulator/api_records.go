@@ -249,6 +249,19 @@ func (s *Server) lookupShard(st *stream, id string) (*shard, *apiError) {
 	return sh, nil
 }
 
+// shardOf finds a stream with find, then its shard id. Called with s.mu held.
+func (s *Server) shardOf(find func(streamRef) (*stream, *apiError), ref streamRef, id string) (*stream, *shard, *apiError) {
+	st, err := find(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	sh, err := s.lookupShard(st, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, sh, nil
+}
+
 type iteratorToken struct {
 	Stream  string    `json:"s"`
 	Created int64     `json:"c"`
@@ -270,11 +283,7 @@ func (s *Server) getShardIterator(body []byte) (any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.writableStream(req.streamRef)
-	if err != nil {
-		return nil, err
-	}
-	sh, err := s.lookupShard(st, req.ShardId)
+	st, sh, err := s.shardOf(s.writableStream, req.streamRef, req.ShardId)
 	if err != nil {
 		return nil, err
 	}
@@ -300,12 +309,9 @@ func (s *Server) getRecords(body []byte) (any, *apiError) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	limit := maxGetRecordsLimit
-	if req.Limit != nil {
-		if *req.Limit < 1 || *req.Limit > maxGetRecordsLimit {
-			return nil, invalidArg("Limit must be between 1 and %d.", maxGetRecordsLimit)
-		}
-		limit = *req.Limit
+	limit, err := pageSize("Limit", req.Limit, maxGetRecordsLimit, maxGetRecordsLimit)
+	if err != nil {
+		return nil, err
 	}
 	var it iteratorToken
 	raw, derr := base64.StdEncoding.DecodeString(req.ShardIterator)

@@ -115,11 +115,7 @@ func TestStreamTags(t *testing.T) {
 
 func TestConsumerTagsAtRegistration(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
+	s, c := withStream(t, fast(), 1)
 	reg, err := c.RegisterStreamConsumer(ctxT(t), &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String(s.StreamARN("s")),
 		ConsumerName: aws.String("app"), Tags: map[string]string{"owner": "me"}})
 	if err != nil {
@@ -133,12 +129,8 @@ func TestConsumerTagsAtRegistration(t *testing.T) {
 
 func TestUpdateMaxRecordSizeAllowsLargeRecords(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
+	s, c := withStream(t, fast(), 1)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
 	big := make([]byte, 2<<20)
 	_, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String("k"), Data: big})
 	wantAPIError(t, err, ErrInvalidArgument)
@@ -161,12 +153,8 @@ func TestUpdateMaxRecordSizeAllowsLargeRecords(t *testing.T) {
 
 func TestEnhancedMonitoringRetentionEncryption(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
+	_, c := withStream(t, fast(), 1)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
 	name := aws.String("s")
 	mon, err := c.EnableEnhancedMonitoring(ctx, &kinesis.EnableEnhancedMonitoringInput{StreamName: name,
 		ShardLevelMetrics: []types.MetricsName{types.MetricsNameIncomingBytes, types.MetricsNameOutgoingRecords}})
@@ -282,11 +270,7 @@ func TestStreamStatusLifecycle(t *testing.T) {
 
 func TestNotServedOperationAnswersUnknownOperation(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
+	s, c := withStream(t, fast(), 1)
 	_, err := c.UpdateStreamMode(ctxT(t), &kinesis.UpdateStreamModeInput{StreamARN: aws.String(s.StreamARN("s")),
 		StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}})
 	wantAPIErrorMsg(t, err, ErrUnknownOperation, "UpdateStreamMode is a Kinesis operation the fanoutd emulator does not serve.")

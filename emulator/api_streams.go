@@ -279,12 +279,9 @@ func (s *Server) describeStream(body []byte) (any, *apiError) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if req.Limit != nil {
-		if *req.Limit < 1 || *req.Limit > 10000 {
-			return nil, invalidArg("Limit must be between 1 and 10000.")
-		}
-		limit = *req.Limit
+	limit, err := pageSize("Limit", req.Limit, 100, 10000)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -367,6 +364,18 @@ func decodeToken(s string) (pageToken, *apiError) {
 	return t, nil
 }
 
+// pageSize is the page size a request asks for in field: def when it is
+// absent, and an error outside 1 to max.
+func pageSize(field string, n *int, def, max int) (int, *apiError) {
+	if n == nil {
+		return def, nil
+	}
+	if *n < 1 || *n > max {
+		return 0, invalidArg("%s must be between 1 and %d.", field, max)
+	}
+	return *n, nil
+}
+
 func (s *Server) listStreams(body []byte) (any, *apiError) {
 	var req struct {
 		Limit                    *int   `json:"Limit"`
@@ -376,12 +385,9 @@ func (s *Server) listStreams(body []byte) (any, *apiError) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	limit := 100
-	if req.Limit != nil {
-		if *req.Limit < 1 || *req.Limit > 10000 {
-			return nil, invalidArg("Limit must be between 1 and 10000.")
-		}
-		limit = *req.Limit
+	limit, err := pageSize("Limit", req.Limit, 100, 10000)
+	if err != nil {
+		return nil, err
 	}
 	after := req.ExclusiveStartStreamName
 	if req.NextToken != "" {
@@ -446,12 +452,9 @@ func (s *Server) listShards(body []byte) (any, *apiError) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
-	limit := 1000
-	if req.MaxResults != nil {
-		if *req.MaxResults < 1 || *req.MaxResults > 10000 {
-			return nil, invalidArg("MaxResults must be between 1 and 10000.")
-		}
-		limit = *req.MaxResults
+	limit, err := pageSize("MaxResults", req.MaxResults, 1000, 10000)
+	if err != nil {
+		return nil, err
 	}
 	after := req.ExclusiveStartShardId
 	filter := req.ShardFilter

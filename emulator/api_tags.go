@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"maps"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -177,11 +178,7 @@ func (s *Server) StreamTags(name string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(st.settings.tags))
-	for k, v := range st.settings.tags {
-		out[k] = v
-	}
-	return out, nil
+	return maps.Clone(st.settings.tags), nil
 }
 
 // ConsumerTags returns the tags a consumer was registered with (Go API, for
@@ -194,9 +191,5 @@ func (s *Server) ConsumerTags(consumerARN string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(c.tags))
-	for k, v := range c.tags {
-		out[k] = v
-	}
-	return out, nil
+	return maps.Clone(c.tags), nil
 }

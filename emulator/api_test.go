@@ -191,12 +191,8 @@ func TestOnDemandStream(t *testing.T) {
 
 func TestListShards(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
+	s, c := withStream(t, fast(), 5)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 5); err != nil {
-		t.Fatal(err)
-	}
 	var ids []string
 	in := &kinesis.ListShardsInput{StreamName: aws.String("s"), MaxResults: aws.Int32(2)}
 	for {
@@ -297,12 +293,8 @@ func checkCoverage(t *testing.T, shards []types.Shard) {
 
 func TestPutRecordRouting(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
+	_, c := withStream(t, fast(), 4)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 4); err != nil {
-		t.Fatal(err)
-	}
 	ls, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("s")})
 	if err != nil {
 		t.Fatal(err)
@@ -383,12 +375,8 @@ func TestPutRecordRouting(t *testing.T) {
 
 func TestPutRecords(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
+	s, c := withStream(t, fast(), 2)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 2); err != nil {
-		t.Fatal(err)
-	}
 	var entries []types.PutRecordsRequestEntry
 	for i := 0; i < 10; i++ {
 		entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte{byte(i)}})
@@ -424,12 +412,8 @@ func TestPutRecords(t *testing.T) {
 
 func TestGetRecordsPolling(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
+	s, c := withStream(t, fast(), 1)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
 	var seqs []string
 	for i := 0; i < 5; i++ {
 		_, seq, err := s.PutRecord("s", "k", []byte{byte('a' + i)})
@@ -511,11 +495,7 @@ func TestGetRecordsPolling(t *testing.T) {
 // A sequence number from another shard is rejected.
 func TestSequenceNumberFromOtherShard(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
-	if err := s.CreateStream("s", 2); err != nil {
-		t.Fatal(err)
-	}
+	s, c := withStream(t, fast(), 2)
 	k0, k1 := keyFor(t, s, "s", ShardID(0)), keyFor(t, s, "s", ShardID(1))
 	_, seq0, _ := s.PutRecord("s", k0, []byte("x"))
 	_, _, _ = s.PutRecord("s", k1, []byte("y"))
@@ -539,12 +519,8 @@ func keyFor(t testing.TB, s *Server, stream, shardID string) string {
 
 func TestGetRecordsAtShardEnd(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
+	s, c := withStream(t, fast(), 1)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
 	s.PutRecord("s", "k", []byte("x"))
 	kids, err := s.SplitShard("s", ShardID(0))
 	if err != nil {
@@ -562,11 +538,7 @@ func TestGetRecordsAtShardEnd(t *testing.T) {
 
 func TestRetention(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
+	s, c := withStream(t, fast(), 1)
 	_, old, _ := s.PutRecord("s", "k", []byte("old"))
 	s.AdvanceClock(25 * time.Hour)
 	s.PutRecord("s", "k", []byte("new"))

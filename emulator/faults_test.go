@@ -11,8 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-
-	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 func TestInjectedExceptionFrames(t *testing.T) {
@@ -42,16 +40,14 @@ func TestInjectedExceptionFrames(t *testing.T) {
 			if errors.As(err, &ae) && ae.ErrorMessage() != "boom" {
 				t.Fatalf("message %q", ae.ErrorMessage())
 			}
-			testutil.WaitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+			waitNoSubscriptions(t, s)
 		})
 	}
 }
 
 func TestCutMidFrame(t *testing.T) {
 	t.Parallel()
-	s, c, arn := setupStream(t, fast(), 1)
-	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
-	sb.next(5 * time.Second)
+	s, c, arn, sb := subscribedShard(t)
 	if n := s.CutSubscriptions("s", ""); n != 1 {
 		t.Fatalf("cut %d", n)
 	}
@@ -63,7 +59,7 @@ func TestCutMidFrame(t *testing.T) {
 		case ev, ok := <-sb.stream.Events():
 			if !ok {
 				t.Logf("after cut: %v", sb.stream.Err())
-				testutil.WaitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+				waitNoSubscriptions(t, s)
 				// A new subscription works.
 				s.PutRecord("s", "k", []byte("x"))
 				sb2 := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
@@ -84,21 +80,17 @@ func TestCutMidFrame(t *testing.T) {
 
 func TestDropConnections(t *testing.T) {
 	t.Parallel()
-	s, c, arn := setupStream(t, fast(), 1)
-	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
-	sb.next(5 * time.Second)
+	s, _, _, sb := subscribedShard(t)
 	if n := s.DropConnections(); n < 1 {
 		t.Fatalf("dropped %d", n)
 	}
 	sb.end(5 * time.Second)
-	testutil.WaitFor(t, 5*time.Second, "subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+	waitNoSubscriptions(t, s)
 }
 
 func TestStallAndResume(t *testing.T) {
 	t.Parallel()
-	s, c, arn := setupStream(t, fast(), 1)
-	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
-	sb.next(5 * time.Second)
+	s, _, _, sb := subscribedShard(t)
 	if n := s.StallSubscriptions("s", ShardID(0)); n != 1 {
 		t.Fatalf("stalled %d", n)
 	}
@@ -158,9 +150,7 @@ func TestFailNextAndThrottle(t *testing.T) {
 
 func TestDeleteStreamEndsSubscriptions(t *testing.T) {
 	t.Parallel()
-	s, c, arn := setupStream(t, fast(), 1)
-	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
-	sb.next(5 * time.Second)
+	s, _, _, sb := subscribedShard(t)
 	if err := s.DeleteStream("s"); err != nil {
 		t.Fatal(err)
 	}
@@ -173,9 +163,7 @@ func TestDeleteStreamEndsSubscriptions(t *testing.T) {
 
 func TestDeregisterEndsSubscriptions(t *testing.T) {
 	t.Parallel()
-	s, c, arn := setupStream(t, fast(), 1)
-	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
-	sb.next(5 * time.Second)
+	s, c, arn, sb := subscribedShard(t)
 	if err := s.DeregisterConsumer(arn); err != nil {
 		t.Fatal(err)
 	}

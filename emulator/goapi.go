@@ -136,11 +136,7 @@ func (s *Server) DeregisterConsumer(consumerARN string) error {
 func (s *Server) SplitShard(streamName, shardID string) ([2]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.reshardableStream(streamRef{StreamName: streamName})
-	if err != nil {
-		return [2]string{}, err
-	}
-	sh, err := s.lookupShard(st, shardID)
+	st, sh, err := s.shardOf(s.reshardableStream, streamRef{StreamName: streamName}, shardID)
 	if err != nil {
 		return [2]string{}, err
 	}
@@ -155,11 +151,7 @@ func (s *Server) SplitShard(streamName, shardID string) ([2]string, error) {
 func (s *Server) MergeShards(streamName, shardID, adjacentShardID string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.reshardableStream(streamRef{StreamName: streamName})
-	if err != nil {
-		return "", err
-	}
-	a, err := s.lookupShard(st, shardID)
+	st, a, err := s.shardOf(s.reshardableStream, streamRef{StreamName: streamName}, shardID)
 	if err != nil {
 		return "", err
 	}

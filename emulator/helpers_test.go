@@ -38,6 +38,17 @@ func startEmulator(t testing.TB, opts Options) *Server {
 	return s
 }
 
+// withStream starts an emulator with a stream "s" of shards shards, and a
+// client for it.
+func withStream(t testing.TB, opts Options, shards int) (*Server, *kinesis.Client) {
+	t.Helper()
+	s := startEmulator(t, opts)
+	if err := s.CreateStream("s", shards); err != nil {
+		t.Fatal(err)
+	}
+	return s, newClient(t, s)
+}
+
 // newClient is an official SDK client for s, as a user's program would make
 // one, with retries off so tests see every error.
 func newClient(t testing.TB, s *Server) *kinesis.Client {
@@ -144,6 +155,19 @@ func (s *sub) next(timeout time.Duration) (*types.SubscribeToShardEvent, bool) {
 	}
 }
 
+// last reads events until the stream ends and returns the last one.
+func (s *sub) last(timeout time.Duration) *types.SubscribeToShardEvent {
+	s.t.Helper()
+	var last *types.SubscribeToShardEvent
+	for {
+		ev, ok := s.next(timeout)
+		if !ok {
+			return last
+		}
+		last = ev
+	}
+}
+
 // collect reads events until n records arrived, returning the records and the
 // last event.
 func (s *sub) collect(n int, timeout time.Duration) ([]types.Record, *types.SubscribeToShardEvent) {
@@ -176,6 +200,30 @@ func (s *sub) end(timeout time.Duration) error {
 			s.t.Fatalf("stream did not end within %v", timeout)
 		}
 	}
+}
+
+// resubscribeAfter subscribes to shard 0 of stream "s" after cont, once no
+// subscription to the stream is left.
+func resubscribeAfter(t testing.TB, s *Server, c *kinesis.Client, consumerARN string, cont *string) *sub {
+	t.Helper()
+	waitNoSubscriptions(t, s)
+	return mustSubscribe(t, c, consumerARN, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: cont})
+}
+
+// subscribedShard sets up a stream "s" of one shard and a subscription to
+// it that sent its first event.
+func subscribedShard(t *testing.T) (*Server, *kinesis.Client, string, *sub) {
+	t.Helper()
+	s, c, arn := setupStream(t, fast(), 1)
+	sb := mustSubscribe(t, c, arn, ShardID(0), trimHorizon())
+	sb.next(5 * time.Second)
+	return s, c, arn, sb
+}
+
+// waitNoSubscriptions waits until stream "s" has no subscription left.
+func waitNoSubscriptions(t testing.TB, s *Server) {
+	t.Helper()
+	testutil.WaitFor(t, 5*time.Second, "no subscription", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
 }
 
 func trimHorizon() types.StartingPosition {

@@ -14,11 +14,7 @@ func TestAPILimitsOnlyWhenEnforced(t *testing.T) {
 	for _, enforce := range []bool{false, true} {
 		opts := fast()
 		opts.EnforceLimits = enforce
-		s := startEmulator(t, opts)
-		c := newClient(t, s)
-		if err := s.CreateStream("s", 1); err != nil {
-			t.Fatal(err)
-		}
+		s, c := withStream(t, opts, 1)
 		// 20 a second with a burst of 20: enforced, back-to-back calls are
 		// refused well before 200 of them, however slow the machine.
 		throttled, calls := 0, 0
@@ -42,11 +38,7 @@ func TestShardWriteAndReadLimits(t *testing.T) {
 	t.Parallel()
 	opts := fast()
 	opts.EnforceLimits = true
-	s := startEmulator(t, opts)
-	c := newClient(t, s)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
+	_, c := withStream(t, opts, 1)
 	// 1 MiB a second: 600 KB records sent back to back are refused within a
 	// few calls, however slow the machine (each call would have to take
 	// over 0.6 s for the bucket to keep up).
@@ -57,11 +49,7 @@ func TestShardWriteAndReadLimits(t *testing.T) {
 	wantAPIError(t, err, ErrProvisionedThroughput)
 
 	// 1,000 records a second: PutRecords reports the excess entry by entry.
-	s2 := startEmulator(t, opts)
-	c2 := newClient(t, s2)
-	if err := s2.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
+	_, c2 := withStream(t, opts, 1)
 	entries := make([]types.PutRecordsRequestEntry, 500)
 	for i := range entries {
 		entries[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String("k"), Data: []byte("x")}

@@ -16,11 +16,7 @@ func (s *Server) splitShard(body []byte) (any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.reshardableStream(req.streamRef)
-	if err != nil {
-		return nil, err
-	}
-	sh, err := s.lookupShard(st, req.ShardToSplit)
+	st, sh, err := s.shardOf(s.reshardableStream, req.streamRef, req.ShardToSplit)
 	if err != nil {
 		return nil, err
 	}
@@ -75,11 +71,7 @@ func (s *Server) mergeShards(body []byte) (any, *apiError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.reshardableStream(req.streamRef)
-	if err != nil {
-		return nil, err
-	}
-	a, err := s.lookupShard(st, req.ShardToMerge)
+	st, a, err := s.shardOf(s.reshardableStream, req.streamRef, req.ShardToMerge)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -419,11 +420,7 @@ func newRequestID() string {
 func (s *Server) ProtocolCounts() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.protos))
-	for k, v := range s.protos {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.protos)
 }
 
 // OpCount reports how many requests for op arrived.

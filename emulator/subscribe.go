@@ -55,7 +55,8 @@ func (sub *subscription) send(c control) {
 	}
 }
 
-// endConsumerSubs sends c to every subscription of a consumer. Called with s.mu held.
+// endConsumerSubs sends c to every subscription of a consumer. Called with
+// s.mu held.
 func (s *Server) endConsumerSubs(consumerARN string, c control) {
 	for k, sub := range s.subs {
 		if k.consumerARN == consumerARN {
@@ -155,113 +156,56 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 	if err := ew.initialResponse(); err != nil {
 		return
 	}
-	var limiter *rate.Limiter
+	es := &eventSender{s: s, sub: sub, st: st, sh: sh, pos: pos, ew: ew, heartbeat: heartbeat,
+		dueEmpty: true} // the first event goes out at once
 	if throughput > 0 {
-		limiter = rate.NewLimiter(rate.Limit(throughput), max(throughput, 11<<20))
+		es.limiter = rate.NewLimiter(rate.Limit(throughput), max(throughput, 11<<20))
 	}
-	ctx := r.Context()
+	es.run(r.Context(), lifetime)
+}
+
+// eventSender sends the events of one subscription until it ends.
+type eventSender struct {
+	s         *Server
+	sub       *subscription
+	st        *stream
+	sh        *shard
+	pos       int // the shard position of the next record to send
+	ew        *eventWriter
+	limiter   *rate.Limiter // nil: no read throughput limit
+	heartbeat time.Duration
+	beat      *time.Timer
+	stalled   bool
+	dueEmpty  bool // an event goes out even without records
+}
+
+func (es *eventSender) run(ctx context.Context, lifetime time.Duration) {
 	expire := time.NewTimer(lifetime)
 	defer expire.Stop()
-	beat := time.NewTimer(0)
-	defer beat.Stop()
-	stalled := false
-	dueEmpty := true // the first event goes out at once
-	// apply applies control c and reports whether the stream ends.
-	apply := func(c control) bool {
-		switch c.kind {
-		case ctlEnd:
-			return true
-		case ctlException:
-			_ = ew.exception(c.excType, c.msg)
-			return true
-		case ctlCut:
-			ew.cut()
-		case ctlStall:
-			stalled = true
-		case ctlResume:
-			stalled = false
-			dueEmpty = true
-		}
-		return false
-	}
-
+	es.beat = time.NewTimer(0)
+	defer es.beat.Stop()
 	for {
-		var ev subscribeEvent
 		var wake <-chan struct{}
-		atEnd, gone := false, false
-		if !stalled {
-			s.mu.Lock()
-			gone = !st.deletedAt.IsZero()
-			s.trimShard(st, sh)
-			pos = max(pos, sh.trimmed)
-			next, size := pos, 0
-			for next < sh.end() && len(ev.Records) < maxEventRecords {
-				rec := sh.recordAt(next)
-				if len(ev.Records) > 0 && size+len(rec.data) > maxEventBytes {
-					break
-				}
-				size += len(rec.data)
-				ev.Records = append(ev.Records, toRecordJSON(rec))
-				next++
-			}
-			atEnd = !sh.isOpen() && next == sh.end() && len(ev.Records) == 0
-			if atEnd {
-				ev.ChildShards = st.childShards(sh)
-			} else {
-				cont := sh.seqBefore(next)
-				if len(ev.Records) == 0 && next == sh.end() {
-					// Caught up: as on AWS, the continuation still advances
-					// with time; any number below the shard's next record
-					// resumes at that record.
-					if now := makeSeq(s.counter, sh.index); now.Cmp(sh.startSeq) > 0 {
-						if last, _, ok := parseSeq(cont); ok && now.Cmp(last) > 0 {
-							cont = formatSeq(now)
-						}
-					}
-				}
-				ev.ContinuationSequenceNumber = &cont
-			}
-			ev.MillisBehindLatest = sh.millisBehind(next, s.now())
-			wake = sh.notify
-			s.mu.Unlock()
+		if !es.stalled {
+			ev := es.s.readEvent(es.st, es.sh, es.pos)
+			wake = ev.wake
 			// A control sent before the records just read were put (a
 			// stall, then a record: controlSubs and PutRecord both hold
 			// s.mu) takes effect before they go out.
 			select {
-			case c := <-sub.ctl:
-				if apply(c) {
+			case c := <-es.sub.ctl:
+				if es.apply(c) {
 					return
 				}
 				continue
 			default:
 			}
-			if ev.Records == nil {
-				ev.Records = []recordJSON{}
-			}
-			if gone {
-				_ = ew.exception(ErrResourceNotFound, "Stream "+st.arn+" was deleted.")
+			if ev.gone {
+				_ = es.ew.exception(ErrResourceNotFound, "Stream "+es.st.arn+" was deleted.")
 				return
 			}
-			if len(ev.Records) > 0 || atEnd || dueEmpty {
-				if limiter != nil {
-					n := 0
-					for _, rec := range ev.Records {
-						n += len(rec.Data)
-					}
-					if d := limiter.ReserveN(time.Now(), n).Delay(); d > 0 {
-						if !s.pause(ctx, sub, d) {
-							return
-						}
-					}
-				}
-				payload, _ := json.Marshal(ev)
-				if err := ew.event(payload); err != nil {
-					return
-				}
-				pos = next
-				dueEmpty = false
-				beat.Reset(heartbeat)
-				if atEnd {
+			if len(ev.Records) > 0 || ev.atEnd || es.dueEmpty {
+				if !es.send(ctx, ev) || ev.atEnd {
 					return
 				}
 				if len(ev.Records) > 0 {
@@ -270,23 +214,119 @@ func (s *Server) subscribeToShard(w http.ResponseWriter, r *http.Request, body [
 			}
 		}
 		var expireC <-chan time.Time
-		if !stalled {
+		if !es.stalled {
 			expireC = expire.C
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake:
-		case <-beat.C:
-			dueEmpty = true
+		case <-es.beat.C:
+			es.dueEmpty = true
 		case <-expireC:
 			return
-		case c := <-sub.ctl:
-			if apply(c) {
+		case c := <-es.sub.ctl:
+			if es.apply(c) {
 				return
 			}
 		}
 	}
+}
+
+// apply applies control c and reports whether the stream ends.
+func (es *eventSender) apply(c control) bool {
+	switch c.kind {
+	case ctlEnd:
+		return true
+	case ctlException:
+		_ = es.ew.exception(c.excType, c.msg)
+		return true
+	case ctlCut:
+		es.ew.cut()
+	case ctlStall:
+		es.stalled = true
+	case ctlResume:
+		es.stalled = false
+		es.dueEmpty = true
+	}
+	return false
+}
+
+// send writes ev within the read throughput limit and reports whether the
+// stream goes on.
+func (es *eventSender) send(ctx context.Context, ev shardEvent) bool {
+	if es.limiter != nil {
+		n := 0
+		for _, rec := range ev.Records {
+			n += len(rec.Data)
+		}
+		if d := es.limiter.ReserveN(time.Now(), n).Delay(); d > 0 {
+			if !es.s.pause(ctx, es.sub, d) {
+				return false
+			}
+		}
+	}
+	payload, _ := json.Marshal(ev.subscribeEvent)
+	if err := es.ew.event(payload); err != nil {
+		return false
+	}
+	es.pos = ev.next
+	es.dueEmpty = false
+	es.beat.Reset(es.heartbeat)
+	return true
+}
+
+// shardEvent is the event a subscription sends next.
+type shardEvent struct {
+	subscribeEvent
+	next  int  // the position after its records
+	atEnd bool // the shard is closed and read to its end
+	gone  bool // the stream was deleted
+	wake  <-chan struct{}
+}
+
+// readEvent reads the records from pos on, as many as one event carries.
+func (s *Server) readEvent(st *stream, sh *shard, pos int) shardEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ev shardEvent
+	ev.gone = !st.deletedAt.IsZero()
+	s.trimShard(st, sh)
+	pos = max(pos, sh.trimmed)
+	next, size := pos, 0
+	for next < sh.end() && len(ev.Records) < maxEventRecords {
+		rec := sh.recordAt(next)
+		if len(ev.Records) > 0 && size+len(rec.data) > maxEventBytes {
+			break
+		}
+		size += len(rec.data)
+		ev.Records = append(ev.Records, toRecordJSON(rec))
+		next++
+	}
+	ev.atEnd = !sh.isOpen() && next == sh.end() && len(ev.Records) == 0
+	if ev.atEnd {
+		ev.ChildShards = st.childShards(sh)
+	} else {
+		cont := sh.seqBefore(next)
+		if len(ev.Records) == 0 && next == sh.end() {
+			// Caught up: as on AWS, the continuation still advances
+			// with time; any number below the shard's next record
+			// resumes at that record.
+			if now := makeSeq(s.counter, sh.index); now.Cmp(sh.startSeq) > 0 {
+				if last, _, ok := parseSeq(cont); ok && now.Cmp(last) > 0 {
+					cont = formatSeq(now)
+				}
+			}
+		}
+		ev.ContinuationSequenceNumber = &cont
+	}
+	ev.MillisBehindLatest = sh.millisBehind(next, s.now())
+	ev.next = next
+	ev.wake = sh.notify
+	if ev.Records == nil {
+		ev.Records = []recordJSON{}
+	}
+	return ev
 }
 
 // pause waits d, or less when the subscription must end. It reports whether

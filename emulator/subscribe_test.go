@@ -15,11 +15,7 @@ import (
 
 func setupStream(t *testing.T, opts Options, shards int) (*Server, *kinesis.Client, string) {
 	t.Helper()
-	s := startEmulator(t, opts)
-	c := newClient(t, s)
-	if err := s.CreateStream("s", shards); err != nil {
-		t.Fatal(err)
-	}
+	s, c := withStream(t, opts, shards)
 	return s, c, activeConsumer(t, c, s, "s", "fanoutd")
 }
 
@@ -28,12 +24,8 @@ func TestConsumerLifecycle(t *testing.T) {
 	opts := fast()
 	opts.ConsumerActivationDelay = 300 * time.Millisecond
 	opts.ConsumerDeletionDelay = 300 * time.Millisecond
-	s := startEmulator(t, opts)
-	c := newClient(t, s)
+	s, c := withStream(t, opts, 1)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
 	streamARN := aws.String(s.StreamARN("s"))
 	reg, err := c.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: streamARN, ConsumerName: aws.String("app")})
 	if err != nil {
@@ -147,8 +139,7 @@ func TestSubscribeEmptyEventsAndContinuation(t *testing.T) {
 	// The continuation resumes exactly after the last record.
 	s.PutRecord("s", "k", []byte("d"))
 	sb.stream.Close()
-	testutil.WaitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
-	sb2 := mustSubscribe(t, c, arn, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: last.ContinuationSequenceNumber})
+	sb2 := resubscribeAfter(t, s, c, arn, last.ContinuationSequenceNumber)
 	recs, _ = sb2.collect(1, 5*time.Second)
 	if string(recs[0].Data) != "d" {
 		t.Fatalf("resumed at %q", recs[0].Data)
@@ -163,8 +154,7 @@ func TestSubscribeEmptyShardContinuation(t *testing.T) {
 	cont := ev.ContinuationSequenceNumber
 	sb.stream.Close()
 	s.PutRecord("s", "k", []byte("a"))
-	testutil.WaitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
-	sb2 := mustSubscribe(t, c, arn, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: cont})
+	sb2 := resubscribeAfter(t, s, c, arn, cont)
 	recs, _ := sb2.collect(1, 5*time.Second)
 	if string(recs[0].Data) != "a" {
 		t.Fatalf("got %q", recs[0].Data)
@@ -192,7 +182,7 @@ func TestSubscribeStartingPositions(t *testing.T) {
 		{types.StartingPosition{Type: types.ShardIteratorTypeLatest}, ""},
 	} {
 		t.Run(string(tc.pos.Type), func(t *testing.T) {
-			testutil.WaitFor(t, 5*time.Second, "no subscription", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
+			waitNoSubscriptions(t, s)
 			sb := mustSubscribe(t, c, arn, ShardID(0), tc.pos)
 			defer sb.stream.Close()
 			marker := byte('V' + i) // earlier subtests' markers are skipped
@@ -301,14 +291,7 @@ func TestShardEndAfterSplitAndMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var last *types.SubscribeToShardEvent
-	for {
-		ev, ok := sb.next(5 * time.Second)
-		if !ok {
-			break
-		}
-		last = ev
-	}
+	last := sb.last(5 * time.Second)
 	if err := sb.stream.Err(); err != nil {
 		t.Fatalf("end of shard: %v", err)
 	}
@@ -335,14 +318,7 @@ func TestShardEndAfterSplitAndMerge(t *testing.T) {
 	}
 	for _, k := range kids {
 		sb := mustSubscribe(t, c, arn, k, trimHorizon())
-		var last *types.SubscribeToShardEvent
-		for {
-			ev, ok := sb.next(5 * time.Second)
-			if !ok {
-				break
-			}
-			last = ev
-		}
+		last := sb.last(5 * time.Second)
 		if last == nil || last.ContinuationSequenceNumber != nil || len(last.ChildShards) != 1 ||
 			aws.ToString(last.ChildShards[0].ShardId) != child || len(last.ChildShards[0].ParentShards) != 2 {
 			t.Fatalf("%s last event %+v", k, last)
@@ -358,12 +334,8 @@ func TestShardEndAfterSplitAndMerge(t *testing.T) {
 
 func TestUpdateShardCountKeepsLineage(t *testing.T) {
 	t.Parallel()
-	s := startEmulator(t, fast())
-	c := newClient(t, s)
+	_, c := withStream(t, fast(), 2)
 	ctx := ctxT(t)
-	if err := s.CreateStream("s", 2); err != nil {
-		t.Fatal(err)
-	}
 	for _, target := range []int32{4, 3, 6, 3, 2, 1} {
 		if _, err := c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("s"), TargetShardCount: aws.Int32(target), ScalingType: types.ScalingTypeUniformScaling}); err != nil {
 			t.Fatalf("to %d: %v", target, err)
@@ -423,8 +395,7 @@ func TestEmptyEventsAdvanceTheContinuation(t *testing.T) {
 	})
 	sb.stream.Close()
 	s.PutRecord("s", k0, []byte("b"))
-	testutil.WaitFor(t, 5*time.Second, "old subscription gone", func() bool { return s.ActiveSubscriptions("s", "") == 0 })
-	sb2 := mustSubscribe(t, c, arn, ShardID(0), types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(advanced)})
+	sb2 := resubscribeAfter(t, s, c, arn, aws.String(advanced))
 	if recs, _ := sb2.collect(1, 5*time.Second); string(recs[0].Data) != "b" {
 		t.Fatalf("resumed at %q", recs[0].Data)
 	}

@@ -158,15 +158,9 @@ func (s *Splitter) Next() (record.Record, bool) {
 		s.plain = record.Record{}
 		return r, true
 	}
-	for len(s.body) > 0 {
-		num, typ, n := protowire.ConsumeTag(s.body) // Reset validated every field
-		s.body = s.body[n:]
-		if num != aggRecords || typ != protowire.BytesType {
-			s.body = s.body[protowire.ConsumeFieldValue(num, typ, s.body):]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(s.body)
-		s.body = s.body[n:]
+	// Reset validated every field.
+	if v, rest, ok := nextBytesField(s.body, aggRecords); ok {
+		s.body = rest
 		f, _ := parseRecord(v)
 		r := record.Record{
 			Data:              f.data,
@@ -182,7 +176,25 @@ func (s *Splitter) Next() (record.Record, bool) {
 		s.sub++
 		return r, true
 	}
+	s.body = nil
 	return record.Record{}, false
+}
+
+// nextBytesField returns the next field want of body that is a byte string,
+// and what follows it; ok is false when there is none. Every field of body
+// was validated.
+func nextBytesField(body []byte, want protowire.Number) (v, rest []byte, ok bool) {
+	for b := body; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		b = b[n:]
+		if num != want || typ != protowire.BytesType {
+			b = b[protowire.ConsumeFieldValue(num, typ, b):]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		return v, b[n:], true
+	}
+	return nil, nil, false
 }
 
 // buildTables copies every key-table entry of body into one string,
@@ -197,15 +209,8 @@ func (s *Splitter) buildTables(body []byte, shape aggregateShape) {
 		if table == aggExplicitHashKeyTable {
 			offs = &s.ehkOff
 		}
-		for b := body; len(b) > 0; {
-			num, typ, n := protowire.ConsumeTag(b) // measureAggregate validated every field
-			b = b[n:]
-			if num != table || typ != protowire.BytesType {
-				b = b[protowire.ConsumeFieldValue(num, typ, b):]
-				continue
-			}
-			v, n := protowire.ConsumeBytes(b)
-			b = b[n:]
+		// measureAggregate validated every field.
+		for v, b, ok := nextBytesField(body, table); ok; v, b, ok = nextBytesField(b, table) {
 			*offs = append(*offs, uint32(sb.Len()))
 			sb.Write(v)
 		}
@@ -217,17 +222,9 @@ func (s *Splitter) buildTables(body []byte, shape aggregateShape) {
 // validRecords checks every Record message of body, and that its key
 // indexes are within the tables shape counted.
 func validRecords(body []byte, shape aggregateShape) bool {
-	for b := body; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		b = b[n:]
-		if num != aggRecords || typ != protowire.BytesType {
-			b = b[protowire.ConsumeFieldValue(num, typ, b):]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(b)
-		b = b[n:]
-		f, ok := parseRecord(v)
-		if !ok || f.pk >= uint64(shape.partitionKeys) || (f.hasEHK && f.ehk >= uint64(shape.explicitHashKeys)) {
+	for v, b, ok := nextBytesField(body, aggRecords); ok; v, b, ok = nextBytesField(b, aggRecords) {
+		f, valid := parseRecord(v)
+		if !valid || f.pk >= uint64(shape.partitionKeys) || (f.hasEHK && f.ehk >= uint64(shape.explicitHashKeys)) {
 			return false
 		}
 	}

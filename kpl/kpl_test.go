@@ -476,16 +476,22 @@ func checkDeaggregate(t *testing.T, in []byte) {
 	}
 }
 
+// benchRecords are 100 records of 100 bytes over keys partition keys.
+func benchRecords(keys int) []record.Record {
+	in := make([]record.Record, 100)
+	for i := range in {
+		in[i] = record.Record{
+			Data:         bytes.Repeat([]byte{byte('a' + i%26)}, 100),
+			PartitionKey: fmt.Sprintf("partition-key-%03d", i%keys),
+		}
+	}
+	return in
+}
+
 func BenchmarkDeaggregate(b *testing.B) {
 	for _, keys := range []int{1, 100} {
 		b.Run(fmt.Sprintf("records=100/size=100/keys=%d", keys), func(b *testing.B) {
-			in := make([]record.Record, 100)
-			for i := range in {
-				in[i] = record.Record{
-					Data:         bytes.Repeat([]byte{byte('a' + i%26)}, 100),
-					PartitionKey: fmt.Sprintf("partition-key-%03d", i%keys),
-				}
-			}
+			in := benchRecords(keys)
 			data := Aggregate(in)
 			dst := make([]record.Record, 0, len(in))
 			b.ReportAllocs()
@@ -505,13 +511,7 @@ func BenchmarkDeaggregate(b *testing.B) {
 func BenchmarkSplitter(b *testing.B) {
 	for _, keys := range []int{1, 100} {
 		b.Run(fmt.Sprintf("records=100/size=100/keys=%d", keys), func(b *testing.B) {
-			in := make([]record.Record, 100)
-			for i := range in {
-				in[i] = record.Record{
-					Data:         bytes.Repeat([]byte{byte('a' + i%26)}, 100),
-					PartitionKey: fmt.Sprintf("partition-key-%03d", i%keys),
-				}
-			}
+			in := benchRecords(keys)
 			data := Aggregate(in)
 			var s Splitter
 			n := 0

@@ -20,15 +20,7 @@ import (
 func objectEnv(t *testing.T) (jetstream.JetStream, jetstream.ObjectStore) {
 	t.Helper()
 	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: true})
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testutil.JetStream(t, ns.ClientURL())
 	obs, err := js.CreateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: "B"})
 	if err != nil {
 		t.Fatal(err)

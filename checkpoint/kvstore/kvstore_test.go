@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
@@ -18,15 +16,7 @@ import (
 // kvBucket creates the bucket "checkpoints" with the given replicas on url.
 func kvBucket(t *testing.T, url string, replicas int) jetstream.KeyValue {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testutil.JetStream(t, url)
 	kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "checkpoints", Replicas: replicas, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
@@ -59,12 +49,8 @@ func TestFencing(t *testing.T) {
 			kv := kvBucket(t, url, replicas)
 			ctx := context.Background()
 			a, b := New(kv, "a"), New(kv, "b")
-			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); err != nil {
-				t.Fatal(err)
-			}
+			mustPut(t, a, "10")
+			mustPut(t, a, "11")
 			// b never read the key: its create is refused.
 			if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "99"}); !errors.Is(err, checkpoint.ErrFenced) {
 				t.Fatalf("blind write by b = %v, want checkpoint.ErrFenced", err)
@@ -73,9 +59,7 @@ func TestFencing(t *testing.T) {
 			if cp, ok, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil || !ok || cp.SequenceNumber != "11" {
 				t.Fatalf("b.Get = %+v %v %v", cp, ok, err)
 			}
-			if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err != nil {
-				t.Fatal(err)
-			}
+			mustPut(t, b, "12")
 			// a lost the shard: fenced.
 			if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); !errors.Is(err, checkpoint.ErrFenced) {
 				t.Fatalf("stale write by a = %v, want checkpoint.ErrFenced", err)
@@ -110,26 +94,21 @@ func TestStoreContract(t *testing.T) {
 	if _, ok, err := s.Get(ctx, "my.stream", "c.1", "shardId-0"); err != nil || ok {
 		t.Fatalf("Get(empty) = %v %v", ok, err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 200)
-	for w := range 8 {
-		wg.Go(func() {
-			for i := range 10 {
-				errs <- s.Put(ctx, "my.stream", "c.1", fmt.Sprintf("shardId-%d", w), checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)})
-				errs <- s.Put(ctx, "my.stream", "c.1", "shardId-shared", checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)})
-				if _, _, err := s.Get(ctx, "my.stream", "c.1", "shardId-shared"); err != nil {
-					errs <- err
-				}
+	testutil.Concurrently(t, 8, func(w int) error {
+		for i := range 10 {
+			cp := checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)}
+			if err := s.Put(ctx, "my.stream", "c.1", fmt.Sprintf("shardId-%d", w), cp); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+			if err := s.Put(ctx, "my.stream", "c.1", "shardId-shared", cp); err != nil {
+				return err
+			}
+			if _, _, err := s.Get(ctx, "my.stream", "c.1", "shardId-shared"); err != nil {
+				return err
+			}
 		}
-	}
+		return nil
+	})
 	if err := s.Put(ctx, "my", "stream.c.1", "shardId-0", checkpoint.Checkpoint{ShardEnded: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -152,24 +131,20 @@ func TestStoreContract(t *testing.T) {
 	}
 }
 
-// The audit's sequence: a reads for display or claiming (List, as the
-// claim loop and every GET /status do) after b took the shard over; that
-// read changes nothing a write is fenced against, and a's stale write is
-// refused. Only a Get (done while holding the lease) lets a write again.
+// a reads for display or claiming (List, as the claim loop and every GET
+// /status do) after b took the shard over: that read changes nothing a
+// write is fenced against, and a's stale write is refused. Only a Get (done
+// while holding the lease) lets a write again.
 func TestListDoesNotMoveTheFence(t *testing.T) {
 	kv := kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)
 	ctx := context.Background()
 	a, b := New(kv, "a"), New(kv, "b")
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, a, "10")
 	// b takes the lease over: it reads, then writes a later checkpoint.
 	if _, _, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "20"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, b, "20")
 	// a lists (claim loop, status) and sees b's checkpoint...
 	if cps, err := a.List(ctx, "s", "c"); err != nil || cps["shardId-1"].SequenceNumber != "20" {
 		t.Fatalf("a.List = %v %v", cps, err)
@@ -191,9 +166,7 @@ func TestListDoesNotMoveTheFence(t *testing.T) {
 		t.Fatalf("checkpoint %+v %v, want b's 20", cp, err)
 	}
 	// b goes on writing against its own revision.
-	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "21"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, b, "21")
 }
 
 // lostAnswer is the real bucket, except that one Update is stored and then
@@ -219,6 +192,23 @@ func (l *lostAnswer) Update(ctx context.Context, key string, value []byte, last 
 	return rev, err
 }
 
+// mustPut writes seq with s to the key these tests share.
+func mustPut(t *testing.T, s *Store, seq string) {
+	t.Helper()
+	if err := s.Put(t.Context(), "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: seq}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putLosingAnswer writes seq with s, and the answer is lost on its way back.
+func putLosingAnswer(t *testing.T, kv *lostAnswer, s *Store, seq string) {
+	t.Helper()
+	kv.lose.Store(true)
+	if err := s.Put(t.Context(), "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: seq}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
+	}
+}
+
 // A write the server stored but whose answer was lost does not fence the
 // store that made it: its next write goes on from it. Another instance's
 // write in between still does.
@@ -226,13 +216,8 @@ func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
 	kv := &lostAnswer{KeyValue: kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)}
 	ctx := context.Background()
 	a := New(kv, "a")
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
-		t.Fatal(err)
-	}
-	kv.lose.Store(true)
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
-	}
+	mustPut(t, a, "10")
+	putLosingAnswer(t, kv, a, "11")
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err != nil {
 		t.Fatalf("the next Put = %v, want it to go on from its own stored write", err)
 	}
@@ -241,17 +226,12 @@ func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
 	}
 
 	// Another instance takes over after a lost answer: a is fenced.
-	kv.lose.Store(true)
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "13"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
-	}
+	putLosingAnswer(t, kv, a, "13")
 	b := New(kv, "b")
 	if _, _, err := b.Get(ctx, "s", "c", "shardId-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "14"}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, b, "14")
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "15"}); !errors.Is(err, checkpoint.ErrFenced) {
 		t.Fatalf("a's write after b's = %v, want checkpoint.ErrFenced", err)
 	}
@@ -268,13 +248,8 @@ func TestUncertainConflictIsNotAFence(t *testing.T) {
 	kv := &lostAnswer{KeyValue: kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)}
 	ctx := context.Background()
 	a := New(kv, "a")
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "10"}); err != nil {
-		t.Fatal(err)
-	}
-	kv.lose.Store(true)
-	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "11"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put with its answer lost = %v, want the timeout", err)
-	}
+	mustPut(t, a, "10")
+	putLosingAnswer(t, kv, a, "11")
 	kv.failGet.Store(true)
 	if err := a.Put(ctx, "s", "c", "shardId-1", checkpoint.Checkpoint{SequenceNumber: "12"}); err == nil || errors.Is(err, checkpoint.ErrFenced) {
 		t.Fatalf("Put whose read back failed = %v, want a plain error", err)

@@ -1,6 +1,7 @@
 // Package testutil holds what the packages' tests share: polling with a
-// deadline (never sleeps as synchronisation), a buffer safe for a writer and
-// a reader, and an in-process NATS server. Product code does not import it.
+// deadline (never sleeps as synchronisation), workers run at once, a buffer
+// safe for a writer and a reader, and an in-process NATS server with
+// connections to it. Product code does not import it.
 package testutil
 
 import (
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // WaitFor polls cond every 10 ms until it holds, and fails the test when it
@@ -22,6 +25,24 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Concurrently runs work(0) to work(n-1) at once, and fails the test with
+// any error they return.
+func Concurrently(t testing.TB, n int, work func(w int) error) {
+	t.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() { errs <- work(w) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -80,4 +101,20 @@ func StartNATS(t testing.TB, o NATSOptions) *server.Server {
 	}
 	t.Cleanup(ns.Shutdown)
 	return ns
+}
+
+// JetStream connects to url with opts and returns the connection's
+// JetStream; the connection closes when the test ends.
+func JetStream(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
