@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +39,7 @@ func newLargeEnv(t *testing.T, js bool, natsURL func(real string) string) *fault
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
 	e := newProcessE2E(t, opts, true)
-	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.emu)}
+	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.Emu)}
 	if js {
 		nc := f.conn()
 		defer nc.Close()
@@ -51,32 +50,24 @@ func newLargeEnv(t *testing.T, js bool, natsURL func(real string) string) *fault
 			t.Fatal(err)
 		}
 	}
-	if err := e.emu.CreateStream("s", 3); err != nil {
+	if err := e.Emu.CreateStream("s", 3); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := emutest.Client(t, e.emu).UpdateMaxRecordSize(ctx, &kinesis.UpdateMaxRecordSizeInput{
-		StreamARN: aws.String(e.emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
+	if _, err := emutest.Client(t, e.Emu).UpdateMaxRecordSize(ctx, &kinesis.UpdateMaxRecordSizeInput{
+		StreamARN: aws.String(e.Emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
 		t.Fatal(err)
 	}
-	f.path = e.config(js, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"")
+	c := e.Config(js, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"")
 	// A 10 MiB event takes seconds to arrive (the emulator reads 2 MiB/s
 	// per shard, as AWS does, after an 11 MiB burst): no idle timeout
 	// within it.
-	rewriteConfig(t, f.path, "idle_timeout: 2s", "idle_timeout: 30s")
+	c.Timers = map[string]string{"idle_timeout": "30s"}
 	if natsURL != nil {
-		rewriteConfig(t, f.path, e.ns.ClientURL(), natsURL(e.ns.ClientURL()))
+		c.Servers = []string{natsURL(e.NS.ClientURL())}
 	}
+	f.path = c.Write(t)
 	return f
-}
-
-func rewriteConfig(t *testing.T, path, old, new string) {
-	t.Helper()
-	raw := readFile(t, path)
-	if !strings.Contains(raw, old) {
-		t.Fatalf("config lacks %q", old)
-	}
-	writeFile(t, path, strings.Replace(raw, old, new, 1))
 }
 
 // largeRecord is record i of key "big": "big:i:" then bytes that depend on
@@ -103,7 +94,7 @@ var bigSizes = []int{20, maxRecord, 20, 3 << 20, 20}
 func (f *faultEnv) putBig(first int, sizes []int) {
 	f.t.Helper()
 	for i, n := range sizes {
-		if _, _, err := f.e.emu.PutRecord("s", "big", largeRecord(first+i, n)); err != nil {
+		if _, _, err := f.e.Emu.PutRecord("s", "big", largeRecord(first+i, n)); err != nil {
 			f.t.Fatalf("put a record of %d bytes: %v", n, err)
 		}
 	}
@@ -210,7 +201,7 @@ func (f *faultEnv) deliveredLarge() int {
 		return f.delivered()
 	}
 	seen := map[string]bool{}
-	for _, m := range f.e.msgs.onSubject("kinesis.") {
+	for _, m := range f.e.Msgs.OnSubject("kinesis.") {
 		seen[m.Header.Get(nats.MsgIdHdr)] = true
 	}
 	return len(seen)
@@ -266,7 +257,7 @@ func TestLargeRecordsReachSubscribersWhole(t *testing.T) {
 					t.Fatalf("JetStream holds %d messages, want exactly %d", len(msgs), total)
 				}
 			} else {
-				msgs = f.e.msgs.onSubject("kinesis.")
+				msgs = f.e.Msgs.OnSubject("kinesis.")
 			}
 			if refs := f.checkRecords(msgs, js, bigSizes); refs < 4 {
 				t.Fatalf("%d references, want at least the 4 records over max_payload", refs)
@@ -459,22 +450,6 @@ func TestTailFetchesLargeRecords(t *testing.T) {
 		if !bytes.Contains([]byte(human.out.String()), []byte(want)) {
 			t.Fatalf("tail output lacks %q:\n%s", want, human.out.String())
 		}
-	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func writeFile(t *testing.T, path, s string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -56,7 +56,7 @@ func TestMemoryBoundedWithHugeAggregates(t *testing.T) {
 					t.Fatalf("aggregate of %d bytes", len(data))
 				}
 				hashKey := new(big.Int).Add(new(big.Int).Mul(third, big.NewInt(int64(a))), big.NewInt(1)).String()
-				if _, _, err := f.e.emu.PutRecordHashKey("s", key, hashKey, data); err != nil {
+				if _, _, err := f.e.Emu.PutRecordHashKey("s", key, hashKey, data); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -160,8 +160,8 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			f := newFaultEnv(t, js)
-			if _, err := emutest.Client(t, f.e.emu).UpdateMaxRecordSize(t.Context(), &kinesis.UpdateMaxRecordSizeInput{
-				StreamARN: aws.String(f.e.emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
+			if _, err := emutest.Client(t, f.e.Emu).UpdateMaxRecordSize(t.Context(), &kinesis.UpdateMaxRecordSizeInput{
+				StreamARN: aws.String(f.e.Emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
 				t.Fatal(err)
 			}
 			const pk, subject = "empty", "kinesis.s.empty"
@@ -173,7 +173,7 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 			// The aggregate's messages are counted here, by sub-sequence
 			// number, not kept by the collector.
 			skip := subject
-			f.e.msgs.skip.Store(&skip)
+			f.e.Msgs.Skip.Store(&skip)
 			seen := make([]bool, n)
 			var mu sync.Mutex
 			distinct, bad := 0, ""
@@ -205,7 +205,7 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 			f.produce()
 			f.waitProgress(100)
 			mem := sampleMemory(f)
-			if _, _, err := f.e.emu.PutRecord("s", pk, agg); err != nil {
+			if _, _, err := f.e.Emu.PutRecord("s", pk, agg); err != nil {
 				t.Fatal(err)
 			}
 			agg = nil
