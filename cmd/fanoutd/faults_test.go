@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
 	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
@@ -32,7 +30,6 @@ import (
 // daemon must have caught up within recoveryBound of the fault being healed.
 
 const (
-	faultKeys = 24
 	// recoveryBound bounds each wait of a scenario (the fault taking effect,
 	// the catch-up after it is healed): generous for 2 busy cores with -race.
 	recoveryBound = 60 * time.Second
@@ -48,24 +45,7 @@ type faultEnv struct {
 	path     string
 	cmd      *exec.Cmd
 	out      *testutil.SyncBuffer
-	*producer
-}
-
-// producer writes records "key:i" round robin over faultKeys keys to stream
-// s until stopped, and remembers what it wrote.
-type producer struct {
-	emu *emulator.Server
-
-	mu       sync.Mutex
-	produced map[string]int    // key -> records written
-	lastSeq  map[string]string // shard -> sequence number of its last record
-	total    int
-	stopProd context.CancelFunc
-	prodDone chan struct{}
-}
-
-func newProducer(emu *emulator.Server) *producer {
-	return &producer{emu: emu, produced: map[string]int{}, lastSeq: map[string]string{}}
+	*e2e.Producer
 }
 
 func portOf(ns *server.Server) int {
@@ -86,7 +66,7 @@ func newFaultEnvMode(t *testing.T, js, batched bool) *faultEnv {
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second // renewals happen during every scenario
 	e := newProcessE2E(t, opts, false)
-	f := &faultEnv{t: t, e: e, js: js, batched: batched, producer: newProducer(e.Emu)}
+	f := &faultEnv{t: t, e: e, js: js, batched: batched, Producer: e2e.NewProducer(e.Emu)}
 	if js {
 		// A JetStream server whose store survives restarts, on a fixed port.
 		e.NS.Shutdown()
@@ -125,49 +105,6 @@ func (f *faultEnv) startDaemon() {
 	f.cmd, f.out = fanoutdProcess(f.t, f.e.EnvLines(), "run", "--config", f.path)
 }
 
-func (p *producer) produce() {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.stopProd, p.prodDone = cancel, make(chan struct{})
-	go func() {
-		defer close(p.prodDone)
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			k := fmt.Sprintf("key%02d", i%faultKeys)
-			p.mu.Lock()
-			n := p.produced[k]
-			p.mu.Unlock()
-			shard, seq, err := p.emu.PutRecord("s", k, []byte(fmt.Sprintf("%s:%d", k, n)))
-			if err != nil {
-				continue // e.g. during a reshard; the record was not written
-			}
-			p.mu.Lock()
-			p.produced[k]++
-			p.total++
-			p.lastSeq[shard] = seq
-			p.mu.Unlock()
-		}
-	}()
-}
-
-// stopProducing stops the producer and returns how many records it wrote.
-func (p *producer) stopProducing() int {
-	p.stopProd()
-	<-p.prodDone
-	return p.producedSoFar()
-}
-
-func (p *producer) producedSoFar() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.total
-}
-
 // delivered counts the distinct records that reached NATS.
 func (f *faultEnv) delivered() int {
 	if f.js {
@@ -203,7 +140,7 @@ func (f *faultEnv) waitProgress(n int) {
 // checks the result. It returns how long the catch-up took.
 func (f *faultEnv) finish(healed time.Time) {
 	f.t.Helper()
-	total := f.stopProducing()
+	total := f.StopProducing()
 	testutil.WaitFor(f.t, recoveryBound, fmt.Sprintf("all %d records delivered", total), func() bool { return f.delivered() >= total })
 	f.t.Logf("caught up %v after the fault was healed (bound %v); %d records", time.Since(healed).Round(time.Millisecond), recoveryBound, total)
 	if f.js {
@@ -211,17 +148,6 @@ func (f *faultEnv) finish(healed time.Time) {
 	} else {
 		f.checkCore(total)
 	}
-}
-
-// want is what the producer wrote: key -> records.
-func (p *producer) want() map[string]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	w := make(map[string]int, len(p.produced))
-	for k, n := range p.produced {
-		w[k] = n
-	}
-	return w
 }
 
 func (f *faultEnv) checkJetStream(total int) {
@@ -246,13 +172,13 @@ func (f *faultEnv) checkJetStream(total int) {
 		}
 		stored = append(stored, testutil.Delivery{Data: m.Data})
 	}
-	testutil.CheckDelivered(f.t, stored, f.want(), testutil.ExactlyOnce)
+	testutil.CheckDelivered(f.t, stored, f.Want(), testutil.ExactlyOnce)
 }
 
 func (f *faultEnv) checkCore(total int) {
 	f.t.Helper()
 	msgs := f.e.Msgs.OnSubject("kinesis.")
-	dups := testutil.CheckDelivered(f.t, e2e.Deliveries(msgs), f.want(), testutil.AtLeastOnce)
+	dups := testutil.CheckDelivered(f.t, e2e.Deliveries(msgs), f.Want(), testutil.AtLeastOnce)
 	f.t.Logf("core NATS: %d messages for %d records: %d duplicates", len(msgs), total, dups)
 }
 
@@ -392,7 +318,7 @@ func runFaultSuite(t *testing.T, js, batched bool) {
 		t.Run(sc.name, func(t *testing.T) {
 			f := newFaultEnvMode(t, js, batched)
 			f.startDaemon()
-			f.produce()
+			f.Produce()
 			f.waitProgress(100)
 			heal := sc.inject(f)
 			testutil.WaitFor(t, recoveryBound, "the fault to take effect", func() bool { return sc.took(f) })
@@ -479,10 +405,10 @@ func TestMemoryFlatWhileNATSDown(t *testing.T) {
 	}
 	f := newFaultEnv(t, true)
 	f.startDaemon()
-	f.produce()
+	f.Produce()
 	f.waitProgress(200)
-	f.stopProducing()
-	testutil.WaitFor(t, recoveryBound, "caught up", func() bool { return f.delivered() >= f.producedSoFar() })
+	f.StopProducing()
+	testutil.WaitFor(t, recoveryBound, "caught up", func() bool { return f.delivered() >= f.ProducedSoFar() })
 	const heap = "go_memstats_heap_inuse_bytes"
 	before, rssBefore := f.metric(heap), f.metric("process_resident_memory_bytes")
 	peak, rssPeak := before, rssBefore
@@ -519,6 +445,6 @@ func TestMemoryFlatWhileNATSDown(t *testing.T) {
 		t.Fatalf("Go heap grew by %.1f MiB while NATS was down: the daemon is buffering the backlog", growth/mib)
 	}
 	f.e.NS = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: f.port, StoreDir: f.storeDir})
-	total := f.producedSoFar() + records
+	total := f.ProducedSoFar() + records
 	testutil.WaitFor(t, 60*time.Second, "backlog delivered", func() bool { return f.delivered() >= total })
 }

@@ -49,7 +49,7 @@ type groupSuite struct {
 	// away are members running but cut off from NATS: not counted in the
 	// group's share.
 	away map[string]*member
-	*producer
+	*e2e.Producer
 }
 
 // rawLog counts the records published, replays included.
@@ -105,7 +105,7 @@ func newGroupSuite(t *testing.T) *groupSuite {
 		Replicas: 3, Storage: jetstream.FileStorage, Duplicates: 5 * time.Minute, Discard: jetstream.DiscardNew}); err != nil {
 		t.Fatal(err)
 	}
-	g := &groupSuite{t: t, emu: emu, c: c, js: js, raw: &rawLog{seen: map[string]int{}}, dir: t.TempDir(), mems: map[string]*member{}, away: map[string]*member{}, producer: newProducer(emu)}
+	g := &groupSuite{t: t, emu: emu, c: c, js: js, raw: &rawLog{seen: map[string]int{}}, dir: t.TempDir(), mems: map[string]*member{}, away: map[string]*member{}, Producer: e2e.NewProducer(emu)}
 	if _, err := nc.Subscribe("kinesis.>", g.raw.add); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 		g.start(name)
 	}
 	t.Logf("three members balanced after %v", g.balanced("3 members share the shards", 60*time.Second).Round(time.Millisecond))
-	g.produce()
+	g.Produce()
 	g.progress(200)
 
 	t.Run("rolling restart replays nothing", func(t *testing.T) {
@@ -398,7 +398,7 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 		}
 	}
 
-	total := g.stopProducing()
+	total := g.StopProducing()
 	testutil.WaitFor(t, recoveryBound, fmt.Sprintf("all %d records stored", total), func() bool { return g.delivered() >= total })
 	g.checkStored(total)
 	g.noConflicts("the end")
@@ -439,9 +439,7 @@ func (g *groupSuite) checkStored(total int) {
 		}
 		next[k]++
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for k, n := range g.produced {
+	for k, n := range g.Want() {
 		if next[k] != n {
 			g.t.Fatalf("key %s: %d stored, %d produced", k, next[k], n)
 		}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
@@ -39,7 +40,7 @@ func newLargeEnv(t *testing.T, js bool, natsURL func(real string) string) *fault
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
 	e := newProcessE2E(t, opts, true)
-	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.Emu)}
+	f := &faultEnv{t: t, e: e, js: js, Producer: e2e.NewProducer(e.Emu)}
 	if js {
 		nc := f.conn()
 		defer nc.Close()
@@ -98,10 +99,7 @@ func (f *faultEnv) putBig(first int, sizes []int) {
 			f.t.Fatalf("put a record of %d bytes: %v", n, err)
 		}
 	}
-	f.mu.Lock()
-	f.produced["big"] += len(sizes)
-	f.total += len(sizes)
-	f.mu.Unlock()
+	f.Add("big", len(sizes))
 }
 
 // recordOf returns the data of m, fetched from the Object Store when m is a
@@ -162,9 +160,7 @@ func (f *faultEnv) checkRecords(msgs []*nats.Msg, exact bool, sizes []int) int {
 			f.t.Fatalf("key %s: record %d after %d (gap, duplicate or reorder)", k, i, next[k]-1)
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for k, n := range f.produced {
+	for k, n := range f.Want() {
 		if next[k] != n {
 			f.t.Fatalf("key %s: %d records relayed, %d produced", k, next[k], n)
 		}
@@ -221,7 +217,7 @@ func TestLargeRecordsReachSubscribersWhole(t *testing.T) {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			f := newLargeEnv(t, js, nil)
 			f.startDaemon()
-			f.produce()
+			f.Produce()
 			testutil.WaitFor(t, recoveryBound, "records relayed", func() bool { return f.deliveredLarge() >= 100 })
 
 			const heap, rss = "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes"
@@ -245,7 +241,7 @@ func TestLargeRecordsReachSubscribersWhole(t *testing.T) {
 			}()
 			f.putBig(0, bigSizes)
 			f.putBig(len(bigSizes), bigSizes)
-			total := f.stopProducing()
+			total := f.StopProducing()
 			testutil.WaitFor(t, 120*time.Second, fmt.Sprintf("all %d records relayed", total), func() bool { return f.deliveredLarge() >= total })
 			close(stop)
 			<-sampled
@@ -354,7 +350,7 @@ func TestLargeRecordSIGKILLDuringObjectPut(t *testing.T) {
 		return "nats://" + proxy.ln.Addr().String()
 	})
 	f.startDaemon()
-	f.produce()
+	f.Produce()
 	f.waitProgress(100)
 
 	proxy.throttled.Store(true)
@@ -397,7 +393,7 @@ func TestLargeRecordSIGKILLDuringObjectPut(t *testing.T) {
 
 	f.startDaemon()
 	f.waitProgress(100)
-	total := f.stopProducing()
+	total := f.StopProducing()
 	testutil.WaitFor(t, 60*time.Second, fmt.Sprintf("all %d records stored", total), func() bool { return f.delivered() >= total })
 	msgs := f.storedMsgs()
 	if len(msgs) != total {

@@ -39,7 +39,7 @@ func TestMemoryBoundedWithHugeAggregates(t *testing.T) {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			f := newFaultEnv(t, js)
 			f.startDaemon()
-			f.produce()
+			f.Produce()
 			f.waitProgress(100)
 
 			mem := sampleMemory(f)
@@ -60,12 +60,10 @@ func TestMemoryBoundedWithHugeAggregates(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			f.mu.Lock()
-			f.total += aggs * perAgg
-			f.mu.Unlock()
+			f.Add("", aggs*perAgg)
 			// Normal traffic goes on for a while, then everything must arrive.
 			f.waitProgress(200)
-			total := f.stopProducing()
+			total := f.StopProducing()
 			testutil.WaitFor(t, 120*time.Second, fmt.Sprintf("all %d records delivered", total), func() bool { return f.delivered() >= total })
 			before, peakHeap, peakRSS := mem()
 			if js {
@@ -202,7 +200,7 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 			}
 
 			f.startDaemon()
-			f.produce()
+			f.Produce()
 			f.waitProgress(100)
 			mem := sampleMemory(f)
 			if _, _, err := f.e.Emu.PutRecord("s", pk, agg); err != nil {
@@ -211,7 +209,7 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 			agg = nil
 			// Normal traffic goes on for a while, then everything must arrive.
 			f.waitProgress(200)
-			total := f.stopProducing()
+			total := f.StopProducing()
 			testutil.WaitFor(t, 300*time.Second, fmt.Sprintf("all %d user records of the aggregate", n), func() bool {
 				mu.Lock()
 				defer mu.Unlock()
@@ -287,7 +285,7 @@ func (f *faultEnv) checkJetStreamExcept(skip string, n, total int) {
 		f.t.Fatalf("JetStream holds %d other messages, want exactly %d", got, total)
 	}
 	var filters []string
-	for k := range f.want() {
+	for k := range f.Want() {
 		filters = append(filters, "kinesis.s."+k)
 	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters})
@@ -309,5 +307,5 @@ func (f *faultEnv) checkJetStreamExcept(skip string, n, total int) {
 			f.t.Fatalf("fetched %d of %d stored records: %v", len(stored), total, batch.Error())
 		}
 	}
-	testutil.CheckDelivered(f.t, stored, f.want(), testutil.ExactlyOnce)
+	testutil.CheckDelivered(f.t, stored, f.Want(), testutil.ExactlyOnce)
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,13 +74,12 @@ func (f *clusterFault) causes(msg string) string {
 // clusterFault is the state of TestFaultJetStreamLeaderLoss.
 type clusterFault struct {
 	t   *testing.T
-	e   *e2e.Env
+	e   *e2eEnv
 	c   *testutil.Cluster
 	nc  *nats.Conn // the test's own connection, to every server
 	js  jetstream.JetStream
-	cmd *exec.Cmd
-	out *testutil.SyncBuffer
-	*producer
+	out *testutil.SyncBuffer // the daemon's log
+	*e2e.Producer
 }
 
 // info returns the stream's info, or nil while the cluster can't answer.
@@ -172,9 +170,7 @@ func (f *clusterFault) stepDown(preferred string) (from, to string) {
 // batch in flight (a checkpoint moves only after its batch was confirmed;
 // empty events move it past the last record, as on AWS).
 func (f *clusterFault) checkpointed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for shard, seq := range f.lastSeq {
+	for shard, seq := range f.LastSeqs() {
 		b, err := os.ReadFile(filepath.Join(f.e.Dir, "s", "fanoutd", shard+".json"))
 		if err != nil {
 			return false
@@ -289,8 +285,7 @@ func (f *clusterFault) checkStored(total int) {
 		next[k] = max(next[k], n+1)
 	}
 	missing := 0
-	f.mu.Lock()
-	for k, n := range f.produced {
+	for k, n := range f.Want() {
 		for i := 0; i < n; i++ {
 			if _, ok := first[fmt.Sprintf("%s:%d", k, i)]; !ok {
 				missing++
@@ -298,7 +293,6 @@ func (f *clusterFault) checkStored(total int) {
 			}
 		}
 	}
-	f.mu.Unlock()
 	f.t.Logf("stream: %d messages (seq %d..%d) for %d records: %d duplicates, %d out of order, %d missing",
 		si.State.Msgs, si.State.FirstSeq, si.State.LastSeq, total, dups, reorders, missing)
 	if int(si.State.Msgs) != total || dups+missing > 0 {
@@ -332,9 +326,9 @@ func testFaultJetStreamLeaderLoss(t *testing.T, batched bool) {
 	begin := time.Now()
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
-	e := newProcessE2E(t, opts, false) // its single NATS server is not used
+	e := newE2E(t, opts, false) // its single NATS server is not used
 	c := testutil.StartCluster(t, 3)
-	f := &clusterFault{t: t, e: e, c: c, producer: newProducer(e.Emu)}
+	f := &clusterFault{t: t, e: e, c: c, Producer: e2e.NewProducer(e.Emu)}
 	nc, err := nats.Connect(strings.Join(c.URLs(), ","), nats.Name("fanoutd-test"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -360,8 +354,9 @@ func testFaultJetStreamLeaderLoss(t *testing.T, batched bool) {
 	if err := e.Emu.CreateStream("s", 3); err != nil {
 		t.Fatal(err)
 	}
-	f.cmd, f.out = fanoutdProcess(t, e.EnvLines(), "run", "--config", f.clusterConfig())
-	f.produce()
+	e.run(f.clusterConfig())
+	f.out = e.logs
+	f.Produce()
 	f.waitProgress(100)
 
 	// (a) Stepdowns under load.
@@ -412,7 +407,7 @@ func testFaultJetStreamLeaderLoss(t *testing.T, batched bool) {
 	t.Logf("daemon so far: %d PubAck retry rounds, %d failed batches", f.count(retryLine), f.count(failedLine))
 	f.waitProgress(100)
 
-	total := f.stopProducing()
+	total := f.StopProducing()
 	testutil.WaitFor(t, leaderLossCatchUp, fmt.Sprintf("all %d records stored and checkpointed", total), func() bool {
 		return f.stored() >= total && f.checkpointed()
 	})
