@@ -164,7 +164,7 @@ func lastStatus(ns *notifySocket) string {
 
 // The metrics match a known load, and `fanoutd status` shows them.
 func TestMetricsMatchKnownLoad(t *testing.T) {
-	e := e2e.Start(t, emutest.Options(), false) // not parallel: `fanoutd status` runs in this process
+	e := newProcessE2E(t, emutest.Options(), false)
 	if err := e.Emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
-	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
@@ -293,7 +292,7 @@ func TestTailSIGINTExitsCleanly(t *testing.T) {
 // End to end: records put into Kinesis come out of `fanoutd tail` decoded,
 // through a running daemon.
 func TestTailShowsRecordsRelayedByTheDaemon(t *testing.T) {
-	e := e2e.Start(t, emutest.Options(), false) // not parallel: `fanoutd tail` runs in this process
+	e := newProcessE2E(t, emutest.Options(), false)
 	if err := e.Emu.CreateStream("orders", 2); err != nil {
 		t.Fatal(err)
 	}
