@@ -274,8 +274,17 @@ func TestRunCorePublishPermissionDenied(t *testing.T) {
 		return len(msgs.OnSubject("kinesis.a")) >= 6 && strings.Count(e.logs.String(), "could not deliver a batch") >= 3
 	})
 	e.Put("a", keys, 2, 2)
-	testutil.WaitFor(t, 20*time.Second, "stream a keeps flowing", func() bool { return len(msgs.OnSubject("kinesis.a")) >= 12 })
-	e2e.ExactlyOnceInOrder(t, msgs.OnSubject("kinesis.a"), keys, 4)
+	// A refusal can't be pinned on one batch (the streams share the
+	// connection): a batch of a in flight with one of b's fails too and is
+	// replayed, so a's records arrive at least once.
+	testutil.WaitFor(t, 20*time.Second, "stream a keeps flowing", func() bool {
+		seen := map[string]bool{}
+		for _, m := range msgs.OnSubject("kinesis.a") {
+			seen[string(m.Data)] = true
+		}
+		return len(seen) >= 12
+	})
+	testutil.CheckDelivered(t, e2e.Deliveries(msgs.OnSubject("kinesis.a")), testutil.Want(keys, 4), testutil.AtLeastOnce)
 	if n := len(msgs.OnSubject("kinesis.b")); n != 0 {
 		t.Fatalf("%d messages on the denied subject", n)
 	}
