@@ -25,6 +25,7 @@ func newFileStore(t *testing.T) (*FileStore, string) {
 }
 
 func TestNewFileStore_CreatesDir(t *testing.T) {
+	t.Parallel()
 	s, dir := newFileStore(t)
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -50,6 +51,7 @@ func TestNewFileStore_CreatesDir(t *testing.T) {
 }
 
 func TestFileStore_Layout(t *testing.T) {
+	t.Parallel()
 	s, dir := newFileStore(t)
 	ctx := context.Background()
 	if err := s.Put(ctx, "orders", "fanoutd", "shardId-000000000003", Checkpoint{SequenceNumber: "42", UpdatedAt: t0}); err != nil {
@@ -84,6 +86,7 @@ func TestFileStore_Layout(t *testing.T) {
 }
 
 func TestFileStore_Reopen(t *testing.T) {
+	t.Parallel()
 	s, dir := newFileStore(t)
 	ctx := context.Background()
 	if err := s.Put(ctx, "orders", "fanoutd", "shardId-1", Checkpoint{SequenceNumber: "7", UpdatedAt: t0}); err != nil {
@@ -102,6 +105,7 @@ func TestFileStore_Reopen(t *testing.T) {
 
 // TestFileStore_NoTempFiles checks that Puts leave only checkpoint files.
 func TestFileStore_NoTempFiles(t *testing.T) {
+	t.Parallel()
 	s, dir := newFileStore(t)
 	ctx := context.Background()
 	for i := range 20 {
@@ -118,6 +122,7 @@ func TestFileStore_NoTempFiles(t *testing.T) {
 // TestFileStore_FailedPutCleansUp makes the rename fail (a directory stands
 // where the file goes): the error names the file and no temp file remains.
 func TestFileStore_FailedPutCleansUp(t *testing.T) {
+	t.Parallel()
 	s, dir := newFileStore(t)
 	ctx := context.Background()
 	target := filepath.Join(dir, "orders", "fanoutd", "shardId-0.json")
@@ -157,6 +162,7 @@ func listFiles(t *testing.T, dir string) []string {
 // TestFileStore_Corrupt checks that a bad file is an error naming it, from
 // Get and from List, and never a panic or a silent restart.
 func TestFileStore_Corrupt(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, content, why string
 	}{
@@ -203,6 +209,7 @@ func TestFileStore_Corrupt(t *testing.T) {
 // TestFileStore_ListIgnoresOtherFiles: leftover temp files from a crash,
 // subdirectories and stray files are not checkpoints.
 func TestFileStore_ListIgnoresOtherFiles(t *testing.T) {
+	t.Parallel()
 	s, dir := newFileStore(t)
 	ctx := context.Background()
 	if err := s.Put(ctx, "orders", "fanoutd", "shardId-0", Checkpoint{SequenceNumber: "1"}); err != nil {
@@ -229,6 +236,7 @@ func TestFileStore_ListIgnoresOtherFiles(t *testing.T) {
 // TestFileStore_Lock: a second store on the same directory fails and names
 // the holder's PID; once the first closes, the directory is free again.
 func TestFileStore_Lock(t *testing.T) {
+	t.Parallel()
 	s, dir := newFileStore(t)
 	_, err := NewFileStore(dir)
 	if !errors.Is(err, ErrLocked) {
@@ -255,6 +263,7 @@ func TestFileStore_Lock(t *testing.T) {
 // TestFileStore_RemovesLeftoverTempFiles: the temp files of Puts a crash
 // interrupted are removed at start; checkpoints and other files stay.
 func TestFileStore_RemovesLeftoverTempFiles(t *testing.T) {
+	t.Parallel()
 	s, dir := newFileStore(t)
 	ctx := context.Background()
 	if err := s.Put(ctx, "orders", "fanoutd", "shardId-0", Checkpoint{SequenceNumber: "1"}); err != nil {

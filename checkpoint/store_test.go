@@ -25,6 +25,7 @@ func stores(t *testing.T, test func(t *testing.T, s Store)) {
 var t0 = time.Date(2024, 1, 2, 15, 4, 5, 123456789, time.UTC)
 
 func TestStore_RoundTrip(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		if _, ok, err := s.Get(ctx, "orders", "fanoutd", "shardId-000000000000"); err != nil || ok {
@@ -55,6 +56,7 @@ func TestStore_RoundTrip(t *testing.T) {
 }
 
 func TestStore_Overwrite(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		for _, cp := range []Checkpoint{
@@ -77,6 +79,7 @@ func TestStore_Overwrite(t *testing.T) {
 }
 
 func TestStore_List(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		if got, err := s.List(ctx, "orders", "fanoutd"); err != nil || len(got) != 0 || got == nil {
@@ -124,6 +127,7 @@ func equalCheckpoints(a, b map[string]Checkpoint) bool {
 // TestStore_ConcurrentPuts has many goroutines write their own shards and a
 // few shared ones at once; run with -race.
 func TestStore_ConcurrentPuts(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		const workers, puts = 16, 20
@@ -161,6 +165,7 @@ func TestStore_ConcurrentPuts(t *testing.T) {
 }
 
 func TestStore_InvalidKeys(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		for _, k := range [][3]string{
@@ -200,6 +205,7 @@ func TestStore_InvalidKeys(t *testing.T) {
 }
 
 func TestStore_EmptyCheckpoint(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		err := s.Put(context.Background(), "a", "c", "s", Checkpoint{UpdatedAt: t0})
 		if !errors.Is(err, ErrEmptyCheckpoint) {
@@ -209,6 +215,7 @@ func TestStore_EmptyCheckpoint(t *testing.T) {
 }
 
 func TestStore_SetsUpdatedAt(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		before := time.Now()
@@ -226,6 +233,7 @@ func TestStore_SetsUpdatedAt(t *testing.T) {
 }
 
 func TestStore_ContextAndClose(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -256,6 +264,7 @@ func TestStore_ContextAndClose(t *testing.T) {
 }
 
 func TestStore_Delete(t *testing.T) {
+	t.Parallel()
 	stores(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
 		for _, id := range []string{"shardId-0", "shardId-1"} {

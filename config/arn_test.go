@@ -6,6 +6,7 @@ import (
 )
 
 func TestStreamConfig_Helpers(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		s            StreamConfig
 		name, region string
@@ -31,6 +32,7 @@ func TestStreamConfig_Helpers(t *testing.T) {
 }
 
 func TestDuration(t *testing.T) {
+	t.Parallel()
 	cfg, err := LoadBytes([]byte("streams: [{name: a}]\ncheckpoint: {dir: /x}\ntimers: {idle_timeout: 1.5s, backoff_max: 1h2m}\n"), mapLookup(nil))
 	if err != nil {
 		t.Fatal(err)

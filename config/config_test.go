@@ -24,6 +24,7 @@ func mapLookup(env map[string]string) func(string) (string, bool) {
 // TestLoad_Invalid loads each testdata/invalid file and compares the whole
 // error text: the messages are the operator's interface.
 func TestLoad_Invalid(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		want string
@@ -200,6 +201,7 @@ func TestLoad_Invalid(t *testing.T) {
 
 // TestLoad_InvalidCoverage keeps the table and the directory in step.
 func TestLoad_InvalidCoverage(t *testing.T) {
+	t.Parallel()
 	src, err := os.ReadFile("config_test.go")
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +219,7 @@ func TestLoad_InvalidCoverage(t *testing.T) {
 }
 
 func TestLoad_ValidationErrorType(t *testing.T) {
+	t.Parallel()
 	_, err := Load(filepath.Join("testdata", "invalid", "many.yaml"))
 	ve, ok := errors.AsType[*ValidationError](err)
 	if !ok {
@@ -237,6 +240,7 @@ func TestLoad_ValidationErrorType(t *testing.T) {
 }
 
 func TestLoad_MissingFile(t *testing.T) {
+	t.Parallel()
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Load(missing) error = %v, want os.ErrNotExist", err)
@@ -244,6 +248,7 @@ func TestLoad_MissingFile(t *testing.T) {
 }
 
 func TestLoad_Full(t *testing.T) {
+	t.Parallel()
 	cfg, err := Load(filepath.Join("testdata", "valid", "full.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -289,6 +294,7 @@ func TestLoad_Full(t *testing.T) {
 }
 
 func TestLoad_Defaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := Load(filepath.Join("testdata", "valid", "minimal.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -342,6 +348,7 @@ func TestLoad_Defaults(t *testing.T) {
 // TestLoad_LargeRecordsAlias checks that the deprecated nats.oversize
 // still decides, alone or with a large_records that says the same.
 func TestLoad_LargeRecordsAlias(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ nats, want string }{
 		{"{}", "object_store"},
 		{"{large_records: dead_letter}", "dead_letter"},
@@ -363,6 +370,7 @@ func TestLoad_LargeRecordsAlias(t *testing.T) {
 // TestLoad_PartialSection checks that setting one key of a section keeps
 // the defaults of its other keys.
 func TestLoad_PartialSection(t *testing.T) {
+	t.Parallel()
 	cfg, err := LoadBytes([]byte(`
 streams: [{name: orders, consumer: c1}]
 checkpoint: {dir: /tmp/x}
@@ -391,6 +399,7 @@ log:
 }
 
 func TestLoad_Anchors(t *testing.T) {
+	t.Parallel()
 	cfg, err := Load(filepath.Join("testdata", "valid", "anchors.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -410,6 +419,7 @@ func TestLoad_Anchors(t *testing.T) {
 }
 
 func TestLoad_Env(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(filepath.Join("testdata", "valid", "env.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -442,6 +452,7 @@ func TestLoad_Env(t *testing.T) {
 }
 
 func TestExpandString(t *testing.T) {
+	t.Parallel()
 	lookup := mapLookup(map[string]string{"A": "x", "EMPTY": "", "B_2": "y"})
 	for _, tc := range []struct {
 		in, want string
@@ -474,6 +485,7 @@ func TestExpandString(t *testing.T) {
 // TestLoad_EnvNoInjection checks that a variable's value stays one scalar:
 // it cannot add keys or list items, whatever YAML it holds.
 func TestLoad_EnvNoInjection(t *testing.T) {
+	t.Parallel()
 	cfg, err := LoadBytes([]byte(`
 streams:
   - name: orders
@@ -505,6 +517,7 @@ nats:
 }
 
 func TestValidate_Programmatic(t *testing.T) {
+	t.Parallel()
 	cfg := Default()
 	s := DefaultStream()
 	s.Name = "orders"
@@ -520,6 +533,7 @@ func TestValidate_Programmatic(t *testing.T) {
 }
 
 func TestSecret_NotPrinted(t *testing.T) {
+	t.Parallel()
 	cfg, err := LoadBytes([]byte(`
 streams: [{name: orders}]
 checkpoint: {dir: /x}
@@ -541,6 +555,7 @@ nats: {user: u, password: hunter2}
 // TestLoad_EnvTyping checks how expanded values are typed: from their text,
 // quoted or not, with string fields keeping the text as it is.
 func TestLoad_EnvTyping(t *testing.T) {
+	t.Parallel()
 	cfg, err := LoadBytes([]byte(`
 streams: [{name: "${NUM}", consumer: "${EMPTY}x"}]
 checkpoint: {dir: "${DIR}"}
@@ -573,6 +588,7 @@ timers: {idle_timeout: "${IDLE}"}
 }
 
 func TestLoad_TrailingEmptyDocument(t *testing.T) {
+	t.Parallel()
 	if _, err := LoadBytes([]byte("streams: [{name: a}]\ncheckpoint: {dir: /d}\n---\n"), mapLookup(nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -581,6 +597,7 @@ func TestLoad_TrailingEmptyDocument(t *testing.T) {
 // TestLoad_UnreadableFile: a file that exists but this user cannot read is
 // named with what to do under systemd.
 func TestLoad_UnreadableFile(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() == 0 {
 		t.Skip("root reads every file")
 	}
@@ -599,6 +616,7 @@ func TestLoad_UnreadableFile(t *testing.T) {
 // checkpoint.dir defaults to $STATE_DIRECTORY, its first path if it holds
 // several; a dir in the file wins, and without either it is required.
 func TestLoad_StateDirectoryDefault(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, file string
 		env        map[string]string

@@ -77,6 +77,7 @@ func lostWithin(t *testing.T, l *Lease, d time.Duration, what string) {
 // before the next renewal (a TTL of 30 s renews every 10 s). The instance's
 // own renewals, which the watcher sees too, end nothing.
 func TestWatcherEndsATakenOverLeaseAtOnce(t *testing.T) {
+	t.Parallel()
 	kv := singleBucket(t)
 	const ttl = 30 * time.Second
 	a := joinSingle(t, kv, "a", ttl)
@@ -131,6 +132,7 @@ func TestWatcherEndsATakenOverLeaseAtOnce(t *testing.T) {
 // lease value, even though the monotonic clock says it was just renewed;
 // and the lease ends as lost at once, as one not renewed in time does.
 func TestLeaseValidityChecksTheWallClock(t *testing.T) {
+	t.Parallel()
 	kv := singleBucket(t)
 	const ttl = 30 * time.Second
 	var skew atomic.Int64
@@ -173,6 +175,7 @@ func TestLeaseValidityChecksTheWallClock(t *testing.T) {
 // A lease value written without the expiry (by an older fanoutd) still
 // names its owner: another instance sees the lease held.
 func TestLeaseValueWithoutExpiry(t *testing.T) {
+	t.Parallel()
 	kv := singleBucket(t)
 	if _, err := kv.Create(t.Context(), leaseKey("s", "c", "shardId-1"), []byte(`{"owner":"old","at":"2026-01-02T03:04:05Z"}`)); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,10 +34,13 @@ import (
 type Options struct {
 	Log     zerolog.Logger
 	Version string
-	// CABundle and Credentials, when set, override the SDK's chain for the
-	// Kinesis client (the demo's in-process emulator).
-	CABundle    []byte
-	Credentials aws.CredentialsProvider
+	// Endpoint, Region, CABundle and Credentials, when set, win over the
+	// config's aws section and the SDK's chain for the Kinesis client: an
+	// emulator in the same process (the demo, tests) that the environment
+	// does not name.
+	Endpoint, Region string
+	CABundle         []byte
+	Credentials      aws.CredentialsProvider
 	// SetLogLevel, when set, is called when a reload changes log.level.
 	SetLogLevel func(level string)
 }
@@ -163,9 +167,9 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	d.setMonitorSources()
 
 	d.kc, err = fanout.NewClient(ctx, fanout.ClientOptions{
-		Region:      cfg.AWS.Region,
+		Region:      cmp.Or(o.Region, cfg.AWS.Region),
 		Profile:     cfg.AWS.Profile,
-		Endpoint:    cfg.AWS.Endpoint,
+		Endpoint:    cmp.Or(o.Endpoint, cfg.AWS.Endpoint),
 		CABundle:    o.CABundle,
 		Credentials: o.Credentials,
 		Log:         &d.log,

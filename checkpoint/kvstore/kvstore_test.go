@@ -89,6 +89,7 @@ func TestFencing(t *testing.T) {
 // stream and consumer (names with dots too), concurrent Puts of one store
 // never fencing each other, validation, Close.
 func TestStoreContract(t *testing.T) {
+	t.Parallel()
 	s := New(kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1), "a")
 	ctx := context.Background()
 	if _, ok, err := s.Get(ctx, "my.stream", "c.1", "shardId-0"); err != nil || ok {
@@ -136,6 +137,7 @@ func TestStoreContract(t *testing.T) {
 // write is fenced against, and a's stale write is refused. Only a Get (done
 // while holding the lease) lets a write again.
 func TestListDoesNotMoveTheFence(t *testing.T) {
+	t.Parallel()
 	kv := kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)
 	ctx := context.Background()
 	a, b := New(kv, "a"), New(kv, "b")
@@ -213,6 +215,7 @@ func putLosingAnswer(t *testing.T, kv *lostAnswer, s *Store, seq string) {
 // store that made it: its next write goes on from it. Another instance's
 // write in between still does.
 func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
+	t.Parallel()
 	kv := &lostAnswer{KeyValue: kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)}
 	ctx := context.Background()
 	a := New(kv, "a")
@@ -245,6 +248,7 @@ func TestLostAnswerDoesNotFenceItsWriter(t *testing.T) {
 // fence stops the stream (exit 2), which only another writer's value
 // justifies. A later write goes on once the read works.
 func TestUncertainConflictIsNotAFence(t *testing.T) {
+	t.Parallel()
 	kv := &lostAnswer{KeyValue: kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)}
 	ctx := context.Background()
 	a := New(kv, "a")

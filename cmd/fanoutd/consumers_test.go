@@ -16,8 +16,8 @@ import (
 )
 
 // consumersEmu starts an emulator that the SDK chain finds through the
-// environment, as newE2E does, with stream "orders" and consumers app-a
-// (ACTIVE) and app-b.
+// environment (set for this test: `fanoutd consumers` runs in this
+// process), with stream "orders" and consumers app-a (ACTIVE) and app-b.
 func consumersEmu(t *testing.T) *emulator.Server {
 	t.Helper()
 	opts := emutest.Options()

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
@@ -22,23 +21,22 @@ import (
 // JSON with unique keys.
 func TestNoAWSCredentialsExits2NamingTheChain(t *testing.T) {
 	e := newProcessE2E(t, emutest.Options(), false)
-	if err := e.emu.CreateStream("s", 1); err != nil {
+	if err := e.Emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
 	env := noCredentialsEnv(t, e)
-	path := e.config(false, "  - name: s")
-	raw, _ := os.ReadFile(path)
-	raw = bytes.Replace(raw, []byte("aws:\n"), []byte("aws:\n  startup_timeout: 6s\n"), 1)
+	c := e.Config(false, "  - name: s")
+	c.AWS = "  startup_timeout: 6s\n"
 	// No 4 s probe for an Object Store on a server without JetStream.
-	raw = bytes.Replace(raw, []byte("  jetstream: false\n"), []byte("  jetstream: false\n  large_records: dead_letter\n"), 1)
-	os.WriteFile(path, raw, 0o600)
+	c.NATS = "  large_records: dead_letter\n"
+	path := c.Write(t)
 
 	sock := newNotifySocket(t)
 	start := time.Now()
 	cmd, out := fanoutdProcess(t, append(env, "NOTIFY_SOCKET="+sock.path), "run", "--config", path)
-	addr := waitHTTPAddr(t, out)
+	addr := e2e.WaitHTTPAddr(t, out)
 	testutil.WaitFor(t, 10*time.Second, "/readyz saying why", func() bool {
-		code, body := get(t, "http://"+addr+"/readyz")
+		code, body := e2e.Get(t, "http://"+addr+"/readyz")
 		return code == 503 && strings.Contains(body, "no AWS credentials yet")
 	})
 	testutil.WaitFor(t, 10*time.Second, "a STATUS line saying why", func() bool {
@@ -71,7 +69,7 @@ func TestNoAWSCredentialsExits2NamingTheChain(t *testing.T) {
 // noCredentialsEnv is the emulator's environment without credentials: no
 // AWS variable, an empty HOME, and an instance metadata endpoint that
 // answers 404 to everything (IMDSv2 refused, no role).
-func noCredentialsEnv(t *testing.T, e *e2e) []string {
+func noCredentialsEnv(t *testing.T, e *e2e.Env) []string {
 	t.Helper()
 	imds := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(imds.Close)
@@ -82,7 +80,7 @@ func noCredentialsEnv(t *testing.T, e *e2e) []string {
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"} {
 		env = append(env, k+"=")
 	}
-	for _, l := range e.env {
+	for _, l := range e.EnvLines() {
 		if !strings.HasPrefix(l, "AWS_ACCESS_KEY_ID=") && !strings.HasPrefix(l, "AWS_SECRET_ACCESS_KEY=") {
 			env = append(env, l)
 		}
@@ -94,18 +92,17 @@ func noCredentialsEnv(t *testing.T, e *e2e) []string {
 // exit 0.
 func TestSIGTERMWhileWaitingForCredentialsExits0(t *testing.T) {
 	e := newProcessE2E(t, emutest.Options(), false)
-	if err := e.emu.CreateStream("s", 1); err != nil {
+	if err := e.Emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	path := e.config(false, "  - name: s")
-	raw, _ := os.ReadFile(path)
-	raw = bytes.Replace(raw, []byte("  jetstream: false\n"), []byte("  jetstream: false\n  large_records: dead_letter\n"), 1)
-	os.WriteFile(path, raw, 0o600)
+	c := e.Config(false, "  - name: s")
+	c.NATS = "  large_records: dead_letter\n"
+	path := c.Write(t)
 	// IMDS off, as on a machine outside EC2 configured so.
 	cmd, out := fanoutdProcess(t, append(noCredentialsEnv(t, e), "AWS_EC2_METADATA_DISABLED=true"), "run", "--config", path)
-	addr := waitHTTPAddr(t, out)
+	addr := e2e.WaitHTTPAddr(t, out)
 	testutil.WaitFor(t, 10*time.Second, "/readyz saying why", func() bool {
-		_, body := get(t, "http://"+addr+"/readyz")
+		_, body := e2e.Get(t, "http://"+addr+"/readyz")
 		return strings.Contains(body, "no AWS credentials yet")
 	})
 	cmd.Process.Signal(syscall.SIGTERM)

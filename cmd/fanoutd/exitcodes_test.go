@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
@@ -25,14 +25,14 @@ func TestSetupProblemsExit2(t *testing.T) {
 		name      string
 		jetstream bool
 		streams   string
-		// edit changes the config file's text.
-		edit func(t *testing.T, e *e2e, cfg []byte) []byte
+		// edit changes the config.
+		edit func(t *testing.T, e *e2e.Env, c *e2e.Config)
 		want []string
 	}{
 		{name: "no JetStream stream captures the record subjects", jetstream: true, streams: "  - name: s",
 			want: []string{"no JetStream stream captures kinesis.s", "Add the subjects to a stream"}},
 		{name: "nats.jetstream for an account without JetStream", streams: "  - name: s",
-			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+			edit: func(t *testing.T, e *e2e.Env, c *e2e.Config) {
 				noJS := server.NewAccount("NOJS")
 				srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
 					JetStream: true, StoreDir: t.TempDir(), Accounts: []*server.Account{noJS},
@@ -45,23 +45,22 @@ func TestSetupProblemsExit2(t *testing.T) {
 				if !srv.ReadyForConnections(10 * time.Second) {
 					t.Fatal("NATS not ready")
 				}
-				cfg = bytes.Replace(cfg, []byte("  jetstream: false\n"), []byte("  jetstream: true\n"), 1)
-				return bytes.Replace(cfg, fmt.Appendf(nil, "  servers: [%q]\n", e.ns.ClientURL()),
-					fmt.Appendf(nil, "  servers: [%q]\n  user: fanoutd\n  password: pw\n", srv.ClientURL()), 1)
+				c.JetStream = true
+				c.Servers, c.NATS = []string{srv.ClientURL()}, "  user: fanoutd\n  password: pw\n"
 			},
 			want: []string{"JetStream not enabled for account", "set nats.jetstream: false"}},
 		{name: "the HTTP port is taken", streams: "  - name: s",
-			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+			edit: func(t *testing.T, e *e2e.Env, c *e2e.Config) {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { ln.Close() })
-				return bytes.Replace(cfg, []byte(`listen: "127.0.0.1:0"`), fmt.Appendf(nil, "listen: %q", ln.Addr().String()), 1)
+				c.HTTPListen = ln.Addr().String()
 			},
 			want: []string{"http.listen 127.0.0.1:", "address already in use", "set another http.listen"}},
 		{name: "NATS refuses the credentials", streams: "  - name: s",
-			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+			edit: func(t *testing.T, e *e2e.Env, c *e2e.Config) {
 				srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
 					Users: []*server.User{{Username: "fanoutd", Password: "right"}}})
 				if err != nil {
@@ -72,33 +71,32 @@ func TestSetupProblemsExit2(t *testing.T) {
 				if !srv.ReadyForConnections(10 * time.Second) {
 					t.Fatal("NATS not ready")
 				}
-				return bytes.Replace(cfg, fmt.Appendf(nil, "  servers: [%q]\n", e.ns.ClientURL()),
-					fmt.Appendf(nil, "  servers: [%q]\n  user: fanoutd\n  password: wrong\n", srv.ClientURL()), 1)
+				c.Servers, c.NATS = []string{srv.ClientURL()}, "  user: fanoutd\n  password: wrong\n"
 			},
 			want: []string{"Authorization Violation", "check nats.creds_file"}},
 		{name: "AWS refuses a permission", streams: "  - name: s",
-			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+			edit: func(t *testing.T, e *e2e.Env, c *e2e.Config) {
 				denied := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 					w.WriteHeader(http.StatusBadRequest)
 					fmt.Fprint(w, `{"__type":"AccessDeniedException","message":"User: arn:aws:iam::123456789012:user/fanoutd is not authorized to perform: kinesis:DescribeStreamSummary"}`)
 				}))
 				t.Cleanup(denied.Close)
-				return bytes.Replace(cfg, []byte("aws:\n"), fmt.Appendf(nil, "aws:\n  endpoint: %s\n", denied.URL), 1)
+				c.Endpoint = denied.URL
 			},
 			want: []string{"AccessDeniedException", "kinesis:DescribeStreamSummary", "EnvConfigCredentials", "docs/operations.md#iam"}},
 		{name: "aws.profile names no profile", streams: "  - name: s",
-			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
-				return bytes.Replace(cfg, []byte("aws:\n"), []byte("aws:\n  profile: nope\n"), 1)
+			edit: func(t *testing.T, e *e2e.Env, c *e2e.Config) {
+				c.AWS = "  profile: nope\n"
 			},
 			want: []string{"load AWS config", "nope"}},
 		{name: "checkpoint.dir is a file", streams: "  - name: s",
-			edit: func(t *testing.T, e *e2e, cfg []byte) []byte {
+			edit: func(t *testing.T, e *e2e.Env, c *e2e.Config) {
 				file := filepath.Join(t.TempDir(), "file")
 				if err := os.WriteFile(file, nil, 0o600); err != nil {
 					t.Fatal(err)
 				}
-				return bytes.Replace(cfg, fmt.Appendf(nil, "  dir: %q\n", e.dir), fmt.Appendf(nil, "  dir: %q\n", file), 1)
+				c.CheckpointDir = file
 			},
 			want: []string{"checkpoint.dir:", "give fanoutd a writable directory"}},
 		{name: "the Kinesis stream does not exist", streams: "  - name: nope",
@@ -106,20 +104,15 @@ func TestSetupProblemsExit2(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newProcessE2E(t, emutest.Options(), tc.jetstream)
-			if err := e.emu.CreateStream("s", 1); err != nil {
+			if err := e.Emu.CreateStream("s", 1); err != nil {
 				t.Fatal(err)
 			}
-			path := e.config(tc.jetstream, tc.streams)
+			c := e.Config(tc.jetstream, tc.streams)
 			if tc.edit != nil {
-				cfg, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, tc.edit(t, e, cfg), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				tc.edit(t, e, &c)
 			}
-			cmd, out := fanoutdProcess(t, e.env, "run", "--config", path)
+			path := c.Write(t)
+			cmd, out := fanoutdProcess(t, e.EnvLines(), "run", "--config", path)
 			if code := waitExit(t, cmd, 30*time.Second); code != 2 {
 				t.Fatalf("exit %d, want 2\n%s", code, out.String())
 			}

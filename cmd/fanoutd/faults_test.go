@@ -6,11 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
@@ -32,7 +30,6 @@ import (
 // daemon must have caught up within recoveryBound of the fault being healed.
 
 const (
-	faultKeys = 24
 	// recoveryBound bounds each wait of a scenario (the fault taking effect,
 	// the catch-up after it is healed): generous for 2 busy cores with -race.
 	recoveryBound = 60 * time.Second
@@ -40,7 +37,7 @@ const (
 
 type faultEnv struct {
 	t        *testing.T
-	e        *e2e
+	e        *e2e.Env
 	js       bool
 	batched  bool // the JetStream stream allows fast batches
 	storeDir string
@@ -48,24 +45,7 @@ type faultEnv struct {
 	path     string
 	cmd      *exec.Cmd
 	out      *testutil.SyncBuffer
-	*producer
-}
-
-// producer writes records "key:i" round robin over faultKeys keys to stream
-// s until stopped, and remembers what it wrote.
-type producer struct {
-	emu *emulator.Server
-
-	mu       sync.Mutex
-	produced map[string]int    // key -> records written
-	lastSeq  map[string]string // shard -> sequence number of its last record
-	total    int
-	stopProd context.CancelFunc
-	prodDone chan struct{}
-}
-
-func newProducer(emu *emulator.Server) *producer {
-	return &producer{emu: emu, produced: map[string]int{}, lastSeq: map[string]string{}}
+	*e2e.Producer
 }
 
 func portOf(ns *server.Server) int {
@@ -86,13 +66,13 @@ func newFaultEnvMode(t *testing.T, js, batched bool) *faultEnv {
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second // renewals happen during every scenario
 	e := newProcessE2E(t, opts, false)
-	f := &faultEnv{t: t, e: e, js: js, batched: batched, producer: newProducer(e.emu)}
+	f := &faultEnv{t: t, e: e, js: js, batched: batched, Producer: e2e.NewProducer(e.Emu)}
 	if js {
 		// A JetStream server whose store survives restarts, on a fixed port.
-		e.ns.Shutdown()
+		e.NS.Shutdown()
 		f.storeDir = t.TempDir()
-		e.ns = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: 0, StoreDir: f.storeDir})
-		f.port = portOf(e.ns)
+		e.NS = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: 0, StoreDir: f.storeDir})
+		f.port = portOf(e.NS)
 		nc := f.conn()
 		defer nc.Close()
 		js, _ := jetstream.New(nc)
@@ -102,19 +82,19 @@ func newFaultEnvMode(t *testing.T, js, batched bool) *faultEnv {
 			t.Fatal(err)
 		}
 	}
-	if err := e.emu.CreateStream("s", 3); err != nil {
+	if err := e.Emu.CreateStream("s", 3); err != nil {
 		t.Fatal(err)
 	}
-	f.path = e.config(js, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"")
+	c := e.Config(js, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"")
 	// A short idle timeout so that stalls are noticed within the scenario.
-	raw, _ := os.ReadFile(f.path)
-	os.WriteFile(f.path, []byte(strings.Replace(string(raw), "idle_timeout: 2s", "idle_timeout: 1s", 1)), 0o600)
+	c.Timers = map[string]string{"idle_timeout": "1s"}
+	f.path = c.Write(t)
 	return f
 }
 
 func (f *faultEnv) conn() *nats.Conn {
 	f.t.Helper()
-	nc, err := nats.Connect(f.e.ns.ClientURL())
+	nc, err := nats.Connect(f.e.NS.ClientURL())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -122,56 +102,13 @@ func (f *faultEnv) conn() *nats.Conn {
 }
 
 func (f *faultEnv) startDaemon() {
-	f.cmd, f.out = fanoutdProcess(f.t, f.e.env, "run", "--config", f.path)
-}
-
-func (p *producer) produce() {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.stopProd, p.prodDone = cancel, make(chan struct{})
-	go func() {
-		defer close(p.prodDone)
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			k := fmt.Sprintf("key%02d", i%faultKeys)
-			p.mu.Lock()
-			n := p.produced[k]
-			p.mu.Unlock()
-			shard, seq, err := p.emu.PutRecord("s", k, []byte(fmt.Sprintf("%s:%d", k, n)))
-			if err != nil {
-				continue // e.g. during a reshard; the record was not written
-			}
-			p.mu.Lock()
-			p.produced[k]++
-			p.total++
-			p.lastSeq[shard] = seq
-			p.mu.Unlock()
-		}
-	}()
-}
-
-// stopProducing stops the producer and returns how many records it wrote.
-func (p *producer) stopProducing() int {
-	p.stopProd()
-	<-p.prodDone
-	return p.producedSoFar()
-}
-
-func (p *producer) producedSoFar() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.total
+	f.cmd, f.out = fanoutdProcess(f.t, f.e.EnvLines(), "run", "--config", f.path)
 }
 
 // delivered counts the distinct records that reached NATS.
 func (f *faultEnv) delivered() int {
 	if f.js {
-		nc, err := nats.Connect(f.e.ns.ClientURL(), nats.Timeout(time.Second))
+		nc, err := nats.Connect(f.e.NS.ClientURL(), nats.Timeout(time.Second))
 		if err != nil {
 			return 0
 		}
@@ -186,7 +123,7 @@ func (f *faultEnv) delivered() int {
 		return int(s.CachedInfo().State.Msgs)
 	}
 	seen := map[string]bool{}
-	for _, m := range f.e.msgs.onSubject("kinesis.") {
+	for _, m := range f.e.Msgs.OnSubject("kinesis.") {
 		seen[string(m.Data)] = true
 	}
 	return len(seen)
@@ -203,7 +140,7 @@ func (f *faultEnv) waitProgress(n int) {
 // checks the result. It returns how long the catch-up took.
 func (f *faultEnv) finish(healed time.Time) {
 	f.t.Helper()
-	total := f.stopProducing()
+	total := f.StopProducing()
 	testutil.WaitFor(f.t, recoveryBound, fmt.Sprintf("all %d records delivered", total), func() bool { return f.delivered() >= total })
 	f.t.Logf("caught up %v after the fault was healed (bound %v); %d records", time.Since(healed).Round(time.Millisecond), recoveryBound, total)
 	if f.js {
@@ -211,17 +148,6 @@ func (f *faultEnv) finish(healed time.Time) {
 	} else {
 		f.checkCore(total)
 	}
-}
-
-// want is what the producer wrote: key -> records.
-func (p *producer) want() map[string]int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	w := make(map[string]int, len(p.produced))
-	for k, n := range p.produced {
-		w[k] = n
-	}
-	return w
 }
 
 func (f *faultEnv) checkJetStream(total int) {
@@ -246,13 +172,13 @@ func (f *faultEnv) checkJetStream(total int) {
 		}
 		stored = append(stored, testutil.Delivery{Data: m.Data})
 	}
-	testutil.CheckDelivered(f.t, stored, f.want(), testutil.ExactlyOnce)
+	testutil.CheckDelivered(f.t, stored, f.Want(), testutil.ExactlyOnce)
 }
 
 func (f *faultEnv) checkCore(total int) {
 	f.t.Helper()
-	msgs := f.e.msgs.onSubject("kinesis.")
-	dups := testutil.CheckDelivered(f.t, natsDeliveries(msgs), f.want(), testutil.AtLeastOnce)
+	msgs := f.e.Msgs.OnSubject("kinesis.")
+	dups := testutil.CheckDelivered(f.t, e2e.Deliveries(msgs), f.Want(), testutil.AtLeastOnce)
 	f.t.Logf("core NATS: %d messages for %d records: %d duplicates", len(msgs), total, dups)
 }
 
@@ -269,12 +195,12 @@ type faultScenario struct {
 var faultScenarios = []faultScenario{
 	{name: "connection cuts", inject: func(f *faultEnv) func() {
 		for i := 0; i < 3; i++ {
-			f.e.emu.CutSubscriptions("s", "")
+			f.e.Emu.CutSubscriptions("s", "")
 			f.waitProgress(50)
 		}
-		f.e.emu.DropConnections()
+		f.e.Emu.DropConnections()
 		return nil
-	}, took: func(f *faultEnv) bool { return f.e.emu.OpCount("SubscribeToShard") >= 3*4 }},
+	}, took: func(f *faultEnv) bool { return f.e.Emu.OpCount("SubscribeToShard") >= 3*4 }},
 	{name: "exception frames", inject: func(f *faultEnv) func() {
 		for _, exc := range []string{"InternalFailureException", "ResourceInUseException", "KMSThrottlingException", "ResourceNotFoundException"} {
 			f.endUntilCounted(exc)
@@ -292,26 +218,26 @@ var faultScenarios = []faultScenario{
 		return true
 	}},
 	{name: "throttling and 5xx", inject: func(f *faultEnv) func() {
-		f.e.emu.Throttle("SubscribeToShard", 6)
-		f.e.emu.FailNextStatus("SubscribeToShard", 3, 503, "ServiceUnavailableException", "injected")
-		f.e.emu.Throttle("ListShards", 3)
-		f.e.emu.EndSubscriptions("s", "", "", "")
+		f.e.Emu.Throttle("SubscribeToShard", 6)
+		f.e.Emu.FailNextStatus("SubscribeToShard", 3, 503, "ServiceUnavailableException", "injected")
+		f.e.Emu.Throttle("ListShards", 3)
+		f.e.Emu.EndSubscriptions("s", "", "", "")
 		return nil
-	}, took: func(f *faultEnv) bool { return f.e.emu.PendingFaults() == 0 }},
+	}, took: func(f *faultEnv) bool { return f.e.Emu.PendingFaults() == 0 }},
 	{name: "stalled streams", inject: func(f *faultEnv) func() {
 		// Stalled until the idle watchdog recovered on its own.
-		f.untilCounted(`fanoutd_subscriptions_ended_total{reason="idle",stream="s"}`, func() int { return f.e.emu.StallSubscriptions("s", "") })
+		f.untilCounted(`fanoutd_subscriptions_ended_total{reason="idle",stream="s"}`, func() int { return f.e.Emu.StallSubscriptions("s", "") })
 		return nil
 	}, took: func(f *faultEnv) bool {
 		return f.metricIf(`fanoutd_subscriptions_ended_total{reason="idle",stream="s"}`) >= 1
 	}},
 	{name: "split and merge", inject: func(f *faultEnv) func() {
-		kids, err := f.e.emu.SplitShard("s", "shardId-000000000001")
+		kids, err := f.e.Emu.SplitShard("s", "shardId-000000000001")
 		if err != nil {
 			f.t.Fatal(err)
 		}
 		f.waitProgress(100)
-		if _, err := f.e.emu.MergeShards("s", kids[0], kids[1]); err != nil {
+		if _, err := f.e.Emu.MergeShards("s", kids[0], kids[1]); err != nil {
 			f.t.Fatal(err)
 		}
 		return nil
@@ -322,10 +248,10 @@ var faultScenarios = []faultScenario{
 		return func() { f.startDaemon() }
 	}, took: func(f *faultEnv) bool { return f.cmd.ProcessState != nil }},
 	{name: "NATS server restart", js: true, inject: func(f *faultEnv) func() {
-		f.e.ns.Shutdown()
-		f.e.ns.WaitForShutdown()
+		f.e.NS.Shutdown()
+		f.e.NS.WaitForShutdown()
 		return func() {
-			f.e.ns = testutil.StartNATS(f.t, testutil.NATSOptions{JetStream: true, Port: f.port, StoreDir: f.storeDir})
+			f.e.NS = testutil.StartNATS(f.t, testutil.NATSOptions{JetStream: true, Port: f.port, StoreDir: f.storeDir})
 		}
 	}, took: func(f *faultEnv) bool {
 		return f.metricIf(`fanoutd_subscriptions_ended_total{reason="handler",stream="s"}`) >= 1
@@ -360,7 +286,7 @@ var faultScenarios = []faultScenario{
 // at most every half second, while none was counted.
 func (f *faultEnv) endUntilCounted(exc string) {
 	f.t.Helper()
-	f.untilCounted(`fanoutd_subscribe_errors_total{error="`+exc+`",stream="s"}`, func() int { return f.e.emu.EndSubscriptions("s", "", exc, "") })
+	f.untilCounted(`fanoutd_subscribe_errors_total{error="`+exc+`",stream="s"}`, func() int { return f.e.Emu.EndSubscriptions("s", "", exc, "") })
 }
 
 // untilCounted applies fault (which returns how many subscriptions it
@@ -392,7 +318,7 @@ func runFaultSuite(t *testing.T, js, batched bool) {
 		t.Run(sc.name, func(t *testing.T) {
 			f := newFaultEnvMode(t, js, batched)
 			f.startDaemon()
-			f.produce()
+			f.Produce()
 			f.waitProgress(100)
 			heal := sc.inject(f)
 			testutil.WaitFor(t, recoveryBound, "the fault to take effect", func() bool { return sc.took(f) })
@@ -479,10 +405,10 @@ func TestMemoryFlatWhileNATSDown(t *testing.T) {
 	}
 	f := newFaultEnv(t, true)
 	f.startDaemon()
-	f.produce()
+	f.Produce()
 	f.waitProgress(200)
-	f.stopProducing()
-	testutil.WaitFor(t, recoveryBound, "caught up", func() bool { return f.delivered() >= f.producedSoFar() })
+	f.StopProducing()
+	testutil.WaitFor(t, recoveryBound, "caught up", func() bool { return f.delivered() >= f.ProducedSoFar() })
 	const heap = "go_memstats_heap_inuse_bytes"
 	before, rssBefore := f.metric(heap), f.metric("process_resident_memory_bytes")
 	peak, rssPeak := before, rssBefore
@@ -491,13 +417,13 @@ func TestMemoryFlatWhileNATSDown(t *testing.T) {
 		rssPeak = max(rssPeak, f.metric("process_resident_memory_bytes"))
 	}
 
-	f.e.ns.Shutdown()
-	f.e.ns.WaitForShutdown()
+	f.e.NS.Shutdown()
+	f.e.NS.WaitForShutdown()
 	const records, size = 4000, 16 << 10 // 62.5 MiB of backlog
 	data := make([]byte, size)
 	for i := 0; i < records; i++ {
 		copy(data, fmt.Sprintf("big%02d:%d:", i%8, i))
-		if _, _, err := f.e.emu.PutRecord("s", fmt.Sprintf("big%02d", i%8), data); err != nil {
+		if _, _, err := f.e.Emu.PutRecord("s", fmt.Sprintf("big%02d", i%8), data); err != nil {
 			t.Fatal(err)
 		}
 		if i%200 == 0 {
@@ -518,7 +444,7 @@ func TestMemoryFlatWhileNATSDown(t *testing.T) {
 	if growth := peak - before; growth > 3*12*mib {
 		t.Fatalf("Go heap grew by %.1f MiB while NATS was down: the daemon is buffering the backlog", growth/mib)
 	}
-	f.e.ns = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: f.port, StoreDir: f.storeDir})
-	total := f.producedSoFar() + records
+	f.e.NS = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: f.port, StoreDir: f.storeDir})
+	total := f.ProducedSoFar() + records
 	testutil.WaitFor(t, 60*time.Second, "backlog delivered", func() bool { return f.delivered() >= total })
 }

@@ -50,7 +50,7 @@ func TestGroupMemberPausedPublishesNothingItLost(t *testing.T) {
 		g.start(name)
 	}
 	g.balanced("3 members share the shards", 60*time.Second)
-	g.produce()
+	g.Produce()
 	g.progress(200)
 
 	a := g.mems["a"]
@@ -124,7 +124,7 @@ func TestGroupMemberPausedPublishesNothingItLost(t *testing.T) {
 	g.balanced("the resumed member gets its share again", 60*time.Second)
 	g.progress(50)
 
-	total := g.stopProducing()
+	total := g.StopProducing()
 	testutil.WaitFor(t, recoveryBound, fmt.Sprintf("all %d records stored", total), func() bool { return g.delivered() >= total })
 	g.checkStored(total)
 	noStalePublish("at the end")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/monitor"
 )
@@ -48,7 +49,7 @@ type groupSuite struct {
 	// away are members running but cut off from NATS: not counted in the
 	// group's share.
 	away map[string]*member
-	*producer
+	*e2e.Producer
 }
 
 // rawLog counts the records published, replays included.
@@ -104,7 +105,7 @@ func newGroupSuite(t *testing.T) *groupSuite {
 		Replicas: 3, Storage: jetstream.FileStorage, Duplicates: 5 * time.Minute, Discard: jetstream.DiscardNew}); err != nil {
 		t.Fatal(err)
 	}
-	g := &groupSuite{t: t, emu: emu, c: c, js: js, raw: &rawLog{seen: map[string]int{}}, dir: t.TempDir(), mems: map[string]*member{}, away: map[string]*member{}, producer: newProducer(emu)}
+	g := &groupSuite{t: t, emu: emu, c: c, js: js, raw: &rawLog{seen: map[string]int{}}, dir: t.TempDir(), mems: map[string]*member{}, away: map[string]*member{}, Producer: e2e.NewProducer(emu)}
 	if _, err := nc.Subscribe("kinesis.>", g.raw.add); err != nil {
 		t.Fatal(err)
 	}
@@ -113,49 +114,19 @@ func newGroupSuite(t *testing.T) *groupSuite {
 }
 
 func (g *groupSuite) config(name string) string {
-	servers := fmt.Sprintf("%q", g.c.URLs())
-	extra := ""
+	c := e2e.Config{
+		Region: g.emu.Region(), Endpoint: g.emu.URL(),
+		Streams: "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"",
+		Servers: g.c.URLs(), JetStream: true,
+		Coordination: fmt.Sprintf("  mode: jetstream\n  instance: %s\n  lease_ttl: %s\n", name, groupLeaseTTL),
+		// Production-like polling: the group as a whole stays within AWS's limits.
+		Timers: map[string]string{"consumer_poll_initial": "500ms", "consumer_poll_max": "5s"},
+	}
 	if name == "a" {
-		servers = fmt.Sprintf("[%q]", "nats://"+g.px.Addr())
-		extra = "  ignore_discovered_servers: true\n"
+		c.Servers, c.NATS = []string{"nats://" + g.px.Addr()}, "  ignore_discovered_servers: true\n"
 	}
-	body := fmt.Sprintf(`aws:
-  region: %s
-  endpoint: %s
-streams:
-  - name: s
-    subject: "kinesis.{stream}.{partition_key}"
-nats:
-  servers: %s
-  jetstream: true
-  publish_timeout: 5s
-%scheckpoint:
-  store: jetstream
-  interval: 0s
-coordination:
-  mode: jetstream
-  instance: %s
-  lease_ttl: %s
-log:
-  level: debug
-  format: json
-http:
-  listen: "127.0.0.1:0"
-timers:
-  idle_timeout: 2s
-  shard_sync_interval: 500ms
-  min_resubscribe_interval: 50ms
-  backoff_initial: 20ms
-  backoff_max: 300ms
-  consumer_poll_initial: 500ms
-  consumer_poll_max: 5s
-  consumer_active_timeout: 20s
-  shutdown_timeout: 5s
-`, g.emu.Region(), g.emu.URL(), strings.ReplaceAll(servers, " ", ", "), extra, name, groupLeaseTTL)
 	path := filepath.Join(g.dir, name+".yaml")
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		g.t.Fatal(err)
-	}
+	c.WriteFile(g.t, path)
 	return path
 }
 
@@ -178,7 +149,7 @@ func (g *groupSuite) start(name string) {
 			g.t.Logf("member %s output (last 20 kB):\n%s", name, tailString(out.String(), 20<<10))
 		}
 	})
-	m.addr = waitHTTPAddr(g.t, out)
+	m.addr = e2e.WaitHTTPAddr(g.t, out)
 }
 
 func tailString(s string, n int) string {
@@ -278,7 +249,7 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 		g.start(name)
 	}
 	t.Logf("three members balanced after %v", g.balanced("3 members share the shards", 60*time.Second).Round(time.Millisecond))
-	g.produce()
+	g.Produce()
 	g.progress(200)
 
 	t.Run("rolling restart replays nothing", func(t *testing.T) {
@@ -342,8 +313,8 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 		deleted := time.Now()
 		testutil.WaitFor(t, 3*groupLeaseTTL, "every member notices", func() bool {
 			for _, m := range g.mems {
-				_, body := get(t, "http://"+m.addr+"/metrics")
-				if metricValue(body, "fanoutd_coordination_bucket_resets_total") < 1 {
+				_, body := e2e.Get(t, "http://"+m.addr+"/metrics")
+				if e2e.MetricValue(body, "fanoutd_coordination_bucket_resets_total") < 1 {
 					return false
 				}
 			}
@@ -427,7 +398,7 @@ func TestGroupOfThreeDaemons(t *testing.T) {
 		}
 	}
 
-	total := g.stopProducing()
+	total := g.StopProducing()
 	testutil.WaitFor(t, recoveryBound, fmt.Sprintf("all %d records stored", total), func() bool { return g.delivered() >= total })
 	g.checkStored(total)
 	g.noConflicts("the end")
@@ -468,9 +439,7 @@ func (g *groupSuite) checkStored(total int) {
 		}
 		next[k]++
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for k, n := range g.produced {
+	for k, n := range g.Want() {
 		if next[k] != n {
 			g.t.Fatalf("key %s: %d stored, %d produced", k, next[k], n)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/record"
@@ -41,7 +41,7 @@ func newLargeEnv(t *testing.T, js bool, natsURL func(real string) string) *fault
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
 	e := newProcessE2E(t, opts, true)
-	f := &faultEnv{t: t, e: e, js: js, producer: newProducer(e.emu)}
+	f := &faultEnv{t: t, e: e, js: js, Producer: e2e.NewProducer(e.Emu)}
 	if js {
 		nc := f.conn()
 		defer nc.Close()
@@ -52,32 +52,24 @@ func newLargeEnv(t *testing.T, js bool, natsURL func(real string) string) *fault
 			t.Fatal(err)
 		}
 	}
-	if err := e.emu.CreateStream("s", 3); err != nil {
+	if err := e.Emu.CreateStream("s", 3); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := emutest.Client(t, e.emu).UpdateMaxRecordSize(ctx, &kinesis.UpdateMaxRecordSizeInput{
-		StreamARN: aws.String(e.emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
+	if _, err := emutest.Client(t, e.Emu).UpdateMaxRecordSize(ctx, &kinesis.UpdateMaxRecordSizeInput{
+		StreamARN: aws.String(e.Emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
 		t.Fatal(err)
 	}
-	f.path = e.config(js, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"")
+	c := e.Config(js, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"")
 	// A 10 MiB event takes seconds to arrive (the emulator reads 2 MiB/s
 	// per shard, as AWS does, after an 11 MiB burst): no idle timeout
 	// within it.
-	rewriteConfig(t, f.path, "idle_timeout: 2s", "idle_timeout: 30s")
+	c.Timers = map[string]string{"idle_timeout": "30s"}
 	if natsURL != nil {
-		rewriteConfig(t, f.path, e.ns.ClientURL(), natsURL(e.ns.ClientURL()))
+		c.Servers = []string{natsURL(e.NS.ClientURL())}
 	}
+	f.path = c.Write(t)
 	return f
-}
-
-func rewriteConfig(t *testing.T, path, old, new string) {
-	t.Helper()
-	raw := readFile(t, path)
-	if !strings.Contains(raw, old) {
-		t.Fatalf("config lacks %q", old)
-	}
-	writeFile(t, path, strings.Replace(raw, old, new, 1))
 }
 
 // largeRecord is record i of key "big": "big:i:" then bytes that depend on
@@ -104,14 +96,11 @@ var bigSizes = []int{20, maxRecord, 20, 3 << 20, 20}
 func (f *faultEnv) putBig(first int, sizes []int) {
 	f.t.Helper()
 	for i, n := range sizes {
-		if _, _, err := f.e.emu.PutRecord("s", "big", largeRecord(first+i, n)); err != nil {
+		if _, _, err := f.e.Emu.PutRecord("s", "big", largeRecord(first+i, n)); err != nil {
 			f.t.Fatalf("put a record of %d bytes: %v", n, err)
 		}
 	}
-	f.mu.Lock()
-	f.produced["big"] += len(sizes)
-	f.total += len(sizes)
-	f.mu.Unlock()
+	f.Add("big", len(sizes))
 }
 
 // recordOf returns the data of m, fetched from the Object Store when m is a
@@ -172,9 +161,7 @@ func (f *faultEnv) checkRecords(msgs []*nats.Msg, exact bool, sizes []int) int {
 			f.t.Fatalf("key %s: record %d after %d (gap, duplicate or reorder)", k, i, next[k]-1)
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for k, n := range f.produced {
+	for k, n := range f.Want() {
 		if next[k] != n {
 			f.t.Fatalf("key %s: %d records relayed, %d produced", k, next[k], n)
 		}
@@ -211,7 +198,7 @@ func (f *faultEnv) deliveredLarge() int {
 		return f.delivered()
 	}
 	seen := map[string]bool{}
-	for _, m := range f.e.msgs.onSubject("kinesis.") {
+	for _, m := range f.e.Msgs.OnSubject("kinesis.") {
 		seen[m.Header.Get(nats.MsgIdHdr)] = true
 	}
 	return len(seen)
@@ -231,7 +218,7 @@ func TestLargeRecordsReachSubscribersWhole(t *testing.T) {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			f := newLargeEnv(t, js, nil)
 			f.startDaemon()
-			f.produce()
+			f.Produce()
 			testutil.WaitFor(t, recoveryBound, "records relayed", func() bool { return f.deliveredLarge() >= 100 })
 
 			const heap, rss = "go_memstats_heap_inuse_bytes", "process_resident_memory_bytes"
@@ -255,7 +242,7 @@ func TestLargeRecordsReachSubscribersWhole(t *testing.T) {
 			}()
 			f.putBig(0, bigSizes)
 			f.putBig(len(bigSizes), bigSizes)
-			total := f.stopProducing()
+			total := f.StopProducing()
 			testutil.WaitFor(t, 120*time.Second, fmt.Sprintf("all %d records relayed", total), func() bool { return f.deliveredLarge() >= total })
 			close(stop)
 			<-sampled
@@ -267,7 +254,7 @@ func TestLargeRecordsReachSubscribersWhole(t *testing.T) {
 					t.Fatalf("JetStream holds %d messages, want exactly %d", len(msgs), total)
 				}
 			} else {
-				msgs = f.e.msgs.onSubject("kinesis.")
+				msgs = f.e.Msgs.OnSubject("kinesis.")
 			}
 			if refs := f.checkRecords(msgs, js, bigSizes); refs < 4 {
 				t.Fatalf("%d references, want at least the 4 records over max_payload", refs)
@@ -364,7 +351,7 @@ func TestLargeRecordSIGKILLDuringObjectPut(t *testing.T) {
 		return "nats://" + proxy.ln.Addr().String()
 	})
 	f.startDaemon()
-	f.produce()
+	f.Produce()
 	f.waitProgress(100)
 
 	proxy.throttled.Store(true)
@@ -407,7 +394,7 @@ func TestLargeRecordSIGKILLDuringObjectPut(t *testing.T) {
 
 	f.startDaemon()
 	f.waitProgress(100)
-	total := f.stopProducing()
+	total := f.StopProducing()
 	testutil.WaitFor(t, 60*time.Second, fmt.Sprintf("all %d records stored", total), func() bool { return f.delivered() >= total })
 	msgs := f.storedMsgs()
 	if len(msgs) != total {
@@ -460,22 +447,6 @@ func TestTailFetchesLargeRecords(t *testing.T) {
 		if !bytes.Contains([]byte(human.out.String()), []byte(want)) {
 			t.Fatalf("tail output lacks %q:\n%s", want, human.out.String())
 		}
-	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func writeFile(t *testing.T, path, s string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

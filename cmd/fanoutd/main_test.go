@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,25 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, errOut.String())
 		}
+	}
+}
+func TestRunRejectsInvalidConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("streams:\n  - name: s\n    start_position: EARLIEST\n    subjct: x\n"), 0o600)
+	for _, cmd := range []string{"run", "validate"} {
+		var out, errOut bytes.Buffer
+		code := runContext(context.Background(), []string{cmd, "--config", path}, &out, &errOut)
+		if code != 2 {
+			t.Fatalf("%s: exit %d, want 2", cmd, code)
+		}
+		if !strings.Contains(errOut.String(), "streams[0].subjct: unknown key") {
+			t.Fatalf("%s: message %q", cmd, errOut.String())
+		}
+	}
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	os.WriteFile(good, []byte("streams:\n  - name: s\ncheckpoint:\n  dir: /tmp/x\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if code := runContext(context.Background(), []string{"validate", "--config", good}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "OK") {
+		t.Fatalf("validate good: %d %q %q", code, out.String(), errOut.String())
 	}
 }

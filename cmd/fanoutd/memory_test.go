@@ -39,7 +39,7 @@ func TestMemoryBoundedWithHugeAggregates(t *testing.T) {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			f := newFaultEnv(t, js)
 			f.startDaemon()
-			f.produce()
+			f.Produce()
 			f.waitProgress(100)
 
 			mem := sampleMemory(f)
@@ -56,16 +56,14 @@ func TestMemoryBoundedWithHugeAggregates(t *testing.T) {
 					t.Fatalf("aggregate of %d bytes", len(data))
 				}
 				hashKey := new(big.Int).Add(new(big.Int).Mul(third, big.NewInt(int64(a))), big.NewInt(1)).String()
-				if _, _, err := f.e.emu.PutRecordHashKey("s", key, hashKey, data); err != nil {
+				if _, _, err := f.e.Emu.PutRecordHashKey("s", key, hashKey, data); err != nil {
 					t.Fatal(err)
 				}
 			}
-			f.mu.Lock()
-			f.total += aggs * perAgg
-			f.mu.Unlock()
+			f.Add("", aggs*perAgg)
 			// Normal traffic goes on for a while, then everything must arrive.
 			f.waitProgress(200)
-			total := f.stopProducing()
+			total := f.StopProducing()
 			testutil.WaitFor(t, 120*time.Second, fmt.Sprintf("all %d records delivered", total), func() bool { return f.delivered() >= total })
 			before, peakHeap, peakRSS := mem()
 			if js {
@@ -160,8 +158,8 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 	for _, js := range []bool{false, true} {
 		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
 			f := newFaultEnv(t, js)
-			if _, err := emutest.Client(t, f.e.emu).UpdateMaxRecordSize(t.Context(), &kinesis.UpdateMaxRecordSizeInput{
-				StreamARN: aws.String(f.e.emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
+			if _, err := emutest.Client(t, f.e.Emu).UpdateMaxRecordSize(t.Context(), &kinesis.UpdateMaxRecordSizeInput{
+				StreamARN: aws.String(f.e.Emu.StreamARN("s")), MaxRecordSizeInKiB: aws.Int32(10240)}); err != nil {
 				t.Fatal(err)
 			}
 			const pk, subject = "empty", "kinesis.s.empty"
@@ -173,7 +171,7 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 			// The aggregate's messages are counted here, by sub-sequence
 			// number, not kept by the collector.
 			skip := subject
-			f.e.msgs.skip.Store(&skip)
+			f.e.Msgs.Skip.Store(&skip)
 			seen := make([]bool, n)
 			var mu sync.Mutex
 			distinct, bad := 0, ""
@@ -202,16 +200,16 @@ func TestMemoryBoundedWithAnAggregateOfEmptyRecords(t *testing.T) {
 			}
 
 			f.startDaemon()
-			f.produce()
+			f.Produce()
 			f.waitProgress(100)
 			mem := sampleMemory(f)
-			if _, _, err := f.e.emu.PutRecord("s", pk, agg); err != nil {
+			if _, _, err := f.e.Emu.PutRecord("s", pk, agg); err != nil {
 				t.Fatal(err)
 			}
 			agg = nil
 			// Normal traffic goes on for a while, then everything must arrive.
 			f.waitProgress(200)
-			total := f.stopProducing()
+			total := f.StopProducing()
 			testutil.WaitFor(t, 300*time.Second, fmt.Sprintf("all %d user records of the aggregate", n), func() bool {
 				mu.Lock()
 				defer mu.Unlock()
@@ -287,7 +285,7 @@ func (f *faultEnv) checkJetStreamExcept(skip string, n, total int) {
 		f.t.Fatalf("JetStream holds %d other messages, want exactly %d", got, total)
 	}
 	var filters []string
-	for k := range f.want() {
+	for k := range f.Want() {
 		filters = append(filters, "kinesis.s."+k)
 	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters})
@@ -309,5 +307,5 @@ func (f *faultEnv) checkJetStreamExcept(skip string, n, total int) {
 			f.t.Fatalf("fetched %d of %d stored records: %v", len(stored), total, batch.Error())
 		}
 	}
-	testutil.CheckDelivered(f.t, stored, f.want(), testutil.ExactlyOnce)
+	testutil.CheckDelivered(f.t, stored, f.Want(), testutil.ExactlyOnce)
 }

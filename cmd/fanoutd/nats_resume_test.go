@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
@@ -26,11 +26,11 @@ func TestDeliveryResumesAtNATSReconnect(t *testing.T) {
 		t.Skip("slow: a NATS outage of 10 to 20 s (run without -short)")
 	}
 	e := newProcessE2E(t, emutest.Options(), false)
-	e.ns.Shutdown()
+	e.NS.Shutdown()
 	store := t.TempDir()
-	e.ns = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, StoreDir: store})
-	port := portOf(e.ns)
-	nc, err := nats.Connect(e.ns.ClientURL())
+	e.NS = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, StoreDir: store})
+	port := portOf(e.NS)
+	nc, err := nats.Connect(e.NS.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,19 +41,18 @@ func TestDeliveryResumesAtNATSReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.Close()
-	if err := e.emu.CreateStream("s", 1); err != nil {
+	if err := e.Emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	path := e.config(true, "  - name: s")
-	raw, _ := os.ReadFile(path)
-	cfg := strings.NewReplacer("backoff_initial: 20ms", "backoff_initial: 1s", "backoff_max: 300ms", "backoff_max: 60s",
-		"publish_timeout: 5s", "publish_timeout: 500ms").Replace(string(raw))
-	os.WriteFile(path, []byte(cfg), 0o600)
+	c := e.Config(true, "  - name: s")
+	c.Timers = map[string]string{"backoff_initial": "1s", "backoff_max": "60s"}
+	c.PublishTimeout = "500ms"
+	path := c.Write(t)
 
-	cmd, out := fanoutdProcess(t, e.env, "run", "--config", path)
-	addr := waitHTTPAddr(t, out)
+	cmd, out := fanoutdProcess(t, e.EnvLines(), "run", "--config", path)
+	addr := e2e.WaitHTTPAddr(t, out)
 	stored := func() uint64 {
-		nc, err := nats.Connect(e.ns.ClientURL())
+		nc, err := nats.Connect(e.NS.ClientURL())
 		if err != nil {
 			return 0
 		}
@@ -65,21 +64,21 @@ func TestDeliveryResumesAtNATSReconnect(t *testing.T) {
 		}
 		return s.CachedInfo().State.Msgs
 	}
-	e.put("s", []string{"k"}, 0, 1)
+	e.Put("s", []string{"k"}, 0, 1)
 	testutil.WaitFor(t, 30*time.Second, "the first record stored", func() bool { return stored() == 1 })
 
-	e.ns.Shutdown()
-	e.ns.WaitForShutdown()
-	e.put("s", []string{"k"}, 1, 1)
+	e.NS.Shutdown()
+	e.NS.WaitForShutdown()
+	e.Put("s", []string{"k"}, 1, 1)
 	// Failure k is followed by a backoff of 1 s x 2^(k-1), less up to half:
 	// after the fifth it is 8 to 16 s, far beyond NATS's own reconnect delay
 	// (at most 5 s).
 	const handlerEnds = `fanoutd_subscriptions_ended_total{reason="handler",stream="s"}`
 	testutil.WaitFor(t, 60*time.Second, "5 failed deliveries", func() bool {
-		_, body := get(t, "http://"+addr+"/metrics")
-		return metricValue(body, handlerEnds) >= 5
+		_, body := e2e.Get(t, "http://"+addr+"/metrics")
+		return e2e.MetricValue(body, handlerEnds) >= 5
 	})
-	e.ns = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: port, StoreDir: store})
+	e.NS = testutil.StartNATS(t, testutil.NATSOptions{JetStream: true, Port: port, StoreDir: store})
 	testutil.WaitFor(t, 30*time.Second, "the record of the outage stored", func() bool { return stored() == 2 })
 
 	var reconnected time.Time
@@ -87,7 +86,7 @@ func TestDeliveryResumesAtNATSReconnect(t *testing.T) {
 		reconnected = logTime(out.String(), "reconnected to NATS")
 		return !reconnected.IsZero() && strings.Contains(out.String(), "delivery resumed after the NATS outage")
 	})
-	nc, err = nats.Connect(e.ns.ClientURL())
+	nc, err = nats.Connect(e.NS.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
@@ -71,13 +73,13 @@ func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
 // drain NATS, exit 0.
 func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	e := newProcessE2E(t, emutest.Options(), false)
-	if err := e.emu.CreateStream("s", 2); err != nil {
+	if err := e.Emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
-	keys := testKeys(4)
-	e.put("s", keys, 0, 5)
-	cmd, out := fanoutdProcess(t, e.env, "run", "--config", e.config(false, "  - name: s"))
-	testutil.WaitFor(t, 20*time.Second, "records", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 20 })
+	keys := e2e.Keys(4)
+	e.Put("s", keys, 0, 5)
+	cmd, out := fanoutdProcess(t, e.EnvLines(), "run", "--config", configFile(t, e, false, "  - name: s"))
+	testutil.WaitFor(t, 20*time.Second, "records", func() bool { return len(e.Msgs.OnSubject("kinesis.")) >= 20 })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -87,22 +89,22 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	if !strings.Contains(out.String(), "fanoutd stopped") {
 		t.Fatalf("no clean-stop log line:\n%s", out.String())
 	}
-	files, _ := filepath.Glob(filepath.Join(e.dir, "s", "fanoutd", "*.json"))
+	files, _ := filepath.Glob(filepath.Join(e.Dir, "s", "fanoutd", "*.json"))
 	if len(files) != 2 {
 		t.Fatalf("checkpoint files %v", files)
 	}
-	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 5)
+	e2e.ExactlyOnceInOrder(t, e.Msgs.OnSubject("kinesis."), keys, 5)
 }
 
 // A fatal error exits non-zero, so that systemd restarts the daemon.
 func TestUnreachableNATSExitsNonZero(t *testing.T) {
 	e := newProcessE2E(t, emutest.Options(), false)
-	if err := e.emu.CreateStream("s", 1); err != nil {
+	if err := e.Emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	path := e.config(false, "  - name: s")
-	e.ns.Shutdown()
-	cmd, out := fanoutdProcess(t, e.env, "run", "--config", path)
+	path := configFile(t, e, false, "  - name: s")
+	e.NS.Shutdown()
+	cmd, out := fanoutdProcess(t, e.EnvLines(), "run", "--config", path)
 	if code := waitExit(t, cmd, 30*time.Second); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
@@ -129,24 +131,60 @@ func TestDemoRunsAndLosesNothing(t *testing.T) {
 // names the first one's PID; the first keeps relaying.
 func TestSecondDaemonOnSameDirExits2(t *testing.T) {
 	e := newProcessE2E(t, emutest.Options(), false)
-	if err := e.emu.CreateStream("s", 1); err != nil {
+	if err := e.Emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
 	}
-	path := e.config(false, "  - name: s")
-	first, _ := fanoutdProcess(t, e.env, "run", "--config", path)
-	lock := filepath.Join(e.dir, ".lock")
+	path := configFile(t, e, false, "  - name: s")
+	first, _ := fanoutdProcess(t, e.EnvLines(), "run", "--config", path)
+	lock := filepath.Join(e.Dir, ".lock")
 	pid := strconv.Itoa(first.Process.Pid)
 	testutil.WaitFor(t, 20*time.Second, "first daemon holds the lock", func() bool {
 		data, err := os.ReadFile(lock)
 		return err == nil && strings.TrimSpace(string(data)) == pid
 	})
-	second, out := fanoutdProcess(t, e.env, "run", "--config", path)
+	second, out := fanoutdProcess(t, e.EnvLines(), "run", "--config", path)
 	if code := waitExit(t, second, 20*time.Second); code != 2 {
 		t.Fatalf("second daemon: exit %d, want 2\n%s", code, out.String())
 	}
 	if want := "is in use by another fanoutd (pid " + pid + ")"; !strings.Contains(out.String(), want) {
 		t.Fatalf("second daemon's error lacks %q:\n%s", want, out.String())
 	}
-	e.put("s", testKeys(2), 0, 3)
-	testutil.WaitFor(t, 20*time.Second, "records from the first daemon", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 6 })
+	e.Put("s", e2e.Keys(2), 0, 3)
+	testutil.WaitFor(t, 20*time.Second, "records from the first daemon", func() bool { return len(e.Msgs.OnSubject("kinesis.")) >= 6 })
+}
+
+// `fanoutd demo --jetstream` starts (fanoutd creates its dead-letter
+// stream), shows records and exits 0.
+func TestDemoJetStream(t *testing.T) {
+	var out, errOut testutil.SyncBuffer
+	start := time.Now()
+	code := runContext(context.Background(), []string{"demo", "--jetstream", "--duration", "10s"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if d := time.Since(start); d > 40*time.Second {
+		t.Fatalf("the demo took %v", d)
+	}
+	for _, want := range []string{"with JetStream", "kinesis.demo.user1", "summary: produced", " 0 duplicates"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// newProcessE2E is for tests that run the daemon only as child processes:
+// each child is given the emulator's environment (fanoutdProcess), this
+// process's is left alone, and the test runs in parallel with the others
+// of its kind.
+func newProcessE2E(t *testing.T, opts emulator.Options, jetstream bool) *e2e.Env {
+	t.Helper()
+	t.Parallel()
+	return e2e.Start(t, opts, jetstream)
+}
+
+// configFile writes the config of the given streams (YAML list items); the
+// child finds the emulator through its environment.
+func configFile(t *testing.T, e *e2e.Env, jetstream bool, streams string) string {
+	t.Helper()
+	return e.Config(jetstream, streams).Write(t)
 }

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,55 +15,11 @@ import (
 	"time"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
 )
-
-// httpAddrFromLog finds the daemon's HTTP endpoint in its JSON log.
-func httpAddrFromLog(log string) string {
-	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "HTTP endpoint listening") {
-			if _, rest, ok := strings.Cut(line, `"addr":"`); ok {
-				addr, _, _ := strings.Cut(rest, `"`)
-				return addr
-			}
-		}
-	}
-	return ""
-}
-
-func waitHTTPAddr(t *testing.T, log interface{ String() string }) string {
-	t.Helper()
-	var addr string
-	testutil.WaitFor(t, 20*time.Second, "the HTTP endpoint", func() bool { addr = httpAddrFromLog(log.String()); return addr != "" })
-	return addr
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
-// metricValue finds a sample by name and exact label text, e.g.
-// fanoutd_records_relayed_total{stream="s"}; -1 if absent.
-func metricValue(body, series string) float64 {
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil {
-				return f
-			}
-		}
-	}
-	return -1
-}
 
 // notifySocket is a NOTIFY_SOCKET as systemd provides it: a unixgram socket
 // that collects what the daemon sends.
@@ -139,33 +92,32 @@ func (ns *notifySocket) count(prefix string, from time.Time) int {
 // back when the shard moves again.
 func TestSystemdNotifyAndStallDetection(t *testing.T) {
 	e := newProcessE2E(t, emutest.Options(), false)
-	if err := e.emu.CreateStream("s", 2); err != nil {
+	if err := e.Emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
-	path := e.config(false, "  - name: s")
-	raw, _ := os.ReadFile(path)
+	c := e.Config(false, "  - name: s")
 	// A stall is caught by stall_timeout long before the idle watchdog would
 	// heal it by resubscribing.
-	raw = bytes.Replace(raw, []byte("idle_timeout: 2s"), []byte("idle_timeout: 60s\n  stall_timeout: 1500ms"), 1)
-	os.WriteFile(path, raw, 0o600)
+	c.Timers = map[string]string{"idle_timeout": "60s", "stall_timeout": "1500ms"}
+	path := c.Write(t)
 
 	sock := newNotifySocket(t)
 	start := time.Now()
-	cmd, out := fanoutdProcess(t, append(e.env, "NOTIFY_SOCKET="+sock.path,
+	cmd, out := fanoutdProcess(t, append(e.EnvLines(), "NOTIFY_SOCKET="+sock.path,
 		"WATCHDOG_USEC=400000"), // pings every 200 ms
 		"run", "--config", path)
-	addr := waitHTTPAddr(t, out)
+	addr := e2e.WaitHTTPAddr(t, out)
 
 	testutil.WaitFor(t, 20*time.Second, "READY=1", func() bool { return sock.count("READY=1", start) == 1 })
 	testutil.WaitFor(t, 10*time.Second, "WATCHDOG=1 pings", func() bool { return sock.count("WATCHDOG=1", start) >= 3 })
 	testutil.WaitFor(t, 10*time.Second, "STATUS", func() bool { return sock.count("STATUS=2/2 shards subscribed", start) >= 1 })
-	if code, body := get(t, "http://"+addr+"/readyz"); code != 200 {
+	if code, body := e2e.Get(t, "http://"+addr+"/readyz"); code != 200 {
 		t.Fatalf("/readyz %d: %s", code, body)
 	}
 
-	e.emu.StallSubscriptions("s", "")
+	e.Emu.StallSubscriptions("s", "")
 	testutil.WaitFor(t, 10*time.Second, "/readyz 503", func() bool {
-		code, body := get(t, "http://"+addr+"/readyz")
+		code, body := e2e.Get(t, "http://"+addr+"/readyz")
 		return code == 503 && strings.Contains(body, "stalled shards")
 	})
 	stalled := time.Now()
@@ -179,15 +131,15 @@ func TestSystemdNotifyAndStallDetection(t *testing.T) {
 		t.Fatalf("%d watchdog pings while a shard was stalled", n)
 	}
 	testutil.WaitFor(t, 10*time.Second, "a STATUS line saying STALLED", func() bool { return strings.Contains(lastStatus(sock), "STALLED") })
-	_, body := get(t, "http://"+addr+"/metrics")
-	if v := metricValue(body, `fanoutd_shard_stalled{shard="shardId-000000000000",stream="s"}`); v != 1 {
+	_, body := e2e.Get(t, "http://"+addr+"/metrics")
+	if v := e2e.MetricValue(body, `fanoutd_shard_stalled{shard="shardId-000000000000",stream="s"}`); v != 1 {
 		t.Fatalf("fanoutd_shard_stalled = %v", v)
 	}
 
-	e.emu.ResumeSubscriptions("s", "")
+	e.Emu.ResumeSubscriptions("s", "")
 	resumed := time.Now()
 	testutil.WaitFor(t, 10*time.Second, "watchdog pings again", func() bool { return sock.count("WATCHDOG=1", resumed) >= 2 })
-	testutil.WaitFor(t, 10*time.Second, "/readyz 200", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == 200 })
+	testutil.WaitFor(t, 10*time.Second, "/readyz 200", func() bool { code, _ := e2e.Get(t, "http://"+addr+"/readyz"); return code == 200 })
 
 	stopAt := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -210,20 +162,20 @@ func lastStatus(ns *notifySocket) string {
 	return ""
 }
 
-// The metrics match a known load.
+// The metrics match a known load, and `fanoutd status` shows them.
 func TestMetricsMatchKnownLoad(t *testing.T) {
-	e := newE2E(t, emutest.Options(), false)
-	if err := e.emu.CreateStream("s", 2); err != nil {
+	e := newProcessE2E(t, emutest.Options(), false)
+	if err := e.Emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
-	keys := testKeys(5)
-	e.put("s", keys, 0, 8) // 40 records, 5 or 6 bytes each
+	keys := e2e.Keys(5)
+	e.Put("s", keys, 0, 8) // 40 records, 5 or 6 bytes each
 	agg := kpl.Aggregate([]record.Record{{PartitionKey: "k", Data: []byte("abc")}, {PartitionKey: "k", Data: []byte("defg")}})
-	e.emu.PutRecord("s", "k", agg) // 2 user records, 7 bytes
+	e.Emu.PutRecord("s", "k", agg) // 2 user records, 7 bytes
 	// A record over NATS' max_payload (1 MiB by default): a dead letter.
-	e.emu.PutRecord("s", "big", bytes.Repeat([]byte("x"), 1<<20-100))
-	stop := e.run(e.config(false, "  - name: s"))
-	addr := waitHTTPAddr(t, e.logs)
+	e.Emu.PutRecord("s", "big", bytes.Repeat([]byte("x"), 1<<20-100))
+	cmd, logs := fanoutdProcess(t, e.EnvLines(), "run", "--config", configFile(t, e, false, "  - name: s"))
+	addr := e2e.WaitHTTPAddr(t, logs)
 	wantBytes := 0
 	for i := 0; i < 8; i++ {
 		for _, k := range keys {
@@ -233,13 +185,13 @@ func TestMetricsMatchKnownLoad(t *testing.T) {
 	wantBytes += 7
 	var body string
 	testutil.WaitFor(t, 20*time.Second, "42 records in the metrics", func() bool {
-		_, body = get(t, "http://"+addr+"/metrics")
-		return metricValue(body, `fanoutd_records_relayed_total{stream="s"}`) >= 42
+		_, body = e2e.Get(t, "http://"+addr+"/metrics")
+		return e2e.MetricValue(body, `fanoutd_records_relayed_total{stream="s"}`) >= 42
 	})
 	sum := func(series string) float64 {
 		total := 0.0
 		for _, p := range strings.Split(series, "+") {
-			total += metricValue(body, p)
+			total += e2e.MetricValue(body, p)
 		}
 		return total
 	}
@@ -260,20 +212,20 @@ func TestMetricsMatchKnownLoad(t *testing.T) {
 		}
 	}
 	// Every non-empty batch was timed: two shards, at least one batch each.
-	if n := metricValue(body, `fanoutd_publish_duration_seconds_count{stream="s"}`); n < 2 {
+	if n := e2e.MetricValue(body, `fanoutd_publish_duration_seconds_count{stream="s"}`); n < 2 {
 		t.Errorf("publish histogram count %v", n)
 	}
 	if !strings.Contains(body, `fanoutd_build_info{version=`) {
 		t.Error("no build info")
 	}
 	// A subscription ended by an exception frame is counted by reason and code.
-	e.emu.EndSubscriptions("s", emulatorShard0, "InternalFailureException", "")
+	e.Emu.EndSubscriptions("s", emulatorShard0, "InternalFailureException", "")
 	testutil.WaitFor(t, 10*time.Second, "error counted", func() bool {
-		_, body = get(t, "http://"+addr+"/metrics")
-		return metricValue(body, `fanoutd_subscribe_errors_total{error="InternalFailureException",stream="s"}`) == 1 &&
-			metricValue(body, `fanoutd_subscriptions_ended_total{reason="error",stream="s"}`) == 1
+		_, body = e2e.Get(t, "http://"+addr+"/metrics")
+		return e2e.MetricValue(body, `fanoutd_subscribe_errors_total{error="InternalFailureException",stream="s"}`) == 1 &&
+			e2e.MetricValue(body, `fanoutd_subscriptions_ended_total{reason="error",stream="s"}`) == 1
 	})
-	if code, _ := get(t, "http://"+addr+"/healthz"); code != 200 {
+	if code, _ := e2e.Get(t, "http://"+addr+"/healthz"); code != 200 {
 		t.Fatalf("/healthz %d", code)
 	}
 	var st struct {
@@ -287,7 +239,7 @@ func TestMetricsMatchKnownLoad(t *testing.T) {
 			} `json:"shards"`
 		} `json:"streams"`
 	}
-	_, sbody := get(t, "http://"+addr+"/status")
+	_, sbody := e2e.Get(t, "http://"+addr+"/status")
 	if err := json.Unmarshal([]byte(sbody), &st); err != nil || len(st.Streams) != 1 || len(st.Streams[0].Shards) != 2 {
 		t.Fatalf("/status: %v %s", err, sbody)
 	}
@@ -312,7 +264,10 @@ func TestMetricsMatchKnownLoad(t *testing.T) {
 			t.Fatalf("status output lacks %q:\n%s", want, out.String())
 		}
 	}
-	stop()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := waitExit(t, cmd, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
 	var out2, errOut2 bytes.Buffer
 	if code := runContext(context.Background(), []string{"status", "--url", "http://" + addr}, &out2, &errOut2); code != 1 || !strings.Contains(errOut2.String(), "is it running") {
 		t.Fatalf("status of a stopped daemon: exit %d: %s", code, errOut2.String())
@@ -327,56 +282,57 @@ const emulatorShard0 = "shardId-000000000000"
 func TestSIGHUPReload(t *testing.T) {
 	e := newProcessE2E(t, emutest.Options(), false)
 	for _, s := range []string{"a", "b"} {
-		if err := e.emu.CreateStream(s, 1); err != nil {
+		if err := e.Emu.CreateStream(s, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	path := e.config(false, "  - name: a")
-	cmd, out := fanoutdProcess(t, e.env, "run", "--config", path)
-	keys := testKeys(3)
-	e.put("a", keys, 0, 5)
-	testutil.WaitFor(t, 20*time.Second, "stream a", func() bool { return len(e.msgs.onSubject("kinesis.a")) >= 15 })
+	c := e.Config(false, "  - name: a")
+	path := c.Write(t)
+	cmd, out := fanoutdProcess(t, e.EnvLines(), "run", "--config", path)
+	keys := e2e.Keys(3)
+	e.Put("a", keys, 0, 5)
+	testutil.WaitFor(t, 20*time.Second, "stream a", func() bool { return len(e.Msgs.OnSubject("kinesis.a")) >= 15 })
 
 	// Valid: add stream b, move a to a new subject, lower the log level.
-	raw, _ := os.ReadFile(path)
-	cfg := strings.Replace(string(raw), "  - name: a\n", "  - name: a\n    subject: \"relay.{stream}.{partition_key}\"\n  - name: b\n", 1)
-	cfg = strings.Replace(cfg, "level: debug", "level: info", 1)
-	os.WriteFile(path, []byte(cfg), 0o600)
+	c.Streams = "  - name: a\n    subject: \"relay.{stream}.{partition_key}\"\n  - name: b"
+	c.LogLevel = "info"
+	c.WriteFile(t, path)
 	cmd.Process.Signal(syscall.SIGHUP)
 	testutil.WaitFor(t, 20*time.Second, "reloaded", func() bool { return strings.Contains(out.String(), "configuration reloaded") })
-	e.put("a", keys, 5, 5)
-	e.put("b", keys, 0, 5)
+	e.Put("a", keys, 5, 5)
+	e.Put("b", keys, 0, 5)
 	testutil.WaitFor(t, 20*time.Second, "a on its new subject and b", func() bool {
-		return len(e.msgs.onSubject("relay.a.")) >= 15 && len(e.msgs.onSubject("kinesis.b")) >= 15
+		return len(e.Msgs.OnSubject("relay.a.")) >= 15 && len(e.Msgs.OnSubject("kinesis.b")) >= 15
 	})
-	exactlyOnceInOrder(t, append(e.msgs.onSubject("kinesis.a"), e.msgs.onSubject("relay.a.")...), keys, 10)
-	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 5)
+	e2e.ExactlyOnceInOrder(t, append(e.Msgs.OnSubject("kinesis.a"), e.Msgs.OnSubject("relay.a.")...), keys, 10)
+	e2e.ExactlyOnceInOrder(t, e.Msgs.OnSubject("kinesis.b"), keys, 5)
 	before := strings.Count(out.String(), `"level":"debug"`)
-	addr := waitHTTPAddr(t, out)
-	_, body := get(t, "http://"+addr+"/metrics")
-	okAt := metricValue(body, "fanoutd_config_last_reload_success_timestamp_seconds")
-	if v := metricValue(body, "fanoutd_config_last_reload_successful"); v != 1 || okAt <= 0 {
+	addr := e2e.WaitHTTPAddr(t, out)
+	_, body := e2e.Get(t, "http://"+addr+"/metrics")
+	okAt := e2e.MetricValue(body, "fanoutd_config_last_reload_success_timestamp_seconds")
+	if v := e2e.MetricValue(body, "fanoutd_config_last_reload_successful"); v != 1 || okAt <= 0 {
 		t.Fatalf("after a valid reload: fanoutd_config_last_reload_successful %v, success timestamp %v", v, okAt)
 	}
 
 	// Invalid: rejected, logged by key path; both streams keep running.
-	os.WriteFile(path, []byte(strings.Replace(cfg, "  - name: b\n", "  - name: b\n    start_position: EARLIEST\n", 1)), 0o600)
+	c.Streams += "\n    start_position: EARLIEST"
+	c.WriteFile(t, path)
 	cmd.Process.Signal(syscall.SIGHUP)
 	testutil.WaitFor(t, 20*time.Second, "rejection", func() bool {
 		return strings.Contains(out.String(), "config reload rejected") && strings.Contains(out.String(), "streams[1].start_position")
 	})
-	e.put("a", keys, 10, 5)
-	e.put("b", keys, 5, 5)
+	e.Put("a", keys, 10, 5)
+	e.Put("b", keys, 5, 5)
 	testutil.WaitFor(t, 20*time.Second, "both still relayed", func() bool {
-		return len(e.msgs.onSubject("relay.a.")) >= 30 && len(e.msgs.onSubject("kinesis.b")) >= 30
+		return len(e.Msgs.OnSubject("relay.a.")) >= 30 && len(e.Msgs.OnSubject("kinesis.b")) >= 30
 	})
-	exactlyOnceInOrder(t, append(e.msgs.onSubject("kinesis.a"), e.msgs.onSubject("relay.a.")...), keys, 15)
-	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis.b"), keys, 10)
+	e2e.ExactlyOnceInOrder(t, append(e.Msgs.OnSubject("kinesis.a"), e.Msgs.OnSubject("relay.a.")...), keys, 15)
+	e2e.ExactlyOnceInOrder(t, e.Msgs.OnSubject("kinesis.b"), keys, 10)
 	if after := strings.Count(out.String(), `"level":"debug"`); after != before {
 		t.Fatalf("debug lines after the level went to info: %d -> %d", before, after)
 	}
-	_, body = get(t, "http://"+addr+"/metrics")
-	if v, at := metricValue(body, "fanoutd_config_last_reload_successful"), metricValue(body, "fanoutd_config_last_reload_success_timestamp_seconds"); v != 0 || at != okAt {
+	_, body = e2e.Get(t, "http://"+addr+"/metrics")
+	if v, at := e2e.MetricValue(body, "fanoutd_config_last_reload_successful"), e2e.MetricValue(body, "fanoutd_config_last_reload_success_timestamp_seconds"); v != 0 || at != okAt {
 		t.Fatalf("after a rejected reload: fanoutd_config_last_reload_successful %v (want 0), success timestamp %v (want %v, unchanged)", v, at, okAt)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)

@@ -292,17 +292,17 @@ func TestTailSIGINTExitsCleanly(t *testing.T) {
 // End to end: records put into Kinesis come out of `fanoutd tail` decoded,
 // through a running daemon.
 func TestTailShowsRecordsRelayedByTheDaemon(t *testing.T) {
-	e := newE2E(t, emutest.Options(), false)
-	if err := e.emu.CreateStream("orders", 2); err != nil {
+	e := newProcessE2E(t, emutest.Options(), false)
+	if err := e.Emu.CreateStream("orders", 2); err != nil {
 		t.Fatal(err)
 	}
-	e.run(e.config(false, `  - name: orders
+	fanoutdProcess(t, e.EnvLines(), "run", "--config", configFile(t, e, false, `  - name: orders
     subject: "kinesis.{stream}.{partition_key}"`))
-	testutil.WaitFor(t, 20*time.Second, "subscriptions", func() bool { return e.emu.ActiveSubscriptions("orders", "") == 2 })
-	r := startTail(t, "kinesis.orders.>", "--server", e.ns.ClientURL(), "--count", "3")
+	testutil.WaitFor(t, 20*time.Second, "subscriptions", func() bool { return e.Emu.ActiveSubscriptions("orders", "") == 2 })
+	r := startTail(t, "kinesis.orders.>", "--server", e.NS.ClientURL(), "--count", "3")
 	stored := map[string][2]string{} // data -> shard, sequence
 	for _, rec := range []struct{ pk, data string }{{"user1", "user signup"}, {"caf\u00e9 a.b", "user login"}, {"user3", "page view"}} {
-		shard, seq, err := e.emu.PutRecord("orders", rec.pk, []byte(rec.data))
+		shard, seq, err := e.Emu.PutRecord("orders", rec.pk, []byte(rec.data))
 		if err != nil {
 			t.Fatal(err)
 		}

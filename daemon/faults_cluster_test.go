@@ -1,13 +1,11 @@
-package main
+package daemon
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 	"github.com/fanoutd/fanoutd/relay"
 )
@@ -42,8 +41,6 @@ const (
 	// to elect a new leader and take writes.
 	leaderOutage = 3 * time.Second
 )
-
-func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 // The daemon's log lines for a PubAck retry round and a failed batch.
 const (
@@ -77,13 +74,12 @@ func (f *clusterFault) causes(msg string) string {
 // clusterFault is the state of TestFaultJetStreamLeaderLoss.
 type clusterFault struct {
 	t   *testing.T
-	e   *e2e
+	e   *e2eEnv
 	c   *testutil.Cluster
 	nc  *nats.Conn // the test's own connection, to every server
 	js  jetstream.JetStream
-	cmd *exec.Cmd
-	out *testutil.SyncBuffer
-	*producer
+	out *testutil.SyncBuffer // the daemon's log
+	*e2e.Producer
 }
 
 // info returns the stream's info, or nil while the cluster can't answer.
@@ -174,17 +170,15 @@ func (f *clusterFault) stepDown(preferred string) (from, to string) {
 // batch in flight (a checkpoint moves only after its batch was confirmed;
 // empty events move it past the last record, as on AWS).
 func (f *clusterFault) checkpointed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for shard, seq := range f.lastSeq {
-		b, err := os.ReadFile(filepath.Join(f.e.dir, "s", "fanoutd", shard+".json"))
+	for shard, seq := range f.LastSeqs() {
+		b, err := os.ReadFile(filepath.Join(f.e.Dir, "s", "fanoutd", shard+".json"))
 		if err != nil {
 			return false
 		}
 		var cp struct {
 			SequenceNumber string `json:"sequence_number"`
 		}
-		if json.Unmarshal(b, &cp) != nil || !seqAtLeast(cp.SequenceNumber, seq) {
+		if json.Unmarshal(b, &cp) != nil || !e2e.SeqAtLeast(cp.SequenceNumber, seq) {
 			return false
 		}
 	}
@@ -192,46 +186,12 @@ func (f *clusterFault) checkpointed() bool {
 }
 
 // clusterConfig writes the daemon's config: every server of the cluster,
-// JetStream on, the timers of e2e.config.
+// JetStream on.
 func (f *clusterFault) clusterConfig() string {
 	f.t.Helper()
-	var servers []string
-	for _, u := range f.c.URLs() {
-		servers = append(servers, strconv.Quote(u))
-	}
-	body := fmt.Sprintf(`aws:
-  region: us-east-1
-streams:
-  - name: s
-    subject: "kinesis.{stream}.{partition_key}"
-nats:
-  servers: [%s]
-  jetstream: true
-  publish_timeout: 5s
-checkpoint:
-  dir: %q
-  interval: 0s
-log:
-  level: debug
-  format: json
-timers:
-  idle_timeout: 2s
-  shard_sync_interval: 500ms
-  min_resubscribe_interval: 50ms
-  backoff_initial: 20ms
-  backoff_max: 300ms
-  consumer_poll_initial: 20ms
-  consumer_poll_max: 100ms
-  consumer_active_timeout: 20s
-  shutdown_timeout: 5s
-http:
-  listen: "127.0.0.1:0"
-`, strings.Join(servers, ", "), f.e.dir)
-	path := filepath.Join(f.t.TempDir(), "fanoutd.yaml")
-	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
-		f.t.Fatal(err)
-	}
-	return path
+	c := f.e.Config(true, "  - name: s\n    subject: \"kinesis.{stream}.{partition_key}\"")
+	c.Servers = f.c.URLs()
+	return c.Write(f.t)
 }
 
 // storedMsg is one message of the stream.
@@ -325,8 +285,7 @@ func (f *clusterFault) checkStored(total int) {
 		next[k] = max(next[k], n+1)
 	}
 	missing := 0
-	f.mu.Lock()
-	for k, n := range f.produced {
+	for k, n := range f.Want() {
 		for i := 0; i < n; i++ {
 			if _, ok := first[fmt.Sprintf("%s:%d", k, i)]; !ok {
 				missing++
@@ -334,7 +293,6 @@ func (f *clusterFault) checkStored(total int) {
 			}
 		}
 	}
-	f.mu.Unlock()
 	f.t.Logf("stream: %d messages (seq %d..%d) for %d records: %d duplicates, %d out of order, %d missing",
 		si.State.Msgs, si.State.FirstSeq, si.State.LastSeq, total, dups, reorders, missing)
 	if int(si.State.Msgs) != total || dups+missing > 0 {
@@ -368,9 +326,9 @@ func testFaultJetStreamLeaderLoss(t *testing.T, batched bool) {
 	begin := time.Now()
 	opts := emutest.Options()
 	opts.SubscriptionLifetime = 3 * time.Second
-	e := newProcessE2E(t, opts, false) // its single NATS server is not used
+	e := newE2E(t, opts, false) // its single NATS server is not used
 	c := testutil.StartCluster(t, 3)
-	f := &clusterFault{t: t, e: e, c: c, producer: newProducer(e.emu)}
+	f := &clusterFault{t: t, e: e, c: c, Producer: e2e.NewProducer(e.Emu)}
 	nc, err := nats.Connect(strings.Join(c.URLs(), ","), nats.Name("fanoutd-test"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -393,11 +351,12 @@ func testFaultJetStreamLeaderLoss(t *testing.T, batched bool) {
 	testutil.WaitFor(t, clusterBound, "every replica of KINESIS current", f.healthy)
 	t.Logf("cluster up, stream led by %s, after %v", f.leader(), time.Since(begin).Round(time.Millisecond))
 
-	if err := e.emu.CreateStream("s", 3); err != nil {
+	if err := e.Emu.CreateStream("s", 3); err != nil {
 		t.Fatal(err)
 	}
-	f.cmd, f.out = fanoutdProcess(t, e.env, "run", "--config", f.clusterConfig())
-	f.produce()
+	e.run(f.clusterConfig())
+	f.out = e.logs
+	f.Produce()
 	f.waitProgress(100)
 
 	// (a) Stepdowns under load.
@@ -448,7 +407,7 @@ func testFaultJetStreamLeaderLoss(t *testing.T, batched bool) {
 	t.Logf("daemon so far: %d PubAck retry rounds, %d failed batches", f.count(retryLine), f.count(failedLine))
 	f.waitProgress(100)
 
-	total := f.stopProducing()
+	total := f.StopProducing()
 	testutil.WaitFor(t, leaderLossCatchUp, fmt.Sprintf("all %d records stored and checkpointed", total), func() bool {
 		return f.stored() >= total && f.checkpointed()
 	})
@@ -463,11 +422,4 @@ func testFaultJetStreamLeaderLoss(t *testing.T, batched bool) {
 	}
 	f.checkStored(total)
 	t.Logf("test took %v", time.Since(begin).Round(time.Millisecond))
-}
-
-// seqAtLeast compares two decimal sequence numbers.
-func seqAtLeast(a, b string) bool {
-	x, ok1 := new(big.Int).SetString(a, 10)
-	y, ok2 := new(big.Int).SetString(b, 10)
-	return ok1 && ok2 && x.Cmp(y) >= 0
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"strings"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
@@ -18,23 +19,23 @@ func TestRunStartsOnAStreamStillCreating(t *testing.T) {
 	opts := emutest.Options()
 	opts.StreamCreationDelay = time.Second
 	e := newE2E(t, opts, false)
-	if err := e.emu.CreateStream("orders", 2); err != nil {
+	if err := e.Emu.CreateStream("orders", 2); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := e.emu.StreamStatus("orders"); st != emulator.StatusCreating {
+	if st, _ := e.Emu.StreamStatus("orders"); st != emulator.StatusCreating {
 		t.Fatalf("status %s, want CREATING", st)
 	}
 	stop := e.run(e.config(false, `  - name: orders`))
 	testutil.WaitFor(t, 20*time.Second, "the stream to become ACTIVE", func() bool {
-		st, _ := e.emu.StreamStatus("orders")
+		st, _ := e.Emu.StreamStatus("orders")
 		return st == emulator.StatusActive
 	})
-	keys := testKeys(4)
-	e.put("orders", keys, 0, 5)
-	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.msgs.onSubject("kinesis.")) >= 20 })
-	exactlyOnceInOrder(t, e.msgs.onSubject("kinesis."), keys, 5)
-	if code := stop(); code != 0 {
-		t.Fatalf("exit %d", code)
+	keys := e2e.Keys(4)
+	e.Put("orders", keys, 0, 5)
+	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.Msgs.OnSubject("kinesis.")) >= 20 })
+	e2e.ExactlyOnceInOrder(t, e.Msgs.OnSubject("kinesis."), keys, 5)
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 	if strings.Contains(e.logs.String(), `"level":"error"`) {
 		t.Errorf("errors logged:\n%s", e.logs.String())
