@@ -184,9 +184,13 @@ func TestMetricsMatchKnownLoad(t *testing.T) {
 	}
 	wantBytes += 7
 	var body string
-	testutil.WaitFor(t, 20*time.Second, "42 records in the metrics", func() bool {
+	// A shard's read count moves after the relay confirmed its batch: wait
+	// for both.
+	testutil.WaitFor(t, 20*time.Second, "42 records relayed and 43 read in the metrics", func() bool {
 		_, body = e2e.Get(t, "http://"+addr+"/metrics")
-		return e2e.MetricValue(body, `fanoutd_records_relayed_total{stream="s"}`) >= 42
+		return e2e.MetricValue(body, `fanoutd_records_relayed_total{stream="s"}`) >= 42 &&
+			e2e.MetricValue(body, `fanoutd_records_read_total{shard="shardId-000000000000",stream="s"}`)+
+				e2e.MetricValue(body, `fanoutd_records_read_total{shard="shardId-000000000001",stream="s"}`) >= 43
 	})
 	sum := func(series string) float64 {
 		total := 0.0
