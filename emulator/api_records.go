@@ -287,6 +287,9 @@ func (s *Server) getShardIterator(body []byte) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkShardIterators(st, sh); err != nil {
+		return nil, err
+	}
 	pos, err := s.resolvePosition(st, sh, req.ShardIteratorType, req.StartingSequenceNumber, req.Timestamp)
 	if err != nil {
 		return nil, err

@@ -9,7 +9,8 @@ import (
 // AWS's documented per-operation limits, enforced when
 // Options.EnforceLimits is set. Control-plane calls are limited per account
 // or per stream as the Kinesis API reference says; writes per shard to 1,000
-// records and 1 MiB a second. The rules of the two ways of reading always
+// records and 1 MiB a second; GetShardIterator to 5 calls a second per shard
+// (readlimits.go). The rules of the two ways of reading always
 // apply: SubscribeToShard's (1 call a second per shard and consumer, the
 // 5-second takeover) and GetRecords' (readlimits.go).
 var apiLimits = map[string]struct {
@@ -68,10 +69,11 @@ func (s *Server) checkAPILimit(op, stream string) *apiError {
 	return nil
 }
 
-// shardLimits are a shard's write buckets and its GetRecords budget.
+// shardLimits are a shard's write buckets and its read budgets.
 type shardLimits struct {
 	records, bytes *rate.Limiter
 	reads          readBudget
+	iterators      callWindow
 }
 
 func newShardLimits() *shardLimits {

@@ -11,12 +11,31 @@ const (
 	defaultGetRecordsPerSecond  = 5
 	defaultGetRecordsThroughput = 2 << 20
 	defaultGetRecordsCooldown   = 5 * time.Second
+	shardIteratorsPerSecond     = 5
 )
+
+// callWindow holds the times of the calls admitted in the last second,
+// oldest first.
+type callWindow []time.Time
+
+// admit admits a call at now if fewer than n were admitted in the second
+// before.
+func (w *callWindow) admit(now time.Time, n int) bool {
+	k := 0
+	for k < len(*w) && now.Sub((*w)[k]) >= time.Second {
+		k++
+	}
+	*w = append((*w)[:0], (*w)[k:]...)
+	if len(*w) >= n {
+		return false
+	}
+	*w = append(*w, now)
+	return true
+}
 
 // readBudget is a shard's GetRecords budget.
 type readBudget struct {
-	// calls are the admitted calls of the last second, oldest first.
-	calls []time.Time
+	calls callWindow
 	// tokens are the bytes a call may still read. A call may overdraw them
 	// (one call returns up to 10 MiB): the debt refuses the following calls
 	// until the rate has paid it back.
@@ -50,20 +69,27 @@ func (s *Server) checkShardRead(st *stream, sh *shard) *apiError {
 		ok = b.tokens > 0
 	}
 	if n := s.opts.GetRecordsPerSecond; ok && n > 0 {
-		k := 0
-		for k < len(b.calls) && now.Sub(b.calls[k]) >= time.Second {
-			k++
-		}
-		b.calls = append(b.calls[:0], b.calls[k:]...)
-		if ok = len(b.calls) < n; ok {
-			b.calls = append(b.calls, now)
-		}
+		ok = b.calls.admit(now, n)
 	}
 	if !ok {
 		s.readsRefused[st.name]++
-		return errorf(ErrProvisionedThroughput, "Rate exceeded for Shard - %s/%s/%s", s.opts.AccountID, st.name, sh.id)
+		return s.shardRateExceeded(st, sh)
 	}
 	return nil
+}
+
+func (s *Server) shardRateExceeded(st *stream, sh *shard) *apiError {
+	return errorf(ErrProvisionedThroughput, "Rate exceeded for Shard - %s/%s/%s", s.opts.AccountID, st.name, sh.id)
+}
+
+// checkShardIterators answers ProvisionedThroughputExceededException for
+// more than 5 GetShardIterator calls a second on a shard, as AWS documents
+// (EnforceLimits only). Called with s.mu held.
+func (s *Server) checkShardIterators(st *stream, sh *shard) *apiError {
+	if !s.opts.EnforceLimits || sh.limits.iterators.admit(time.Now(), shardIteratorsPerSecond) {
+		return nil
+	}
+	return s.shardRateExceeded(st, sh)
 }
 
 // chargeShardRead counts n bytes returned by a GetRecords call on sh.

@@ -94,7 +94,8 @@ type Options struct {
 	WithoutSubscribeToShard NotServed
 	// EnforceLimits applies AWS's documented API limits (see limits.go):
 	// control-plane calls per second, 1,000 records and 1 MiB a second
-	// written per shard. GetRecords' limits apply regardless.
+	// written per shard, 5 GetShardIterator calls a second per shard.
+	// GetRecords' limits apply regardless.
 	EnforceLimits bool
 }
 

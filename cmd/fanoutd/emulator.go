@@ -29,7 +29,7 @@ type EmulatorCmd struct {
 	GetRecordsCooldown      time.Duration `name:"get-records-cooldown" default:"5s" help:"How long a shard refuses GetRecords after a call that returned 10 MiB (AWS: 5s; 0 for none)."`
 	MaxConsumersPerStream   int           `default:"20" help:"Consumers a stream takes; RegisterStreamConsumer past it fails with LimitExceededException (AWS: 20; 0 for none)."`
 	WithoutSubscribeToShard string        `enum:",kinesis-mock,unknown-operation" default:"" placeholder:"ANSWER" help:"Do not serve SubscribeToShard; answer it as kinesis-mock does (kinesis-mock: HTTP 404 ApiNotImplemented) or as AWS answers an operation it does not have (unknown-operation: HTTP 400 UnknownOperationException)."`
-	EnforceLimits           bool          `help:"Apply AWS's documented API limits: control-plane calls per second, 1,000 records and 1 MiB a second written per shard (GetRecords' limits always apply)."`
+	EnforceLimits           bool          `help:"Apply AWS's documented API limits: control-plane calls per second, 1,000 records and 1 MiB a second written per shard, 5 GetShardIterator a second per shard (GetRecords' limits always apply)."`
 }
 
 type streamSpec struct {
