@@ -73,13 +73,14 @@ func (s *Server) checkAPILimit(op, stream string) *apiError {
 type shardLimits struct {
 	records, bytes *rate.Limiter
 	reads          readBudget
-	iterators      callWindow
+	iterators      *rate.Limiter
 }
 
 func newShardLimits() *shardLimits {
 	return &shardLimits{
-		records: rate.NewLimiter(shardWriteRecords, shardWriteRecords),
-		bytes:   rate.NewLimiter(shardWriteBytes, shardWriteBytes),
+		records:   rate.NewLimiter(shardWriteRecords, shardWriteRecords),
+		bytes:     rate.NewLimiter(shardWriteBytes, shardWriteBytes),
+		iterators: rate.NewLimiter(shardIteratorsPerSecond, shardIteratorsPerSecond),
 	}
 }
 

@@ -1,6 +1,10 @@
 package emulator
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
 
 // GetRecords' limits, as the API reference states them: a shard serves at
 // most 5 calls a second and 2 MiB a second, shared by every application that
@@ -14,28 +18,13 @@ const (
 	shardIteratorsPerSecond     = 5
 )
 
-// callWindow holds the times of the calls admitted in the last second,
-// oldest first.
-type callWindow []time.Time
-
-// admit admits a call at now if fewer than n were admitted in the second
-// before.
-func (w *callWindow) admit(now time.Time, n int) bool {
-	k := 0
-	for k < len(*w) && now.Sub((*w)[k]) >= time.Second {
-		k++
-	}
-	*w = append((*w)[:0], (*w)[k:]...)
-	if len(*w) >= n {
-		return false
-	}
-	*w = append(*w, now)
-	return true
-}
-
 // readBudget is a shard's GetRecords budget.
 type readBudget struct {
-	calls callWindow
+	// calls is a bucket of GetRecordsPerSecond calls refilled at that rate:
+	// the 6th of 6 calls in a row is refused, and a reader that keeps 200 ms
+	// between its calls is never refused, however its requests are delayed
+	// on the way.
+	calls *rate.Limiter
 	// tokens are the bytes a call may still read. A call may overdraw them
 	// (one call returns up to 10 MiB): the debt refuses the following calls
 	// until the rate has paid it back.
@@ -69,7 +58,10 @@ func (s *Server) checkShardRead(st *stream, sh *shard) *apiError {
 		ok = b.tokens > 0
 	}
 	if n := s.opts.GetRecordsPerSecond; ok && n > 0 {
-		ok = b.calls.admit(now, n)
+		if b.calls == nil {
+			b.calls = rate.NewLimiter(rate.Limit(n), n)
+		}
+		ok = b.calls.AllowN(now, 1)
 	}
 	if !ok {
 		s.readsRefused[st.name]++
@@ -86,7 +78,7 @@ func (s *Server) shardRateExceeded(st *stream, sh *shard) *apiError {
 // more than 5 GetShardIterator calls a second on a shard, as AWS documents
 // (EnforceLimits only). Called with s.mu held.
 func (s *Server) checkShardIterators(st *stream, sh *shard) *apiError {
-	if !s.opts.EnforceLimits || sh.limits.iterators.admit(time.Now(), shardIteratorsPerSecond) {
+	if !s.opts.EnforceLimits || sh.limits.iterators.Allow() {
 		return nil
 	}
 	return s.shardRateExceeded(st, sh)

@@ -72,8 +72,9 @@ type Options struct {
 	// IteratorLifetime is how long a shard iterator is valid after it was
 	// issued (AWS: 5 minutes); GetRecords then answers ExpiredIteratorException.
 	IteratorLifetime time.Duration
-	// GetRecordsPerSecond is how many GetRecords calls a shard serves in any
-	// second, shared by every caller (AWS: 5). Negative: unlimited.
+	// GetRecordsPerSecond is how many GetRecords calls a second a shard
+	// serves, shared by every caller (AWS: 5), in bursts of as many: the 6th
+	// of 6 calls in a row is refused. Negative: unlimited.
 	GetRecordsPerSecond int
 	// GetRecordsThroughput is the bytes per second a shard serves to
 	// GetRecords, shared by every caller (AWS: 2 MiB/s). A call may return
