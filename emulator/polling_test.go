@@ -174,13 +174,14 @@ func TestGetRecordsCooldownAfterTenMiB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// No Limit: a call returns records up to 10 MiB, always at least one.
 	it := iterator(t, c, ShardID(0), types.ShardIteratorTypeTrimHorizon, nil)
-	out, err := getRecords(t, c, it, 1)
-	if err != nil {
+	out, err := getRecords(t, c, it, 0)
+	if err != nil || len(out.Records) != 1 {
 		t.Fatalf("read of 10 MiB less a byte: %v", err)
 	}
 	start := time.Now()
-	out, err = getRecords(t, c, out.NextShardIterator, 1)
+	out, err = getRecords(t, c, out.NextShardIterator, 0)
 	if err != nil || len(out.Records) != 1 || len(out.Records[0].Data) != 10<<20-1 {
 		t.Fatalf("read after 10 MiB less a byte: %v", err)
 	}
@@ -348,5 +349,28 @@ func TestSubscribeToShardNotServed(t *testing.T) {
 		if err != nil || len(out.Records) != 1 {
 			t.Fatalf("%s: GetRecords: %v", tc.how, err)
 		}
+	}
+}
+
+// A call returns at most 10,000 records, and Limit takes 1 to 10,000.
+func TestGetRecordsAtMostTenThousandRecords(t *testing.T) {
+	t.Parallel()
+	s, c := withStream(t, fast(), 1)
+	for i := 0; i < 10001; i++ {
+		if _, _, err := s.PutRecord("s", "k", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it := iterator(t, c, ShardID(0), types.ShardIteratorTypeTrimHorizon, nil)
+	out, err := getRecords(t, c, it, 0)
+	if err != nil || len(out.Records) != 10000 {
+		t.Fatalf("no Limit: %v", err)
+	}
+	if out, err = getRecords(t, c, out.NextShardIterator, 0); err != nil || len(out.Records) != 1 {
+		t.Fatalf("the 10,001st: %v", err)
+	}
+	for _, limit := range []int32{-1, 10001} {
+		_, err := c.GetRecords(ctxT(t), &kinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(limit)})
+		wantAPIErrorMsg(t, err, ErrInvalidArgument, "Limit must be between 1 and 10000.")
 	}
 }
