@@ -10,9 +10,9 @@ import (
 // Options.EnforceLimits is set. Control-plane calls are limited per account
 // or per stream as the Kinesis API reference says; writes per shard to 1,000
 // records and 1 MiB a second; GetShardIterator to 5 calls a second per shard
-// (readlimits.go). The rules of the two ways of reading always
-// apply: SubscribeToShard's (1 call a second per shard and consumer, the
-// 5-second takeover) and GetRecords' (readlimits.go).
+// (readlimits.go). The rules of the two ways of reading always apply:
+// SubscribeToShard's (1 call a second per shard and consumer, the 5-second
+// takeover) and GetRecords' (readlimits.go).
 var apiLimits = map[string]struct {
 	perSecond float64
 	perStream bool

@@ -21,9 +21,9 @@ const (
 // readBudget is a shard's GetRecords budget.
 type readBudget struct {
 	// calls is a bucket of GetRecordsPerSecond calls refilled at that rate:
-	// the 6th of 6 calls in a row is refused, and a reader that keeps 200 ms
-	// between its calls is never refused, however its requests are delayed
-	// on the way.
+	// the 6th of 6 calls in a row is refused, while a reader that keeps
+	// 200 ms between its calls is not, even when the network delays its
+	// requests unevenly.
 	calls *rate.Limiter
 	// tokens are the bytes a call may still read. A call may overdraw them
 	// (one call returns up to 10 MiB): the debt refuses the following calls
@@ -34,13 +34,14 @@ type readBudget struct {
 	coolUntil time.Time
 }
 
-// refill brings the tokens up to date at rate bytes a second, up to one
-// second's worth.
-func (b *readBudget) refill(now time.Time, rate int) {
+// refill brings the tokens up to date at bytesPerSec, up to one second's
+// worth.
+func (b *readBudget) refill(now time.Time, bytesPerSec int) {
+	perSec := float64(bytesPerSec)
 	if b.filled.IsZero() {
-		b.tokens = float64(rate)
+		b.tokens = perSec
 	} else {
-		b.tokens = min(float64(rate), b.tokens+now.Sub(b.filled).Seconds()*float64(rate))
+		b.tokens = min(perSec, b.tokens+now.Sub(b.filled).Seconds()*perSec)
 	}
 	b.filled = now
 }
@@ -53,8 +54,8 @@ func (s *Server) checkShardRead(st *stream, sh *shard) *apiError {
 	// Real time, not the emulator's clock: AdvanceClock must not refill.
 	now := time.Now()
 	ok := !now.Before(b.coolUntil)
-	if rate := s.opts.GetRecordsThroughput; ok && rate > 0 {
-		b.refill(now, rate)
+	if bps := s.opts.GetRecordsThroughput; ok && bps > 0 {
+		b.refill(now, bps)
 		ok = b.tokens > 0
 	}
 	if n := s.opts.GetRecordsPerSecond; ok && n > 0 {
@@ -89,8 +90,8 @@ func (s *Server) checkShardIterators(st *stream, sh *shard) *apiError {
 func (s *Server) chargeShardRead(sh *shard, n int) {
 	b := &sh.limits.reads
 	now := time.Now()
-	if rate := s.opts.GetRecordsThroughput; rate > 0 {
-		b.refill(now, rate)
+	if bps := s.opts.GetRecordsThroughput; bps > 0 {
+		b.refill(now, bps)
 		b.tokens -= float64(n)
 	}
 	if n >= maxGetRecordsBytes && s.opts.GetRecordsCooldown > 0 {

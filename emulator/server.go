@@ -82,7 +82,7 @@ type Options struct {
 	// refused until the rate has made up for it. Negative: unlimited.
 	GetRecordsThroughput int
 	// GetRecordsCooldown is how long a shard refuses GetRecords after a call
-	// that returned 10 MiB (AWS: 5s).
+	// that returned 10 MiB (AWS: 5s). Negative: no cooldown.
 	GetRecordsCooldown time.Duration
 	// MaxConsumersPerStream is how many consumers a stream takes (AWS: 20;
 	// 50 for On-demand Advantage streams); RegisterStreamConsumer past it
