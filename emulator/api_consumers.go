@@ -116,8 +116,8 @@ func (s *Server) registerConsumerLocked(st *stream, name string) (*consumer, *ap
 	if _, ok := st.consumers[name]; ok {
 		return nil, inUse("Consumer %s under account %s already exists for stream %s.", name, s.opts.AccountID, st.arn)
 	}
-	if len(st.consumers) >= maxConsumersPerStream {
-		return nil, errorf(ErrLimitExceeded, "Stream %s under account %s already has %d registered consumers, the maximum.", st.name, s.opts.AccountID, maxConsumersPerStream)
+	if len(st.consumers) >= st.maxConsumers {
+		return nil, errorf(ErrLimitExceeded, "Stream %s under account %s already has %d registered consumers, the maximum.", st.name, s.opts.AccountID, st.maxConsumers)
 	}
 	now := s.now()
 	creating := 0

@@ -287,6 +287,9 @@ func (s *Server) getShardIterator(body []byte) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkShardIterators(st, sh); err != nil {
+		return nil, err
+	}
 	pos, err := s.resolvePosition(st, sh, req.ShardIteratorType, req.StartingSequenceNumber, req.Timestamp)
 	if err != nil {
 		return nil, err
@@ -321,8 +324,10 @@ func (s *Server) getRecords(body []byte) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.now().After(it.Expires) {
+		// AWS writes the times as Java's Date.toString does.
+		const javaDate = "Mon Jan 02 15:04:05 MST 2006"
 		return nil, errorf(ErrExpiredIterator, "Iterator expired. The iterator was created at time %s while right now it is %s which is further in the future than the tolerated delay of %d milliseconds.",
-			it.Expires.Add(-s.opts.IteratorLifetime).UTC().Format(time.RFC1123), s.now().UTC().Format(time.RFC1123), s.opts.IteratorLifetime.Milliseconds())
+			it.Expires.Add(-s.opts.IteratorLifetime).UTC().Format(javaDate), s.now().UTC().Format(javaDate), s.opts.IteratorLifetime.Milliseconds())
 	}
 	st, err := s.lookupStream(streamRef{StreamName: it.Stream}, true)
 	if err != nil {
@@ -335,21 +340,24 @@ func (s *Server) getRecords(body []byte) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkShardRead(sh); err != nil {
+	if err := s.checkShardRead(st, sh); err != nil {
 		return nil, err
 	}
 	pos := max(it.Pos, sh.trimmed)
 	recs := []recordJSON{}
+	// A record's size is its data plus its partition key, as for writes.
 	size := 0
 	for pos < sh.end() && len(recs) < limit {
 		r := sh.recordAt(pos)
-		if len(recs) > 0 && size+len(r.data) > maxGetRecordsBytes {
+		n := len(r.data) + len(r.partitionKey)
+		if len(recs) > 0 && size+n > maxGetRecordsBytes {
 			break
 		}
-		size += len(r.data)
+		size += n
 		recs = append(recs, toRecordJSON(r))
 		pos++
 	}
+	s.chargeShardRead(sh, size)
 	resp := map[string]any{"Records": recs, "MillisBehindLatest": sh.millisBehind(pos, s.now())}
 	if !sh.isOpen() && pos == sh.end() {
 		resp["ChildShards"] = st.childShards(sh)

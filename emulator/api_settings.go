@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -96,6 +97,18 @@ func unknownOperation(target string) *apiError {
 		return errorf(ErrUnknownOperation, "%s is a Kinesis operation the fanoutd emulator does not serve.", op)
 	}
 	return errorf(ErrUnknownOperation, "unknown operation %q", target)
+}
+
+// notServedAnswer is how an endpoint without the operation of target
+// answers it.
+func notServedAnswer(how NotServed, target string) *apiError {
+	if how == NotServedKinesisMock {
+		op, _ := strings.CutPrefix(target, targetPrefix)
+		e := errorf("ApiNotImplemented", "%s is not yet supported", op)
+		e.status = http.StatusNotFound
+		return e
+	}
+	return unknownOperation(target)
 }
 
 // markUpdating puts st in UPDATING for the update delay. Called with s.mu held.

@@ -117,6 +117,7 @@ func (s *Server) createStreamLocked(name string, n int, mode string, maxRecordSi
 		maxRecordSize:  maxRecordSize,
 		byID:           map[string]*shard{},
 		consumers:      map[string]*consumer{},
+		maxConsumers:   s.opts.MaxConsumersPerStream,
 	}
 	for _, r := range uniformRanges(n) {
 		s.addShard(st, r[0], r[1], "", "", now)

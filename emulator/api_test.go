@@ -412,7 +412,9 @@ func TestPutRecords(t *testing.T) {
 
 func TestGetRecordsPolling(t *testing.T) {
 	t.Parallel()
-	s, c := withStream(t, fast(), 1)
+	opts := fast()
+	opts.GetRecordsPerSecond = -1 // it reads the shard more than 5 times a second
+	s, c := withStream(t, opts, 1)
 	ctx := ctxT(t)
 	var seqs []string
 	for i := 0; i < 5; i++ {

@@ -328,3 +328,48 @@ func TestBoto3(t *testing.T) {
 		t.Errorf("subscribe_to_shard read %q (continuation %v), want the 3 records in order", got.Subscribed, got.Continues)
 	}
 }
+
+// The AWS CLI's polling walk meets GetRecords' limits as on AWS: a read
+// past the shard's throughput refuses the next call, and an old iterator
+// has expired.
+func TestAWSCLIPollingLimits(t *testing.T) {
+	t.Parallel()
+	opts := fast()
+	opts.GetRecordsThroughput = 1 << 10 // a 64 KiB read refuses the calls of the next minute
+	s := startEmulator(t, opts)
+	aws := newAWSCLI(t, s)
+	// The CLI retries throttling by default; with one attempt, it says
+	// "(reached max retries: 0)" in each error line.
+	aws.env = append(aws.env, "AWS_MAX_ATTEMPTS=1")
+	if err := s.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.PutRecord("s", "k", bytes.Repeat([]byte("x"), 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	iter := strings.TrimSpace(aws.ok(nil, "get-shard-iterator", "--stream-name", "s", "--shard-id", "shardId-000000000000",
+		"--shard-iterator-type", "TRIM_HORIZON", "--query", "ShardIterator", "--output", "text"))
+	var recs struct {
+		Records           []struct{ Data string }
+		NextShardIterator string
+	}
+	aws.ok(&recs, "get-records", "--shard-iterator", iter)
+	if len(recs.Records) != 1 || recs.NextShardIterator == "" {
+		t.Fatalf("get-records = %d records, next %q", len(recs.Records), recs.NextShardIterator)
+	}
+	_, errOut, code := aws.run("get-records", "--shard-iterator", recs.NextShardIterator)
+	want := "An error occurred (ProvisionedThroughputExceededException) when calling the GetRecords operation (reached max retries: 0): " +
+		"Rate exceeded for Shard - 000000000000/s/shardId-000000000000"
+	if code == 0 || strings.TrimSpace(errOut) != want {
+		t.Fatalf("get-records after 64 KiB at 1 KiB/s: exit %d, stderr\n%s\nwant\n%s", code, errOut, want)
+	}
+
+	s.AdvanceClock(6 * time.Minute)
+	_, errOut, code = aws.run("get-records", "--shard-iterator", iter)
+	expired := regexp.MustCompile(`^An error occurred \(ExpiredIteratorException\) when calling the GetRecords operation \(reached max retries: 0\): Iterator expired\. ` +
+		`The iterator was created at time \w{3} \w{3} \d{2} \d{2}:\d{2}:\d{2} UTC \d{4} while right now it is \w{3} \w{3} \d{2} \d{2}:\d{2}:\d{2} UTC \d{4} ` +
+		`which is further in the future than the tolerated delay of 300000 milliseconds\.$`)
+	if code == 0 || !expired.MatchString(strings.TrimSpace(errOut)) {
+		t.Fatalf("get-records with a 6 minutes old iterator: exit %d, stderr %s", code, errOut)
+	}
+}

@@ -116,6 +116,20 @@ func (s *Server) RegisterConsumer(streamName, consumerName string) (string, erro
 	return c.arn, nil
 }
 
+// SetMaxConsumers sets how many consumers a stream takes (0: none);
+// RegisterStreamConsumer past it answers LimitExceededException. Consumers
+// already registered stay.
+func (s *Server) SetMaxConsumers(streamName string, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.lookupStream(streamRef{StreamName: streamName}, true)
+	if err != nil {
+		return err
+	}
+	st.maxConsumers = max(0, n)
+	return nil
+}
+
 // DeregisterConsumer removes a consumer; its subscriptions end.
 func (s *Server) DeregisterConsumer(consumerARN string) error {
 	s.mu.Lock()

@@ -9,9 +9,10 @@ import (
 // AWS's documented per-operation limits, enforced when
 // Options.EnforceLimits is set. Control-plane calls are limited per account
 // or per stream as the Kinesis API reference says; writes per shard to 1,000
-// records and 1 MiB a second; GetRecords to 5 calls a second per shard.
-// SubscribeToShard's own rules (1 call a second per shard and consumer, the
-// 5-second takeover) always apply.
+// records and 1 MiB a second; GetShardIterator to 5 calls a second per shard
+// (readlimits.go). The rules of the two ways of reading always apply:
+// SubscribeToShard's (1 call a second per shard and consumer, the 5-second
+// takeover) and GetRecords' (readlimits.go).
 var apiLimits = map[string]struct {
 	perSecond float64
 	perStream bool
@@ -34,7 +35,6 @@ var apiLimits = map[string]struct {
 const (
 	shardWriteRecords = 1000
 	shardWriteBytes   = 1 << 20
-	shardGetRecords   = 5
 )
 
 // limiter returns the token bucket of op (for stream, when the limit is per
@@ -69,16 +69,18 @@ func (s *Server) checkAPILimit(op, stream string) *apiError {
 	return nil
 }
 
-// shardLimits are a shard's write and read buckets.
+// shardLimits are a shard's write buckets and its read budgets.
 type shardLimits struct {
-	records, bytes, gets *rate.Limiter
+	records, bytes *rate.Limiter
+	reads          readBudget
+	iterators      *rate.Limiter
 }
 
 func newShardLimits() *shardLimits {
 	return &shardLimits{
-		records: rate.NewLimiter(shardWriteRecords, shardWriteRecords),
-		bytes:   rate.NewLimiter(shardWriteBytes, shardWriteBytes),
-		gets:    rate.NewLimiter(shardGetRecords, shardGetRecords),
+		records:   rate.NewLimiter(shardWriteRecords, shardWriteRecords),
+		bytes:     rate.NewLimiter(shardWriteBytes, shardWriteBytes),
+		iterators: rate.NewLimiter(shardIteratorsPerSecond, shardIteratorsPerSecond),
 	}
 }
 
@@ -96,18 +98,6 @@ func (s *Server) checkShardWrite(sh *shard, n int) *apiError {
 	n = min(n, shardWriteBytes)
 	if !sh.limits.records.AllowN(now, 1) || !sh.limits.bytes.AllowN(now, n) {
 		return errorf(ErrProvisionedThroughput, "Rate exceeded for shard %s in stream under account %s.", sh.id, s.opts.AccountID)
-	}
-	return nil
-}
-
-// checkShardRead answers ProvisionedThroughputExceededException for more
-// than 5 GetRecords calls a second on a shard. Called with s.mu held.
-func (s *Server) checkShardRead(sh *shard) *apiError {
-	if !s.opts.EnforceLimits {
-		return nil
-	}
-	if !sh.limits.gets.Allow() {
-		return errorf(ErrProvisionedThroughput, "Rate exceeded for shard %s: more than %d GetRecords calls per second.", sh.id, shardGetRecords)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -81,4 +82,37 @@ func TestShardWriteAndReadLimits(t *testing.T) {
 		_, err = c2.GetRecords(ctxT(t), &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
 	}
 	wantAPIError(t, err, ErrProvisionedThroughput)
+}
+
+// With EnforceLimits, the 6th of 6 GetShardIterator calls in a row on a
+// shard is refused; without, none is.
+func TestGetShardIteratorLimitWhenEnforced(t *testing.T) {
+	t.Parallel()
+	for _, enforce := range []bool{false, true} {
+		opts := fast()
+		opts.EnforceLimits = enforce
+		_, c := withStream(t, opts, 1)
+		start := time.Now()
+		var errs []error
+		for i := 0; i < 6; i++ {
+			_, err := c.GetShardIterator(ctxT(t), &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: aws.String(ShardID(0)),
+				ShardIteratorType: types.ShardIteratorTypeLatest})
+			errs = append(errs, err)
+		}
+		if time.Since(start) >= 200*time.Millisecond {
+			t.Skip("too slow a machine to make 6 calls before a 6th is due")
+		}
+		for i, err := range errs[:5] {
+			if err != nil {
+				t.Fatalf("enforced %v: call %d: %v", enforce, i+1, err)
+			}
+		}
+		if !enforce {
+			if errs[5] != nil {
+				t.Fatalf("not enforced: 6th call: %v", errs[5])
+			}
+			continue
+		}
+		wantReadRefused(t, errs[5], ShardID(0))
+	}
 }

@@ -22,10 +22,10 @@ const (
 	ModeProvisioned = "PROVISIONED"
 	ModeOnDemand    = "ON_DEMAND"
 
-	onDemandInitialShards = 4
-	defaultRetentionHours = 24
-	maxConsumersPerStream = 20
-	maxConsumersCreating  = 5
+	onDemandInitialShards        = 4
+	defaultRetentionHours        = 24
+	defaultMaxConsumersPerStream = 20
+	maxConsumersCreating         = 5
 )
 
 type record struct {
@@ -142,6 +142,7 @@ type stream struct {
 	shards         []*shard
 	byID           map[string]*shard
 	consumers      map[string]*consumer // by name
+	maxConsumers   int
 	nextShard      int
 	updatingUntil  time.Time
 	// settings holds what api_settings.go and api_tags.go manage: tags,

@@ -69,13 +69,52 @@ type Options struct {
 	// SubscribeRate is the minimum time between two SubscribeToShard calls for
 	// one consumer and shard (AWS: 1s); faster calls get LimitExceededException.
 	SubscribeRate time.Duration
-	// IteratorLifetime is how long a shard iterator is valid (AWS: 5 minutes).
+	// IteratorLifetime is how long a shard iterator is valid after it was
+	// issued (AWS: 5 minutes); GetRecords then answers ExpiredIteratorException.
 	IteratorLifetime time.Duration
+	// GetRecordsPerSecond is how many GetRecords calls a second a shard
+	// serves, shared by every caller (AWS: 5), in bursts of as many: the 6th
+	// of 6 calls in a row is refused. Negative: unlimited.
+	GetRecordsPerSecond int
+	// GetRecordsThroughput is the bytes per second a shard serves to
+	// GetRecords, shared by every caller (AWS: 2 MiB/s). A call may return
+	// more than the budget left (up to 10 MiB); the following calls are
+	// refused until the rate has made up for it. Negative: unlimited.
+	GetRecordsThroughput int
+	// GetRecordsCooldown is how long a shard refuses GetRecords after a call
+	// that returned 10 MiB (AWS: 5s). Negative: no cooldown.
+	GetRecordsCooldown time.Duration
+	// MaxConsumersPerStream is how many consumers a stream takes (AWS: 20;
+	// 50 for On-demand Advantage streams); RegisterStreamConsumer past it
+	// answers LimitExceededException. Negative: none, as on a stream whose
+	// consumers other applications took. SetMaxConsumers changes one stream's.
+	MaxConsumersPerStream int
+	// WithoutSubscribeToShard makes the endpoint answer SubscribeToShard as
+	// a Kinesis server without it does (see NotServed); the other
+	// operations, consumer registration included, work as usual.
+	WithoutSubscribeToShard NotServed
 	// EnforceLimits applies AWS's documented API limits (see limits.go):
 	// control-plane calls per second, 1,000 records and 1 MiB a second
-	// written per shard, 5 GetRecords calls a second per shard.
+	// written per shard, 5 GetShardIterator calls a second per shard.
+	// GetRecords' limits apply regardless.
 	EnforceLimits bool
 }
+
+// NotServed is how an endpoint answers an operation it does not serve.
+type NotServed string
+
+const (
+	// Served: the operation works.
+	Served NotServed = ""
+	// NotServedKinesisMock answers HTTP 404 with
+	// {"__type":"ApiNotImplemented","message":"SubscribeToShard is not yet
+	// supported"}, as kinesis-mock (etspaceman/kinesis-mock) answers
+	// SubscribeToShard in its releases without enhanced fan-out.
+	NotServedKinesisMock NotServed = "kinesis-mock"
+	// NotServedUnknownOperation answers HTTP 400 UnknownOperationException,
+	// as AWS answers an operation it does not have.
+	NotServedUnknownOperation NotServed = "unknown-operation"
+)
 
 func (o *Options) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
@@ -108,8 +147,20 @@ func (o *Options) setDefaults() {
 	def(&o.TakeoverGrace, 5*time.Second)
 	def(&o.SubscribeRate, time.Second)
 	def(&o.IteratorLifetime, 5*time.Minute)
+	def(&o.GetRecordsCooldown, defaultGetRecordsCooldown)
 	if o.ReadThroughput == 0 {
 		o.ReadThroughput = 2 << 20
+	}
+	if o.GetRecordsPerSecond == 0 {
+		o.GetRecordsPerSecond = defaultGetRecordsPerSecond
+	}
+	if o.GetRecordsThroughput == 0 {
+		o.GetRecordsThroughput = defaultGetRecordsThroughput
+	}
+	if o.MaxConsumersPerStream == 0 {
+		o.MaxConsumersPerStream = defaultMaxConsumersPerStream
+	} else if o.MaxConsumersPerStream < 0 {
+		o.MaxConsumersPerStream = 0
 	}
 }
 
@@ -136,6 +187,8 @@ type Server struct {
 	ops       map[string]int
 	limiters  map[string]*rate.Limiter
 	limitHits map[string]int
+	// readsRefused counts GetRecords calls refused by read limits, by stream.
+	readsRefused map[string]int
 	// timeOffset shifts the emulator's clock forward (AdvanceClock), so tests
 	// can age records out of retention without waiting.
 	timeOffset time.Duration
@@ -155,15 +208,16 @@ type Server struct {
 func New(opts Options) (*Server, error) {
 	opts.setDefaults()
 	s := &Server{
-		opts:      opts,
-		streams:   map[string]*stream{},
-		subs:      map[subKey]*subscription{},
-		lastCall:  map[subKey]time.Time{},
-		conns:     map[net.Conn]struct{}{},
-		protos:    map[string]int{},
-		ops:       map[string]int{},
-		limiters:  map[string]*rate.Limiter{},
-		limitHits: map[string]int{},
+		opts:         opts,
+		streams:      map[string]*stream{},
+		subs:         map[subKey]*subscription{},
+		lastCall:     map[subKey]time.Time{},
+		conns:        map[net.Conn]struct{}{},
+		protos:       map[string]int{},
+		ops:          map[string]int{},
+		limiters:     map[string]*rate.Limiter{},
+		limitHits:    map[string]int{},
+		readsRefused: map[string]int{},
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -333,6 +387,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if fe != nil {
 		writeError(w, fe)
+		return
+	}
+	if op == "SubscribeToShard" && s.opts.WithoutSubscribeToShard != Served {
+		writeError(w, notServedAnswer(s.opts.WithoutSubscribeToShard, target))
 		return
 	}
 	if op == "SubscribeToShard" {

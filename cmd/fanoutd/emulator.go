@@ -23,7 +23,13 @@ type EmulatorCmd struct {
 	StreamCreationDelay     time.Duration `default:"500ms" help:"How long a stream made by CreateStream stays CREATING (streams from --streams are ACTIVE at once)."`
 	StreamUpdateDelay       time.Duration `default:"500ms" help:"How long a stream stays UPDATING after a reshard or a retention, encryption or record size change."`
 	StreamDeletionDelay     time.Duration `default:"500ms" help:"How long a deleted stream stays DELETING."`
-	EnforceLimits           bool          `help:"Apply AWS's documented API limits: control-plane calls per second, 1,000 records and 1 MiB a second written per shard, 5 GetRecords a second per shard."`
+	IteratorLifetime        time.Duration `default:"5m" help:"How long a shard iterator is valid after it was issued (AWS: 5m)."`
+	GetRecordsPerSecond     int           `name:"get-records-per-second" default:"5" help:"GetRecords calls a shard serves a second, shared by every caller (AWS: 5; 0 for unlimited)."`
+	GetRecordsThroughput    int           `name:"get-records-throughput" default:"2097152" help:"Bytes a second a shard serves to GetRecords, shared by every caller (AWS: 2 MiB; 0 for unlimited)."`
+	GetRecordsCooldown      time.Duration `name:"get-records-cooldown" default:"5s" help:"How long a shard refuses GetRecords after a call that returned 10 MiB (AWS: 5s; 0 for none)."`
+	MaxConsumersPerStream   int           `default:"20" help:"Consumers a stream takes; RegisterStreamConsumer past it fails with LimitExceededException (AWS: 20; 0 for none)."`
+	WithoutSubscribeToShard string        `enum:",kinesis-mock,unknown-operation" default:"" placeholder:"ANSWER" help:"Do not serve SubscribeToShard; answer it as kinesis-mock does (kinesis-mock: HTTP 404 ApiNotImplemented) or as AWS answers an operation it does not have (unknown-operation: HTTP 400 UnknownOperationException)."`
+	EnforceLimits           bool          `help:"Apply AWS's documented API limits: control-plane calls per second, 1,000 records and 1 MiB a second written per shard, 5 GetShardIterator a second per shard (GetRecords' limits always apply)."`
 }
 
 type streamSpec struct {
@@ -68,6 +74,16 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 		}
 		return d
 	}
+	unlimited := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	maxConsumers := c.MaxConsumersPerStream
+	if maxConsumers == 0 {
+		maxConsumers = -1
+	}
 	srv, err := emulator.New(emulator.Options{
 		Addr:                    c.Listen,
 		PlainHTTP:               c.PlainHTTP,
@@ -78,6 +94,12 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 		StreamCreationDelay:     none(c.StreamCreationDelay),
 		StreamUpdateDelay:       none(c.StreamUpdateDelay),
 		StreamDeletionDelay:     none(c.StreamDeletionDelay),
+		IteratorLifetime:        c.IteratorLifetime,
+		GetRecordsPerSecond:     unlimited(c.GetRecordsPerSecond),
+		GetRecordsThroughput:    unlimited(c.GetRecordsThroughput),
+		GetRecordsCooldown:      none(c.GetRecordsCooldown),
+		MaxConsumersPerStream:   maxConsumers,
+		WithoutSubscribeToShard: emulator.NotServed(c.WithoutSubscribeToShard),
 		EnforceLimits:           c.EnforceLimits,
 	})
 	if err != nil {
