@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -125,6 +126,12 @@ func (r *efoReader) fault(err error) readFault {
 	}
 	return faultTransient
 }
+
+// subscriptionSettle gives Kinesis a moment to see a subscription closed,
+// so that the next owner's is not a takeover of it.
+const subscriptionSettle = 250 * time.Millisecond
+
+func (r *efoReader) settle() time.Duration { return subscriptionSettle }
 
 // restore registers the consumer again: the shard is still listed, so it
 // was the consumer that was not found.

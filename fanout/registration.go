@@ -77,6 +77,11 @@ func (c *StreamConsumer) ensureConsumer(ctx context.Context) (string, error) {
 		case err != nil && errorCode(err) == codeAccessDenied:
 			return "", err
 		case err != nil:
+			if c.spec.Read == ReadAuto {
+				if why := c.efoRefusal(ctx, err); why != "" {
+					return "", &errEFOUnavailable{why}
+				}
+			}
 			if ctx.Err() != nil {
 				return "", fmt.Errorf("consumer %s did not become ACTIVE within %v: %w", c.spec.Consumer, c.timers.ConsumerActiveTimeout, err)
 			}
@@ -126,7 +131,7 @@ func (c *StreamConsumer) findOrRegister(ctx context.Context) (string, types.Cons
 		if errorCode(err) == codeResourceNotFound {
 			return "", "", fmt.Errorf("%w: %s: %v", ErrStreamNotFound, c.spec.Name, err)
 		}
-		return "", "", fmt.Errorf("register consumer: %w", err)
+		return "", "", &registerError{err}
 	}
 	c.log.Info().Str("consumer_arn", aws.ToString(reg.Consumer.ConsumerARN)).Msg("registered EFO consumer")
 	return aws.ToString(reg.Consumer.ConsumerARN), reg.Consumer.ConsumerStatus, nil

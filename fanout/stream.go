@@ -60,6 +60,11 @@ type StreamSpec struct {
 	StartTimestamp time.Time
 	// OnExpiredCheckpoint: OnExpiredFail (default) or OnExpiredTrimHorizon.
 	OnExpiredCheckpoint ExpiredPolicy
+	// Read is how the shards are read: ReadEFO (the default), ReadPolling
+	// or ReadAuto. Checkpoints are the same in every mode.
+	Read ReadMode
+	// Polling paces the polling reader.
+	Polling PollingSpec
 }
 
 // Options are what a StreamConsumer needs.
@@ -152,6 +157,9 @@ type ShardStatus struct {
 	// errors by AWS error code ("transport" for others).
 	Ends   map[string]uint64
 	Errors map[string]uint64
+	// Polls counts the GetRecords calls of a polling reader by result
+	// (PollOK, PollThrottled, PollExpired, PollError).
+	Polls map[string]uint64
 }
 
 type shardState struct {
@@ -224,6 +232,9 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 	if spec.OnExpiredCheckpoint == "" {
 		spec.OnExpiredCheckpoint = OnExpiredFail
 	}
+	if spec.Read == "" {
+		spec.Read = ReadEFO
+	}
 	if a, err := ParseStreamARN(spec.ARN); spec.Name == "" && err == nil {
 		spec.Name = a.Stream
 	}
@@ -240,7 +251,7 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),
 	}
-	c.reader = efo{c}
+	c.reader = newReader(c, spec.Read)
 	return c
 }
 
@@ -568,7 +579,7 @@ func (c *StreamConsumer) putCheckpoint(shardID string, cp checkpoint.Checkpoint)
 func (c *StreamConsumer) addShardLocked(id string, parents []string, start StartPosition, ended bool) {
 	st := &shardState{id: id, parents: parents, start: start, ended: ended}
 	st.status = ShardStatus{Stream: c.spec.Name, ShardID: id, Parents: parents, State: ShardWaiting,
-		Ends: map[string]uint64{}, Errors: map[string]uint64{}}
+		Ends: map[string]uint64{}, Errors: map[string]uint64{}, Polls: map[string]uint64{}}
 	if ended {
 		st.status.State = ShardEnded
 	}
@@ -700,6 +711,7 @@ func (c *StreamConsumer) Shards() []ShardStatus {
 		ss := st.status
 		ss.Ends = maps.Clone(ss.Ends)
 		ss.Errors = maps.Clone(ss.Errors)
+		ss.Polls = maps.Clone(ss.Polls)
 		out = append(out, ss)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ShardID < out[j].ShardID })
