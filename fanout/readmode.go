@@ -42,14 +42,14 @@ type errEFOUnavailable struct{ why string }
 func (e *errEFOUnavailable) Error() string { return "enhanced fan-out unavailable: " + e.why }
 
 // newReader is the stream reader of mode.
-func newReader(c *StreamConsumer, mode ReadMode) streamReader {
+func newReader(c *StreamConsumer, mode ReadMode, decoder Decoder) streamReader {
 	switch mode {
 	case ReadPolling:
 		return polling{c}
 	case ReadAuto:
-		return &auto{c: c, efo: efo{c}, poll: polling{c}}
+		return &auto{c: c, efo: &efo{c: c, decoder: decoder}, poll: polling{c}}
 	}
-	return efo{c}
+	return &efo{c: c, decoder: decoder}
 }
 
 // ReadMode is how the stream is read now: ReadEFO or ReadPolling (what
@@ -68,7 +68,7 @@ func (c *StreamConsumer) ReadMode() ReadMode {
 // polls for the rest of the consumer's life.
 type auto struct {
 	c    *StreamConsumer
-	efo  efo
+	efo  *efo
 	poll polling
 
 	mu      sync.Mutex

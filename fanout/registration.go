@@ -139,20 +139,21 @@ func (c *StreamConsumer) findOrRegister(ctx context.Context) (string, types.Cons
 
 // consumerARN is the current consumer ARN; it changes when the consumer is
 // registered anew after being deregistered behind our back.
-func (c *StreamConsumer) consumerARN() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.arn
+func (e *efo) consumerARN() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.arn
 }
 
 // reregister is called by a shard loop whose consumer was not found. One
 // caller at a time re-ensures the consumer; the others get its result.
-func (c *StreamConsumer) reregister(ctx context.Context, staleARN string) (string, error) {
-	c.regMu.Lock()
-	defer c.regMu.Unlock()
-	if cur := c.consumerARN(); cur != staleARN {
+func (e *efo) reregister(ctx context.Context, staleARN string) (string, error) {
+	e.regMu.Lock()
+	defer e.regMu.Unlock()
+	if cur := e.consumerARN(); cur != staleARN {
 		return cur, nil
 	}
+	c := e.c
 	// The stream may have been deleted and created again under its name (it
 	// then has the same ARN and shard IDs, and none of our consumers): its
 	// positions mean nothing there, so the stream is read anew.
@@ -168,8 +169,8 @@ func (c *StreamConsumer) reregister(ctx context.Context, staleARN string) (strin
 	if err != nil {
 		return "", err
 	}
-	c.mu.Lock()
-	c.arn = arn
-	c.mu.Unlock()
+	e.mu.Lock()
+	e.arn = arn
+	e.mu.Unlock()
 	return arn, nil
 }

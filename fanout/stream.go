@@ -200,17 +200,14 @@ type StreamConsumer struct {
 	timers  Timers
 	log     zerolog.Logger
 	leases  Leases
-	decoder Decoder
 	resume  *Resume
 	reader  streamReader
 
 	streamARN string
 	// created is the StreamCreationTimestamp of the incarnation being read.
 	created time.Time
-	regMu   sync.Mutex // one re-registration at a time
 
 	mu     sync.Mutex
-	arn    string
 	shards map[string]*shardState
 	// deleted says why the stream is gone while Run probes for it ("" while
 	// it is read).
@@ -245,13 +242,12 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		handler: o.Handler,
 		leases:  o.Leases,
 		timers:  o.Timers.withDefaults(),
-		decoder: o.Decoder,
 		resume:  o.Resume,
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),
 	}
-	c.reader = newReader(c, spec.Read)
+	c.reader = newReader(c, spec.Read, o.Decoder)
 	return c
 }
 
