@@ -330,6 +330,42 @@ func TestAutoPollsWhenTheStreamHasItsMaximumOfConsumers(t *testing.T) {
 	checkFellBack(t, h, c, logs, "20 EFO consumers, its maximum")
 }
 
+// Refusals that go on mean the same, whatever the consumer count says (a
+// stream whose maximum is not the default).
+func TestAutoPollsWhenRegistrationKeepsBeingRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 2); err != nil {
+		t.Fatal(err)
+	}
+	h.emu.FailNext("RegisterStreamConsumer", 1000, "LimitExceededException", "Stream s already has 5 registered consumers, the maximum.")
+	c, logs := h.autoConsumer("s")
+	h.start(c)
+	checkFellBack(t, h, c, logs, "keeps answering LimitExceededException")
+}
+
+// A refusal that passes (5 consumers being created at once in the account,
+// the call rate) is retried: auto stays on enhanced fan-out.
+func TestAutoRetriesATransientLimitExceeded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.emu.FailNext("RegisterStreamConsumer", 2, "LimitExceededException", "Account already has 5 consumers in CREATING state, the maximum.")
+	c, logs := h.autoConsumer("s")
+	h.start(c)
+	ks := keys(4)
+	h.put("s", ks, 0, 5)
+	testutil.WaitFor(t, 20*time.Second, "20 records", func() bool { return h.rec.count() >= 20 })
+	if c.ReadMode() != ReadEFO || h.emu.PendingFaults() != 0 {
+		t.Fatalf("read mode %s, %d faults left", c.ReadMode(), h.emu.PendingFaults())
+	}
+	if strings.Contains(logs.String(), "reading by polling") {
+		t.Fatalf("fell back:\n%s", logs.String())
+	}
+}
+
 func TestAutoPollsWhenSubscribeToShardIsNotServed(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

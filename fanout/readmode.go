@@ -176,25 +176,41 @@ func notServed(err error) bool {
 	return false
 }
 
+// limitRefusals are the registrations refused with LimitExceededException
+// in a row.
+type limitRefusals struct {
+	n     int
+	first time.Time
+}
+
 // efoRefusal says why a registration error means that enhanced fan-out is
 // unavailable on the stream ("" when it may be retried): the endpoint does
-// not serve it, or the stream has its maximum of consumers (Kinesis
-// answers LimitExceededException for that, for 5 consumers being created
-// at once and for the call rate: only the consumer count tells them apart).
-func (c *StreamConsumer) efoRefusal(ctx context.Context, err error) string {
+// not serve it, or the stream has its maximum of consumers. Kinesis
+// answers LimitExceededException for that, but also for 5 consumers being
+// created at once in the account and for the call rate, which pass within
+// seconds: the stream's consumer count, or refusals that go on for longer
+// than a consumer takes to be created, tell them apart.
+func (c *StreamConsumer) efoRefusal(ctx context.Context, err error, lr *limitRefusals) string {
 	if notServed(err) {
 		return "the endpoint does not serve enhanced fan-out consumers"
 	}
 	var re *registerError
 	if !errors.As(err, &re) || errorCode(err) != codeLimitExceeded {
+		*lr = limitRefusals{}
 		return ""
 	}
+	if lr.n == 0 {
+		lr.first = time.Now()
+	}
+	lr.n++
 	out, derr := c.client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamARN: aws.String(c.streamARN)})
-	if derr != nil {
-		return ""
+	if derr == nil {
+		if n := aws.ToInt32(out.StreamDescriptionSummary.ConsumerCount); n >= minConsumerLimit {
+			return fmt.Sprintf("the stream has %d EFO consumers, its maximum", n)
+		}
 	}
-	if n := aws.ToInt32(out.StreamDescriptionSummary.ConsumerCount); n >= minConsumerLimit {
-		return fmt.Sprintf("the stream has %d EFO consumers, its maximum", n)
+	if lr.n >= 3 && time.Since(lr.first) >= 2*c.timers.ConsumerPollMax {
+		return "RegisterStreamConsumer keeps answering LimitExceededException: the stream has its maximum of EFO consumers"
 	}
 	return ""
 }

@@ -69,6 +69,7 @@ func (c *StreamConsumer) ensureConsumer(ctx context.Context) (string, error) {
 	defer cancel()
 	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
 	poll := newBackoff(c.timers.ConsumerPollInitial, c.timers.ConsumerPollMax)
+	var refused limitRefusals
 	for {
 		arn, status, err := c.findOrRegister(ctx)
 		switch {
@@ -78,7 +79,7 @@ func (c *StreamConsumer) ensureConsumer(ctx context.Context) (string, error) {
 			return "", err
 		case err != nil:
 			if c.spec.Read == ReadAuto {
-				if why := c.efoRefusal(ctx, err); why != "" {
+				if why := c.efoRefusal(ctx, err, &refused); why != "" {
 					return "", &errEFOUnavailable{why}
 				}
 			}
