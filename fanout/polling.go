@@ -222,9 +222,19 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 	if r.bo == nil {
 		r.bo = newBackoff(c.timers.BackoffInitial, max(c.timers.BackoffMax, time.Second))
 	}
-	since := time.Now()
+	heartbeat := time.Now().Add(c.timers.IdleTimeout / 3)
 	for {
-		if !sleep(r.ctx, time.Until(r.due)) {
+		wait := time.Until(r.due)
+		if beat := time.Until(heartbeat); wait > beat {
+			// A long interval, or a long throttle backoff: say the reader
+			// is alive.
+			if !sleep(r.ctx, beat) {
+				return readEvent{}, dst, false, nil
+			}
+			pos := r.pos
+			return readEvent{continuation: &pos}, dst, true, nil
+		}
+		if !sleep(r.ctx, wait) {
 			return readEvent{}, dst, false, nil
 		}
 		out, err := r.call()
@@ -235,10 +245,6 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 		case code == codeProvisionedThroughput:
 			p.count(PollThrottled)
 			r.due = time.Now().Add(r.bo.Next())
-			if time.Since(since) > c.timers.IdleTimeout/3 {
-				pos := r.pos
-				return readEvent{continuation: &pos}, dst, true, nil
-			}
 			continue
 		case code == codeExpiredIterator:
 			p.count(PollExpired)

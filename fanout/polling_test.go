@@ -203,6 +203,33 @@ func TestPollingReplacesExpiredIterators(t *testing.T) {
 	checkExactlyInOrder(t, h.rec.all(), ks, 15)
 }
 
+// A shard polled less often than the idle timeout is not taken for a
+// stalled one: the reader says it is alive in between.
+func TestPollingIntervalLongerThanIdleTimeout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	spec := pollingSpec("s")
+	spec.Polling.Interval = time.Second
+	timers := fastTimers()
+	timers.IdleTimeout = 600 * time.Millisecond
+	c := h.consumer(spec, timers)
+	h.start(c)
+	ks := keys(2)
+	h.put("s", ks, 0, 2)
+	testutil.WaitFor(t, 20*time.Second, "three calls", func() bool { return polls(c, PollOK) >= 3 })
+	h.put("s", ks, 2, 2)
+	testutil.WaitFor(t, 20*time.Second, "8 records", func() bool { return h.rec.count() >= 8 })
+	checkExactlyInOrder(t, h.rec.all(), ks, 4)
+	for _, st := range c.Shards() {
+		if st.Ends["idle"] != 0 || st.Subscriptions != 1 {
+			t.Fatalf("the reader was reopened: %d opens, ends %v", st.Subscriptions, st.Ends)
+		}
+	}
+}
+
 // Throttled calls are retried after a backoff and counted.
 func TestPollingRetriesThrottledCalls(t *testing.T) {
 	t.Parallel()
