@@ -32,8 +32,10 @@ const (
 	MaxPollingRecords = 10000
 	// minPollGap keeps this process within Kinesis's 5 GetRecords calls a
 	// second per shard, a budget every polling application of the stream
-	// shares.
-	minPollGap = 200 * time.Millisecond
+	// shares. A little over a fifth of a second: the shard counts calls as
+	// they arrive, and network jitter must not bring a sixth into one
+	// second.
+	minPollGap = 220 * time.Millisecond
 	// iteratorReuse is how old an iterator may be and still be reused by
 	// the next reader of the shard: Kinesis expires them after 5 minutes.
 	iteratorReuse = 4 * time.Minute
@@ -244,7 +246,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 			return readEvent{}, dst, false, nil
 		case code == codeProvisionedThroughput:
 			p.count(PollThrottled)
-			r.due = time.Now().Add(r.bo.Next())
+			r.due = time.Now().Add(max(minPollGap, r.bo.Next()))
 			continue
 		case code == codeExpiredIterator:
 			p.count(PollExpired)
@@ -298,8 +300,8 @@ func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (
 	p.prev, p.cur = r.cur, next
 	p.mu.Unlock()
 	r.cur = next
-	if ev.millisBehindLatest == 0 {
-		r.due = now.Add(p.spec.Interval)
+	if next := now.Add(p.spec.Interval); ev.millisBehindLatest == 0 && next.After(r.due) {
+		r.due = next
 	}
 	pos := r.pos
 	ev.continuation = &pos

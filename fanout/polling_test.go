@@ -246,8 +246,8 @@ func TestPollingRetriesThrottledCalls(t *testing.T) {
 	h.put("s", ks, 5, 5)
 	testutil.WaitFor(t, 20*time.Second, "40 records", func() bool { return h.rec.count() >= 40 })
 	checkExactlyInOrder(t, h.rec.all(), ks, 10)
-	if n := polls(c, PollThrottled); n != 4 {
-		t.Fatalf("%d throttled calls counted, want 4", n)
+	if n := polls(c, PollThrottled); n < 4 {
+		t.Fatalf("%d throttled calls counted, want at least the 4 refused", n)
 	}
 	for _, st := range c.Shards() {
 		if st.Ends["error"] != 0 {
