@@ -142,6 +142,32 @@ func TestPollingAndEFOResumeEachOthersCheckpoints(t *testing.T) {
 	}
 }
 
+// Switching modes while a producer writes: each consumer stops with its
+// final checkpoints, the next, in the other mode, goes on from them.
+func TestSwitchingReadModesUnderLoadLosesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 3); err != nil {
+		t.Fatal(err)
+	}
+	ks := keys(12)
+	p := h.produce("s", ks)
+	for _, spec := range []StreamSpec{{Name: "s"}, pollingSpec("s"), {Name: "s"}, pollingSpec("s")} {
+		c := h.consumer(spec, fastTimers())
+		stop := h.start(c)
+		p.waitRounds(10)
+		n := h.rec.count()
+		testutil.WaitFor(t, 20*time.Second, "records read in mode "+string(c.ReadMode()), func() bool { return h.rec.count() > n })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := p.finish()
+	h.start(h.consumer(StreamSpec{Name: "s"}, fastTimers()))
+	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return h.rec.count() >= n*len(ks) })
+	checkExactlyInOrder(t, h.rec.all(), ks, n)
+}
+
 func TestPollingReadsChildrenAfterParents(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, emutest.Options())
