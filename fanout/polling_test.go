@@ -2,7 +2,9 @@ package fanout
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -464,5 +466,68 @@ func TestAutoReadsThroughEFOWhenItCan(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "reading by polling") {
 		t.Fatalf("fell back:\n%s", logs.String())
+	}
+}
+
+// The KPL conformance fixtures (records made by awslabs' aggregation
+// library) read by polling yield the user records, sub-sequence numbers
+// and all, that enhanced fan-out yields.
+func TestPollingReadsKPLFixturesAsEFODoes(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../kpl/testdata/kpl-aggregated.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx struct {
+		Cases []struct {
+			KinesisRecords []struct {
+				PartitionKey    string  `json:"partitionKey"`
+				ExplicitHashKey *string `json:"explicitHashKey"`
+				Data            []byte  `json:"data"`
+			} `json:"kinesisRecords"`
+			UserRecords []json.RawMessage `json:"userRecords"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &fx); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, c := range fx.Cases {
+		for _, kr := range c.KinesisRecords {
+			if _, _, err := h.emu.PutRecordHashKey("s", kr.PartitionKey, aws.ToString(kr.ExplicitHashKey), kr.Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want += len(c.UserRecords)
+	}
+	read := func(spec StreamSpec) []record.Record {
+		rec := newRecorder()
+		spec.Consumer = string(spec.Read)
+		h.start(NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: rec, Timers: fastTimers(), Log: zerolog.Nop()}))
+		testutil.WaitFor(t, 20*time.Second, "the user records by "+spec.Consumer, func() bool { return rec.count() >= want })
+		return rec.all()
+	}
+	byEFO, byPolling := read(StreamSpec{Name: "s", Read: ReadEFO}), read(pollingSpec("s"))
+	if len(byEFO) != want || len(byPolling) != want {
+		t.Fatalf("%d records by EFO, %d by polling, want %d", len(byEFO), len(byPolling), want)
+	}
+	aggregated := 0
+	for i := range byEFO {
+		x, y := byEFO[i], byPolling[i]
+		if !bytes.Equal(x.Data, y.Data) || x.PartitionKey != y.PartitionKey || x.ExplicitHashKey != y.ExplicitHashKey ||
+			x.SequenceNumber != y.SequenceNumber || x.SubSequenceNumber != y.SubSequenceNumber || x.Aggregated != y.Aggregated ||
+			!x.ArrivalTime.Equal(y.ArrivalTime) {
+			t.Fatalf("record %d differs:\nEFO     %+v\npolling %+v", i, x, y)
+		}
+		if y.Aggregated {
+			aggregated++
+		}
+	}
+	if aggregated == 0 {
+		t.Fatal("no aggregated record in the fixtures")
 	}
 }
