@@ -246,10 +246,13 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 			return readEvent{}, dst, false, nil
 		case code == codeProvisionedThroughput:
 			p.count(PollThrottled)
-			r.due = time.Now().Add(max(minPollGap, r.bo.Next()))
+			wait := max(minPollGap, r.bo.Next())
+			p.log.Debug().Err(err).Str("retry_in", wait.String()).Msg("get records throttled")
+			r.due = time.Now().Add(wait)
 			continue
 		case code == codeExpiredIterator:
 			p.count(PollExpired)
+			p.log.Debug().Str("position", r.pos).Msg("shard iterator expired; getting a new one")
 			if err := r.newIterator(r.at); err != nil {
 				return readEvent{}, dst, false, err
 			}
