@@ -340,10 +340,14 @@ func (s *syncBuffer) String() string {
 
 // autoConsumer is a consumer in auto mode whose log is kept.
 func (h *harness) autoConsumer(name string) (*StreamConsumer, *syncBuffer) {
+	return h.autoConsumerDecoder(name, "")
+}
+
+func (h *harness) autoConsumerDecoder(name string, d Decoder) (*StreamConsumer, *syncBuffer) {
 	logs := &syncBuffer{}
 	spec := pollingSpec(name)
 	spec.Read = ReadAuto
-	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs)})
+	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs), Decoder: d})
 	return c, logs
 }
 
@@ -424,13 +428,16 @@ func TestAutoRetriesATransientLimitExceeded(t *testing.T) {
 func TestAutoPollsWhenSubscribeToShardIsNotServed(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name   string
-		status int
-		code   string
+		name    string
+		status  int
+		code    string
+		decoder Decoder
 	}{
-		{"unknown operation", 400, "UnknownOperationException"},
-		{"not found", 404, "NotFound"},
-		{"not implemented", 501, "NotImplemented"},
+		{"unknown operation", 400, "UnknownOperationException", DecoderFanoutd},
+		{"not found", 404, "ApiNotImplemented", DecoderFanoutd},
+		{"not implemented", 501, "NotImplemented", DecoderFanoutd},
+		{"unknown operation, SDK decoder", 400, "UnknownOperationException", DecoderSDK},
+		{"not found, SDK decoder", 404, "ApiNotImplemented", DecoderSDK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -439,7 +446,7 @@ func TestAutoPollsWhenSubscribeToShardIsNotServed(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.emu.FailNextStatus("SubscribeToShard", 1000, tc.status, tc.code, "not served here")
-			c, logs := h.autoConsumer("s")
+			c, logs := h.autoConsumerDecoder("s", tc.decoder)
 			h.start(c)
 			checkFellBack(t, h, c, logs, "does not serve SubscribeToShard")
 		})
