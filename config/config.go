@@ -48,12 +48,13 @@ type AWSConfig struct {
 	StartupTimeout Duration `yaml:"startup_timeout"`
 }
 
-// StreamConfig is one Kinesis stream consumed through one enhanced fan-out
-// consumer. Exactly one of Name and ARN is set.
+// StreamConfig is one Kinesis stream, read through an enhanced fan-out
+// consumer or by polling. Exactly one of Name and ARN is set.
 type StreamConfig struct {
 	Name string `yaml:"name"`
 	ARN  string `yaml:"arn"`
-	// Consumer is the EFO consumer name registered on the stream.
+	// Consumer is the application's name: its EFO consumer, and in every
+	// read mode the namespace of its checkpoints.
 	Consumer string `yaml:"consumer"`
 	// ConsumerARN, if set, skips registration and uses this consumer.
 	ConsumerARN   string               `yaml:"consumer_arn"`
@@ -68,6 +69,20 @@ type StreamConfig struct {
 	// error that says what to do) or "trim_horizon" (log it loudly and read
 	// the shard from its oldest record).
 	OnExpiredCheckpoint fanout.ExpiredPolicy `yaml:"on_expired_checkpoint"`
+	// Read is how the shards are read: efo (enhanced fan-out), polling
+	// (GetRecords) or auto (enhanced fan-out unless Kinesis refuses it,
+	// then polling).
+	Read fanout.ReadMode `yaml:"read"`
+	// Polling paces reading by polling.
+	Polling PollingConfig `yaml:"polling"`
+}
+
+// PollingConfig paces the GetRecords calls of a stream read by polling.
+type PollingConfig struct {
+	// Interval is the wait between two calls on a shard that is caught up.
+	Interval Duration `yaml:"interval"`
+	// MaxRecords is the Limit of each call, 1 to 10000.
+	MaxRecords int `yaml:"max_records"`
 }
 
 // NATSConfig holds the NATS connection and publishing settings.

@@ -108,6 +108,10 @@ func TestLoad_Invalid(t *testing.T) {
 		{"no_streams", "testdata/invalid/no_streams.yaml: streams: at least one stream is required"},
 		{"null_stream", "testdata/invalid/null_stream.yaml: streams[1]: expected a mapping, got null"},
 		{"on_expired_checkpoint", "testdata/invalid/on_expired_checkpoint.yaml: streams[0].on_expired_checkpoint: must be one of fail, trim_horizon (got \"latest\")"},
+		{"read_mode", "" +
+			"testdata/invalid/read_mode.yaml: streams[0].read: must be one of efo, polling, auto (got \"push\")\n" +
+			"testdata/invalid/read_mode.yaml: streams[0].polling.interval: must be at least 200ms: Kinesis takes 5 GetRecords calls a second per shard (got 0s)\n" +
+			"testdata/invalid/read_mode.yaml: streams[0].polling.max_records: must be between 1 and 10000 (got 20000)"},
 		{"checkpoint_interval", "testdata/invalid/checkpoint_interval.yaml: checkpoint.interval: must not be negative (got -1s)"},
 		{"nats_dead_letter_stream", "" +
 			"testdata/invalid/nats_dead_letter_stream.yaml: nats.dead_letter_stream.name: must be 1 to 255 characters without whitespace, '.', '*', '>', '/' or '\\' (got \"dead letters\")\n" +
@@ -273,6 +277,10 @@ func TestLoad_Full(t *testing.T) {
 	if got, want := s.StartTime(), time.Date(2024, 1, 2, 15, 4, 5, 0, time.UTC); !got.Equal(want) {
 		t.Fatalf("StartTime() = %v, want %v", got, want)
 	}
+	// A stream that sets only read keeps the polling defaults.
+	if got, want := s.Spec(), (fanout.PollingSpec{Interval: time.Second, MaxRecords: 10000}); s.Read != fanout.ReadAuto || got.Read != fanout.ReadAuto || got.Polling != want {
+		t.Fatalf("read %q, Spec().Read %q, Spec().Polling %+v; want auto and %+v", s.Read, got.Read, got.Polling, want)
+	}
 	if got, want := cfg.NATS.Servers, []string{"nats://127.0.0.1:4222", "nats://127.0.0.1:4223"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Servers = %q, want %q", got, want)
 	}
@@ -308,6 +316,8 @@ func TestLoad_Defaults(t *testing.T) {
 			Subject:       "kinesis.{stream}",
 
 			OnExpiredCheckpoint: fanout.OnExpiredFail,
+			Read:                fanout.ReadEFO,
+			Polling:             PollingConfig{Interval: Duration(time.Second), MaxRecords: 10000},
 		}},
 		NATS: NATSConfig{
 			Servers:           []string{"nats://127.0.0.1:4222"},
@@ -650,5 +660,17 @@ func wantFields(t *testing.T, fs []field) {
 		if f.got != f.want {
 			t.Errorf("got %q, want %q", f.got, f.want)
 		}
+	}
+}
+
+// A polling mapping that sets one key keeps the default of the other.
+func TestLoad_PollingKeepsDefaults(t *testing.T) {
+	cfg, err := LoadBytes([]byte("streams: [{name: orders, read: polling, polling: {interval: 2s}}]\ncheckpoint: {dir: /tmp/x}\n"), mapLookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Streams[0].Spec()
+	if want := (fanout.PollingSpec{Interval: 2 * time.Second, MaxRecords: 10000}); got.Read != fanout.ReadPolling || got.Polling != want {
+		t.Fatalf("Spec() read %q polling %+v, want polling %+v", got.Read, got.Polling, want)
 	}
 }

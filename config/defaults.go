@@ -83,6 +83,8 @@ func DefaultStream() StreamConfig {
 		Subject:       DefaultSubject,
 
 		OnExpiredCheckpoint: fanout.OnExpiredFail,
+		Read:                fanout.ReadEFO,
+		Polling:             PollingConfig{Interval: Duration(fanout.DefaultPollingInterval), MaxRecords: fanout.MaxPollingRecords},
 	}
 }
 

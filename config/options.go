@@ -72,5 +72,7 @@ func (s StreamConfig) Spec() fanout.StreamSpec {
 		StartPosition:       s.StartPosition,
 		StartTimestamp:      s.StartTime(),
 		OnExpiredCheckpoint: s.OnExpiredCheckpoint,
+		Read:                s.Read,
+		Polling:             fanout.PollingSpec{Interval: time.Duration(s.Polling.Interval), MaxRecords: s.Polling.MaxRecords},
 	}
 }

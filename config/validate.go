@@ -136,6 +136,22 @@ func (s StreamConfig) validate(p string, ps *problems) {
 	if !slices.Contains(fanout.ExpiredPolicies, s.OnExpiredCheckpoint) {
 		ps.add(p+".on_expired_checkpoint", "must be one of %s (got %q)", oneOf(fanout.ExpiredPolicies), s.OnExpiredCheckpoint)
 	}
+	if !slices.Contains(fanout.ReadModes, s.Read) {
+		ps.add(p+".read", "must be one of %s (got %q)", oneOf(fanout.ReadModes), s.Read)
+	}
+	s.Polling.validate(p+".polling", ps)
+}
+
+// minPollingInterval: Kinesis takes 5 GetRecords calls a second per shard.
+const minPollingInterval = 200 * time.Millisecond
+
+func (c PollingConfig) validate(p string, ps *problems) {
+	if c.Interval < Duration(minPollingInterval) {
+		ps.add(p+".interval", "must be at least %v: Kinesis takes 5 GetRecords calls a second per shard (got %v)", minPollingInterval, c.Interval)
+	}
+	if c.MaxRecords < 1 || c.MaxRecords > fanout.MaxPollingRecords {
+		ps.add(p+".max_records", "must be between 1 and %d (got %d)", fanout.MaxPollingRecords, c.MaxRecords)
+	}
 }
 
 // validateConsumerARN checks that consumer_arn names this stream and this

@@ -211,7 +211,7 @@ func (d *Daemon) startMonitor(cfg *config.Config, undo *[]func()) error {
 // is open.
 func (d *Daemon) setMonitorSources() {
 	src := monitor.Sources{Shards: d.shards, Publisher: d.pub.Stats, PublisherStreams: d.pub.StreamStats, Objects: d.pub.ObjectStats,
-		NATSConnected: d.nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams}
+		NATSConnected: d.nc.IsConnected, Streams: d.streamNames, StoppedStreams: d.stoppedStreams, ReadModes: d.readModes}
 	if d.group != nil {
 		src.Group = d.groupStatus
 	}
@@ -346,6 +346,17 @@ func (d *Daemon) stoppedStreams() map[string]string {
 		if why := rs.consumer.Deleted(); why != "" {
 			out[name] = why
 		}
+	}
+	return out
+}
+
+// readModes is how each running stream is read now (monitor source).
+func (d *Daemon) readModes() map[string]fanout.ReadMode {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]fanout.ReadMode, len(d.streams))
+	for name, rs := range d.streams {
+		out[name] = rs.consumer.ReadMode()
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/fanout"
@@ -16,6 +17,10 @@ func TestPlanReload(t *testing.T) {
 	}
 	latest := s("b", "kinesis.{stream}")
 	latest.StartPosition = fanout.StartLatest
+	polled := s("a", "x")
+	polled.Read = fanout.ReadPolling
+	slower := polled
+	slower.Polling.Interval = config.Duration(5 * time.Second)
 	byARN := config.DefaultStream()
 	byARN.ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/a"
 	for _, tc := range []struct {
@@ -30,6 +35,8 @@ func TestPlanReload(t *testing.T) {
 		{"subject only", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{s("a", "y")}, Plan{Resubjected: []string{"a"}}},
 		{"another setting restarts", []config.StreamConfig{s("b", "kinesis.{stream}")}, []config.StreamConfig{latest}, Plan{Restarted: []string{"b"}}},
 		{"setting and subject restart", []config.StreamConfig{s("b", "x")}, []config.StreamConfig{latest}, Plan{Restarted: []string{"b"}}},
+		{"read mode restarts", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{polled}, Plan{Restarted: []string{"a"}}},
+		{"polling pace restarts", []config.StreamConfig{polled}, []config.StreamConfig{slower}, Plan{Restarted: []string{"a"}}},
 		{"name to the same stream's ARN restarts", []config.StreamConfig{s("a", "kinesis.{stream}")}, []config.StreamConfig{byARN}, Plan{Restarted: []string{"a"}}},
 		{"mixed", []config.StreamConfig{s("a", "x"), s("b", "kinesis.{stream}"), s("c", "x"), s("d", "x")},
 			[]config.StreamConfig{s("a", "x"), latest, s("c", "z"), s("e", "x")},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/daemon"
 	"github.com/fanoutd/fanoutd/emulator"
+	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
@@ -33,6 +35,8 @@ type Options struct {
 	Shards    int
 	JetStream bool // publish through JetStream (a stream DEMO captures kinesis.>)
 	Quiet     bool // print only the summary
+	// Read is how the relay reads the stream; "" is enhanced fan-out.
+	Read fanout.ReadMode
 
 	// Log is the relay's logger; Version its version.
 	Log     zerolog.Logger
@@ -45,6 +49,9 @@ var demoEvents = []string{"user signup", "user login", "page view", "cart add", 
 func (d *Options) Validate() error {
 	if d.Rate <= 0 || d.Shards < 1 {
 		return fmt.Errorf("--rate must be > 0 and --shards >= 1")
+	}
+	if d.Read != "" && !slices.Contains(fanout.ReadModes, d.Read) {
+		return fmt.Errorf("--read must be efo, polling or auto (got %q)", d.Read)
 	}
 	return nil
 }
@@ -81,13 +88,13 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	cfg, err := relayConfig(emu, ns.ClientURL(), d.JetStream, dir)
+	cfg, err := relayConfig(emu, ns.ClientURL(), d.JetStream, dir, d.Read)
 	if err != nil {
 		return err
 	}
 
-	fmt.Fprintf(w, "fanoutd demo: Kinesis emulator %s, stream demo (%d shards), NATS %s%s\n",
-		emu.URL(), d.Shards, ns.ClientURL(), map[bool]string{true: " with JetStream", false: ""}[d.JetStream])
+	fmt.Fprintf(w, "fanoutd demo: Kinesis emulator %s, stream demo (%d shards, read: %s), NATS %s%s\n",
+		emu.URL(), d.Shards, cfg.Streams[0].Read, ns.ClientURL(), map[bool]string{true: " with JetStream", false: ""}[d.JetStream])
 	fmt.Fprintf(w, "producing %.0f records/s for keys user1..user5 (every 5th is a KPL aggregate); subscribed to kinesis.>\n\n", d.Rate)
 
 	sub := &demoSubscriber{w: w, quiet: d.Quiet, seen: map[string]int{}}
@@ -145,10 +152,13 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 
 // relayConfig is the relay's configuration for the demo's emulator and NATS
 // server, with its checkpoints in dir.
-func relayConfig(emu *emulator.Server, natsURL string, js bool, dir string) (*config.Config, error) {
+func relayConfig(emu *emulator.Server, natsURL string, js bool, dir string, read fanout.ReadMode) (*config.Config, error) {
 	cfg := config.Default()
 	st := config.DefaultStream()
 	st.Name, st.Consumer, st.Subject = "demo", "fanoutd-demo", "kinesis.{stream}.{partition_key}"
+	if read != "" {
+		st.Read = read
+	}
 	cfg.Streams = []config.StreamConfig{st}
 	cfg.AWS.Region, cfg.AWS.Endpoint = emu.Region(), emu.URL()
 	cfg.NATS.Servers = []string{natsURL}

@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -49,6 +50,15 @@ func (b *batchSizes) Handle(ctx context.Context, batch *record.Batch) error {
 // record arrives once, in order, with its sub-sequence number.
 func TestAggregatesHandedOverInBoundedBatches(t *testing.T) {
 	t.Parallel()
+	for _, spec := range []StreamSpec{{Name: "s"}, pollingSpec("s")} {
+		t.Run(string(cmp.Or(spec.Read, ReadEFO)), func(t *testing.T) {
+			t.Parallel()
+			aggregatesInBoundedBatches(t, spec)
+		})
+	}
+}
+
+func aggregatesInBoundedBatches(t *testing.T, spec StreamSpec) {
 	h := newHarness(t, emutest.Options())
 	if err := h.emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
@@ -73,7 +83,7 @@ func TestAggregatesHandedOverInBoundedBatches(t *testing.T) {
 		}
 	}
 	sizes := &batchSizes{recorder: h.rec}
-	c := NewStreamConsumer(StreamSpec{Name: "s"}, Options{Client: h.kc, Checkpoints: h.store, Handler: sizes, Timers: fastTimers(), Log: zerolog.Nop()})
+	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: sizes, Timers: fastTimers(), Log: zerolog.Nop()})
 	h.start(c)
 	const total = empties + bigs + 1
 	testutil.WaitFor(t, 60*time.Second, fmt.Sprintf("%d records", total), func() bool { return h.rec.count() >= total })

@@ -3,6 +3,8 @@ package fanout
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -40,35 +42,42 @@ func ParseDecoder(s string) (Decoder, error) {
 }
 
 // efo reads a stream through enhanced fan-out, on its EFO consumer.
-type efo struct{ c *StreamConsumer }
+type efo struct {
+	c       *StreamConsumer
+	decoder Decoder
+	regMu   sync.Mutex // one re-registration at a time
+
+	mu  sync.Mutex
+	arn string
+}
 
 var (
-	_ streamReader = efo{}
+	_ streamReader = (*efo)(nil)
 	_ shardReader  = (*efoReader)(nil)
 	_ reader       = efoStream{}
 )
 
 // prepare registers the consumer (or finds it) and waits until it is ACTIVE.
-func (e efo) prepare(ctx context.Context) error {
+func (e *efo) prepare(ctx context.Context) error {
 	arn, err := e.c.ensureConsumer(ctx)
 	if err != nil {
 		return err
 	}
-	e.c.mu.Lock()
-	e.c.arn = arn
-	e.c.mu.Unlock()
+	e.mu.Lock()
+	e.arn = arn
+	e.mu.Unlock()
 	return nil
 }
 
-func (e efo) shard(shardID string, log zerolog.Logger) shardReader {
-	return &efoReader{c: e.c, shardID: shardID, log: log}
+func (e *efo) shard(shardID string, log zerolog.Logger) shardReader {
+	return &efoReader{e: e, shardID: shardID, log: log}
 }
 
 // efoReader reads a shard through enhanced fan-out: one SubscribeToShard
 // event stream per reader, on the stream's EFO consumer. Kinesis ends each
 // after 5 minutes; the shard loop then opens the next.
 type efoReader struct {
-	c       *StreamConsumer
+	e       *efo
 	shardID string
 	log     zerolog.Logger
 	// arn is the consumer ARN the last open used: restore registers the
@@ -83,14 +92,15 @@ type eventStream interface {
 }
 
 func (r *efoReader) open(ctx context.Context, at position) (reader, error) {
-	r.arn = r.c.consumerARN()
+	r.arn = r.e.consumerARN()
 	in := &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(r.arn), ShardId: aws.String(r.shardID), StartingPosition: startingPosition(at)}
+	client := r.e.c.client
 	var s eventStream
 	var err error
-	if r.c.decoder == DecoderSDK {
-		s, err = efostream.SubscribeSDK(ctx, r.c.client, in)
+	if r.e.decoder == DecoderSDK {
+		s, err = efostream.SubscribeSDK(ctx, client, in)
 	} else {
-		s, err = efostream.Subscribe(ctx, r.c.client.Options(), in, r.log)
+		s, err = efostream.Subscribe(ctx, client.Options(), in, r.log)
 	}
 	if err != nil {
 		return nil, err
@@ -126,10 +136,16 @@ func (r *efoReader) fault(err error) readFault {
 	return faultTransient
 }
 
+// subscriptionSettle gives Kinesis a moment to see a subscription closed,
+// so that the next owner's is not a takeover of it.
+const subscriptionSettle = 250 * time.Millisecond
+
+func (r *efoReader) settle() time.Duration { return subscriptionSettle }
+
 // restore registers the consumer again: the shard is still listed, so it
 // was the consumer that was not found.
 func (r *efoReader) restore(ctx context.Context) error {
-	if _, err := r.c.reregister(ctx, r.arn); err != nil {
+	if _, err := r.e.reregister(ctx, r.arn); err != nil {
 		return fmt.Errorf("re-register consumer: %w", err)
 	}
 	return nil

@@ -22,6 +22,12 @@ const (
 	codeLimitExceeded    = "LimitExceededException"
 	codeInvalidArgument  = "InvalidArgumentException"
 	codeAccessDenied     = "AccessDeniedException"
+
+	codeProvisionedThroughput = "ProvisionedThroughputExceededException"
+	codeExpiredIterator       = "ExpiredIteratorException"
+	// codeUnknownOperation is what a server answers for an operation it
+	// does not serve.
+	codeUnknownOperation = "UnknownOperationException"
 )
 
 // ErrExpiredCheckpoint means a shard's checkpoint is no longer readable:
@@ -81,6 +87,7 @@ var errorLabels = map[string]bool{
 	"InvalidClientTokenId":                   true,
 	"ExpiredTokenException":                  true,
 	"RequestExpired":                         true,
+	codeUnknownOperation:                     true,
 }
 
 const (

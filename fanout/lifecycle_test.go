@@ -107,18 +107,22 @@ func freshSubscriptions(t *testing.T, c *StreamConsumer, n int, before map[strin
 // With LATEST (and AT_TIMESTAMP), the start position applies only to the
 // shards of a stream's first read: children of a split or a merge start at
 // TRIM_HORIZON, so what producers wrote to them before they were
-// subscribed is not skipped.
+// subscribed is not skipped. The same holds when the stream is polled.
 func TestReshardChildrenLoseNothingWithLatestOrTimestamp(t *testing.T) {
 	t.Parallel()
-	for _, start := range []StartPosition{StartLatest, StartAtTimestamp} {
-		t.Run(string(start), func(t *testing.T) {
+	for _, tc := range []struct {
+		start StartPosition
+		read  ReadMode
+	}{{StartLatest, ReadEFO}, {StartAtTimestamp, ReadEFO}, {StartLatest, ReadPolling}, {StartAtTimestamp, ReadPolling}} {
+		start := tc.start
+		t.Run(string(start)+"/"+string(tc.read), func(t *testing.T) {
 			h := newHarness(t, emutest.Options())
 			if err := h.emu.CreateStream("s", 2); err != nil {
 				t.Fatal(err)
 			}
 			// Records from before the start are not wanted with either position.
 			h.put("s", []string{"old"}, 0, 5)
-			spec := StreamSpec{Name: "s", StartPosition: start}
+			spec := StreamSpec{Name: "s", StartPosition: start, Read: tc.read, Polling: PollingSpec{Interval: 50 * time.Millisecond}}
 			if start == StartAtTimestamp {
 				h.emu.AdvanceClock(time.Second)
 				spec.StartTimestamp = h.emu.Now()

@@ -57,6 +57,10 @@ type shardReader interface {
 	// lists: it restores what the shard is read through. ErrStreamNotFound
 	// from it is fatal for the stream.
 	restore(ctx context.Context) error
+	// settle is how long a shard handed over to another instance waits,
+	// after closing its reader, before the lease is released, so that the
+	// next owner's open is not taken for a second reader of the shard.
+	settle() time.Duration
 }
 
 // readFault is what an error of a reader means to the shard loop (what it

@@ -69,6 +69,7 @@ func (c *StreamConsumer) ensureConsumer(ctx context.Context) (string, error) {
 	defer cancel()
 	bo := newBackoff(c.timers.BackoffInitial, c.timers.BackoffMax)
 	poll := newBackoff(c.timers.ConsumerPollInitial, c.timers.ConsumerPollMax)
+	var refused limitRefusals
 	for {
 		arn, status, err := c.findOrRegister(ctx)
 		switch {
@@ -77,6 +78,11 @@ func (c *StreamConsumer) ensureConsumer(ctx context.Context) (string, error) {
 		case err != nil && errorCode(err) == codeAccessDenied:
 			return "", err
 		case err != nil:
+			if c.spec.Read == ReadAuto {
+				if why := c.efoRefusal(ctx, err, &refused); why != "" {
+					return "", &errEFOUnavailable{why}
+				}
+			}
 			if ctx.Err() != nil {
 				return "", fmt.Errorf("consumer %s did not become ACTIVE within %v: %w", c.spec.Consumer, c.timers.ConsumerActiveTimeout, err)
 			}
@@ -126,7 +132,7 @@ func (c *StreamConsumer) findOrRegister(ctx context.Context) (string, types.Cons
 		if errorCode(err) == codeResourceNotFound {
 			return "", "", fmt.Errorf("%w: %s: %v", ErrStreamNotFound, c.spec.Name, err)
 		}
-		return "", "", fmt.Errorf("register consumer: %w", err)
+		return "", "", &registerError{err}
 	}
 	c.log.Info().Str("consumer_arn", aws.ToString(reg.Consumer.ConsumerARN)).Msg("registered EFO consumer")
 	return aws.ToString(reg.Consumer.ConsumerARN), reg.Consumer.ConsumerStatus, nil
@@ -134,20 +140,21 @@ func (c *StreamConsumer) findOrRegister(ctx context.Context) (string, types.Cons
 
 // consumerARN is the current consumer ARN; it changes when the consumer is
 // registered anew after being deregistered behind our back.
-func (c *StreamConsumer) consumerARN() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.arn
+func (e *efo) consumerARN() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.arn
 }
 
 // reregister is called by a shard loop whose consumer was not found. One
 // caller at a time re-ensures the consumer; the others get its result.
-func (c *StreamConsumer) reregister(ctx context.Context, staleARN string) (string, error) {
-	c.regMu.Lock()
-	defer c.regMu.Unlock()
-	if cur := c.consumerARN(); cur != staleARN {
+func (e *efo) reregister(ctx context.Context, staleARN string) (string, error) {
+	e.regMu.Lock()
+	defer e.regMu.Unlock()
+	if cur := e.consumerARN(); cur != staleARN {
 		return cur, nil
 	}
+	c := e.c
 	// The stream may have been deleted and created again under its name (it
 	// then has the same ARN and shard IDs, and none of our consumers): its
 	// positions mean nothing there, so the stream is read anew.
@@ -163,8 +170,8 @@ func (c *StreamConsumer) reregister(ctx context.Context, staleARN string) (strin
 	if err != nil {
 		return "", err
 	}
-	c.mu.Lock()
-	c.arn = arn
-	c.mu.Unlock()
+	e.mu.Lock()
+	e.arn = arn
+	e.mu.Unlock()
 	return arn, nil
 }

@@ -35,10 +35,6 @@ const (
 	endLease                     // the shard's lease ended (lost, handed over, or a fenced checkpoint)
 )
 
-// subscriptionSettle is how long a shard handed over to another instance
-// waits, after closing its reader, before the lease is released.
-const subscriptionSettle = 250 * time.Millisecond
-
 // shardLoop is the state of one shard's loop.
 type shardLoop struct {
 	c     *StreamConsumer
@@ -220,9 +216,8 @@ func (l *shardLoop) leaseStopped() error {
 	l.log.Info().Bool("lost", lost).Msg("the shard's lease ended; stopped reading it")
 	if !lost {
 		// A handoff: the next owner opens its reader as soon as the lease
-		// is released. Give Kinesis a moment to see this reader closed, so
-		// that the next one is not a takeover of it.
-		sleep(context.Background(), subscriptionSettle)
+		// is released.
+		sleep(context.Background(), l.src.settle())
 	}
 	return nil
 }

@@ -60,6 +60,11 @@ type StreamSpec struct {
 	StartTimestamp time.Time
 	// OnExpiredCheckpoint: OnExpiredFail (default) or OnExpiredTrimHorizon.
 	OnExpiredCheckpoint ExpiredPolicy
+	// Read is how the shards are read: ReadEFO (the default), ReadPolling
+	// or ReadAuto. Checkpoints are the same in every mode.
+	Read ReadMode
+	// Polling paces the polling reader.
+	Polling PollingSpec
 }
 
 // Options are what a StreamConsumer needs.
@@ -152,6 +157,9 @@ type ShardStatus struct {
 	// errors by AWS error code ("transport" for others).
 	Ends   map[string]uint64
 	Errors map[string]uint64
+	// Polls counts the GetRecords calls of a polling reader by result
+	// (PollOK, PollThrottled, PollExpired, PollError).
+	Polls map[string]uint64
 }
 
 type shardState struct {
@@ -192,17 +200,14 @@ type StreamConsumer struct {
 	timers  Timers
 	log     zerolog.Logger
 	leases  Leases
-	decoder Decoder
 	resume  *Resume
 	reader  streamReader
 
 	streamARN string
 	// created is the StreamCreationTimestamp of the incarnation being read.
 	created time.Time
-	regMu   sync.Mutex // one re-registration at a time
 
 	mu     sync.Mutex
-	arn    string
 	shards map[string]*shardState
 	// deleted says why the stream is gone while Run probes for it ("" while
 	// it is read).
@@ -224,6 +229,9 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 	if spec.OnExpiredCheckpoint == "" {
 		spec.OnExpiredCheckpoint = OnExpiredFail
 	}
+	if spec.Read == "" {
+		spec.Read = ReadEFO
+	}
 	if a, err := ParseStreamARN(spec.ARN); spec.Name == "" && err == nil {
 		spec.Name = a.Stream
 	}
@@ -234,13 +242,12 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		handler: o.Handler,
 		leases:  o.Leases,
 		timers:  o.Timers.withDefaults(),
-		decoder: o.Decoder,
 		resume:  o.Resume,
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),
 	}
-	c.reader = efo{c}
+	c.reader = newReader(c, spec.Read, o.Decoder)
 	return c
 }
 
@@ -568,7 +575,7 @@ func (c *StreamConsumer) putCheckpoint(shardID string, cp checkpoint.Checkpoint)
 func (c *StreamConsumer) addShardLocked(id string, parents []string, start StartPosition, ended bool) {
 	st := &shardState{id: id, parents: parents, start: start, ended: ended}
 	st.status = ShardStatus{Stream: c.spec.Name, ShardID: id, Parents: parents, State: ShardWaiting,
-		Ends: map[string]uint64{}, Errors: map[string]uint64{}}
+		Ends: map[string]uint64{}, Errors: map[string]uint64{}, Polls: map[string]uint64{}}
 	if ended {
 		st.status.State = ShardEnded
 	}
@@ -700,6 +707,7 @@ func (c *StreamConsumer) Shards() []ShardStatus {
 		ss := st.status
 		ss.Ends = maps.Clone(ss.Ends)
 		ss.Errors = maps.Clone(ss.Errors)
+		ss.Polls = maps.Clone(ss.Polls)
 		out = append(out, ss)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ShardID < out[j].ShardID })

@@ -246,7 +246,7 @@ func TestConsumerReusedAndReregistered(t *testing.T) {
 	c := h.consumer(StreamSpec{Name: "s"}, fastTimers())
 	h.start(c)
 	testutil.WaitFor(t, 10*time.Second, "subscription", func() bool { return h.emu.ActiveSubscriptions("s", "") == 1 })
-	if got := c.consumerARN(); got != arn {
+	if got := c.reader.(*efo).consumerARN(); got != arn {
 		t.Fatalf("consumer %s, want the existing %s", got, arn)
 	}
 	ks := keys(3)

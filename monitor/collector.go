@@ -32,6 +32,8 @@ var (
 	descBatched       = prometheus.NewDesc("fanoutd_jetstream_batched_records_total", "Records JetStream stored as part of a fast batch (confirmed by flow acks and one PubAck per chunk), not one PubAck each.", nil, nil)
 	descDuplicates    = prometheus.NewDesc("fanoutd_jetstream_duplicates_total", "Messages JetStream acknowledged as duplicates (a replay dropped by Nats-Msg-Id).", nil, nil)
 	descAsyncErrors   = prometheus.NewDesc("fanoutd_nats_async_errors_total", "Core NATS batches failed (and replayed) because the server sent an asynchronous error while they were published, e.g. a permissions violation.", nil, nil)
+	descGetRecords    = prometheus.NewDesc("fanoutd_getrecords_calls_total", "GetRecords calls of streams read by polling, by result: ok, throttled (ProvisionedThroughputExceededException, retried after a backoff), expired (ExpiredIteratorException, the iterator replaced), error.", []string{"stream", "result"}, nil)
+	descReadMode      = prometheus.NewDesc("fanoutd_stream_read_mode", "1 for the way each stream is read now (mode efo or polling), 0 for the other: a stream with read: auto that fell back to polling shows polling.", []string{"stream", "mode"}, nil)
 	descStopped       = prometheus.NewDesc("fanoutd_stream_stopped", "1 for a configured stream that is not being read while the others are: deleted (probed until it is created again) or stopped alone.", []string{"stream"}, nil)
 	descBuild         = prometheus.NewDesc("fanoutd_build_info", "Always 1; the version label says which build runs.", []string{"version"}, nil)
 )
@@ -40,6 +42,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descHandled, descEvents, descBehind, descSubsStarted, descSubsEnded,
 		descSubErrors, descCheckpointAge, descLastEventAge, descShards, descStalled, descNATS, descReady,
 		descDeadLetters, descPubAckRetries, descBatched, descDuplicates, descAsyncErrors, descStopped, descBuild,
+		descGetRecords, descReadMode,
 		descObjects, descObjectBytes, descObjectReused} {
 		ch <- d
 	}
@@ -53,7 +56,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	src := m.sources()
 	now := time.Now()
 	type key struct{ a, b string }
-	ends, errs, states := map[key]float64{}, map[key]float64{}, map[key]float64{}
+	ends, errs, states, gets := map[key]float64{}, map[key]float64{}, map[key]float64{}, map[key]float64{}
 	shards := src.Shards()
 	c.collectGroup(ch, src, shards)
 	for _, s := range shards {
@@ -63,6 +66,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for e, n := range s.Errors {
 			errs[key{s.Stream, e}] += float64(n)
+		}
+		for r, n := range s.Polls {
+			gets[key{s.Stream, r}] += float64(n)
 		}
 		ch <- prometheus.MustNewConstMetric(descHandled, prometheus.CounterValue, float64(s.Records), s.Stream, s.ShardID)
 		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(s.Events), s.Stream, s.ShardID)
@@ -100,6 +106,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, v := range states {
 		ch <- prometheus.MustNewConstMetric(descShards, prometheus.GaugeValue, v, k.a, k.b)
+	}
+	for k, v := range gets {
+		ch <- prometheus.MustNewConstMetric(descGetRecords, prometheus.CounterValue, v, k.a, k.b)
+	}
+	if src.ReadModes != nil {
+		for name, mode := range src.ReadModes() {
+			for _, m := range []fanout.ReadMode{fanout.ReadEFO, fanout.ReadPolling} {
+				v := 0.0
+				if m == mode {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descReadMode, prometheus.GaugeValue, v, name, string(m))
+			}
+		}
 	}
 	nats := 0.0
 	if src.NATSConnected != nil && src.NATSConnected() {

@@ -29,8 +29,10 @@ type Status struct {
 
 // StreamStatus is one stream.
 type StreamStatus struct {
-	Name   string        `json:"name"`
-	Shards []ShardStatus `json:"shards"`
+	Name string `json:"name"`
+	// ReadMode is how the stream is read now: efo or polling.
+	ReadMode string        `json:"read_mode,omitempty"`
+	Shards   []ShardStatus `json:"shards"`
 }
 
 // ShardStatus is one shard.
@@ -48,6 +50,9 @@ type ShardStatus struct {
 	Records             uint64    `json:"records"`
 	Events              uint64    `json:"events"`
 	Subscriptions       uint64    `json:"subscriptions"`
+	// GetRecords counts the GetRecords calls of a shard read by polling,
+	// by result.
+	GetRecords map[string]uint64 `json:"get_records,omitempty"`
 }
 
 // Status builds the /status document.
@@ -77,12 +82,19 @@ func (m *Monitor) Status() Status {
 			Stalled:    s.State == fanout.ShardReading && now.Sub(s.LastActivity) > m.stallTimeout,
 			Checkpoint: s.Checkpoint, CheckpointSavedAt: s.CheckpointSavedAt,
 			MillisBehindLatest: s.MillisBehindLatest, LastEvent: s.LastEvent,
-			Records: s.Records, Events: s.Events, Subscriptions: s.Subscriptions,
+			Records: s.Records, Events: s.Events, Subscriptions: s.Subscriptions, GetRecords: s.Polls,
 		}
 		if s.Subscribed {
 			sh.SubscriptionAgeSecs = now.Sub(s.SubscribedAt).Seconds()
 		}
 		ss.Shards = append(ss.Shards, sh)
+	}
+	if src.ReadModes != nil {
+		for name, mode := range src.ReadModes() {
+			if ss := byStream[name]; ss != nil {
+				ss.ReadMode = string(mode)
+			}
+		}
 	}
 	for _, ss := range byStream {
 		st.Streams = append(st.Streams, *ss)

@@ -37,6 +37,9 @@ type Sources struct {
 	// Group, when several instances share the shards, is the group as this
 	// instance sees it.
 	Group func() GroupStatus
+	// ReadModes is how each stream is read now: efo or polling (what a
+	// stream with read: auto chose).
+	ReadModes func() map[string]fanout.ReadMode
 }
 
 // Monitor computes health and serves metrics.

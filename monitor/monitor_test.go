@@ -67,6 +67,7 @@ func TestEndpoints(t *testing.T) {
 	sh := shard("a", "shardId-0", "reading", true, 0)
 	sh.Records, sh.Events, sh.MillisBehindLatest = 7, 3, 250
 	sh.Ends["expired"], sh.Errors["LimitExceededException"] = 2, 1
+	sh.Polls = map[string]uint64{fanout.PollOK: 5, fanout.PollThrottled: 2}
 	m := New(Sources{
 		Shards:    func() []fanout.ShardStatus { return []fanout.ShardStatus{sh} },
 		Publisher: func() relay.Stats { return relay.Stats{Published: 7, Retries: 2} },
@@ -76,6 +77,7 @@ func TestEndpoints(t *testing.T) {
 		Objects:       func() relay.ObjectStats { return relay.ObjectStats{Stored: 2, Reused: 1} },
 		NATSConnected: func() bool { return true },
 		Streams:       func() []string { return []string{"a"} },
+		ReadModes:     func() map[string]fanout.ReadMode { return map[string]fanout.ReadMode{"a": fanout.ReadPolling} },
 		Group: func() GroupStatus {
 			return GroupStatus{Instance: "i1", Members: []string{"i1", "i2"}, Stats: coordination.Stats{Owned: 1, Members: 2,
 				Acquired: 3, RenewFailures: 4, Lost: 5, Handoffs: 6, Released: 7, TakenOverStale: 8, ClaimConflicts: 9, BucketResets: 10}}
@@ -139,6 +141,10 @@ func TestEndpoints(t *testing.T) {
 		`fanoutd_coordination_leases_taken_over_total 8`,
 		`fanoutd_coordination_claim_conflicts_total 9`,
 		`fanoutd_coordination_bucket_resets_total 10`,
+		`fanoutd_getrecords_calls_total{result="ok",stream="a"} 5`,
+		`fanoutd_getrecords_calls_total{result="throttled",stream="a"} 2`,
+		`fanoutd_stream_read_mode{mode="efo",stream="a"} 0`,
+		`fanoutd_stream_read_mode{mode="polling",stream="a"} 1`,
 	} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
@@ -148,7 +154,8 @@ func TestEndpoints(t *testing.T) {
 		t.Fatalf("/readyz %d %s", code, b)
 	}
 	code, status := body("/status")
-	if code != 200 || !strings.Contains(status, `"records": 7`) || !strings.Contains(status, `"published": 7`) {
+	if code != 200 || !strings.Contains(status, `"records": 7`) || !strings.Contains(status, `"published": 7`) ||
+		!strings.Contains(status, `"read_mode": "polling"`) || !strings.Contains(status, `"throttled": 2`) {
 		t.Fatalf("/status %d %s", code, status)
 	}
 	for _, want := range []string{`"owned": 1`, `"members": 2`, `"acquired": 3`, `"renew_failures": 4`, `"lost": 5`,

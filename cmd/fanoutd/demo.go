@@ -7,6 +7,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/demo"
+	"github.com/fanoutd/fanoutd/fanout"
 )
 
 // DemoCmd runs the whole path on one machine with nothing installed (package
@@ -17,10 +18,11 @@ type DemoCmd struct {
 	Shards    int           `default:"2" help:"Shards of the demo stream."`
 	JetStream bool          `name:"jetstream" help:"Publish through JetStream (a stream DEMO captures kinesis.>)."`
 	Quiet     bool          `help:"Print only the summary."`
+	Read      string        `default:"efo" enum:"efo,polling,auto" help:"How the relay reads the stream: efo (enhanced fan-out), polling (GetRecords) or auto."`
 }
 
 func (d *DemoCmd) options() demo.Options {
-	return demo.Options{Duration: d.Duration, Rate: d.Rate, Shards: d.Shards, JetStream: d.JetStream, Quiet: d.Quiet}
+	return demo.Options{Duration: d.Duration, Rate: d.Rate, Shards: d.Shards, JetStream: d.JetStream, Quiet: d.Quiet, Read: fanout.ReadMode(d.Read)}
 }
 
 // Validate checks the flags (kong calls it once they are parsed).

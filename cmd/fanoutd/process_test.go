@@ -127,6 +127,22 @@ func TestDemoRunsAndLosesNothing(t *testing.T) {
 	}
 }
 
+// The demo's messages are the same when the relay polls: KPL sub-records
+// with their sub-sequence numbers, nothing lost, nothing twice.
+func TestDemoReadPollingLosesNothing(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runContext(context.Background(), []string{"demo", "--read", "polling", "--duration", "2s", "--rate", "20"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	s := out.String()
+	for _, want := range []string{"read: polling", "kinesis.demo.user1", "Kinesis-Shard-Id: shardId-", "Kinesis-Sub-Sequence-Number: 2", "data (11 bytes): user signup\n", "summary: produced", " 0 duplicates"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
 // Two daemons on one checkpoint directory: the second exits 2 at once and
 // names the first one's PID; the first keeps relaying.
 func TestSecondDaemonOnSameDirExits2(t *testing.T) {

@@ -69,7 +69,7 @@ func printStatus(w io.Writer, st monitor.Status) {
 	fmt.Fprintf(w, "NATS %s; published %d records, %d dead letters, %d failed batches, %d JetStream retries\n\n",
 		nats, st.Publisher.Published, st.Publisher.DeadLettered, st.Publisher.FailedBatches, st.Publisher.Retries)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STREAM\tSHARD\tSTATE\tSUBSCRIBED\tLAG\tLAST EVENT\tCHECKPOINT SAVED\tRECORDS\tSUBSCRIPTIONS")
+	fmt.Fprintln(tw, "STREAM\tREAD\tSHARD\tSTATE\tSUBSCRIBED\tLAG\tLAST EVENT\tCHECKPOINT SAVED\tRECORDS\tSUBSCRIPTIONS")
 	for _, s := range st.Streams {
 		for _, sh := range s.Shards {
 			state := sh.State
@@ -80,7 +80,7 @@ func printStatus(w io.Writer, st monitor.Status) {
 			if sh.Subscribed {
 				sub = (time.Duration(sh.SubscriptionAgeSecs * float64(time.Second))).Round(time.Second).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%s\t%s\t%d\t%d\n", s.Name, sh.ID, state, sub,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%dms\t%s\t%s\t%d\t%d\n", s.Name, s.ReadMode, sh.ID, state, sub,
 				sh.MillisBehindLatest, ago(now, sh.LastEvent), ago(now, sh.CheckpointSavedAt), sh.Records, sh.Subscriptions)
 		}
 	}

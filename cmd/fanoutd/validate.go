@@ -25,7 +25,7 @@ func (v *ValidateCmd) Run(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "%s: OK (%d stream(s))\n", v.Config, len(cfg.Streams))
 	for _, s := range cfg.Streams {
-		fmt.Fprintf(w, "  %s -> %s (consumer %s, start %s)\n", s.StreamName(), s.Subject, s.Consumer, s.StartPosition)
+		fmt.Fprintf(w, "  %s -> %s (consumer %s, start %s, read %s)\n", s.StreamName(), s.Subject, s.Consumer, s.StartPosition, s.Read)
 	}
 	// Whether the server has JetStream is known only at start: say what
 	// depends on it.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -139,14 +140,17 @@ func sendSubscribe(ctx context.Context, o kinesis.Options, in *kinesis.Subscribe
 	return s, nil
 }
 
-// httpError is the SDK's error for an HTTP error response.
+// httpError is the SDK's error for an HTTP error response, with its
+// status code (HTTPStatusCode).
 func httpError(codec *awsjson.Protocol, resp *http.Response) error {
 	err := codec.DeserializeResponse(context.Background(), subscribeOp, kinesis.TypeRegistry, &smithyhttp.Response{Response: resp}, &kinesis.SubscribeToShardOutput{})
 	if err == nil {
 		err = fmt.Errorf("unexpected status %s", resp.Status)
 	}
-	return fmt.Errorf("operation error Kinesis: SubscribeToShard, https response error StatusCode: %d, RequestID: %s, %w",
-		resp.StatusCode, resp.Header.Get("X-Amzn-Requestid"), err)
+	return fmt.Errorf("operation error Kinesis: SubscribeToShard, %w", &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: resp}, Err: err},
+		RequestID:     resp.Header.Get("X-Amzn-Requestid"),
+	})
 }
 
 // initialResponse reads the first frame as the SDK does.
