@@ -183,7 +183,14 @@ func (l *shardLoop) ended(ctx context.Context, reason endReason, err error) (sto
 		l.countError(err)
 	}
 	switch reason {
-	case endShard, endShutdown:
+	case endShard:
+		return true, nil
+	case endShutdown:
+		if l.lease != nil {
+			// The lease is released next, and another instance opens its
+			// reader at once: the same handoff as leaseStopped's.
+			sleep(context.Background(), l.src.settle())
+		}
 		return true, nil
 	case endLease:
 		return true, l.leaseStopped()
