@@ -44,9 +44,11 @@ func EnsureKV(ctx context.Context, nc *nats.Conn, s KVSpec, log zerolog.Logger) 
 			return kv, nil
 		}
 		have := bs.StreamInfo().Config
-		warnDiffs(log, a,
-			setting{"replicas", strconv.Itoa(have.Replicas), strconv.Itoa(replicas)},
-			setting{"storage", storageName(have.Storage), s.Storage.String()})
+		diffs := []setting{{"storage", storageName(have.Storage), s.Storage.String()}}
+		if have.Replicas != 1 { // one replica has its own warning below
+			diffs = append(diffs, setting{"replicas", strconv.Itoa(have.Replicas), strconv.Itoa(replicas)})
+		}
+		warnDiffs(log, a, diffs...)
 		replicas = have.Replicas
 	}
 	if replicas == 1 {
