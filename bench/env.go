@@ -136,7 +136,7 @@ func readLimits(read string) string {
 	if read == readPolling {
 		return "GetRecords: 5 calls/s per shard and the 5 s after a 10 MiB call on; 2 MiB/s per shard off"
 	}
-	return "SubscribeToShard: 2 MiB/s per shard off"
+	return "SubscribeToShard: 2 MiB/s per shard and consumer, 1 call/s per shard and consumer, 5 s takeover grace off; consumers ACTIVE at once"
 }
 
 // reading is how many shards of stream the relay subscribed to, or polled.

@@ -92,7 +92,7 @@ func TestBench(t *testing.T) {
 	var text bytes.Buffer
 	bench.PrintResults(&text, &res, []string{"core", "jetstream"}, true)
 	for _, want := range []string{"records/s", "MB/s", "CPU-µs/record", "peak RSS", "p50 ms", "p99 ms", "max ms", "CPU % of one core",
-		"fanoutd/baseline", "2000/2000", "catch-up rate >= 1.5x baseline", "steady-state added latency p99 < 5 ms", "20 idle subscriptions RSS < 256 MiB"} {
+		"fanoutd/baseline", "2000/2000", "read: enhanced fan-out", "emulator limits: SubscribeToShard: 2 MiB/s", "catch-up rate >= 1.5x baseline", "steady-state added latency p99 < 5 ms", "20 idle subscriptions RSS < 256 MiB"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("tables lack %q:\n%s", want, text.String())
 		}
