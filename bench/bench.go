@@ -458,7 +458,7 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 	// resolve LATEST again), all within one empty-event interval of the
 	// last subscription. The measurement starts after that (--idle-settle).
 	if err := runUntil(ctx, child, time.Now().Add(b.IdleSettle), func(left time.Duration) {
-		prog.show("%s: every shard %s; waiting %.0fs for the first empty events", label, env.readingVerb(), left.Seconds())
+		prog.show("%s: every shard %s; waiting %.0fs for start-up to settle", label, env.readingVerb(), left.Seconds())
 	}); err != nil {
 		prog.done()
 		return r, err

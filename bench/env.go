@@ -61,6 +61,7 @@ func newBenchEnv(jetstream, polling bool) (_ *benchEnv, err error) {
 		TakeoverGrace:           -1,
 		ReadThroughput:          -1,
 		GetRecordsThroughput:    -1,
+		GetRecordsCooldown:      -1,
 		EmptyEventInterval:      emptyEventInterval,
 	})
 	if err != nil {
@@ -130,11 +131,12 @@ func (e *benchEnv) jsMessages() (uint64, error) {
 // GetRecords' 5 calls a second per shard stay on: a polling reader paces
 // itself by them, so they are part of what it costs, and at 10,000 records
 // a call they do not bound a catch-up here. The 2 MiB/s per shard (EFO:
-// per consumer) would bound both relays at the emulator's limiter instead
-// of measuring them.
+// per consumer), and the 5 s after a 10 MiB call that enforce the same
+// rate, would bound both relays at the emulator's limiter instead of
+// measuring them.
 func readLimits(read string) string {
 	if read == readPolling {
-		return "GetRecords: 5 calls/s per shard and the 5 s after a 10 MiB call on; 2 MiB/s per shard off"
+		return "GetRecords: 5 calls/s per shard on; 2 MiB/s per shard and the 5 s after a 10 MiB call off"
 	}
 	return "SubscribeToShard: 2 MiB/s per shard and consumer, 1 call/s per shard and consumer, 5 s takeover grace off; consumers ACTIVE at once"
 }

@@ -115,7 +115,7 @@ func TestBenchPolling(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
-	if res.Params.Read != "polling" || !strings.Contains(res.Params.Limits, "2 MiB/s per shard off") {
+	if res.Params.Read != "polling" || !strings.Contains(res.Params.Limits, "2 MiB/s per shard and the 5 s after a 10 MiB call off") {
 		t.Errorf("params: read %q, limits %q", res.Params.Read, res.Params.Limits)
 	}
 	if got, want := len(res.CatchUp), 2; got != want {
