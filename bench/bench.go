@@ -26,6 +26,9 @@ type Options struct {
 	Size    int // record size in bytes
 	Shards  int // of the catch-up and steady-state streams
 	Mode    string
+	// Read is how both relays read the shards: "efo" (enhanced fan-out,
+	// the default) or "polling" (GetRecords).
+	Read string
 	// Rate is the steady-state records per second; 0: a tenth of the
 	// measured catch-up rate.
 	Rate         float64
@@ -52,6 +55,9 @@ type Options struct {
 const (
 	relayFanoutd  = "fanoutd"
 	relayBaseline = "baseline"
+
+	readEFO     = "efo"
+	readPolling = "polling"
 )
 
 // Validate checks the options.
@@ -77,7 +83,7 @@ func Run(ctx context.Context, b Options, w io.Writer) error {
 		}
 	}
 	res := &Results{Machine: machineInfo(b.Version), Params: benchParams{
-		Records: b.Records, Size: b.Size, Shards: b.Shards, Mode: b.Mode, Duration: b.Duration.String(),
+		Records: b.Records, Size: b.Size, Shards: b.Shards, Mode: b.Mode, Read: b.read(), Limits: readLimits(b.read()), Duration: b.Duration.String(),
 		IdleShards: b.IdleShards, IdleDuration: b.IdleDuration.String(), IdleSettle: b.IdleSettle.String(), Baseline: b.Baseline, Rounds: b.Rounds,
 	}}
 	if !b.JSON {
@@ -151,6 +157,8 @@ func (b *Options) validate() (map[string]bool, error) {
 		return nil, fmt.Errorf("--duration and --idle-duration must be positive")
 	case b.Rate < 0:
 		return nil, fmt.Errorf("--rate must not be negative")
+	case b.Read != "" && b.Read != readEFO && b.Read != readPolling:
+		return nil, fmt.Errorf("--read: %q is not efo or polling", b.Read)
 	}
 	phases := map[string]bool{}
 	for _, p := range strings.Split(b.Phases, ",") {
@@ -165,6 +173,18 @@ func (b *Options) validate() (map[string]bool, error) {
 		return nil, fmt.Errorf("--phases: steady without catchup needs --rate")
 	}
 	return phases, nil
+}
+
+func (b *Options) read() string {
+	if b.Read == "" {
+		return readEFO
+	}
+	return b.Read
+}
+
+// newEnv is a fresh world for one run in mode.
+func (b *Options) newEnv(mode string) (*benchEnv, error) {
+	return newBenchEnv(mode == "jetstream", b.read() == readPolling)
 }
 
 // steadyRate is --rate, or a tenth of the slowest relay's median catch-up
@@ -191,13 +211,13 @@ func (b *Options) steadyRate(res *Results, mode string) float64 {
 // startRelay starts relay as a child process reading stream.
 func (b *Options) startRelay(env *benchEnv, relay, stream, profileName string) (*benchChild, error) {
 	if relay == relayBaseline {
-		path, err := env.baselineConfig(stream)
+		path, err := env.baselineConfig(stream, b.read() == readPolling)
 		if err != nil {
 			return nil, err
 		}
 		return startBenchChild([]string{"bench", "--baseline-relay", path}, env.childEnv())
 	}
-	path, err := env.daemonConfig(stream, !b.NoBatch)
+	path, err := env.daemonConfig(stream, !b.NoBatch, b.read())
 	if err != nil {
 		return nil, err
 	}
@@ -238,12 +258,12 @@ func waitFor(ctx context.Context, c *benchChild, timeout time.Duration, what str
 	}
 }
 
-// waitSubscribed waits until the relay subscribed to each of the shards of
-// stream.
-func waitSubscribed(ctx context.Context, prog *progress, env *benchEnv, child *benchChild, stream string, shards int, label string, timeout time.Duration) error {
-	err := waitFor(ctx, child, timeout, "subscribe to every shard", func() (bool, error) {
-		n := env.emu.ActiveSubscriptions(stream, "")
-		prog.show("%s: %d/%d shards subscribed", label, n, shards)
+// waitReading waits until the relay subscribed to each of the shards of
+// stream, or polled each of them.
+func waitReading(ctx context.Context, prog *progress, env *benchEnv, child *benchChild, stream string, shards int, label string, timeout time.Duration) error {
+	err := waitFor(ctx, child, timeout, "read every shard", func() (bool, error) {
+		n := env.reading(stream)
+		prog.show("%s: %d/%d shards %s", label, n, shards, env.readingVerb())
 		return n >= shards, nil
 	})
 	if err != nil {
@@ -254,7 +274,7 @@ func waitSubscribed(ctx context.Context, prog *progress, env *benchEnv, child *b
 
 func (b *Options) catchUp(ctx context.Context, prog *progress, relay, mode string, round int) (catchUpResult, error) {
 	r := catchUpResult{Relay: relay, Mode: mode, Round: round, Records: b.Records}
-	env, err := newBenchEnv(mode == "jetstream")
+	env, err := b.newEnv(mode)
 	if err != nil {
 		return r, err
 	}
@@ -328,7 +348,7 @@ func (b *Options) catchUp(ctx context.Context, prog *progress, relay, mode strin
 
 func (b *Options) steady(ctx context.Context, prog *progress, relay, mode string, round int, rate float64) (steadyResult, error) {
 	r := steadyResult{Relay: relay, Mode: mode, Round: round, Rate: rate}
-	env, err := newBenchEnv(mode == "jetstream")
+	env, err := b.newEnv(mode)
 	if err != nil {
 		return r, err
 	}
@@ -343,7 +363,7 @@ func (b *Options) steady(ctx context.Context, prog *progress, relay, mode string
 		return r, err
 	}
 	defer child.kill()
-	if err := waitSubscribed(ctx, prog, env, child, stream, b.Shards, label, 2*time.Minute); err != nil {
+	if err := waitReading(ctx, prog, env, child, stream, b.Shards, label, 2*time.Minute); err != nil {
 		return r, err
 	}
 	// Produce at rate: after each millisecond, write what the rate owes.
@@ -414,7 +434,7 @@ func (b *Options) steady(ctx context.Context, prog *progress, relay, mode string
 
 func (b *Options) idle(ctx context.Context, prog *progress, relay string, round int) (idleResult, error) {
 	r := idleResult{Relay: relay, Round: round, Shards: b.IdleShards, Seconds: b.IdleDuration.Seconds()}
-	env, err := newBenchEnv(false)
+	env, err := b.newEnv("core")
 	if err != nil {
 		return r, err
 	}
@@ -429,7 +449,7 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 		return r, err
 	}
 	defer child.kill()
-	if err := waitSubscribed(ctx, prog, env, child, stream, b.IdleShards, label, 10*time.Minute); err != nil {
+	if err := waitReading(ctx, prog, env, child, stream, b.IdleShards, label, 10*time.Minute); err != nil {
 		return r, err
 	}
 	// Idle is what comes after start-up: each shard's first empty event
@@ -438,7 +458,7 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 	// resolve LATEST again), all within one empty-event interval of the
 	// last subscription. The measurement starts after that (--idle-settle).
 	if err := runUntil(ctx, child, time.Now().Add(b.IdleSettle), func(left time.Duration) {
-		prog.show("%s: every shard subscribed; waiting %.0fs for the first empty events", label, left.Seconds())
+		prog.show("%s: every shard %s; waiting %.0fs for start-up to settle", label, env.readingVerb(), left.Seconds())
 	}); err != nil {
 		prog.done()
 		return r, err
@@ -462,7 +482,7 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 		prog.done()
 		return r, err
 	}
-	r.Subscribed = env.emu.ActiveSubscriptions(stream, "")
+	r.Subscribed = env.reading(stream)
 	u, err := child.stop(30 * time.Second)
 	prog.done()
 	if err != nil {

@@ -33,6 +33,7 @@ const (
 // state.
 type benchEnv struct {
 	jetstream bool
+	polling   bool
 	dir       string
 	emu       *emulator.Server
 	ns        *server.Server
@@ -41,8 +42,8 @@ type benchEnv struct {
 	recv      *benchReceiver
 }
 
-func newBenchEnv(jetstream bool) (_ *benchEnv, err error) {
-	e := &benchEnv{jetstream: jetstream, recv: &benchReceiver{seen: map[string]time.Time{}}}
+func newBenchEnv(jetstream, polling bool) (_ *benchEnv, err error) {
+	e := &benchEnv{jetstream: jetstream, polling: polling, recv: &benchReceiver{seen: map[string]time.Time{}}}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -51,13 +52,16 @@ func newBenchEnv(jetstream bool) (_ *benchEnv, err error) {
 	if e.dir, err = os.MkdirTemp("", "fanoutd-bench-"); err != nil {
 		return nil, err
 	}
-	// No throttling: the bench measures the relay, not AWS's limits.
+	// No throttling: the bench measures the relay, not AWS's limits; only
+	// GetRecords' 5 calls a second per shard stay (readLimits says why).
 	e.emu, err = emulator.New(emulator.Options{
 		ConsumerActivationDelay: -1,
 		ConsumerDeletionDelay:   -1,
 		SubscribeRate:           -1,
 		TakeoverGrace:           -1,
 		ReadThroughput:          -1,
+		GetRecordsThroughput:    -1,
+		GetRecordsCooldown:      -1,
 		EmptyEventInterval:      emptyEventInterval,
 	})
 	if err != nil {
@@ -123,6 +127,35 @@ func (e *benchEnv) jsMessages() (uint64, error) {
 	return s.CachedInfo().State.Msgs, nil
 }
 
+// readLimits says which of AWS's read limits the bench's emulator applies.
+// GetRecords' 5 calls a second per shard stay on: a polling reader paces
+// itself by them, so they are part of what it costs, and at 10,000 records
+// a call they do not bound a catch-up here. The 2 MiB/s per shard (EFO:
+// per consumer), and the 5 s after a 10 MiB call that enforce the same
+// rate, would bound both relays at the emulator's limiter instead of
+// measuring them.
+func readLimits(read string) string {
+	if read == readPolling {
+		return "GetRecords: 5 calls/s per shard on; 2 MiB/s per shard and the 5 s after a 10 MiB call off"
+	}
+	return "SubscribeToShard: 2 MiB/s per shard and consumer, 1 call/s per shard and consumer, 5 s takeover grace off; consumers ACTIVE at once"
+}
+
+// reading is how many shards of stream the relay subscribed to, or polled.
+func (e *benchEnv) reading(stream string) int {
+	if e.polling {
+		return e.emu.PolledShards(stream)
+	}
+	return e.emu.ActiveSubscriptions(stream, "")
+}
+
+func (e *benchEnv) readingVerb() string {
+	if e.polling {
+		return "polled"
+	}
+	return "subscribed"
+}
+
 // emptyEventInterval is how often the emulator sends an empty event on a
 // subscription with nothing new (its default, as AWS does about every 5 s).
 const emptyEventInterval = 5 * time.Second
@@ -134,7 +167,7 @@ func (e *benchEnv) childEnv(extra ...string) []string {
 }
 
 // daemonConfig writes a config file for `fanoutd run` reading stream.
-func (e *benchEnv) daemonConfig(stream string, batch bool) (string, error) {
+func (e *benchEnv) daemonConfig(stream string, batch bool, read string) (string, error) {
 	body := fmt.Sprintf(`aws:
   region: %s
   endpoint: %s
@@ -142,6 +175,7 @@ streams:
   - name: %s
     consumer: %s
     start_position: TRIM_HORIZON
+    read: %s
 nats:
   servers: [%q]
   jetstream: %v
@@ -156,15 +190,15 @@ http:
 timers:
   consumer_poll_initial: 50ms
   consumer_poll_max: 200ms
-`, e.emu.Region(), e.emu.URL(), stream, benchConsumer, e.ns.ClientURL(), e.jetstream, batch, filepath.Join(e.dir, "checkpoints"))
+`, e.emu.Region(), e.emu.URL(), stream, benchConsumer, read, e.ns.ClientURL(), e.jetstream, batch, filepath.Join(e.dir, "checkpoints"))
 	path := filepath.Join(e.dir, "fanoutd.yaml")
 	return path, os.WriteFile(path, []byte(body), 0o600)
 }
 
 // baselineConfig writes the baseline relay's config file.
-func (e *benchEnv) baselineConfig(stream string) (string, error) {
+func (e *benchEnv) baselineConfig(stream string, polling bool) (string, error) {
 	b, err := json.Marshal(baseline.Config{Stream: stream, Consumer: benchConsumer, NATSURL: e.ns.ClientURL(),
-		JetStream: e.jetstream, Subject: "kinesis." + stream})
+		JetStream: e.jetstream, Subject: "kinesis." + stream, Polling: polling})
 	if err != nil {
 		return "", err
 	}

@@ -358,6 +358,7 @@ func (s *Server) getRecords(body []byte) (any, *apiError) {
 		pos++
 	}
 	s.chargeShardRead(sh, size)
+	sh.polled = true
 	resp := map[string]any{"Records": recs, "MillisBehindLatest": sh.millisBehind(pos, s.now())}
 	if !sh.isOpen() && pos == sh.end() {
 		resp["ChildShards"] = st.childShards(sh)

@@ -57,6 +57,8 @@ type shard struct {
 	// lastTrimmed is the sequence number of the last trimmed record.
 	lastTrimmed *big.Int
 	limits      *shardLimits
+	// polled is set by the first GetRecords call the shard served.
+	polled bool
 	// notify is closed and replaced whenever the shard changes (a record is
 	// put, the shard closes), waking subscribers.
 	notify chan struct{}

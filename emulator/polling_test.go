@@ -374,3 +374,29 @@ func TestGetRecordsAtMostTenThousandRecords(t *testing.T) {
 		wantAPIErrorMsg(t, err, ErrInvalidArgument, "Limit must be between 1 and 10000.")
 	}
 }
+
+// PolledShards counts the shards of a stream that served a GetRecords call;
+// GetShardIterator alone does not count.
+func TestPolledShards(t *testing.T) {
+	s, c := withStream(t, fast(), 3)
+	if got := s.PolledShards("s"); got != 0 {
+		t.Fatalf("PolledShards before any call = %d, want 0", got)
+	}
+	ids := []string{"shardId-000000000000", "shardId-000000000001"}
+	its := []*string{iterator(t, c, ids[0], types.ShardIteratorTypeTrimHorizon, nil), iterator(t, c, ids[1], types.ShardIteratorTypeTrimHorizon, nil)}
+	if got := s.PolledShards("s"); got != 0 {
+		t.Fatalf("PolledShards after GetShardIterator = %d, want 0", got)
+	}
+	if _, err := getRecords(t, c, its[0], 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.PolledShards("s"); got != 1 {
+		t.Fatalf("PolledShards after one shard's call = %d, want 1", got)
+	}
+	if _, err := getRecords(t, c, its[1], 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, unknown := s.PolledShards("s"), s.PolledShards("none"); got != 2 || unknown != 0 {
+		t.Fatalf("PolledShards = %d (unknown stream: %d), want 2 (0)", got, unknown)
+	}
+}

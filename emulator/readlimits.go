@@ -106,3 +106,21 @@ func (s *Server) ReadsRefused(stream string) int {
 	defer s.mu.Unlock()
 	return s.readsRefused[stream]
 }
+
+// PolledShards counts the shards of a stream that served a GetRecords call:
+// the polling counterpart of ActiveSubscriptions.
+func (s *Server) PolledShards(streamName string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[streamName]
+	if st == nil {
+		return 0
+	}
+	n := 0
+	for _, sh := range st.shards {
+		if sh.polled {
+			n++
+		}
+	}
+	return n
+}

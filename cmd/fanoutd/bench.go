@@ -19,6 +19,7 @@ type BenchCmd struct {
 	Size         int           `default:"512" help:"Record size in bytes."`
 	Shards       int           `default:"8" help:"Shards of the catch-up and steady-state streams."`
 	Mode         string        `default:"both" enum:"core,jetstream,both" help:"NATS publishing mode: core, jetstream or both."`
+	Read         string        `default:"efo" enum:"efo,polling" help:"How both relays read the shards: efo (enhanced fan-out) or polling (GetRecords)."`
 	Rate         float64       `help:"Steady-state records per second (default: a tenth of the measured catch-up rate)."`
 	Duration     time.Duration `default:"10s" help:"Steady-state duration."`
 	IdleShards   int           `default:"1000" name:"idle-shards" help:"Shards subscribed with no traffic in the idle phase."`
@@ -36,7 +37,7 @@ type BenchCmd struct {
 }
 
 func (b *BenchCmd) options() bench.Options {
-	return bench.Options{Records: b.Records, Size: b.Size, Shards: b.Shards, Mode: b.Mode, Rate: b.Rate, Duration: b.Duration,
+	return bench.Options{Records: b.Records, Size: b.Size, Shards: b.Shards, Mode: b.Mode, Read: b.Read, Rate: b.Rate, Duration: b.Duration,
 		IdleShards: b.IdleShards, IdleDuration: b.IdleDuration, IdleSettle: b.IdleSettle, Phases: b.Phases, Baseline: b.Baseline,
 		NoBatch: b.NoBatch, Rounds: b.Rounds, Profile: b.Profile, JSON: b.JSON}
 }

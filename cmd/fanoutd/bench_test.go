@@ -92,7 +92,57 @@ func TestBench(t *testing.T) {
 	var text bytes.Buffer
 	bench.PrintResults(&text, &res, []string{"core", "jetstream"}, true)
 	for _, want := range []string{"records/s", "MB/s", "CPU-µs/record", "peak RSS", "p50 ms", "p99 ms", "max ms", "CPU % of one core",
-		"fanoutd/baseline", "2000/2000", "catch-up rate >= 1.5x baseline", "steady-state added latency p99 < 5 ms", "20 idle subscriptions RSS < 256 MiB"} {
+		"fanoutd/baseline", "2000/2000", "read: enhanced fan-out", "emulator limits: SubscribeToShard: 2 MiB/s", "catch-up rate >= 1.5x baseline", "steady-state added latency p99 < 5 ms", "20 idle subscriptions RSS < 256 MiB"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("tables lack %q:\n%s", want, text.String())
+		}
+	}
+}
+
+// TestBenchPolling runs `fanoutd bench --read polling` with tiny loads in
+// core mode: both relays read by GetRecords, deliver every record, and the
+// output says which read limits the emulator applied.
+func TestBenchPolling(t *testing.T) {
+	t.Setenv("FANOUTD_TEST_MAIN", "1")
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	var out, errOut bytes.Buffer
+	code := runContext(context.Background(), []string{"bench", "--read", "polling", "--mode", "core", "--records", "2000", "--shards", "2", "--idle-shards", "20",
+		"--duration", "500ms", "--idle-duration", "500ms", "--idle-settle", "0s", "--rate", "500", "--baseline", "--rounds", "1", "--json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	var res bench.Results
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	if res.Params.Read != "polling" || !strings.Contains(res.Params.Limits, "2 MiB/s per shard and the 5 s after a 10 MiB call off") {
+		t.Errorf("params: read %q, limits %q", res.Params.Read, res.Params.Limits)
+	}
+	if got, want := len(res.CatchUp), 2; got != want {
+		t.Fatalf("%d catch-up results, want %d: %+v", got, want, res.CatchUp)
+	}
+	for _, r := range res.CatchUp {
+		if r.Delivered != 2000 || r.RecordsPerSec <= 0 || r.CPUMicrosPerRecord <= 0 || r.PeakRSS <= 0 {
+			t.Errorf("catch-up %s: %+v", r.Relay, r)
+		}
+	}
+	if got, want := len(res.Steady), 2; got != want {
+		t.Fatalf("%d steady-state results, want %d: %+v", got, want, res.Steady)
+	}
+	for _, r := range res.Steady {
+		if r.Records == 0 || r.Delivered != r.Records || r.P50Millis <= 0 {
+			t.Errorf("steady %s: %+v", r.Relay, r)
+		}
+	}
+	for _, r := range res.Idle {
+		if r.Subscribed != 20 { // shards polled
+			t.Errorf("idle %s polled %d shards, want 20", r.Relay, r.Subscribed)
+		}
+	}
+	var text bytes.Buffer
+	bench.PrintResults(&text, &res, []string{"core"}, true)
+	for _, want := range []string{"read: polling", "emulator limits: GetRecords: 5 calls/s per shard", "20 shards polled", "fanoutd/baseline", "2000/2000",
+		"an EFO target: polling waits polling.interval"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("tables lack %q:\n%s", want, text.String())
 		}

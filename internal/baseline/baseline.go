@@ -1,6 +1,7 @@
 // Package baseline is the plain Kinesis-to-NATS relay that `fanoutd bench`
 // measures fanoutd against: what a user writes from the AWS documentation,
-// with aws-sdk-go-v2's SubscribeToShard and its default event decoding, one
+// with aws-sdk-go-v2's SubscribeToShard and its default event decoding (or,
+// polling, a GetRecords loop per shard: polling.go), one
 // nats.go PublishMsg per record (js.PublishMsg, a synchronous PubAck each, in
 // JetStream mode), a Flush per event, and no tuning. It keeps no
 // checkpoints and is not meant for production; it exists to be measured.
@@ -29,6 +30,8 @@ type Config struct {
 	JetStream bool   `json:"jetstream"`
 	// Subject is the subject every record of the stream is published on.
 	Subject string `json:"subject"`
+	// Polling reads by GetRecords instead of enhanced fan-out.
+	Polling bool `json:"polling"`
 }
 
 // Run relays every shard of the stream until ctx ends. It returns an error
@@ -50,6 +53,9 @@ func Run(ctx context.Context, c Config) error {
 		return fmt.Errorf("load AWS config: %w", err)
 	}
 	kc := kinesis.NewFromConfig(awsCfg)
+	if c.Polling {
+		return runPolling(ctx, c, kc, nc, js)
+	}
 	desc, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(c.Stream)})
 	if err != nil {
 		return fmt.Errorf("describe stream %s: %w", c.Stream, err)
