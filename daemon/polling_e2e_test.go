@@ -318,16 +318,21 @@ func TestRunPollingReadsA10MiBRecord(t *testing.T) {
 	e2e.ExactlyOnceInOrder(t, small, keys, 20)
 }
 
-// auto on a stream that has its maximum of consumers reads by polling:
-// one warning, the read mode in the gauge and /status, every record
+// auto on a stream that has its maximum of consumers (20) reads by
+// polling: one warning that says why and what it costs, the read mode in the gauge and /status, every record
 // relayed.
 func TestRunAutoPollsWhenConsumerLimitReached(t *testing.T) {
-	e := newE2E(t, emutest.Options(), false)
+	opts := emutest.Options()
+	opts.ConsumerActivationDelay = -1 // the others' consumers are ACTIVE at once
+	e := newE2E(t, opts, false)
 	if err := e.Emu.CreateStream("s", 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Emu.SetMaxConsumers("s", 0); err != nil {
-		t.Fatal(err)
+	// Twenty other applications have their consumers: AWS's maximum.
+	for i := range 20 {
+		if _, err := e.Emu.RegisterConsumer("s", fmt.Sprintf("app%d", i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	keys := e2e.Keys(6)
 	e.Put("s", keys, 0, 20)
@@ -335,8 +340,15 @@ func TestRunAutoPollsWhenConsumerLimitReached(t *testing.T) {
 	e.Put("s", keys, 20, 20)
 	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.Msgs.OnSubject("kinesis.")) >= 40*len(keys) })
 	e2e.ExactlyOnceInOrder(t, e.Msgs.OnSubject("kinesis."), keys, 40)
-	if n := strings.Count(e.logs.String(), "enhanced fan-out unavailable; reading by polling"); n != 1 {
-		t.Fatalf("the fallback is logged %d times, want once:\n%s", n, e.logs.String())
+	logs := e.logs.String()
+	if n := strings.Count(logs, "enhanced fan-out unavailable; reading by polling"); n != 1 {
+		t.Fatalf("the fallback is logged %d times, want once:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, `"reason":"the stream has 20 EFO consumers, its maximum"`) || !strings.Contains(logs, `"cost":"polling shares`) {
+		t.Fatalf("the fallback does not say why and what it costs:\n%s", logs)
+	}
+	if c := e.consumersOf("s"); len(c) != 20 {
+		t.Fatalf("consumers %v, want the 20 others only", c)
 	}
 	if v := metricOf(t, e.logs, `fanoutd_stream_read_mode{mode="polling",stream="s"}`); v != 1 {
 		t.Fatalf("read mode polling = %v", v)
