@@ -236,15 +236,18 @@ func TestRunTwoPollingApplicationsShareTheShards(t *testing.T) {
 	e2e.ExactlyOnceInOrder(t, e.Msgs.OnSubject("a."), keys, 50)
 	e2e.ExactlyOnceInOrder(t, e.Msgs.OnSubject("b."), keys, 50)
 
-	var throttled uint64
-	for _, app := range []struct {
+	apps := []struct {
 		d    *Daemon
 		logs *testutil.SyncBuffer
-	}{{a, logsA}, {b, logsB}} {
+	}{{a, logsA}, {b, logsB}}
+	for _, app := range apps {
 		// Caught up, both still poll every 220 ms: 9 calls a second for 5.
 		testutil.WaitFor(t, 20*time.Second, "throttled calls counted", func() bool {
 			return metricOf(t, app.logs, `fanoutd_getrecords_calls_total{result="throttled",stream="s"}`) > 0
 		})
+	}
+	var throttled uint64
+	for _, app := range apps {
 		app.d.mu.Lock()
 		c := app.d.streams["s"].consumer
 		app.d.mu.Unlock()
@@ -269,9 +272,10 @@ func TestRunTwoPollingApplicationsShareTheShards(t *testing.T) {
 	}
 }
 
-// A 10 MiB record amid a producer's small ones, read by polling: stored once through the
-// Object Store, byte-identical, the small records once and in order. (The
-// call that returns it makes the shard refuse calls for 5 s, as AWS does.)
+// A 10 MiB record amid a producer's small ones, read by polling: stored
+// once through the Object Store, byte-identical, the small records once and
+// in order. (The call that returns it makes the shard refuse calls for 5 s,
+// as AWS does.)
 func TestRunPollingReadsA10MiBRecord(t *testing.T) {
 	e := newE2E(t, emutest.Options(), true)
 	js := createRecordStream(t, e.NS.ClientURL(), "kinesis.>", "fanoutd.deadletter.>")
