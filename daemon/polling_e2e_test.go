@@ -266,8 +266,10 @@ func TestRunTwoPollingApplicationsShareTheShards(t *testing.T) {
 			t.Fatalf("an application made %.1f calls a second per shard (%d throttled)", rate, n)
 		}
 	}
-	// Every refusal was seen, and counted, by the application it refused.
-	if refused := e.Emu.ReadsRefused("s"); int(throttled) != refused {
+	// Every refusal was counted by the application it refused, but for the
+	// answers to calls in flight at shutdown: one per application and shard
+	// at most.
+	if refused := uint64(e.Emu.ReadsRefused("s")); throttled > refused || refused > throttled+2*2 {
 		t.Fatalf("the daemons counted %d throttled calls, the emulator refused %d", throttled, refused)
 	}
 }
