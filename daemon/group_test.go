@@ -26,6 +26,8 @@ type groupEnv struct {
 	emu *emulator.Server
 	c   *testutil.Cluster
 	js  jetstream.JetStream
+	// read is the daemons' read mode (efo when empty).
+	read fanout.ReadMode
 }
 
 func newGroupEnv(t *testing.T, shards int) *groupEnv {
@@ -57,6 +59,9 @@ func (e *groupEnv) config(instance string) *config.Config {
 	cfg := config.Default()
 	st := config.DefaultStream()
 	st.Name, st.Subject = "s", "kinesis.{stream}.{partition_key}"
+	if e.read != "" {
+		st.Read, st.Polling.Interval = e.read, config.Duration(200*time.Millisecond)
+	}
 	cfg.Streams = []config.StreamConfig{st}
 	cfg.AWS.Region, cfg.AWS.Endpoint = e.emu.Region(), e.emu.URL()
 	cfg.NATS.Servers = e.c.URLs()
@@ -172,5 +177,56 @@ func TestGroupSharesAStream(t *testing.T) {
 	e.stored(keys, 40)
 	if tk, refused := e.emu.SubscriptionConflicts(); tk != 0 || refused != 0 {
 		t.Fatalf("%d takeovers and %d refused subscriptions: two readers of one shard", tk, refused)
+	}
+}
+
+// polled counts each shard's GetRecords calls by d.
+func polled(d *Daemon) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, s := range d.shards() {
+		for _, n := range s.Polls {
+			out[s.ShardID] += n
+		}
+	}
+	return out
+}
+
+// Three daemons share a polling stream's shards as they share an EFO
+// stream's: two shards each, every record stored once and in order, and
+// once balanced each shard is polled by one daemon only.
+func TestGroupSharesAPollingStream(t *testing.T) {
+	t.Parallel()
+	e := newGroupEnv(t, 6)
+	e.read = fanout.ReadPolling
+	keys := make([]string, 24)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%d", i)
+	}
+	e.put(keys, 0, 10) // read while the group forms
+	ds := []*Daemon{e.open("a"), e.open("b"), e.open("c")}
+	testutil.WaitFor(t, 30*time.Second, "2 shards each", func() bool {
+		return reading(ds[0]) == 2 && reading(ds[1]) == 2 && reading(ds[2]) == 2
+	})
+	before := make([]map[string]uint64, len(ds))
+	for i, d := range ds {
+		before[i] = polled(d)
+	}
+	e.put(keys, 10, 10)
+	e.stored(keys, 20)
+	pollers := map[string][]int{}
+	for i, d := range ds {
+		for shard, n := range polled(d) {
+			if n > before[i][shard] {
+				pollers[shard] = append(pollers[shard], i)
+			}
+		}
+	}
+	if len(pollers) != 6 {
+		t.Fatalf("shards polled since the group balanced: %v, want all 6", pollers)
+	}
+	for shard, who := range pollers {
+		if len(who) != 1 {
+			t.Fatalf("shard %s polled by daemons %v", shard, who)
+		}
 	}
 }
