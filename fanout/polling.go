@@ -39,6 +39,11 @@ const (
 	// iteratorReuse is how old an iterator may be and still be reused by
 	// the next reader of the shard: Kinesis expires them after 5 minutes.
 	iteratorReuse = 4 * time.Minute
+	// latestSkew is how far before its first LATEST iterator a shard's
+	// later iterators start, while no record was delivered: AT_TIMESTAMP
+	// compares with Kinesis's arrival times, and this host's clock may be
+	// ahead of Kinesis's.
+	latestSkew = 2 * time.Second
 )
 
 func (p PollingSpec) withDefaults() PollingSpec {
@@ -88,6 +93,11 @@ type pollingShard struct {
 
 	mu       sync.Mutex
 	lastCall time.Time
+	// latestFrom is when the shard's first LATEST iterator was issued,
+	// less latestSkew. Until a record is delivered, every later iterator
+	// is AT_TIMESTAMP latestFrom: a new LATEST would skip the records
+	// written meanwhile (a few read before may come again).
+	latestFrom time.Time
 	// cur is the iterator after the last response, prev the one that
 	// response was read with.
 	cur, prev iteratorAt
@@ -145,6 +155,15 @@ func (p *pollingShard) iterator(ctx context.Context, at position) (string, error
 		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(at.after)
 	case at.start == StartAtTimestamp:
 		in.ShardIteratorType, in.Timestamp = types.ShardIteratorTypeAtTimestamp, aws.Time(at.timestamp)
+	case at.start == StartLatest:
+		in.ShardIteratorType = types.ShardIteratorTypeLatest
+		p.mu.Lock()
+		if p.latestFrom.IsZero() {
+			p.latestFrom = time.Now().Add(-latestSkew)
+		} else {
+			in.ShardIteratorType, in.Timestamp = types.ShardIteratorTypeAtTimestamp, aws.Time(p.latestFrom)
+		}
+		p.mu.Unlock()
 	default:
 		in.ShardIteratorType = types.ShardIteratorType(at.start)
 	}

@@ -320,6 +320,34 @@ func TestPollingLatestRedeliversAfterHandlerFailure(t *testing.T) {
 	}
 }
 
+// A stream started at LATEST whose iterators expire before its first record
+// goes on from when it started, not from a new LATEST: the records written
+// meanwhile are read.
+func TestPollingLatestKeepsItsStartAcrossExpiredIterators(t *testing.T) {
+	t.Parallel()
+	opts := emutest.Options()
+	opts.IteratorLifetime = 300 * time.Millisecond
+	h := newHarness(t, opts)
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	spec := pollingSpec("s")
+	spec.StartPosition = StartLatest
+	spec.Polling.Interval = 500 * time.Millisecond // longer than an iterator lives
+	c := h.consumer(spec, fastTimers())
+	h.start(c)
+	testutil.WaitFor(t, 20*time.Second, "an iterator expired", func() bool { return polls(c, PollExpired) > 0 })
+	ks := keys(4)
+	for round := range 3 {
+		// Right after a call: the next one finds its iterator expired.
+		n := polls(c, PollOK)
+		testutil.WaitFor(t, 20*time.Second, "a call", func() bool { return polls(c, PollOK) > n })
+		h.put("s", ks, round*5, 5)
+		testutil.WaitFor(t, 20*time.Second, "the round's records", func() bool { return h.rec.count() >= (round+1)*20 })
+	}
+	checkExactlyInOrder(t, h.rec.all(), ks, 15)
+}
+
 // syncBuffer is a log sink for one test.
 type syncBuffer struct {
 	mu sync.Mutex
