@@ -215,6 +215,10 @@ type pollReader struct {
 	cur iteratorAt
 	due time.Time // the next call is not made before
 	bo  *backoff
+	// lag is the last MillisBehindLatest read; refused is set while every
+	// call since the last response was refused.
+	lag     int64
+	refused bool
 }
 
 // newIterator gets an iterator at the position reached: after the last
@@ -235,9 +239,9 @@ func (r *pollReader) close() { r.cancel() }
 
 // next makes GetRecords calls until one answers, and returns its records
 // (an empty event when the shard has nothing new). A throttled call is
-// retried after a backoff with jitter, an expired iterator replaced; an
-// empty event is still returned at least every third of the idle timeout,
-// so that the idle watchdog takes only a silent reader for a stalled one.
+// retried after a backoff with jitter, an expired iterator replaced; a
+// heartbeat is returned at least every third of the idle timeout, so that
+// the idle watchdog takes only a silent reader for a stalled one.
 func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool, error) {
 	p, c := r.p, r.p.c
 	if r.bo == nil {
@@ -253,7 +257,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 				return readEvent{}, dst, false, nil
 			}
 			pos := r.pos
-			return readEvent{continuation: &pos}, dst, true, nil
+			return readEvent{continuation: &pos, millisBehindLatest: r.lag, heartbeat: true, stuck: r.refused}, dst, true, nil
 		}
 		if !sleep(r.ctx, wait) {
 			return readEvent{}, dst, false, nil
@@ -265,6 +269,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 			return readEvent{}, dst, false, nil
 		case code == codeProvisionedThroughput:
 			p.count(PollThrottled)
+			r.refused = true
 			wait := max(minPollGap, r.bo.Next())
 			p.log.Debug().Err(err).Str("retry_in", wait.String()).Msg("get records throttled")
 			r.due = time.Now().Add(wait)
@@ -282,6 +287,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 		}
 		p.count(PollOK)
 		r.bo.Reset()
+		r.refused = false
 		return r.event(out, dst)
 	}
 }
@@ -309,6 +315,7 @@ func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (
 			SequenceNumber: aws.ToString(k.SequenceNumber), ArrivalTime: aws.ToTime(k.ApproximateArrivalTimestamp)})
 	}
 	ev := readEvent{millisBehindLatest: aws.ToInt64(out.MillisBehindLatest)}
+	r.lag = ev.millisBehindLatest
 	if out.NextShardIterator == nil {
 		ev.childShards = out.ChildShards
 		return ev, dst, true, nil

@@ -284,6 +284,47 @@ func TestPollingRetriesThrottledCalls(t *testing.T) {
 	}
 }
 
+// A shard whose calls are all refused is not made to look alive: its
+// heartbeats keep the reader open but count no event, keep the lag last
+// read and show no activity, so that the shard turns stalled.
+func TestPollingHeartbeatsOfAThrottledShardShowNoProgress(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.put("s", keys(4), 0, 10)
+	h.emu.AdvanceClock(time.Minute) // the backlog is a minute old
+	spec := pollingSpec("s")
+	spec.Polling.MaxRecords = 1
+	timers := fastTimers()
+	timers.IdleTimeout = 300 * time.Millisecond // a heartbeat every 100 ms
+	c := h.consumer(spec, timers)
+	h.start(c)
+	testutil.WaitFor(t, 20*time.Second, "a record", func() bool { return h.rec.count() > 0 })
+	h.emu.Throttle("GetRecords", 1_000_000)
+	testutil.WaitFor(t, 20*time.Second, "a throttled call", func() bool { return polls(c, PollThrottled) > 0 })
+	before := c.Shards()[0]
+	if before.MillisBehindLatest < 60_000 {
+		t.Fatalf("lag %d ms before the throttle, want the backlog's minute", before.MillisBehindLatest)
+	}
+	// The backoff grows to a second: heartbeats come in between.
+	testutil.WaitFor(t, 20*time.Second, "6 throttled calls", func() bool { return polls(c, PollThrottled) >= 6 })
+	after := c.Shards()[0]
+	if after.Events != before.Events || !after.LastEvent.Equal(before.LastEvent) {
+		t.Fatalf("events %d -> %d, last event %v -> %v: heartbeats counted as events", before.Events, after.Events, before.LastEvent, after.LastEvent)
+	}
+	if after.MillisBehindLatest != before.MillisBehindLatest {
+		t.Fatalf("lag %d -> %d ms while no call succeeded", before.MillisBehindLatest, after.MillisBehindLatest)
+	}
+	if !after.LastActivity.Equal(before.LastActivity) {
+		t.Fatalf("activity %v -> %v while no call succeeded: the shard would never show as stalled", before.LastActivity, after.LastActivity)
+	}
+	if after.Subscriptions != 1 || after.Ends["idle"] != 0 {
+		t.Fatalf("the reader was reopened: %d opens, ends %v", after.Subscriptions, after.Ends)
+	}
+}
+
 // A stream started at LATEST whose first records fail to be delivered gets
 // them again: the reader goes on with the iterator those records were read
 // with, where a new LATEST iterator would skip them.

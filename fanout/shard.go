@@ -359,6 +359,12 @@ func (l *shardLoop) read(ctx, hctx context.Context, r reader) (endReason, error)
 // so that what an event costs in memory depends on its size, not on how
 // many user records its aggregates hold.
 func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, error) {
+	if ev.heartbeat {
+		if !ev.stuck {
+			l.touch(nil)
+		}
+		return endClean, nil
+	}
 	b := &l.batch
 	b.MillisBehindLatest = ev.millisBehindLatest
 	b.ContinuationSequenceNumber = aws.ToString(ev.continuation)
