@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
@@ -458,8 +460,8 @@ func TestAutoPollsWhenTheStreamHasItsMaximumOfConsumers(t *testing.T) {
 	checkFellBack(t, h, c, logs, "20 EFO consumers, its maximum")
 }
 
-// Refusals that go on mean the same, whatever the consumer count says (a
-// stream whose maximum is not the default).
+// Refusals that go on, from an endpoint that does not report the stream's
+// consumer count, are taken for its maximum.
 func TestAutoPollsWhenRegistrationKeepsBeingRefused(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, emutest.Options())
@@ -467,9 +469,51 @@ func TestAutoPollsWhenRegistrationKeepsBeingRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.emu.FailNext("RegisterStreamConsumer", 1000, "LimitExceededException", "Stream s already has 5 registered consumers, the maximum.")
+	h.kc = kinesis.New(h.kc.Options(), func(o *kinesis.Options) { o.APIOptions = append(o.APIOptions, withoutConsumerCount) })
 	c, logs := h.autoConsumer("s")
 	h.start(c)
-	checkFellBack(t, h, c, logs, "keeps answering LimitExceededException")
+	checkFellBack(t, h, c, logs, "keeps answering LimitExceededException and the stream's consumer count is unavailable")
+}
+
+// withoutConsumerCount drops ConsumerCount from DescribeStreamSummary's
+// answers, as endpoints that do not report it answer.
+func withoutConsumerCount(st *middleware.Stack) error {
+	return st.Initialize.Add(middleware.InitializeMiddlewareFunc("withoutConsumerCount",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			if o, ok := out.Result.(*kinesis.DescribeStreamSummaryOutput); ok && o.StreamDescriptionSummary != nil {
+				o.StreamDescriptionSummary.ConsumerCount = nil
+			}
+			return out, md, err
+		}), middleware.After)
+}
+
+// A stream with fewer than 20 consumers has room for another: refusals,
+// however many, are retried, and auto stays on enhanced fan-out.
+func TestAutoKeepsRegisteringWhileTheStreamHasRoom(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	// The SDK makes 3 attempts per call: at least 4 calls refused.
+	h.emu.FailNext("RegisterStreamConsumer", 12, "LimitExceededException", "Account already has 5 consumers in CREATING state, the maximum.")
+	logs := &syncBuffer{}
+	spec := pollingSpec("s")
+	spec.Read = ReadAuto
+	timers := fastTimers()
+	timers.ConsumerActiveTimeout = time.Minute
+	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: timers, Log: zerolog.New(logs)})
+	h.start(c)
+	ks := keys(4)
+	h.put("s", ks, 0, 5)
+	testutil.WaitFor(t, 20*time.Second, "20 records", func() bool { return h.rec.count() >= 20 })
+	if c.ReadMode() != ReadEFO || h.emu.PendingFaults() != 0 {
+		t.Fatalf("read mode %s, %d faults left", c.ReadMode(), h.emu.PendingFaults())
+	}
+	if strings.Contains(logs.String(), "reading by polling") {
+		t.Fatalf("fell back:\n%s", logs.String())
+	}
 }
 
 // A refusal that passes (5 consumers being created at once in the account,
