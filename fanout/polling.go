@@ -36,6 +36,12 @@ const (
 	// they arrive, and network jitter must not bring a sixth into one
 	// second.
 	minPollGap = 220 * time.Millisecond
+	// shardReadRate is a shard's read throughput, shared by every polling
+	// application: after a response of B bytes the next call waits
+	// B / shardReadRate, so that it is not refused for the bytes just
+	// read. A response of the most a call returns, 10 MiB, waits 5 s:
+	// Kinesis refuses the calls of the next 5 seconds after one.
+	shardReadRate = 2 << 20
 	// iteratorReuse is how old an iterator may be and still be reused by
 	// the next reader of the shard: Kinesis expires them after 5 minutes.
 	iteratorReuse = 4 * time.Minute
@@ -91,8 +97,10 @@ type pollingShard struct {
 	log  zerolog.Logger
 	spec PollingSpec
 
-	mu       sync.Mutex
-	lastCall time.Time
+	mu sync.Mutex
+	// due is when the next call on the shard may be made, by whichever
+	// reader: the 5 calls a second and the bytes read.
+	due time.Time
 	// latestFrom is when the shard's first LATEST iterator was issued,
 	// less latestSkew. Until a record is delivered, every later iterator
 	// is AT_TIMESTAMP latestFrom: a new LATEST would skip the records
@@ -136,7 +144,7 @@ func (p *pollingShard) open(ctx context.Context, at position) (reader, error) {
 			break
 		}
 	}
-	r.due = p.lastCall.Add(minPollGap)
+	r.due = p.due
 	p.mu.Unlock()
 	if r.cur.iter == "" {
 		if err := r.newIterator(at); err != nil {
@@ -297,10 +305,10 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 // SDK retry would spend the shard's shared call budget unseen.
 func (r *pollReader) call() (*kinesis.GetRecordsOutput, error) {
 	p := r.p
-	p.mu.Lock()
-	p.lastCall = time.Now()
-	p.mu.Unlock()
 	r.due = time.Now().Add(minPollGap)
+	p.mu.Lock()
+	p.due = r.due
+	p.mu.Unlock()
 	return p.c.client.GetRecords(r.ctx, &kinesis.GetRecordsInput{
 		ShardIterator: aws.String(r.cur.iter), Limit: aws.Int32(int32(p.spec.MaxRecords)), StreamARN: aws.String(p.c.streamARN)},
 		func(o *kinesis.Options) { o.RetryMaxAttempts = 1 })
@@ -309,8 +317,10 @@ func (r *pollReader) call() (*kinesis.GetRecordsOutput, error) {
 // event turns a GetRecords response into an event, and paces the next call.
 func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (readEvent, []record.Record, bool, error) {
 	p := r.p
+	size := 0
 	for i := range out.Records {
 		k := &out.Records[i]
+		size += len(k.Data) + len(aws.ToString(k.PartitionKey))
 		dst = append(dst, record.Record{Data: k.Data, PartitionKey: aws.ToString(k.PartitionKey),
 			SequenceNumber: aws.ToString(k.SequenceNumber), ArrivalTime: aws.ToTime(k.ApproximateArrivalTimestamp)})
 	}
@@ -324,6 +334,12 @@ func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (
 		r.pos = aws.ToString(out.Records[n-1].SequenceNumber)
 	}
 	now := time.Now()
+	if d := time.Duration(size) * time.Second / shardReadRate; now.Add(d).After(r.due) {
+		r.due = now.Add(d)
+		p.mu.Lock()
+		p.due = r.due
+		p.mu.Unlock()
+	}
 	next := iteratorAt{key: positionKey(position{after: r.pos, start: r.at.start, timestamp: r.at.timestamp}), iter: *out.NextShardIterator, issued: now}
 	p.mu.Lock()
 	p.prev, p.cur = r.cur, next

@@ -286,6 +286,31 @@ func TestPollingRetriesThrottledCalls(t *testing.T) {
 	}
 }
 
+// After a large response the next call waits for the shard's read budget
+// (2 MiB a second) to pay for it, and 5 s after one of 10 MiB: a backlog of
+// large records is read without a refused call.
+func TestPollingPacesCallsByTheBytesRead(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 14
+	for i := range n {
+		// 1 MiB with the key: ten of them are a 10 MiB response.
+		data := bytes.Repeat([]byte{byte('a' + i)}, 1<<20-1)
+		if _, _, err := h.emu.PutRecord("s", "k", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := h.consumer(pollingSpec("s"), fastTimers())
+	h.start(c)
+	testutil.WaitFor(t, 30*time.Second, "the backlog", func() bool { return h.rec.count() >= n })
+	if got, refused := polls(c, PollThrottled), h.emu.ReadsRefused("s"); got != 0 || refused != 0 {
+		t.Fatalf("%d calls throttled (%d refused by the emulator): calls were not paced by the bytes read", got, refused)
+	}
+}
+
 // A shard whose calls are all refused is not made to look alive: its
 // heartbeats keep the reader open but count no event, keep the lag last
 // read and show no activity, so that the shard turns stalled.
