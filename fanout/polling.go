@@ -30,12 +30,17 @@ const (
 	DefaultPollingInterval = time.Second
 	// MaxPollingRecords is the most records one GetRecords call returns.
 	MaxPollingRecords = 10000
-	// minPollGap keeps this process within Kinesis's 5 GetRecords calls a
-	// second per shard, a budget every polling application of the stream
-	// shares. A little over a fifth of a second: the shard counts calls as
-	// they arrive, and network jitter must not bring a sixth into one
-	// second.
-	minPollGap = 220 * time.Millisecond
+	// MinPollingInterval is the least time between two GetRecords calls on
+	// a shard: it keeps this process within Kinesis's 5 calls a second per
+	// shard, a budget every polling application of the stream shares. A
+	// little over a fifth of a second: the shard counts calls as they
+	// arrive, and network jitter must not bring a sixth into one second.
+	MinPollingInterval = 220 * time.Millisecond
+	// MaxPollingInterval is the longest PollingSpec.Interval: a shard
+	// iterator expires 5 minutes after it was issued, and a longer wait
+	// would need a new one for every call.
+	MaxPollingInterval = 4 * time.Minute
+	minPollGap         = MinPollingInterval
 	// shardReadRate is a shard's read throughput, shared by every polling
 	// application: after a response of B bytes the next call waits
 	// B / shardReadRate, so that it is not refused for the bytes just
