@@ -416,6 +416,31 @@ func TestPollingLatestKeepsItsStartAcrossExpiredIterators(t *testing.T) {
 	checkExactlyInOrder(t, h.rec.all(), ks, 15)
 }
 
+// The shard loop's logs speak of readers, whatever reads the shard.
+func TestPollingLogsSpeakOfReadersNotSubscriptions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.emu.FailNextStatus("GetRecords", 1, 500, "InternalFailureException", "injected")
+	logs := &syncBuffer{}
+	c := NewStreamConsumer(pollingSpec("s"), Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs)})
+	h.start(c)
+	ks := keys(2)
+	h.put("s", ks, 0, 2)
+	testutil.WaitFor(t, 20*time.Second, "4 records", func() bool { return h.rec.count() >= 4 })
+	out := logs.String()
+	for _, msg := range []string{`"message":"reader opened"`, `"message":"read failed; retrying with backoff"`} {
+		if !strings.Contains(out, msg) {
+			t.Fatalf("no %s in the logs:\n%s", msg, out)
+		}
+	}
+	if strings.Contains(out, "subscri") {
+		t.Fatalf("a polled shard's logs speak of subscriptions:\n%s", out)
+	}
+}
+
 // syncBuffer is a log sink for one test.
 type syncBuffer struct {
 	mu sync.Mutex
