@@ -85,7 +85,29 @@ var (
 	_ reader       = (*pollReader)(nil)
 )
 
-func (polling) prepare(context.Context) error { return nil }
+// prepare says when the stream's EFO consumer is still registered: polling
+// does not use it, and it is billed while it is.
+func (p polling) prepare(ctx context.Context) error {
+	c := p.c
+	in := &kinesis.DescribeStreamConsumerInput{}
+	if c.spec.ConsumerARN != "" {
+		in.ConsumerARN = aws.String(c.spec.ConsumerARN)
+	} else {
+		in.StreamARN, in.ConsumerName = aws.String(c.streamARN), aws.String(c.spec.Consumer)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := c.client.DescribeStreamConsumer(ctx, in)
+	if err != nil || out.ConsumerDescription == nil {
+		return nil // not registered, or not ours to tell: nothing to say
+	}
+	d := out.ConsumerDescription
+	c.log.Info().Str("consumer", aws.ToString(d.ConsumerName)).Str("consumer_arn", aws.ToString(d.ConsumerARN)).
+		Str("hint", "polling does not read through it, and it is billed while registered: "+
+			"fanoutd consumers deregister --stream "+c.spec.Name+" --consumer "+aws.ToString(d.ConsumerName)).
+		Msg("EFO consumer still registered")
+	return nil
+}
 
 func (p polling) shard(shardID string, log zerolog.Logger) shardReader {
 	return &pollingShard{c: p.c, id: shardID, log: log, spec: p.c.spec.Polling.withDefaults()}

@@ -303,9 +303,13 @@ func TestPollingPacesCallsByTheBytesRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := h.consumer(pollingSpec("s"), fastTimers())
+	timers := fastTimers()
+	// A 10 MiB response takes seconds to decode on a busy machine under
+	// -race: the idle watchdog must not cut it off once Kinesis counted it.
+	timers.IdleTimeout = 30 * time.Second
+	c := h.consumer(pollingSpec("s"), timers)
 	h.start(c)
-	testutil.WaitFor(t, 30*time.Second, "the backlog", func() bool { return h.rec.count() >= n })
+	testutil.WaitFor(t, 60*time.Second, "the backlog", func() bool { return h.rec.count() >= n })
 	if got, refused := polls(c, PollThrottled), h.emu.ReadsRefused("s"); got != 0 || refused != 0 {
 		t.Fatalf("%d calls throttled (%d refused by the emulator): calls were not paced by the bytes read", got, refused)
 	}
@@ -438,6 +442,33 @@ func TestPollingLogsSpeakOfReadersNotSubscriptions(t *testing.T) {
 	}
 	if strings.Contains(out, "subscri") {
 		t.Fatalf("a polled shard's logs speak of subscriptions:\n%s", out)
+	}
+	if strings.Contains(out, "EFO consumer still registered") {
+		t.Fatalf("a consumer said registered while none is:\n%s", out)
+	}
+}
+
+// A stream switched to polling says that its EFO consumer, billed while
+// registered, is still there, and how to deregister it.
+func TestPollingSaysItsEFOConsumerIsStillRegistered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	stop := h.start(h.consumer(StreamSpec{Name: "s"}, fastTimers()))
+	h.put("s", keys(2), 0, 1)
+	testutil.WaitFor(t, 20*time.Second, "2 records by EFO", func() bool { return h.rec.count() >= 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	h.start(NewStreamConsumer(pollingSpec("s"), Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs)}))
+	h.put("s", keys(2), 1, 1)
+	testutil.WaitFor(t, 20*time.Second, "2 more records by polling", func() bool { return h.rec.count() >= 4 })
+	out := logs.String()
+	if n := strings.Count(out, `"message":"EFO consumer still registered"`); n != 1 || !strings.Contains(out, "fanoutd consumers deregister --stream s --consumer fanoutd") {
+		t.Fatalf("%d lines saying the consumer is still registered, want 1 with the command to deregister it:\n%s", n, out)
 	}
 }
 
