@@ -110,8 +110,9 @@ func TestLoad_Invalid(t *testing.T) {
 		{"on_expired_checkpoint", "testdata/invalid/on_expired_checkpoint.yaml: streams[0].on_expired_checkpoint: must be one of fail, trim_horizon (got \"latest\")"},
 		{"read_mode", "" +
 			"testdata/invalid/read_mode.yaml: streams[0].read: must be one of efo, polling, auto (got \"push\")\n" +
-			"testdata/invalid/read_mode.yaml: streams[0].polling.interval: must be at least 200ms: Kinesis takes 5 GetRecords calls a second per shard (got 0s)\n" +
-			"testdata/invalid/read_mode.yaml: streams[0].polling.max_records: must be between 1 and 10000 (got 20000)"},
+			"testdata/invalid/read_mode.yaml: streams[0].polling.interval: must be at least 220ms: Kinesis takes 5 GetRecords calls a second per shard (got 0s)\n" +
+			"testdata/invalid/read_mode.yaml: streams[0].polling.max_records: must be between 1 and 10000 (got 20000)\n" +
+			"testdata/invalid/read_mode.yaml: streams[1].polling.interval: must be at most 4m0s: a shard iterator expires 5 minutes after it was issued (got 5m0s)"},
 		{"checkpoint_interval", "testdata/invalid/checkpoint_interval.yaml: checkpoint.interval: must not be negative (got -1s)"},
 		{"nats_dead_letter_stream", "" +
 			"testdata/invalid/nats_dead_letter_stream.yaml: nats.dead_letter_stream.name: must be 1 to 255 characters without whitespace, '.', '*', '>', '/' or '\\' (got \"dead letters\")\n" +

@@ -142,12 +142,12 @@ func (s StreamConfig) validate(p string, ps *problems) {
 	s.Polling.validate(p+".polling", ps)
 }
 
-// minPollingInterval: Kinesis takes 5 GetRecords calls a second per shard.
-const minPollingInterval = 200 * time.Millisecond
-
 func (c PollingConfig) validate(p string, ps *problems) {
-	if c.Interval < Duration(minPollingInterval) {
-		ps.add(p+".interval", "must be at least %v: Kinesis takes 5 GetRecords calls a second per shard (got %v)", minPollingInterval, c.Interval)
+	switch {
+	case c.Interval < Duration(fanout.MinPollingInterval):
+		ps.add(p+".interval", "must be at least %v: Kinesis takes 5 GetRecords calls a second per shard (got %v)", fanout.MinPollingInterval, c.Interval)
+	case c.Interval > Duration(fanout.MaxPollingInterval):
+		ps.add(p+".interval", "must be at most %v: a shard iterator expires 5 minutes after it was issued (got %v)", fanout.MaxPollingInterval, c.Interval)
 	}
 	if c.MaxRecords < 1 || c.MaxRecords > fanout.MaxPollingRecords {
 		ps.add(p+".max_records", "must be between 1 and %d (got %d)", fanout.MaxPollingRecords, c.MaxRecords)

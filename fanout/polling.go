@@ -30,15 +30,31 @@ const (
 	DefaultPollingInterval = time.Second
 	// MaxPollingRecords is the most records one GetRecords call returns.
 	MaxPollingRecords = 10000
-	// minPollGap keeps this process within Kinesis's 5 GetRecords calls a
-	// second per shard, a budget every polling application of the stream
-	// shares. A little over a fifth of a second: the shard counts calls as
-	// they arrive, and network jitter must not bring a sixth into one
-	// second.
-	minPollGap = 220 * time.Millisecond
+	// MinPollingInterval is the least time between two GetRecords calls on
+	// a shard: it keeps this process within Kinesis's 5 calls a second per
+	// shard, a budget every polling application of the stream shares. A
+	// little over a fifth of a second: the shard counts calls as they
+	// arrive, and network jitter must not bring a sixth into one second.
+	MinPollingInterval = 220 * time.Millisecond
+	// MaxPollingInterval is the longest PollingSpec.Interval: a shard
+	// iterator expires 5 minutes after it was issued, and a longer wait
+	// would need a new one for every call.
+	MaxPollingInterval = 4 * time.Minute
+	minPollGap         = MinPollingInterval
+	// shardReadRate is a shard's read throughput, shared by every polling
+	// application: after a response of B bytes the next call waits
+	// B / shardReadRate, so that it is not refused for the bytes just
+	// read. A response of the most a call returns, 10 MiB, waits 5 s:
+	// Kinesis refuses the calls of the next 5 seconds after one.
+	shardReadRate = 2 << 20
 	// iteratorReuse is how old an iterator may be and still be reused by
 	// the next reader of the shard: Kinesis expires them after 5 minutes.
 	iteratorReuse = 4 * time.Minute
+	// latestSkew is how far before its first LATEST iterator a shard's
+	// later iterators start, while no record was delivered: AT_TIMESTAMP
+	// compares with Kinesis's arrival times, and this host's clock may be
+	// ahead of Kinesis's.
+	latestSkew = 2 * time.Second
 )
 
 func (p PollingSpec) withDefaults() PollingSpec {
@@ -69,7 +85,29 @@ var (
 	_ reader       = (*pollReader)(nil)
 )
 
-func (polling) prepare(context.Context) error { return nil }
+// prepare says when the stream's EFO consumer is still registered: polling
+// does not use it, and it is billed while it is.
+func (p polling) prepare(ctx context.Context) error {
+	c := p.c
+	in := &kinesis.DescribeStreamConsumerInput{}
+	if c.spec.ConsumerARN != "" {
+		in.ConsumerARN = aws.String(c.spec.ConsumerARN)
+	} else {
+		in.StreamARN, in.ConsumerName = aws.String(c.streamARN), aws.String(c.spec.Consumer)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := c.client.DescribeStreamConsumer(ctx, in)
+	if err != nil || out.ConsumerDescription == nil {
+		return nil // not registered, or not ours to tell: nothing to say
+	}
+	d := out.ConsumerDescription
+	c.log.Info().Str("consumer", aws.ToString(d.ConsumerName)).Str("consumer_arn", aws.ToString(d.ConsumerARN)).
+		Str("hint", "polling does not read through it, and it is billed while registered: "+
+			"fanoutd consumers deregister --stream "+c.spec.Name+" --consumer "+aws.ToString(d.ConsumerName)).
+		Msg("EFO consumer still registered")
+	return nil
+}
 
 func (p polling) shard(shardID string, log zerolog.Logger) shardReader {
 	return &pollingShard{c: p.c, id: shardID, log: log, spec: p.c.spec.Polling.withDefaults()}
@@ -86,8 +124,15 @@ type pollingShard struct {
 	log  zerolog.Logger
 	spec PollingSpec
 
-	mu       sync.Mutex
-	lastCall time.Time
+	mu sync.Mutex
+	// due is when the next call on the shard may be made, by whichever
+	// reader: the 5 calls a second and the bytes read.
+	due time.Time
+	// latestFrom is when the shard's first LATEST iterator was issued,
+	// less latestSkew. Until a record is delivered, every later iterator
+	// is AT_TIMESTAMP latestFrom: a new LATEST would skip the records
+	// written meanwhile (a few read before may come again).
+	latestFrom time.Time
 	// cur is the iterator after the last response, prev the one that
 	// response was read with.
 	cur, prev iteratorAt
@@ -126,7 +171,7 @@ func (p *pollingShard) open(ctx context.Context, at position) (reader, error) {
 			break
 		}
 	}
-	r.due = p.lastCall.Add(minPollGap)
+	r.due = p.due
 	p.mu.Unlock()
 	if r.cur.iter == "" {
 		if err := r.newIterator(at); err != nil {
@@ -145,6 +190,15 @@ func (p *pollingShard) iterator(ctx context.Context, at position) (string, error
 		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(at.after)
 	case at.start == StartAtTimestamp:
 		in.ShardIteratorType, in.Timestamp = types.ShardIteratorTypeAtTimestamp, aws.Time(at.timestamp)
+	case at.start == StartLatest:
+		in.ShardIteratorType = types.ShardIteratorTypeLatest
+		p.mu.Lock()
+		if p.latestFrom.IsZero() {
+			p.latestFrom = time.Now().Add(-latestSkew)
+		} else {
+			in.ShardIteratorType, in.Timestamp = types.ShardIteratorTypeAtTimestamp, aws.Time(p.latestFrom)
+		}
+		p.mu.Unlock()
 	default:
 		in.ShardIteratorType = types.ShardIteratorType(at.start)
 	}
@@ -196,6 +250,10 @@ type pollReader struct {
 	cur iteratorAt
 	due time.Time // the next call is not made before
 	bo  *backoff
+	// lag is the last MillisBehindLatest read; refused is set while every
+	// call since the last response was refused.
+	lag     int64
+	refused bool
 }
 
 // newIterator gets an iterator at the position reached: after the last
@@ -216,9 +274,9 @@ func (r *pollReader) close() { r.cancel() }
 
 // next makes GetRecords calls until one answers, and returns its records
 // (an empty event when the shard has nothing new). A throttled call is
-// retried after a backoff with jitter, an expired iterator replaced; an
-// empty event is still returned at least every third of the idle timeout,
-// so that the idle watchdog takes only a silent reader for a stalled one.
+// retried after a backoff with jitter, an expired iterator replaced; a
+// heartbeat is returned at least every third of the idle timeout, so that
+// the idle watchdog takes only a silent reader for a stalled one.
 func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool, error) {
 	p, c := r.p, r.p.c
 	if r.bo == nil {
@@ -234,7 +292,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 				return readEvent{}, dst, false, nil
 			}
 			pos := r.pos
-			return readEvent{continuation: &pos}, dst, true, nil
+			return readEvent{continuation: &pos, millisBehindLatest: r.lag, heartbeat: true, stuck: r.refused}, dst, true, nil
 		}
 		if !sleep(r.ctx, wait) {
 			return readEvent{}, dst, false, nil
@@ -246,6 +304,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 			return readEvent{}, dst, false, nil
 		case code == codeProvisionedThroughput:
 			p.count(PollThrottled)
+			r.refused = true
 			wait := max(minPollGap, r.bo.Next())
 			p.log.Debug().Err(err).Str("retry_in", wait.String()).Msg("get records throttled")
 			r.due = time.Now().Add(wait)
@@ -263,6 +322,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 		}
 		p.count(PollOK)
 		r.bo.Reset()
+		r.refused = false
 		return r.event(out, dst)
 	}
 }
@@ -272,10 +332,10 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 // SDK retry would spend the shard's shared call budget unseen.
 func (r *pollReader) call() (*kinesis.GetRecordsOutput, error) {
 	p := r.p
-	p.mu.Lock()
-	p.lastCall = time.Now()
-	p.mu.Unlock()
 	r.due = time.Now().Add(minPollGap)
+	p.mu.Lock()
+	p.due = r.due
+	p.mu.Unlock()
 	return p.c.client.GetRecords(r.ctx, &kinesis.GetRecordsInput{
 		ShardIterator: aws.String(r.cur.iter), Limit: aws.Int32(int32(p.spec.MaxRecords)), StreamARN: aws.String(p.c.streamARN)},
 		func(o *kinesis.Options) { o.RetryMaxAttempts = 1 })
@@ -284,12 +344,15 @@ func (r *pollReader) call() (*kinesis.GetRecordsOutput, error) {
 // event turns a GetRecords response into an event, and paces the next call.
 func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (readEvent, []record.Record, bool, error) {
 	p := r.p
+	size := 0
 	for i := range out.Records {
 		k := &out.Records[i]
+		size += len(k.Data) + len(aws.ToString(k.PartitionKey))
 		dst = append(dst, record.Record{Data: k.Data, PartitionKey: aws.ToString(k.PartitionKey),
 			SequenceNumber: aws.ToString(k.SequenceNumber), ArrivalTime: aws.ToTime(k.ApproximateArrivalTimestamp)})
 	}
 	ev := readEvent{millisBehindLatest: aws.ToInt64(out.MillisBehindLatest)}
+	r.lag = ev.millisBehindLatest
 	if out.NextShardIterator == nil {
 		ev.childShards = out.ChildShards
 		return ev, dst, true, nil
@@ -298,6 +361,12 @@ func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (
 		r.pos = aws.ToString(out.Records[n-1].SequenceNumber)
 	}
 	now := time.Now()
+	if d := time.Duration(size) * time.Second / shardReadRate; now.Add(d).After(r.due) {
+		r.due = now.Add(d)
+		p.mu.Lock()
+		p.due = r.due
+		p.mu.Unlock()
+	}
 	next := iteratorAt{key: positionKey(position{after: r.pos, start: r.at.start, timestamp: r.at.timestamp}), iter: *out.NextShardIterator, issued: now}
 	p.mu.Lock()
 	p.prev, p.cur = r.cur, next

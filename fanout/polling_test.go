@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
@@ -284,6 +286,76 @@ func TestPollingRetriesThrottledCalls(t *testing.T) {
 	}
 }
 
+// After a large response the next call waits for the shard's read budget
+// (2 MiB a second) to pay for it, and 5 s after one of 10 MiB: a backlog of
+// large records is read without a refused call.
+func TestPollingPacesCallsByTheBytesRead(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 14
+	for i := range n {
+		// 1 MiB with the key: ten of them are a 10 MiB response.
+		data := bytes.Repeat([]byte{byte('a' + i)}, 1<<20-1)
+		if _, _, err := h.emu.PutRecord("s", "k", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	timers := fastTimers()
+	// A 10 MiB response takes seconds to decode on a busy machine under
+	// -race: the idle watchdog must not cut it off once Kinesis counted it.
+	timers.IdleTimeout = 30 * time.Second
+	c := h.consumer(pollingSpec("s"), timers)
+	h.start(c)
+	testutil.WaitFor(t, 60*time.Second, "the backlog", func() bool { return h.rec.count() >= n })
+	if got, refused := polls(c, PollThrottled), h.emu.ReadsRefused("s"); got != 0 || refused != 0 {
+		t.Fatalf("%d calls throttled (%d refused by the emulator): calls were not paced by the bytes read", got, refused)
+	}
+}
+
+// A shard whose calls are all refused is not made to look alive: its
+// heartbeats keep the reader open but count no event, keep the lag last
+// read and show no activity, so that the shard turns stalled.
+func TestPollingHeartbeatsOfAThrottledShardShowNoProgress(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.put("s", keys(4), 0, 10)
+	h.emu.AdvanceClock(time.Minute) // the backlog is a minute old
+	spec := pollingSpec("s")
+	spec.Polling.MaxRecords = 1
+	timers := fastTimers()
+	timers.IdleTimeout = 300 * time.Millisecond // a heartbeat every 100 ms
+	c := h.consumer(spec, timers)
+	h.start(c)
+	testutil.WaitFor(t, 20*time.Second, "a record", func() bool { return h.rec.count() > 0 })
+	h.emu.Throttle("GetRecords", 1_000_000)
+	testutil.WaitFor(t, 20*time.Second, "a throttled call", func() bool { return polls(c, PollThrottled) > 0 })
+	before := c.Shards()[0]
+	if before.MillisBehindLatest < 60_000 {
+		t.Fatalf("lag %d ms before the throttle, want the backlog's minute", before.MillisBehindLatest)
+	}
+	// The backoff grows to a second: heartbeats come in between.
+	testutil.WaitFor(t, 20*time.Second, "6 throttled calls", func() bool { return polls(c, PollThrottled) >= 6 })
+	after := c.Shards()[0]
+	if after.Events != before.Events || !after.LastEvent.Equal(before.LastEvent) {
+		t.Fatalf("events %d -> %d, last event %v -> %v: heartbeats counted as events", before.Events, after.Events, before.LastEvent, after.LastEvent)
+	}
+	if after.MillisBehindLatest != before.MillisBehindLatest {
+		t.Fatalf("lag %d -> %d ms while no call succeeded", before.MillisBehindLatest, after.MillisBehindLatest)
+	}
+	if !after.LastActivity.Equal(before.LastActivity) {
+		t.Fatalf("activity %v -> %v while no call succeeded: the shard would never show as stalled", before.LastActivity, after.LastActivity)
+	}
+	if after.Subscriptions != 1 || after.Ends["idle"] != 0 {
+		t.Fatalf("the reader was reopened: %d opens, ends %v", after.Subscriptions, after.Ends)
+	}
+}
+
 // A stream started at LATEST whose first records fail to be delivered gets
 // them again: the reader goes on with the iterator those records were read
 // with, where a new LATEST iterator would skip them.
@@ -317,6 +389,86 @@ func TestPollingLatestRedeliversAfterHandlerFailure(t *testing.T) {
 		if want := fmt.Sprintf("%s:3", k); len(got) != 7 || got[0] != want {
 			t.Fatalf("key %s: %v, want %s to %s:9 once each", k, got, want, k)
 		}
+	}
+}
+
+// A stream started at LATEST whose iterators expire before its first record
+// goes on from when it started, not from a new LATEST: the records written
+// meanwhile are read.
+func TestPollingLatestKeepsItsStartAcrossExpiredIterators(t *testing.T) {
+	t.Parallel()
+	opts := emutest.Options()
+	opts.IteratorLifetime = 300 * time.Millisecond
+	h := newHarness(t, opts)
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	spec := pollingSpec("s")
+	spec.StartPosition = StartLatest
+	spec.Polling.Interval = 500 * time.Millisecond // longer than an iterator lives
+	c := h.consumer(spec, fastTimers())
+	h.start(c)
+	testutil.WaitFor(t, 20*time.Second, "an iterator expired", func() bool { return polls(c, PollExpired) > 0 })
+	ks := keys(4)
+	for round := range 3 {
+		// Right after a call: the next one finds its iterator expired.
+		n := polls(c, PollOK)
+		testutil.WaitFor(t, 20*time.Second, "a call", func() bool { return polls(c, PollOK) > n })
+		h.put("s", ks, round*5, 5)
+		testutil.WaitFor(t, 20*time.Second, "the round's records", func() bool { return h.rec.count() >= (round+1)*20 })
+	}
+	checkExactlyInOrder(t, h.rec.all(), ks, 15)
+}
+
+// The shard loop's logs speak of readers, whatever reads the shard.
+func TestPollingLogsSpeakOfReadersNotSubscriptions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.emu.FailNextStatus("GetRecords", 1, 500, "InternalFailureException", "injected")
+	logs := &syncBuffer{}
+	c := NewStreamConsumer(pollingSpec("s"), Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs)})
+	h.start(c)
+	ks := keys(2)
+	h.put("s", ks, 0, 2)
+	testutil.WaitFor(t, 20*time.Second, "4 records", func() bool { return h.rec.count() >= 4 })
+	out := logs.String()
+	for _, msg := range []string{`"message":"reader opened"`, `"message":"read failed; retrying with backoff"`} {
+		if !strings.Contains(out, msg) {
+			t.Fatalf("no %s in the logs:\n%s", msg, out)
+		}
+	}
+	if strings.Contains(out, "subscri") {
+		t.Fatalf("a polled shard's logs speak of subscriptions:\n%s", out)
+	}
+	if strings.Contains(out, "EFO consumer still registered") {
+		t.Fatalf("a consumer said registered while none is:\n%s", out)
+	}
+}
+
+// A stream switched to polling says that its EFO consumer, billed while
+// registered, is still there, and how to deregister it.
+func TestPollingSaysItsEFOConsumerIsStillRegistered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	stop := h.start(h.consumer(StreamSpec{Name: "s"}, fastTimers()))
+	h.put("s", keys(2), 0, 1)
+	testutil.WaitFor(t, 20*time.Second, "2 records by EFO", func() bool { return h.rec.count() >= 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	h.start(NewStreamConsumer(pollingSpec("s"), Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs)}))
+	h.put("s", keys(2), 1, 1)
+	testutil.WaitFor(t, 20*time.Second, "2 more records by polling", func() bool { return h.rec.count() >= 4 })
+	out := logs.String()
+	if n := strings.Count(out, `"message":"EFO consumer still registered"`); n != 1 || !strings.Contains(out, "fanoutd consumers deregister --stream s --consumer fanoutd") {
+		t.Fatalf("%d lines saying the consumer is still registered, want 1 with the command to deregister it:\n%s", n, out)
 	}
 }
 
@@ -389,8 +541,8 @@ func TestAutoPollsWhenTheStreamHasItsMaximumOfConsumers(t *testing.T) {
 	checkFellBack(t, h, c, logs, "20 EFO consumers, its maximum")
 }
 
-// Refusals that go on mean the same, whatever the consumer count says (a
-// stream whose maximum is not the default).
+// Refusals that go on, from an endpoint that does not report the stream's
+// consumer count, are taken for its maximum.
 func TestAutoPollsWhenRegistrationKeepsBeingRefused(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, emutest.Options())
@@ -398,9 +550,51 @@ func TestAutoPollsWhenRegistrationKeepsBeingRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.emu.FailNext("RegisterStreamConsumer", 1000, "LimitExceededException", "Stream s already has 5 registered consumers, the maximum.")
+	h.kc = kinesis.New(h.kc.Options(), func(o *kinesis.Options) { o.APIOptions = append(o.APIOptions, withoutConsumerCount) })
 	c, logs := h.autoConsumer("s")
 	h.start(c)
-	checkFellBack(t, h, c, logs, "keeps answering LimitExceededException")
+	checkFellBack(t, h, c, logs, "keeps answering LimitExceededException and the stream's consumer count is unavailable")
+}
+
+// withoutConsumerCount drops ConsumerCount from DescribeStreamSummary's
+// answers, as endpoints that do not report it answer.
+func withoutConsumerCount(st *middleware.Stack) error {
+	return st.Initialize.Add(middleware.InitializeMiddlewareFunc("withoutConsumerCount",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			if o, ok := out.Result.(*kinesis.DescribeStreamSummaryOutput); ok && o.StreamDescriptionSummary != nil {
+				o.StreamDescriptionSummary.ConsumerCount = nil
+			}
+			return out, md, err
+		}), middleware.After)
+}
+
+// A stream with fewer than 20 consumers has room for another: refusals,
+// however many, are retried, and auto stays on enhanced fan-out.
+func TestAutoKeepsRegisteringWhileTheStreamHasRoom(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	// The SDK makes 3 attempts per call: at least 4 calls refused.
+	h.emu.FailNext("RegisterStreamConsumer", 12, "LimitExceededException", "Account already has 5 consumers in CREATING state, the maximum.")
+	logs := &syncBuffer{}
+	spec := pollingSpec("s")
+	spec.Read = ReadAuto
+	timers := fastTimers()
+	timers.ConsumerActiveTimeout = time.Minute
+	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: timers, Log: zerolog.New(logs)})
+	h.start(c)
+	ks := keys(4)
+	h.put("s", ks, 0, 5)
+	testutil.WaitFor(t, 20*time.Second, "20 records", func() bool { return h.rec.count() >= 20 })
+	if c.ReadMode() != ReadEFO || h.emu.PendingFaults() != 0 {
+		t.Fatalf("read mode %s, %d faults left", c.ReadMode(), h.emu.PendingFaults())
+	}
+	if strings.Contains(logs.String(), "reading by polling") {
+		t.Fatalf("fell back:\n%s", logs.String())
+	}
 }
 
 // A refusal that passes (5 consumers being created at once in the account,

@@ -37,6 +37,14 @@ type readEvent struct {
 	millisBehindLatest int64
 	// childShards are the shard's children, at its end.
 	childShards []types.ChildShard
+	// heartbeat marks an event that only says the reader is alive (it waits
+	// out a long interval or backoff): it resets the idle watchdog, and
+	// nothing else moves. millisBehindLatest is the last one read.
+	heartbeat bool
+	// stuck marks a heartbeat of a reader whose calls are all refused since
+	// its last event: it makes no progress, so the shard shows no activity
+	// and turns stalled after timers.stall_timeout.
+	stuck bool
 }
 
 // position is where a reader starts: after the sequence number after (a

@@ -188,8 +188,11 @@ type limitRefusals struct {
 // not serve it, or the stream has its maximum of consumers. Kinesis
 // answers LimitExceededException for that, but also for 5 consumers being
 // created at once in the account and for the call rate, which pass within
-// seconds: the stream's consumer count, or refusals that go on for longer
-// than a consumer takes to be created, tell them apart.
+// seconds. A stream with fewer than 20 consumers has room: its refusals are
+// retried as enhanced fan-out retries them. With 20 or more (the maximum,
+// or 50 on an On-demand Advantage stream), or when the count is unknown,
+// only refusals that go on for longer than a consumer takes to be created
+// mean the maximum.
 func (c *StreamConsumer) efoRefusal(ctx context.Context, err error, lr *limitRefusals) string {
 	if notServed(err) {
 		return "the endpoint does not serve enhanced fan-out consumers"
@@ -203,16 +206,21 @@ func (c *StreamConsumer) efoRefusal(ctx context.Context, err error, lr *limitRef
 		lr.first = time.Now()
 	}
 	lr.n++
+	count := int32(-1)
 	out, derr := c.client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamARN: aws.String(c.streamARN)})
-	if derr == nil {
-		if n := aws.ToInt32(out.StreamDescriptionSummary.ConsumerCount); n >= minConsumerLimit {
-			return fmt.Sprintf("the stream has %d EFO consumers, its maximum", n)
-		}
+	if derr == nil && out.StreamDescriptionSummary != nil && out.StreamDescriptionSummary.ConsumerCount != nil {
+		count = *out.StreamDescriptionSummary.ConsumerCount
 	}
-	if lr.n >= 3 && time.Since(lr.first) >= 2*c.timers.ConsumerPollMax {
-		return "RegisterStreamConsumer keeps answering LimitExceededException: the stream has its maximum of EFO consumers"
+	if count >= 0 && count < minConsumerLimit {
+		return ""
 	}
-	return ""
+	if lr.n < 3 || time.Since(lr.first) < 2*c.timers.ConsumerPollMax {
+		return ""
+	}
+	if count < 0 {
+		return "RegisterStreamConsumer keeps answering LimitExceededException and the stream's consumer count is unavailable: taken for the stream's maximum of EFO consumers"
+	}
+	return fmt.Sprintf("the stream has %d EFO consumers, its maximum: RegisterStreamConsumer keeps answering LimitExceededException", count)
 }
 
 // registerError is a refused RegisterStreamConsumer.

@@ -149,7 +149,7 @@ func (l *shardLoop) run(ctx, hctx context.Context) error {
 			s.Subscriptions++
 			s.Subscribed = true
 		})
-		l.log.Debug().Str("position", l.pos).Msg("subscribed")
+		l.log.Debug().Str("position", l.pos).Msg("reader opened")
 		reason, err := l.read(readCtx, hctx, r)
 		cancel()
 		if stop, err := l.ended(ctx, reason, err); stop {
@@ -195,7 +195,7 @@ func (l *shardLoop) ended(ctx context.Context, reason endReason, err error) (sto
 	case endLease:
 		return true, l.leaseStopped()
 	case endClean:
-		l.log.Debug().Msg("subscription ended; resubscribing")
+		l.log.Debug().Msg("reader ended; reopening")
 	case endIdle:
 		l.log.Warn().Str("idle_timeout", l.c.timers.IdleTimeout.String()).Msg("no event within the idle timeout; reopening")
 	case endHandler:
@@ -242,7 +242,7 @@ func (l *shardLoop) readFailed(ctx context.Context, err error) error {
 			l.log.Debug().Err(err).Msg("shard still held by another subscription")
 		}
 	case faultThrottled:
-		l.log.Debug().Err(err).Msg("subscribe rate limited; backing off")
+		l.log.Debug().Err(err).Msg("read rate limited; backing off")
 	case faultNotFound:
 		// The shard, or what it is read through, or the whole stream is
 		// gone. A shard that aged out of retention is no longer listed: it
@@ -251,7 +251,7 @@ func (l *shardLoop) readFailed(ctx context.Context, err error) error {
 			if errors.Is(lerr, ErrStreamNotFound) {
 				return lerr
 			}
-			l.log.Warn().Err(lerr).Str("hint", "cannot tell a gone shard from a gone consumer").Msg("list shards failed")
+			l.log.Warn().Err(lerr).Str("hint", "cannot tell a gone shard from a gone reader (EFO: its consumer)").Msg("list shards failed")
 		} else if gone {
 			return errShardGone
 		}
@@ -264,7 +264,7 @@ func (l *shardLoop) readFailed(ctx context.Context, err error) error {
 	case faultPosition:
 		return l.positionRejected(err)
 	default:
-		l.log.Warn().Err(err).Msg("subscription failed; retrying with backoff")
+		l.log.Warn().Err(err).Msg("read failed; retrying with backoff")
 	}
 	return nil
 }
@@ -359,6 +359,12 @@ func (l *shardLoop) read(ctx, hctx context.Context, r reader) (endReason, error)
 // so that what an event costs in memory depends on its size, not on how
 // many user records its aggregates hold.
 func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, error) {
+	if ev.heartbeat {
+		if !ev.stuck {
+			l.touch(nil)
+		}
+		return endClean, nil
+	}
 	b := &l.batch
 	b.MillisBehindLatest = ev.millisBehindLatest
 	b.ContinuationSequenceNumber = aws.ToString(ev.continuation)
