@@ -60,7 +60,7 @@ func (e *groupEnv) config(instance string) *config.Config {
 	st := config.DefaultStream()
 	st.Name, st.Subject = "s", "kinesis.{stream}.{partition_key}"
 	if e.read != "" {
-		st.Read, st.Polling.Interval = e.read, config.Duration(200*time.Millisecond)
+		st.Read, st.Polling.Interval = e.read, config.Duration(250*time.Millisecond)
 	}
 	cfg.Streams = []config.StreamConfig{st}
 	cfg.AWS.Region, cfg.AWS.Endpoint = e.emu.Region(), e.emu.URL()

@@ -28,7 +28,7 @@ const pollingStream = `  - name: s
     subject: "kinesis.{stream}.{partition_key}"
     read: polling
     polling:
-      interval: 200ms`
+      interval: 250ms`
 
 // efoStream is stream "s" read through enhanced fan-out.
 const efoStream = `  - name: s
@@ -188,7 +188,7 @@ func TestRunPollingReplacesExpiredIterators(t *testing.T) {
 	p := e2e.NewProducer(e.Emu)
 	// A caught-up shard waits 500 ms between calls: longer than an
 	// iterator lives.
-	e.run(e.config(true, strings.Replace(pollingStream, "200ms", "500ms", 1)))
+	e.run(e.config(true, strings.Replace(pollingStream, "250ms", "500ms", 1)))
 	p.Produce()
 	testutil.WaitFor(t, 30*time.Second, "iterators expired mid-stream", func() bool {
 		return metricOf(t, e.logs, `fanoutd_getrecords_calls_total{result="expired",stream="s"}`) >= 4
@@ -215,7 +215,7 @@ func TestRunTwoPollingApplicationsShareTheShards(t *testing.T) {
     subject: "%s.{stream}.{partition_key}"
     read: polling
     polling:
-      interval: 200ms
+      interval: 250ms
       max_records: 20`, name, name))
 		c.NATS = "  large_records: dead_letter\n"
 		c.CheckpointDir = t.TempDir() // each application its own
@@ -353,7 +353,7 @@ func TestRunAutoPollsWhenConsumerLimitReached(t *testing.T) {
 	if n := strings.Count(logs, "enhanced fan-out unavailable; reading by polling"); n != 1 {
 		t.Fatalf("the fallback is logged %d times, want once:\n%s", n, logs)
 	}
-	if !strings.Contains(logs, `"reason":"the stream has 20 EFO consumers, its maximum"`) || !strings.Contains(logs, `"cost":"polling shares`) {
+	if !strings.Contains(logs, `"reason":"the stream has 20 EFO consumers, its maximum`) || !strings.Contains(logs, `"cost":"polling shares`) {
 		t.Fatalf("the fallback does not say why and what it costs:\n%s", logs)
 	}
 	if c := e.consumersOf("s"); len(c) != 20 {
