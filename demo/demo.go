@@ -163,6 +163,10 @@ func relayConfig(emu *emulator.Server, natsURL string, js bool, dir string, read
 	cfg.AWS.Region, cfg.AWS.Endpoint = emu.Region(), emu.URL()
 	cfg.NATS.Servers = []string{natsURL}
 	cfg.NATS.JetStream = js
+	if !js {
+		// The core-mode server has no JetStream, so no Object Store.
+		cfg.NATS.LargeRecords = relay.OversizeDeadLetter
+	}
 	cfg.Checkpoint.Dir = dir
 	cfg.Log.Level, cfg.Log.Format = "warn", "console"
 	cfg.HTTP.Listen = "" // the demo may run beside a daemon on the default port
