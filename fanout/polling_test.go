@@ -732,3 +732,33 @@ func TestPollingReadsKPLFixturesAsEFODoes(t *testing.T) {
 		t.Fatal("no aggregated record in the fixtures")
 	}
 }
+
+// A polled shard with nothing new writes no checkpoint (its position does
+// not move), but its checkpoint is found current: what the checkpoint age
+// reports, so that an idle shard is not taken for one whose writes fail.
+func TestPollingIdleShardCheckpointFoundCurrent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	c := NewStreamConsumer(pollingSpec("s"), Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.Nop()})
+	h.start(c)
+	h.put("s", keys(1), 0, 1)
+	var saved time.Time
+	testutil.WaitFor(t, 20*time.Second, "the record's checkpoint written", func() bool {
+		sh := c.Shards()
+		if len(sh) != 1 || sh[0].CheckpointSavedAt.IsZero() {
+			return false
+		}
+		saved = sh[0].CheckpointSavedAt
+		return h.rec.count() >= 1
+	})
+	testutil.WaitFor(t, 20*time.Second, "the checkpoint found current after it was written", func() bool {
+		sh := c.Shards()[0]
+		return sh.CheckpointCurrentAt.Sub(sh.CheckpointSavedAt) >= 1500*time.Millisecond
+	})
+	if got := c.Shards()[0].CheckpointSavedAt; !got.Equal(saved) {
+		t.Fatalf("checkpoint written again at %v (first %v) with nothing new", got, saved)
+	}
+}

@@ -45,6 +45,8 @@ type shardLoop struct {
 	start StartPosition // start position when pos is ""
 	saved string        // last persisted pos
 	saveT time.Time
+	// currentT is when the checkpoint was last found current.
+	currentT time.Time
 	// events holds the Kinesis records of the event being handled (KPL
 	// aggregates whole), split into batch by split as they are handed over.
 	events    []record.Record
@@ -449,7 +451,14 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 // passed (or always, with force). A failed write is logged: the position in
 // memory is still right, only the replay after a crash grows.
 func (l *shardLoop) persist(force bool) {
-	if l.pos == "" || l.pos == l.saved || l.fenced {
+	if l.fenced || l.pos == "" {
+		return
+	}
+	if l.pos == l.saved {
+		if now := time.Now(); now.Sub(l.currentT) >= time.Second {
+			l.currentT = now
+			l.touch(func(s *ShardStatus) { s.CheckpointCurrentAt = now })
+		}
 		return
 	}
 	interval := l.c.timers.CheckpointInterval

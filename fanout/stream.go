@@ -138,11 +138,14 @@ type ShardStatus struct {
 	// Subscribed: a subscription is open now.
 	Subscribed bool
 	// Checkpoint is the last delivered continuation; CheckpointSavedAt is
-	// when a checkpoint was last written.
-	Checkpoint         string
-	CheckpointSavedAt  time.Time
-	MillisBehindLatest int64
-	LastEvent          time.Time
+	// when a checkpoint was last written, CheckpointCurrentAt when it was
+	// last found current (nothing delivered since it was written: a polled
+	// shard with nothing new).
+	Checkpoint          string
+	CheckpointSavedAt   time.Time
+	CheckpointCurrentAt time.Time
+	MillisBehindLatest  int64
+	LastEvent           time.Time
 	// LastActivity is the last time the shard's loop did anything: an event,
 	// a subscribe attempt, the end of a subscription. A reading shard whose
 	// loop is silent for long is stalled.

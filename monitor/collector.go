@@ -21,7 +21,7 @@ var (
 	descSubsStarted   = prometheus.NewDesc("fanoutd_subscriptions_started_total", "Readers opened (SubscribeToShard subscriptions or GetRecords iterators).", []string{"stream", "shard"}, nil)
 	descSubsEnded     = prometheus.NewDesc("fanoutd_subscriptions_ended_total", "Readers (subscriptions or GetRecords iterators) ended, by reason: expired (the 5-minute end or a cut connection), error, idle (watchdog), handler (NATS did not confirm), shard_end, shutdown.", []string{"stream", "reason"}, nil)
 	descSubErrors     = prometheus.NewDesc("fanoutd_subscribe_errors_total", "SubscribeToShard and event-stream errors, by AWS error code (transport for network errors).", []string{"stream", "error"}, nil)
-	descCheckpointAge = prometheus.NewDesc("fanoutd_checkpoint_age_seconds", "Seconds since the shard's checkpoint was last written.", []string{"stream", "shard"}, nil)
+	descCheckpointAge = prometheus.NewDesc("fanoutd_checkpoint_age_seconds", "Seconds since the shard's checkpoint was last written, or last found current (nothing delivered since it was written).", []string{"stream", "shard"}, nil)
 	descLastEventAge  = prometheus.NewDesc("fanoutd_last_event_age_seconds", "Seconds since the shard's last event.", []string{"stream", "shard"}, nil)
 	descShards        = prometheus.NewDesc("fanoutd_shards", "Shards known, by state: reading, waiting (for parents), ended, not_owned (another instance of the group reads it).", []string{"stream", "state"}, nil)
 	descStalled       = prometheus.NewDesc("fanoutd_shard_stalled", "1 while a reading shard's loop has shown no activity for timers.stall_timeout.", []string{"stream", "shard"}, nil)
@@ -78,7 +78,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descBehind, prometheus.GaugeValue, float64(s.MillisBehindLatest), s.Stream, s.ShardID)
 		if !s.CheckpointSavedAt.IsZero() {
-			ch <- prometheus.MustNewConstMetric(descCheckpointAge, prometheus.GaugeValue, now.Sub(s.CheckpointSavedAt).Seconds(), s.Stream, s.ShardID)
+			current := s.CheckpointSavedAt
+			if s.CheckpointCurrentAt.After(current) {
+				current = s.CheckpointCurrentAt
+			}
+			ch <- prometheus.MustNewConstMetric(descCheckpointAge, prometheus.GaugeValue, now.Sub(current).Seconds(), s.Stream, s.ShardID)
 		}
 		if !s.LastEvent.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descLastEventAge, prometheus.GaugeValue, now.Sub(s.LastEvent).Seconds(), s.Stream, s.ShardID)

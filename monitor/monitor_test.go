@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,8 @@ func TestEndpoints(t *testing.T) {
 	sh.Records, sh.Events, sh.MillisBehindLatest = 7, 3, 250
 	sh.Ends["expired"], sh.Errors["LimitExceededException"] = 2, 1
 	sh.Polls = map[string]uint64{fanout.PollOK: 5, fanout.PollThrottled: 2}
+	// Written an hour ago, found current since: the age counts from then.
+	sh.CheckpointSavedAt, sh.CheckpointCurrentAt = time.Now().Add(-time.Hour), time.Now()
 	m := New(Sources{
 		Shards:    func() []fanout.ShardStatus { return []fanout.ShardStatus{sh} },
 		Publisher: func() relay.Stats { return relay.Stats{Published: 7, Retries: 2} },
@@ -109,6 +112,16 @@ func TestEndpoints(t *testing.T) {
 	code, metrics := body("/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics %d", code)
+	}
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, `fanoutd_checkpoint_age_seconds{shard="shardId-0",stream="a"} `); ok {
+			if age, err := strconv.ParseFloat(v, 64); err != nil || age > 600 {
+				t.Fatalf("checkpoint age %q, want the time since it was found current", v)
+			}
+		}
+	}
+	if !strings.Contains(metrics, `fanoutd_checkpoint_age_seconds{shard="shardId-0",stream="a"}`) {
+		t.Fatal("no checkpoint age")
 	}
 	for _, want := range []string{
 		`fanoutd_records_relayed_total{stream="a"} 7`,
