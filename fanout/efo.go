@@ -132,6 +132,8 @@ func (r *efoReader) fault(err error) readFault {
 		return faultNotFound
 	case codeInvalidArgument:
 		return faultPosition
+	case codeAccessDenied:
+		return faultDenied
 	}
 	return faultTransient
 }

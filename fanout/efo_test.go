@@ -20,6 +20,7 @@ func TestEFOFaults(t *testing.T) {
 		{api("LimitExceededException"), faultThrottled},
 		{api("ResourceNotFoundException"), faultNotFound},
 		{api("InvalidArgumentException"), faultPosition},
+		{api("AccessDeniedException"), faultDenied},
 		{api("InternalFailureException"), faultTransient},
 		{errors.New("dial tcp: connection refused"), faultTransient},
 		{context.DeadlineExceeded, faultTransient},

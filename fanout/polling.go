@@ -219,6 +219,8 @@ func (p *pollingShard) fault(err error) readFault {
 		return faultNotFound
 	case code == codeInvalidArgument && errors.As(err, &pe):
 		return faultPosition
+	case code == codeAccessDenied:
+		return faultDenied
 	}
 	return faultTransient
 }

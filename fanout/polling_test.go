@@ -762,3 +762,35 @@ func TestPollingIdleShardCheckpointFoundCurrent(t *testing.T) {
 		t.Fatalf("checkpoint written again at %v (first %v) with nothing new", got, saved)
 	}
 }
+
+// A permission refused by AWS fails the stream, in either read mode, with
+// the AWS error kept (the daemon exits 2 on it): retrying cannot cure it.
+func TestReadPermissionRefusedFailsTheStream(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mode ReadMode
+		op   string
+	}{{ReadPolling, "GetShardIterator"}, {ReadPolling, "GetRecords"}, {ReadEFO, "SubscribeToShard"}} {
+		t.Run(string(tc.mode)+"/"+tc.op, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, emutest.Options())
+			if err := h.emu.CreateStream("s", 1); err != nil {
+				t.Fatal(err)
+			}
+			h.emu.FailNextStatus(tc.op, 1<<20, 400, "AccessDeniedException", "User: arn:aws:iam::000000000000:user/x is not authorized to perform: kinesis:"+tc.op)
+			spec := pollingSpec("s")
+			spec.Read = tc.mode
+			c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.Nop()})
+			done := make(chan error, 1)
+			go func() { done <- c.Run(context.Background()) }()
+			select {
+			case err := <-done:
+				if errorCode(err) != codeAccessDenied || !strings.Contains(err.Error(), "IAM policy") {
+					t.Fatalf("Run = %v, want the AccessDeniedException with a hint", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the stream kept retrying a refused permission")
+			}
+		})
+	}
+}

@@ -81,6 +81,7 @@ const (
 	faultThrottled                  // over a Kinesis rate limit
 	faultNotFound                   // the shard, or what it is read through, is gone
 	faultPosition                   // the start position was rejected: an expired checkpoint
+	faultDenied                     // the credentials may not read the stream: fatal
 )
 
 // streamReader is how the shards of a stream are read.

@@ -265,6 +265,9 @@ func (l *shardLoop) readFailed(ctx context.Context, err error) error {
 		}
 	case faultPosition:
 		return l.positionRejected(err)
+	case faultDenied:
+		// A restart meets the same answer: only the IAM policy can change it.
+		return fmt.Errorf("read shard %s: %w (the IAM policy must allow reading the stream in its read mode: docs/operations.md, IAM)", l.st.id, err)
 	default:
 		l.log.Warn().Err(err).Msg("read failed; retrying with backoff")
 	}
