@@ -242,14 +242,16 @@ func TestPollingIntervalLongerThanIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := pollingSpec("s")
-	spec.Polling.Interval = time.Second
+	// The idle timeout leaves a call on a busy machine a second between
+	// two heartbeats; the interval is longer than the timeout.
+	spec.Polling.Interval = 2 * time.Second
 	timers := fastTimers()
-	timers.IdleTimeout = 600 * time.Millisecond
+	timers.IdleTimeout = 1500 * time.Millisecond
 	c := h.consumer(spec, timers)
 	h.start(c)
 	ks := keys(2)
 	h.put("s", ks, 0, 2)
-	testutil.WaitFor(t, 20*time.Second, "three calls", func() bool { return polls(c, PollOK) >= 3 })
+	testutil.WaitFor(t, 20*time.Second, "two waits of an interval", func() bool { return polls(c, PollOK) >= 3 })
 	h.put("s", ks, 2, 2)
 	testutil.WaitFor(t, 20*time.Second, "8 records", func() bool { return h.rec.count() >= 8 })
 	checkExactlyInOrder(t, h.rec.all(), ks, 4)
