@@ -157,3 +157,32 @@ func TestStoppedInsideAnAggregateResumesAtTheNextUserRecord(t *testing.T) {
 		})
 	}
 }
+
+// A batch that fails after whole records of a large event is retried after
+// the last record confirmed, not from the event's start.
+func TestLargeEventRetryGoesOnAfterTheConfirmedBatches(t *testing.T) {
+	t.Parallel()
+	for _, spec := range []StreamSpec{{Name: "s"}, pollingSpec("s")} {
+		t.Run(string(cmp.Or(spec.Read, ReadEFO)), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, emutest.Options())
+			if err := h.emu.CreateStream("s", 1); err != nil {
+				t.Fatal(err)
+			}
+			ks := keys(1)
+			const n = 3*record.MaxBatchRecords + 10
+			h.put("s", ks, 0, n)
+			f := &failingFrom{recorder: h.rec, from: 2, failures: 1}
+			c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: f, Timers: fastTimers(), Log: zerolog.Nop()})
+			h.start(c)
+			testutil.WaitFor(t, 30*time.Second, "the last record", func() bool {
+				recs := h.rec.handled()
+				return len(recs) > 0 && string(recs[len(recs)-1].Data) == fmt.Sprintf("%s:%d", ks[0], n-1)
+			})
+			if f.failedCalls() != 1 {
+				t.Fatalf("%d failed calls, want 1", f.failedCalls())
+			}
+			checkExactlyInOrder(t, h.rec.handled(), ks, n)
+		})
+	}
+}
