@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -489,10 +490,13 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 // record next: after last's record if it is another one (the batch ended
 // with it), else inside it, an aggregate.
 func batchEnd(last record.Record, next string) cursor {
+	// A copy: the record's strings may share one allocation with the
+	// whole event's keys, which the position would keep alive.
+	seq := strings.Clone(last.SequenceNumber)
 	if last.SequenceNumber != next {
-		return cursor{seq: last.SequenceNumber}
+		return cursor{seq: seq}
 	}
-	return cursor{seq: last.SequenceNumber, sub: last.SubSequenceNumber, inAgg: true}
+	return cursor{seq: seq, sub: last.SubSequenceNumber, inAgg: true}
 }
 
 // advance moves the position to reached, a batch confirmed inside an
