@@ -191,3 +191,34 @@ func TestLargeEventRetryGoesOnAfterTheConfirmedBatches(t *testing.T) {
 		})
 	}
 }
+
+// A shard handed over inside a KPL aggregate writes its final checkpoint
+// there: the next owner goes on at the next user record.
+func TestHandoffInsideAnAggregate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emutest.Options())
+	if err := h.emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	putAggregate(t, h)
+	f := &failingFrom{recorder: h.rec, from: 3}
+	timers := fastTimers()
+	timers.CheckpointInterval = time.Hour
+	lease := &testLease{done: make(chan struct{})}
+	lease.valid.Store(true)
+	c := NewStreamConsumer(StreamSpec{Name: "s"}, Options{Client: h.kc, Checkpoints: h.store, Handler: f, Timers: timers, Log: zerolog.Nop(),
+		Leases: &testLeases{lease: lease}})
+	stop := h.start(c)
+	testutil.WaitFor(t, 30*time.Second, "a failed batch", func() bool { return f.failedCalls() > 0 })
+	close(lease.done)
+	testutil.WaitFor(t, 30*time.Second, "the final checkpoint inside the aggregate", func() bool {
+		cp, ok, err := h.store.Get(t.Context(), "s", "fanoutd", "shardId-000000000000")
+		return err == nil && ok && cp.InAggregate && cp.SubSequenceNumber == 2*record.MaxBatchRecords-2
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.start(h.consumer(pollingSpec("s"), fastTimers()))
+	testutil.WaitFor(t, 30*time.Second, "the last record", hasAfter(h.rec))
+	checkOnce(t, h.rec.handled())
+}
