@@ -11,10 +11,18 @@ import (
 
 // Checkpoint is the position of one shard.
 type Checkpoint struct {
-	// SequenceNumber is the ContinuationSequenceNumber of the last event
-	// whose records are confirmed: reading resumes AFTER it
-	// (AFTER_SEQUENCE_NUMBER). Empty when the shard ended.
+	// SequenceNumber is where reading resumes: AFTER it
+	// (AFTER_SEQUENCE_NUMBER), the continuation of the last event or the
+	// last Kinesis record whose user records are all confirmed; or, when
+	// InAggregate, the KPL aggregate whose user records are confirmed up to
+	// SubSequenceNumber: reading resumes AT it (AT_SEQUENCE_NUMBER) and
+	// skips those. Empty when the shard ended.
 	SequenceNumber string
+	// SubSequenceNumber is the sub-sequence of the last user record
+	// confirmed inside the aggregate SequenceNumber, when InAggregate.
+	SubSequenceNumber int64
+	// InAggregate marks a checkpoint inside a KPL aggregate.
+	InAggregate bool
 	// ShardEnded means the shard was read to its end: it has nothing left,
 	// and its children may start.
 	ShardEnded bool

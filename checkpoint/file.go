@@ -125,6 +125,8 @@ type fileRecord struct {
 	Consumer       string    `json:"consumer"`
 	ShardID        string    `json:"shard_id"`
 	SequenceNumber string    `json:"sequence_number"`
+	SubSequence    int64     `json:"sub_sequence_number,omitempty"`
+	InAggregate    bool      `json:"in_aggregate,omitempty"`
 	ShardEnded     bool      `json:"shard_ended"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	StreamCreated  time.Time `json:"stream_created,omitzero"`
@@ -173,6 +175,8 @@ func (s *FileStore) Put(ctx context.Context, stream, consumer, shardID string, c
 		Consumer:       consumer,
 		ShardID:        shardID,
 		SequenceNumber: cp.SequenceNumber,
+		SubSequence:    cp.SubSequenceNumber,
+		InAggregate:    cp.InAggregate,
 		ShardEnded:     cp.ShardEnded,
 		UpdatedAt:      cp.UpdatedAt,
 		StreamCreated:  cp.StreamCreated,
@@ -380,7 +384,7 @@ func readFile(path, stream, consumer, shardID string) (Checkpoint, error) {
 	case r.SequenceNumber == "" && !r.ShardEnded:
 		return Checkpoint{}, corrupt(path, "no sequence number")
 	}
-	return Checkpoint{SequenceNumber: r.SequenceNumber, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
+	return Checkpoint{SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequence, InAggregate: r.InAggregate, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
 }
 
 func corrupt(path, why string) error {

@@ -285,3 +285,23 @@ func TestFileStore_RemovesLeftoverTempFiles(t *testing.T) {
 		t.Fatalf("files = %q, want %q", got, want)
 	}
 }
+
+// TestFileStore_ReadsFilesWithoutSubSequence checks that a checkpoint file
+// without the sub-sequence fields reads as a position after its sequence
+// number.
+func TestFileStore_ReadsFilesWithoutSubSequence(t *testing.T) {
+	t.Parallel()
+	s, dir := newFileStore(t)
+	path := filepath.Join(dir, "orders", "fanoutd", "shardId-000000000003.json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"version":1,"stream":"orders","consumer":"fanoutd","shard_id":"shardId-000000000003","sequence_number":"42","shard_ended":false,"updated_at":"2024-01-02T15:04:05.123456789Z"}`
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.Get(context.Background(), "orders", "fanoutd", "shardId-000000000003")
+	if err != nil || !ok || got.SequenceNumber != "42" || got.InAggregate || got.SubSequenceNumber != 0 || !got.UpdatedAt.Equal(t0) {
+		t.Fatalf("Get = %+v, %v, %v", got, ok, err)
+	}
+}

@@ -287,3 +287,25 @@ func TestStore_Delete(t *testing.T) {
 		}
 	})
 }
+
+// TestStore_SubSequence checks that a checkpoint inside a KPL aggregate
+// keeps its sub-sequence, and that one after it reads without.
+func TestStore_SubSequence(t *testing.T) {
+	t.Parallel()
+	stores(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		for _, want := range []Checkpoint{
+			{SequenceNumber: "49590338271490256608559692538361571095921575989136588898", SubSequenceNumber: 0, InAggregate: true, UpdatedAt: t0},
+			{SequenceNumber: "49590338271490256608559692538361571095921575989136588898", SubSequenceNumber: 1749999, InAggregate: true, UpdatedAt: t0},
+			{SequenceNumber: "49590338271490256608559692538361571095921575989136588899", UpdatedAt: t0},
+		} {
+			if err := s.Put(ctx, "orders", "fanoutd", "shardId-0", want); err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := s.Get(ctx, "orders", "fanoutd", "shardId-0")
+			if err != nil || !ok || got.SequenceNumber != want.SequenceNumber || got.SubSequenceNumber != want.SubSequenceNumber || got.InAggregate != want.InAggregate {
+				t.Fatalf("Get = %+v, %v, %v; want %+v", got, ok, err, want)
+			}
+		}
+	})
+}

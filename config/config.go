@@ -206,7 +206,7 @@ type CheckpointConfig struct {
 	// start when missing.
 	Bucket BucketConfig `yaml:"bucket"`
 	// Interval is the least time between two checkpoint writes of a shard
-	// (0s: after every event). It bounds the replay after a crash.
+	// (0s: after every batch delivered). It bounds the replay after a crash.
 	Interval Duration `yaml:"interval"`
 }
 

@@ -112,6 +112,9 @@ func startingPosition(at position) *types.StartingPosition {
 	if at.after != "" {
 		return &types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(at.after)}
 	}
+	if at.at != "" {
+		return &types.StartingPosition{Type: types.ShardIteratorTypeAtSequenceNumber, SequenceNumber: aws.String(at.at)}
+	}
 	sp := &types.StartingPosition{Type: types.ShardIteratorType(at.start)}
 	if at.start == StartAtTimestamp {
 		sp.Timestamp = aws.Time(at.timestamp)

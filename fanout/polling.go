@@ -150,6 +150,9 @@ func positionKey(at position) string {
 	if at.after != "" {
 		return "after:" + at.after
 	}
+	if at.at != "" {
+		return "at:" + at.at
+	}
 	return "start:" + string(at.start) + ":" + at.timestamp.String()
 }
 
@@ -188,6 +191,8 @@ func (p *pollingShard) iterator(ctx context.Context, at position) (string, error
 	switch {
 	case at.after != "":
 		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(at.after)
+	case at.at != "":
+		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAtSequenceNumber, aws.String(at.at)
 	case at.start == StartAtTimestamp:
 		in.ShardIteratorType, in.Timestamp = types.ShardIteratorTypeAtTimestamp, aws.Time(at.timestamp)
 	case at.start == StartLatest:
@@ -369,7 +374,7 @@ func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (
 		p.due = r.due
 		p.mu.Unlock()
 	}
-	next := iteratorAt{key: positionKey(position{after: r.pos, start: r.at.start, timestamp: r.at.timestamp}), iter: *out.NextShardIterator, issued: now}
+	next := iteratorAt{key: positionKey(position{after: r.pos, at: r.at.at, start: r.at.start, timestamp: r.at.timestamp}), iter: *out.NextShardIterator, issued: now}
 	p.mu.Lock()
 	p.prev, p.cur = r.cur, next
 	p.mu.Unlock()

@@ -48,9 +48,12 @@ type readEvent struct {
 }
 
 // position is where a reader starts: after the sequence number after (a
-// checkpoint), or at start when after is "".
+// checkpoint), at the sequence number at (a checkpoint inside a KPL
+// aggregate: the shard loop skips the user records already delivered), or
+// at start when both are "".
 type position struct {
 	after     string
+	at        string
 	start     StartPosition
 	timestamp time.Time // of StartAtTimestamp
 }

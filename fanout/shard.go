@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,9 +42,12 @@ type shardLoop struct {
 	st    *shardState
 	log   zerolog.Logger
 	src   shardReader
-	pos   string        // last delivered continuation; "" = use the start position
-	start StartPosition // start position when pos is ""
-	saved string        // last persisted pos
+	pos   cursor        // last delivered position; seq "" = use the start position
+	start StartPosition // start position when pos.seq is ""
+	saved cursor        // last persisted pos
+	// skip is the aggregate the reader was opened at (inAgg), whose user
+	// records up to skip.sub were delivered already.
+	skip  cursor
 	saveT time.Time
 	// currentT is when the checkpoint was last found current.
 	currentT time.Time
@@ -67,6 +71,23 @@ type shardLoop struct {
 	contendedLogged bool
 }
 
+// cursor is a position in a shard: after the sequence number seq (an
+// event's continuation or a Kinesis record), or, when inAgg, inside the KPL
+// aggregate seq after its user record sub.
+type cursor struct {
+	seq   string
+	sub   int64
+	inAgg bool
+}
+
+// position is where a reader opens to go on from c.
+func (c cursor) position(start StartPosition, ts time.Time) position {
+	if c.inAgg {
+		return position{at: c.seq, start: start, timestamp: ts}
+	}
+	return position{after: c.seq, start: start, timestamp: ts}
+}
+
 // emptyCheckpointInterval is the least time between two checkpoint writes
 // of a shard whose position moved only by empty events: a crash replays no
 // record, and an idle shard's checkpoint stays far younger than the
@@ -84,7 +105,8 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 	})
 	l := &shardLoop{c: c, st: st, log: log, src: c.reader.shard(st.id, log), start: st.start, lease: lease}
 	if hasCP {
-		l.pos, l.saved = cp.SequenceNumber, cp.SequenceNumber
+		l.pos = cursor{seq: cp.SequenceNumber, sub: cp.SubSequenceNumber, inAgg: cp.InAggregate && cp.SequenceNumber != ""}
+		l.saved = l.pos
 	}
 	l.batch = record.Batch{Stream: c.spec.Name, ShardID: st.id, Consumer: c.spec.Consumer}
 	defer l.persist(true)
@@ -130,7 +152,7 @@ func (l *shardLoop) run(ctx, hctx context.Context) error {
 		gen := c.resume.generation()
 		l.touch(nil)
 		readCtx, cancel := context.WithCancel(ctx)
-		r, err := l.src.open(readCtx, position{after: l.pos, start: l.start, timestamp: c.spec.StartTimestamp})
+		r, err := l.src.open(readCtx, l.pos.position(l.start, c.spec.StartTimestamp))
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {
@@ -151,7 +173,11 @@ func (l *shardLoop) run(ctx, hctx context.Context) error {
 			s.Subscriptions++
 			s.Subscribed = true
 		})
-		l.log.Debug().Str("position", l.pos).Msg("reader opened")
+		l.skip = cursor{}
+		if l.pos.inAgg {
+			l.skip = l.pos
+		}
+		l.log.Debug().Str("position", l.pos.seq).Int64("sub_sequence", l.pos.sub).Bool("in_aggregate", l.pos.inAgg).Msg("reader opened")
 		reason, err := l.read(readCtx, hctx, r)
 		cancel()
 		if stop, err := l.ended(ctx, reason, err); stop {
@@ -276,19 +302,19 @@ func (l *shardLoop) readFailed(ctx context.Context, err error) error {
 
 // positionRejected applies on_expired_checkpoint to a rejected position.
 func (l *shardLoop) positionRejected(err error) error {
-	if l.pos == "" {
+	if l.pos.seq == "" {
 		return fmt.Errorf("read %s from %s: %w", l.st.id, l.start, err)
 	}
 	if l.c.spec.OnExpiredCheckpoint == OnExpiredTrimHorizon {
-		l.log.Error().Err(err).Str("checkpoint", l.pos).Str("on_expired_checkpoint", string(OnExpiredTrimHorizon)).
+		l.log.Error().Err(err).Str("checkpoint", l.pos.seq).Str("on_expired_checkpoint", string(OnExpiredTrimHorizon)).
 			Str("hint", "the checkpoint is probably older than the stream's retention; the records between it and the trim horizon are lost").
 			Msg("checkpoint rejected; restarting the shard from TRIM_HORIZON")
-		l.pos, l.start = "", StartTrimHorizon
+		l.pos, l.start = cursor{}, StartTrimHorizon
 		return nil
 	}
 	return fmt.Errorf("%w: shard %s: checkpoint %s was rejected by Kinesis (%v): it is probably older than the stream's retention period. "+
 		"To restart the shard from the oldest record still kept, set on_expired_checkpoint: trim_horizon for this stream, or remove the shard's checkpoint file and restart",
-		ErrExpiredCheckpoint, l.st.id, l.pos, err)
+		ErrExpiredCheckpoint, l.st.id, l.pos.seq, err)
 }
 
 // gone turns errShardGone into the end of the shard (nil: the loop stops
@@ -297,7 +323,7 @@ func (l *shardLoop) gone(err error) error {
 	if !errors.Is(err, errShardGone) {
 		return err
 	}
-	l.log.Warn().Str("position", l.pos).
+	l.log.Warn().Str("position", l.pos.seq).
 		Str("hint", "no longer listed by Kinesis: its records aged out of the stream's retention; its children start").
 		Msg("shard gone; counting it as ended")
 	l.touch(func(s *ShardStatus) { s.Ends[endGone.String()]++ })
@@ -396,15 +422,24 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 	for i := range l.events {
 		r := &l.events[i]
 		l.split.Reset(r.Data, r.PartitionKey, r.ExplicitHashKey, r.SequenceNumber, r.ArrivalTime)
+		skip := l.skip
+		l.skip = cursor{} // only the first record read can be the aggregate opened at
 		for {
 			u, ok := l.split.Next()
 			if !ok {
 				break
 			}
+			if skip.inAgg && u.Aggregated && u.SequenceNumber == skip.seq && u.SubSequenceNumber <= skip.sub {
+				continue
+			}
 			n := u.Size()
 			if len(b.Records) == record.MaxBatchRecords || (batchBytes+n > record.MaxBatchBytes && len(b.Records) > 0) {
+				reached := batchEnd(b.Records[len(b.Records)-1], r.SequenceNumber)
 				if err := flush(); err != nil {
 					return endHandler, err
+				}
+				if reason := l.advance(reached); reason != endClean {
+					return reason, nil
 				}
 			}
 			b.Records = append(b.Records, u)
@@ -441,7 +476,12 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 		c.shardEnded(l.st, ev.childShards)
 		return endShard, nil
 	}
-	l.pos = b.ContinuationSequenceNumber
+	if len(l.events) > 0 || !l.pos.inAgg {
+		// An event without records leaves a position inside an aggregate
+		// as it is: a reader opened at the aggregate may not have read it
+		// yet.
+		l.pos = cursor{seq: b.ContinuationSequenceNumber}
+	}
 	l.unsavedRecords = l.unsavedRecords || records > 0
 	l.persist(false)
 	if l.fenced {
@@ -450,11 +490,38 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 	return endClean, nil
 }
 
+// batchEnd is the position reached by a batch whose last user record is
+// last, when the next user record to hand over belongs to the Kinesis
+// record next: after last's record if it is another one (the batch ended
+// with it), else inside it, an aggregate.
+func batchEnd(last record.Record, next string) cursor {
+	// A copy: the record's strings may share one allocation with the
+	// whole event's keys, which the position would keep alive.
+	seq := strings.Clone(last.SequenceNumber)
+	if last.SequenceNumber != next {
+		return cursor{seq: seq}
+	}
+	return cursor{seq: seq, sub: last.SubSequenceNumber, inAgg: true}
+}
+
+// advance moves the position to reached, a batch confirmed inside an
+// event, and checkpoints it on the usual schedule: a retry after a failed
+// batch, and the final checkpoint, go on after it.
+func (l *shardLoop) advance(reached cursor) endReason {
+	l.pos = reached
+	l.unsavedRecords = true
+	l.persist(false)
+	if l.fenced {
+		return endLease
+	}
+	return endClean
+}
+
 // persist writes the position when it moved and the checkpoint interval
 // passed (or always, with force). A failed write is logged: the position in
 // memory is still right, only the replay after a crash grows.
 func (l *shardLoop) persist(force bool) {
-	if l.fenced || l.pos == "" {
+	if l.fenced || l.pos.seq == "" {
 		return
 	}
 	if l.pos == l.saved {
@@ -475,7 +542,7 @@ func (l *shardLoop) persist(force bool) {
 		l.log.Debug().Msg("lease no longer valid: checkpoint not written")
 		return
 	}
-	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos}); err != nil {
+	if err := l.c.putCheckpoint(l.st.id, checkpoint.Checkpoint{SequenceNumber: l.pos.seq, SubSequenceNumber: l.pos.sub, InAggregate: l.pos.inAgg}); err != nil {
 		if errors.Is(err, checkpoint.ErrFenced) {
 			l.fenced = true
 			l.log.Warn().Err(err).Msg("checkpoint taken by another instance; stopping the shard")
@@ -515,6 +582,6 @@ func (l *shardLoop) persistEnded() error {
 		}
 		return fmt.Errorf("write end-of-shard checkpoint: %w", err)
 	}
-	l.pos, l.saved = "", ""
+	l.pos, l.saved = cursor{}, cursor{}
 	return nil
 }

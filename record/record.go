@@ -28,8 +28,8 @@ type Record struct {
 // alone is larger, at most MaxBatchBytes of data and keys (see Size). An
 // event whose records exceed these bounds (a KPL aggregate can hold a
 // million user records) is handed over as several batches in order; the
-// shard's position moves past the event only once the last one is
-// delivered.
+// shard's position moves after each one delivered (inside an aggregate: to
+// its last sub-sequence), and past the event after the last.
 type Batch struct {
 	Stream   string
 	ShardID  string

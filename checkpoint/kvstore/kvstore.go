@@ -56,6 +56,8 @@ func New(kv jetstream.KeyValue, instance string) *Store {
 // kvRecord is the JSON value of each key.
 type kvRecord struct {
 	SequenceNumber string    `json:"sequence_number,omitempty"`
+	SubSequence    int64     `json:"sub_sequence_number,omitempty"`
+	InAggregate    bool      `json:"in_aggregate,omitempty"`
 	ShardEnded     bool      `json:"shard_ended,omitempty"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	StreamCreated  time.Time `json:"stream_created,omitzero"`
@@ -83,7 +85,7 @@ func decodeKV(e jetstream.KeyValueEntry) (checkpoint.Checkpoint, error) {
 	if r.SequenceNumber == "" && !r.ShardEnded {
 		return checkpoint.Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): no sequence number", e.Key(), e.Bucket(), e.Revision())
 	}
-	return checkpoint.Checkpoint{SequenceNumber: r.SequenceNumber, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
+	return checkpoint.Checkpoint{SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequence, InAggregate: r.InAggregate, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
 }
 
 func (s *Store) check(ctx context.Context) error {
@@ -147,7 +149,7 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 	if err := checkpoint.CheckPut(ctx, stream, consumer, shardID, &cp); err != nil {
 		return err
 	}
-	data, err := json.Marshal(kvRecord{SequenceNumber: cp.SequenceNumber, ShardEnded: cp.ShardEnded,
+	data, err := json.Marshal(kvRecord{SequenceNumber: cp.SequenceNumber, SubSequence: cp.SubSequenceNumber, InAggregate: cp.InAggregate, ShardEnded: cp.ShardEnded,
 		UpdatedAt: cp.UpdatedAt, StreamCreated: cp.StreamCreated, Instance: s.instance, Writer: s.writer})
 	if err != nil {
 		return fmt.Errorf("encode checkpoint: %w", err)

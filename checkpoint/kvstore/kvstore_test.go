@@ -100,6 +100,13 @@ func TestStoreContract(t *testing.T) {
 	if _, ok, err := s.Get(ctx, "my.stream", "c.1", "shardId-0"); err != nil || ok {
 		t.Fatalf("Get(empty) = %v %v", ok, err)
 	}
+	sub := checkpoint.Checkpoint{SequenceNumber: "77", SubSequenceNumber: 12, InAggregate: true}
+	if err := s.Put(ctx, "sub.stream", "c.1", "shardId-sub", sub); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.Get(ctx, "sub.stream", "c.1", "shardId-sub"); err != nil || !ok || got.SequenceNumber != "77" || got.SubSequenceNumber != 12 || !got.InAggregate {
+		t.Fatalf("Get(inside an aggregate) = %+v, %v, %v", got, ok, err)
+	}
 	testutil.Concurrently(t, 8, func(w int) error {
 		for i := range 10 {
 			cp := checkpoint.Checkpoint{SequenceNumber: fmt.Sprint(i)}
