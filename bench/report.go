@@ -250,16 +250,7 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 		relays = append(relays, relayBaseline)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	if res.Params.Read == readPolling {
-		fmt.Fprintf(w, "read: polling (fanoutd: polling.interval %s, max_records %d; baseline: a GetRecords loop per shard, 10000 records a call, 1s wait when caught up)\n",
-			fanout.DefaultPollingInterval, fanout.MaxPollingRecords)
-	} else {
-		fmt.Fprintf(w, "read: enhanced fan-out\n")
-	}
-	if res.Params.Limits != "" {
-		fmt.Fprintf(w, "emulator limits: %s\n", res.Params.Limits)
-	}
-	fmt.Fprintln(w)
+	printSetup(w, res)
 	fmtRatio := func(a, b float64) string {
 		if !withBaseline {
 			return ""
@@ -344,6 +335,26 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
+	printTargets(w, res)
+}
+
+// printSetup says how the run read the stream and which emulator limits
+// were on.
+func printSetup(w io.Writer, res *Results) {
+	if res.Params.Read == readPolling {
+		fmt.Fprintf(w, "read: polling (fanoutd: polling.interval %s, max_records %d; baseline: a GetRecords loop per shard, 10000 records a call, 1s wait when caught up)\n",
+			fanout.DefaultPollingInterval, fanout.MaxPollingRecords)
+	} else {
+		fmt.Fprintf(w, "read: enhanced fan-out\n")
+	}
+	if res.Params.Limits != "" {
+		fmt.Fprintf(w, "emulator limits: %s\n", res.Params.Limits)
+	}
+	fmt.Fprintln(w)
+}
+
+// printTargets lists the performance targets with the figures measured.
+func printTargets(w io.Writer, res *Results) {
 	fmt.Fprintln(w, "targets:")
 	tt := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range res.Targets {

@@ -78,11 +78,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descBehind, prometheus.GaugeValue, float64(s.MillisBehindLatest), s.Stream, s.ShardID)
 		if !s.CheckpointSavedAt.IsZero() {
-			current := s.CheckpointSavedAt
-			if s.CheckpointCurrentAt.After(current) {
-				current = s.CheckpointCurrentAt
-			}
-			ch <- prometheus.MustNewConstMetric(descCheckpointAge, prometheus.GaugeValue, now.Sub(current).Seconds(), s.Stream, s.ShardID)
+			ch <- prometheus.MustNewConstMetric(descCheckpointAge, prometheus.GaugeValue, checkpointAge(&s, now).Seconds(), s.Stream, s.ShardID)
 		}
 		if !s.LastEvent.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descLastEventAge, prometheus.GaugeValue, now.Sub(s.LastEvent).Seconds(), s.Stream, s.ShardID)
@@ -151,4 +147,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descBuild, prometheus.GaugeValue, 1, m.version)
+}
+
+// checkpointAge is the time since s's checkpoint was written or last found
+// current.
+func checkpointAge(s *fanout.ShardStatus, now time.Time) time.Duration {
+	current := s.CheckpointSavedAt
+	if s.CheckpointCurrentAt.After(current) {
+		current = s.CheckpointCurrentAt
+	}
+	return now.Sub(current)
 }
