@@ -17,8 +17,13 @@ import (
 )
 
 // fileVersion is the version of the JSON format; a file with another
-// version is an error, not a guess.
-const fileVersion = 1
+// version is an error, not a guess. A checkpoint inside a KPL aggregate is
+// written as fileVersionAggregate, so that a binary that does not know
+// sub-sequences stops on it instead of resuming after the whole aggregate.
+const (
+	fileVersion          = 1
+	fileVersionAggregate = 2
+)
 
 // FileStore keeps one small JSON file per shard, at
 // DIR/STREAM/CONSUMER/SHARD.json, replaced atomically on every Put: a crash
@@ -169,8 +174,12 @@ func (s *FileStore) Put(ctx context.Context, stream, consumer, shardID string, c
 	if err := CheckPut(ctx, stream, consumer, shardID, &cp); err != nil {
 		return err
 	}
+	version := fileVersion
+	if cp.InAggregate {
+		version = fileVersionAggregate
+	}
 	data, err := json.Marshal(fileRecord{
-		Version:        fileVersion,
+		Version:        version,
 		Stream:         stream,
 		Consumer:       consumer,
 		ShardID:        shardID,
@@ -377,8 +386,10 @@ func readFile(path, stream, consumer, shardID string) (Checkpoint, error) {
 		return Checkpoint{}, corrupt(path, err.Error())
 	}
 	switch {
-	case r.Version != fileVersion:
-		return Checkpoint{}, corrupt(path, fmt.Sprintf("version %d, want %d", r.Version, fileVersion))
+	case r.Version != fileVersion && r.Version != fileVersionAggregate:
+		return Checkpoint{}, corrupt(path, fmt.Sprintf("version %d, want %d or %d", r.Version, fileVersion, fileVersionAggregate))
+	case r.InAggregate != (r.Version == fileVersionAggregate):
+		return Checkpoint{}, corrupt(path, fmt.Sprintf("version %d with in_aggregate %t", r.Version, r.InAggregate))
 	case r.Stream != stream || r.Consumer != consumer || r.ShardID != shardID:
 		return Checkpoint{}, corrupt(path, fmt.Sprintf("it is for stream %q, consumer %q, shard %q", r.Stream, r.Consumer, r.ShardID))
 	case r.SequenceNumber == "" && !r.ShardEnded:

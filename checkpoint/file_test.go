@@ -170,7 +170,8 @@ func TestFileStore_Corrupt(t *testing.T) {
 		{"empty", ``, "unexpected end of JSON input"},
 		{"garbage", "\x00\x01\x02", "invalid character"},
 		{"wrong type", `{"version":"1"}`, "cannot unmarshal"},
-		{"version", `{"version":2,"stream":"orders","consumer":"fanoutd","shard_id":"shardId-0","sequence_number":"1"}`, "version 2, want 1"},
+		{"version", `{"version":3,"stream":"orders","consumer":"fanoutd","shard_id":"shardId-0","sequence_number":"1"}`, "version 3, want 1 or 2"},
+		{"aggregate without version 2", `{"version":1,"stream":"orders","consumer":"fanoutd","shard_id":"shardId-0","sequence_number":"1","sub_sequence_number":3,"in_aggregate":true}`, "version 1 with in_aggregate true"},
 		{"moved", `{"version":1,"stream":"payments","consumer":"fanoutd","shard_id":"shardId-0","sequence_number":"1"}`, `it is for stream "payments", consumer "fanoutd", shard "shardId-0"`},
 		{"no sequence", `{"version":1,"stream":"orders","consumer":"fanoutd","shard_id":"shardId-0"}`, "no sequence number"},
 	} {
@@ -303,5 +304,33 @@ func TestFileStore_ReadsFilesWithoutSubSequence(t *testing.T) {
 	got, ok, err := s.Get(context.Background(), "orders", "fanoutd", "shardId-000000000003")
 	if err != nil || !ok || got.SequenceNumber != "42" || got.InAggregate || got.SubSequenceNumber != 0 || !got.UpdatedAt.Equal(t0) {
 		t.Fatalf("Get = %+v, %v, %v", got, ok, err)
+	}
+}
+
+// A checkpoint inside an aggregate is written as version 2: a binary that
+// does not know sub-sequences stops on it rather than resuming after the
+// whole aggregate.
+func TestFileStore_AggregateCheckpointIsVersion2(t *testing.T) {
+	t.Parallel()
+	s, dir := newFileStore(t)
+	ctx := context.Background()
+	for _, cp := range []Checkpoint{{SequenceNumber: "42"}, {SequenceNumber: "43", SubSequenceNumber: 7, InAggregate: true}} {
+		if err := s.Put(ctx, "orders", "fanoutd", "shardId-1", cp); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "orders", "fanoutd", "shardId-1.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `"version":1,`
+		if cp.InAggregate {
+			want = `"version":2,`
+		}
+		if !strings.Contains(string(data), want) {
+			t.Fatalf("%+v written as %s, want %s", cp, data, want)
+		}
+		if got, ok, err := s.Get(ctx, "orders", "fanoutd", "shardId-1"); err != nil || !ok || got.SequenceNumber != cp.SequenceNumber || got.InAggregate != cp.InAggregate || got.SubSequenceNumber != cp.SubSequenceNumber {
+			t.Fatalf("Get = %+v %v %v, want %+v", got, ok, err, cp)
+		}
 	}
 }

@@ -451,19 +451,11 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 	if err := flush(); err != nil {
 		return endHandler, err
 	}
+	hadRecords := len(l.events) > 0
 	clear(l.events)
 	l.events = reuse.Fit(&l.eventsUse, l.events, len(l.events))
 	c := l.c
-	l.touch(func(s *ShardStatus) {
-		s.Events++
-		s.Records += records
-		s.Bytes += size
-		s.LastEvent = time.Now()
-		s.MillisBehindLatest = b.MillisBehindLatest
-		if b.ContinuationSequenceNumber != "" {
-			s.Checkpoint = b.ContinuationSequenceNumber
-		}
-	})
+	l.counted(records, size)
 	if ev.continuation == nil {
 		// The shard ended: checkpoint that, then let its children start.
 		if err := l.persistEnded(); err != nil {
@@ -476,7 +468,7 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 		c.shardEnded(l.st, ev.childShards)
 		return endShard, nil
 	}
-	if len(l.events) > 0 || !l.pos.inAgg {
+	if hadRecords || !l.pos.inAgg {
 		// An event without records leaves a position inside an aggregate
 		// as it is: a reader opened at the aggregate may not have read it
 		// yet.
@@ -515,6 +507,21 @@ func (l *shardLoop) advance(reached cursor) endReason {
 		return endLease
 	}
 	return endClean
+}
+
+// counted accounts for an event handled, with its records and bytes.
+func (l *shardLoop) counted(records, size uint64) {
+	b := &l.batch
+	l.touch(func(s *ShardStatus) {
+		s.Events++
+		s.Records += records
+		s.Bytes += size
+		s.LastEvent = time.Now()
+		s.MillisBehindLatest = b.MillisBehindLatest
+		if b.ContinuationSequenceNumber != "" {
+			s.Checkpoint = b.ContinuationSequenceNumber
+		}
+	})
 }
 
 // persist writes the position when it moved and the checkpoint interval

@@ -22,8 +22,8 @@ type Timers struct {
 	// ShutdownTimeout bounds the in-flight batches after Run's context ends.
 	ShutdownTimeout time.Duration
 	// CheckpointInterval is the least time between two checkpoint writes of
-	// a shard (0: after every event). The in-memory position always follows
-	// every event; this only bounds the replay after a crash.
+	// a shard (0: after every batch delivered). The in-memory position
+	// always follows every batch; this only bounds the replay after a crash.
 	CheckpointInterval time.Duration
 	// CheckpointWriteTimeout bounds one checkpoint write.
 	CheckpointWriteTimeout time.Duration

@@ -53,16 +53,19 @@ func New(kv jetstream.KeyValue, instance string) *Store {
 	return &Store{kv: kv, instance: instance, writer: rand.Text(), seed: maphash.MakeSeed(), revs: map[string]uint64{}}
 }
 
-// kvRecord is the JSON value of each key.
+// kvRecord is the JSON value of each key. A checkpoint inside a KPL
+// aggregate has no sequence_number but an aggregate_sequence_number, so
+// that a binary that does not know sub-sequences refuses it instead of
+// resuming after the whole aggregate.
 type kvRecord struct {
-	SequenceNumber string    `json:"sequence_number,omitempty"`
-	SubSequence    int64     `json:"sub_sequence_number,omitempty"`
-	InAggregate    bool      `json:"in_aggregate,omitempty"`
-	ShardEnded     bool      `json:"shard_ended,omitempty"`
-	UpdatedAt      time.Time `json:"updated_at"`
-	StreamCreated  time.Time `json:"stream_created,omitzero"`
-	Instance       string    `json:"instance,omitempty"`
-	Writer         string    `json:"writer,omitempty"`
+	SequenceNumber    string    `json:"sequence_number,omitempty"`
+	AggregateSequence string    `json:"aggregate_sequence_number,omitempty"`
+	SubSequence       int64     `json:"sub_sequence_number,omitempty"`
+	ShardEnded        bool      `json:"shard_ended,omitempty"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	StreamCreated     time.Time `json:"stream_created,omitzero"`
+	Instance          string    `json:"instance,omitempty"`
+	Writer            string    `json:"writer,omitempty"`
 }
 
 // kvPart escapes a key part: Kinesis names may hold '.', the KV token
@@ -82,10 +85,15 @@ func decodeKV(e jetstream.KeyValueEntry) (checkpoint.Checkpoint, error) {
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return checkpoint.Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): %v; fix or delete the key", e.Key(), e.Bucket(), e.Revision(), err)
 	}
-	if r.SequenceNumber == "" && !r.ShardEnded {
-		return checkpoint.Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): no sequence number", e.Key(), e.Bucket(), e.Revision())
+	inAggregate := r.AggregateSequence != ""
+	seq := r.SequenceNumber
+	if inAggregate {
+		seq = r.AggregateSequence
 	}
-	return checkpoint.Checkpoint{SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequence, InAggregate: r.InAggregate, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
+	if (seq == "" && !r.ShardEnded) || (inAggregate && r.SequenceNumber != "") {
+		return checkpoint.Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): no sequence number, or two", e.Key(), e.Bucket(), e.Revision())
+	}
+	return checkpoint.Checkpoint{SequenceNumber: seq, SubSequenceNumber: r.SubSequence, InAggregate: inAggregate, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
 }
 
 func (s *Store) check(ctx context.Context) error {
@@ -149,8 +157,12 @@ func (s *Store) Put(ctx context.Context, stream, consumer, shardID string, cp ch
 	if err := checkpoint.CheckPut(ctx, stream, consumer, shardID, &cp); err != nil {
 		return err
 	}
-	data, err := json.Marshal(kvRecord{SequenceNumber: cp.SequenceNumber, SubSequence: cp.SubSequenceNumber, InAggregate: cp.InAggregate, ShardEnded: cp.ShardEnded,
-		UpdatedAt: cp.UpdatedAt, StreamCreated: cp.StreamCreated, Instance: s.instance, Writer: s.writer})
+	rec := kvRecord{SequenceNumber: cp.SequenceNumber, SubSequence: cp.SubSequenceNumber, ShardEnded: cp.ShardEnded,
+		UpdatedAt: cp.UpdatedAt, StreamCreated: cp.StreamCreated, Instance: s.instance, Writer: s.writer}
+	if cp.InAggregate {
+		rec.SequenceNumber, rec.AggregateSequence = "", cp.SequenceNumber
+	}
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode checkpoint: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -95,7 +96,8 @@ func TestFencing(t *testing.T) {
 // never fencing each other, validation, Close.
 func TestStoreContract(t *testing.T) {
 	t.Parallel()
-	s := New(kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1), "a")
+	kv := kvBucket(t, testutil.StartNATS(t, testutil.NATSOptions{JetStream: true}).ClientURL(), 1)
+	s := New(kv, "a")
 	ctx := context.Background()
 	if _, ok, err := s.Get(ctx, "my.stream", "c.1", "shardId-0"); err != nil || ok {
 		t.Fatalf("Get(empty) = %v %v", ok, err)
@@ -106,6 +108,11 @@ func TestStoreContract(t *testing.T) {
 	}
 	if got, ok, err := s.Get(ctx, "sub.stream", "c.1", "shardId-sub"); err != nil || !ok || got.SequenceNumber != "77" || got.SubSequenceNumber != 12 || !got.InAggregate {
 		t.Fatalf("Get(inside an aggregate) = %+v, %v, %v", got, ok, err)
+	}
+	// Without a sequence_number: a binary that does not know sub-sequences
+	// refuses it rather than resuming after the whole aggregate.
+	if e, err := kv.Get(ctx, kvKey("sub.stream", "c.1", "shardId-sub")); err != nil || strings.Contains(string(e.Value()), `"sequence_number"`) {
+		t.Fatalf("stored %v %v, want no sequence_number", e, err)
 	}
 	testutil.Concurrently(t, 8, func(w int) error {
 		for i := range 10 {
