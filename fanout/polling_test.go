@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -576,53 +577,37 @@ func withoutConsumerCount(st *middleware.Stack) error {
 		}), middleware.After)
 }
 
-// A stream with fewer than 20 consumers has room for another: refusals,
-// however many, are retried, and auto stays on enhanced fan-out.
+// A stream with fewer than 20 consumers has room for another: refusals
+// (5 consumers being created at once in the account, the call rate),
+// however many, are retried, and auto stays on enhanced fan-out. The SDK
+// makes 3 attempts per call: 12 refusals are at least 4 calls refused.
 func TestAutoKeepsRegisteringWhileTheStreamHasRoom(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, emutest.Options())
-	if err := h.emu.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
-	// The SDK makes 3 attempts per call: at least 4 calls refused.
-	h.emu.FailNext("RegisterStreamConsumer", 12, "LimitExceededException", "Account already has 5 consumers in CREATING state, the maximum.")
-	logs := &syncBuffer{}
-	spec := pollingSpec("s")
-	spec.Read = ReadAuto
-	timers := fastTimers()
-	timers.ConsumerActiveTimeout = time.Minute
-	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: timers, Log: zerolog.New(logs)})
-	h.start(c)
-	ks := keys(4)
-	h.put("s", ks, 0, 5)
-	testutil.WaitFor(t, 20*time.Second, "20 records", func() bool { return h.rec.count() >= 20 })
-	if c.ReadMode() != ReadEFO || h.emu.PendingFaults() != 0 {
-		t.Fatalf("read mode %s, %d faults left", c.ReadMode(), h.emu.PendingFaults())
-	}
-	if strings.Contains(logs.String(), "reading by polling") {
-		t.Fatalf("fell back:\n%s", logs.String())
-	}
-}
-
-// A refusal that passes (5 consumers being created at once in the account,
-// the call rate) is retried: auto stays on enhanced fan-out.
-func TestAutoRetriesATransientLimitExceeded(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, emutest.Options())
-	if err := h.emu.CreateStream("s", 1); err != nil {
-		t.Fatal(err)
-	}
-	h.emu.FailNext("RegisterStreamConsumer", 2, "LimitExceededException", "Account already has 5 consumers in CREATING state, the maximum.")
-	c, logs := h.autoConsumer("s")
-	h.start(c)
-	ks := keys(4)
-	h.put("s", ks, 0, 5)
-	testutil.WaitFor(t, 20*time.Second, "20 records", func() bool { return h.rec.count() >= 20 })
-	if c.ReadMode() != ReadEFO || h.emu.PendingFaults() != 0 {
-		t.Fatalf("read mode %s, %d faults left", c.ReadMode(), h.emu.PendingFaults())
-	}
-	if strings.Contains(logs.String(), "reading by polling") {
-		t.Fatalf("fell back:\n%s", logs.String())
+	for _, refusals := range []int{2, 12} {
+		t.Run(strconv.Itoa(refusals), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, emutest.Options())
+			if err := h.emu.CreateStream("s", 1); err != nil {
+				t.Fatal(err)
+			}
+			h.emu.FailNext("RegisterStreamConsumer", refusals, "LimitExceededException", "Account already has 5 consumers in CREATING state, the maximum.")
+			logs := &syncBuffer{}
+			spec := pollingSpec("s")
+			spec.Read = ReadAuto
+			timers := fastTimers()
+			timers.ConsumerActiveTimeout = time.Minute
+			c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: timers, Log: zerolog.New(logs)})
+			h.start(c)
+			ks := keys(4)
+			h.put("s", ks, 0, 5)
+			testutil.WaitFor(t, 20*time.Second, "20 records", func() bool { return h.rec.count() >= 20 })
+			if c.ReadMode() != ReadEFO || h.emu.PendingFaults() != 0 {
+				t.Fatalf("read mode %s, %d faults left", c.ReadMode(), h.emu.PendingFaults())
+			}
+			if strings.Contains(logs.String(), "reading by polling") {
+				t.Fatalf("fell back:\n%s", logs.String())
+			}
+		})
 	}
 }
 
