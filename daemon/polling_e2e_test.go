@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -426,14 +425,7 @@ func TestReloadSwitchesReadModeUnderLoad(t *testing.T) {
 // sub-sequence numbers among them) and data, so JetStream deduplicates
 // across a switch of read mode.
 func TestRunPollingRelaysKPLFixturesAsEFODoes(t *testing.T) {
-	raw, err := os.ReadFile("../kpl/testdata/kpl-aggregated.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx kplFixture
-	if err := json.Unmarshal(raw, &fx); err != nil {
-		t.Fatal(err)
-	}
+	fx := loadKPLFixture(t)
 	e := newE2E(t, emutest.Options(), false)
 	if err := e.Emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)

@@ -90,7 +90,9 @@ type kplFixture struct {
 	} `json:"cases"`
 }
 
-func TestRunKPLFixtureArrivesAsUserRecords(t *testing.T) {
+// loadKPLFixture reads the KPL records made by awslabs' own library.
+func loadKPLFixture(t *testing.T) kplFixture {
+	t.Helper()
 	raw, err := os.ReadFile("../kpl/testdata/kpl-aggregated.json")
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +101,11 @@ func TestRunKPLFixtureArrivesAsUserRecords(t *testing.T) {
 	if err := json.Unmarshal(raw, &fx); err != nil {
 		t.Fatal(err)
 	}
+	return fx
+}
+
+func TestRunKPLFixtureArrivesAsUserRecords(t *testing.T) {
+	fx := loadKPLFixture(t)
 	e := newE2E(t, emutest.Options(), false)
 	if err := e.Emu.CreateStream("s", 1); err != nil {
 		t.Fatal(err)
