@@ -243,11 +243,11 @@ func TestPollingIntervalLongerThanIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := pollingSpec("s")
-	// The idle timeout leaves a call on a busy machine a second between
+	// The idle timeout leaves a call on a busy machine two seconds between
 	// two heartbeats; the interval is longer than the timeout.
-	spec.Polling.Interval = 2 * time.Second
+	spec.Polling.Interval = 4 * time.Second
 	timers := fastTimers()
-	timers.IdleTimeout = 1500 * time.Millisecond
+	timers.IdleTimeout = 3 * time.Second
 	c := h.consumer(spec, timers)
 	h.start(c)
 	ks := keys(2)
@@ -332,8 +332,9 @@ func TestPollingHeartbeatsOfAThrottledShardShowNoProgress(t *testing.T) {
 	spec := pollingSpec("s")
 	spec.Polling.MaxRecords = 1
 	timers := fastTimers()
-	timers.IdleTimeout = 300 * time.Millisecond // a heartbeat every 100 ms
-	c := h.consumer(spec, timers)
+	timers.IdleTimeout = time.Second // a heartbeat every third of a second, between backoffs of up to a second
+	logs := &syncBuffer{}
+	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: timers, Log: zerolog.New(logs)})
 	h.start(c)
 	testutil.WaitFor(t, 20*time.Second, "a record", func() bool { return h.rec.count() > 0 })
 	// A call in flight when the throttle starts may still succeed (or have
@@ -361,6 +362,9 @@ func TestPollingHeartbeatsOfAThrottledShardShowNoProgress(t *testing.T) {
 	}
 	if after.Subscriptions != 1 || after.Ends["idle"] != 0 {
 		t.Fatalf("the reader was reopened: %d opens, ends %v", after.Subscriptions, after.Ends)
+	}
+	if n := strings.Count(logs.String(), `"message":"every read refused; backing off"`); n != 1 {
+		t.Fatalf("%d warnings that every read is refused, want 1:\n%s", n, logs.String())
 	}
 }
 

@@ -69,6 +69,8 @@ type shardLoop struct {
 	// contendedLogged: the shard being held by another reader was said
 	// since the last open that succeeded.
 	contendedLogged bool
+	// stuckLogged: a reader whose every read is refused was said once.
+	stuckLogged bool
 }
 
 // cursor is a position in a shard: after the sequence number seq (an
@@ -334,6 +336,7 @@ func (l *shardLoop) gone(err error) error {
 			if l.lease == nil {
 				return fmt.Errorf("shard %s: %w", l.st.id, ErrCheckpointTaken)
 			}
+			l.log.Info().Err(err).Msg("checkpoint taken by another instance; it marks the shard ended")
 			return nil
 		}
 		l.log.Warn().Err(err).Msg("could not checkpoint the end of a gone shard")
@@ -393,9 +396,15 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 	if ev.heartbeat {
 		if !ev.stuck {
 			l.touch(nil)
+		} else if !l.stuckLogged {
+			// Every read since the last answer was refused: the shard turns
+			// stalled; said once per run of refusals.
+			l.log.Warn().Str("hint", "too many applications read the shard, or its throughput is spent").Msg("every read refused; backing off")
+			l.stuckLogged = true
 		}
 		return endClean, nil
 	}
+	l.stuckLogged = false
 	b := &l.batch
 	b.MillisBehindLatest = ev.millisBehindLatest
 	b.ContinuationSequenceNumber = aws.ToString(ev.continuation)
