@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/checkpoint"
-	"github.com/fanoutd/fanoutd/fanout/internal/reuse"
+	"github.com/fanoutd/fanoutd/internal/reuse"
 	"github.com/fanoutd/fanoutd/kpl"
 	"github.com/fanoutd/fanoutd/record"
 )

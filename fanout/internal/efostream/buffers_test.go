@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 
-	"github.com/fanoutd/fanoutd/fanout/internal/reuse"
+	"github.com/fanoutd/fanoutd/internal/reuse"
 )
 
 // A subscription that read a 10 MiB event gives its buffers back once

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/fanoutd/fanoutd/fanout/internal/reuse"
+	"github.com/fanoutd/fanoutd/internal/reuse"
 	"github.com/fanoutd/fanoutd/record"
 )
 

@@ -28,7 +28,7 @@ import (
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutd/fanoutd/fanout/internal/reuse"
+	"github.com/fanoutd/fanoutd/internal/reuse"
 	"github.com/fanoutd/fanoutd/record"
 )
 
