@@ -7,6 +7,7 @@ package config
 
 import (
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/payload"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -62,8 +63,21 @@ type StreamConfig struct {
 	// StartTimestamp is RFC 3339, set iff StartPosition is AT_TIMESTAMP;
 	// StartTime returns it parsed.
 	StartTimestamp string `yaml:"start_timestamp"`
-	// Subject is a NATS subject template; see ValidateSubjectTemplate.
+	// Subject is a NATS subject template (relay.ParseSubjectTemplate).
 	Subject string `yaml:"subject"`
+	// SubjectFallback is the token of a {data.PATH} the data does not give
+	// as a scalar (and of {log_group}, {log_stream} outside CloudWatch
+	// Logs events).
+	SubjectFallback string `yaml:"subject_fallback"`
+	// Filter: a record is relayed only if one of these patterns (Lambda
+	// FilterCriteria syntax) matches it; none: every record.
+	Filter []FilterPattern `yaml:"filter"`
+	// Payload is how a record's data is decoded before routing, filtering
+	// and publishing: raw, gzip or cloudwatch_logs.
+	Payload payload.Kind `yaml:"payload"`
+	// MaxDecompressed bounds a record's decompressed data: a record over
+	// it becomes a dead letter.
+	MaxDecompressed ByteSize `yaml:"max_decompressed"`
 	// OnExpiredCheckpoint is what to do when Kinesis rejects a shard's
 	// checkpoint (older than the retention period): "fail" (stop with an
 	// error that says what to do) or "trim_horizon" (log it loudly and read

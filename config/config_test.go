@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/payload"
 )
 
 // mapLookup is a lookup for LoadBytes backed by a map.
@@ -140,7 +141,7 @@ func TestLoad_Invalid(t *testing.T) {
 		{"subject_unbalanced", "" +
 			"testdata/invalid/subject_unbalanced.yaml: streams[0].subject: subject template \"kinesis.{stream\": unclosed '{' at offset 8\n" +
 			"testdata/invalid/subject_unbalanced.yaml: streams[1].subject: subject template \"kinesis.stream}\": '}' without '{' at offset 14"},
-		{"subject_unknown_placeholder", "testdata/invalid/subject_unknown_placeholder.yaml: streams[0].subject: subject template \"kinesis.{strem}\": unknown placeholder {strem} at offset 8: use {stream}, {shard}, {partition_key} or {consumer}"},
+		{"subject_unknown_placeholder", "testdata/invalid/subject_unknown_placeholder.yaml: streams[0].subject: subject template \"kinesis.{strem}\": unknown placeholder {strem} at offset 8: use {stream}, {shard}, {partition_key}, {consumer}, {data.PATH}, {log_group} or {log_stream}"},
 		{"subject_whitespace", "" +
 			"testdata/invalid/subject_whitespace.yaml: streams[0].subject: subject template \"kinesis. {stream}\": whitespace or control character ' ' at offset 8\n" +
 			"testdata/invalid/subject_whitespace.yaml: streams[1].subject: subject template \"kinesis.\\x01\": whitespace or control character '\\x01' at offset 8\n" +
@@ -315,6 +316,10 @@ func TestLoad_Defaults(t *testing.T) {
 			Consumer:      "fanoutd",
 			StartPosition: fanout.StartTrimHorizon,
 			Subject:       "kinesis.{stream}",
+
+			SubjectFallback: "_",
+			Payload:         payload.Raw,
+			MaxDecompressed: 64 << 20,
 
 			OnExpiredCheckpoint: fanout.OnExpiredFail,
 			Read:                fanout.ReadEFO,

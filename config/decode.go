@@ -47,7 +47,10 @@ type mergeVisit struct {
 	path string
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType      = reflect.TypeFor[Duration]()
+	filterPatternType = reflect.TypeFor[FilterPattern]()
+)
 
 // add reports a problem with the value at path, which is taken out.
 func (c *shapeChecker) add(path, format string, args ...any) {
@@ -99,6 +102,12 @@ func (c *shapeChecker) check(path string, n *yaml.Node, t reflect.Type) bool {
 		return t.Kind() == reflect.String && t != durationType && n.Kind == yaml.ScalarNode
 	}
 	switch {
+	case t == filterPatternType: // a string or a mapping
+		var f FilterPattern
+		if err := n.Decode(&f); err != nil {
+			c.add(path, "%s", err.Error())
+			return false
+		}
 	case t == durationType || (t.Kind() != reflect.Struct && t.Kind() != reflect.Slice):
 		return c.leaf(path, n, t)
 	case t.Kind() == reflect.Struct:

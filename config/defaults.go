@@ -7,6 +7,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/jsassets"
+	"github.com/fanoutd/fanoutd/payload"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -81,6 +82,10 @@ func DefaultStream() StreamConfig {
 		Consumer:      fanout.DefaultConsumer,
 		StartPosition: DefaultStartPosition,
 		Subject:       DefaultSubject,
+
+		SubjectFallback: relay.DefaultSubjectFallback,
+		Payload:         payload.Raw,
+		MaxDecompressed: payload.DefaultMaxDecompressed,
 
 		OnExpiredCheckpoint: fanout.OnExpiredFail,
 		Read:                fanout.ReadEFO,

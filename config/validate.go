@@ -128,11 +128,13 @@ func (s StreamConfig) validate(p string, ps *problems) {
 		ps.add(p+".start_timestamp", "only allowed when start_position is AT_TIMESTAMP")
 	}
 
-	if _, err := relay.ParseSubjectTemplate(s.Subject); err != nil {
+	tmpl, err := relay.ParseSubjectTemplate(s.Subject)
+	if err != nil {
 		ps.add(p+".subject", "%v", err)
 	} else if msg := systemSubject(s.Subject); msg != "" {
 		ps.add(p+".subject", "%s", msg)
 	}
+	s.validateContent(p, tmpl, ps)
 	if !slices.Contains(fanout.ExpiredPolicies, s.OnExpiredCheckpoint) {
 		ps.add(p+".on_expired_checkpoint", "must be one of %s (got %q)", oneOf(fanout.ExpiredPolicies), s.OnExpiredCheckpoint)
 	}

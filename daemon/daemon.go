@@ -115,10 +115,11 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 		undo = append(undo, func() { store.Close() })
 	}
 
-	subjects, err := subjectTemplates(cfg)
+	routes, err := streamRoutes(cfg)
 	if err != nil {
 		return nil, &ConfigError{err}
 	}
+	subjects := subjectTemplates(routes)
 	if err := d.startMonitor(cfg, &undo); err != nil {
 		return nil, err
 	}
@@ -146,7 +147,7 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
-	d.pub, err = relay.NewPublisher(nc, subjects, relay.Options{
+	d.pub, err = relay.NewPublisher(nc, routes, relay.Options{
 		JetStream:         cfg.NATS.JetStream,
 		PublishTimeout:    time.Duration(cfg.NATS.PublishTimeout),
 		NoBatchPublish:    !batched,
@@ -289,16 +290,26 @@ func (d *Daemon) Close() error {
 	return d.closeErr
 }
 
-func subjectTemplates(cfg *config.Config) (map[string]*relay.SubjectTemplate, error) {
-	subjects := map[string]*relay.SubjectTemplate{}
+// streamRoutes are the relay's routes of cfg's streams, by name.
+func streamRoutes(cfg *config.Config) (map[string]*relay.Route, error) {
+	routes := map[string]*relay.Route{}
 	for i, s := range cfg.Streams {
-		t, err := relay.ParseSubjectTemplate(s.Subject)
+		r, err := s.Route()
 		if err != nil {
-			return nil, fmt.Errorf("streams[%d].subject: %w", i, err)
+			return nil, fmt.Errorf("streams[%d].%w", i, err)
 		}
-		subjects[s.StreamName()] = t
+		routes[s.StreamName()] = r
 	}
-	return subjects, nil
+	return routes, nil
+}
+
+// subjectTemplates are the routes' templates, for the JetStream checks.
+func subjectTemplates(routes map[string]*relay.Route) map[string]*relay.SubjectTemplate {
+	out := make(map[string]*relay.SubjectTemplate, len(routes))
+	for stream, r := range routes {
+		out[stream] = r.Subject
+	}
+	return out
 }
 
 // config is the configuration in effect (read-only).

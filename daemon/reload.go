@@ -16,9 +16,10 @@ import (
 type Plan struct {
 	// Added streams start; Removed ones stop (finishing their batches and
 	// writing final checkpoints); Restarted ones stop and start again with
-	// new settings; Resubjected ones only change their subject template,
-	// without a restart.
-	Added, Removed, Restarted, Resubjected []string
+	// new settings; Rerouted ones only change how their records become
+	// messages (subject, subject_fallback, filter, payload,
+	// max_decompressed), without a restart.
+	Added, Removed, Restarted, Rerouted []string
 }
 
 // PlanReload compares the running streams with the wanted ones. It is a
@@ -37,10 +38,10 @@ func PlanReload(running, want []config.StreamConfig) Plan {
 		switch {
 		case !ok:
 			p.Added = append(p.Added, name)
-		case !sameExceptSubject(old, s):
+		case !sameExceptRoute(old, s):
 			p.Restarted = append(p.Restarted, name)
-		case old.Subject != s.Subject:
-			p.Resubjected = append(p.Resubjected, name)
+		case !reflect.DeepEqual(old, s):
+			p.Rerouted = append(p.Rerouted, name)
 		}
 	}
 	for name := range have {
@@ -48,17 +49,19 @@ func PlanReload(running, want []config.StreamConfig) Plan {
 			p.Removed = append(p.Removed, name)
 		}
 	}
-	for _, l := range []*[]string{&p.Added, &p.Removed, &p.Restarted, &p.Resubjected} {
+	for _, l := range []*[]string{&p.Added, &p.Removed, &p.Restarted, &p.Rerouted} {
 		slices.Sort(*l)
 	}
 	return p
 }
 
-// sameExceptSubject reports whether two stream configs differ at most in
-// their subject (which changes without restarting the consumer).
-func sameExceptSubject(a, b config.StreamConfig) bool {
-	a.Subject, b.Subject = "", ""
-	return a == b
+// sameExceptRoute reports whether two stream configs differ at most in
+// their route (which changes without restarting the consumer).
+func sameExceptRoute(a, b config.StreamConfig) bool {
+	for _, s := range []*config.StreamConfig{&a, &b} {
+		s.Subject, s.SubjectFallback, s.Filter, s.Payload, s.MaxDecompressed = "", "", nil, "", 0
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // Reload loads the config file at path and applies its streams, subjects
@@ -94,10 +97,11 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	subjects, err := subjectTemplates(cfg)
+	routes, err := streamRoutes(cfg)
 	if err != nil {
 		return err
 	}
+	subjects := subjectTemplates(routes)
 	old := d.config()
 	if !reflect.DeepEqual(old.Coordination, cfg.Coordination) {
 		// The group's mode, bucket, lease TTL and this instance's name are
@@ -151,13 +155,13 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 	}
 	// Until the stopped streams finished their batches, publish with the
 	// union of the old and new templates.
-	union, _ := subjectTemplates(old)
-	maps.Copy(union, subjects)
-	d.pub.SetSubjects(union)
+	union, _ := streamRoutes(old)
+	maps.Copy(union, routes)
+	d.pub.SetRoutes(union)
 	d.mu.Unlock()
 
 	stopStreams(stop)
-	d.pub.SetSubjects(subjects)
+	d.pub.SetRoutes(routes)
 	// The streams found now: one edited to allow batches (or not) since.
 	d.pub.SetBatchPublish(batched)
 
@@ -179,6 +183,6 @@ func (d *Daemon) reload(ctx context.Context, path string) error {
 	}
 	d.mu.Unlock()
 	d.log.Info().Strs("added", plan.Added).Strs("removed", plan.Removed).Strs("restarted", plan.Restarted).
-		Strs("subjects_changed", plan.Resubjected).Msg("configuration reloaded")
+		Strs("routes_changed", plan.Rerouted).Msg("configuration reloaded")
 	return nil
 }

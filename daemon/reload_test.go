@@ -32,7 +32,7 @@ func TestPlanReload(t *testing.T) {
 		{"unchanged", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{s("a", "x")}, Plan{}},
 		{"first start", nil, []config.StreamConfig{s("b", "x"), s("a", "x")}, Plan{Added: []string{"a", "b"}}},
 		{"all removed", []config.StreamConfig{s("a", "x"), s("b", "x")}, nil, Plan{Removed: []string{"a", "b"}}},
-		{"subject only", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{s("a", "y")}, Plan{Resubjected: []string{"a"}}},
+		{"subject only", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{s("a", "y")}, Plan{Rerouted: []string{"a"}}},
 		{"another setting restarts", []config.StreamConfig{s("b", "kinesis.{stream}")}, []config.StreamConfig{latest}, Plan{Restarted: []string{"b"}}},
 		{"setting and subject restart", []config.StreamConfig{s("b", "x")}, []config.StreamConfig{latest}, Plan{Restarted: []string{"b"}}},
 		{"read mode restarts", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{polled}, Plan{Restarted: []string{"a"}}},
@@ -40,7 +40,7 @@ func TestPlanReload(t *testing.T) {
 		{"name to the same stream's ARN restarts", []config.StreamConfig{s("a", "kinesis.{stream}")}, []config.StreamConfig{byARN}, Plan{Restarted: []string{"a"}}},
 		{"mixed", []config.StreamConfig{s("a", "x"), s("b", "kinesis.{stream}"), s("c", "x"), s("d", "x")},
 			[]config.StreamConfig{s("a", "x"), latest, s("c", "z"), s("e", "x")},
-			Plan{Added: []string{"e"}, Removed: []string{"d"}, Restarted: []string{"b"}, Resubjected: []string{"c"}}},
+			Plan{Added: []string{"e"}, Removed: []string{"d"}, Restarted: []string{"b"}, Rerouted: []string{"c"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := PlanReload(tc.running, tc.want); !reflect.DeepEqual(got, tc.plan) {

@@ -21,6 +21,22 @@ type Record struct {
 	SubSequenceNumber int64 // 0 for plain records
 	Aggregated        bool  // true when it came out of a KPL aggregate
 	ArrivalTime       time.Time
+	// Unpacked is set on the messages the relay unpacks from one record's
+	// data (a CloudWatch Logs record's log events), nil on records as a
+	// reader hands them over.
+	Unpacked *Unpacked
+}
+
+// Unpacked describes one message unpacked from a record's data: its place
+// among the record's messages, and the CloudWatch Logs event it is.
+type Unpacked struct {
+	// Index is the message's place among its record's, from 0: with the
+	// record's sequence and sub-sequence numbers it names the message.
+	Index int
+	// The log event's, and its log group's, log stream's and owner's.
+	LogGroup, LogStream, Owner, EventID string
+	Timestamp                           int64 // milliseconds since the epoch
+	SubscriptionFilters                 []string
 }
 
 // Batch is a chunk of the records of one Kinesis event, de-aggregated, in

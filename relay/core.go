@@ -59,7 +59,7 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, b *record.Batch, 
 			return err
 		}
 		rec := &b.Records[i]
-		r, err := p.plan(ctx, s, b, rec, &s.msg, s.header)
+		r, err := p.plan(ctx, s, b, i, &s.msg, s.header)
 		if err != nil {
 			return err
 		}

@@ -320,7 +320,7 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *re
 	// record can't go as it is (its route is for the message-by-message
 	// path to plan).
 	build := func(i int, rh *recordHeader, m *nats.Msg) bool {
-		return p.build(s, b, &b.Records[i], m, rh).cause == notRefused
+		return p.build(s, b, i, m, rh).cause == notRefused
 	}
 	// Two messages: the next one is built before the current one goes
 	// out, so that the batch's last message carries its commit (an

@@ -21,14 +21,36 @@ const (
 	HeaderArrivalTime       = "Kinesis-Arrival-Time"        // see FormatArrivalTime
 )
 
+// Headers of a message unpacked from a CloudWatch Logs record: the log
+// event's and its record's fields (payload: cloudwatch_logs).
+const (
+	HeaderLogGroup            = "Cloudwatch-Log-Group"
+	HeaderLogStream           = "Cloudwatch-Log-Stream"
+	HeaderLogOwner            = "Cloudwatch-Owner" // the AWS account
+	HeaderLogEventID          = "Cloudwatch-Event-Id"
+	HeaderLogEventTime        = "Cloudwatch-Event-Timestamp" // RFC 3339, see FormatArrivalTime
+	HeaderSubscriptionFilters = "Cloudwatch-Subscription-Filters"
+)
+
 // MsgID is "<stream>:<shard-id>:<sequence>:<sub-sequence>" (sub-sequence 0 for
 // plain records). It names one user record uniquely and stably across
 // replays, so JetStream's duplicate window (Nats-Msg-Id) hides a replay after a
 // crash. The sub-sequence is what keeps the sub-records of one KPL aggregate,
-// which share a sequence number, apart.
+// which share a sequence number, apart. A message unpacked from a record (a
+// CloudWatch Logs event) adds ":<index>", its place among the record's
+// messages (see UnpackedMsgID).
 func MsgID(stream, shardID, seq string, subSeq int64) string {
 	var a [160]byte
 	return string(appendMsgID(a[:0], stream, shardID, seq, subSeq))
+}
+
+// UnpackedMsgID is the MsgID of the message at index among those unpacked
+// from one record.
+func UnpackedMsgID(stream, shardID, seq string, subSeq int64, index int) string {
+	var a [160]byte
+	b := appendMsgID(a[:0], stream, shardID, seq, subSeq)
+	b = append(b, ':')
+	return string(strconv.AppendInt(b, int64(index), 10))
 }
 
 func appendMsgID(b []byte, stream, shardID, seq string, subSeq int64) []byte {
@@ -106,9 +128,11 @@ func UnescapeHeaderValue(v string) string {
 }
 
 // Escaped reports whether fanoutd escapes the values of header key (its
-// own: Kinesis-*, Fanoutd-*, Nats-Msg-Id); other headers are as sent.
+// own: Kinesis-*, Fanoutd-*, Cloudwatch-*, Nats-Msg-Id); other headers are
+// as sent.
 func Escaped(key string) bool {
-	return strings.HasPrefix(key, "Kinesis-") || strings.HasPrefix(key, "Fanoutd-") || key == nats.MsgIdHdr
+	return strings.HasPrefix(key, "Kinesis-") || strings.HasPrefix(key, "Fanoutd-") ||
+		strings.HasPrefix(key, "Cloudwatch-") || key == nats.MsgIdHdr
 }
 
 // escapeInHeader reports whether byte i of s must be percent-encoded in a

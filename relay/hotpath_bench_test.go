@@ -113,7 +113,7 @@ func benchmarkHotPath(b *testing.B, js, aggregated bool) {
 		createStream(b, s, jetstream.StreamConfig{Subjects: []string{"kinesis.>"}, Storage: jetstream.FileStorage,
 			MaxBytes: 512 << 20, Discard: jetstream.DiscardOld})
 	}
-	p, err := NewPublisher(s.connect(b), testTemplates(b), Options{JetStream: js, Log: zerolog.Nop()})
+	p, err := NewPublisher(s.connect(b), SubjectRoutes(testTemplates(b)), Options{JetStream: js, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

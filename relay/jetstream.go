@@ -153,7 +153,7 @@ func (p *Publisher) planItems(ctx context.Context, s *scratch, b *record.Batch, 
 	items := s.items[:0]
 	for i := first; i < end; i++ {
 		it := jsItem{rec: i, msg: new(nats.Msg)}
-		r, err := p.plan(ctx, s, b, &b.Records[i], it.msg, nil)
+		r, err := p.plan(ctx, s, b, i, it.msg, nil)
 		if err != nil {
 			s.items = items
 			return err

@@ -46,47 +46,59 @@ const (
 	notRefused     refusalCause = iota
 	subjectTooLong              // the protocol line: only a dead letter helps
 	tooLarge                    // max_payload or max_msg_size: the Object Store helps
+	undecodable                 // its data is not what the stream's payload says: only a dead letter helps
 )
 
-// plan builds the message of rec, a record of b, into m (see build) and
+// plan builds the message of record i of b into m (see build) and
 // decides its route: m is then what to publish in the record's place. An
 // error stops the batch: a failed object put, or, with nats.oversize
 // fail, a record NATS can't carry (the error wraps record.ErrStop).
-func (p *Publisher) plan(ctx context.Context, s *scratch, b *record.Batch, rec *record.Record, m *nats.Msg, rh *recordHeader) (route, error) {
-	ref := p.build(s, b, rec, m, rh)
+func (p *Publisher) plan(ctx context.Context, s *scratch, b *record.Batch, i int, m *nats.Msg, rh *recordHeader) (route, error) {
+	rec := &b.Records[i]
+	ref := p.build(s, b, i, m, rh)
 	if ref.cause == notRefused {
 		return asRecord, nil
 	}
 	return p.reroute(ctx, b, rec, m, ref)
 }
 
-// build fills m with the message of rec, on the subject s.tmpl renders,
-// and returns why NATS can't take it as it is, if so. With rh the headers
+// build fills m with the message of record i of b, on the subject s.tmpl
+// renders, and returns why NATS can't take it as it is, if so (or why
+// the content pass could not decode it, see s.refused). With rh the headers
 // are rh's, reused: the message is gone once published (core mode, fast
 // batches). Without, they are new: JetStream keeps every message until
 // its PubAck.
-func (p *Publisher) build(s *scratch, b *record.Batch, rec *record.Record, m *nats.Msg, rh *recordHeader) refusal {
+func (p *Publisher) build(s *scratch, b *record.Batch, i int, m *nats.Msg, rh *recordHeader) refusal {
+	rec := &b.Records[i]
 	var (
 		h     nats.Header
 		hsize int
 	)
-	if rh != nil {
+	// An unpacked message has more headers than rh holds: its own (rare).
+	if rh != nil && rec.Unpacked == nil {
 		rh.set(b, rec)
 		h, hsize = rh.h, rh.encodedLen()
 	} else {
 		h, hsize = RecordHeader(b, rec)
 	}
 	*m = nats.Msg{Subject: s.render(s.tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h}
+	if s.refused != nil {
+		if reason, ok := s.refused[i]; ok {
+			return refusal{cause: undecodable, reason: reason}
+		}
+	}
 	return checkLimits(m, hsize, s.maxPayload)
 }
 
 // reroute is the one decision for a record NATS refused, by ref, when it
 // was built or, in JetStream mode, in the PubAck of its message m. A record
-// too large goes to the Object Store where one is configured; otherwise,
+// whose data the content pass could not decode becomes its dead letter. A
+// record too large goes to the Object Store where one is configured; otherwise,
 // with nats.oversize fail, it stops the stream; otherwise it becomes its
 // dead letter. m becomes the message to publish in the record's place.
 func (p *Publisher) reroute(ctx context.Context, b *record.Batch, rec *record.Record, m *nats.Msg, ref refusal) (route, error) {
 	switch {
+	case ref.cause == undecodable:
 	case ref.cause == tooLarge && p.objects != nil:
 		if err := p.storeObject(ctx, b, rec, m); err != nil {
 			return asRecord, err
@@ -104,7 +116,11 @@ func (p *Publisher) reroute(ctx context.Context, b *record.Batch, rec *record.Re
 // render returns the subject of one record. Consecutive records with the
 // same subject (any template without {partition_key}) share one string.
 func (s *scratch) render(t *SubjectTemplate, v SubjectValues) string {
-	s.subject = t.Render(s.subject[:0], v)
+	var fellBack bool
+	s.subject, fellBack = t.RenderCounting(s.subject[:0], v)
+	if fellBack {
+		s.fallbacks++
+	}
 	if string(s.subject) != s.lastSubject {
 		s.lastSubject = string(s.subject)
 	}

@@ -54,7 +54,7 @@ func TestPlanRoutes(t *testing.T) {
 			sc := &scratch{tmpl: testTemplates(t)[testStream], maxPayload: nc.MaxPayload()}
 			var m nats.Msg
 			for _, rh := range []*recordHeader{nil, newRecordHeader()} {
-				r, err := p.plan(context.Background(), sc, b, rec, &m, rh)
+				r, err := p.plan(context.Background(), sc, b, 0, &m, rh)
 				if !errors.Is(err, tc.wantError) || r != tc.want {
 					t.Fatalf("plan (reused header %t) = %s, %v; want %s, %v", rh != nil, r, err, tc.want, tc.wantError)
 				}

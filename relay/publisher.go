@@ -119,7 +119,7 @@ type Publisher struct {
 	flusher    flusher             // nc
 	js         jetstream.JetStream // nil in core mode
 	fast       *fastBatcher        // nil in core mode
-	subjects   atomic.Pointer[map[string]*SubjectTemplate]
+	routes     atomic.Pointer[map[string]*Route]
 	deadLetter *SubjectTemplate
 	timeout    time.Duration
 	log        zerolog.Logger
@@ -134,7 +134,8 @@ type Publisher struct {
 
 	objectsStored, objectBytes, objectsReused, objectFailures atomic.Uint64
 
-	scratch sync.Pool // *scratch
+	scratch   sync.Pool // *scratch
+	unpackers sync.Pool // *unpacker
 
 	published, bytes, duplicates, deadLettered, retries, batched, failedBatches, asyncErrors atomic.Uint64
 
@@ -151,14 +152,15 @@ type Publisher struct {
 
 var _ record.Handler = (*Publisher)(nil)
 
-// NewPublisher returns a Publisher on nc that renders each batch's subjects
-// with subjects[batch.Stream].
-func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Options) (*Publisher, error) {
+// NewPublisher returns a Publisher on nc that publishes each batch by
+// routes[batch.Stream] (see SubjectRoutes for routes that only render
+// subjects).
+func NewPublisher(nc *nats.Conn, routes map[string]*Route, opts Options) (*Publisher, error) {
 	if nc == nil {
 		return nil, errors.New("new publisher: no NATS connection")
 	}
-	if len(subjects) == 0 {
-		return nil, errors.New("new publisher: no subject templates")
+	if len(routes) == 0 {
+		return nil, errors.New("new publisher: no routes")
 	}
 	p := &Publisher{
 		nc:      nc,
@@ -181,7 +183,7 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 	default:
 		return nil, fmt.Errorf("new publisher: oversize must be %s, %s or %s (got %q)", OversizeObjectStore, OversizeDeadLetter, OversizeFail, opts.Oversize)
 	}
-	if err := p.SetSubjects(subjects); err != nil {
+	if err := p.SetRoutes(routes); err != nil {
 		return nil, fmt.Errorf("new publisher: %w", err)
 	}
 	if p.timeout <= 0 {
@@ -211,6 +213,7 @@ func NewPublisher(nc *nats.Conn, subjects map[string]*SubjectTemplate, opts Opti
 		p.fast = newFastBatcher(nc, !opts.NoBatchPublish)
 	}
 	p.scratch.New = func() any { return &scratch{header: newRecordHeader()} }
+	p.unpackers.New = func() any { return &unpacker{} }
 	return p, nil
 }
 
@@ -237,8 +240,8 @@ func (p *Publisher) Handle(ctx context.Context, b *record.Batch) error {
 }
 
 func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
-	tmpl := (*p.subjects.Load())[b.Stream]
-	if tmpl == nil {
+	route := (*p.routes.Load())[b.Stream]
+	if route == nil {
 		p.failedBatches.Add(1)
 		return fmt.Errorf("publish %s/%s: no subject template for stream %q", b.Stream, b.ShardID, b.Stream)
 	}
@@ -247,16 +250,17 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	}
 	s := p.scratch.Get().(*scratch)
 	defer p.putScratch(s)
-	s.tmpl = tmpl
+	s.tmpl = route.Subject
 
 	var (
-		res batchResult
-		err error
+		res  batchResult
+		cres contentResult
+		err  error
 	)
-	if p.js != nil {
-		res, err = p.handleJetStream(ctx, s, b)
+	if route.readsContent() {
+		res, cres, err = p.handleContent(ctx, s, b, route)
 	} else {
-		res, err = p.handleCore(ctx, s, b)
+		res, err = p.publish(ctx, s, b)
 	}
 	if err != nil {
 		p.failedBatches.Add(1)
@@ -279,19 +283,40 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	c.deadLettered.Add(res.deadLettered)
 	c.objects.Add(res.objects)
 	c.objectBytes.Add(res.objectBytes)
+	c.fallbacks.Add(s.fallbacks)
+	c.filtered.Add(cres.filtered)
+	c.control.Add(cres.control)
 	return nil
+}
+
+// publish publishes b in the Publisher's mode.
+func (p *Publisher) publish(ctx context.Context, s *scratch, b *record.Batch) (batchResult, error) {
+	if p.js != nil {
+		return p.handleJetStream(ctx, s, b)
+	}
+	return p.handleCore(ctx, s, b)
 }
 
 // streamCounters are one stream's share of the counters.
 type streamCounters struct {
-	published, bytes, deadLettered, objects, objectBytes atomic.Uint64
+	published, bytes, deadLettered, objects, objectBytes, fallbacks, filtered, control atomic.Uint64
 }
 
 // StreamStats are the counters of one stream: records and payload bytes
 // confirmed by NATS, dead letters, and the records stored as objects (also
-// counted in Published; their data in ObjectBytes, not Bytes).
+// counted in Published; their data in ObjectBytes, not Bytes). Messages
+// unpacked from a record count one each.
 type StreamStats struct {
 	Published, Bytes, DeadLettered, Objects, ObjectBytes uint64
+	// SubjectFallbacks counts the messages whose subject has the fallback
+	// token for a {data.PATH}, {log_group} or {log_stream} (per attempt: a
+	// replay counts again).
+	SubjectFallbacks uint64
+	// Filtered counts the records (or unpacked messages) no filter pattern
+	// matched: not published.
+	Filtered uint64
+	// ControlMessages counts the CloudWatch Logs control messages skipped.
+	ControlMessages uint64
 }
 
 // StreamStats returns the counters of every stream that published a batch.
@@ -300,23 +325,24 @@ func (p *Publisher) StreamStats() map[string]StreamStats {
 	p.perStream.Range(func(k, v any) bool {
 		c := v.(*streamCounters)
 		out[k.(string)] = StreamStats{Published: c.published.Load(), Bytes: c.bytes.Load(), DeadLettered: c.deadLettered.Load(),
-			Objects: c.objects.Load(), ObjectBytes: c.objectBytes.Load()}
+			Objects: c.objects.Load(), ObjectBytes: c.objectBytes.Load(), SubjectFallbacks: c.fallbacks.Load(),
+			Filtered: c.filtered.Load(), ControlMessages: c.control.Load()}
 		return true
 	})
 	return out
 }
 
-// SetSubjects replaces the subject templates (a config reload); batches
-// already being published keep the templates they started with.
-func (p *Publisher) SetSubjects(subjects map[string]*SubjectTemplate) error {
-	m := make(map[string]*SubjectTemplate, len(subjects))
-	for stream, t := range subjects {
-		if t == nil {
-			return fmt.Errorf("stream %q: nil subject template", stream)
+// SetRoutes replaces the routes (a config reload); batches already being
+// published keep the routes they started with.
+func (p *Publisher) SetRoutes(routes map[string]*Route) error {
+	m := make(map[string]*Route, len(routes))
+	for stream, r := range routes {
+		if r == nil || r.Subject == nil {
+			return fmt.Errorf("stream %q: no subject template", stream)
 		}
-		m[stream] = t
+		m[stream] = r
 	}
-	p.subjects.Store(&m)
+	p.routes.Store(&m)
 	return nil
 }
 
@@ -339,6 +365,16 @@ type batchResult struct {
 	published, bytes, duplicates, deadLettered, objects, objectBytes, batched uint64
 }
 
+func (r *batchResult) add(o batchResult) {
+	r.published += o.published
+	r.bytes += o.bytes
+	r.duplicates += o.duplicates
+	r.deadLettered += o.deadLettered
+	r.objects += o.objects
+	r.objectBytes += o.objectBytes
+	r.batched += o.batched
+}
+
 // scratch is the reusable state of one Handle call.
 type scratch struct {
 	tmpl        *SubjectTemplate // the batch's stream's
@@ -354,12 +390,14 @@ type scratch struct {
 	items       []jsItem      // JetStream mode
 	pending     []int         // JetStream mode: indexes into items
 	opts        []jetstream.PublishOpt
+	fallbacks   uint64         // subjects rendered with the fallback token
+	refused     map[int]string // content pass: record index -> dead-letter reason
 }
 
 func (p *Publisher) putScratch(s *scratch) {
 	clear(s.items) // drop references to messages, data and futures
 	s.items = s.items[:0]
 	s.msg, s.nextMsg = nats.Msg{}, nats.Msg{}
-	s.tmpl = nil
+	s.tmpl, s.fallbacks, s.refused = nil, 0, nil
 	p.scratch.Put(s)
 }

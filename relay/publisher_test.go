@@ -54,7 +54,7 @@ func testTemplates(t testing.TB) map[string]*SubjectTemplate {
 
 func newTestPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
 	t.Helper()
-	p, err := NewPublisher(nc, testTemplates(t), opts)
+	p, err := NewPublisher(nc, SubjectRoutes(testTemplates(t)), opts)
 	if err != nil {
 		t.Fatalf("NewPublisher: %v", err)
 	}
@@ -556,12 +556,12 @@ func TestNewPublisherErrors(t *testing.T) {
 		want     string
 	}{
 		"no conn":      {nil, testTemplates(t), Options{}, "no NATS connection"},
-		"no subjects":  {nc, nil, Options{}, "no subject templates"},
-		"nil template": {nc, map[string]*SubjectTemplate{"a": nil}, Options{}, `stream "a": nil subject template`},
+		"no subjects":  {nc, nil, Options{}, "no routes"},
+		"nil template": {nc, map[string]*SubjectTemplate{"a": nil}, Options{}, `stream "a": no subject template`},
 		"dead letter":  {nc, testTemplates(t), Options{DeadLetterSubject: "dl.*"}, "dead-letter subject"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := NewPublisher(tc.nc, tc.subjects, tc.opts)
+			_, err := NewPublisher(tc.nc, SubjectRoutes(tc.subjects), tc.opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("NewPublisher = %v, want an error containing %q", err, tc.want)
 			}
@@ -589,7 +589,7 @@ func benchmarkHandle(b *testing.B, js bool) {
 		createStream(b, s, jetstream.StreamConfig{Subjects: []string{"kinesis.>"}})
 	}
 	nc := s.connect(b)
-	p, err := NewPublisher(nc, testTemplates(b), Options{JetStream: js, Log: zerolog.Nop()})
+	p, err := NewPublisher(nc, SubjectRoutes(testTemplates(b)), Options{JetStream: js, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

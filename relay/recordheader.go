@@ -2,6 +2,8 @@ package relay
 
 import (
 	"strconv"
+	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/nats-io/nats.go"
@@ -152,8 +154,9 @@ func (r *recordHeader) encodedLen() int { return r.size }
 // record of b: Kinesis-Stream, Kinesis-Shard-Id, Kinesis-Partition-Key,
 // Kinesis-Sequence-Number, Nats-Msg-Id (MsgID), Kinesis-Sub-Sequence-Number
 // for a record from a KPL aggregate only, Kinesis-Explicit-Hash-Key only when
-// the record has one, Kinesis-Arrival-Time only when its time is not zero.
-// Every value is escaped with EscapeHeaderValue.
+// the record has one, Kinesis-Arrival-Time only when its time is not zero,
+// and for a CloudWatch Logs event (rec.Unpacked) the Cloudwatch-* headers
+// of its fields that are set. Every value is escaped with EscapeHeaderValue.
 //
 // The value slices are cut from one array: one allocation for the values
 // instead of one per header (JetStream mode keeps every message until its
@@ -189,6 +192,24 @@ func RecordHeader(b *record.Batch, rec *record.Record) (h nats.Header, size int)
 	if !rec.ArrivalTime.IsZero() {
 		set(HeaderArrivalTime, FormatArrivalTime(rec.ArrivalTime))
 	}
-	set(nats.MsgIdHdr, EscapeHeaderValue(MsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq)))
+	u := rec.Unpacked
+	if u == nil {
+		set(nats.MsgIdHdr, EscapeHeaderValue(MsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq)))
+		return h, size
+	}
+	set(nats.MsgIdHdr, EscapeHeaderValue(UnpackedMsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq, u.Index)))
+	arr, n = make([]string, 6), 0
+	for _, kv := range [...][2]string{{HeaderLogGroup, u.LogGroup}, {HeaderLogStream, u.LogStream},
+		{HeaderLogOwner, u.Owner}, {HeaderLogEventID, u.EventID}} {
+		if kv[1] != "" {
+			set(kv[0], EscapeHeaderValue(kv[1]))
+		}
+	}
+	if u.Timestamp != 0 {
+		set(HeaderLogEventTime, FormatArrivalTime(time.UnixMilli(u.Timestamp)))
+	}
+	if len(u.SubscriptionFilters) > 0 {
+		set(HeaderSubscriptionFilters, EscapeHeaderValue(strings.Join(u.SubscriptionFilters, ",")))
+	}
 	return h, size
 }

@@ -1,9 +1,13 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/fanoutd/fanoutd/record"
 )
@@ -17,6 +21,9 @@ const (
 	partShard
 	partPartitionKey
 	partConsumer
+	partData      // {data.PATH}: a field of the record's JSON data
+	partLogGroup  // {log_group}: of an unpacked CloudWatch Logs event
+	partLogStream // {log_stream}
 )
 
 // subjectPlaceholders maps each placeholder name, without braces, to its kind.
@@ -25,17 +32,28 @@ var subjectPlaceholders = map[string]subjectPartKind{
 	"shard":         partShard,
 	"partition_key": partPartitionKey,
 	"consumer":      partConsumer,
+	"log_group":     partLogGroup,
+	"log_stream":    partLogStream,
 }
 
-const placeholderList = "{stream}, {shard}, {partition_key} or {consumer}"
+const placeholderList = "{stream}, {shard}, {partition_key}, {consumer}, {data.PATH}, {log_group} or {log_stream}"
 
 type subjectPart struct {
 	kind    subjectPartKind
-	literal string // for partLiteral only
+	literal string // partLiteral: the text; partData: the gjson path
 }
 
+// DefaultSubjectFallback is the token of a {data.PATH} that the record's data
+// does not give as a scalar.
+const DefaultSubjectFallback = "_"
+
+// maxDataPathSegments bounds the depth of a {data.PATH}.
+const maxDataPathSegments = 32
+
 // SubjectTemplate renders NATS subjects from a template with {stream}, {shard},
-// {partition_key}, {consumer}.
+// {partition_key}, {consumer}, {data.PATH} (a field of the record's JSON
+// data, see Render), {log_group} and {log_stream} (of a CloudWatch Logs
+// event).
 //
 // A parsed template is valid by construction: its literal text holds no
 // wildcard, whitespace or control character and no empty token, and every
@@ -46,13 +64,19 @@ type subjectPart struct {
 //
 // A SubjectTemplate is immutable and safe for concurrent use.
 type SubjectTemplate struct {
-	src   string
-	parts []subjectPart
+	src      string
+	parts    []subjectPart
+	fallback string
+	data     bool // some part is {data.PATH}
 }
 
 // SubjectValues are the values substituted into a SubjectTemplate.
 type SubjectValues struct {
 	Stream, Shard, PartitionKey, Consumer string
+	// Data is the record's data, for {data.PATH}.
+	Data []byte
+	// LogGroup and LogStream are a CloudWatch Logs event's, "" otherwise.
+	LogGroup, LogStream string
 }
 
 // ParseSubjectTemplate parses s, e.g. "kinesis.{stream}.{partition_key}".
@@ -64,7 +88,7 @@ func ParseSubjectTemplate(s string) (*SubjectTemplate, error) {
 	if s == "" {
 		return nil, fmt.Errorf("subject template is empty: set it, e.g. %q", "kinesis.{stream}.{shard}")
 	}
-	t := &SubjectTemplate{src: s}
+	t := &SubjectTemplate{src: s, fallback: DefaultSubjectFallback}
 	var lit strings.Builder
 	flush := func() {
 		if lit.Len() > 0 {
@@ -82,12 +106,16 @@ func ParseSubjectTemplate(s string) (*SubjectTemplate, error) {
 				return nil, fmt.Errorf("subject template %q: unclosed '{' at offset %d", s, i)
 			}
 			name := s[i+1 : i+1+end]
-			kind, ok := subjectPlaceholders[name]
-			if !ok {
+			part, err := parsePlaceholder(name)
+			switch {
+			case errors.Is(err, errUnknownPlaceholder):
 				return nil, fmt.Errorf("subject template %q: unknown placeholder {%s} at offset %d: use %s", s, name, i, placeholderList)
+			case err != nil:
+				return nil, fmt.Errorf("subject template %q: placeholder {%s} at offset %d: %w", s, name, i, err)
 			}
 			flush()
-			t.parts = append(t.parts, subjectPart{kind: kind})
+			t.data = t.data || part.kind == partData
+			t.parts = append(t.parts, part)
 			tokenHasContent = true
 			i += end + 2
 			continue
@@ -124,10 +152,111 @@ func ParseSubjectTemplate(s string) (*SubjectTemplate, error) {
 	return t, nil
 }
 
+var errUnknownPlaceholder = errors.New("unknown placeholder")
+
+// parsePlaceholder parses the name between a placeholder's braces.
+func parsePlaceholder(name string) (subjectPart, error) {
+	if kind, ok := subjectPlaceholders[name]; ok {
+		return subjectPart{kind: kind}, nil
+	}
+	path, ok := strings.CutPrefix(name, "data.")
+	if !ok {
+		if name == "data" {
+			return subjectPart{}, errors.New("names no field: use {data.PATH}, e.g. {data.type} or {data.items.0.sku}")
+		}
+		return subjectPart{}, errUnknownPlaceholder
+	}
+	segs := strings.Split(path, ".")
+	if len(segs) > maxDataPathSegments {
+		return subjectPart{}, fmt.Errorf("at most %d fields deep", maxDataPathSegments)
+	}
+	esc := make([]string, len(segs))
+	for i, seg := range segs {
+		if seg == "" {
+			return subjectPart{}, errors.New("empty field name")
+		}
+		for j := 0; j < len(seg); j++ {
+			if c := seg[j]; c <= ' ' || c == 0x7f {
+				return subjectPart{}, fmt.Errorf("whitespace or control character %q in a field name", c)
+			}
+		}
+		if !utf8.ValidString(seg) {
+			return subjectPart{}, errors.New("invalid UTF-8 in a field name")
+		}
+		esc[i] = gjson.Escape(seg)
+	}
+	return subjectPart{kind: partData, literal: strings.Join(esc, ".")}, nil
+}
+
+// WithFallback returns a copy of t whose {data.PATH} placeholders render as
+// token when the data gives no scalar there. token is one subject token,
+// written as it is: no '.', wildcard, whitespace or control character.
+func (t *SubjectTemplate) WithFallback(token string) (*SubjectTemplate, error) {
+	if err := checkLiteralToken(token); err != nil {
+		return nil, err
+	}
+	c := *t
+	c.fallback = token
+	return &c, nil
+}
+
+// checkLiteralToken says why s cannot be one subject token as written.
+func checkLiteralToken(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty: a subject token needs at least one character")
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%q: invalid UTF-8", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; escapeInToken(c) && c != '%' {
+			return fmt.Errorf("%q: one subject token holds no '.', '*', '>', whitespace or control character", s)
+		}
+	}
+	return nil
+}
+
+// Fallback returns the token of a {data.PATH} the data does not give.
+func (t *SubjectTemplate) Fallback() string { return t.fallback }
+
+// UsesData reports whether t has a {data.PATH} placeholder.
+func (t *SubjectTemplate) UsesData() bool { return t.data }
+
+// UsesLogs reports whether t has {log_group} or {log_stream}.
+func (t *SubjectTemplate) UsesLogs() bool {
+	for _, p := range t.parts {
+		if p.kind == partLogGroup || p.kind == partLogStream {
+			return true
+		}
+	}
+	return false
+}
+
 // Render appends the subject for v to dst and returns the extended slice.
 // Every value goes through SanitizeToken. It does not allocate when dst has
 // the capacity for the result.
+//
+// {data.PATH} reads v.Data as JSON: a string, number (its JSON text) or
+// boolean at PATH is the value; a path that is missing, null, an object or
+// an array, or data that is not a JSON object, renders as the fallback
+// token (see WithFallback). So does {log_group} or {log_stream} of a
+// message that is no CloudWatch Logs event.
 func (t *SubjectTemplate) Render(dst []byte, v SubjectValues) []byte {
+	dst, _ = t.RenderCounting(dst, v)
+	return dst
+}
+
+// RenderCounting is Render, and reports whether some placeholder rendered
+// as the fallback token.
+func (t *SubjectTemplate) RenderCounting(dst []byte, v SubjectValues) ([]byte, bool) {
+	var (
+		json     string
+		jsonOK   bool
+		fellBack bool
+	)
+	if t.data {
+		json, jsonOK = jsonObject(v.Data)
+	}
 	for _, p := range t.parts {
 		switch p.kind {
 		case partLiteral:
@@ -140,9 +269,54 @@ func (t *SubjectTemplate) Render(dst []byte, v SubjectValues) []byte {
 			dst = SanitizeToken(dst, v.PartitionKey)
 		case partConsumer:
 			dst = SanitizeToken(dst, v.Consumer)
+		case partData:
+			var ok bool
+			if jsonOK {
+				dst, ok = appendScalar(dst, gjson.Get(json, p.literal))
+			}
+			if !ok {
+				dst, fellBack = append(dst, t.fallback...), true
+			}
+		case partLogGroup, partLogStream:
+			val := v.LogGroup
+			if p.kind == partLogStream {
+				val = v.LogStream
+			}
+			if val == "" {
+				dst, fellBack = append(dst, t.fallback...), true
+			} else {
+				dst = SanitizeToken(dst, val)
+			}
 		}
 	}
-	return dst
+	return dst, fellBack
+}
+
+// jsonObject returns data as a string sharing its memory, and whether it is
+// a valid JSON object. The string is only read while data is.
+func jsonObject(data []byte) (string, bool) {
+	i := 0
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	if i == len(data) || data[i] != '{' || !gjson.ValidBytes(data) {
+		return "", false
+	}
+	return unsafe.String(&data[0], len(data)), true
+}
+
+// appendScalar appends the token of a JSON string, number or boolean, and
+// reports whether r was one.
+func appendScalar(dst []byte, r gjson.Result) ([]byte, bool) {
+	switch r.Type {
+	case gjson.String:
+		return SanitizeToken(dst, r.Str), true
+	case gjson.Number:
+		return SanitizeToken(dst, r.Raw), true
+	case gjson.True, gjson.False:
+		return append(dst, r.Raw...), true
+	}
+	return dst, false
 }
 
 // String returns the template as it was parsed.
@@ -214,5 +388,9 @@ func appendPercent(dst []byte, c byte) []byte {
 
 // subjectValues are the values of rec, a record of b, for a template.
 func subjectValues(b *record.Batch, rec *record.Record) SubjectValues {
-	return SubjectValues{Stream: b.Stream, Shard: b.ShardID, PartitionKey: rec.PartitionKey, Consumer: b.Consumer}
+	v := SubjectValues{Stream: b.Stream, Shard: b.ShardID, PartitionKey: rec.PartitionKey, Consumer: b.Consumer, Data: rec.Data}
+	if u := rec.Unpacked; u != nil {
+		v.LogGroup, v.LogStream = u.LogGroup, u.LogStream
+	}
+	return v
 }

@@ -23,7 +23,7 @@ func TestParseSubjectTemplateErrors(t *testing.T) {
 		{"a.stream}", "'}' without '{' at offset 8"},
 		{"a.{stream}}", "'}' without '{' at offset 10"},
 		{"a.{}", "unknown placeholder {} at offset 2"},
-		{"a.{foo}", "unknown placeholder {foo} at offset 2: use {stream}, {shard}, {partition_key} or {consumer}"},
+		{"a.{foo}", "unknown placeholder {foo} at offset 2: use {stream}, {shard}, {partition_key}, {consumer}, {data.PATH}, {log_group} or {log_stream}"},
 		{"a.{Stream}", "unknown placeholder {Stream}"},
 		{"a.{ stream }", "unknown placeholder { stream }"},
 		{"a.{partition-key}", "unknown placeholder {partition-key}"},

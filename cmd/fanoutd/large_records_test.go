@@ -424,7 +424,7 @@ func TestTailFetchesLargeRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmpl, _ := relay.ParseSubjectTemplate("kinesis.{stream}")
-	p, err := relay.NewPublisher(nc, map[string]*relay.SubjectTemplate{"orders": tmpl}, relay.Options{
+	p, err := relay.NewPublisher(nc, map[string]*relay.Route{"orders": {Subject: tmpl}}, relay.Options{
 		Oversize: relay.OversizeObjectStore, Objects: obs, ObjectBucket: jsassets.DefaultObjectBucket, Log: discardLog()})
 	if err != nil {
 		t.Fatal(err)
