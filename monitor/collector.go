@@ -27,7 +27,7 @@ var (
 	descStalled       = prometheus.NewDesc("fanoutd_shard_stalled", "1 while a reading shard's loop has shown no activity for timers.stall_timeout.", []string{"stream", "shard"}, nil)
 	descNATS          = prometheus.NewDesc("fanoutd_nats_connected", "1 while the NATS connection is up.", nil, nil)
 	descReady         = prometheus.NewDesc("fanoutd_ready", "1 while /readyz answers 200.", nil, nil)
-	descDeadLetters   = prometheus.NewDesc("fanoutd_dead_letters_total", "Records replaced by a dead letter (too large for NATS), by stream.", []string{"stream"}, nil)
+	descDeadLetters   = prometheus.NewDesc("fanoutd_dead_letters_total", "Records replaced by a dead letter (too large for NATS, or data the stream's payload setting can't decode), by stream.", []string{"stream"}, nil)
 	descPubAckRetries = prometheus.NewDesc("fanoutd_jetstream_puback_retries_total", "JetStream messages published again because their PubAck failed or did not come.", nil, nil)
 	descBatched       = prometheus.NewDesc("fanoutd_jetstream_batched_records_total", "Records JetStream stored as part of a fast batch (confirmed by flow acks and one PubAck per chunk), not one PubAck each.", nil, nil)
 	descDuplicates    = prometheus.NewDesc("fanoutd_jetstream_duplicates_total", "Messages JetStream acknowledged as duplicates (a replay dropped by Nats-Msg-Id).", nil, nil)
@@ -35,6 +35,9 @@ var (
 	descGetRecords    = prometheus.NewDesc("fanoutd_getrecords_calls_total", "GetRecords calls of streams read by polling, by result: ok, throttled (ProvisionedThroughputExceededException, retried after a backoff), expired (ExpiredIteratorException, the iterator replaced), error.", []string{"stream", "result"}, nil)
 	descReadMode      = prometheus.NewDesc("fanoutd_stream_read_mode", "1 for the way each stream is read now (mode efo or polling), 0 for the other: a stream with read: auto that fell back to polling shows polling.", []string{"stream", "mode"}, nil)
 	descStopped       = prometheus.NewDesc("fanoutd_stream_stopped", "1 for a configured stream that is not being read while the others are: deleted (probed until it is created again) or stopped alone.", []string{"stream"}, nil)
+	descFiltered      = prometheus.NewDesc("fanoutd_filtered_records_total", "Records (or CloudWatch Logs events) that matched none of the stream's filter patterns: not published, the checkpoint moved past them.", []string{"stream"}, nil)
+	descFallbacks     = prometheus.NewDesc("fanoutd_subject_fallbacks_total", "Messages whose subject holds subject_fallback: the data gave no scalar for a {data.PATH} (or no log group or stream).", []string{"stream"}, nil)
+	descControl       = prometheus.NewDesc("fanoutd_cloudwatch_control_messages_total", "CloudWatch Logs CONTROL_MESSAGE records skipped (payload: cloudwatch_logs).", []string{"stream"}, nil)
 	descBuild         = prometheus.NewDesc("fanoutd_build_info", "Always 1; the version label says which build runs.", []string{"version"}, nil)
 )
 
@@ -42,7 +45,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descHandled, descEvents, descBehind, descSubsStarted, descSubsEnded,
 		descSubErrors, descCheckpointAge, descLastEventAge, descShards, descStalled, descNATS, descReady,
 		descDeadLetters, descPubAckRetries, descBatched, descDuplicates, descAsyncErrors, descStopped, descBuild,
-		descGetRecords, descReadMode,
+		descGetRecords, descReadMode, descFiltered, descFallbacks, descControl,
 		descObjects, descObjectBytes, descObjectReused} {
 		ch <- d
 	}
@@ -96,6 +99,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.CounterValue, float64(v.DeadLettered), st)
 			ch <- prometheus.MustNewConstMetric(descObjects, prometheus.CounterValue, float64(v.Objects), st)
 			ch <- prometheus.MustNewConstMetric(descObjectBytes, prometheus.CounterValue, float64(v.ObjectBytes), st)
+			ch <- prometheus.MustNewConstMetric(descFiltered, prometheus.CounterValue, float64(v.Filtered), st)
+			ch <- prometheus.MustNewConstMetric(descFallbacks, prometheus.CounterValue, float64(v.SubjectFallbacks), st)
+			ch <- prometheus.MustNewConstMetric(descControl, prometheus.CounterValue, float64(v.ControlMessages), st)
 		}
 	}
 	for k, v := range ends {

@@ -75,7 +75,8 @@ func TestEndpoints(t *testing.T) {
 		Shards:    func() []fanout.ShardStatus { return []fanout.ShardStatus{sh} },
 		Publisher: func() relay.Stats { return relay.Stats{Published: 7, Retries: 2} },
 		PublisherStreams: func() map[string]relay.StreamStats {
-			return map[string]relay.StreamStats{"a": {Published: 7, Bytes: 70, DeadLettered: 1, Objects: 2, ObjectBytes: 3 << 20}}
+			return map[string]relay.StreamStats{"a": {Published: 7, Bytes: 70, DeadLettered: 1, Objects: 2, ObjectBytes: 3 << 20,
+				Filtered: 4, SubjectFallbacks: 5, ControlMessages: 6}}
 		},
 		Objects:       func() relay.ObjectStats { return relay.ObjectStats{Stored: 2, Reused: 1} },
 		NATSConnected: func() bool { return true },
@@ -142,6 +143,9 @@ func TestEndpoints(t *testing.T) {
 		`fanoutd_records_stored_as_objects_total{stream="a"} 2`,
 		`fanoutd_object_bytes_total{stream="a"} 3.145728e+06`,
 		`fanoutd_objects_reused_total 1`,
+		`fanoutd_filtered_records_total{stream="a"} 4`,
+		`fanoutd_subject_fallbacks_total{stream="a"} 5`,
+		`fanoutd_cloudwatch_control_messages_total{stream="a"} 6`,
 		`fanoutd_object_put_duration_seconds_count{stream="a"} 2`,
 		`fanoutd_object_put_failures_total{stream="a"} 1`,
 		`fanoutd_coordination_owned_shards 1`,
