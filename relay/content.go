@@ -60,12 +60,28 @@ type unpacker struct {
 	maxBytes int64
 	out      record.Batch
 	recs     []record.Record
+	side     []derived // one per record of recs
 	parts    []record.Unpacked
-	refused  map[int]string // index in recs -> dead-letter reason
 	arena    []byte
 	size     int // of out's records, against MaxBatchBytes
 	arenaUse reuse.Use
 }
+
+// derived is what the content pass found out about one derived record,
+// for build.
+type derived struct {
+	refused string  // why its data did not decode: it goes as a dead letter
+	json    jsonSeen // whether its data is a JSON object, if checked
+}
+
+// jsonSeen is whether a record's data was found to be a JSON object.
+type jsonSeen uint8
+
+const (
+	jsonUnchecked jsonSeen = iota
+	jsonObjectSeen
+	jsonNotObject
+)
 
 // contentResult is what a content pass adds to a stream's counters besides
 // the published records.
@@ -88,9 +104,9 @@ func (p *Publisher) handleContent(ctx context.Context, s *scratch, b *record.Bat
 			return nil
 		}
 		u.out.Records = u.recs
-		s.refused = u.refused
+		s.side = u.side
 		r, err := p.publish(ctx, s, &u.out)
-		s.refused = nil
+		s.side = nil
 		res.add(r)
 		u.reset()
 		return err
@@ -135,9 +151,10 @@ func (u *unpacker) start(b *record.Batch) {
 func (u *unpacker) reset() {
 	clear(u.recs)
 	u.recs = u.recs[:0]
+	u.side = u.side[:0]
+	clear(u.parts)
 	u.parts = u.parts[:0]
 	u.arena = u.arena[:0]
-	clear(u.refused)
 	u.size = 0
 }
 
@@ -193,18 +210,25 @@ func (u *unpacker) emitEvents(rec *record.Record, logs *payload.Logs, route *Rou
 }
 
 // emit adds d to the derived batch if the route's filter lets it through.
+// Whether its data is a JSON object is checked once, for the filter and the
+// subject both.
 func (u *unpacker) emit(d record.Record, route *Route, cres *contentResult, flush func() error) error {
-	if len(route.Filter) > 0 {
-		in := pattern.Input{Data: d.Data, PartitionKey: d.PartitionKey, SequenceNumber: d.SequenceNumber, ArrivalTime: d.ArrivalTime}
-		if route.Filter.UsesData() {
-			_, in.JSON = jsonObject(d.Data)
+	var side derived
+	if route.Subject.UsesData() || route.Filter.UsesData() {
+		side.json = jsonNotObject
+		if _, ok := jsonObject(d.Data); ok {
+			side.json = jsonObjectSeen
 		}
+	}
+	if len(route.Filter) > 0 {
+		in := pattern.Input{Data: d.Data, JSON: side.json == jsonObjectSeen, PartitionKey: d.PartitionKey,
+			SequenceNumber: d.SequenceNumber, ArrivalTime: d.ArrivalTime}
 		if !route.Filter.Match(&in) {
 			cres.filtered++
 			return nil
 		}
 	}
-	return u.push(d, flush)
+	return u.push(d, side, flush)
 }
 
 // refuse adds rec, undecoded, to become a dead letter with the reason of
@@ -214,16 +238,13 @@ func (u *unpacker) refuse(rec *record.Record, err error, flush func() error) err
 	if !errors.As(err, &perr) {
 		return fmt.Errorf("decode record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
 	}
-	if u.refused == nil {
-		u.refused = map[int]string{}
-	}
-	u.refused[len(u.recs)] = perr.Reason
-	return u.push(*rec, flush)
+	return u.push(*rec, derived{refused: perr.Reason}, flush)
 }
 
 // push appends d to the derived batch, and flushes once it is full.
-func (u *unpacker) push(d record.Record, flush func() error) error {
+func (u *unpacker) push(d record.Record, side derived, flush func() error) error {
 	u.recs = append(u.recs, d)
+	u.side = append(u.side, side)
 	u.size += d.Size()
 	if len(u.recs) >= record.MaxBatchRecords || u.size >= record.MaxBatchBytes {
 		return flush()

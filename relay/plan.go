@@ -81,11 +81,14 @@ func (p *Publisher) build(s *scratch, b *record.Batch, i int, m *nats.Msg, rh *r
 	} else {
 		h, hsize = RecordHeader(b, rec)
 	}
-	*m = nats.Msg{Subject: s.render(s.tmpl, subjectValues(b, rec)), Data: rec.Data, Header: h}
-	if s.refused != nil {
-		if reason, ok := s.refused[i]; ok {
-			return refusal{cause: undecodable, reason: reason}
-		}
+	v := subjectValues(b, rec)
+	refused := ""
+	if s.side != nil {
+		v.JSON, refused = s.side[i].json, s.side[i].refused
+	}
+	*m = nats.Msg{Subject: s.render(s.tmpl, v), Data: rec.Data, Header: h}
+	if refused != "" {
+		return refusal{cause: undecodable, reason: refused}
 	}
 	return checkLimits(m, hsize, s.maxPayload)
 }

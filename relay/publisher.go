@@ -391,13 +391,13 @@ type scratch struct {
 	pending     []int         // JetStream mode: indexes into items
 	opts        []jetstream.PublishOpt
 	fallbacks   uint64         // subjects rendered with the fallback token
-	refused     map[int]string // content pass: record index -> dead-letter reason
+	side        []derived      // content pass: what it found of each record
 }
 
 func (p *Publisher) putScratch(s *scratch) {
 	clear(s.items) // drop references to messages, data and futures
 	s.items = s.items[:0]
 	s.msg, s.nextMsg = nats.Msg{}, nats.Msg{}
-	s.tmpl, s.fallbacks, s.refused = nil, 0, nil
+	s.tmpl, s.fallbacks, s.side = nil, 0, nil
 	p.scratch.Put(s)
 }

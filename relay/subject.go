@@ -75,6 +75,9 @@ type SubjectValues struct {
 	Stream, Shard, PartitionKey, Consumer string
 	// Data is the record's data, for {data.PATH}.
 	Data []byte
+	// JSON says whether Data was found to be a JSON object already
+	// (jsonUnchecked: Render checks).
+	JSON jsonSeen
 	// LogGroup and LogStream are a CloudWatch Logs event's, "" otherwise.
 	LogGroup, LogStream string
 }
@@ -255,7 +258,12 @@ func (t *SubjectTemplate) RenderCounting(dst []byte, v SubjectValues) ([]byte, b
 		fellBack bool
 	)
 	if t.data {
-		json, jsonOK = jsonObject(v.Data)
+		switch v.JSON {
+		case jsonUnchecked:
+			json, jsonOK = jsonObject(v.Data)
+		case jsonObjectSeen:
+			json, jsonOK = unsafe.String(unsafe.SliceData(v.Data), len(v.Data)), true
+		}
 	}
 	for _, p := range t.parts {
 		switch p.kind {
