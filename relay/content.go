@@ -70,7 +70,7 @@ type unpacker struct {
 // derived is what the content pass found out about one derived record,
 // for build.
 type derived struct {
-	refused string  // why its data did not decode: it goes as a dead letter
+	refused string   // why its data did not decode: it goes as a dead letter
 	json    jsonSeen // whether its data is a JSON object, if checked
 }
 

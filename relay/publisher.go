@@ -390,8 +390,8 @@ type scratch struct {
 	items       []jsItem      // JetStream mode
 	pending     []int         // JetStream mode: indexes into items
 	opts        []jetstream.PublishOpt
-	fallbacks   uint64         // subjects rendered with the fallback token
-	side        []derived      // content pass: what it found of each record
+	fallbacks   uint64    // subjects rendered with the fallback token
+	side        []derived // content pass: what it found of each record
 }
 
 func (p *Publisher) putScratch(s *scratch) {
