@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
+	"github.com/fanoutd/fanoutd/relay"
 )
 
 // jsonEvent is the data of the JSON records these tests write: Key and I
@@ -160,4 +162,155 @@ func escapeToken(s string) string {
 		}
 	}
 	return out
+}
+
+// putData writes records of the given data under key, in order.
+func putData(t testing.TB, e *e2eEnv, stream, key string, data ...[]byte) {
+	t.Helper()
+	for _, d := range data {
+		if _, _, err := e.Emu.PutRecord(stream, key, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRunGzipPayloadMixedWithPlainAndHostile(t *testing.T) {
+	e := newE2E(t, emutest.Options(), false)
+	if err := e.Emu.CreateStream("events", 1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var want []string
+	for i := 0; i < n; i++ {
+		d := testutil.RecordData("k", i)
+		want = append(want, string(d))
+		switch {
+		case i == 10: // a gzip bomb: 64 MiB of zeros in about 64 KiB
+			putData(t, e, "events", "bomb", testutil.GzipBytes(t, make([]byte, 64<<20)))
+		case i == 20: // a gzip whose body is corrupt
+			bad := testutil.GzipBytes(t, []byte(strings.Repeat("corrupt me ", 100)))
+			bad[len(bad)/2] ^= 0xff
+			putData(t, e, "events", "corrupt", bad)
+		}
+		if i%2 == 0 {
+			d = testutil.GzipBytes(t, d)
+		}
+		putData(t, e, "events", "k", d)
+	}
+	stop := e.run(e.config(false, `  - name: events
+    subject: "events.{partition_key}"
+    payload: gzip
+    max_decompressed: 1MiB`))
+	testutil.WaitFor(t, 30*time.Second, "every record", func() bool { return len(e.Msgs.OnSubject("events.k")) >= n })
+	var got []string
+	for _, m := range e.Msgs.OnSubject("events.k") {
+		got = append(got, string(m.Data))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("records %q,\nwant %q", got, want)
+	}
+	testutil.WaitFor(t, 10*time.Second, "two dead letters", func() bool { return len(e.Msgs.OnSubject("fanoutd.deadletter.events")) >= 2 })
+	reasons := map[string]string{}
+	for _, m := range e.Msgs.OnSubject("fanoutd.deadletter.events") {
+		reasons[m.Header.Get("Kinesis-Partition-Key")] = m.Header.Get("Fanoutd-Dead-Letter-Reason")
+		if len(m.Data) != 0 {
+			t.Fatalf("a dead letter with %d bytes of data", len(m.Data))
+		}
+	}
+	if reasons["bomb"] != "decompressed_too_large" || reasons["corrupt"] != "bad_gzip" {
+		t.Fatalf("dead-letter reasons %v, want bomb: decompressed_too_large, corrupt: bad_gzip", reasons)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunUnpacksCloudWatchLogs(t *testing.T) {
+	e := newE2E(t, emutest.Options(), false)
+	if err := e.Emu.CreateStream("logs", 2); err != nil {
+		t.Fatal(err)
+	}
+	groups := []string{"/aws/lambda/orders", "/aws/lambda/billing"}
+	const records, perRecord = 10, 25
+	next := map[string]int{}
+	record := func(group string) []byte {
+		r := testutil.LogsRecord{Owner: "111111111111", LogGroup: group, LogStream: "2026/12/07/[$LATEST]abc",
+			SubscriptionFilters: []string{"to-kinesis"}, MessageType: "DATA_MESSAGE"}
+		for j := 0; j < perRecord; j++ {
+			i := next[group]
+			next[group]++
+			msg := fmt.Sprintf(`{"key":%q,"i":%d,"level":%q}`, group, i, []string{"INFO", "ERROR"}[i%2])
+			if i%5 == 4 {
+				msg = fmt.Sprintf("%s:%d plain text", group, i) // not JSON: no level
+			}
+			r.LogEvents = append(r.LogEvents, testutil.LogEvent{ID: fmt.Sprintf("3719%020d", i), Timestamp: 1765100000000 + int64(i), Message: msg})
+		}
+		return r.Gzip(t)
+	}
+	for i := 0; i < records; i++ {
+		for _, g := range groups {
+			putData(t, e, "logs", g, record(g))
+		}
+		if i == 3 {
+			putData(t, e, "logs", "control", testutil.ControlRecord.Gzip(t))
+		}
+	}
+	putData(t, e, "logs", "odd", testutil.GzipBytes(t, []byte(`{"messageType":"DATA_MESSAGE"}`)), []byte("not gzip"))
+	stop := e.run(e.config(false, `  - name: logs
+    subject: "logs.{log_group}.{data.level}"
+    subject_fallback: plain
+    payload: cloudwatch_logs`))
+	total := len(groups) * records * perRecord
+	testutil.WaitFor(t, 30*time.Second, "every log event", func() bool { return len(e.Msgs.OnSubject("logs.")) >= total })
+	for _, g := range groups {
+		tok := escapeToken(g)
+		var got []int
+		for _, m := range e.Msgs.OnSubject("logs.") {
+			if !strings.HasPrefix(m.Subject, "logs."+tok+".") {
+				continue
+			}
+			h := m.Header
+			i := len(got)
+			got = append(got, i)
+			wantSubject := "logs." + tok + "." + []string{"INFO", "ERROR"}[i%2]
+			wantData := fmt.Sprintf(`{"key":%q,"i":%d,"level":%q}`, g, i, []string{"INFO", "ERROR"}[i%2])
+			if i%5 == 4 {
+				wantSubject, wantData = "logs."+tok+".plain", fmt.Sprintf("%s:%d plain text", g, i)
+			}
+			if m.Subject != wantSubject || string(m.Data) != wantData {
+				t.Fatalf("event %d of %s: %s %q, want %s %q", i, g, m.Subject, m.Data, wantSubject, wantData)
+			}
+			for k, want := range map[string]string{
+				"Cloudwatch-Log-Group":            relay.EscapeHeaderValue(g),
+				"Cloudwatch-Log-Stream":           relay.EscapeHeaderValue("2026/12/07/[$LATEST]abc"),
+				"Cloudwatch-Owner":                "111111111111",
+				"Cloudwatch-Event-Id":             fmt.Sprintf("3719%020d", i),
+				"Cloudwatch-Event-Timestamp":      time.UnixMilli(1765100000000 + int64(i)).UTC().Format("2006-01-02T15:04:05.000Z"),
+				"Cloudwatch-Subscription-Filters": "to-kinesis",
+				"Kinesis-Partition-Key":           relay.EscapeHeaderValue(g),
+			} {
+				if got := h.Get(k); got != want {
+					t.Fatalf("event %d of %s: %s = %q, want %q", i, g, k, got, want)
+				}
+			}
+			if id, suffix := h.Get("Nats-Msg-Id"), fmt.Sprintf(":0:%d", i%perRecord); !strings.HasSuffix(id, suffix) {
+				t.Fatalf("event %d of %s: Nats-Msg-Id %q, want it to end in %q", i, g, id, suffix)
+			}
+		}
+		if len(got) != records*perRecord {
+			t.Fatalf("%s: %d events, want %d", g, len(got), records*perRecord)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "two dead letters", func() bool { return len(e.Msgs.OnSubject("fanoutd.deadletter.logs")) >= 2 })
+	for _, m := range e.Msgs.OnSubject("fanoutd.deadletter.logs") {
+		if r := m.Header.Get("Fanoutd-Dead-Letter-Reason"); r != "not_cloudwatch_logs" && r != "bad_gzip" {
+			t.Fatalf("dead letter reason %q", r)
+		}
+	}
+	if st := e.d.pub.StreamStats()["logs"]; st.ControlMessages != 1 || st.DeadLettered != 2 {
+		t.Fatalf("control messages %d, dead letters %d; want 1 and 2", st.ControlMessages, st.DeadLettered)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
 }

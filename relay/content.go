@@ -63,6 +63,7 @@ type unpacker struct {
 	side     []derived // one per record of recs
 	parts    []record.Unpacked
 	arena    []byte
+	peak     int // the most of arena one Handle used
 	size     int // of out's records, against MaxBatchBytes
 	arenaUse reuse.Use
 }
@@ -137,7 +138,8 @@ func (p *Publisher) putUnpacker(u *unpacker) {
 	u.reset()
 	u.out = record.Batch{}
 	u.dec.Release()
-	u.arena = reuse.Fit(&u.arenaUse, u.arena, 0)
+	u.arena = reuse.Fit(&u.arenaUse, u.arena, u.peak)
+	u.peak = 0
 	p.unpackers.Put(u)
 }
 
@@ -154,6 +156,7 @@ func (u *unpacker) reset() {
 	u.side = u.side[:0]
 	clear(u.parts)
 	u.parts = u.parts[:0]
+	u.peak = max(u.peak, len(u.arena))
 	u.arena = u.arena[:0]
 	u.size = 0
 }
