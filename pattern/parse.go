@@ -132,10 +132,33 @@ func (ps *parser) top(obj map[string]any, prefix string, depth int) (*node, erro
 			if f.leaf, err = ps.list(list, place); err != nil {
 				return nil, err
 			}
+			if err := checkMetaRules(meta, f.leaf, place); err != nil {
+				return nil, err
+			}
 		}
 		n.fields = append(n.fields, f)
 	}
 	return n, nil
+}
+
+// checkMetaRules refuses values that can never match a metadata key's type,
+// so that a typo does not silently drop every record.
+func checkMetaRules(meta metaKey, rules []rule, place string) error {
+	for _, r := range rules {
+		switch meta {
+		case metaPartitionKey, metaSequenceNumber:
+			switch r.kind {
+			case kNumber, kNumeric, kBool, kNull:
+				return fmt.Errorf("%s: is a string and never matches a number, boolean, null or \"numeric\": quote the value", place)
+			}
+		case metaArrival:
+			switch r.kind {
+			case kString, kPrefix, kPrefixFold, kSuffix, kSuffixFold, kEqualsFold, kBool, kNull:
+				return fmt.Errorf("%s: is a number (epoch seconds, such as 1545084650.987) and matches only numbers, \"numeric\", \"anything-but\" and \"exists\"", place)
+			}
+		}
+	}
+	return nil
 }
 
 // object parses an object pattern inside data.
