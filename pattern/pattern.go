@@ -41,10 +41,10 @@ const (
 
 // Input is what a pattern sees of one record.
 type Input struct {
-	Data           []byte    // the record's data (after payload decoding)
-	JSON           bool      // the caller checked Data is valid JSON (gjson.ValidBytes); false: Data is not JSON
-	PartitionKey   string    //
-	SequenceNumber string    //
+	Data           []byte // the record's data (after payload decoding)
+	JSON           bool   // the caller checked Data is valid JSON (gjson.ValidBytes); false: Data is not JSON
+	PartitionKey   string
+	SequenceNumber string
 	ArrivalTime    time.Time // approximateArrivalTimestamp; zero when unknown
 }
 
