@@ -249,6 +249,10 @@ var conformanceRows = []conformanceRow{
 	{doc: ebAnythingBut, pattern: `{"data": {"detail": {"state": [{"anything-but": {"equals-ignore-case": "initializing"}}]}}}`, data: `{"detail": {"state": "INITIALIZING"}}`, want: false},
 	{doc: ebAnythingBut, pattern: `{"data": {"detail": {"state": [{"anything-but": {"equals-ignore-case": ["Stopped", "overloaded"]}}]}}}`, data: `{"detail": {"state": "STOPPED"}}`, want: false},
 	{doc: ebAnythingBut, pattern: `{"data": {"detail": {"state": [{"anything-but": {"equals-ignore-case": ["Stopped", "overloaded"]}}]}}}`, data: ec2Event, want: true},
+	{doc: rulerExample, pattern: `{"data": {"detail": {"state": [{"anything-but": {"prefix": ["init", "error"]}}]}}}`, data: `{"detail": {"state": "error-7"}}`, want: false},
+	{doc: rulerExample, pattern: `{"data": {"detail": {"state": [{"anything-but": {"prefix": ["init", "error"]}}]}}}`, data: ec2Event, want: true},
+	{doc: rulerExample, pattern: `{"data": {"detail": {"instance-id": [{"anything-but": {"suffix": ["1234", "6789"]}}]}}}`, data: `{"detail": {"instance-id": "i-6789"}}`, want: false},
+	{doc: rulerExample, pattern: `{"data": {"detail": {"instance-id": [{"anything-but": {"suffix": ["1234", "6789"]}}]}}}`, data: ec2Event, want: true},
 	// Anything-but matches values only: a missing field is not "anything".
 	{doc: ebAnythingBut, pattern: `{"data": {"detail": {"mode": [{"anything-but": "initializing"}]}}}`, data: ec2Event, want: false},
 
@@ -258,7 +262,7 @@ var conformanceRows = []conformanceRow{
 	{doc: ebNumeric, pattern: `{"data": {"detail": {"x-limit": [{"numeric": ["=", 3.018e2]}]}}}`, data: `{"detail": {"x-limit": 301.80}}`, want: true},
 	{doc: ebNumeric, pattern: `{"data": {"detail": {"d-count": [{"numeric": [">=", 3]}]}}}`, data: ec2Event, want: true},
 	{doc: ebNumeric, pattern: `{"data": {"detail": {"d-count": [{"numeric": ["<", 3]}]}}}`, data: ec2Event, want: false},
-	{doc: ebNumeric, pattern: `{"data": {"detail": {"d-count": [{"numeric": ["<=", 3, ">", -1]}]}}}`, data: ec2Event, want: true},
+	{doc: ebNumeric, pattern: `{"data": {"detail": {"d-count": [{"numeric": [">", -1, "<=", 3]}]}}}`, data: ec2Event, want: true},
 	// Exact number literals: event-ruler inserts "matchers for both the literal
 	// expression and the ComparableNumber form", so 300 matches 300.0 and 3e2
 	// (EventBridge's older page says they differ; its engine matches them).
@@ -268,6 +272,9 @@ var conformanceRows = []conformanceRow{
 	{doc: rulerNumbers, pattern: `{"data": {"x": [300]}}`, data: `{"x": 301}`, want: false},
 	{doc: rulerNumbers, pattern: `{"data": {"account": [123456789012345678]}}`, data: `{"account": 123456789012345678}`, want: true},
 	{doc: rulerNumbers, pattern: `{"data": {"account": [123456789012345678]}}`, data: `{"account": 123456789012345679}`, want: false},
+	{doc: rulerNumbers, pattern: `{"data": {"account": [123456789012345678]}}`, data: `{"account": 1.23456789012345678e17}`, want: false},
+	{doc: rulerNumbers, pattern: `{"data": {"x": [0.1]}}`, data: `{"x": 1e-1}`, want: true},
+	{doc: rulerNumbers, pattern: `{"data": {"x": [1e300]}}`, data: `{"x": 1E+300}`, want: true},
 
 	// Exists matching.
 	{doc: ebExists, pattern: `{"data": {"detail": {"state": [{"exists": true}]}}}`, data: ec2Event, want: true},

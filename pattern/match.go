@@ -9,11 +9,6 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// maxExactNumber bounds the number literals compared by value, as
-// event-ruler's ComparableNumber does; beyond it (account numbers, ids)
-// float64 would make distinct numbers equal, so only the text is compared.
-const maxExactNumber = 5e9
-
 type ruleKind uint8
 
 const (
@@ -47,13 +42,11 @@ type rule struct {
 }
 
 type anythingBut struct {
-	strs      []string
-	nums      []rule // kNumber rules
-	folds     []string
-	prefix    string
-	suffix    string
-	hasPrefix bool
-	hasSuffix bool
+	strs     []string
+	nums     []rule // kNumber rules
+	folds    []string
+	prefixes []string
+	suffixes []string
 }
 
 // matchTop matches the top level: metadata keys against the record's
@@ -248,8 +241,8 @@ func (r *rule) matches(v gjson.Result) bool {
 	return false
 }
 
-// equalNumber compares a number literal with a value: by text always, by
-// value within ±maxExactNumber.
+// equalNumber compares a number literal with a value: by text always, and by
+// value when the literal is exactly a float64.
 func (r *rule) equalNumber(v gjson.Result) bool {
 	if v.Type != gjson.Number {
 		return false
@@ -297,7 +290,17 @@ func (a *anythingBut) excludes(v gjson.Result) bool {
 			return true
 		}
 	}
-	return (a.hasPrefix && strings.HasPrefix(s, a.prefix)) || (a.hasSuffix && strings.HasSuffix(s, a.suffix))
+	for _, x := range a.prefixes {
+		if strings.HasPrefix(s, x) {
+			return true
+		}
+	}
+	for _, x := range a.suffixes {
+		if strings.HasSuffix(s, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasPrefixFold is strings.HasPrefix under Unicode simple case folding.

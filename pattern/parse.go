@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"math/big"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -265,14 +266,31 @@ func parseValue(item any, place string) (rule, error) {
 	}
 }
 
-// numberRule keeps a number literal's text and, when it is within the range
-// where event-ruler compares numbers by value, its value.
+// numberRule keeps a number literal's text and, when a float64 holds it
+// exactly, its value. As in event-ruler, a literal such as an account number
+// that a float64 would round is compared by its text only, so that distinct
+// numbers never compare equal.
 func numberRule(kind ruleKind, n json.Number) rule {
 	r := rule{kind: kind, s: n.String()}
-	if f, err := strconv.ParseFloat(r.s, 64); err == nil && math.Abs(f) <= maxExactNumber {
-		r.num, r.numOK = f, true
-	}
+	r.num, r.numOK = exactFloat(r.s)
 	return r
+}
+
+// exactFloat parses s and reports whether the float64 stands for exactly the
+// number s writes.
+func exactFloat(s string) (float64, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, false
+	}
+	want, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, false
+	}
+	// The shortest decimal that reads back as f, as Java's BigDecimal.valueOf
+	// gives event-ruler.
+	got, ok := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
+	return f, ok && got.Cmp(want) == 0
 }
 
 const operatorList = `"prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists"`
@@ -351,31 +369,26 @@ func parseNumeric(arg any, place string) (rule, error) {
 		if !ok {
 			return rule{}, fmt.Errorf("%s: \"numeric\" %q takes a number, not %s", place, op, kindOf(list[i+1]))
 		}
-		f, err := strconv.ParseFloat(num.String(), 64)
-		if err != nil {
-			return rule{}, fmt.Errorf("%s: \"numeric\" %q: %s is out of range", place, op, num)
+		f, ok := exactFloat(num.String())
+		if !ok {
+			return rule{}, fmt.Errorf("%s: \"numeric\" %q: %s is not exactly a 64-bit float, so it cannot be compared", place, op, num)
 		}
-		switch op {
-		case "=":
-			if len(list) != 2 {
-				return rule{}, fmt.Errorf("%s: \"numeric\" \"=\" stands alone: [\"=\", number]", place)
-			}
+		switch {
+		case op == "=" && len(list) == 2:
 			r.hasLo, r.loIncl, r.lo, r.hasHi, r.hiIncl, r.hi = true, true, f, true, true, f
-		case ">", ">=":
-			if r.hasLo {
-				return rule{}, fmt.Errorf("%s: \"numeric\" has two lower bounds: a range is one of \">\", \">=\" and one of \"<\", \"<=\"", place)
-			}
+		case op == "=":
+			return rule{}, fmt.Errorf("%s: \"numeric\" \"=\" stands alone: [\"=\", number]", place)
+		case (op == ">" || op == ">=") && i == 0:
 			r.hasLo, r.loIncl, r.lo = true, op == ">=", f
-		case "<", "<=":
-			if r.hasHi {
-				return rule{}, fmt.Errorf("%s: \"numeric\" has two upper bounds: a range is one of \">\", \">=\" and one of \"<\", \"<=\"", place)
-			}
+		case (op == "<" || op == "<=") && (i == 0) == (len(list) == 2):
 			r.hasHi, r.hiIncl, r.hi = true, op == "<=", f
+		case op == ">" || op == ">=" || op == "<" || op == "<=":
+			return rule{}, fmt.Errorf("%s: \"numeric\" range is [lower-op, number, upper-op, number], lower bound first, such as [\">\", 0, \"<=\", 5]", place)
 		default:
 			return rule{}, fmt.Errorf("%s: unknown \"numeric\" operator %q: use \"=\", \"<\", \"<=\", \">\" or \">=\"", place, op)
 		}
 	}
-	if r.hasLo && r.hasHi && (r.lo > r.hi || (r.lo == r.hi && !(r.loIncl && r.hiIncl))) {
+	if r.hasLo && r.hasHi && r.lo >= r.hi && !(len(list) == 2) {
 		return rule{}, fmt.Errorf("%s: \"numeric\" range is empty: its lower bound must be below its upper bound", place)
 	}
 	return r, nil
@@ -415,14 +428,14 @@ func parseAnythingBut(arg any, place string) (rule, error) {
 		for op, operand := range v {
 			switch op {
 			case "prefix", "suffix":
-				s, ok := operand.(string)
-				if !ok {
-					return rule{}, fmt.Errorf("%s: \"anything-but\" %q takes a string, not %s", place, op, kindOf(operand))
+				affixes, ok := stringList(operand)
+				if !ok || slices.Contains(affixes, "") {
+					return rule{}, fmt.Errorf("%s: \"anything-but\" %q takes a non-empty string or a non-empty list of them", place, op)
 				}
 				if op == "prefix" {
-					but.prefix, but.hasPrefix = s, true
+					but.prefixes = affixes
 				} else {
-					but.suffix, but.hasSuffix = s, true
+					but.suffixes = affixes
 				}
 			case "equals-ignore-case":
 				folds, ok := stringList(operand)

@@ -13,8 +13,8 @@
 // matches; an array in the data matches if any element does, and the fields
 // of one object pattern must all match within the same array element; a
 // number literal matches a data number of equal value (300 matches 300.0 and
-// 3e2) within ±5e9, and by its text beyond; exists matches leaves only (an
-// object is not a leaf).
+// 3e2), or of the same text when a float64 cannot hold the literal exactly;
+// exists matches leaves only (an object is not a leaf).
 package pattern
 
 import (
