@@ -320,6 +320,112 @@ var conformanceRows = []conformanceRow{
 	{doc: metadata, pattern: `{"partitionKey": ["1"], "sequenceNumber": [{"exists": true}], "data": {"order": {"quantity": [{"numeric": [">=", 1000]}]}}}`, data: kinesisOrder, pk: "1", seq: "1", want: true},
 }
 
+// event-ruler's RulerTest.WHEN_WeTryAnythingButRules_THEN_Theywork, its
+// rule under data and its events with their expected results: anything-but
+// numbers matches a string ("b": "444" in the first event).
+func init() {
+	const rule = `{"data": {
+		"a": [{"anything-but": ["dad0", "dad1", "dad2"]}],
+		"b": [{"anything-but": [111, 222, 333]}],
+		"c": [{"anything-but": "zdd"}],
+		"d": [{"anything-but": 444}],
+		"z": [{"numeric": [">", 0, "<", 1]}],
+		"w": [{"anything-but": {"prefix": "zax"}}],
+		"n": [{"anything-but": {"suffix": "ing"}}],
+		"o": [{"anything-but": {"equals-ignore-case": "CamelCase"}}],
+		"p": [{"anything-but": {"equals-ignore-case": ["CamelCase", "AbC"]}}]}}`
+	const doc = "aws/event-ruler RulerTest: anything-but rules"
+	for _, ev := range []struct {
+		a, b, c, d, w, z, n, o, p string
+		want                      bool
+	}{
+		{`"child1"`, `"444"`, `"child1"`, `123`, `"xaz"`, `0.001`, `"nomatch"`, `"nomatch"`, `"nomatch"`, true},
+		{`"dad789"`, `789`, `"zdd"`, `123`, `"xaz"`, `0.001`, `"nomatch"`, `"nomatch"`, `"nomatch"`, false},
+		{`"dad789"`, `789`, `"child1"`, `123`, `"xaz"`, `1.01`, `"nomatch"`, `"nomatch"`, `"nomatch"`, false},
+		{`"dad1"`, `345`, `"child1"`, `123`, `"xaz"`, `0.001`, `"nomatch"`, `"nomatch"`, `"nomatch"`, false},
+		{`"abc"`, `111`, `"child1"`, `123`, `"xaz"`, `0.001`, `"nomatch"`, `"nomatch"`, `"nomatch"`, false},
+		{`"dad1"`, `333`, `"child1"`, `123`, `"xaz"`, `0.001`, `"nomatch"`, `"nomatch"`, `"nomatch"`, false},
+		{`"abc"`, `0`, `"child1"`, `444`, `"xaz"`, `0.999999`, `"nomatch"`, `"nomatch"`, `"nomatch"`, false},
+		{`"child1"`, `"444"`, `"child1"`, `123`, `"zaxonie"`, `0.001`, `"nomatch"`, `"nomatch"`, `"nomatch"`, false},
+		{`"child1"`, `"444"`, `"child1"`, `123`, `"xaz"`, `0.001`, `"matching"`, `"nomatch"`, `"nomatch"`, false},
+		{`"child1"`, `"444"`, `"child1"`, `123`, `"xaz"`, `0.001`, `"nomatch"`, `"camelcase"`, `"nomatch"`, false},
+		{`"child1"`, `"444"`, `"child1"`, `123`, `"xaz"`, `0.001`, `"nomatch"`, `"nomatch"`, `"abc"`, false},
+	} {
+		data := `{"a": ` + ev.a + `, "b": ` + ev.b + `, "c": ` + ev.c + `, "d": ` + ev.d + `, "w": ` + ev.w +
+			`, "z": ` + ev.z + `, "n": ` + ev.n + `, "o": ` + ev.o + `, "p": ` + ev.p + `}`
+		conformanceRows = append(conformanceRows, conformanceRow{doc: doc, pattern: rule, data: data, want: ev.want})
+	}
+	// RulerTest.WHEN_WeTryReallySimpleRules_THEN_TheyWork.
+	const simple = "aws/event-ruler RulerTest: really simple rules"
+	for _, r := range []struct {
+		rule, event string
+		want        bool
+	}{
+		{`{"a": [1]}`, `{"a": 1}`, true},
+		{`{"b": [2]}`, `{"b": 2}`, true},
+		{`{"x": ["X"]}`, `{"x": "X"}`, true},
+		{`{"a": [1]}`, `{"x": true}`, false},
+		{`{"b": [2]}`, `{"x": true}`, false},
+		{`{"x": ["X"]}`, `{"x": true}`, false},
+	} {
+		conformanceRows = append(conformanceRows, conformanceRow{doc: simple, pattern: `{"data": ` + r.rule + `}`, data: r.event, want: r.want})
+	}
+}
+
+// event-ruler's RulerTest field-combination, array and exists tests, their
+// rules under data.
+func init() {
+	const rfc = `{"Image": {"Width": 800, "Height": 600, "Title": "View from 15th Floor",
+		"Thumbnail": {"Url": "http://www.example.com/image/481989943", "Height": 125, "Width": 100},
+		"Animated": false, "IDs": [116, 943, 234, 38793]}}`
+	const arrays = `{"employees": [
+		[{"firstName": "John", "lastName": "Doe", "ids": [1234, 1000, 9999]}, {"firstName": "Anna", "lastName": "Smith"}],
+		[{"firstName": "Peter", "lastName": "Jones", "ids": []}]]}`
+	for _, r := range []struct {
+		doc, rule, event string
+		want             bool
+	}{
+		{"combos", `{"Image": {"Width": [800], "Thumbnail": {"Height": [125, 300]}}}`, rfc, true},
+		{"combos", `{"Image": {"Thumbnail": {"Url": [{"prefix": "http"}]}}}`, rfc, true},
+		{"combos", `{"Image": {"Title": [{"prefix": {"equals-ignore-case": "VIeW"}}]}}`, rfc, true},
+		{"combos", `{"Image": {"Title": [{"suffix": {"equals-ignore-case": "LoOr"}}]}}`, rfc, true},
+		{"combos", `{"Image": {"Title": [{"suffix": "loor"}]}}`, rfc, true},
+		{"combos", `{"Image": {"Width": [{"numeric": ["<", 1000]}], "Height": [{"numeric": ["<=", 600]}], "Title": [{"anything-but": "View from 15th Flood"}],
+			"Thumbnail": {"Url": [{"prefix": "http"}], "Height": [{"numeric": [">", 124, "<", 126]}], "Width": [{"numeric": [">=", 99.999, "<=", 100]}]}, "Animated": [false]}}`, rfc, true},
+		{"combos", `{"Image": {"Width": [{"numeric": ["<", 800]}]}}`, rfc, false},
+		{"combos", `{"Image": {"Height": [{"numeric": ["<", 599]}]}}`, rfc, false},
+		{"combos", `{"Image": {"Title": [{"anything-but": "View from 15th Floor"}]}}`, rfc, false},
+		{"combos", `{"Image": {"Thumbnail": {"Url": [{"prefix": "https"}]}}}`, rfc, false},
+		{"combos", `{"Image": {"Thumbnail": {"Height": [{"numeric": [">", 124, "<", 125]}]}}}`, rfc, false},
+		{"combos", `{"Image": {"Thumbnail": {"Width": [{"numeric": [">=", 100.00001, "<=", 1001]}]}}}`, rfc, false},
+		{"combos", `{"Image": {"Animated": [true]}}`, rfc, false},
+		{"arrays", `{"employees": {"firstName": ["Anna"]}}`, arrays, true},
+		{"arrays", `{"employees": {"firstName": ["John"], "ids": [1000]}}`, arrays, true},
+		{"arrays", `{"employees": {"firstName": ["Anna"], "ids": [{"exists": false}]}}`, arrays, true},
+		{"arrays", `{"employees": {"firstName": ["Alice"]}}`, arrays, false},
+		{"arrays", `{"employees": {"firstName": ["Anna"], "lastName": ["Jones"]}}`, arrays, false},
+		{"arrays", `{"employees": {"firstName": ["Alice"], "lastName": ["Bob"]}}`, arrays, false},
+		{"arrays", `{"a": ["b"]}`, arrays, false},
+		{"arrays", `{"employees": ["b"]}`, arrays, false},
+		{"arrays", `{"employees": {"firstName": ["Anna"], "ids": [1000]}}`, arrays, false},
+		{"arrays", `{"employees": {"firstName": ["Anna"], "ids": [{"exists": true}]}}`, arrays, false},
+		{"exists", `{"a": [{"exists": true}]}`, `{"a": 1}`, true},
+		{"exists", `{"b": [{"exists": false}]}`, `{"a": 1}`, true},
+		{"exists", `{"x": [{"exists": true}]}`, `{"a": 1}`, false},
+		{"exists", `{"x": [{"exists": false}]}`, `{"a": 1}`, true},
+		{"exists", `{"a": [{"exists": true}]}`, `{"b": 2}`, false},
+		{"exists", `{"b": [{"exists": false}]}`, `{"b": 2}`, false},
+		{"exists", `{"x": [{"exists": true}]}`, `{"b": 2}`, false},
+		{"exists", `{"x": [{"exists": false}]}`, `{"b": 2}`, true},
+		{"exists", `{"a": [{"exists": true}]}`, `{"x": "X"}`, false},
+		{"exists", `{"b": [{"exists": false}]}`, `{"x": "X"}`, true},
+		{"exists", `{"x": [{"exists": true}]}`, `{"x": "X"}`, true},
+		{"exists", `{"x": [{"exists": false}]}`, `{"x": "X"}`, false},
+	} {
+		conformanceRows = append(conformanceRows, conformanceRow{doc: "aws/event-ruler RulerTest: " + r.doc, pattern: `{"data": ` + r.rule + `}`, data: r.event, want: r.want})
+	}
+}
+
 func TestConformance(t *testing.T) {
 	for i, row := range conformanceRows {
 		p, err := Parse(row.pattern)
