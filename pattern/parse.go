@@ -388,7 +388,7 @@ func parseNumeric(arg any, place string) (rule, error) {
 			return rule{}, fmt.Errorf("%s: unknown \"numeric\" operator %q: use \"=\", \"<\", \"<=\", \">\" or \">=\"", place, op)
 		}
 	}
-	if r.hasLo && r.hasHi && r.lo >= r.hi && !(len(list) == 2) {
+	if len(list) == 4 && r.lo >= r.hi {
 		return rule{}, fmt.Errorf("%s: \"numeric\" range is empty: its lower bound must be below its upper bound", place)
 	}
 	return r, nil
