@@ -175,6 +175,18 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/shape_and_values.yaml: streams[0].consumer: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"fan out\")\n" +
 			"testdata/invalid/shape_and_values.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\"); nats.oversize is deprecated: set nats.large_records instead\n" +
 			"testdata/invalid/shape_and_values.yaml: log.level: must be one of trace, debug, info, warn, error (got \"loud\")"},
+		{"content", "" +
+			"testdata/invalid/content.yaml: streams[0].filter[6]: expected a filter pattern (a JSON object, as a string or a mapping), got a list\n" +
+			"testdata/invalid/content.yaml: streams[1].max_decompressed: invalid size \"lots\": write bytes, or a number with a unit such as 64MiB or 512KiB\n" +
+			"testdata/invalid/content.yaml: streams[0].subject_fallback: \"a.b\": one subject token holds no '.', '*', '>', whitespace or control character\n" +
+			"testdata/invalid/content.yaml: streams[0].subject: {log_group} and {log_stream} need payload: cloudwatch_logs (got payload: zip)\n" +
+			"testdata/invalid/content.yaml: streams[0].filter[1]: data.type: \"prefix\" takes a string or {\"equals-ignore-case\": string}, not a number\n" +
+			"testdata/invalid/content.yaml: streams[0].filter[3]: data.amount: \"numeric\" takes [op, number] or [lower-op, number, upper-op, number], such as [\">\", 0, \"<=\", 5]\n" +
+			"testdata/invalid/content.yaml: streams[0].filter[4]: unknown key \"partitionkey\": a pattern's top-level keys are data, partitionKey, sequenceNumber, approximateArrivalTimestamp, $or\n" +
+			"testdata/invalid/content.yaml: streams[0].filter[5]: pattern is not valid JSON: invalid character 'o' in literal null (expecting 'u')\n" +
+			"testdata/invalid/content.yaml: streams[0].payload: must be one of raw, gzip, cloudwatch_logs (got \"zip\")\n" +
+			"testdata/invalid/content.yaml: streams[0].max_decompressed: must be between 1 and 1.0 GiB (got 2147483648)\n" +
+			"testdata/invalid/content.yaml: streams[1].subject: subject template \"logs.{data}\": placeholder {data} at offset 5: names no field: use {data.PATH}, e.g. {data.type} or {data.items.0.sku}"},
 		{"files", "" +
 			"testdata/invalid/files.yaml: nats.creds_file: file testdata/missing.creds does not exist\n" +
 			"testdata/invalid/files.yaml: nats.tls.ca_file: testdata is a directory, not a file\n" +

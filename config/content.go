@@ -80,11 +80,13 @@ func (s StreamConfig) validateContent(p string, tmpl *relay.SubjectTemplate, ps 
 			ps.add(p+".subject", "{log_group} and {log_stream} need payload: %s (got payload: %s)", payload.CloudWatchLogs, s.Payload)
 		}
 	}
-	if _, errs := s.ParseFilter(); len(errs) > 0 {
-		for i, err := range errs {
-			if err != nil {
-				ps.add(joinIndex(p+".filter", i), "%v", err)
-			}
+	_, errs := s.ParseFilter()
+	for _, err := range errs {
+		var pe *pattern.ParseError
+		if errors.As(err, &pe) {
+			ps.add(joinIndex(p+".filter", pe.Index), "%v", pe.Err)
+		} else {
+			ps.add(p+".filter", "%v", err)
 		}
 	}
 	if !isPayloadKind(s.Payload) {
@@ -104,8 +106,8 @@ func isPayloadKind(k payload.Kind) bool {
 	return false
 }
 
-// ParseFilter parses the stream's filter patterns; errs holds one entry
-// per pattern, nil for a valid one, or is empty when all are valid.
+// ParseFilter parses the stream's filter patterns; errs holds one
+// *pattern.ParseError per invalid pattern.
 func (s StreamConfig) ParseFilter() (pattern.Filter, []error) {
 	srcs := make([]string, len(s.Filter))
 	for i, f := range s.Filter {
@@ -125,7 +127,7 @@ func (s StreamConfig) Route() (*relay.Route, error) {
 	}
 	f, errs := s.ParseFilter()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("filter: %w", err)
+		return nil, err
 	}
 	return &relay.Route{Subject: t, Filter: f, Payload: s.Payload, MaxDecompressed: int64(s.MaxDecompressed)}, nil
 }
