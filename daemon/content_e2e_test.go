@@ -11,6 +11,8 @@ import (
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
+	"github.com/fanoutd/fanoutd/kpl"
+	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay"
 )
 
@@ -312,5 +314,137 @@ func TestRunUnpacksCloudWatchLogs(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The filter of these tests, one pattern per operator family, and what it
+// lets through: a record passes if one pattern matches.
+var testFilter = []string{
+	`{"data": {"type": ["order.created"]}}`,                                            // exact
+	`{"data": {"type": [{"prefix": "refund."}], "amount": [{"numeric": [">", 100]}]}}`, // prefix and a numeric range together
+	`{"data": {"note": [null]}}`,                                                       // null
+	`{"data": {"type": [{"suffix": ".vip"}]}}`,                                         // suffix
+	`{"data": {"type": [{"equals-ignore-case": "ORDER.RETURNED"}]}}`,                   // equals-ignore-case
+	`{"data": {"flag": [{"exists": true}], "type": [{"anything-but": ["x"]}]}}`,        // exists and anything-but
+	`{"data": {"amount": [{"numeric": ["=", 7]}]}}`,                                    // numeric equals
+	`{"data": {"note": [""]}}`,                                                         // empty
+	`{"$or": [{"partitionKey": [{"prefix": "vip-"}]}, {"data": {"type": ["gift"]}}]}`,  // $or, metadata
+	`{"partitionKey": ["vip-9"]}`,                                                      // metadata alone: data need not be JSON
+}
+
+// filteredEvent is record i of key, and whether testFilter lets it through.
+func filteredEvent(key string, i int) (map[string]any, bool) {
+	ev := map[string]any{"key": key, "i": i}
+	switch i % 12 {
+	case 0:
+		ev["type"] = "order.created"
+		return ev, true
+	case 1:
+		ev["type"], ev["amount"] = "refund.partial", 150
+		return ev, true
+	case 2:
+		ev["type"], ev["amount"] = "refund.partial", 50 // amount too small
+		return ev, strings.HasPrefix(key, "vip-")
+	case 3:
+		ev["type"], ev["note"] = "order.updated", nil
+		return ev, true
+	case 4:
+		ev["type"] = "order.shipped.vip"
+		return ev, true
+	case 5:
+		ev["type"] = "Order.Returned"
+		return ev, true
+	case 6:
+		ev["type"], ev["flag"] = "order.updated", false
+		return ev, true
+	case 7:
+		ev["type"], ev["flag"] = "x", true // anything-but refuses it
+		return ev, strings.HasPrefix(key, "vip-")
+	case 8:
+		ev["type"], ev["amount"] = "order.updated", 7.0
+		return ev, true
+	case 9:
+		ev["type"], ev["note"] = "order.updated", ""
+		return ev, true
+	case 10:
+		ev["type"] = "gift"
+		return ev, true
+	}
+	ev["type"] = "order.updated" // matches nothing, but for a vip- key
+	return ev, strings.HasPrefix(key, "vip-")
+}
+
+func filterYAML() string {
+	var b strings.Builder
+	b.WriteString("    filter:\n")
+	for _, p := range testFilter {
+		fmt.Fprintf(&b, "      - '%s'\n", p)
+	}
+	return b.String()
+}
+
+// Filters apply to every user record of KPL aggregates, in every read mode:
+// exactly the matching records arrive, in order, and the others are
+// counted.
+func TestRunFiltersKPLUserRecords(t *testing.T) {
+	for _, read := range []string{"efo", "polling"} {
+		t.Run(read, func(t *testing.T) {
+			e := newE2E(t, emutest.Options(), false)
+			if err := e.Emu.CreateStream("orders", 2); err != nil {
+				t.Fatal(err)
+			}
+			keys := []string{"k-1", "vip-2", "k-3"}
+			const n = 48
+			want := map[string][]int{}
+			for _, k := range keys {
+				var user []record.Record
+				for i := 0; i < n; i++ {
+					ev, pass := filteredEvent(k, i)
+					if pass {
+						want[k] = append(want[k], i)
+					}
+					user = append(user, record.Record{PartitionKey: k, Data: mustJSON(t, ev)})
+					if len(user) == 12 || i == n-1 {
+						putData(t, e, "orders", k, kpl.Aggregate(user))
+						user = nil
+					}
+				}
+			}
+			// Data that is not JSON passes only a pattern without a data part
+			// (Lambda's rule: a pattern on data drops it, even in a $or).
+			putData(t, e, "orders", "vip-9", []byte("not json"))
+			putData(t, e, "orders", "k-9", []byte("not json"))
+			passing := 1
+			for _, w := range want {
+				passing += len(w)
+			}
+			stop := e.run(e.config(false, "  - name: orders\n    subject: \"orders.{partition_key}\"\n    read: "+read+"\n"+filterYAML()))
+			testutil.WaitFor(t, 30*time.Second, "every record published or filtered", func() bool {
+				st := e.d.pub.StreamStats()["orders"]
+				return st.Filtered+st.Published >= uint64(len(keys)*n+2) && len(e.Msgs.OnSubject("orders.")) >= int(st.Published)
+			})
+			var events []jsonEvent
+			nonJSON := 0
+			for _, m := range e.Msgs.OnSubject("orders.") {
+				if string(m.Data) == "not json" {
+					if m.Subject != "orders.vip-9" {
+						t.Fatalf("non-JSON record of %s passed the filter", m.Subject)
+					}
+					nonJSON++
+					continue
+				}
+				events = append(events, decodeEvents(t, []*nats.Msg{m})...)
+			}
+			checkInOrder(t, events, keys, func(k string) []int { return want[k] })
+			if nonJSON != 1 {
+				t.Fatalf("%d non-JSON records passed, want 1", nonJSON)
+			}
+			if st := e.d.pub.StreamStats()["orders"]; st.Filtered != uint64(len(keys)*n+2-passing) || st.Published != uint64(passing) {
+				t.Fatalf("filtered %d, published %d; want %d and %d", st.Filtered, st.Published, len(keys)*n+2-passing, passing)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
