@@ -118,6 +118,7 @@ func (d *Decoder) readLogs(doc []byte) error {
 			return errSyntax
 		}
 		if s.literal("null") {
+			seen &^= d.forget(k)
 			continue
 		}
 		var err error
@@ -136,7 +137,9 @@ func (d *Decoder) readLogs(doc []byte) error {
 		case "subscriptionFilters":
 			err = d.readFilters()
 		case "logEvents":
-			err = d.readEvents()
+			if err := d.readEvents(); err != nil {
+				return err // it names the event
+			}
 			seen |= hasEvents
 		default:
 			if !s.skip() {
@@ -150,14 +153,46 @@ func (d *Decoder) readLogs(doc []byte) error {
 	if s.ws(); s.i != len(doc) {
 		return errors.New("data after the JSON object")
 	}
-	switch {
-	case seen&hasType == 0:
+	if seen&hasType == 0 {
 		return errors.New("no messageType")
-	case l.MessageType == DataMessage && seen&(hasGroup|hasStream|hasEvents) != hasGroup|hasStream|hasEvents:
-		return errors.New("a DATA_MESSAGE needs logGroup, logStream and logEvents")
+	}
+	if l.MessageType == DataMessage {
+		for _, m := range [...]struct {
+			bit  int
+			name string
+		}{{hasGroup, "logGroup"}, {hasStream, "logStream"}, {hasEvents, "logEvents"}} {
+			if seen&m.bit == 0 {
+				return fmt.Errorf("no %s in a DATA_MESSAGE", m.name)
+			}
+		}
 	}
 	d.makeEvents(doc)
 	return nil
+}
+
+// forget clears the member k, null in the record (as if absent, even when
+// it came before), and returns its bit in readLogs's seen.
+func (d *Decoder) forget(k []byte) int {
+	l := &d.logs
+	switch string(k) {
+	case "messageType":
+		l.MessageType = ""
+		return hasType
+	case "owner":
+		l.Owner = ""
+	case "logGroup":
+		l.LogGroup = ""
+		return hasGroup
+	case "logStream":
+		l.LogStream = ""
+		return hasStream
+	case "subscriptionFilters":
+		l.SubscriptionFilters = nil
+	case "logEvents":
+		d.spans = d.spans[:0]
+		return hasEvents
+	}
+	return 0
 }
 
 func (d *Decoder) messageType() (string, error) {
@@ -222,20 +257,20 @@ func (d *Decoder) readFilters() error {
 func (d *Decoder) readEvents() error {
 	s := &d.sc
 	if !s.eat('[') {
-		return errors.New("not an array")
+		return errors.New("logEvents: not an array")
 	}
 	d.spans, d.ids, d.msgs = d.spans[:0], d.ids[:0], d.msgs[:0]
 	for first := true; ; first = false {
 		more, ok := s.more(']', first)
 		if !ok {
-			return errSyntax
+			return fmt.Errorf("logEvents: %w", errSyntax)
 		}
 		if !more {
 			return nil
 		}
 		sp, err := d.readEvent()
 		if err != nil {
-			return fmt.Errorf("[%d]: %w", len(d.spans), err)
+			return fmt.Errorf("logEvents[%d]: %w", len(d.spans), err)
 		}
 		d.spans = append(d.spans, sp)
 	}

@@ -1,6 +1,7 @@
 package payload
 
 import (
+	"bytes"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -73,38 +74,49 @@ func (s *scanner) str() (content []byte, escaped, ok bool) {
 	if s.peek() != '"' {
 		return nil, false, false
 	}
-	s.i++
-	begin := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
+	b := s.b
+	begin := s.i + 1
+	for i := begin; i < len(b); {
+		c := b[i]
+		if !special[c] {
+			i++
+			continue
+		}
 		switch {
 		case c == '"':
-			s.i++
-			return s.b[begin : s.i-1], escaped, true
+			s.i = i + 1
+			return b[begin:i], escaped, true
 		case c < 0x20:
 			return nil, false, false
-		case c == '\\':
-			escaped = true
-			if s.i+1 >= len(s.b) {
+		}
+		// A backslash.
+		escaped = true
+		if i+1 >= len(b) {
+			return nil, false, false
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if hex4(b[i+2:]) < 0 {
 				return nil, false, false
 			}
-			switch s.b[s.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
-			case 'u':
-				if s.i+6 > len(s.b) || hex4(s.b[s.i+2:]) < 0 {
-					return nil, false, false
-				}
-				s.i += 6
-			default:
-				return nil, false, false
-			}
+			i += 6
 		default:
-			s.i++
+			return nil, false, false
 		}
 	}
 	return nil, false, false
 }
+
+// special marks the bytes that end a run of plain bytes in a string.
+var special = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // key reads an object member's key and the colon after it; a key with
 // escapes is unescaped into buf.
@@ -281,12 +293,12 @@ func unescape(dst, content []byte) []byte {
 	for i := 0; i < len(content); {
 		c := content[i]
 		if c != '\\' {
-			j := i + 1
-			for j < len(content) && content[j] != '\\' {
-				j++
+			j := bytes.IndexByte(content[i:], '\\')
+			if j < 0 {
+				return append(dst, content[i:]...)
 			}
-			dst = append(dst, content[i:j]...)
-			i = j
+			dst = append(dst, content[i:i+j]...)
+			i += j
 			continue
 		}
 		switch e := content[i+1]; e {
