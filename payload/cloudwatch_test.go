@@ -43,9 +43,10 @@ const awsExample = `{
     ]
 }`
 
-// awsControl is a CONTROL_MESSAGE as CloudWatch Logs sends it to check
-// that a new destination is reachable (the shape AWS documents for
-// subscription deliveries, with the empty log group and stream it uses).
+// awsControl is a CONTROL_MESSAGE as CloudWatch Logs sends one to check
+// that a destination is reachable: the documented record shape; its owner,
+// empty log group and stream and message text are as commonly seen, none of
+// them is relied on.
 const awsControl = `{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"",` +
 	`"subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1432826855000,` +
 	`"message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}`

@@ -10,8 +10,8 @@ func IsGzip(data []byte) bool {
 	return len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b
 }
 
-// maxDeflateRatio bounds how much deflate can expand its input (a run of
-// 258 bytes costs at least one bit: about 1032 to 1), so a gzip trailer
+// maxDeflateRatio bounds how much deflate can expand its input (a match
+// of 258 bytes costs at least two bits: 1032 to 1), so a gzip trailer
 // claiming more than that is not believed.
 const maxDeflateRatio = 1032
 

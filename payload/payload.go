@@ -61,6 +61,11 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Decoder decodes one record at a time and reuses its buffers from record
 // to record. One per goroutine: it is not safe for concurrent use.
+//
+// It holds at most its limit of decompressed data, plus the decoded log
+// events (their ids, and the messages that had escapes, unescaped: never
+// more than the record), until Release gives back what an outsized record
+// grew.
 type Decoder struct {
 	max int // bytes a record may decompress to
 
@@ -82,7 +87,7 @@ type Decoder struct {
 	// The most each buffer needed since the last Release.
 	docPeak, msgsPeak, idsPeak, eventsPeak int
 
-	docUse, msgsUse, idsUse, eventsUse, spansUse reuse.Use
+	docUse, msgsUse, idsUse, eventsUse, spansUse, keyUse, strUse reuse.Use
 }
 
 // NewDecoder returns a Decoder whose records may decompress to at most
@@ -105,6 +110,8 @@ func (d *Decoder) Release() {
 	d.ids = reuse.Fit(&d.idsUse, d.ids, d.idsPeak)
 	d.events = reuse.Fit(&d.eventsUse, d.events, d.eventsPeak)
 	d.spans = reuse.Fit(&d.spansUse, d.spans, d.eventsPeak)
+	d.keyBuf = reuse.Fit(&d.keyUse, d.keyBuf, len(d.keyBuf))
+	d.strBuf = reuse.Fit(&d.strUse, d.strBuf, len(d.strBuf))
 	d.docPeak, d.msgsPeak, d.idsPeak, d.eventsPeak = 0, 0, 0, 0
 }
 
