@@ -38,7 +38,6 @@ func (d *Decoder) Gunzip(dst, data []byte) ([]byte, error) {
 	if hint := sizeHint(data, d.max); cap(dst)-start < hint {
 		dst = grow(dst, start+hint)
 	}
-	var probe [512]byte
 	for {
 		end := min(cap(dst), start+d.max)
 		if len(dst) < end {
@@ -57,7 +56,7 @@ func (d *Decoder) Gunzip(dst, data []byte) ([]byte, error) {
 		// the trailer) never grows it, and output past the limit is
 		// noticed at limit+1 bytes.
 		produced := len(dst) - start
-		p := probe[:min(len(probe), d.max-produced+1)]
+		p := d.probe[:min(len(d.probe), d.max-produced+1)]
 		n, err := d.zr.Read(p)
 		if n > 0 {
 			if produced+n > d.max {

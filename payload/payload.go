@@ -71,6 +71,9 @@ type Decoder struct {
 
 	zr gzip.Reader // reused through Reset: its inflater's window is allocated once
 	br bytes.Reader
+	// probe takes what a full output buffer does not, before it grows (a
+	// field: passed to the reader, it would escape to the heap each call).
+	probe [512]byte
 
 	// CloudWatchLogs's buffers.
 	doc     []byte // the decompressed record
