@@ -28,6 +28,9 @@ type Config struct {
 	// CheckpointDir is where checkpoints are written; empty keeps them in
 	// JetStream.
 	CheckpointDir string
+	// CheckpointInterval is checkpoint.interval (0s, after every batch,
+	// when empty).
+	CheckpointInterval string
 	// Coordination are the lines of coordination:, indented (none when empty).
 	Coordination string
 	// LogLevel is log.level (debug when empty).
@@ -79,7 +82,11 @@ func (c Config) YAML() string {
 	} else {
 		b.WriteString("  store: jetstream\n")
 	}
-	b.WriteString("  interval: 0s\n" + c.Checkpoint)
+	interval := c.CheckpointInterval
+	if interval == "" {
+		interval = "0s"
+	}
+	fmt.Fprintf(&b, "  interval: %s\n%s", interval, c.Checkpoint)
 	if c.Coordination != "" {
 		b.WriteString("coordination:\n" + c.Coordination)
 	}

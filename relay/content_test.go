@@ -1,0 +1,154 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
+	"github.com/fanoutd/fanoutd/pattern"
+	"github.com/fanoutd/fanoutd/payload"
+	"github.com/fanoutd/fanoutd/record"
+)
+
+// contentPublisher publishes testStream by a route of the given payload and
+// filter, on the subject template tmpl.
+func contentPublisher(t *testing.T, s *testServer, opts Options, tmpl string, kind payload.Kind, filter ...string) *Publisher {
+	t.Helper()
+	st, err := ParseSubjectTemplate(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, errs := pattern.ParseFilter(filter)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	p, err := NewPublisher(s.connect(t), map[string]*Route{testStream: {Subject: st, Filter: f, Payload: kind}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A record unpacked into more messages than a batch holds goes out in
+// several bounded batches, each message with its own Nats-Msg-Id, so a
+// replay stores nothing twice; a control message and a corrupt record in
+// the same batch do not stop the others.
+func TestContentUnpacksBeyondOneBatchExactlyOnce(t *testing.T) {
+	t.Parallel()
+	forBothPublishModes(t, func(t *testing.T, batched bool) {
+		s := startServer(t, testServerConfig{JetStream: true})
+		st := createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: batched})
+		p := contentPublisher(t, s, Options{JetStream: true, NoBatchPublish: !batched}, "kinesis.{log_stream}", payload.CloudWatchLogs)
+
+		const events = 2*record.MaxBatchRecords + 500
+		big := testutil.LogsRecord{Owner: "1", LogGroup: "g", LogStream: "big", MessageType: "DATA_MESSAGE"}
+		for i := range events {
+			big.LogEvents = append(big.LogEvents, testutil.LogEvent{ID: fmt.Sprint(i), Timestamp: int64(i), Message: fmt.Sprintf("event %d", i)})
+		}
+		small := testutil.LogsRecord{Owner: "1", LogGroup: "g", LogStream: "small", MessageType: "DATA_MESSAGE",
+			LogEvents: []testutil.LogEvent{{ID: "a", Timestamp: 1, Message: "small 0"}, {ID: "b", Timestamp: 2, Message: "small 1"}}}
+		b := &record.Batch{Stream: testStream, ShardID: "shardId-000000000000", Records: []record.Record{
+			{SequenceNumber: "100", PartitionKey: "k", Data: big.Gzip(t)},
+			{SequenceNumber: "101", PartitionKey: "k", Data: testutil.ControlRecord.Gzip(t)},
+			{SequenceNumber: "102", PartitionKey: "k", Data: []byte{0x1f, 0x8b, 0, 0}},
+			{SequenceNumber: "103", PartitionKey: "k", Data: small.Gzip(t)},
+		}}
+		for range 2 { // the second time is a replay
+			if err := p.Handle(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		msgs := streamMsgs(t, st)
+		if len(msgs) != events+1+2 {
+			t.Fatalf("stream holds %d messages, want %d events, 1 dead letter and 2 events", len(msgs), events)
+		}
+		ids := map[string]bool{}
+		for i, m := range msgs {
+			id := m.Header.Get("Nats-Msg-Id")
+			if ids[id] {
+				t.Fatalf("Nats-Msg-Id %s twice", id)
+			}
+			ids[id] = true
+			var want string
+			switch {
+			case i < events:
+				want = fmt.Sprintf("event %d", i)
+				if wantID := fmt.Sprintf("orders:shardId-000000000000:100:0:%d", i); id != wantID || m.Subject != "kinesis.big" {
+					t.Fatalf("message %d: %s id %s, want kinesis.big %s", i, m.Subject, id, wantID)
+				}
+			case i == events:
+				if r := m.Header.Get(HeaderDeadLetterReason); r != payload.ReasonBadGzip || id != "orders:shardId-000000000000:102:0" {
+					t.Fatalf("message %d: %s reason %q id %s, want the dead letter of record 102", i, m.Subject, r, id)
+				}
+				continue
+			default:
+				want = fmt.Sprintf("small %d", i-events-1)
+			}
+			if string(m.Data) != want {
+				t.Fatalf("message %d: %q, want %q", i, m.Data, want)
+			}
+		}
+		sts := p.StreamStats()[testStream]
+		if sts.ControlMessages != 2 || sts.DeadLettered != 2 || sts.Published != 2*(events+2) {
+			t.Fatalf("stream stats %+v, want 2 control messages, 2 dead letters, %d published", sts, 2*(events+2))
+		}
+	})
+}
+
+// A batch whose every record the filter drops publishes nothing and
+// succeeds, so the checkpoint moves past it.
+func TestContentFilterDropsAWholeBatch(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testServerConfig{})
+	p := contentPublisher(t, s, Options{}, "kinesis.{stream}", payload.Raw, `{"data": {"type": ["wanted"]}}`)
+	sub, err := s.connect(t).SubscribeSync("kinesis.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testBatch(50)
+	if err := p.Handle(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	b.Records[7].Data = []byte(`{"type":"wanted"}`)
+	if err := p.Handle(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(10 * time.Second)
+	if err != nil || string(m.Data) != `{"type":"wanted"}` {
+		t.Fatalf("first message %v, %v; want the one record the filter lets through", m, err)
+	}
+	if got := p.StreamStats()[testStream]; got.Filtered != 99 || got.Published != 1 {
+		t.Fatalf("filtered %d, published %d; want 99 and 1", got.Filtered, got.Published)
+	}
+}
+
+// gzip data is decompressed before its subject is rendered from it; data
+// without the gzip magic passes as it is.
+func TestContentGzipThenSubjectFromData(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testServerConfig{})
+	p := contentPublisher(t, s, Options{}, "kinesis.{data.kind}", payload.Gzip)
+	sub, err := s.connect(t).SubscribeSync("kinesis.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{
+		{SequenceNumber: "1", Data: testutil.GzipBytes(t, []byte(`{"kind":"zipped"}`))},
+		{SequenceNumber: "2", Data: []byte(`{"kind":"plain"}`)},
+		{SequenceNumber: "3", Data: testutil.GzipBytes(t, []byte(strings.Repeat("x", 10)))},
+	}}
+	if err := p.Handle(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][2]string{{"kinesis.zipped", `{"kind":"zipped"}`}, {"kinesis.plain", `{"kind":"plain"}`}, {"kinesis._", "xxxxxxxxxx"}} {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil || m.Subject != want[0] || string(m.Data) != want[1] {
+			t.Fatalf("got %v, %v; want %s %s", m, err, want[0], want[1])
+		}
+	}
+}
