@@ -448,3 +448,72 @@ func TestRunFiltersKPLUserRecords(t *testing.T) {
 		})
 	}
 }
+
+// A reload that changes a stream's filter and subject applies to the next
+// batch, without a restart of the stream or a replay: every record is
+// published once, by the route in effect when it was read.
+func TestReloadChangesFilterAndSubjectWithoutReplay(t *testing.T) {
+	e := newE2E(t, emutest.Options(), false)
+	if err := e.Emu.CreateStream("orders", 2); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"k1", "k2", "k3"}
+	put := func(from, to int) {
+		for i := from; i < to; i++ {
+			for _, k := range keys {
+				putData(t, e, "orders", k, mustJSON(t, orderEvent(k, i)))
+			}
+		}
+	}
+	const n = 30
+	handled := func() uint64 {
+		st := e.d.pub.StreamStats()["orders"]
+		return st.Published + st.Filtered
+	}
+	before := e.Config(false, `  - name: orders
+    subject: "a.{data.type}"
+    filter: ['{"data": {"type": ["order.created"]}}']`)
+	path := before.Write(t)
+	stop := e.run(path)
+	put(0, n)
+	testutil.WaitFor(t, 30*time.Second, "the first records handled", func() bool { return handled() >= uint64(len(keys)*n) })
+
+	after := before
+	after.Streams = `  - name: orders
+    subject: "b.{data.type}.{partition_key}"
+    filter: ['{"data": {"type": ["order.shipped"]}}']`
+	after.WriteFile(t, path)
+	if err := e.d.Reload(t.Context(), path); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.logs.String(), `"routes_changed":["orders"]`) {
+		t.Fatal("the reload did not report the stream's route as changed")
+	}
+	put(n, 2*n)
+	testutil.WaitFor(t, 30*time.Second, "the second records handled", func() bool { return handled() >= uint64(2*len(keys)*n) })
+
+	typed := func(typ string, from, to int) func(string) []int {
+		return func(string) []int {
+			var w []int
+			for i := from; i < to; i++ {
+				if orderEvent("", i).Type == typ {
+					w = append(w, i)
+				}
+			}
+			return w
+		}
+	}
+	checkInOrder(t, decodeEvents(t, e.Msgs.OnSubject("a.")), keys, typed("order.created", 0, n))
+	checkInOrder(t, decodeEvents(t, e.Msgs.OnSubject("b.")), keys, typed("order.shipped", n, 2*n))
+	for _, m := range e.Msgs.OnSubject("b.") {
+		if !strings.HasPrefix(m.Subject, "b.order%2Eshipped.k") {
+			t.Fatalf("after the reload a record on %s", m.Subject)
+		}
+	}
+	if n := strings.Count(e.logs.String(), `"message":"stream found"`); n != 1 {
+		t.Fatalf("the stream was started %d times, want once (a reroute restarts nothing)", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

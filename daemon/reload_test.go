@@ -21,6 +21,10 @@ func TestPlanReload(t *testing.T) {
 	polled.Read = fanout.ReadPolling
 	slower := polled
 	slower.Polling.Interval = config.Duration(5 * time.Second)
+	filtered := s("a", "x")
+	filtered.Filter = []config.FilterPattern{`{"data": {"a": [1]}}`}
+	unpacked := filtered
+	unpacked.Payload, unpacked.SubjectFallback, unpacked.MaxDecompressed = "gzip", "none", 1<<20
 	byARN := config.DefaultStream()
 	byARN.ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/a"
 	for _, tc := range []struct {
@@ -33,6 +37,8 @@ func TestPlanReload(t *testing.T) {
 		{"first start", nil, []config.StreamConfig{s("b", "x"), s("a", "x")}, Plan{Added: []string{"a", "b"}}},
 		{"all removed", []config.StreamConfig{s("a", "x"), s("b", "x")}, nil, Plan{Removed: []string{"a", "b"}}},
 		{"subject only", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{s("a", "y")}, Plan{Rerouted: []string{"a"}}},
+		{"filter only", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{filtered}, Plan{Rerouted: []string{"a"}}},
+		{"payload, fallback and limit", []config.StreamConfig{filtered}, []config.StreamConfig{unpacked}, Plan{Rerouted: []string{"a"}}},
 		{"another setting restarts", []config.StreamConfig{s("b", "kinesis.{stream}")}, []config.StreamConfig{latest}, Plan{Restarted: []string{"b"}}},
 		{"setting and subject restart", []config.StreamConfig{s("b", "x")}, []config.StreamConfig{latest}, Plan{Restarted: []string{"b"}}},
 		{"read mode restarts", []config.StreamConfig{s("a", "x")}, []config.StreamConfig{polled}, Plan{Restarted: []string{"a"}}},
