@@ -41,7 +41,7 @@ func TestHelpPrintsUsage(t *testing.T) {
 	if code := runContext(context.Background(), []string{"help", "tail"}, &out, &errOut); code != 0 {
 		t.Fatalf("help tail: exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"Usage: fanoutd tail [<subject>]", "--json", "--raw", "--count=N", "Examples:", "jq"} {
+	for _, want := range []string{"Usage: fanoutd tail [<subject>]", "--json", "--raw", "--count=N", "Examples:", "jq", "Cloudwatch-Log-Group", "event_timestamp"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help tail lacks %q:\n%s", want, out.String())
 		}
