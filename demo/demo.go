@@ -5,10 +5,13 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,11 +40,23 @@ type Options struct {
 	Quiet     bool // print only the summary
 	// Read is how the relay reads the stream; "" is enhanced fan-out.
 	Read fanout.ReadMode
+	// Payload is what the producer writes: PayloadText ("" too) or
+	// PayloadJSON.
+	Payload string
 
 	// Log is the relay's logger; Version its version.
 	Log     zerolog.Logger
 	Version string
 }
+
+// Values of Options.Payload.
+const (
+	// PayloadText: short texts ("user signup"), on kinesis.demo.<key>.
+	PayloadText = "text"
+	// PayloadJSON: JSON events of orders and payments, each on a subject
+	// built from its data (see jsonSubject).
+	PayloadJSON = "json"
+)
 
 var demoEvents = []string{"user signup", "user login", "page view", "cart add", "user logout"}
 
@@ -53,8 +68,14 @@ func (d *Options) Validate() error {
 	if d.Read != "" && !slices.Contains(fanout.ReadModes, d.Read) {
 		return fmt.Errorf("--read must be efo, polling or auto (got %q)", d.Read)
 	}
+	if d.Payload != "" && d.Payload != PayloadText && d.Payload != PayloadJSON {
+		return fmt.Errorf("--payload must be text or json (got %q)", d.Payload)
+	}
 	return nil
 }
+
+// json reports whether the producer writes JSON records.
+func (d *Options) json() bool { return d.Payload == PayloadJSON }
 
 // Run runs the demo until the duration passes or ctx ends, printing on w,
 // then prints a summary. It fails if a record was lost, and at once when
@@ -88,17 +109,18 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	cfg, err := relayConfig(emu, ns.ClientURL(), d.JetStream, dir, d.Read)
+	cfg, err := relayConfig(emu, ns.ClientURL(), d.JetStream, dir, d.Read, d.json())
 	if err != nil {
 		return err
 	}
+	subject, err := subscription(cfg)
+	if err != nil {
+		return err
+	}
+	printIntro(w, d, cfg, emu.URL(), ns.ClientURL(), subject)
 
-	fmt.Fprintf(w, "fanoutd demo: Kinesis emulator %s, stream demo (%d shards, read: %s), NATS %s%s\n",
-		emu.URL(), d.Shards, cfg.Streams[0].Read, ns.ClientURL(), map[bool]string{true: " with JetStream", false: ""}[d.JetStream])
-	fmt.Fprintf(w, "producing %.0f records/s for keys user1..user5 (every 5th is a KPL aggregate); subscribed to kinesis.>\n\n", d.Rate)
-
-	sub := &demoSubscriber{w: w, quiet: d.Quiet, seen: map[string]int{}}
-	nc, err := sub.subscribe(ns.ClientURL())
+	sub := &demoSubscriber{w: w, quiet: d.Quiet, json: d.json(), seen: map[string]int{}, bySubject: map[string]int{}}
+	nc, err := sub.subscribe(ns.ClientURL(), subject)
 	if err != nil {
 		return err
 	}
@@ -127,7 +149,7 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 		return fmt.Errorf("relay stopped")
 	}
 
-	produced := produce(prodCtx, emu, d.Rate)
+	produced := produce(prodCtx, emu, d.Rate, d.json())
 	// Let the relay catch up with what was produced before stopping it.
 	deadline := time.Now().Add(15 * time.Second)
 	for sub.unique() < produced && time.Now().Before(deadline) {
@@ -150,12 +172,47 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 	return sub.summary(produced)
 }
 
+// jsonSubject routes each JSON record by what it says: its entity, event
+// and customer. Under kinesis.>, which the DEMO stream captures.
+const jsonSubject = "kinesis.demo.{data.entity}.{data.event}.{data.customer.id}"
+
+// printIntro says what the demo runs, produces and subscribes to.
+func printIntro(w io.Writer, d Options, cfg *config.Config, emuURL, natsURL, subject string) {
+	fmt.Fprintf(w, "fanoutd demo: Kinesis emulator %s, stream demo (%d shards, read: %s), NATS %s%s\n",
+		emuURL, d.Shards, cfg.Streams[0].Read, natsURL, map[bool]string{true: " with JetStream", false: ""}[d.JetStream])
+	if !d.json() {
+		fmt.Fprintf(w, "producing %.0f records/s for keys user1..user5 (every 5th is a KPL aggregate); subscribed to kinesis.>\n\n", d.Rate)
+		return
+	}
+	fmt.Fprintf(w, "producing %.0f JSON records/s for keys user1..user5 (every 5th is a KPL aggregate): %s (every 10th without a customer)\n",
+		d.Rate, strings.Join(jsonEventNames(), ", "))
+	fmt.Fprintf(w, "subject %s (a missing field: %s); subscribed to %s\n", cfg.Streams[0].Subject, cfg.Streams[0].SubjectFallback, subject)
+	fmt.Fprintf(w, "pick some from another terminal: fanoutd tail 'kinesis.demo.payment.>' --server %s\n\n", natsURL)
+}
+
+// subscription is the subject that matches every subject the demo stream's
+// template renders.
+func subscription(cfg *config.Config) (string, error) {
+	if cfg.Streams[0].Subject != jsonSubject {
+		return "kinesis.>", nil
+	}
+	t, err := relay.ParseSubjectTemplate(cfg.Streams[0].Subject)
+	if err != nil {
+		return "", err
+	}
+	return t.FilterSubject(), nil
+}
+
 // relayConfig is the relay's configuration for the demo's emulator and NATS
-// server, with its checkpoints in dir.
-func relayConfig(emu *emulator.Server, natsURL string, js bool, dir string, read fanout.ReadMode) (*config.Config, error) {
+// server, with its checkpoints in dir; with jsonData, subjects come from
+// the records' data.
+func relayConfig(emu *emulator.Server, natsURL string, js bool, dir string, read fanout.ReadMode, jsonData bool) (*config.Config, error) {
 	cfg := config.Default()
 	st := config.DefaultStream()
 	st.Name, st.Consumer, st.Subject = "demo", "fanoutd-demo", "kinesis.{stream}.{partition_key}"
+	if jsonData {
+		st.Subject = jsonSubject
+	}
 	if read != "" {
 		st.Read = read
 	}
@@ -224,11 +281,19 @@ func startNATS(js bool) (*server.Server, error) {
 }
 
 // produce writes records at rate until ctx ends and returns how many user
-// records it wrote.
-func produce(ctx context.Context, emu *emulator.Server, rate float64) int {
+// records it wrote: texts, or with jsonData JSON events (see jsonRecord).
+func produce(ctx context.Context, emu *emulator.Server, rate float64, jsonData bool) int {
 	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer t.Stop()
-	n := 0
+	n, made := 0, 0 // user records written, and made
+	// The data of a record of customer (the key's number), or text.
+	data := func(customer, text int) []byte {
+		defer func() { made++ }()
+		if jsonData {
+			return jsonRecord(made, customer)
+		}
+		return []byte(demoEvents[text%len(demoEvents)])
+	}
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
@@ -239,38 +304,78 @@ func produce(ctx context.Context, emu *emulator.Server, rate float64) int {
 		if i%5 == 4 {
 			var recs []record.Record
 			for j := 0; j < 3; j++ {
-				recs = append(recs, record.Record{PartitionKey: key, Data: []byte(demoEvents[(i+j)%len(demoEvents)])})
+				recs = append(recs, record.Record{PartitionKey: key, Data: data(i%5+1, i+j)})
 			}
 			if _, _, err := emu.PutRecord("demo", key, kpl.Aggregate(recs)); err == nil {
 				n += len(recs)
 			}
 			continue
 		}
-		if _, _, err := emu.PutRecord("demo", key, []byte(demoEvents[i%len(demoEvents)])); err == nil {
+		if _, _, err := emu.PutRecord("demo", key, data(i%5+1, i)); err == nil {
 			n++
 		}
 	}
 }
 
+// jsonEvents are the JSON records' kinds: entity and event. Four, against
+// five keys, so that every customer has every kind.
+var jsonEvents = [][2]string{{"order", "created"}, {"order", "shipped"}, {"payment", "failed"}, {"order", "cancelled"}}
+
+// jsonEventNames are the kinds as "order.created".
+func jsonEventNames() []string {
+	var out []string
+	for _, e := range jsonEvents {
+		out = append(out, e[0]+"."+e[1])
+	}
+	return out
+}
+
+// demoOrder is one JSON record.
+type demoOrder struct {
+	Entity   string `json:"entity"`
+	Event    string `json:"event"`
+	OrderID  string `json:"order_id"`
+	Customer *struct {
+		ID string `json:"id"`
+	} `json:"customer,omitempty"`
+	Amount float64 `json:"amount"`
+}
+
+// jsonRecord is the data of the nth JSON record, of customer c-<customer>;
+// every 10th has no customer, so that its subject shows the fallback token.
+func jsonRecord(n, customer int) []byte {
+	e := jsonEvents[n%len(jsonEvents)]
+	o := demoOrder{Entity: e[0], Event: e[1], OrderID: fmt.Sprintf("o-%d", 1001+n/len(jsonEvents)), Amount: float64(5+n%17) * 2.5}
+	if n%10 != 1 {
+		o.Customer = &struct {
+			ID string `json:"id"`
+		}{ID: fmt.Sprintf("c-%d", customer)}
+	}
+	b, _ := json.Marshal(o) // cannot fail: strings and a number
+	return b
+}
+
 type demoSubscriber struct {
 	w     io.Writer
 	quiet bool
+	json  bool // the records are JSON: count them by subject
 
-	mu     sync.Mutex
-	count  int
-	seen   map[string]int // Nats-Msg-Id -> times received
-	lagSum time.Duration
-	lagMax time.Duration
+	mu        sync.Mutex
+	count     int
+	seen      map[string]int // Nats-Msg-Id -> times received
+	bySubject map[string]int // subject -> records received (once each)
+	lagSum    time.Duration
+	lagMax    time.Duration
 }
 
-// subscribe connects to NATS and subscribes to everything the relay
-// publishes; the subscription is in place when it returns.
-func (s *demoSubscriber) subscribe(url string) (*nats.Conn, error) {
+// subscribe connects to NATS and subscribes to subject, everything the
+// relay publishes; the subscription is in place when it returns.
+func (s *demoSubscriber) subscribe(url, subject string) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, nats.Name("fanoutd-demo-subscriber"))
 	if err != nil {
 		return nil, err
 	}
-	if _, err := nc.Subscribe("kinesis.>", s.onMsg); err != nil {
+	if _, err := nc.Subscribe(subject, s.onMsg); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -290,7 +395,11 @@ func (s *demoSubscriber) onMsg(m *nats.Msg) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.count++
-	s.seen[m.Header.Get(nats.MsgIdHdr)]++
+	id := m.Header.Get(nats.MsgIdHdr)
+	if s.seen[id] == 0 {
+		s.bySubject[m.Subject]++
+	}
+	s.seen[id]++
 	s.lagSum += lag
 	s.lagMax = max(s.lagMax, lag)
 	if s.quiet {
@@ -298,6 +407,25 @@ func (s *demoSubscriber) onMsg(m *nats.Msg) {
 	}
 	// The same printer as `fanoutd tail`.
 	io.WriteString(s.w, subscriber.Format(m, s.count, now))
+}
+
+// printSubjects counts the records by their subject's kind (all but the
+// last token, the customer), and those on the fallback token.
+func (s *demoSubscriber) printSubjects() {
+	kinds, fallback := map[string]int{}, 0
+	token := config.DefaultStream().SubjectFallback
+	for subj, n := range s.bySubject {
+		i := strings.LastIndexByte(subj, '.')
+		kinds[subj[:i]+".*"] += n
+		if subj[i+1:] == token {
+			fallback += n
+		}
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(kinds)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, kinds[k]))
+	}
+	fmt.Fprintf(s.w, "by subject: %s; %d without a customer on kinesis.demo.*.*.%s\n", strings.Join(parts, ", "), fallback, token)
 }
 
 func (s *demoSubscriber) unique() int {
@@ -316,6 +444,9 @@ func (s *demoSubscriber) summary(produced int) error {
 	}
 	fmt.Fprintf(s.w, "\nsummary: produced %d user records, received %d messages (%d unique, %d duplicates), lag avg %v max %v\n",
 		produced, s.count, len(s.seen), dups, avg.Round(time.Millisecond), s.lagMax.Round(time.Millisecond))
+	if s.json {
+		s.printSubjects()
+	}
 	if len(s.seen) < produced {
 		return fmt.Errorf("%d records were not received", produced-len(s.seen))
 	}

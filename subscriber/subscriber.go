@@ -29,6 +29,12 @@ var shownFirst = []string{
 	relay.HeaderSubSequenceNumber,
 	relay.HeaderExplicitHashKey,
 	relay.HeaderArrivalTime,
+	relay.HeaderLogGroup,
+	relay.HeaderLogStream,
+	relay.HeaderLogOwner,
+	relay.HeaderLogEventID,
+	relay.HeaderLogEventTime,
+	relay.HeaderSubscriptionFilters,
 	nats.MsgIdHdr,
 	relay.HeaderDeadLetterReason,
 	relay.HeaderOriginalSubject,
@@ -37,13 +43,19 @@ var shownFirst = []string{
 // binaryPreview is how many bytes of non-text data the default output shows.
 const binaryPreview = 64
 
-// Format is the human form of the nth message received at now: the subject and lag, the
-// headers with their values decoded, then the data.
+// Format is the human form of the nth message received at now: the subject and lag
+// (since the record arrived in Kinesis, and for a CloudWatch Logs event since
+// it was logged), the headers with their values decoded, then the data.
 func Format(m *nats.Msg, n int, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#%d %s", n, m.Subject)
 	if at, err := time.Parse(time.RFC3339Nano, m.Header.Get(relay.HeaderArrivalTime)); err == nil {
 		fmt.Fprintf(&b, "  lag %v", now.Sub(at).Round(time.Millisecond))
+	}
+	// CloudWatch Logs delivers to Kinesis in batches: the time since the
+	// event was logged is the lag its reader feels.
+	if at, err := time.Parse(time.RFC3339Nano, m.Header.Get(relay.HeaderLogEventTime)); err == nil {
+		fmt.Fprintf(&b, "  logged %v ago", now.Sub(at).Round(time.Millisecond))
 	}
 	b.WriteByte('\n')
 	for _, k := range orderedHeaderKeys(m.Header) {
@@ -148,7 +160,8 @@ func printableText(data []byte) bool {
 // (percent-encoded, so exact even for partition keys that are not UTF-8);
 // the named fields hold them decoded. Data is the payload as a string when
 // it is valid UTF-8 (data_encoding "utf-8"), else in standard base64
-// (data_encoding "base64").
+// (data_encoding "base64"). The log_* fields, owner and event_* are a
+// CloudWatch Logs event's (payload: cloudwatch_logs).
 type Message struct {
 	Subject           string              `json:"subject"`
 	Stream            string              `json:"stream,omitempty"`
@@ -160,6 +173,11 @@ type Message struct {
 	ArrivalTime       string              `json:"arrival_time,omitempty"`
 	MsgID             string              `json:"msg_id,omitempty"`
 	DeadLetterReason  string              `json:"dead_letter_reason,omitempty"`
+	LogGroup          string              `json:"log_group,omitempty"`
+	LogStream         string              `json:"log_stream,omitempty"`
+	Owner             string              `json:"owner,omitempty"`
+	EventID           string              `json:"event_id,omitempty"`
+	EventTimestamp    string              `json:"event_timestamp,omitempty"`
 	Headers           map[string][]string `json:"headers,omitempty"`
 	Size              int                 `json:"size"`
 	Data              string              `json:"data"`
@@ -184,6 +202,11 @@ func JSON(m *nats.Msg) Message {
 		ArrivalTime:      get(relay.HeaderArrivalTime),
 		MsgID:            get(nats.MsgIdHdr),
 		DeadLetterReason: get(relay.HeaderDeadLetterReason),
+		LogGroup:         get(relay.HeaderLogGroup),
+		LogStream:        get(relay.HeaderLogStream),
+		Owner:            get(relay.HeaderLogOwner),
+		EventID:          get(relay.HeaderLogEventID),
+		EventTimestamp:   get(relay.HeaderLogEventTime),
 		Headers:          m.Header,
 		Size:             len(m.Data),
 		Data:             string(m.Data),

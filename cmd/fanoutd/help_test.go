@@ -37,11 +37,20 @@ func TestHelpPrintsUsage(t *testing.T) {
 			}
 		}
 	}
+	var demoOut, demoErr bytes.Buffer
+	if code := runContext(context.Background(), []string{"help", "demo"}, &demoOut, &demoErr); code != 0 {
+		t.Fatalf("help demo: exit %d: %s", code, demoErr.String())
+	}
+	for _, want := range []string{"--payload=\"text\"", "--payload json", "kinesis.demo.{data.entity}.{data.event}.{data.customer.id}", "Examples:"} {
+		if !strings.Contains(demoOut.String(), want) {
+			t.Errorf("help demo lacks %q:\n%s", want, demoOut.String())
+		}
+	}
 	var out, errOut bytes.Buffer
 	if code := runContext(context.Background(), []string{"help", "tail"}, &out, &errOut); code != 0 {
 		t.Fatalf("help tail: exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"Usage: fanoutd tail [<subject>]", "--json", "--raw", "--count=N", "Examples:", "jq"} {
+	for _, want := range []string{"Usage: fanoutd tail [<subject>]", "--json", "--raw", "--count=N", "Examples:", "jq", "Cloudwatch-Log-Group", "event_timestamp"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help tail lacks %q:\n%s", want, out.String())
 		}

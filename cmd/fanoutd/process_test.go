@@ -143,6 +143,26 @@ func TestDemoReadPollingLosesNothing(t *testing.T) {
 	}
 }
 
+// --payload json: JSON records, each on a subject built from its data, the
+// fallback token where the customer is missing; nothing lost.
+func TestDemoPayloadJSONRoutesByData(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runContext(context.Background(), []string{"demo", "--payload", "json", "--duration", "2s", "--rate", "20"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	s := out.String()
+	for _, want := range []string{"subscribed to kinesis.demo.*.*.*\n", "#1 kinesis.demo.", `  data (94 bytes): {"entity":"order","event":"created","order_id":"o-1001","customer":{"id":"c-1"},"amount":12.5}`,
+		"kinesis.demo.order.shipped._  lag ", `"order_id":"o-1001","amount":15}`, "summary: produced", " 0 duplicates", "by subject: "} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "kinesis.demo.user") {
+		t.Fatalf("a message on a partition key subject:\n%s", s)
+	}
+}
+
 // Two daemons on one checkpoint directory: the second exits 2 at once and
 // names the first one's PID; the first keeps relaying.
 func TestSecondDaemonOnSameDirExits2(t *testing.T) {

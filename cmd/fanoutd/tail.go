@@ -146,6 +146,10 @@ func (c *TailCmd) print(w io.Writer, m *nats.Msg, n int, now time.Time) error {
 func (c *TailCmd) Help() string {
 	return `Subscribes to a NATS subject and prints each message: the subject, the lag since
 the record arrived in Kinesis, the Kinesis headers percent-decoded, and the data.
+A CloudWatch Logs event unpacked from a record (payload: cloudwatch_logs) also
+shows how long ago it was logged and its Cloudwatch-Log-Group, -Log-Stream,
+-Owner, -Event-Id, -Event-Timestamp and -Subscription-Filters headers (in
+--json: log_group, log_stream, owner, event_id, event_timestamp).
 A record too big for one NATS message arrives as a reference to the JetStream
 Object Store (Fanoutd-Object-* headers): tail fetches it, checks its size and
 SHA-256, and prints it like any other (--raw writes its bytes).
@@ -154,5 +158,6 @@ Examples:
 
     fanoutd tail 'kinesis.orders.>' --count 5
     fanoutd tail --server nats://nats-1:4222 --raw
+    fanoutd tail 'logs.>' --json | jq -r '[.log_group, .event_timestamp, .data] | @tsv'
     fanoutd tail --json | jq -r 'select(.data_encoding == "utf-8") | .data'`
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -195,6 +196,62 @@ func TestTailJSON(t *testing.T) {
 	empty := got[2]
 	if empty["data"] != "" || empty["data_encoding"] != "utf-8" || empty["partition_key"] != "" {
 		t.Errorf("empty record: %v", empty)
+	}
+}
+
+// A CloudWatch Logs event unpacked from a record (payload:
+// cloudwatch_logs) shows its log group, stream, owner, id and timestamp
+// after the Kinesis headers, and as named fields in --json.
+func TestTailShowsCloudWatchLogsEvents(t *testing.T) {
+	ns := testutil.StartNATS(t, testutil.NATSOptions{JetStream: false})
+	logged := time.UnixMilli(time.Now().Add(-3 * time.Second).UnixMilli()) // CloudWatch Logs keeps milliseconds
+	m := nats.NewMsg("logs.app")
+	m.Header, _ = relay.RecordHeader(&record.Batch{Stream: "logs", ShardID: "shardId-000000000000"}, &record.Record{
+		PartitionKey: "6a0f", SequenceNumber: "49007", ArrivalTime: time.Now(),
+		Unpacked: &record.Unpacked{Index: 1, LogGroup: "/aws/lambda/orders", LogStream: "2026/12/07/[$LATEST]abc",
+			Owner: "123456789012", EventID: "3195310660696698337880902507980421114328961542429822156", Timestamp: logged.UnixMilli(),
+			SubscriptionFilters: []string{"to-kinesis"}},
+	})
+	m.Data = []byte("ERROR payment failed")
+	want := map[string]string{
+		"log_group": "/aws/lambda/orders", "log_stream": "2026/12/07/[$LATEST]abc", "owner": "123456789012",
+		"event_id": "3195310660696698337880902507980421114328961542429822156", "event_timestamp": relay.FormatArrivalTime(logged),
+	}
+
+	human := startTail(t, "logs.>", "--server", ns.ClientURL(), "--count", "1")
+	js := startTail(t, "logs.>", "--server", ns.ClientURL(), "--count", "1", "--json")
+	publish(t, ns.ClientURL(), m)
+	if code := human.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, human.err.String())
+	}
+	out := human.out.String()
+	// Logged 3 s before it arrived: about 3 s ago (more on a busy machine).
+	if first := out[:strings.IndexByte(out+"\n", '\n')]; !regexp.MustCompile(`^#1 logs\.app  lag \S+  logged [3-9][.0-9]*m?s ago$`).MatchString(first) {
+		t.Errorf("first line %q", first)
+	}
+	for _, w := range []string{
+		"  Kinesis-Arrival-Time: 20", "  Cloudwatch-Log-Group: /aws/lambda/orders\n", "  Cloudwatch-Log-Stream: 2026/12/07/[$LATEST]abc\n",
+		"  Cloudwatch-Owner: 123456789012\n", "  Cloudwatch-Event-Timestamp: " + want["event_timestamp"] + "\n",
+		"  Nats-Msg-Id: logs:shardId-000000000000:49007:0:1\n", "  data (20 bytes): ERROR payment failed\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if i, j := strings.Index(out, "Kinesis-Arrival-Time"), strings.Index(out, "Cloudwatch-Log-Group"); i < 0 || j < i || j > strings.Index(out, "Nats-Msg-Id") {
+		t.Errorf("CloudWatch headers not between the Kinesis ones and Nats-Msg-Id:\n%s", out)
+	}
+
+	if code := js.wait(t); code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, js.err.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(js.out.String()), &got); err != nil {
+		t.Fatalf("not JSON: %q: %v", js.out.String(), err)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %#v, want %q", k, got[k], v)
+		}
 	}
 }
 
