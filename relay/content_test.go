@@ -152,3 +152,25 @@ func TestContentGzipThenSubjectFromData(t *testing.T) {
 		}
 	}
 }
+
+// The Cloudwatch-* headers come from the record's data: whatever a
+// producer writes there, each is cut to a bound, so the message still fits.
+func TestContentBoundsLogHeaders(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("g", 100_000)
+	b := &record.Batch{Stream: testStream, ShardID: "s"}
+	rec := &record.Record{SequenceNumber: "1", Unpacked: &record.Unpacked{Index: 3, LogGroup: long, LogStream: long,
+		Owner: long, EventID: long, SubscriptionFilters: []string{long, long}}}
+	h, size := RecordHeader(b, rec)
+	for _, k := range []string{HeaderLogGroup, HeaderLogStream, HeaderLogOwner, HeaderLogEventID, HeaderSubscriptionFilters} {
+		if v := h.Get(k); len(v) > maxLogHeaderValue || !strings.HasSuffix(v, "...") {
+			t.Fatalf("%s: %d bytes, want at most %d ending in ...", k, len(v), maxLogHeaderValue)
+		}
+	}
+	if size > 8<<10 {
+		t.Fatalf("headers of %d bytes", size)
+	}
+	if id := h.Get("Nats-Msg-Id"); id != "orders:s:1:0:3" {
+		t.Fatalf("Nats-Msg-Id %q", id)
+	}
+}

@@ -202,14 +202,19 @@ func RecordHeader(b *record.Batch, rec *record.Record) (h nats.Header, size int)
 	for _, kv := range [...][2]string{{HeaderLogGroup, u.LogGroup}, {HeaderLogStream, u.LogStream},
 		{HeaderLogOwner, u.Owner}, {HeaderLogEventID, u.EventID}} {
 		if kv[1] != "" {
-			set(kv[0], EscapeHeaderValue(kv[1]))
+			set(kv[0], truncateHeaderValue(EscapeHeaderValue(kv[1]), maxLogHeaderValue))
 		}
 	}
 	if u.Timestamp != 0 {
 		set(HeaderLogEventTime, FormatArrivalTime(time.UnixMilli(u.Timestamp)))
 	}
 	if len(u.SubscriptionFilters) > 0 {
-		set(HeaderSubscriptionFilters, EscapeHeaderValue(strings.Join(u.SubscriptionFilters, ",")))
+		set(HeaderSubscriptionFilters, truncateHeaderValue(EscapeHeaderValue(strings.Join(u.SubscriptionFilters, ",")), maxLogHeaderValue))
 	}
 	return h, size
 }
+
+// maxLogHeaderValue bounds a Cloudwatch-* header: CloudWatch Logs names
+// are at most 512 characters, but the values come from the record's data,
+// which any producer writes. A longer value is cut, ending in "...".
+const maxLogHeaderValue = 1024
