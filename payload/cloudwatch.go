@@ -33,6 +33,12 @@ const (
 // eventSpan locates one log event while its record is being read: its id
 // in Decoder.ids, its message in the document or, when it had escapes, in
 // Decoder.msgs.
+// MaxLogEvents bounds the log events of one record, and so the memory
+// their bookkeeping takes (about 100 bytes each): ten times the most
+// events one PutLogEvents call takes (10 000). A record with more is not
+// what CloudWatch Logs writes.
+const MaxLogEvents = 100_000
+
 type eventSpan struct {
 	idOff, idEnd   int
 	msgOff, msgEnd int
@@ -267,6 +273,9 @@ func (d *Decoder) readEvents() error {
 		}
 		if !more {
 			return nil
+		}
+		if len(d.spans) == MaxLogEvents {
+			return fmt.Errorf("logEvents: more than %d", MaxLogEvents)
 		}
 		sp, err := d.readEvent()
 		if err != nil {

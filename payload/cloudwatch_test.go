@@ -153,8 +153,11 @@ func TestCloudWatchLogsMembersInAnyOrderAndNull(t *testing.T) {
 
 func TestCloudWatchLogsNotCloudWatchLogs(t *testing.T) {
 	deep := `{"messageType":"CONTROL_MESSAGE","x":` + strings.Repeat("[", 1<<20) + strings.Repeat("]", 1<<20) + `}`
+	tooMany := `{"messageType":"DATA_MESSAGE","logGroup":"g","logStream":"s","logEvents":[` +
+		strings.Repeat(`{"id":"","timestamp":0,"message":""},`, MaxLogEvents) + `{"id":"","timestamp":0,"message":""}]}`
 	for _, tc := range []struct{ name, json string }{
 		{"empty", ``},
+		{"more events than CloudWatch Logs writes", tooMany},
 		{"not JSON", `CWL log line`},
 		{"an array", `[` + awsExample + `]`},
 		{"a string", `"DATA_MESSAGE"`},

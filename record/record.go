@@ -36,7 +36,8 @@ type Unpacked struct {
 	// The log event's, and its log group's, log stream's and owner's.
 	LogGroup, LogStream, Owner, EventID string
 	Timestamp                           int64 // milliseconds since the epoch
-	SubscriptionFilters                 []string
+	// SubscriptionFilters are the filters' names, joined by ",".
+	SubscriptionFilters string
 }
 
 // Batch is a chunk of the records of one Kinesis event, de-aggregated, in

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fanoutd/fanoutd/internal/reuse"
 	"github.com/fanoutd/fanoutd/pattern"
@@ -196,6 +197,7 @@ func (u *unpacker) add(rec *record.Record, route *Route, cres *contentResult, fl
 // Logs record rec. An event's message is copied: the decoder reuses its
 // buffers for the next record.
 func (u *unpacker) emitEvents(rec *record.Record, logs *payload.Logs, route *Route, cres *contentResult, flush func() error) error {
+	filters := strings.Join(logs.SubscriptionFilters, ",")
 	for i := range logs.Events {
 		ev := &logs.Events[i]
 		start := len(u.arena)
@@ -203,7 +205,7 @@ func (u *unpacker) emitEvents(rec *record.Record, logs *payload.Logs, route *Rou
 		d := *rec
 		d.Data = u.arena[start:len(u.arena):len(u.arena)]
 		u.parts = append(u.parts, record.Unpacked{Index: i, LogGroup: logs.LogGroup, LogStream: logs.LogStream,
-			Owner: logs.Owner, EventID: ev.ID, Timestamp: ev.Timestamp, SubscriptionFilters: logs.SubscriptionFilters})
+			Owner: logs.Owner, EventID: ev.ID, Timestamp: ev.Timestamp, SubscriptionFilters: filters})
 		d.Unpacked = &u.parts[len(u.parts)-1]
 		if err := u.emit(d, route, cres, flush); err != nil {
 			return err

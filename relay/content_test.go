@@ -3,6 +3,8 @@ package relay
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -160,7 +162,7 @@ func TestContentBoundsLogHeaders(t *testing.T) {
 	long := strings.Repeat("g", 100_000)
 	b := &record.Batch{Stream: testStream, ShardID: "s"}
 	rec := &record.Record{SequenceNumber: "1", Unpacked: &record.Unpacked{Index: 3, LogGroup: long, LogStream: long,
-		Owner: long, EventID: long, SubscriptionFilters: []string{long, long}}}
+		Owner: long, EventID: long, SubscriptionFilters: long + "," + long}}
 	h, size := RecordHeader(b, rec)
 	for _, k := range []string{HeaderLogGroup, HeaderLogStream, HeaderLogOwner, HeaderLogEventID, HeaderSubscriptionFilters} {
 		if v := h.Get(k); len(v) > maxLogHeaderValue || !strings.HasSuffix(v, "...") {
@@ -174,3 +176,68 @@ func TestContentBoundsLogHeaders(t *testing.T) {
 		t.Fatalf("Nats-Msg-Id %q", id)
 	}
 }
+
+// A hostile CloudWatch Logs record, as many events as a record may hold
+// (payload.MaxLogEvents) whose messages need unescaping and fill the
+// decompression limit, is published within the bound docs/guarantees.md
+// states: 3 × max_decompressed, the events' bookkeeping (about 100 bytes
+// each) and a batch. The heap is sampled while it is handled, with the
+// collector kept busy so that what is in use is about what is live.
+func TestContentMemoryBoundOfHostileLogs(t *testing.T) {
+	// Not parallel: it reads the process's heap.
+	if testing.Short() {
+		t.Skip("a hundred thousand log events")
+	}
+	const limit = 16 << 20
+	rec := testutil.LogsRecord{Owner: "1", LogGroup: "g", LogStream: "s", MessageType: "DATA_MESSAGE"}
+	msg := strings.Repeat("\t", (limit-200)/payload.MaxLogEvents/3) // each escaped \t is 2 bytes of JSON: ~2/3 of the limit
+	for range payload.MaxLogEvents {
+		rec.LogEvents = append(rec.LogEvents, testutil.LogEvent{Message: msg})
+	}
+	data := rec.Gzip(t)
+	rec = testutil.LogsRecord{}
+	s := startServer(t, testServerConfig{})
+	st, _ := ParseSubjectTemplate("kinesis.{log_group}")
+	p, err := NewPublisher(s.connect(t), map[string]*Route{testStream: {Subject: st, Payload: payload.CloudWatchLogs, MaxDecompressed: limit}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "1", Data: data}}}
+
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	done := make(chan struct{})
+	peak := make(chan uint64)
+	go func() {
+		var m runtime.MemStats
+		var max uint64
+		for {
+			runtime.ReadMemStats(&m)
+			max = maxU(max, m.HeapInuse)
+			select {
+			case <-done:
+				peak <- max
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	err = p.Handle(context.Background(), b)
+	close(done)
+	grew := <-peak - base.HeapInuse
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.StreamStats()[testStream]; got.Published != payload.MaxLogEvents || got.DeadLettered != 0 {
+		t.Fatalf("stats %+v, want all %d events published", got, payload.MaxLogEvents)
+	}
+	bound := uint64(3*limit + payload.MaxLogEvents*100 + record.MaxBatchBytes)
+	t.Logf("%d events, %d MiB limit: the heap grew by %.1f MiB at most, bound %.1f MiB", payload.MaxLogEvents, limit>>20, float64(grew)/(1<<20), float64(bound)/(1<<20))
+	if grew > bound {
+		t.Fatalf("the heap grew by %d bytes, over the bound of %d", grew, bound)
+	}
+}
+
+func maxU(a, b uint64) uint64 { return max(a, b) }

@@ -74,8 +74,7 @@ func (p *Publisher) build(s *scratch, b *record.Batch, i int, m *nats.Msg, rh *r
 		h     nats.Header
 		hsize int
 	)
-	// An unpacked message has more headers than rh holds: its own (rare).
-	if rh != nil && rec.Unpacked == nil {
+	if rh != nil {
 		rh.set(b, rec)
 		h, hsize = rh.h, rh.encodedLen()
 	} else {

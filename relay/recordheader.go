@@ -2,7 +2,6 @@ package relay
 
 import (
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -28,8 +27,11 @@ type recordHeader struct {
 	h nats.Header
 	// One value slice of length 1 per header, shared with h.
 	stream, shard, pk, seq, subSeq, ehk, arrival, msgID []string
+	// The Cloudwatch-* headers of an unpacked log event, in logKeys order.
+	logs [len(logKeys)][]string
 	// Which optional headers h holds.
 	hasSubSeq, hasEHK, hasArrival bool
+	hasLog                        [len(logKeys)]bool
 	buf                           []byte
 	// The batch's stream and shard ID, escaped once per batch.
 	lastStream, lastShard, escStream, escShard string
@@ -40,6 +42,9 @@ func newRecordHeader() *recordHeader {
 	one := func() []string { return make([]string, 1) }
 	r := &recordHeader{h: make(nats.Header, 12), stream: one(), shard: one(), pk: one(), seq: one(),
 		subSeq: one(), ehk: one(), arrival: one(), msgID: one()}
+	for i := range r.logs {
+		r.logs[i] = one()
+	}
 	r.sync()
 	return r
 }
@@ -52,6 +57,24 @@ func (r *recordHeader) sync() {
 	r.setOptional(HeaderSubSequenceNumber, r.subSeq, &r.hasSubSeq, r.hasSubSeq, true)
 	r.setOptional(HeaderExplicitHashKey, r.ehk, &r.hasEHK, r.hasEHK, true)
 	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, r.hasArrival, true)
+	for i, k := range logKeys {
+		r.setOptional(k, r.logs[i], &r.hasLog[i], r.hasLog[i], true)
+	}
+}
+
+// logKeys are the Cloudwatch-* headers, in the order of logValues.
+var logKeys = [...]string{HeaderLogGroup, HeaderLogStream, HeaderLogOwner, HeaderLogEventID, HeaderLogEventTime, HeaderSubscriptionFilters}
+
+// logValues are the Cloudwatch-* header values of u, escaped and bounded,
+// in logKeys order ("" for none), with eventTime, the formatted timestamp.
+func logValues(u *record.Unpacked, eventTime string) [len(logKeys)]string {
+	vals := [...]string{u.LogGroup, u.LogStream, u.Owner, u.EventID, eventTime, u.SubscriptionFilters}
+	for i, v := range vals {
+		if v != "" && i != 4 {
+			vals[i] = truncateHeaderValue(EscapeHeaderValue(v), maxLogHeaderValue)
+		}
+	}
+	return vals
 }
 
 // restore undoes what a dead letter or an object reference changed in h
@@ -104,6 +127,15 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 	}
 	nTime := len(buf)
 	buf = appendMsgID(buf, b.Stream, b.ShardID, rec.SequenceNumber, subSeq)
+	u := rec.Unpacked
+	if u != nil {
+		buf = strconv.AppendInt(append(buf, ':'), int64(u.Index), 10)
+	}
+	nID := len(buf)
+	hasEventTime := u != nil && u.Timestamp != 0
+	if hasEventTime {
+		buf = appendArrivalTime(buf, time.UnixMilli(u.Timestamp))
+	}
 	r.buf = buf
 	if rec.Aggregated {
 		r.subSeq[0] = unsafe.String(&buf[0], nSub)
@@ -117,7 +149,7 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 		r.arrival[0] = unsafe.String(&buf[nSub], nTime-nSub)
 	}
 	r.setOptional(HeaderArrivalTime, r.arrival, &r.hasArrival, hasTime, false)
-	id := unsafe.String(&buf[nTime], len(buf)-nTime)
+	id := unsafe.String(&buf[nTime], nID-nTime)
 	if r.escStream != b.Stream || r.escShard != b.ShardID || seq != rec.SequenceNumber {
 		// The ID joins them with ':' and digits, which need no escaping:
 		// only an escaped part makes it need escaping.
@@ -137,6 +169,21 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 	}
 	if r.hasArrival {
 		r.size += len(HeaderArrivalTime) + 4 + len(r.arrival[0])
+	}
+	var logs [len(logKeys)]string
+	if u != nil {
+		eventTime := ""
+		if hasEventTime {
+			eventTime = unsafe.String(&buf[nID], len(buf)-nID)
+		}
+		logs = logValues(u, eventTime)
+	}
+	for i, k := range logKeys {
+		if logs[i] != "" {
+			r.logs[i][0] = logs[i]
+			r.size += len(k) + 4 + len(logs[i])
+		}
+		r.setOptional(k, r.logs[i], &r.hasLog[i], logs[i] != "", false)
 	}
 }
 
@@ -198,18 +245,15 @@ func RecordHeader(b *record.Batch, rec *record.Record) (h nats.Header, size int)
 		return h, size
 	}
 	set(nats.MsgIdHdr, EscapeHeaderValue(UnpackedMsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq, u.Index)))
-	arr, n = make([]string, 6), 0
-	for _, kv := range [...][2]string{{HeaderLogGroup, u.LogGroup}, {HeaderLogStream, u.LogStream},
-		{HeaderLogOwner, u.Owner}, {HeaderLogEventID, u.EventID}} {
-		if kv[1] != "" {
-			set(kv[0], truncateHeaderValue(EscapeHeaderValue(kv[1]), maxLogHeaderValue))
-		}
-	}
+	eventTime := ""
 	if u.Timestamp != 0 {
-		set(HeaderLogEventTime, FormatArrivalTime(time.UnixMilli(u.Timestamp)))
+		eventTime = FormatArrivalTime(time.UnixMilli(u.Timestamp))
 	}
-	if len(u.SubscriptionFilters) > 0 {
-		set(HeaderSubscriptionFilters, truncateHeaderValue(EscapeHeaderValue(strings.Join(u.SubscriptionFilters, ",")), maxLogHeaderValue))
+	arr, n = make([]string, len(logKeys)), 0
+	for i, v := range logValues(u, eventTime) {
+		if v != "" {
+			set(logKeys[i], v)
+		}
 	}
 	return h, size
 }

@@ -26,7 +26,7 @@ func logEventMsg() *nats.Msg {
 		Unpacked: &record.Unpacked{
 			Index: 2, LogGroup: "/aws/lambda/orders", LogStream: "2026/12/07/[$LATEST]café",
 			Owner: "123456789012", EventID: "31953106606966983378809025079804211143289615424298221570",
-			Timestamp: logged.UnixMilli(), SubscriptionFilters: []string{"to-kinesis"},
+			Timestamp: logged.UnixMilli(), SubscriptionFilters: "to-kinesis",
 		},
 	})
 	m.Data = []byte(`{"level":"error","msg":"payment failed"}`)

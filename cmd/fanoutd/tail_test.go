@@ -210,7 +210,7 @@ func TestTailShowsCloudWatchLogsEvents(t *testing.T) {
 		PartitionKey: "6a0f", SequenceNumber: "49007", ArrivalTime: time.Now(),
 		Unpacked: &record.Unpacked{Index: 1, LogGroup: "/aws/lambda/orders", LogStream: "2026/12/07/[$LATEST]abc",
 			Owner: "123456789012", EventID: "3195310660696698337880902507980421114328961542429822156", Timestamp: logged.UnixMilli(),
-			SubscriptionFilters: []string{"to-kinesis"}},
+			SubscriptionFilters: "to-kinesis"},
 	})
 	m.Data = []byte("ERROR payment failed")
 	want := map[string]string{
