@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# To bump: `go list -m -versions github.com/goreleaser/nfpm/v2`; a release
-# may need a newer Go than go.mod's (v2.45.2 builds with Go 1.24).
+# To bump: `go list -m -versions github.com/goreleaser/nfpm/v2`, then run
+# deploy/test-packages.sh; a newer release may need a newer Go than go.mod's.
 NFPM_VERSION=v2.48.0
 
 if [ $# -lt 2 ]; then
