@@ -169,7 +169,10 @@ diff -u "$expected" "$work/rpm-files" || fail "the .rpm's files differ from the 
 # rpm's fflags: c = %config, n = noreplace.
 [ "$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm_file" 2>/dev/null | grep '^/etc/fanoutd/fanoutd.yaml ')" = "/etc/fanoutd/fanoutd.yaml cn" ] ||
   fail "the .rpm does not mark /etc/fanoutd/fanoutd.yaml %config(noreplace)"
+# Its scriptlets (they run on RPM systems only): present and valid sh.
 for s in postin preun postun; do
-  rpm -qp --qf "%{${s^^}}" "$rpm_file" 2>/dev/null | grep -q 'fanoutd.service' || fail "the .rpm has no %$s script for fanoutd.service"
+  rpm -qp --qf "%{${s^^}}" "$rpm_file" 2>/dev/null >"$work/$s"
+  grep -q 'fanoutd.service' "$work/$s" || fail "the .rpm has no %$s scriptlet for fanoutd.service"
+  sh -n "$work/$s" || fail "the .rpm's %$s scriptlet is not valid sh"
 done
 echo "rpm: $(basename "$rpm_file"): OK"
