@@ -22,11 +22,21 @@ for f in /usr/bin/fanoutd /usr/lib/systemd/system/fanoutd.service /etc/fanoutd/f
   [ ! -e "$f" ] || fail "$f exists: this test installs the package there; move it away first"
 done
 
+# Runs a command without standard input (a dpkg that asked a question
+# fails), printing its output only if it fails.
+quiet() {
+  local out
+  if ! out=$("$@" 2>&1 </dev/null); then
+    echo "$out" >&2
+    fail "$* failed"
+  fi
+}
+
 export DEBIAN_FRONTEND=noninteractive
 apt_install() {
   echo "installing $*"
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  quiet apt-get update -qq
+  quiet apt-get install -y -qq --no-install-recommends "$@"
 }
 command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
 command -v rpm >/dev/null 2>&1 || apt_install rpm
@@ -90,9 +100,9 @@ diff -u "$expected" "$work/deb-files" || fail "the .deb's files differ from the 
 [ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)" = /etc/fanoutd/fanoutd.yaml ] ||
   fail "the .deb's conffiles is not /etc/fanoutd/fanoutd.yaml alone"
 
-# Install. No standard input: a dpkg that asked a question would fail here.
+# Install.
 installed=1
-dpkg -i "$deb" </dev/null >/dev/null
+quiet dpkg -i "$deb"
 [ "$(dpkg-query -W -f='${Status} ${Version}' fanoutd)" = "install ok installed $pkg_version" ] ||
   fail "dpkg does not show fanoutd $pkg_version installed"
 version_out=$(/usr/bin/fanoutd --version)
@@ -127,7 +137,7 @@ systemctl enable fanoutd.service >/dev/null 2>&1
 [ -L "$wants" ] || fail "systemctl enable did not create $wants"
 marker="# edited by deploy/test-packages.sh"
 echo "$marker" >>/etc/fanoutd/fanoutd.yaml
-dpkg -i "$deb" </dev/null >/dev/null
+quiet dpkg -i "$deb"
 grep -qxF "$marker" /etc/fanoutd/fanoutd.yaml || fail "the upgrade replaced the edited /etc/fanoutd/fanoutd.yaml"
 leftovers=$(find /etc/fanoutd -name 'fanoutd.yaml.dpkg-*')
 [ -z "$leftovers" ] || fail "the upgrade left $leftovers"
@@ -136,8 +146,25 @@ leftovers=$(find /etc/fanoutd -name 'fanoutd.yaml.dpkg-*')
 [ -f "$unit" ] || fail "the upgrade lost $unit"
 echo "upgraded: the edited config and the enablement kept"
 
+# A newer package whose example config changed too: dpkg would ask which
+# to keep; --force-confold keeps the edited one and puts the package's
+# beside it (docs/operations.md). The newer package is this one, repacked.
+next="$work/next"
+dpkg-deb -R "$deb" "$next"
+echo "# changed in the next release" >>"$next/etc/fanoutd/fanoutd.yaml"
+sed -i "s/^Version: .*/Version: $pkg_version+next/" "$next/DEBIAN/control"
+(cd "$next" && find etc usr -type f -exec md5sum {} + >DEBIAN/md5sums)
+quiet dpkg-deb -Znone -b "$next" "$work/next.deb"
+quiet dpkg -i --force-confold "$work/next.deb"
+[ "$(dpkg-query -W -f='${Version}' fanoutd)" = "$pkg_version+next" ] || fail "the upgrade to $pkg_version+next did not happen"
+grep -qxF "$marker" /etc/fanoutd/fanoutd.yaml || fail "an upgrade with --force-confold replaced the edited /etc/fanoutd/fanoutd.yaml"
+grep -qxF "# changed in the next release" /etc/fanoutd/fanoutd.yaml.dpkg-dist ||
+  fail "an upgrade with --force-confold did not leave the new config as /etc/fanoutd/fanoutd.yaml.dpkg-dist"
+[ -L "$wants" ] || fail "the upgrade to $pkg_version+next disabled fanoutd.service"
+echo "upgraded to a newer package with a changed config: the edited one kept, the new one in fanoutd.yaml.dpkg-dist"
+
 # Remove: the binary, the unit and the docs go; the edited config stays.
-dpkg -r fanoutd </dev/null >/dev/null
+quiet dpkg -r fanoutd
 for f in /usr/bin/fanoutd "$unit" /usr/share/doc/fanoutd; do
   [ ! -e "$f" ] || fail "dpkg -r left $f"
 done
@@ -146,7 +173,7 @@ grep -qxF "$marker" /etc/fanoutd/fanoutd.yaml || fail "dpkg -r did not keep the 
 echo "removed: the binary and unit gone, the edited config kept"
 
 # Purge: the config, its directory and the enablement go.
-dpkg -P fanoutd </dev/null >/dev/null
+quiet dpkg -P fanoutd
 installed=0
 for f in /etc/fanoutd "$wants"; do
   if [ -e "$f" ] || [ -L "$f" ]; then
