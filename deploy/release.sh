@@ -3,7 +3,8 @@
 # .rpm and a .tar.gz (binary, unit, example config, docs, alert rules,
 # dashboard), and SHA256SUMS over all of them. The version is
 # deploy/version.sh's (`git describe --tags --always --dirty`): tag the
-# commit (vMAJOR.MINOR.PATCH) first for a release.
+# commit (vMAJOR.MINOR.PATCH) first for a release. Needs Go, git and GNU
+# tar (Linux); nfpm is built from the module proxy.
 #
 #   deploy/release.sh
 #   (cd dist && sha256sum -c SHA256SUMS)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build the .deb for this machine's architecture and put it through an
 # operator's life cycle with dpkg: install, upgrade over itself with an
-# edited config, remove, purge. Then build the .rpm and check its files.
+# edited config, upgrade to a newer package whose config changed too,
+# remove, purge. Then build the .rpm and check its files and scriptlets.
 # Run as root on a Debian machine without fanoutd installed (CI runs it
-# from .ci/run); the package is purged whatever happens.
+# from .ci/run); the package is purged whatever happens. It never starts
+# the service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +20,11 @@ command -v dpkg >/dev/null 2>&1 || fail "dpkg is required (a Debian machine)"
 if dpkg-query -W -f='${Status}' fanoutd 2>/dev/null | grep -qv 'not-installed'; then
   fail "fanoutd is installed on this machine: remove or purge it first (dpkg -P fanoutd)"
 fi
-for f in /usr/bin/fanoutd /usr/lib/systemd/system/fanoutd.service /etc/fanoutd/fanoutd.yaml; do
-  [ ! -e "$f" ] || fail "$f exists: this test installs the package there; move it away first"
+wants=/etc/systemd/system/multi-user.target.wants/fanoutd.service
+for f in /usr/bin/fanoutd /usr/lib/systemd/system/fanoutd.service /etc/fanoutd "$wants"; do
+  if [ -e "$f" ] || [ -L "$f" ]; then
+    fail "$f exists: this test installs, enables and purges the package there; move it away first"
+  fi
 done
 
 # Runs a command without standard input (a dpkg that asked a question
@@ -124,7 +129,6 @@ fi
 [ "$(stat -c '%a %U:%G' /etc/fanoutd/fanoutd.yaml)" = "644 root:root" ] ||
   fail "/etc/fanoutd/fanoutd.yaml is not 0644 root:root"
 cmp -s /etc/fanoutd/fanoutd.yaml deploy/fanoutd.example.yaml || fail "/etc/fanoutd/fanoutd.yaml is not the example config"
-wants=/etc/systemd/system/multi-user.target.wants/fanoutd.service
 if [ -e "$wants" ] || [ -L "$wants" ]; then
   fail "a first install enabled fanoutd.service"
 fi
