@@ -108,10 +108,7 @@ func TestContentFilterDropsAWholeBatch(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testServerConfig{})
 	p := contentPublisher(t, s, Options{}, "kinesis.{stream}", payload.Raw, `{"data": {"type": ["wanted"]}}`)
-	sub, err := s.connect(t).SubscribeSync("kinesis.>")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sub := subscribe(t, s, "kinesis.>")
 	b := testBatch(50)
 	if err := p.Handle(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -135,10 +132,7 @@ func TestContentGzipThenSubjectFromData(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testServerConfig{})
 	p := contentPublisher(t, s, Options{}, "kinesis.{data.kind}", payload.Gzip)
-	sub, err := s.connect(t).SubscribeSync("kinesis.>")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sub := subscribe(t, s, "kinesis.>")
 	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{
 		{SequenceNumber: "1", Data: testutil.GzipBytes(t, []byte(`{"kind":"zipped"}`))},
 		{SequenceNumber: "2", Data: []byte(`{"kind":"plain"}`)},
@@ -241,3 +235,79 @@ func TestContentMemoryBoundOfHostileLogs(t *testing.T) {
 }
 
 func maxU(a, b uint64) uint64 { return max(a, b) }
+
+// Log events too large for a message go to the Object Store each under its
+// own name (the record's, and the event's place), so one record's events
+// never overwrite each other.
+func TestContentLargeLogEventsAreObjectsOfTheirOwn(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testServerConfig{JetStream: true, MaxPayload: objectTestMaxPayload})
+	obs := objectBucket(t, s)
+	st, _ := ParseSubjectTemplate("kinesis.{log_group}")
+	p, err := NewPublisher(s.connect(t), map[string]*Route{testStream: {Subject: st, Payload: payload.CloudWatchLogs}},
+		Options{Oversize: OversizeObjectStore, Objects: obs, ObjectBucket: testObjectBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sub := subscribe(t, s, "kinesis.>")
+	events := []string{strings.Repeat("a", 300<<10), strings.Repeat("b", 300<<10)}
+	rec := testutil.LogsRecord{Owner: "1", LogGroup: "g", LogStream: "s", MessageType: "DATA_MESSAGE"}
+	for i, m := range events {
+		rec.LogEvents = append(rec.LogEvents, testutil.LogEvent{ID: fmt.Sprint(i), Timestamp: 1, Message: m})
+	}
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "1", Data: rec.Gzip(t)}}}
+	if err := p.Handle(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range events {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := UnescapeHeaderValue(m.Header.Get(HeaderObjectName))
+		if wantName := fmt.Sprintf("orders/s/1/0/%d", i); name != wantName {
+			t.Fatalf("event %d: object %q, want %q", i, name, wantName)
+		}
+		data, err := obs.GetBytes(context.Background(), name)
+		if err != nil || string(data) != want {
+			t.Fatalf("event %d: object holds %.10q... (%v), want %.10q...", i, data, err, want)
+		}
+	}
+}
+
+// After a failed batch, messages go one by one up to the last message the
+// failed attempt sent, even when that is inside a record unpacked across
+// several batches: the batches of the record before it go one by one too.
+func TestContentReplayOfARecordFailedInItsSecondBatch(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testServerConfig{JetStream: true})
+	cfg := jetstream.StreamConfig{Name: "KINESIS", Subjects: []string{"kinesis.>", "fanoutd.deadletter.>"}, AllowBatchPublish: true,
+		MaxMsgs: record.MaxBatchRecords + 500, Discard: jetstream.DiscardNew}
+	stream := createStream(t, s, cfg)
+	p := contentPublisher(t, s, Options{JetStream: true, PublishTimeout: time.Second}, "kinesis.{log_stream}", payload.CloudWatchLogs)
+	const events = 2*record.MaxBatchRecords + 500 // three batches: 1000, 1000, 500
+	rec := testutil.LogsRecord{Owner: "1", LogGroup: "g", LogStream: "big", MessageType: "DATA_MESSAGE"}
+	for i := range events {
+		rec.LogEvents = append(rec.LogEvents, testutil.LogEvent{ID: fmt.Sprint(i), Timestamp: 1, Message: fmt.Sprintf("event %d", i)})
+	}
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "100", Data: rec.Gzip(t)}}}
+	if err := p.Handle(context.Background(), b); err == nil {
+		t.Fatal("Handle succeeded into a stream that fills in the second batch")
+	}
+	cfg.MaxMsgs = -1
+	if _, err := jsFor(t, s).UpdateStream(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	before := p.Stats().Batched
+	if err := p.Handle(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	// The failed attempt sent into the second batch: the replay goes one
+	// by one through it, and only the third may go as a batch.
+	if got := p.Stats().Batched - before; got > events-2*record.MaxBatchRecords {
+		t.Fatalf("%d messages batched on the replay, want at most the third batch's %d", got, events-2*record.MaxBatchRecords)
+	}
+	if msgs := streamMsgs(t, stream); len(msgs) != events {
+		t.Fatalf("the stream holds %d messages, want %d", len(msgs), events)
+	}
+}

@@ -229,15 +229,24 @@ func TestFastBatchReplies(t *testing.T) {
 	}
 }
 
-func TestRecordAfter(t *testing.T) {
+func TestMessageAfter(t *testing.T) {
 	t.Parallel()
-	r := func(seq string, sub int64) record.Record {
-		return record.Record{SequenceNumber: seq, SubSequenceNumber: sub}
+	r := func(seq string, sub int64, part ...int) position {
+		p := position{seq: seq, subSeq: sub}
+		if len(part) > 0 {
+			p = positionOf(&record.Record{SequenceNumber: seq, SubSequenceNumber: sub, Unpacked: &record.Unpacked{Index: part[0]}})
+		}
+		return p
 	}
 	for _, tc := range []struct {
-		a, b  record.Record
+		a, b  position
 		after bool
 	}{
+		{r("5", 0, 0), r("5", 0), true},
+		{r("5", 0, 1999), r("5", 0, 999), true},
+		{r("5", 0, 999), r("5", 0, 1999), false},
+		{r("5", 1), r("5", 0, 1999), true},
+		{r("6", 0), r("5", 0, 3), true},
 		{r("10", 0), r("9", 0), true},
 		{r("9", 0), r("10", 0), false},
 		{r("49590000000000000000000000000000000000000000000000000002", 0), r("49590000000000000000000000000000000000000000000000000001", 5), true},
@@ -245,8 +254,8 @@ func TestRecordAfter(t *testing.T) {
 		{r("5", 1), r("5", 1), false},
 		{r("5", 0), r("5", 1), false},
 	} {
-		if got := recordAfter(tc.a, tc.b); got != tc.after {
-			t.Errorf("recordAfter(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.after)
+		if got := messageAfter(tc.a, tc.b); got != tc.after {
+			t.Errorf("messageAfter(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.after)
 		}
 	}
 }

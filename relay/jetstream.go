@@ -82,9 +82,9 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, b *record.B
 		start = end
 	}
 	switch {
-	case err != nil && (!unsure || recordAfter(last, upTo.(record.Record))):
-		p.unsure.Store(key, record.Record{SequenceNumber: last.SequenceNumber, SubSequenceNumber: last.SubSequenceNumber})
-	case err == nil && unsure && !recordAfter(upTo.(record.Record), last):
+	case err != nil && (!unsure || messageAfter(positionOf(&last), upTo.(position))):
+		p.unsure.Store(key, positionOf(&last))
+	case err == nil && unsure && !messageAfter(upTo.(position), positionOf(&last)):
 		p.unsure.Delete(key)
 	}
 	return res, err
@@ -92,16 +92,38 @@ func (p *Publisher) handleJetStream(ctx context.Context, s *scratch, b *record.B
 
 type unsureKey struct{ stream, shard string }
 
-// recordAfter reports whether a comes after b in their shard: by sequence
-// number (decimal strings of up to 128 digits), then sub-sequence number.
-func recordAfter(a, b record.Record) bool {
-	if len(a.SequenceNumber) != len(b.SequenceNumber) {
-		return len(a.SequenceNumber) > len(b.SequenceNumber)
+// A position is where one message is in its shard: its record's sequence
+// and sub-sequence numbers, and for a message unpacked from the record its
+// place among the record's (1, 2, ...; 0 for the record itself). A record
+// unpacked into many messages may span several batches.
+type position struct {
+	seq    string
+	subSeq int64
+	part   int
+}
+
+func positionOf(rec *record.Record) position {
+	p := position{seq: rec.SequenceNumber, subSeq: rec.SubSequenceNumber}
+	if rec.Unpacked != nil {
+		p.part = rec.Unpacked.Index + 1
 	}
-	if a.SequenceNumber != b.SequenceNumber {
-		return a.SequenceNumber > b.SequenceNumber
+	return p
+}
+
+// messageAfter reports whether a comes after b in their shard: by sequence
+// number (decimal strings of up to 128 digits), then sub-sequence number,
+// then place among the record's messages.
+func messageAfter(a, b position) bool {
+	if len(a.seq) != len(b.seq) {
+		return len(a.seq) > len(b.seq)
 	}
-	return a.SubSequenceNumber > b.SubSequenceNumber
+	if a.seq != b.seq {
+		return a.seq > b.seq
+	}
+	if a.subSeq != b.subSeq {
+		return a.subSeq > b.subSeq
+	}
+	return a.part > b.part
 }
 
 // jetStreamChunk publishes the records [start, end) of b and waits, within

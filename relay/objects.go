@@ -54,6 +54,8 @@ type ObjectStore interface {
 
 // ObjectName is "<stream>/<shard-id>/<sequence>/<sub-sequence>" (sub-sequence
 // 0 for plain records): unique per user record and the same on every replay.
+// A message unpacked from a record (a CloudWatch Logs event) adds
+// "/<index>", its place among the record's messages.
 // The Object Store encodes names in its subjects, so '/' is allowed.
 func ObjectName(stream, shardID, seq string, subSeq int64) string {
 	return stream + "/" + shardID + "/" + seq + "/" + strconv.FormatInt(subSeq, 10)
@@ -85,6 +87,9 @@ func (p *Publisher) storeObject(ctx context.Context, b *record.Batch, rec *recor
 		subSeq = rec.SubSequenceNumber
 	}
 	name := ObjectName(b.Stream, b.ShardID, rec.SequenceNumber, subSeq)
+	if rec.Unpacked != nil { // one of the messages unpacked from the record
+		name += "/" + strconv.Itoa(rec.Unpacked.Index)
+	}
 	// publish_timeout bounds every ~4 MiB, as for a chunk of messages.
 	ctx, cancel := context.WithTimeout(ctx, p.timeout*time.Duration(1+len(rec.Data)/chunkBytes))
 	defer cancel()

@@ -144,9 +144,9 @@ type Publisher struct {
 	perStream sync.Map // stream name -> *streamCounters
 
 	// unsure holds the shards whose JetStream batch failed: unsureKey ->
-	// the furthest record (sequence and sub-sequence numbers) a failed
-	// attempt may have sent. No fast batch for the shard until a batch
-	// reaching that record succeeds.
+	// the furthest message (its position) a failed attempt may have sent.
+	// No fast batch for the shard until a batch reaching that message
+	// succeeds.
 	unsure sync.Map
 }
 
