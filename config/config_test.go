@@ -186,7 +186,8 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/content.yaml: streams[0].filter[5]: pattern is not valid JSON: invalid character 'o' in literal null (expecting 'u')\n" +
 			"testdata/invalid/content.yaml: streams[0].payload: must be one of raw, gzip, cloudwatch_logs (got \"zip\")\n" +
 			"testdata/invalid/content.yaml: streams[0].max_decompressed: must be between 1 and 1.0 GiB (got 2147483648)\n" +
-			"testdata/invalid/content.yaml: streams[1].subject: subject template \"logs.{data}\": placeholder {data} at offset 5: names no field: use {data.PATH}, e.g. {data.type} or {data.items.0.sku}"},
+			"testdata/invalid/content.yaml: streams[1].subject: subject template \"logs.{data}\": placeholder {data} at offset 5: names no field: use {data.PATH}, e.g. {data.type} or {data.items.0.sku}\n" +
+			"testdata/invalid/content.yaml: nats.dead_letter_subject: {data.PATH}, {log_group} and {log_stream} are not allowed here: a dead letter stands for a record whose data may not decode; use {stream}, {shard}, {partition_key} or {consumer}"},
 		{"files", "" +
 			"testdata/invalid/files.yaml: nats.creds_file: file testdata/missing.creds does not exist\n" +
 			"testdata/invalid/files.yaml: nats.tls.ca_file: testdata is a directory, not a file\n" +

@@ -235,8 +235,10 @@ func (n NATSConfig) validate(ps *problems) {
 		ps.add("nats.oversize", "is the deprecated name of nats.large_records, which says %s: remove nats.oversize", n.LargeRecords)
 	}
 	n.ObjectStore.validate(ps)
-	if _, err := relay.ParseSubjectTemplate(n.DeadLetterSubject); err != nil {
+	if t, err := relay.ParseSubjectTemplate(n.DeadLetterSubject); err != nil {
 		ps.add("nats.dead_letter_subject", "%v", err)
+	} else if t.Fallible() {
+		ps.add("nats.dead_letter_subject", "%v", relay.ErrDeadLetterFromData)
 	} else if msg := systemSubject(n.DeadLetterSubject); msg != "" {
 		ps.add("nats.dead_letter_subject", "%s", msg)
 	}

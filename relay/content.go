@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/fanoutd/fanoutd/internal/reuse"
 	"github.com/fanoutd/fanoutd/pattern"
 	"github.com/fanoutd/fanoutd/payload"
@@ -218,15 +220,18 @@ func (u *unpacker) emitEvents(rec *record.Record, logs *payload.Logs, route *Rou
 // Whether its data is a JSON object is checked once, for the filter and the
 // subject both.
 func (u *unpacker) emit(d record.Record, route *Route, cres *contentResult, flush func() error) error {
-	var side derived
+	var (
+		side  derived
+		valid bool
+	)
 	if route.Subject.UsesData() || route.Filter.UsesData() {
 		side.json = jsonNotObject
-		if _, ok := jsonObject(d.Data); ok {
+		if valid = gjson.ValidBytes(d.Data); valid && isObject(d.Data) {
 			side.json = jsonObjectSeen
 		}
 	}
 	if len(route.Filter) > 0 {
-		in := pattern.Input{Data: d.Data, JSON: side.json == jsonObjectSeen, PartitionKey: d.PartitionKey,
+		in := pattern.Input{Data: d.Data, JSON: valid, PartitionKey: d.PartitionKey,
 			SequenceNumber: d.SequenceNumber, ArrivalTime: d.ArrivalTime}
 		if !route.Filter.Match(&in) {
 			cres.filtered++

@@ -311,3 +311,38 @@ func TestContentReplayOfARecordFailedInItsSecondBatch(t *testing.T) {
 		t.Fatalf("the stream holds %d messages, want %d", len(msgs), events)
 	}
 }
+
+// SubjectFallbacks counts each confirmed message on a subject with the
+// fallback token once: not a dead letter (its data did not decode), not a
+// message built twice (in advance for a fast batch, then again).
+func TestContentCountsFallbacksOnce(t *testing.T) {
+	t.Parallel()
+	for _, js := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jetstream=%t", js), func(t *testing.T) {
+			s := startServer(t, testServerConfig{JetStream: js})
+			if js {
+				createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: true})
+			}
+			p := contentPublisher(t, s, Options{JetStream: js}, "kinesis.{data.kind}", payload.Gzip)
+			b := &record.Batch{Stream: testStream, ShardID: "s"}
+			want := 0
+			for i := range 30 {
+				data := []byte(`{"kind":"k"}`)
+				switch i % 3 {
+				case 1:
+					data = []byte(`{"other":1}`) // on the fallback
+					want++
+				case 2:
+					data = []byte{0x1f, 0x8b, 1, 2} // a dead letter
+				}
+				b.Records = append(b.Records, record.Record{SequenceNumber: fmt.Sprint(100 + i), Data: data})
+			}
+			if err := p.Handle(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.StreamStats()[testStream]; got.SubjectFallbacks != uint64(want) || got.DeadLettered != 10 {
+				t.Fatalf("fallbacks %d, dead letters %d; want %d and 10", got.SubjectFallbacks, got.DeadLettered, want)
+			}
+		})
+	}
+}

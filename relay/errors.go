@@ -21,3 +21,7 @@ type PermanentError struct{ Err error }
 
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
+
+// ErrDeadLetterFromData: a dead-letter subject can't take the record's data
+// or log fields, which may be what could not be decoded.
+var ErrDeadLetterFromData = errors.New("{data.PATH}, {log_group} and {log_stream} are not allowed here: a dead letter stands for a record whose data may not decode; use {stream}, {shard}, {partition_key} or {consumer}")

@@ -237,7 +237,7 @@ func (p *Publisher) publishRound(ctx context.Context, s *scratch, b *record.Batc
 	items := s.items
 	for len(pending) > 1 {
 		p.publishAsync(ctx, s, b, pending[:1], retry)
-		failed, err := p.awaitAcks(ctx, b, items, pending[:1])
+		failed, err := p.awaitAcks(ctx, s, b, pending[:1])
 		if err != nil || len(failed) > 0 {
 			return pending, err
 		}
@@ -248,7 +248,7 @@ func (p *Publisher) publishRound(ctx context.Context, s *scratch, b *record.Batc
 		}
 	}
 	p.publishAsync(ctx, s, b, pending, retry)
-	return p.awaitAcks(ctx, b, items, pending)
+	return p.awaitAcks(ctx, s, b, pending)
 }
 
 // publishAsync publishes the messages items[pending...] in order. It stops
@@ -294,7 +294,8 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 // message refused for its size is rerouted (see reroute), to be published
 // as its dead letter or object reference in the next round, or stops the
 // batch.
-func (p *Publisher) awaitAcks(ctx context.Context, b *record.Batch, items []jsItem, pending []int) ([]int, error) {
+func (p *Publisher) awaitAcks(ctx context.Context, s *scratch, b *record.Batch, pending []int) ([]int, error) {
+	items := s.items
 	failed := pending[:0] // written no faster than pending is read
 	for _, idx := range pending {
 		it := &items[idx]
@@ -319,6 +320,9 @@ func (p *Publisher) awaitAcks(ctx context.Context, b *record.Batch, items []jsIt
 					return nil, err
 				}
 				it.route = r
+				if s.countFell {
+					s.fell[it.rec] = false
+				}
 			}
 		}
 		failed = append(failed, idx)

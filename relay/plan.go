@@ -59,6 +59,9 @@ func (p *Publisher) plan(ctx context.Context, s *scratch, b *record.Batch, i int
 	if ref.cause == notRefused {
 		return asRecord, nil
 	}
+	if s.countFell {
+		s.fell[i] = false // not on its subject: no fallback to count
+	}
 	return p.reroute(ctx, b, rec, m, ref)
 }
 
@@ -85,7 +88,11 @@ func (p *Publisher) build(s *scratch, b *record.Batch, i int, m *nats.Msg, rh *r
 	if s.side != nil {
 		v.JSON, refused = s.side[i].json, s.side[i].refused
 	}
-	*m = nats.Msg{Subject: s.render(s.tmpl, v), Data: rec.Data, Header: h}
+	subject, fellBack := s.render(s.tmpl, v)
+	if s.countFell {
+		s.fell[i] = fellBack
+	}
+	*m = nats.Msg{Subject: subject, Data: rec.Data, Header: h}
 	if refused != "" {
 		return refusal{cause: undecodable, reason: refused}
 	}
@@ -115,18 +122,16 @@ func (p *Publisher) reroute(ctx context.Context, b *record.Batch, rec *record.Re
 	return asDeadLetter, nil
 }
 
-// render returns the subject of one record. Consecutive records with the
-// same subject (any template without {partition_key}) share one string.
-func (s *scratch) render(t *SubjectTemplate, v SubjectValues) string {
+// render returns the subject of one record, and whether it holds the
+// fallback token. Consecutive records with the same subject (any template
+// without {partition_key}) share one string.
+func (s *scratch) render(t *SubjectTemplate, v SubjectValues) (string, bool) {
 	var fellBack bool
 	s.subject, fellBack = t.RenderCounting(s.subject[:0], v)
-	if fellBack {
-		s.fallbacks++
-	}
 	if string(s.subject) != s.lastSubject {
 		s.lastSubject = string(s.subject)
 	}
-	return s.lastSubject
+	return s.lastSubject, fellBack
 }
 
 // count adds one record of route r, confirmed, to res.

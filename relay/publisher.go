@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,6 +198,9 @@ func NewPublisher(nc *nats.Conn, routes map[string]*Route, opts Options) (*Publi
 	if p.deadLetter, err = ParseSubjectTemplate(dl); err != nil {
 		return nil, fmt.Errorf("new publisher: dead-letter subject: %w", err)
 	}
+	if p.deadLetter.Fallible() {
+		return nil, fmt.Errorf("new publisher: dead-letter subject %q: %w", dl, ErrDeadLetterFromData)
+	}
 	if opts.JetStream {
 		maxPending := opts.MaxPending
 		if maxPending <= 0 {
@@ -283,14 +287,26 @@ func (p *Publisher) handle(ctx context.Context, b *record.Batch) error {
 	c.deadLettered.Add(res.deadLettered)
 	c.objects.Add(res.objects)
 	c.objectBytes.Add(res.objectBytes)
-	c.fallbacks.Add(s.fallbacks)
+	c.fallbacks.Add(res.fallbacks)
 	c.filtered.Add(cres.filtered)
 	c.control.Add(cres.control)
 	return nil
 }
 
-// publish publishes b in the Publisher's mode.
-func (p *Publisher) publish(ctx context.Context, s *scratch, b *record.Batch) (batchResult, error) {
+// publish publishes b in the Publisher's mode, and counts the messages
+// confirmed on a subject with the fallback token.
+func (p *Publisher) publish(ctx context.Context, s *scratch, b *record.Batch) (res batchResult, err error) {
+	if s.countFell = s.tmpl.Fallible(); s.countFell {
+		s.fell = slices.Grow(s.fell[:0], len(b.Records))[:len(b.Records)]
+		clear(s.fell)
+		defer func() {
+			for _, f := range s.fell {
+				if f {
+					res.fallbacks++
+				}
+			}
+		}()
+	}
 	if p.js != nil {
 		return p.handleJetStream(ctx, s, b)
 	}
@@ -363,6 +379,7 @@ func (p *Publisher) Stats() Stats {
 // batchResult is what one confirmed batch adds to Stats.
 type batchResult struct {
 	published, bytes, duplicates, deadLettered, objects, objectBytes, batched uint64
+	fallbacks                                                                 uint64
 }
 
 func (r *batchResult) add(o batchResult) {
@@ -373,6 +390,7 @@ func (r *batchResult) add(o batchResult) {
 	r.objects += o.objects
 	r.objectBytes += o.objectBytes
 	r.batched += o.batched
+	r.fallbacks += o.fallbacks
 }
 
 // scratch is the reusable state of one Handle call.
@@ -390,7 +408,8 @@ type scratch struct {
 	items       []jsItem      // JetStream mode
 	pending     []int         // JetStream mode: indexes into items
 	opts        []jetstream.PublishOpt
-	fallbacks   uint64    // subjects rendered with the fallback token
+	fell        []bool    // per record: its subject holds the fallback token
+	countFell   bool      // fell is kept: the template is Fallible
 	side        []derived // content pass: what it found of each record
 }
 
@@ -398,6 +417,6 @@ func (p *Publisher) putScratch(s *scratch) {
 	clear(s.items) // drop references to messages, data and futures
 	s.items = s.items[:0]
 	s.msg, s.nextMsg = nats.Msg{}, nats.Msg{}
-	s.tmpl, s.fallbacks, s.side = nil, 0, nil
+	s.tmpl, s.side = nil, nil
 	p.scratch.Put(s)
 }

@@ -132,7 +132,7 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 		buf = strconv.AppendInt(append(buf, ':'), int64(u.Index), 10)
 	}
 	nID := len(buf)
-	hasEventTime := u != nil && u.Timestamp != 0
+	hasEventTime := u != nil
 	if hasEventTime {
 		buf = appendArrivalTime(buf, time.UnixMilli(u.Timestamp))
 	}
@@ -245,10 +245,7 @@ func RecordHeader(b *record.Batch, rec *record.Record) (h nats.Header, size int)
 		return h, size
 	}
 	set(nats.MsgIdHdr, EscapeHeaderValue(UnpackedMsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq, u.Index)))
-	eventTime := ""
-	if u.Timestamp != 0 {
-		eventTime = FormatArrivalTime(time.UnixMilli(u.Timestamp))
-	}
+	eventTime := FormatArrivalTime(time.UnixMilli(u.Timestamp))
 	arr, n = make([]string, len(logKeys)), 0
 	for i, v := range logValues(u, eventTime) {
 		if v != "" {

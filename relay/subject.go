@@ -225,6 +225,10 @@ func (t *SubjectTemplate) Fallback() string { return t.fallback }
 // UsesData reports whether t has a {data.PATH} placeholder.
 func (t *SubjectTemplate) UsesData() bool { return t.data }
 
+// Fallible reports whether t may render the fallback token: it has a
+// {data.PATH}, {log_group} or {log_stream}.
+func (t *SubjectTemplate) Fallible() bool { return t.data || t.UsesLogs() }
+
 // UsesLogs reports whether t has {log_group} or {log_stream}.
 func (t *SubjectTemplate) UsesLogs() bool {
 	for _, p := range t.parts {
@@ -237,7 +241,8 @@ func (t *SubjectTemplate) UsesLogs() bool {
 
 // Render appends the subject for v to dst and returns the extended slice.
 // Every value goes through SanitizeToken. It does not allocate when dst has
-// the capacity for the result.
+// the capacity for the result, unless a {data.PATH} is a JSON string with
+// escapes (which is unescaped first).
 //
 // {data.PATH} reads v.Data as JSON: a string, number (its JSON text) or
 // boolean at PATH is the value; a path that is missing, null, an object or
@@ -303,14 +308,20 @@ func (t *SubjectTemplate) RenderCounting(dst []byte, v SubjectValues) ([]byte, b
 // jsonObject returns data as a string sharing its memory, and whether it is
 // a valid JSON object. The string is only read while data is.
 func jsonObject(data []byte) (string, bool) {
+	if !isObject(data) || !gjson.ValidBytes(data) {
+		return "", false
+	}
+	return unsafe.String(&data[0], len(data)), true
+}
+
+// isObject reports whether data, if it is JSON, is an object: its first
+// byte past whitespace is '{'.
+func isObject(data []byte) bool {
 	i := 0
 	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
 		i++
 	}
-	if i == len(data) || data[i] != '{' || !gjson.ValidBytes(data) {
-		return "", false
-	}
-	return unsafe.String(&data[0], len(data)), true
+	return i < len(data) && data[i] == '{'
 }
 
 // appendScalar appends the token of a JSON string, number or boolean, and
