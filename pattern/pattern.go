@@ -42,7 +42,7 @@ const (
 // Input is what a pattern sees of one record.
 type Input struct {
 	Data           []byte // the record's data (after payload decoding)
-	JSON           bool   // the caller checked Data is valid JSON (gjson.ValidBytes); false: Data is not JSON
+	JSON           bool   // the caller checked Data is valid JSON (payload.ValidJSON: nested at most 1024 deep, so that matching never recurses deeper); false: Data is not JSON
 	PartitionKey   string
 	SequenceNumber string
 	ArrivalTime    time.Time // approximateArrivalTimestamp; zero when unknown

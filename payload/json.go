@@ -335,3 +335,4 @@ func unescape(dst, content []byte) []byte {
 	}
 	return dst
 }
+

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/tidwall/gjson"
-
 	"github.com/fanoutd/fanoutd/internal/reuse"
 	"github.com/fanoutd/fanoutd/pattern"
 	"github.com/fanoutd/fanoutd/payload"
@@ -226,7 +224,7 @@ func (u *unpacker) emit(d record.Record, route *Route, cres *contentResult, flus
 	)
 	if route.Subject.UsesData() || route.Filter.UsesData() {
 		side.json = jsonNotObject
-		if valid = gjson.ValidBytes(d.Data); valid && isObject(d.Data) {
+		if valid = payload.ValidJSON(d.Data); valid && isObject(d.Data) {
 			side.json = jsonObjectSeen
 		}
 	}

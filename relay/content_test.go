@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -344,5 +345,26 @@ func TestContentCountsFallbacksOnce(t *testing.T) {
 				t.Fatalf("fallbacks %d, dead letters %d; want %d and 10", got.SubjectFallbacks, got.DeadLettered, want)
 			}
 		})
+	}
+}
+
+// A record nested without end is not JSON to the filter either: dropped by
+// a pattern on data, without exhausting the stack, and the batch goes on.
+func TestContentFilterHostileNesting(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testServerConfig{})
+	p := contentPublisher(t, s, Options{}, "kinesis.{data.kind}", payload.Raw, `{"data": {"kind": [{"exists": true}]}}`)
+	_, sub := subscribe(t, s, "kinesis.>")
+	deep := append([]byte(`{"kind":"x","a":`), bytes.Repeat([]byte("["), 10<<20)...)
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{
+		{SequenceNumber: "1", Data: deep}, {SequenceNumber: "2", Data: []byte(`{"kind":"ok"}`)}}}
+	if err := p.Handle(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.NextMsg(10 * time.Second); err != nil || m.Subject != "kinesis.ok" {
+		t.Fatalf("got %v, %v; want the one valid record", m, err)
+	}
+	if got := p.StreamStats()[testStream].Filtered; got != 1 {
+		t.Fatalf("filtered %d, want 1", got)
 	}
 }

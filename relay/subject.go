@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/fanoutd/fanoutd/payload"
 	"github.com/fanoutd/fanoutd/record"
 )
 
@@ -308,7 +309,7 @@ func (t *SubjectTemplate) RenderCounting(dst []byte, v SubjectValues) ([]byte, b
 // jsonObject returns data as a string sharing its memory, and whether it is
 // a valid JSON object. The string is only read while data is.
 func jsonObject(data []byte) (string, bool) {
-	if !isObject(data) || !gjson.ValidBytes(data) {
+	if !isObject(data) || !payload.ValidJSON(data) {
 		return "", false
 	}
 	return unsafe.String(&data[0], len(data)), true

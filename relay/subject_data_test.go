@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -198,5 +199,19 @@ func BenchmarkRenderData(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		dst = tmpl.Render(dst[:0], v)
+	}
+}
+
+// Data nested without end (10 MiB of '[' after a field name) is not JSON:
+// the subject takes the fallback, and nothing recurses on it.
+func TestRenderDataHostileNesting(t *testing.T) {
+	t.Parallel()
+	tmpl, err := ParseSubjectTemplate("o.{data.a}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := append([]byte(`{"a":`), bytes.Repeat([]byte("["), 10<<20)...)
+	if got := string(tmpl.Render(nil, SubjectValues{Data: deep})); got != "o._" {
+		t.Fatalf("subject %q, want o._", got)
 	}
 }
