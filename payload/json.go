@@ -335,4 +335,3 @@ func unescape(dst, content []byte) []byte {
 	}
 	return dst
 }
-
