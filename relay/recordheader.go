@@ -32,6 +32,7 @@ type recordHeader struct {
 	// Which optional headers h holds.
 	hasSubSeq, hasEHK, hasArrival bool
 	hasLog                        [len(logKeys)]bool
+	anyLog                        bool // some of hasLog
 	buf                           []byte
 	// The batch's stream and shard ID, escaped once per batch.
 	lastStream, lastShard, escStream, escShard string
@@ -170,13 +171,17 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 	if r.hasArrival {
 		r.size += len(HeaderArrivalTime) + 4 + len(r.arrival[0])
 	}
+	if u != nil || r.anyLog {
+		r.setLogs(u, buf[nID:])
+	}
+}
+
+// setLogs makes h hold the Cloudwatch-* headers of u (nil: none), with
+// eventTime, the formatted timestamp.
+func (r *recordHeader) setLogs(u *record.Unpacked, eventTime []byte) {
 	var logs [len(logKeys)]string
 	if u != nil {
-		eventTime := ""
-		if hasEventTime {
-			eventTime = unsafe.String(&buf[nID], len(buf)-nID)
-		}
-		logs = logValues(u, eventTime)
+		logs = logValues(u, unsafe.String(unsafe.SliceData(eventTime), len(eventTime)))
 	}
 	for i, k := range logKeys {
 		if logs[i] != "" {
@@ -185,6 +190,7 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 		}
 		r.setOptional(k, r.logs[i], &r.hasLog[i], logs[i] != "", false)
 	}
+	r.anyLog = u != nil
 }
 
 // requiredKeysLen is what the header line, the final CRLF and the five
