@@ -135,42 +135,12 @@ func (s *scanner) key(buf *[]byte) ([]byte, bool) {
 // number reads a number; isInt when it has no fraction or exponent.
 func (s *scanner) number() (raw []byte, isInt, ok bool) {
 	s.ws()
-	b, i := s.b, s.i
-	begin := i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		i = digits(b, i)
-	default:
+	end := numberEnd(s.b, s.i)
+	if end < 0 {
 		return nil, false, false
 	}
-	isInt = true
-	if i < len(b) && b[i] == '.' {
-		isInt = false
-		if j := digits(b, i+1); j > i+1 {
-			i = j
-		} else {
-			return nil, false, false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		isInt = false
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if j := digits(b, i); j > i {
-			i = j
-		} else {
-			return nil, false, false
-		}
-	}
-	s.i = i
-	return b[begin:i], isInt, true
+	raw, s.i = s.b[s.i:end], end
+	return raw, !bytes.ContainsAny(raw, ".eE"), true
 }
 
 func digits(b []byte, i int) int {
