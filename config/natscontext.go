@@ -222,3 +222,16 @@ func (n NATSConfig) contextNote(key string) string {
 // ContextKeys are the keys of the nats section whose values came from the
 // nats context (servers, creds_file, tls.ca_file...).
 func (n NATSConfig) ContextKeys() []string { return n.fromContext }
+
+// ContextNATS is the nats section of a command that connects through the
+// nats CLI context name (a name or a path), as nats.context would read it;
+// servers, when given, win over the context's url.
+func ContextNATS(name string, servers []string) (NATSConfig, error) {
+	n := NATSConfig{Context: name, Servers: servers}
+	var ps problems
+	n.applyContext(len(servers) > 0, os.LookupEnv, &ps)
+	if len(ps) > 0 {
+		return n, errors.New(ps[0].Message)
+	}
+	return n, nil
+}

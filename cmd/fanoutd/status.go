@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,9 @@ import (
 type StatusCmd struct {
 	URL  string `default:"http://${http_listen}" help:"The daemon's HTTP endpoint (http.listen)."`
 	JSON bool   `help:"Print the /status document as JSON."`
+
+	Context string `placeholder:"NAME" help:"Read the checkpoints the daemons keep in NATS (checkpoint.store: jetstream) through this nats CLI context (its name, or the path of its file), as nats --context does, instead of asking one daemon over HTTP."`
+	Bucket  string `placeholder:"NAME" help:"With --context: the checkpoint bucket (checkpoint.bucket.name; default: fanoutd_checkpoints)."`
 }
 
 // Run fetches /status and prints it. It exits 1 when the daemon can't be
@@ -24,6 +28,12 @@ type StatusCmd struct {
 func (s *StatusCmd) Run(ctx context.Context, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if s.Context != "" {
+		return s.runNATS(ctx, w)
+	}
+	if s.Bucket != "" {
+		return usageError{errors.New("status: --bucket goes with --context")}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(s.URL, "/")+"/status", nil)
 	if err != nil {
 		return usageError{fmt.Errorf("--url: %w", err)}
