@@ -219,6 +219,9 @@ func (n NATSConfig) contextNote(key string) string {
 	return ""
 }
 
+// ContextFile is the nats context file Load read ("" when none).
+func (n NATSConfig) ContextFile() string { return n.contextFile }
+
 // ContextKeys are the keys of the nats section whose values came from the
 // nats context (servers, creds_file, tls.ca_file...).
 func (n NATSConfig) ContextKeys() []string { return n.fromContext }

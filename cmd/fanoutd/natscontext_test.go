@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,11 +139,12 @@ func TestNATSContextConnectsRunTailAndStatus(t *testing.T) {
 		t.Fatalf("validate without XDG_CONFIG_HOME: exit %d, want 2 naming nats.context:\n%s%s", code, out.String(), errOut.String())
 	}
 	validate, vout := fanoutdProcess(t, env, "validate", "--config", cfgPath)
-	if code := waitExit(t, validate, 20*time.Second); code != 0 {
+	if code := waitExit(t, validate, 20*time.Second); code != 0 ||
+		!strings.Contains(vout.String(), "  nats: context fanoutd-test ("+ctxFile+") gives servers, creds_file\n") {
 		t.Fatalf("validate: exit %d\n%s", code, vout.String())
 	}
 
-	fanoutdProcess(t, env, "run", "--config", cfgPath)
+	daemon, dout := fanoutdProcess(t, env, "run", "--config", cfgPath)
 	testutil.WaitFor(t, 20*time.Second, "subscriptions", func() bool { return emu.ActiveSubscriptions("orders", "") == 2 })
 	tail, tout := fanoutdProcess(t, env, "tail", "--context", "fanoutd-test", "kinesis.orders", "--count", "4")
 	testutil.WaitFor(t, 10*time.Second, "tail to subscribe", func() bool { return strings.Contains(tout.String(), "subscribed to kinesis.orders") })
@@ -177,6 +179,23 @@ func TestNATSContextConnectsRunTailAndStatus(t *testing.T) {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}
+	}
+
+	// A reload reads the context again: without it, the reload is refused
+	// by key path and the daemon keeps running.
+	if err := os.Rename(ctxFile, ctxFile+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the reload refused at nats.context", func() bool {
+		s := dout.String()
+		return strings.Contains(s, `"path":"nats.context","problem":"no nats context fanoutd-test (`+ctxFile+` does not exist)`) &&
+			strings.Contains(s, "keeping the running configuration")
+	})
+	if err := os.Rename(ctxFile+".moved", ctxFile); err != nil {
+		t.Fatal(err)
 	}
 	var out2, errOut2 testutil.SyncBuffer
 	if code := runContext(context.Background(), []string{"status", "--context", ctxFile}, &out2, &errOut2); code != 1 ||
