@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,7 +132,8 @@ func TestNATSContextConnectsRunTailAndStatus(t *testing.T) {
 	env := append(emu.EnvLines(), "XDG_CONFIG_HOME="+xdg)
 
 	// The config names no server and no credentials: all from the context.
-	c := e2e.Config{Streams: "  - name: orders", NATS: "  context: fanoutd-test\n", Checkpoint: "  bucket:\n    name: orders_checkpoints\n"}
+	c := e2e.Config{Streams: "  - name: orders", NATS: "  context: fanoutd-test\n", Checkpoint: "  bucket:\n    name: orders_checkpoints\n",
+		Coordination: "  mode: jetstream\n  instance: ctx-a\n  bucket:\n    name: orders_group\n"}
 	cfgPath := c.Write(t)
 	var out, errOut testutil.SyncBuffer
 	if code := runContext(context.Background(), []string{"validate", "--config", cfgPath}, &out, &errOut); code != 2 ||
@@ -167,17 +169,29 @@ func TestNATSContextConnectsRunTailAndStatus(t *testing.T) {
 		}
 	}
 
-	// status reads the checkpoints the daemon wrote in the bucket.
+	// status reads the checkpoints and leases the daemon keeps in NATS.
 	var status string
-	testutil.WaitFor(t, 20*time.Second, "status to show both shards' checkpoints", func() bool {
+	row := regexp.MustCompile(`(?m)^orders  fanoutd   shardId-00000000000[01]  \d+ +[0-9.ms]+ ago +ctx-a  ctx-a  expires in [0-9.]+s$`)
+	testutil.WaitFor(t, 20*time.Second, "status to show both shards' checkpoints and leases", func() bool {
 		var out, errOut testutil.SyncBuffer
-		code := runContext(context.Background(), []string{"status", "--context", ctxFile, "--bucket", "orders_checkpoints"}, &out, &errOut)
+		code := runContext(context.Background(), []string{"status", "--context", ctxFile, "--bucket", "orders_checkpoints", "--coordination-bucket", "orders_group"}, &out, &errOut)
 		status = out.String() + errOut.String()
-		return code == 0 && strings.Contains(status, ": 2 shards\n") && !strings.Contains(status, "(shard ended)")
+		return code == 0 && len(row.FindAllString(status, -1)) == 2
 	})
-	for _, want := range []string{"checkpoints in bucket orders_checkpoints on nats://127.0.0.1:", "STREAM  CONSUMER  SHARD", "orders  fanoutd   shardId-000000000000  ", "orders  fanoutd   shardId-000000000001  "} {
+	for _, want := range []string{"checkpoints in bucket orders_checkpoints on nats://127.0.0.1:", ": 2 shards\n",
+		"group in bucket orders_group: members ctx-a (heartbeat ", "STREAM  CONSUMER  SHARD  "} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
+		}
+	}
+	var jout, jerr testutil.SyncBuffer
+	if code := runContext(context.Background(), []string{"status", "--context", ctxFile, "--bucket", "orders_checkpoints", "--coordination-bucket", "orders_group", "--json"}, &jout, &jerr); code != 0 {
+		t.Fatalf("status --json: exit %d: %s", code, jerr.String())
+	}
+	for i, line := range strings.Split(strings.TrimSpace(jout.String()), "\n") {
+		var sh shardJSON
+		if err := json.Unmarshal([]byte(line), &sh); err != nil || sh.Stream != "orders" || sh.Owner != "ctx-a" || sh.SequenceNumber == "" || sh.LeaseExpires.IsZero() || sh.Instance != "ctx-a" {
+			t.Errorf("status --json line %d: %q (%v)", i, line, err)
 		}
 	}
 
@@ -219,7 +233,7 @@ func TestNATSContextFlagErrors(t *testing.T) {
 		{[]string{"tail", "--context", filepath.Join(xdg, "missing.json")}, 2, "--context: no nats context " + filepath.Join(xdg, "missing.json")},
 		{[]string{"status", "--context", filepath.Join(xdg, "missing.json")}, 2, "--context: no nats context"},
 		{[]string{"tail", "--context", noCreds, "--config", "x.yaml"}, 2, "not both"},
-		{[]string{"status", "--bucket", "x"}, 2, "--bucket goes with --context"},
+		{[]string{"status", "--bucket", "x"}, 2, "go with --context"},
 		{[]string{"tail", "--context", noCreds}, 1, "Authorization Violation"},
 		{[]string{"status", "--context", noCreds}, 1, "Authorization Violation"},
 	} {

@@ -19,8 +19,9 @@ type StatusCmd struct {
 	URL  string `default:"http://${http_listen}" help:"The daemon's HTTP endpoint (http.listen)."`
 	JSON bool   `help:"Print the /status document as JSON."`
 
-	Context string `placeholder:"NAME" help:"Read the checkpoints the daemons keep in NATS (checkpoint.store: jetstream) through this nats CLI context (its name, or the path of its file), as nats --context does, instead of asking one daemon over HTTP."`
-	Bucket  string `placeholder:"NAME" help:"With --context: the checkpoint bucket (checkpoint.bucket.name; default: fanoutd_checkpoints)."`
+	Context            string `placeholder:"NAME" help:"Read the checkpoints and leases the daemons keep in NATS (checkpoint.store: jetstream) through this nats CLI context (its name, or the path of its file), as nats --context does, instead of asking one daemon over HTTP."`
+	Bucket             string `placeholder:"NAME" help:"With --context: the checkpoint bucket (checkpoint.bucket.name; default: fanoutd_checkpoints)."`
+	CoordinationBucket string `placeholder:"NAME" help:"With --context: the group's bucket (coordination.bucket.name; default: fanoutd_coordination), read when it exists."`
 }
 
 // Run fetches /status and prints it. It exits 1 when the daemon can't be
@@ -31,8 +32,8 @@ func (s *StatusCmd) Run(ctx context.Context, w io.Writer) error {
 	if s.Context != "" {
 		return s.runNATS(ctx, w)
 	}
-	if s.Bucket != "" {
-		return usageError{errors.New("status: --bucket goes with --context")}
+	if s.Bucket != "" || s.CoordinationBucket != "" {
+		return usageError{errors.New("status: --bucket and --coordination-bucket go with --context")}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(s.URL, "/")+"/status", nil)
 	if err != nil {
