@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/monitor"
 )
 
@@ -30,6 +31,9 @@ func (s *StatusCmd) Run(ctx context.Context, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if s.Context != "" {
+		if s.URL != "http://"+config.DefaultHTTPListen {
+			return usageError{errors.New("status: give --url or --context, not both")}
+		}
 		return s.runNATS(ctx, w)
 	}
 	if s.Bucket != "" || s.CoordinationBucket != "" {
