@@ -131,27 +131,28 @@ func readNATSContext(name string, lookup func(string) (string, bool)) (*natsCont
 	if bad := c.unsupported(); len(bad) > 0 {
 		return nil, path, fmt.Errorf("context file %s sets %s, which fanoutd does not use: remove them, or point nats.context at a copy without them", path, strings.Join(bad, ", "))
 	}
-	for _, ref := range []struct{ key, v string }{{"token", c.Token}, {"password", c.Password}, {"user", c.User}} {
-		if scheme, _, ok := strings.Cut(ref.v, "://"); ok && knownSchemes[strings.ToLower(scheme)] {
-			return nil, path, fmt.Errorf("context file %s: %s is a %s:// reference, which fanoutd does not resolve: set nats.%s in fanoutd's config instead (${VAR} reads the environment)", path, ref.key, scheme, ref.key)
-		}
-	}
 	for _, p := range []*string{&c.Creds, &c.NKey, &c.Cert, &c.Key, &c.CA} {
-		if *p == "" {
-			continue
-		}
 		if scheme, rest, ok := strings.Cut(*p, "://"); ok && strings.EqualFold(scheme, "file") {
 			*p = rest
-		} else if ok && knownSchemes[strings.ToLower(scheme)] {
-			return nil, path, fmt.Errorf("context file %s names %s, a %s:// reference, which fanoutd does not resolve: name a file", path, *p, scheme)
 		}
-		*p = expandHome(*p, lookup)
+		if reference(*p) == "" {
+			*p = expandHome(*p, lookup)
+		}
 	}
 	return &c, path, nil
 }
 
-// knownSchemes are the credential references of the nats CLI.
-var knownSchemes = map[string]bool{"env": true, "file": true, "op": true, "nsc": true, "data": true}
+// reference returns the scheme of v ("env://") when v is a credential
+// reference of the nats CLI, which fanoutd does not resolve (env://, op://,
+// nsc://, data:, and file:// but in the fields that name files), else "".
+func reference(v string) string {
+	for _, s := range []string{"env://", "op://", "nsc://", "data:", "file://"} {
+		if len(v) >= len(s) && strings.EqualFold(v[:len(s)], s) {
+			return s
+		}
+	}
+	return ""
+}
 
 // serversSet reports whether the file lists nats.servers, read from its
 // tree after the shape check (through merge keys and anchors, as the
@@ -184,10 +185,15 @@ func (n *NATSConfig) applyContext(serversSet bool, lookup func(string) (string, 
 	}
 	n.contextFile = path
 	fill := func(key string, dst *string, v string) {
-		if v != "" && *dst == "" {
-			*dst = v
-			n.fromContext = append(n.fromContext, key)
+		if v == "" || *dst != "" {
+			return // the section's value wins
 		}
+		if scheme := reference(v); scheme != "" {
+			ps.add("nats.context", "context file %s: its %s is a reference (%s...), which fanoutd does not resolve: set nats.%s in fanoutd's config instead (${VAR} reads the environment)", path, contextField[key], scheme, key)
+			return
+		}
+		*dst = v
+		n.fromContext = append(n.fromContext, key)
 	}
 	if c.URL != "" && !serversSet {
 		n.Servers = nil
@@ -207,6 +213,11 @@ func (n *NATSConfig) applyContext(serversSet bool, lookup func(string) (string, 
 	fill("tls.cert_file", &n.TLS.CertFile, c.Cert)
 	fill("tls.key_file", &n.TLS.KeyFile, c.Key)
 }
+
+// contextField is the context's name of each key of the nats section it
+// fills.
+var contextField = map[string]string{"creds_file": "creds", "nkey_seed_file": "nkey", "token": "token", "user": "user",
+	"password": "password", "tls.ca_file": "ca", "tls.cert_file": "cert", "tls.key_file": "key"}
 
 // contextNote says where the value of key came from, for a problem with
 // it: "" when the file set it.

@@ -45,7 +45,7 @@ func (h contextHome) save(t *testing.T, name, json string) string {
 }
 
 func (h contextHome) lookup() func(string) (string, bool) {
-	return mapLookup(map[string]string{"XDG_CONFIG_HOME": h.xdg, "HOME": h.dir, "CREDS": h.creds})
+	return mapLookup(map[string]string{"XDG_CONFIG_HOME": h.xdg, "HOME": h.dir, "CREDS": h.creds, "NATS_TOKEN": "t0ken"})
 }
 
 const contextBase = "streams:\n  - name: orders\ncheckpoint:\n  dir: /var/lib/fanoutd\n"
@@ -139,6 +139,7 @@ func TestLoad_NATSContextProblems(t *testing.T) {
 	h.save(t, "broken", `{"url": "nats://a:4222",`)
 	h.save(t, "domain", `{"url": "nats://a:4222", "jetstream_domain": "hub", "inbox_prefix": "_I"}`)
 	h.save(t, "envtoken", `{"token": "env://NATS_TOKEN"}`)
+	h.save(t, "opcreds", `{"creds": "op://vault/nats/creds"}`)
 	h.save(t, "creds", `{"creds": "`+h.creds+`", "url": "nats://a:4222"}`)
 	h.save(t, "gone", `{"creds": "/nowhere/user.creds"}`)
 	h.save(t, "badurl", `{"url": "http://a:4222"}`)
@@ -159,7 +160,11 @@ func TestLoad_NATSContextProblems(t *testing.T) {
 			"sets jetstream_domain, inbox_prefix, which fanoutd does not use",
 		}},
 		{"reference", "context: envtoken", []string{
-			"token is a env:// reference, which fanoutd does not resolve: set nats.token in fanoutd's config instead",
+			"envtoken.json: its token is a reference (env://...), which fanoutd does not resolve: set nats.token in fanoutd's config instead",
+		}},
+		{"reference overridden", "context: envtoken\n  token: ${NATS_TOKEN}\n  publish_timeout: 0s", []string{"nats.publish_timeout: must be greater than 0"}},
+		{"path reference", "context: opcreds", []string{
+			"opcreds.json: its creds is a reference (op://...), which fanoutd does not resolve: set nats.creds_file in fanoutd's config instead",
 		}},
 		{"conflict", "context: creds\n  token: secret", []string{
 			"nats: set at most one of creds_file, nkey_seed_file, token and user (got creds_file (from nats context creds, " + filepath.Join(h.xdg, "nats", "context", "creds.json") + "), token)",
