@@ -18,7 +18,7 @@ import (
 // StatusCmd prints the running daemon's /status as a table.
 type StatusCmd struct {
 	URL  string `default:"http://${http_listen}" help:"The daemon's HTTP endpoint (http.listen)."`
-	JSON bool   `help:"Print the /status document as JSON."`
+	JSON bool   `help:"Print JSON: the /status document, or with --context one object per shard."`
 
 	Context            string `placeholder:"NAME" help:"Read the checkpoints and leases the daemons keep in NATS (checkpoint.store: jetstream) through this nats CLI context (its name, or the path of its file), as nats --context does, instead of asking one daemon over HTTP."`
 	Bucket             string `placeholder:"NAME" help:"With --context: the checkpoint bucket (checkpoint.bucket.name; default: fanoutd_checkpoints)."`
