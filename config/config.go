@@ -101,6 +101,10 @@ type PollingConfig struct {
 
 // NATSConfig holds the NATS connection and publishing settings.
 type NATSConfig struct {
+	// Context names a nats CLI context (or the path of its file) that
+	// supplies servers, credentials and TLS files; the keys below that
+	// are set win over it. Load reads it; see applyContext.
+	Context   string   `yaml:"context"`
 	Servers   []string `yaml:"servers"`
 	Name      string   `yaml:"name"`
 	JetStream bool     `yaml:"jetstream"`
@@ -149,6 +153,12 @@ type NATSConfig struct {
 	// no stream captures the dead-letter subjects (jetstream: true only), as
 	// Kafka Connect creates its dead-letter topic.
 	DeadLetterStream DeadLetterStreamConfig `yaml:"dead_letter_stream"`
+
+	// contextFile is the context file read, and fromContext the keys
+	// whose values it gave, so that a problem with one says where it
+	// came from.
+	contextFile string
+	fromContext []string
 }
 
 // ObjectStoreConfig describes the Object Store bucket fanoutd keeps large

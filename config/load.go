@@ -41,8 +41,9 @@ func Load(path string) (*Config, error) {
 // types (unknown and duplicate keys, wrong kinds, bad values), then decode.
 // A node with a problem is taken out of the tree before decoding, so that
 // one bad key hides nothing else: the problems come in that order
-// (environment, shape), then those of Validate and of the files the config
-// names, without the ones that only follow from a value taken out.
+// (environment, shape), then that of the nats context nats.context names,
+// then those of Validate and of the files the config names, without the
+// ones that only follow from a value taken out.
 func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -73,6 +74,7 @@ func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error)
 	cfg.Checkpoint.Dir = stateDirectory(lookup)
 	var probs []Problem
 	var c shapeChecker
+	servers := false
 	if len(doc.Content) > 0 {
 		expandEnv(&doc, "", lookup, &probs)
 		for _, p := range probs {
@@ -89,6 +91,12 @@ func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error)
 			}
 			return nil, fmt.Errorf("decode config: %w", err)
 		}
+		servers = serversSet(&doc)
+	}
+	if !covers(append(c.skip, c.covered...), "nats.context") {
+		var cps problems
+		cfg.NATS.applyContext(servers, lookup, &cps)
+		probs = append(probs, cps...)
 	}
 	ps := cfg.problems(true)
 	reported := append(c.skip, c.covered...)

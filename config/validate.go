@@ -49,6 +49,13 @@ func (c *Config) problems(files bool) problems {
 	c.Timers.validate(&ps)
 	c.HTTP.validate(&ps)
 	c.Coordination.validate(c.Checkpoint.Store, &ps)
+	for i, p := range ps {
+		for _, k := range c.NATS.fromContext {
+			if covers([]string{"nats." + k}, p.Path) {
+				ps[i].Message += c.NATS.contextNote(k)
+			}
+		}
+	}
 	return ps
 }
 
@@ -207,7 +214,7 @@ func (n NATSConfig) validate(ps *problems) {
 		{"user", n.User != ""},
 	} {
 		if a.set {
-			auth = append(auth, a.key)
+			auth = append(auth, a.key+n.contextNote(a.key))
 		}
 	}
 	if len(auth) > 1 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,13 +11,18 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/monitor"
 )
 
 // StatusCmd prints the running daemon's /status as a table.
 type StatusCmd struct {
 	URL  string `default:"http://${http_listen}" help:"The daemon's HTTP endpoint (http.listen)."`
-	JSON bool   `help:"Print the /status document as JSON."`
+	JSON bool   `help:"Print JSON: the /status document, or with --context one object per shard."`
+
+	Context            string `placeholder:"NAME" help:"Read the checkpoints and leases the daemons keep in NATS (checkpoint.store: jetstream) through this nats CLI context (its name, or the path of its file), as nats --context does, instead of asking one daemon over HTTP."`
+	Bucket             string `placeholder:"NAME" help:"With --context: the checkpoint bucket (checkpoint.bucket.name; default: fanoutd_checkpoints)."`
+	CoordinationBucket string `placeholder:"NAME" help:"With --context: the group's bucket (coordination.bucket.name; default: fanoutd_coordination), read when it exists."`
 }
 
 // Run fetches /status and prints it. It exits 1 when the daemon can't be
@@ -24,6 +30,15 @@ type StatusCmd struct {
 func (s *StatusCmd) Run(ctx context.Context, w io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if s.Context != "" {
+		if s.URL != "http://"+config.DefaultHTTPListen {
+			return usageError{errors.New("status: give --url or --context, not both")}
+		}
+		return s.runNATS(ctx, w)
+	}
+	if s.Bucket != "" || s.CoordinationBucket != "" {
+		return usageError{errors.New("status: --bucket and --coordination-bucket go with --context")}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(s.URL, "/")+"/status", nil)
 	if err != nil {
 		return usageError{fmt.Errorf("--url: %w", err)}

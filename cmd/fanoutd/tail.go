@@ -22,6 +22,7 @@ type TailCmd struct {
 	Subject string   `arg:"" optional:"" default:"kinesis.>" help:"NATS subject to subscribe to; wildcards allowed (default: kinesis.>)."`
 	Config  string   `short:"c" placeholder:"FILE" help:"Connect as the daemon does, with the nats section of this config file (servers, creds, TLS, token)."`
 	Server  []string `short:"s" placeholder:"URL" help:"NATS server URL, repeatable (default: ${nats_server}). Not with --config."`
+	Context string   `placeholder:"NAME" help:"Connect with this nats CLI context (its name, or the path of its file), as nats --context does; --server overrides its servers. Not with --config."`
 	Count   int      `short:"n" placeholder:"N" help:"Exit after N messages (default: until Ctrl-C)."`
 	JSON    bool     `name:"json" help:"Print one JSON object per line (for jq): subject, headers, decoded metadata, data (text if UTF-8, else base64: see data_encoding)."`
 	Raw     bool     `help:"Print only each message's data, followed by a newline."`
@@ -30,8 +31,8 @@ type TailCmd struct {
 // Run subscribes and prints until ctx ends (Ctrl-C) or --count messages were
 // printed. Notices go to std.err, so that stdout holds only the messages.
 func (c *TailCmd) Run(ctx context.Context, std stdio) error {
-	if c.Config != "" && len(c.Server) > 0 {
-		return usageError{errors.New("tail: give --config or --server, not both")}
+	if c.Config != "" && (len(c.Server) > 0 || c.Context != "") {
+		return usageError{errors.New("tail: give --config, or --server and --context, not both")}
 	}
 	if c.JSON && c.Raw {
 		return usageError{errors.New("tail: give --json or --raw, not both")}
@@ -40,6 +41,12 @@ func (c *TailCmd) Run(ctx context.Context, std stdio) error {
 		return usageError{errors.New("tail: --count must be >= 0")}
 	}
 	ncfg := config.NATSConfig{Servers: c.Server}
+	if c.Context != "" {
+		var err error
+		if ncfg, err = config.ContextNATS(c.Context, c.Server); err != nil {
+			return usageError{fmt.Errorf("--context: %w", err)}
+		}
+	}
 	if c.Config != "" {
 		cfg, err := loadConfig(c.Config)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/fanoutd/fanoutd/config"
 	"github.com/fanoutd/fanoutd/relay"
@@ -26,6 +27,13 @@ func (v *ValidateCmd) Run(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "%s: OK (%d stream(s))\n", v.Config, len(cfg.Streams))
 	for _, s := range cfg.Streams {
 		fmt.Fprintf(w, "  %s -> %s (consumer %s, start %s, read %s)\n", s.StreamName(), s.Subject, s.Consumer, s.StartPosition, s.Read)
+	}
+	if n := cfg.NATS; n.Context != "" {
+		gives := strings.Join(n.ContextKeys(), ", ")
+		if gives == "" {
+			gives = "nothing the nats section does not set"
+		}
+		fmt.Fprintf(w, "  nats: context %s (%s) gives %s\n", n.Context, n.ContextFile(), gives)
 	}
 	// Whether the server has JetStream is known only at start: say what
 	// depends on it.
