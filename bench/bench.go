@@ -47,9 +47,11 @@ type Options struct {
 	JSON       bool
 
 	// Version is fanoutd's version, for the report; Progress receives the
-	// live progress line (nil: none).
-	Version  string
-	Progress io.Writer
+	// progress (nil: none): one line redrawn in place when ProgressLive (a
+	// terminal), else plain lines, fewer of them, for a file or a pipe.
+	Version      string
+	Progress     io.Writer
+	ProgressLive bool
 }
 
 const (
@@ -97,7 +99,7 @@ func Run(ctx context.Context, b Options, w io.Writer) error {
 	if b.Mode != "both" {
 		modes = []string{b.Mode}
 	}
-	prog := &progress{w: b.Progress}
+	prog := &progress{w: b.Progress, live: b.ProgressLive}
 
 	if phases["catchup"] {
 		for round := 1; round <= b.Rounds; round++ {
@@ -494,20 +496,35 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 	return r, nil
 }
 
-// progress is the live line on stderr.
+// progress is the progress line on stderr: redrawn in place on a
+// terminal (live), else printed as plain lines: a file or a pipe keeps
+// every '\r' redraw, which makes a log unreadable.
 type progress struct {
 	w    io.Writer
+	live bool
 	last time.Time
 	wide int
 }
 
-// show rewrites the progress line, at most 4 times a second.
+// plainEvery is how often a plain progress line is printed.
+const plainEvery = 5 * time.Second
+
+// show rewrites the progress line, at most 4 times a second; or, not live,
+// prints it as a line of its own at most every plainEvery.
 func (p *progress) show(format string, args ...any) {
-	if time.Since(p.last) < 250*time.Millisecond {
+	every := 250 * time.Millisecond
+	if !p.live {
+		every = plainEvery
+	}
+	if time.Since(p.last) < every {
 		return
 	}
 	p.last = time.Now()
 	s := fmt.Sprintf(format, args...)
+	if !p.live {
+		fmt.Fprintln(p.w, s)
+		return
+	}
 	fmt.Fprintf(p.w, "\r%-*s", p.wide, s)
 	p.wide = max(p.wide, len(s))
 }

@@ -142,7 +142,8 @@ type NATSConfig struct {
 	// out (or say the same).
 	Oversize relay.OversizePolicy `yaml:"oversize"`
 	// ObjectStore is the JetStream Object Store bucket of large records
-	// (large_records: object_store), created at start.
+	// (large_records: object_store), created at start with jetstream: true,
+	// at the first large record in core mode.
 	ObjectStore ObjectStoreConfig `yaml:"object_store"`
 	// DeadLetterSubject is a subject template for dead letters.
 	DeadLetterSubject string `yaml:"dead_letter_subject"`

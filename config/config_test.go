@@ -41,7 +41,7 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/backoff_order.yaml: timers.consumer_poll_initial: must not exceed timers.consumer_poll_max (got 10s > 5s)"},
 		{"bad_arn", "testdata/invalid/bad_arn.yaml: streams[0].arn: must look like arn:aws:kinesis:REGION:ACCOUNT:stream/NAME (got \"arn:aws:kinesis:us-east-1:1234:stream/orders\")"},
 		{"bad_consumer_arn", "testdata/invalid/bad_consumer_arn.yaml: streams[0].consumer_arn: must look like arn:aws:kinesis:REGION:ACCOUNT:stream/NAME/consumer/CONSUMER:TIMESTAMP (got \"arn:aws:kinesis:us-east-1:123456789012:stream/orders/consumer/fanoutd\")"},
-		{"bad_duration", "testdata/invalid/bad_duration.yaml: timers.idle_timeout: invalid duration \"abc\""},
+		{"bad_duration", "testdata/invalid/bad_duration.yaml: timers.idle_timeout: invalid duration \"abc\": write a number with a unit, e.g. 10s, 1m30s or 250ms"},
 		{"bad_name", "" +
 			"testdata/invalid/bad_name.yaml: streams[0].name: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"my orders\")\n" +
 			"testdata/invalid/bad_name.yaml: streams[0].consumer: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"fan/out\")"},
@@ -64,7 +64,7 @@ func TestLoad_Invalid(t *testing.T) {
 		{"duplicate_key", "testdata/invalid/duplicate_key.yaml: streams[0].name: duplicate key (first set on line 2)"},
 		{"duplicate_stream", "testdata/invalid/duplicate_stream.yaml: streams[2]: duplicate of streams[0] (stream \"orders\"); each stream is listed once"},
 		{"duration_mapping", "testdata/invalid/duration_mapping.yaml: nats.publish_timeout: expected a duration such as \"10s\", got a mapping"},
-		{"duration_without_unit", "testdata/invalid/duration_without_unit.yaml: timers.shutdown_timeout: invalid duration \"20\""},
+		{"duration_without_unit", "testdata/invalid/duration_without_unit.yaml: timers.shutdown_timeout: \"20\": add a unit, e.g. 20s"},
 		{"empty", "" +
 			"testdata/invalid/empty.yaml: streams: at least one stream is required\n" +
 			"testdata/invalid/empty.yaml: checkpoint.dir: required when store is file"},
@@ -89,8 +89,8 @@ func TestLoad_Invalid(t *testing.T) {
 			"testdata/invalid/many.yaml: log.level: must be one of trace, debug, info, warn, error (got \"loud\")\n" +
 			"testdata/invalid/many.yaml: timers.backoff_max: must be greater than 0 (got 0s)"},
 		{"merge_unknown_key", "" +
-			"testdata/invalid/merge_unknown_key.yaml: streams[0].subjekt: unknown key\n" +
-			"testdata/invalid/merge_unknown_key.yaml: streams[1].subjekt: unknown key"},
+			"testdata/invalid/merge_unknown_key.yaml: streams[0].subjekt: unknown key; did you mean subject?\n" +
+			"testdata/invalid/merge_unknown_key.yaml: streams[1].subjekt: unknown key; did you mean subject?"},
 		{"name_and_arn", "testdata/invalid/name_and_arn.yaml: streams[0]: set either name or arn, not both"},
 		{"nats_auth", "" +
 			"testdata/invalid/nats_auth.yaml: nats: set at most one of creds_file, nkey_seed_file, token and user (got creds_file, token)\n" +
@@ -154,23 +154,30 @@ func TestLoad_Invalid(t *testing.T) {
 		{"subject_wildcard", "" +
 			"testdata/invalid/subject_wildcard.yaml: streams[0].subject: subject template \"kinesis.*.{stream}\": wildcard '*' at offset 8: a publish subject cannot hold wildcards\n" +
 			"testdata/invalid/subject_wildcard.yaml: streams[1].subject: subject template \"kinesis.>\": wildcard '>' at offset 8: a publish subject cannot hold wildcards"},
-		{"syntax", "testdata/invalid/syntax.yaml: yaml: line 1: did not find expected '-' indicator"},
+		{"syntax", "testdata/invalid/syntax.yaml: yaml: line 3: did not find expected '-' indicator"},
+		{"syntax_nested", "testdata/invalid/syntax_nested.yaml: yaml: line 8: did not find expected key"},
+		{"syntax_quote", "testdata/invalid/syntax_quote.yaml: yaml: line 4: found unexpected end of stream"},
+		{"syntax_tab", "testdata/invalid/syntax_tab.yaml: yaml: line 4: found character that cannot start any token"},
 		{"timestamp_not_allowed", "testdata/invalid/timestamp_not_allowed.yaml: streams[0].start_timestamp: only allowed when start_position is AT_TIMESTAMP"},
 		{"top_level_list", "testdata/invalid/top_level_list.yaml: expected a mapping of sections (aws, streams, nats, checkpoint, log, timers, http, coordination), got a list"},
 		{"two_documents", "testdata/invalid/two_documents.yaml: a second YAML document starts on line 5; the config is one document"},
-		{"unknown_key", "testdata/invalid/unknown_key.yaml: streams[0].subjct: unknown key"},
+		{"unknown_key", "testdata/invalid/unknown_key.yaml: streams[0].subjct: unknown key; did you mean subject?"},
+		{"nats_misspelt_keys", "" +
+			"testdata/invalid/nats_misspelt_keys.yaml: nats.publish_timout: unknown key; did you mean publish_timeout?\n" +
+			"testdata/invalid/nats_misspelt_keys.yaml: nats.flavour: unknown key\n" +
+			"testdata/invalid/nats_misspelt_keys.yaml: timers.idle_timeout: \"1.5\": add a unit, e.g. 1.5s"},
 		{"unknown_section", "" +
-			"testdata/invalid/unknown_section.yaml: stream: unknown key\n" +
+			"testdata/invalid/unknown_section.yaml: stream: unknown key; did you mean streams?\n" +
 			"testdata/invalid/unknown_section.yaml: streams: at least one stream is required"},
 		{"unknown_key_and_values", "" +
-			"testdata/invalid/unknown_key_and_values.yaml: streams[0].subjct: unknown key\n" +
+			"testdata/invalid/unknown_key_and_values.yaml: streams[0].subjct: unknown key; did you mean subject?\n" +
 			"testdata/invalid/unknown_key_and_values.yaml: streams[0].start_position: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP (got \"EARLIEST\")\n" +
 			"testdata/invalid/unknown_key_and_values.yaml: timers.idle_timeout: must be greater than 0 (got 0s)"},
 		{"shape_and_values", "" +
 			"testdata/invalid/shape_and_values.yaml: streams[0].name: duplicate key (first set on line 5)\n" +
 			"testdata/invalid/shape_and_values.yaml: streams[1].start_position: expected a string, got a list\n" +
 			"testdata/invalid/shape_and_values.yaml: nats.servers: expected a list, got \"nats://127.0.0.1:4222\"\n" +
-			"testdata/invalid/shape_and_values.yaml: nats.publish_timeout: invalid duration \"10\"\n" +
+			"testdata/invalid/shape_and_values.yaml: nats.publish_timeout: \"10\": add a unit, e.g. 10s\n" +
 			"testdata/invalid/shape_and_values.yaml: metrics: unknown key\n" +
 			"testdata/invalid/shape_and_values.yaml: streams[0].consumer: must be 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-' (got \"fan out\")\n" +
 			"testdata/invalid/shape_and_values.yaml: nats.oversize: must be one of dead_letter, fail (got \"drop\"); nats.oversize is deprecated: set nats.large_records instead\n" +
@@ -691,5 +698,24 @@ func TestLoad_PollingKeepsDefaults(t *testing.T) {
 	got := cfg.Streams[0].Spec()
 	if want := (fanout.PollingSpec{Interval: 2 * time.Second, MaxRecords: 10000}); got.Read != fanout.ReadPolling || got.Polling != want {
 		t.Fatalf("Spec() read %q polling %+v, want polling %+v", got.Read, got.Polling, want)
+	}
+}
+
+func TestClosestKey(t *testing.T) {
+	t.Parallel()
+	known := []string{"servers", "publish_timeout", "jetstream", "tls", "token", "user"}
+	for key, want := range map[string]string{
+		"publish_timout":   "publish_timeout",
+		"publishtimeout":   "publish_timeout",
+		"server":           "servers",
+		"jetstrem":         "jetstream",
+		"tsl":              "",     // two edits on a key of three letters: not close
+		"usr":              "user", // one edit on four letters
+		"flavour":          "",
+		"publish_interval": "",
+	} {
+		if got := closestKey(key, known); got != want {
+			t.Errorf("closestKey(%q) = %q, want %q", key, got, want)
+		}
 	}
 }

@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -175,7 +177,11 @@ func (c *shapeChecker) mapping(path string, n *yaml.Node, t reflect.Type, overri
 		kp := joinKey(path, k.Value)
 		ft, ok := fields[k.Value]
 		if !ok {
-			c.add(kp, "unknown key")
+			if k := closestKey(k.Value, slices.Collect(maps.Keys(fields))); k != "" {
+				c.add(kp, "unknown key; did you mean %s?", k)
+			} else {
+				c.add(kp, "unknown key")
+			}
 			c.drop(n, n.Content[i])
 			continue
 		}

@@ -51,7 +51,7 @@ func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return nil, syntaxError(data, err)
 	}
 	for {
 		// A trailing "---" opens an empty document: harmless.
@@ -61,7 +61,7 @@ func LoadBytes(data []byte, lookup func(string) (string, bool)) (*Config, error)
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, syntaxError(data, err)
 		}
 		if len(extra.Content) > 0 && !isNull(extra.Content[0]) {
 			return nil, &ValidationError{Problems: []Problem{{

@@ -98,11 +98,11 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 	if err := emu.CreateStream("demo", d.Shards); err != nil {
 		return err
 	}
-	ns, err := startNATS(d.JetStream)
+	ns, stopNATS, err := startNATS(d.JetStream)
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
+	defer stopNATS()
 	dir, err := os.MkdirTemp("", "fanoutd-demo-")
 	if err != nil {
 		return err
@@ -112,6 +112,11 @@ func Run(ctx context.Context, d Options, w io.Writer) error {
 	cfg, err := relayConfig(emu, ns.ClientURL(), d.JetStream, dir, d.Read, d.json())
 	if err != nil {
 		return err
+	}
+	if d.JetStream {
+		if err := createStreams(ns.ClientURL(), cfg); err != nil {
+			return err
+		}
 	}
 	subject, err := subscription(cfg)
 	if err != nil {
@@ -224,6 +229,8 @@ func relayConfig(emu *emulator.Server, natsURL string, js bool, dir string, read
 		// The core-mode server has no JetStream, so no Object Store.
 		cfg.NATS.LargeRecords = relay.OversizeDeadLetter
 	}
+	// Nothing the demo's JetStream keeps needs to outlive it.
+	cfg.NATS.DeadLetterStream.Storage, cfg.NATS.ObjectStore.Storage = "memory", "memory"
 	cfg.Checkpoint.Dir = dir
 	cfg.Log.Level, cfg.Log.Format = "warn", "console"
 	cfg.HTTP.Listen = "" // the demo may run beside a daemon on the default port
@@ -246,38 +253,64 @@ func runRelay(ctx context.Context, cfg *config.Config, o daemon.Options) error {
 	return d.Close()
 }
 
-// startNATS starts an in-process NATS server on a free port.
-func startNATS(js bool) (*server.Server, error) {
+// startNATS starts an in-process NATS server on a free port, with
+// JetStream when js (its storage in a temporary directory); stop shuts it
+// down and removes that directory.
+func startNATS(js bool) (ns *server.Server, stop func(), err error) {
 	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, JetStream: js}
+	removeDir := func() {}
 	if js {
 		dir, err := os.MkdirTemp("", "fanoutd-demo-js-")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts.StoreDir = dir
+		removeDir = func() { os.RemoveAll(dir) }
 	}
-	ns, err := server.NewServer(opts)
+	ns, err = server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("start NATS server: %w", err)
+		removeDir()
+		return nil, nil, fmt.Errorf("start NATS server: %w", err)
+	}
+	stop = func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		removeDir()
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
-		return nil, fmt.Errorf("NATS server did not start")
+		stop()
+		return nil, nil, fmt.Errorf("NATS server did not start")
 	}
-	if js {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			return nil, err
-		}
-		defer nc.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		spec := jsassets.StreamSpec{Name: "DEMO", Subjects: []string{"kinesis.>"}, Replicas: 1, Storage: jsassets.MemoryStorage}
-		if err := jsassets.EnsureStream(ctx, nc, spec, zerolog.Nop()); err != nil {
-			return nil, err
-		}
+	return ns, stop, nil
+}
+
+// createStreams creates what the relay publishes to on the demo's
+// JetStream: the stream DEMO for the records, and the dead-letter stream
+// and the Object Store bucket the relay would create with one replica
+// (warning that one server's storage is a risk, which is the point of a
+// demo's server, not news to its user).
+func createStreams(url string, cfg *config.Config) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
 	}
-	return ns, nil
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	spec := jsassets.StreamSpec{Name: "DEMO", Subjects: []string{"kinesis.>"}, Replicas: 1, Storage: jsassets.MemoryStorage}
+	if err := jsassets.EnsureStream(ctx, nc, spec, zerolog.Nop()); err != nil {
+		return err
+	}
+	dlt, err := relay.ParseSubjectTemplate(cfg.NATS.DeadLetterSubject)
+	if err != nil {
+		return err
+	}
+	if err := jsassets.EnsureDeadLetterStream(ctx, nc, cfg.NATS.DeadLetterStream.Spec(), []string{dlt.FilterSubject()}, zerolog.Nop()); err != nil {
+		return err
+	}
+	_, err = jsassets.EnsureObjectStore(ctx, nc, cfg.NATS.ObjectStore.Spec(), zerolog.Nop())
+	return err
 }
 
 // produce writes records at rate until ctx ends and returns how many user

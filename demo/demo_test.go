@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -105,5 +106,34 @@ func TestValidatePayload(t *testing.T) {
 		if err := o.Validate(); (err == nil) != ok {
 			t.Errorf("payload %q: %v", p, err)
 		}
+	}
+}
+
+// A first run says nothing but what the demo prints: no warning about
+// settings the user never made, in core mode (a server without JetStream)
+// and with JetStream; and it leaves nothing behind in the temporary
+// directory.
+func TestRunStartsQuietAndCleansUp(t *testing.T) {
+	for _, js := range []bool{false, true} {
+		t.Run(map[bool]string{false: "core", true: "jetstream"}[js], func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			var out, logs testutil.SyncBuffer
+			log := zerolog.New(&logs).Level(zerolog.WarnLevel)
+			err := Run(context.Background(), Options{Duration: 2 * time.Second, Rate: 10, Shards: 1, JetStream: js, Quiet: true, Log: log}, &out)
+			if err != nil {
+				t.Fatalf("demo: %v\n%s", err, out.String())
+			}
+			if logs.String() != "" {
+				t.Errorf("the relay logged at warn level or above:\n%s", logs.String())
+			}
+			left, err := os.ReadDir(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range left {
+				t.Errorf("the demo left %s in the temporary directory", e.Name())
+			}
+		})
 	}
 }

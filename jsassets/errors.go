@@ -15,6 +15,10 @@ var ErrJetStreamPermission = errors.New("no permission for the JetStream API")
 // has no Object Store either.
 var ErrNoJetStream = errors.New("the NATS server has no JetStream")
 
+// ErrBucketMissing marks a bucket that does not exist, from a call asked
+// not to create it (ObjectStoreSpec.OpenOnly).
+var ErrBucketMissing = errors.New("the bucket does not exist")
+
 // NotCapturedError is CheckCapture's error: no JetStream stream captures
 // Subjects.
 type NotCapturedError struct{ Subjects []string }

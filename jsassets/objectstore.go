@@ -32,12 +32,16 @@ type ObjectStoreSpec struct {
 	Probe time.Duration
 	// Key is the config key that describes the bucket, for messages.
 	Key string
+	// OpenOnly opens the bucket when it exists and creates nothing: a
+	// missing bucket is an error wrapping ErrBucketMissing.
+	OpenOnly bool
 }
 
 // EnsureObjectStore creates the Object Store bucket s, or opens the one
 // that exists (used as it is, with a warning per difference). An error
 // wrapping ErrNoJetStream means the server has no JetStream; one wrapping
-// ErrJetStreamPermission says which permission is missing.
+// ErrJetStreamPermission says which permission is missing; one wrapping
+// ErrBucketMissing, with s.OpenOnly, that there is no bucket to open.
 func EnsureObjectStore(ctx context.Context, nc *nats.Conn, s ObjectStoreSpec, log zerolog.Logger) (jetstream.ObjectStore, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -80,6 +84,9 @@ func EnsureObjectStore(ctx context.Context, nc *nats.Conn, s ObjectStoreSpec, lo
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	created := false
+	if errors.Is(err, jetstream.ErrBucketNotFound) && s.OpenOnly {
+		return nil, fmt.Errorf("%w: Object Store bucket %s", ErrBucketMissing, s.Bucket)
+	}
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		if obs, created, err = createObjectStore(cctx, js, want); err != nil {
 			return nil, explain("create", err)

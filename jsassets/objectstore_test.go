@@ -81,3 +81,29 @@ func TestEnsureObjectStoreExisting(t *testing.T) {
 		t.Fatalf("differences %q, want %q:\n%s", got, want, logs.String())
 	}
 }
+
+// OpenOnly creates nothing: a missing bucket is ErrBucketMissing and
+// leaves no stream behind; an existing one opens.
+func TestEnsureObjectStoreOpenOnly(t *testing.T) {
+	t.Parallel()
+	nc := connect(t, true)
+	spec := jsassets.ObjectStoreSpec{Bucket: "B", Replicas: 1, OpenOnly: true}
+	if _, err := jsassets.EnsureObjectStore(t.Context(), nc, spec, zerolog.Nop()); !errors.Is(err, jsassets.ErrBucketMissing) {
+		t.Fatalf("EnsureObjectStore(OpenOnly) of a missing bucket: %v, want ErrBucketMissing", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(t.Context(), "OBJ_B"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("stream OBJ_B after OpenOnly: %v, want none", err)
+	}
+	spec.OpenOnly = false
+	if _, err := jsassets.EnsureObjectStore(t.Context(), nc, spec, zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	spec.OpenOnly = true
+	if _, err := jsassets.EnsureObjectStore(t.Context(), nc, spec, zerolog.Nop()); err != nil {
+		t.Fatalf("EnsureObjectStore(OpenOnly) of an existing bucket: %v", err)
+	}
+}

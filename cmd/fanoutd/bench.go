@@ -65,6 +65,6 @@ func (b *BenchCmd) Run(ctx context.Context, w io.Writer, std stdio) error {
 		return usageError{err}
 	}
 	o := b.options()
-	o.Version, o.Progress = Version(), std.err
+	o.Version, o.Progress, o.ProgressLive = Version(), std.err, isTerminal(std.err)
 	return bench.Run(ctx, o, w)
 }

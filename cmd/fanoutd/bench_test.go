@@ -28,6 +28,10 @@ func TestBench(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
+	// stderr is a buffer, not a terminal: plain progress lines.
+	if strings.Contains(errOut.String(), "\r") || !strings.Contains(errOut.String(), "records/s") {
+		t.Errorf("progress on a buffer has carriage returns, or no summary line:\n%q", errOut.String())
+	}
 	var res bench.Results
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())

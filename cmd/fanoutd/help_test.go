@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -110,5 +111,51 @@ func TestTailJSONParsesWithJq(t *testing.T) {
 		"kinesis.orders.b\tuser2\t3\tbase64\t105\n"
 	if string(out) != want {
 		t.Fatalf("jq printed\n%s\nwant\n%s", out, want)
+	}
+}
+
+// Every command's help has examples; `fanoutd help run` says which signals
+// the daemon handles and what its exit codes mean.
+func TestHelpOfEveryCommandHasExamples(t *testing.T) {
+	for _, cmd := range [][]string{{"demo"}, {"run"}, {"validate"}, {"version"}, {"emulator"}, {"status"}, {"tail"},
+		{"consumers"}, {"consumers", "list"}, {"consumers", "deregister"}, {"bench"}} {
+		var out, errOut bytes.Buffer
+		if code := runContext(context.Background(), append([]string{"help"}, cmd...), &out, &errOut); code != 0 {
+			t.Fatalf("help %s: exit %d: %s", cmd, code, errOut.String())
+		}
+		if !strings.Contains(out.String(), "Examples:\n\n    fanoutd ") {
+			t.Errorf("help %s has no examples:\n%s", cmd, out.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := runContext(context.Background(), []string{"help", "run"}, &out, &errOut); code != 0 {
+		t.Fatalf("help run: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"SIGTERM, SIGINT   stop gracefully", "A second one exits 1 at once", "SIGHUP            reload the config file",
+		"Exit codes", "\n    0   stopped by SIGTERM or SIGINT", "\n    1   a failure a restart may cure",
+		"\n    2   a problem only an operator can fix", "RestartPreventExitStatus=2",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help run lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// The README's copy of `fanoutd help` lists every command, as fanoutd does.
+func TestReadmeListsEveryCommand(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := runContext(context.Background(), []string{"help"}, &out, &errOut); code != 0 {
+		t.Fatalf("help: exit %d: %s", code, errOut.String())
+	}
+	s := out.String()
+	cmds := s[strings.Index(s, "Commands:\n"):]
+	cmds = cmds[:strings.Index(cmds, "\n\n")+1]
+	if !strings.Contains(string(readme), cmds) {
+		t.Errorf("README.md lacks the command list of fanoutd help:\n%s", cmds)
 	}
 }

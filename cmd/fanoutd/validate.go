@@ -39,7 +39,11 @@ func (v *ValidateCmd) Run(ctx context.Context, w io.Writer) error {
 	// depends on it.
 	switch p := cfg.NATS.LargeRecordPolicy(); p {
 	case relay.OversizeObjectStore:
-		fmt.Fprintf(w, "  records too big for one NATS message -> Object Store bucket %s (needs JetStream on the NATS server: without it they become dead letters)\n", cfg.NATS.ObjectStore.Bucket)
+		when := "at start"
+		if !cfg.NATS.JetStream {
+			when = "at the first such record"
+		}
+		fmt.Fprintf(w, "  records too big for one NATS message -> Object Store bucket %s (needs JetStream on the NATS server: without it they become dead letters; created %s if missing)\n", cfg.NATS.ObjectStore.Bucket, when)
 	default:
 		fmt.Fprintf(w, "  records too big for one NATS message -> %s\n", p)
 	}
