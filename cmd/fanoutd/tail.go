@@ -165,6 +165,7 @@ Examples:
 
     fanoutd tail 'kinesis.orders.>' --count 5
     fanoutd tail --server nats://nats-1:4222 --raw
+    fanoutd tail --context prod 'kinesis.>'
     fanoutd tail 'logs.>' --json | jq -r '[.log_group, .event_timestamp, .data] | @tsv'
     fanoutd tail --json | jq -r 'select(.data_encoding == "utf-8") | .data'`
 }
