@@ -80,7 +80,16 @@ func StreamStarting(err error) bool {
 
 func retriable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) ||
-		errors.Is(err, jetstream.ErrBucketExists)
+		errors.Is(err, jetstream.ErrBucketExists) || storeNotReady(err)
+}
+
+// storeNotReady reports the server's refusal to create a stream whose
+// storage it could not set up, which happens right after a stream of the
+// same name was deleted, while its files are still being removed: a
+// bucket deleted and created again.
+func storeNotReady(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.Code == 500 && api.Description == "error creating store for stream"
 }
 
 // permissionDenied is the permissions violation nc received since its last

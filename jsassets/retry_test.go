@@ -28,6 +28,10 @@ func TestRetry(t *testing.T) {
 		{"in use, then found", fast, []error{jetstream.ErrStreamNameAlreadyInUse}, 2, nil},
 		{"timeouts up to the attempts", fast, []error{context.DeadlineExceeded, context.DeadlineExceeded, context.DeadlineExceeded, nil}, 3, context.DeadlineExceeded},
 		{"not retriable", fast, []error{jetstream.ErrStreamNotFound}, 1, jetstream.ErrStreamNotFound},
+		// What nats-server answers a create right after the delete of a stream
+		// of that name, while its files are still going.
+		{"store not ready, then created", fast, []error{&jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "error creating store for stream"}}, 2, nil},
+		{"another 500", fast, []error{&jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "insufficient resources"}}, 1, &jetstream.APIError{}},
 		{"retriable of the caller", jsassets.RetryOptions{Attempts: 3, Retriable: jsassets.StreamStarting}, []error{jetstream.ErrNoStreamResponse}, 2, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
