@@ -31,7 +31,7 @@ func TestRetry(t *testing.T) {
 		// What nats-server answers a create right after the delete of a stream
 		// of that name, while its files are still going.
 		{"store not ready, then created", fast, []error{&jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "error creating store for stream"}}, 2, nil},
-		{"another 500", fast, []error{&jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "insufficient resources"}}, 1, &jetstream.APIError{}},
+		{"another 500", fast, []error{&jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "insufficient resources"}}, 1, &jetstream.APIError{ErrorCode: 10049}},
 		{"retriable of the caller", jsassets.RetryOptions{Attempts: 3, Retriable: jsassets.StreamStarting}, []error{jetstream.ErrNoStreamResponse}, 2, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
