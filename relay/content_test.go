@@ -368,3 +368,33 @@ func TestContentFilterHostileNesting(t *testing.T) {
 		t.Fatalf("filtered %d, want 1", got)
 	}
 }
+
+// Under cloudwatch_logs, filters and {data.PATH} read each event's message
+// when it is JSON; a message that is not JSON is dropped by a pattern on
+// data, as Lambda drops a record whose data is not JSON.
+func TestContentFiltersLogEventsByMessage(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testServerConfig{})
+	p := contentPublisher(t, s, Options{}, "kinesis.{data.level}", payload.CloudWatchLogs, `{"data": {"level": ["ERROR", "WARN"]}}`)
+	_, sub := subscribe(t, s, "kinesis.>")
+	rec := testutil.LogsRecord{Owner: "1", LogGroup: "g", LogStream: "s", MessageType: "DATA_MESSAGE"}
+	for i, m := range []string{`{"level":"INFO","i":0}`, `{"level":"ERROR","i":1}`, `plain ERROR text`, `{"level":"WARN","i":3}`} {
+		rec.LogEvents = append(rec.LogEvents, testutil.LogEvent{ID: fmt.Sprint(i), Timestamp: 1, Message: m})
+	}
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "1", Data: rec.Gzip(t)}}}
+	if err := p.Handle(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][2]string{{"kinesis.ERROR", `{"level":"ERROR","i":1}`}, {"kinesis.WARN", `{"level":"WARN","i":3}`}} {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil || m.Subject != want[0] || string(m.Data) != want[1] {
+			t.Fatalf("got %v, %v; want %s %s", m, err, want[0], want[1])
+		}
+		if id := m.Header.Get("Nats-Msg-Id"); !strings.HasSuffix(id, ":"+want[1][len(want[1])-2:len(want[1])-1]) {
+			t.Fatalf("Nats-Msg-Id %s: want the event's place in its record", id)
+		}
+	}
+	if got := p.StreamStats()[testStream]; got.Filtered != 2 || got.Published != 2 {
+		t.Fatalf("filtered %d, published %d; want 2 and 2", got.Filtered, got.Published)
+	}
+}
