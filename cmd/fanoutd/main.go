@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -129,20 +130,29 @@ func helpArgs(args []string) []string {
 func signalContext() (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
+	stopped := make(chan struct{})
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		select {
 		case <-ch:
 			cancel()
-		case <-ctx.Done():
+		case <-stopped:
 			return
 		}
+		// Shutting down: until it is over, a second signal ends it now.
 		select {
 		case sig := <-ch:
 			fmt.Fprintf(os.Stderr, "fanoutd: second %v, exiting now\n", sig)
 			os.Exit(exitFailure)
-		case <-ctx.Done():
+		case <-stopped:
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(stopped)
+			cancel()
+		})
+	}
 }

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
 	"github.com/fanoutd/fanoutd/internal/testutil/e2e"
@@ -94,6 +97,49 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 		t.Fatalf("checkpoint files %v", files)
 	}
 	e2e.ExactlyOnceInOrder(t, e.Msgs.OnSubject("kinesis."), keys, 5)
+}
+
+// A second SIGTERM while the first one's shutdown waits for a batch
+// JetStream does not confirm (a full stream that discards new messages)
+// exits 1 at once, as `fanoutd help run` says.
+func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
+	e := newProcessE2E(t, emutest.Options(), true)
+	if err := e.Emu.CreateStream("s", 1); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(e.NS.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "KINESIS", Subjects: []string{"kinesis.>", "fanoutd.deadletter.>"},
+		MaxMsgs: 3, Discard: jetstream.DiscardNew})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Put("s", e2e.Keys(1), 0, 10)
+	c := e.Config(true, "  - name: s")
+	c.PublishTimeout = "2m"
+	c.Timers = map[string]string{"shutdown_timeout": "2m"}
+	cmd, out := fanoutdProcess(t, e.EnvLines(), "run", "--config", c.Write(t))
+	testutil.WaitFor(t, 30*time.Second, "the stream full", func() bool {
+		info, err := st.Info(t.Context())
+		return err == nil && info.State.Msgs == 3
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the shutdown begun", func() bool { return strings.Contains(out.String(), "shutting down") })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd, 15*time.Second); code != exitFailure {
+		t.Fatalf("exit %d after a second SIGTERM, want %d", code, exitFailure)
+	}
+	if !strings.Contains(out.String(), "exiting now") {
+		t.Fatalf("no word of the second signal:\n%s", out.String())
+	}
 }
 
 // A fatal error exits non-zero, so that systemd restarts the daemon.
