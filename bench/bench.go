@@ -2,7 +2,8 @@
 // daemon runs as a child process against an in-process emulator and NATS
 // server, and its CPU time and memory come from the kernel's accounting of
 // that process. With Baseline, a plain SDK relay (internal/baseline) takes
-// the same loads in the same run, alternating with fanoutd.
+// the same loads in the same run, alternating with fanoutd. The bench
+// reports figures and ratios; it judges none of them.
 package bench
 
 import (
@@ -25,7 +26,10 @@ type Options struct {
 	Records int // catch-up backlog
 	Size    int // record size in bytes
 	Shards  int // of the catch-up and steady-state streams
-	Mode    string
+	// Mode is a comma-separated list of NATS modes (core, jetstream,
+	// jetstream-nobatch), or all of them ("all"), or "both" (core and
+	// jetstream).
+	Mode string
 	// Read is how both relays read the shards: "efo" (enhanced fan-out,
 	// the default) or "polling" (GetRecords).
 	Read string
@@ -40,11 +44,15 @@ type Options struct {
 	// empty event.
 	IdleSettle time.Duration
 	Phases     string // comma-separated
-	Baseline   bool   // the same loads through internal/baseline too
-	NoBatch    bool   // fanoutd with nats.batch_publish: false
-	Rounds     int    // runs of each phase per relay
-	Profile    string // directory for the daemon's pprof profiles
-	JSON       bool
+	// Baseline runs the same loads through internal/baseline too, with
+	// asynchronous JetStream publishing; BaselineSync adds its synchronous
+	// JetStream publishing as a second baseline (JetStream modes).
+	Baseline     bool
+	BaselineSync bool
+	NoBatch      bool   // fanoutd with nats.batch_publish: false
+	Rounds       int    // runs of each phase per relay
+	Profile      string // directory for the daemon's pprof profiles
+	JSON         bool
 
 	// Version is fanoutd's version, for the report; Progress receives the
 	// progress (nil: none): one line redrawn in place when ProgressLive (a
@@ -55,8 +63,15 @@ type Options struct {
 }
 
 const (
-	relayFanoutd  = "fanoutd"
-	relayBaseline = "baseline"
+	relayFanoutd      = "fanoutd"
+	relayBaseline     = "baseline"
+	relayBaselineSync = "baseline-sync"
+
+	modeCore      = "core"
+	modeJetStream = "jetstream"
+	// modeJetStreamNoBatch is JetStream into a stream without
+	// allow_batched: fanoutd publishes message by message.
+	modeJetStreamNoBatch = "jetstream-nobatch"
 
 	readEFO     = "efo"
 	readPolling = "polling"
@@ -64,7 +79,7 @@ const (
 
 // Validate checks the options.
 func (b *Options) Validate() error {
-	_, err := b.validate()
+	_, _, err := b.validate()
 	return err
 }
 
@@ -72,7 +87,7 @@ func (b *Options) Validate() error {
 // children: this executable, which must be fanoutd (`fanoutd run` and
 // `fanoutd bench --baseline-relay`).
 func Run(ctx context.Context, b Options, w io.Writer) error {
-	phases, err := b.validate()
+	phases, modes, err := b.validate()
 	if err != nil {
 		return err
 	}
@@ -85,26 +100,19 @@ func Run(ctx context.Context, b Options, w io.Writer) error {
 		}
 	}
 	res := &Results{Machine: machineInfo(b.Version), Params: benchParams{
-		Records: b.Records, Size: b.Size, Shards: b.Shards, Mode: b.Mode, Read: b.read(), Limits: readLimits(b.read()), Duration: b.Duration.String(),
-		IdleShards: b.IdleShards, IdleDuration: b.IdleDuration.String(), IdleSettle: b.IdleSettle.String(), Baseline: b.Baseline, Rounds: b.Rounds,
+		Records: b.Records, Size: b.Size, Shards: b.Shards, Mode: b.Mode, Modes: modes, Read: b.read(), Limits: readLimits(b.read()), Duration: b.Duration.String(),
+		IdleShards: b.IdleShards, IdleDuration: b.IdleDuration.String(), IdleSettle: b.IdleSettle.String(), Baseline: b.Baseline, BaselineSync: b.BaselineSync,
+		Rounds: b.Rounds,
 	}}
 	if !b.JSON {
 		printMachine(w, res.Machine)
-	}
-	relays := []string{relayFanoutd}
-	if b.Baseline {
-		relays = append(relays, relayBaseline)
-	}
-	modes := []string{"core", "jetstream"}
-	if b.Mode != "both" {
-		modes = []string{b.Mode}
 	}
 	prog := &progress{w: b.Progress, live: b.ProgressLive}
 
 	if phases["catchup"] {
 		for round := 1; round <= b.Rounds; round++ {
 			for _, mode := range modes {
-				for _, relay := range relays {
+				for _, relay := range res.Params.relays(mode) {
 					r, err := b.catchUp(ctx, prog, relay, mode, round)
 					if err != nil {
 						return fmt.Errorf("catch-up %s %s round %d: %w", relay, mode, round, err)
@@ -118,7 +126,7 @@ func Run(ctx context.Context, b Options, w io.Writer) error {
 		for round := 1; round <= b.Rounds; round++ {
 			for _, mode := range modes {
 				rate := b.steadyRate(res, mode)
-				for _, relay := range relays {
+				for _, relay := range res.Params.relays(mode) {
 					r, err := b.steady(ctx, prog, relay, mode, round, rate)
 					if err != nil {
 						return fmt.Errorf("steady state %s %s round %d: %w", relay, mode, round, err)
@@ -130,7 +138,7 @@ func Run(ctx context.Context, b Options, w io.Writer) error {
 	}
 	if phases["idle"] {
 		for round := 1; round <= b.Rounds; round++ {
-			for _, relay := range relays {
+			for _, relay := range res.Params.relays(modeCore) {
 				r, err := b.idle(ctx, prog, relay, round)
 				if err != nil {
 					return fmt.Errorf("idle %s round %d: %w", relay, round, err)
@@ -139,28 +147,29 @@ func Run(ctx context.Context, b Options, w io.Writer) error {
 			}
 		}
 	}
-	res.Targets = evaluateTargets(res, modes, b.Baseline)
 	if b.JSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	PrintResults(w, res, modes, b.Baseline)
+	PrintResults(w, res)
 	return nil
 }
 
-func (b *Options) validate() (map[string]bool, error) {
+func (b *Options) validate() (map[string]bool, []string, error) {
 	switch {
 	case b.Records < 1, b.Size < 1, b.Shards < 1, b.IdleShards < 1, b.Rounds < 1:
-		return nil, fmt.Errorf("--records, --size, --shards, --idle-shards and --rounds must be at least 1")
+		return nil, nil, fmt.Errorf("--records, --size, --shards, --idle-shards and --rounds must be at least 1")
 	case b.Size > 1<<20:
-		return nil, fmt.Errorf("--size: a Kinesis record holds at most 1 MiB")
+		return nil, nil, fmt.Errorf("--size: a Kinesis record holds at most 1 MiB")
 	case b.Duration <= 0, b.IdleDuration <= 0:
-		return nil, fmt.Errorf("--duration and --idle-duration must be positive")
+		return nil, nil, fmt.Errorf("--duration and --idle-duration must be positive")
 	case b.Rate < 0:
-		return nil, fmt.Errorf("--rate must not be negative")
+		return nil, nil, fmt.Errorf("--rate must not be negative")
 	case b.Read != "" && b.Read != readEFO && b.Read != readPolling:
-		return nil, fmt.Errorf("--read: %q is not efo or polling", b.Read)
+		return nil, nil, fmt.Errorf("--read: %q is not efo or polling", b.Read)
+	case b.BaselineSync && !b.Baseline:
+		return nil, nil, fmt.Errorf("--baseline-sync adds a second baseline to --baseline's: give both")
 	}
 	phases := map[string]bool{}
 	for _, p := range strings.Split(b.Phases, ",") {
@@ -168,13 +177,44 @@ func (b *Options) validate() (map[string]bool, error) {
 		case "catchup", "steady", "idle":
 			phases[p] = true
 		default:
-			return nil, fmt.Errorf("--phases: unknown phase %q (catchup, steady, idle)", p)
+			return nil, nil, fmt.Errorf("--phases: unknown phase %q (catchup, steady, idle)", p)
 		}
 	}
 	if phases["steady"] && !phases["catchup"] && b.Rate == 0 {
-		return nil, fmt.Errorf("--phases: steady without catchup needs --rate")
+		return nil, nil, fmt.Errorf("--phases: steady without catchup needs --rate")
 	}
-	return phases, nil
+	modes, err := parseModes(b.Mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	return phases, modes, nil
+}
+
+// parseModes reads --mode: a comma-separated list of modes, each once, in
+// the order given; "all" is every mode, "both" core and jetstream.
+func parseModes(s string) ([]string, error) {
+	var modes []string
+	seen := map[string]bool{}
+	for _, m := range strings.Split(s, ",") {
+		var add []string
+		switch m = strings.TrimSpace(m); m {
+		case modeCore, modeJetStream, modeJetStreamNoBatch:
+			add = []string{m}
+		case "both":
+			add = []string{modeCore, modeJetStream}
+		case "all", "":
+			add = []string{modeCore, modeJetStream, modeJetStreamNoBatch}
+		default:
+			return nil, fmt.Errorf("--mode: unknown mode %q (core, jetstream, jetstream-nobatch, both, all)", m)
+		}
+		for _, a := range add {
+			if !seen[a] {
+				seen[a] = true
+				modes = append(modes, a)
+			}
+		}
+	}
+	return modes, nil
 }
 
 func (b *Options) read() string {
@@ -186,17 +226,17 @@ func (b *Options) read() string {
 
 // newEnv is a fresh world for one run in mode.
 func (b *Options) newEnv(mode string) (*benchEnv, error) {
-	return newBenchEnv(mode == "jetstream", b.read() == readPolling)
+	return newBenchEnv(mode, b.read() == readPolling)
 }
 
 // steadyRate is --rate, or a tenth of the slowest relay's median catch-up
-// rate in mode, so that both relays can keep up with it.
+// rate in mode, so that every relay can keep up with it.
 func (b *Options) steadyRate(res *Results, mode string) float64 {
 	if b.Rate > 0 {
 		return b.Rate
 	}
 	rate := 0.0
-	for _, relay := range []string{relayFanoutd, relayBaseline} {
+	for _, relay := range res.Params.relays(mode) {
 		var rates []float64
 		for _, r := range res.CatchUp {
 			if r.Relay == relay && r.Mode == mode {
@@ -212,8 +252,8 @@ func (b *Options) steadyRate(res *Results, mode string) float64 {
 
 // startRelay starts relay as a child process reading stream.
 func (b *Options) startRelay(env *benchEnv, relay, stream, profileName string) (*benchChild, error) {
-	if relay == relayBaseline {
-		path, err := env.baselineConfig(stream, b.read() == readPolling)
+	if relay != relayFanoutd {
+		path, err := env.baselineConfig(stream, b.read() == readPolling, relay == relayBaselineSync)
 		if err != nil {
 			return nil, err
 		}
@@ -285,7 +325,7 @@ func (b *Options) catchUp(ctx context.Context, prog *progress, relay, mode strin
 	if err := env.emu.CreateStream(stream, b.Shards); err != nil {
 		return r, err
 	}
-	label := fmt.Sprintf("catch-up  %-8s %-9s round %d", relay, mode, round)
+	label := fmt.Sprintf("catch-up  %-13s %-17s round %d", relay, mode, round)
 	buf := make([]byte, b.Size)
 	for i := 0; i < b.Records; i++ {
 		if _, _, err := env.emu.PutRecord(stream, fmt.Sprintf("key-%d", i), benchPayload(buf, i)); err != nil {
@@ -359,7 +399,7 @@ func (b *Options) steady(ctx context.Context, prog *progress, relay, mode string
 	if err := env.emu.CreateStream(stream, b.Shards); err != nil {
 		return r, err
 	}
-	label := fmt.Sprintf("steady    %-8s %-9s round %d", relay, mode, round)
+	label := fmt.Sprintf("steady    %-13s %-17s round %d", relay, mode, round)
 	child, err := b.startRelay(env, relay, stream, fmt.Sprintf("steady-%s-r%d", mode, round))
 	if err != nil {
 		return r, err
@@ -436,7 +476,7 @@ func (b *Options) steady(ctx context.Context, prog *progress, relay, mode string
 
 func (b *Options) idle(ctx context.Context, prog *progress, relay string, round int) (idleResult, error) {
 	r := idleResult{Relay: relay, Round: round, Shards: b.IdleShards, Seconds: b.IdleDuration.Seconds()}
-	env, err := b.newEnv("core")
+	env, err := b.newEnv(modeCore)
 	if err != nil {
 		return r, err
 	}
@@ -445,7 +485,7 @@ func (b *Options) idle(ctx context.Context, prog *progress, relay string, round 
 	if err := env.emu.CreateStream(stream, b.IdleShards); err != nil {
 		return r, err
 	}
-	label := fmt.Sprintf("idle      %-8s %-9s round %d", relay, "core", round)
+	label := fmt.Sprintf("idle      %-13s %-17s round %d", relay, modeCore, round)
 	child, err := b.startRelay(env, relay, stream, fmt.Sprintf("idle-r%d", round))
 	if err != nil {
 		return r, err

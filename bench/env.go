@@ -13,11 +13,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/baseline"
-	"github.com/fanoutd/fanoutd/jsassets"
 )
 
 const (
@@ -28,22 +26,24 @@ const (
 )
 
 // benchEnv is one measured run's world: a fresh emulator, a fresh NATS
-// server (with JetStream on file storage in JetStream mode), and the bench's
-// own subscriber. A fresh one per run keeps runs from sharing memory or
-// state.
+// server (with JetStream on file storage in the JetStream modes, and the
+// stream capturing the records), and the bench's own subscriber. A fresh one
+// per run keeps runs from sharing memory or state.
 type benchEnv struct {
 	jetstream bool
-	polling   bool
-	dir       string
-	emu       *emulator.Server
-	ns        *server.Server
-	nc        *nats.Conn
-	js        natsjs.JetStream
-	recv      *benchReceiver
+	// batched: the stream allows fast batches (allow_batched).
+	batched bool
+	polling bool
+	dir     string
+	emu     *emulator.Server
+	ns      *server.Server
+	nc      *nats.Conn
+	js      natsjs.JetStream
+	recv    *benchReceiver
 }
 
-func newBenchEnv(jetstream, polling bool) (_ *benchEnv, err error) {
-	e := &benchEnv{jetstream: jetstream, polling: polling, recv: &benchReceiver{seen: map[string]time.Time{}}}
+func newBenchEnv(mode string, polling bool) (_ *benchEnv, err error) {
+	e := &benchEnv{jetstream: mode != modeCore, batched: mode == modeJetStream, polling: polling, recv: &benchReceiver{seen: map[string]time.Time{}}}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -67,7 +67,7 @@ func newBenchEnv(jetstream, polling bool) (_ *benchEnv, err error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, JetStream: jetstream,
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true, JetStream: e.jetstream,
 		StoreDir: filepath.Join(e.dir, "jetstream")}
 	if e.ns, err = server.NewServer(opts); err != nil {
 		return nil, fmt.Errorf("start NATS server: %w", err)
@@ -84,20 +84,40 @@ func newBenchEnv(jetstream, polling bool) (_ *benchEnv, err error) {
 		return nil, err
 	}
 	_ = sub.SetPendingLimits(-1, -1) // never drop: a slow bench must not look like a lossy relay
-	if jetstream {
+	if e.jetstream {
 		if e.js, err = natsjs.New(e.nc); err != nil {
 			return nil, err
 		}
-		// As fanoutd creates its nats.stream: batches allowed (the
-		// baseline publishes message by message all the same).
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		spec := jsassets.StreamSpec{Name: benchJSStream, Subjects: []string{benchSubjects, benchDeadLetter}, Replicas: 1, Storage: jsassets.FileStorage}
-		if err := jsassets.EnsureStream(ctx, e.nc, spec, zerolog.Nop()); err != nil {
+		if err := e.createStream(); err != nil {
 			return nil, err
 		}
 	}
 	return e, e.nc.Flush()
+}
+
+// createStream creates the stream that captures the records, with the
+// settings fanoutd gives the stream it creates (jsassets.EnsureStream), and
+// allow_batched only in the batched mode: fanoutd publishes into a stream
+// without it message by message, a PubAck each, as into a stream created
+// before nats-server 2.14. The baseline publishes message by message
+// either way.
+func (e *benchEnv) createStream() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := e.js.CreateStream(ctx, natsjs.StreamConfig{
+		Name:              benchJSStream,
+		Subjects:          []string{benchSubjects, benchDeadLetter},
+		Replicas:          1,
+		Storage:           natsjs.FileStorage,
+		MaxBytes:          -1,
+		MaxMsgs:           -1,
+		Discard:           natsjs.DiscardNew,
+		AllowBatchPublish: e.batched,
+	})
+	if err != nil {
+		return fmt.Errorf("create JetStream stream %s: %w", benchJSStream, err)
+	}
+	return nil
 }
 
 func (e *benchEnv) close() {
@@ -195,10 +215,15 @@ timers:
 	return path, os.WriteFile(path, []byte(body), 0o600)
 }
 
-// baselineConfig writes the baseline relay's config file.
-func (e *benchEnv) baselineConfig(stream string, polling bool) (string, error) {
+// baselineConfig writes the baseline relay's config file: asynchronous
+// JetStream publishing, or synchronous with sync.
+func (e *benchEnv) baselineConfig(stream string, polling, sync bool) (string, error) {
+	publish := baseline.PublishAsync
+	if sync {
+		publish = baseline.PublishSync
+	}
 	b, err := json.Marshal(baseline.Config{Stream: stream, Consumer: benchConsumer, NATSURL: e.ns.ClientURL(),
-		JetStream: e.jetstream, Subject: "kinesis." + stream, Polling: polling})
+		JetStream: e.jetstream, Subject: "kinesis." + stream, Polling: polling, Publish: publish})
 	if err != nil {
 		return "", err
 	}

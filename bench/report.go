@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fanoutd/fanoutd/fanout"
+	"github.com/fanoutd/fanoutd/internal/baseline"
 )
 
 // Results are every figure of a run (the JSON of --json).
@@ -22,7 +23,6 @@ type Results struct {
 	CatchUp []catchUpResult `json:"catch_up"`
 	Steady  []steadyResult  `json:"steady"`
 	Idle    []idleResult    `json:"idle"`
-	Targets []targetResult  `json:"targets"`
 }
 
 type benchMachine struct {
@@ -35,18 +35,40 @@ type benchMachine struct {
 }
 
 type benchParams struct {
-	Records      int    `json:"records"`
-	Size         int    `json:"size"`
-	Shards       int    `json:"shards"`
-	Mode         string `json:"mode"`
-	Read         string `json:"read"`
-	Limits       string `json:"limits"`
-	Duration     string `json:"duration"`
-	IdleShards   int    `json:"idle_shards"`
-	IdleDuration string `json:"idle_duration"`
-	IdleSettle   string `json:"idle_settle"`
-	Baseline     bool   `json:"baseline"`
-	Rounds       int    `json:"rounds"`
+	Records int    `json:"records"`
+	Size    int    `json:"size"`
+	Shards  int    `json:"shards"`
+	Mode    string `json:"mode"`
+	// Modes are the modes Mode names, in the order run.
+	Modes        []string `json:"modes"`
+	Read         string   `json:"read"`
+	Limits       string   `json:"limits"`
+	Duration     string   `json:"duration"`
+	IdleShards   int      `json:"idle_shards"`
+	IdleDuration string   `json:"idle_duration"`
+	IdleSettle   string   `json:"idle_settle"`
+	// Baseline: the asynchronous baseline ran; BaselineSync: the
+	// synchronous one too, in the JetStream modes.
+	Baseline     bool `json:"baseline"`
+	BaselineSync bool `json:"baseline_sync"`
+	Rounds       int  `json:"rounds"`
+}
+
+// relays are the relays run in mode, fanoutd first.
+func (p benchParams) relays(mode string) []string {
+	relays := []string{relayFanoutd}
+	if p.Baseline {
+		relays = append(relays, relayBaseline)
+	}
+	if p.BaselineSync && mode != modeCore {
+		relays = append(relays, relayBaselineSync)
+	}
+	return relays
+}
+
+// baselines are the relays run in mode that fanoutd is compared with.
+func (p benchParams) baselines(mode string) []string {
+	return p.relays(mode)[1:]
 }
 
 type catchUpResult struct {
@@ -94,16 +116,6 @@ type idleResult struct {
 	RSS        int64   `json:"rss_bytes"`
 	PeakRSS    int64   `json:"peak_rss_bytes"`
 	CPUPercent float64 `json:"cpu_percent_of_one_core"`
-}
-
-// targetResult is one of fanoutd's performance targets (against the
-// baseline relay, and absolute) and whether this run meets it.
-type targetResult struct {
-	Target string `json:"target"`
-	Mode   string `json:"mode,omitempty"`
-	Value  string `json:"value"`
-	// Holds is nil when the run cannot tell (no --baseline, phase not run).
-	Holds *bool `json:"holds"`
 }
 
 func machineInfo(version string) benchMachine {
@@ -194,67 +206,13 @@ func idleMedianOf(res *Results, relay string) (idleMedian, bool) {
 	return idleMedian{median(rss), median(peak), median(cpu)}, len(rss) > 0
 }
 
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return math.NaN()
-	}
-	return a / b
-}
-
-func holds(ok bool) *bool { return &ok }
-
-// evaluateTargets checks the performance targets on the medians of this run.
-func evaluateTargets(res *Results, modes []string, withBaseline bool) []targetResult {
-	var out []targetResult
-	for _, mode := range modes {
-		f, okF := catchUpMedianOf(res, relayFanoutd, mode)
-		b, okB := catchUpMedianOf(res, relayBaseline, mode)
-		if okF && okB && withBaseline {
-			cpu, rss, rate := ratio(f.cpu, b.cpu), ratio(f.rss, b.rss), ratio(f.rate, b.rate)
-			out = append(out,
-				targetResult{"catch-up CPU per record <= 1/4 of baseline", mode, fmt.Sprintf("%.2fx", cpu), holds(cpu <= 0.25)},
-				targetResult{"catch-up peak RSS <= 1/8 of baseline", mode, fmt.Sprintf("%.2fx", rss), holds(rss <= 0.125)},
-				targetResult{"catch-up rate >= 1.5x baseline", mode, fmt.Sprintf("%.2fx", rate), holds(rate >= 1.5)})
-		} else {
-			out = append(out, targetResult{"catch-up ratios to baseline", mode, "n/a (needs --baseline and the catchup phase)", nil})
-		}
-		if okF {
-			out = append(out, targetResult{"catch-up peak RSS < 64 MiB", mode, mib(int64(f.rss)), holds(f.rss < 64<<20)})
-		}
-		if s, ok := steadyMedianOf(res, relayFanoutd, mode); ok {
-			t := targetResult{"steady-state added latency p99 < 5 ms", mode, fmt.Sprintf("%.2f ms", s.p99), holds(s.p99 < 5)}
-			if res.Params.Read == readPolling {
-				// A caught-up poller waits polling.interval between calls.
-				t.Value, t.Holds = t.Value+" (an EFO target: polling waits polling.interval)", nil
-			}
-			out = append(out, t)
-		}
-	}
-	if i, ok := idleMedianOf(res, relayFanoutd); ok {
-		what := "subscriptions"
-		if res.Params.Read == readPolling {
-			what = "shards polled"
-		}
-		out = append(out,
-			targetResult{fmt.Sprintf("%d idle %s RSS < 256 MiB", res.Params.IdleShards, what), "", mib(int64(i.rss)), holds(i.rss < 256<<20)},
-			targetResult{fmt.Sprintf("%d idle %s CPU < 2%% of one core", res.Params.IdleShards, what), "", fmt.Sprintf("%.2f%%", i.cpu), holds(i.cpu < 2)})
-	}
-	return out
-}
-
-// PrintResults prints res as tables, with the ratios and targets when
-// withBaseline.
-func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) {
-	relays := []string{relayFanoutd}
-	if withBaseline {
-		relays = append(relays, relayBaseline)
-	}
+// PrintResults prints res as tables, with fanoutd's ratio to each baseline
+// run.
+func PrintResults(w io.Writer, res *Results) {
+	modes := res.Params.Modes
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	printSetup(w, res)
 	fmtRatio := func(a, b float64) string {
-		if !withBaseline {
-			return ""
-		}
 		if b == 0 {
 			return "n/a"
 		}
@@ -264,17 +222,17 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 		fmt.Fprintf(w, "catch-up: %d records of %d B on %d shards, TRIM_HORIZON (median of %d rounds)\n", res.Params.Records, res.Params.Size, res.Params.Shards, res.Params.Rounds)
 		fmt.Fprintln(tw, "mode\trelay\trecords/s\tMB/s\tCPU-µs/record\tpeak RSS\tbench CPU-µs/record\tcores used\tdelivered (all rounds)\t")
 		for _, mode := range modes {
-			for _, relay := range relays {
+			for _, relay := range res.Params.relays(mode) {
 				m, ok := catchUpMedianOf(res, relay, mode)
 				if !ok {
 					continue
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.2f\t%s\t%.2f\t%.2f\t%s\t\n", mode, relay, m.rate, m.mbs, m.cpu, mib(int64(m.rss)), m.benchCPU, m.cores, delivered(res, relay, mode))
 			}
-			if withBaseline {
-				f, _ := catchUpMedianOf(res, relayFanoutd, mode)
-				b, _ := catchUpMedianOf(res, relayBaseline, mode)
-				fmt.Fprintf(tw, "%s\tfanoutd/baseline\t%s\t%s\t%s\t%s\t\t\t\t\n", mode, fmtRatio(f.rate, b.rate), fmtRatio(f.mbs, b.mbs), fmtRatio(f.cpu, b.cpu), fmtRatio(f.rss, b.rss))
+			f, _ := catchUpMedianOf(res, relayFanoutd, mode)
+			for _, base := range res.Params.baselines(mode) {
+				b, _ := catchUpMedianOf(res, base, mode)
+				fmt.Fprintf(tw, "%s\tfanoutd/%s\t%s\t%s\t%s\t%s\t\t\t\t\n", mode, base, fmtRatio(f.rate, b.rate), fmtRatio(f.mbs, b.mbs), fmtRatio(f.cpu, b.cpu), fmtRatio(f.rss, b.rss))
 			}
 		}
 		tw.Flush()
@@ -286,7 +244,7 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 		fmt.Fprintln(tw, "mode\trelay\trate\tp50 ms\tp99 ms\tmax ms\tCPU-µs/record\tpeak RSS\tdelivered (all rounds)\t")
 		for _, mode := range modes {
 			rate := 0.0
-			for _, relay := range relays {
+			for _, relay := range res.Params.relays(mode) {
 				m, ok := steadyMedianOf(res, relay, mode)
 				if !ok {
 					continue
@@ -298,10 +256,10 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n", mode, relay, rate, m.p50, m.p99, m.max, m.cpu, mib(int64(m.rss)), steadyDelivered(res, relay, mode))
 			}
-			if withBaseline {
-				f, _ := steadyMedianOf(res, relayFanoutd, mode)
-				b, _ := steadyMedianOf(res, relayBaseline, mode)
-				fmt.Fprintf(tw, "%s\tfanoutd/baseline\t\t%s\t%s\t%s\t%s\t%s\t\t\n", mode, fmtRatio(f.p50, b.p50), fmtRatio(f.p99, b.p99), fmtRatio(f.max, b.max), fmtRatio(f.cpu, b.cpu), fmtRatio(f.rss, b.rss))
+			f, _ := steadyMedianOf(res, relayFanoutd, mode)
+			for _, base := range res.Params.baselines(mode) {
+				b, _ := steadyMedianOf(res, base, mode)
+				fmt.Fprintf(tw, "%s\tfanoutd/%s\t\t%s\t%s\t%s\t%s\t%s\t\t\n", mode, base, fmtRatio(f.p50, b.p50), fmtRatio(f.p99, b.p99), fmtRatio(f.max, b.max), fmtRatio(f.cpu, b.cpu), fmtRatio(f.rss, b.rss))
 			}
 		}
 		tw.Flush()
@@ -314,7 +272,7 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 		}
 		fmt.Fprintf(w, "idle: %d shards %s, no traffic, measured for %s from %s after the last %s (median of %d rounds)\n", res.Params.IdleShards, verb, res.Params.IdleDuration, res.Params.IdleSettle, noun, res.Params.Rounds)
 		fmt.Fprintf(tw, "relay\t%s\tRSS\tpeak RSS\tCPU %% of one core\t\n", verb)
-		for _, relay := range relays {
+		for _, relay := range res.Params.relays(modeCore) {
 			m, ok := idleMedianOf(res, relay)
 			if !ok {
 				continue
@@ -327,15 +285,14 @@ func PrintResults(w io.Writer, res *Results, modes []string, withBaseline bool) 
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.2f\t\n", relay, sub, mib(int64(m.rss)), mib(int64(m.peak)), m.cpu)
 		}
-		if withBaseline {
-			f, _ := idleMedianOf(res, relayFanoutd)
-			b, _ := idleMedianOf(res, relayBaseline)
-			fmt.Fprintf(tw, "fanoutd/baseline\t\t%s\t%s\t%s\t\n", fmtRatio(f.rss, b.rss), fmtRatio(f.peak, b.peak), fmtRatio(f.cpu, b.cpu))
+		f, _ := idleMedianOf(res, relayFanoutd)
+		for _, base := range res.Params.baselines(modeCore) {
+			b, _ := idleMedianOf(res, base)
+			fmt.Fprintf(tw, "fanoutd/%s\t\t%s\t%s\t%s\t\n", base, fmtRatio(f.rss, b.rss), fmtRatio(f.peak, b.peak), fmtRatio(f.cpu, b.cpu))
 		}
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
-	printTargets(w, res)
 }
 
 // printSetup says how the run read the stream and which emulator limits
@@ -350,21 +307,22 @@ func printSetup(w io.Writer, res *Results) {
 	if res.Params.Limits != "" {
 		fmt.Fprintf(w, "emulator limits: %s\n", res.Params.Limits)
 	}
-	fmt.Fprintln(w)
-}
-
-// printTargets lists the performance targets with the figures measured.
-func printTargets(w io.Writer, res *Results) {
-	fmt.Fprintln(w, "targets:")
-	tt := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, t := range res.Targets {
-		verdict := "n/a"
-		if t.Holds != nil {
-			verdict = map[bool]string{true: "holds", false: "NOT MET"}[*t.Holds]
+	for _, m := range res.Params.Modes {
+		switch m {
+		case modeJetStream:
+			fmt.Fprintf(w, "%s: into a stream with allow_batched (fanoutd publishes fast batches)\n", m)
+		case modeJetStreamNoBatch:
+			fmt.Fprintf(w, "%s: into a stream without allow_batched (fanoutd publishes message by message)\n", m)
 		}
-		fmt.Fprintf(tt, "  %s\t%s\t%s\t%s\n", t.Target, t.Mode, t.Value, verdict)
 	}
-	tt.Flush()
+	if res.Params.Baseline {
+		fmt.Fprintf(w, "baseline: aws-sdk-go-v2 and nats.go; core: a publish per record, a flush per event; JetStream: PublishMsgAsync, at most %d acks outstanding, every ack of an event awaited before the next\n",
+			baseline.AsyncWindow)
+	}
+	if res.Params.BaselineSync {
+		fmt.Fprintf(w, "baseline-sync: the same relay, JetStream: a synchronous PubAck per message\n")
+	}
+	fmt.Fprintln(w)
 }
 
 // delivered is "n/N" summed over the rounds of relay in mode.

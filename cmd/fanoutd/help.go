@@ -117,6 +117,7 @@ to stdout, the progress to stderr. docs/benchmarks.md explains every figure.
 Examples:
 
     fanoutd bench --baseline
+    fanoutd bench --baseline --baseline-sync --mode jetstream,jetstream-nobatch --phases catchup
     fanoutd bench --baseline --read polling
     fanoutd bench --mode jetstream --phases catchup --records 20000 --json > bench.json`
 }

@@ -1,10 +1,14 @@
 // Package baseline is the plain Kinesis-to-NATS relay that `fanoutd bench`
-// measures fanoutd against: what a user writes from the AWS documentation,
-// with aws-sdk-go-v2's SubscribeToShard and its default event decoding (or,
-// polling, a GetRecords loop per shard: polling.go), one
-// nats.go PublishMsg per record (js.PublishMsg, a synchronous PubAck each, in
-// JetStream mode), a Flush per event, and no tuning. It keeps no
-// checkpoints and is not meant for production; it exists to be measured.
+// measures fanoutd against: what a user writes from the AWS and nats.go
+// documentation, with aws-sdk-go-v2's SubscribeToShard and its default
+// event decoding (or, polling, a GetRecords loop per shard: polling.go),
+// and nats.go's publishing as its documentation recommends (publish.go): in
+// core mode a PublishMsg per record and a Flush per event; in JetStream mode
+// PublishMsgAsync within a bounded window, every ack of an event awaited
+// before the next (a failed one published again with the same
+// Nats-Msg-Id), or, as a second baseline, a synchronous PubAck per message.
+// It keeps its position in memory only and is not meant for production; it
+// exists to be measured.
 package baseline
 
 import (
@@ -32,6 +36,9 @@ type Config struct {
 	Subject string `json:"subject"`
 	// Polling reads by GetRecords instead of enhanced fan-out.
 	Polling bool `json:"polling"`
+	// Publish is how JetStream mode publishes: PublishAsync (the default)
+	// or PublishSync.
+	Publish string `json:"publish"`
 }
 
 // Run relays every shard of the stream until ctx ends. It returns an error
@@ -42,19 +49,21 @@ func Run(ctx context.Context, c Config) error {
 		return fmt.Errorf("connect NATS: %w", err)
 	}
 	defer nc.Close()
-	var js nats.JetStreamContext
-	if c.JetStream {
-		if js, err = nc.JetStream(); err != nil {
-			return fmt.Errorf("jetstream: %w", err)
-		}
+	pub, err := newPublisher(nc, c)
+	if err != nil {
+		return err
 	}
+	return run(ctx, c, pub)
+}
+
+func run(ctx context.Context, c Config, pub *publisher) error {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("load AWS config: %w", err)
 	}
 	kc := kinesis.NewFromConfig(awsCfg)
 	if c.Polling {
-		return runPolling(ctx, c, kc, nc, js)
+		return runPolling(ctx, c, kc, pub)
 	}
 	desc, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(c.Stream)})
 	if err != nil {
@@ -74,7 +83,7 @@ func Run(ctx context.Context, c Config) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := shardRelay{cfg: c, aws: awsCfg, nc: nc, js: js, consumerARN: consumerARN, shardID: id}
+			r := shardRelay{cfg: c, aws: awsCfg, pub: pub, consumerARN: consumerARN, shardID: id}
 			r.run(ctx)
 		}()
 	}
@@ -127,8 +136,7 @@ func listShards(ctx context.Context, kc *kinesis.Client, stream string) ([]strin
 type shardRelay struct {
 	cfg         Config
 	aws         aws.Config
-	nc          *nats.Conn
-	js          nats.JetStreamContext
+	pub         *publisher
 	consumerARN *string
 	shardID     string
 	// continuation is the last event's ContinuationSequenceNumber.
@@ -173,7 +181,7 @@ func (r *shardRelay) subscribe(ctx context.Context) (done bool, err error) {
 		if !ok {
 			continue
 		}
-		if err := r.publish(e.Value.Records); err != nil {
+		if err := r.publish(ctx, e.Value.Records); err != nil {
 			return false, err
 		}
 		if e.Value.ContinuationSequenceNumber == nil {
@@ -184,8 +192,12 @@ func (r *shardRelay) subscribe(ctx context.Context) (done bool, err error) {
 	return false, es.Err()
 }
 
-func (r *shardRelay) publish(recs []types.Record) error {
-	for _, rec := range recs {
+// publish relays the records of one event, each with the Kinesis headers
+// and a Nats-Msg-Id of stream:shard:sequence:sub-sequence (0: the baseline
+// does not de-aggregate KPL records).
+func (r *shardRelay) publish(ctx context.Context, recs []types.Record) error {
+	msgs := make([]*nats.Msg, len(recs))
+	for i, rec := range recs {
 		m := nats.NewMsg(r.cfg.Subject)
 		m.Data = rec.Data
 		seq := aws.ToString(rec.SequenceNumber)
@@ -196,19 +208,11 @@ func (r *shardRelay) publish(recs []types.Record) error {
 		if rec.ApproximateArrivalTimestamp != nil {
 			m.Header.Set("Kinesis-Arrival-Time", rec.ApproximateArrivalTimestamp.UTC().Format(time.RFC3339Nano))
 		}
-		m.Header.Set(nats.MsgIdHdr, r.cfg.Stream+":"+r.shardID+":"+seq)
-		if r.js != nil {
-			if _, err := r.js.PublishMsg(m); err != nil {
-				return fmt.Errorf("publish %s seq %s: %w", r.shardID, seq, err)
-			}
-			continue
-		}
-		if err := r.nc.PublishMsg(m); err != nil {
-			return fmt.Errorf("publish %s seq %s: %w", r.shardID, seq, err)
-		}
+		m.Header.Set(nats.MsgIdHdr, r.cfg.Stream+":"+r.shardID+":"+seq+":0")
+		msgs[i] = m
 	}
-	if r.js != nil {
-		return nil
+	if err := r.pub.publish(ctx, msgs); err != nil {
+		return fmt.Errorf("shard %s: %w", r.shardID, err)
 	}
-	return r.nc.Flush()
+	return nil
 }

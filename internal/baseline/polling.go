@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/nats-io/nats.go"
 )
 
 // pollInterval is the wait after a call that found the shard caught up,
@@ -20,7 +19,7 @@ const pollInterval = time.Second
 // it: GetShardIterator at TRIM_HORIZON, then GetRecords with the returned
 // NextShardIterator until it is nil, the SDK's default retries, and a
 // backoff on ProvisionedThroughputExceededException.
-func runPolling(ctx context.Context, c Config, kc *kinesis.Client, nc *nats.Conn, js nats.JetStreamContext) error {
+func runPolling(ctx context.Context, c Config, kc *kinesis.Client, pub *publisher) error {
 	shards, err := listShards(ctx, kc, c.Stream)
 	if err != nil {
 		return err
@@ -30,7 +29,7 @@ func runPolling(ctx context.Context, c Config, kc *kinesis.Client, nc *nats.Conn
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := shardRelay{cfg: c, nc: nc, js: js, shardID: id}
+			r := shardRelay{cfg: c, pub: pub, shardID: id}
 			r.poll(ctx, kc)
 		}()
 	}
@@ -67,7 +66,7 @@ func (r *shardRelay) poll(ctx context.Context, kc *kinesis.Client) {
 			pause(ctx, time.Second)
 			continue
 		}
-		if err := r.publish(out.Records); err != nil {
+		if err := r.publish(ctx, out.Records); err != nil {
 			pause(ctx, time.Second)
 			iter = nil
 			continue
