@@ -204,14 +204,22 @@ func (n *NATSConfig) applyContext(serversSet bool, lookup func(string) (string, 
 		}
 		n.fromContext = append(n.fromContext, "servers")
 	}
-	fill("creds_file", &n.CredsFile, c.Creds)
-	fill("nkey_seed_file", &n.NKeySeedFile, c.NKey)
-	fill("token", (*string)(&n.Token), c.Token)
-	fill("user", &n.User, c.User)
-	fill("password", (*string)(&n.Password), c.Password)
+	// Who fanoutd is comes whole from one place: a section that names any
+	// way to authenticate takes none of the context's (alice's user with
+	// bob's password would connect as nobody), and a client certificate
+	// goes with its key.
+	if n.CredsFile == "" && n.NKeySeedFile == "" && n.Token == "" && n.User == "" && n.Password == "" {
+		fill("creds_file", &n.CredsFile, c.Creds)
+		fill("nkey_seed_file", &n.NKeySeedFile, c.NKey)
+		fill("token", (*string)(&n.Token), c.Token)
+		fill("user", &n.User, c.User)
+		fill("password", (*string)(&n.Password), c.Password)
+	}
 	fill("tls.ca_file", &n.TLS.CAFile, c.CA)
-	fill("tls.cert_file", &n.TLS.CertFile, c.Cert)
-	fill("tls.key_file", &n.TLS.KeyFile, c.Key)
+	if n.TLS.CertFile == "" && n.TLS.KeyFile == "" {
+		fill("tls.cert_file", &n.TLS.CertFile, c.Cert)
+		fill("tls.key_file", &n.TLS.KeyFile, c.Key)
+	}
 }
 
 // contextField is the context's name of each key of the nats section it
@@ -224,6 +232,9 @@ var contextField = map[string]string{"creds_file": "creds", "nkey_seed_file": "n
 func (n NATSConfig) contextNote(key string) string {
 	for _, k := range n.fromContext {
 		if k == key {
+			if n.Context == n.contextFile {
+				return fmt.Sprintf(" (from nats context %s)", n.contextFile)
+			}
 			return fmt.Sprintf(" (from nats context %s, %s)", n.Context, n.contextFile)
 		}
 	}

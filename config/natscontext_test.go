@@ -81,6 +81,7 @@ func TestLoad_NATSContextPrecedence(t *testing.T) {
 	cfg, err := LoadBytes([]byte(contextBase+`nats:
   context: prod
   servers: [nats://127.0.0.1:4222]
+  user: me
   password: mine
   tls:
     ca_file: `+h.ca+`
@@ -92,7 +93,25 @@ func TestLoad_NATSContextPrecedence(t *testing.T) {
 	if got, want := n.Servers, []string{DefaultNATSServer}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Servers = %q, want %q", got, want)
 	}
-	wantFields(t, []field{{n.User, "ctxuser"}, {string(n.Password), "mine"}, {n.TLS.CAFile, h.ca}})
+	wantFields(t, []field{{n.User, "me"}, {string(n.Password), "mine"}, {n.TLS.CAFile, h.ca}})
+
+	// Identity comes whole from one place: a section naming a user takes
+	// neither the context's password nor its creds; a token beside a
+	// context's creds is the section's way to authenticate, alone.
+	for _, tc := range []struct{ section, ctx string }{
+		{"  user: alice\n", `{"user": "bob", "password": "bobpw"}`},
+		{"  token: tok\n", `{"creds": "` + h.creds + `"}`},
+		{"  tls:\n    cert_file: " + h.ca + "\n    key_file: " + h.ca + "\n", `{"cert": "/other/cert.pem", "key": "/other/key.pem"}`},
+	} {
+		cfg, err := LoadBytes([]byte(contextBase+"nats:\n  context: "+h.save(t, "mixed", tc.ctx)+"\n"+tc.section), h.lookup())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.section, err)
+		}
+		n := cfg.NATS
+		if n.Password == "bobpw" || n.CredsFile != "" || strings.HasPrefix(n.TLS.KeyFile, "/other") || strings.HasPrefix(n.TLS.CertFile, "/other") {
+			t.Fatalf("%s: the section's identity mixed with the context's: %+v", tc.section, n)
+		}
+	}
 
 	// Empty values and an empty list count as not set.
 	_, err = LoadBytes([]byte(contextBase+"nats:\n  context: prod\n  servers: []\n  user: \"\"\n"), h.lookup())
@@ -165,9 +184,6 @@ func TestLoad_NATSContextProblems(t *testing.T) {
 		{"reference overridden", "context: envtoken\n  token: ${NATS_TOKEN}\n  publish_timeout: 0s", []string{"nats.publish_timeout: must be greater than 0"}},
 		{"path reference", "context: opcreds", []string{
 			"opcreds.json: its creds is a reference (op://...), which fanoutd does not resolve: set nats.creds_file in fanoutd's config instead",
-		}},
-		{"conflict", "context: creds\n  token: secret", []string{
-			"nats: set at most one of creds_file, nkey_seed_file, token and user (got creds_file (from nats context creds, " + filepath.Join(h.xdg, "nats", "context", "creds.json") + "), token)",
 		}},
 		{"file", "context: gone", []string{
 			"nats.creds_file: file /nowhere/user.creds does not exist (from nats context gone, ",

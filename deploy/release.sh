@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 
 describe=$(deploy/version.sh)
 case "$describe" in
-*-dirty) echo "release: the work tree has uncommitted changes: version $describe" >&2 ;;
+*-dirty)
+  echo "release: the work tree has uncommitted changes (version $describe): commit or stash them; a release is built from a commit" >&2
+  exit 1
+  ;;
 esac
 
 rm -rf dist

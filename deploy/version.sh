@@ -22,7 +22,7 @@ describe() {
     echo "version.sh: not a git checkout: the version comes from git describe; build from a clone" >&2
     return 1
   fi
-  git describe --tags --always --dirty
+  git describe --tags --always --dirty --match 'v[0-9]*'  # version tags only
 }
 
 # The HEAD commit's date in UTC, so that untagged builds sort by commit.

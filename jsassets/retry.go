@@ -3,6 +3,7 @@ package jsassets
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,12 +93,15 @@ func storeNotReady(err error) bool {
 	return errors.As(err, &api) && api.Code == 500 && api.Description == "error creating store for stream"
 }
 
-// permissionDenied is the permissions violation nc received since its last
-// error was before, or nil. nats.go stores every asynchronous error it
-// receives in a new value, so a LastError other than before is a new error.
+// permissionDenied is the permissions violation of a JetStream API request
+// that nc received since its last error was before, or nil. nats.go
+// stores every asynchronous error it receives in a new value, so a
+// LastError other than before is a new error; a violation for another
+// subject (a shard's publish on the same connection) is not this one's.
 func permissionDenied(nc *nats.Conn, before error) error {
 	le := nc.LastError()
-	if le == nil || errors.Is(le, before) || !errors.Is(le, nats.ErrPermissionViolation) {
+	if le == nil || errors.Is(le, before) || !errors.Is(le, nats.ErrPermissionViolation) ||
+		!strings.Contains(le.Error(), "$JS.API.") {
 		return nil
 	}
 	return le
