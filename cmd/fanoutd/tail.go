@@ -32,7 +32,7 @@ type TailCmd struct {
 // printed. Notices go to std.err, so that stdout holds only the messages.
 func (c *TailCmd) Run(ctx context.Context, std stdio) error {
 	if c.Config != "" && (len(c.Server) > 0 || c.Context != "") {
-		return usageError{errors.New("tail: give --config, or --server and --context, not both")}
+		return usageError{errors.New("tail: --config names the servers and credentials already: give it alone, or --server and --context instead")}
 	}
 	if c.JSON && c.Raw {
 		return usageError{errors.New("tail: give --json or --raw, not both")}
