@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/fanoutd/fanoutd/internal/reuse"
@@ -240,13 +239,15 @@ func (u *unpacker) emit(d record.Record, route *Route, cres *contentResult, flus
 }
 
 // refuse adds rec, undecoded, to become a dead letter with the reason of
-// err.
+// err (the decoders return *payload.Error; anything else is "undecodable"
+// all the same: no retry would decode the record).
 func (u *unpacker) refuse(rec *record.Record, err error, flush func() error) error {
+	reason := "undecodable"
 	var perr *payload.Error
-	if !errors.As(err, &perr) {
-		return fmt.Errorf("decode record %s/%d: %w", rec.SequenceNumber, rec.SubSequenceNumber, err)
+	if errors.As(err, &perr) {
+		reason = perr.Reason
 	}
-	return u.push(*rec, derived{refused: perr.Reason}, flush)
+	return u.push(*rec, derived{refused: reason}, flush)
 }
 
 // push appends d to the derived batch, and flushes once it is full.

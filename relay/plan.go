@@ -67,7 +67,7 @@ func (p *Publisher) plan(ctx context.Context, s *scratch, b *record.Batch, i int
 
 // build fills m with the message of record i of b, on the subject s.tmpl
 // renders, and returns why NATS can't take it as it is, if so (or why
-// the content pass could not decode it, see s.refused). With rh the headers
+// the content pass could not decode it, see s.side). With rh the headers
 // are rh's, reused: the message is gone once published (core mode, fast
 // batches). Without, they are new: JetStream keeps every message until
 // its PubAck.

@@ -69,6 +69,7 @@ type SubjectTemplate struct {
 	parts    []subjectPart
 	fallback string
 	data     bool // some part is {data.PATH}
+	logs     bool // some part is {log_group} or {log_stream}
 }
 
 // SubjectValues are the values substituted into a SubjectTemplate.
@@ -119,6 +120,7 @@ func ParseSubjectTemplate(s string) (*SubjectTemplate, error) {
 			}
 			flush()
 			t.data = t.data || part.kind == partData
+			t.logs = t.logs || part.kind == partLogGroup || part.kind == partLogStream
 			t.parts = append(t.parts, part)
 			tokenHasContent = true
 			i += end + 2
@@ -228,17 +230,10 @@ func (t *SubjectTemplate) UsesData() bool { return t.data }
 
 // Fallible reports whether t may render the fallback token: it has a
 // {data.PATH}, {log_group} or {log_stream}.
-func (t *SubjectTemplate) Fallible() bool { return t.data || t.UsesLogs() }
+func (t *SubjectTemplate) Fallible() bool { return t.data || t.logs }
 
 // UsesLogs reports whether t has {log_group} or {log_stream}.
-func (t *SubjectTemplate) UsesLogs() bool {
-	for _, p := range t.parts {
-		if p.kind == partLogGroup || p.kind == partLogStream {
-			return true
-		}
-	}
-	return false
-}
+func (t *SubjectTemplate) UsesLogs() bool { return t.logs }
 
 // Render appends the subject for v to dst and returns the extended slice.
 // Every value goes through SanitizeToken. It does not allocate when dst has
