@@ -285,7 +285,9 @@ func TestContentReplayOfARecordFailedInItsSecondBatch(t *testing.T) {
 	cfg := jetstream.StreamConfig{Name: "KINESIS", Subjects: []string{"kinesis.>", "fanoutd.deadletter.>"}, AllowBatchPublish: true,
 		MaxMsgs: record.MaxBatchRecords + 500, Discard: jetstream.DiscardNew}
 	stream := createStream(t, s, cfg)
-	p := contentPublisher(t, s, Options{JetStream: true, PublishTimeout: time.Second}, "kinesis.{log_stream}", payload.CloudWatchLogs)
+	// Time for a chunk of 1 000 messages one by one on 2 busy cores; the
+	// first attempt fails only when it runs out.
+	p := contentPublisher(t, s, Options{JetStream: true, PublishTimeout: 5 * time.Second}, "kinesis.{log_stream}", payload.CloudWatchLogs)
 	const events = 2*record.MaxBatchRecords + 500 // three batches: 1000, 1000, 500
 	rec := testutil.LogsRecord{Owner: "1", LogGroup: "g", LogStream: "big", MessageType: "DATA_MESSAGE"}
 	for i := range events {
