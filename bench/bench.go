@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fanoutd/fanoutd/fanout"
 	"github.com/fanoutd/fanoutd/monitor"
 )
 
@@ -73,8 +74,8 @@ const (
 	// allow_batched: fanoutd publishes message by message.
 	modeJetStreamNoBatch = "jetstream-nobatch"
 
-	readEFO     = "efo"
-	readPolling = "polling"
+	readEFO     = string(fanout.ReadEFO)
+	readPolling = string(fanout.ReadPolling)
 )
 
 // Validate checks the options.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dustin/go-humanize"
@@ -89,21 +90,12 @@ func (s StreamConfig) validateContent(p string, tmpl *relay.SubjectTemplate, ps 
 			ps.add(p+".filter", "%v", err)
 		}
 	}
-	if !isPayloadKind(s.Payload) {
+	if !slices.Contains(payload.Kinds, s.Payload) {
 		ps.add(p+".payload", "must be one of %s (got %q)", oneOf(payload.Kinds), s.Payload)
 	}
 	if s.MaxDecompressed <= 0 || s.MaxDecompressed > MaxDecompressedLimit {
 		ps.add(p+".max_decompressed", "must be between 1 and %s (got %d)", ByteSize(MaxDecompressedLimit), int64(s.MaxDecompressed))
 	}
-}
-
-func isPayloadKind(k payload.Kind) bool {
-	for _, v := range payload.Kinds {
-		if v == k {
-			return true
-		}
-	}
-	return false
 }
 
 // ParseFilter parses the stream's filter patterns; errs holds one
@@ -114,6 +106,13 @@ func (s StreamConfig) ParseFilter() (pattern.Filter, []error) {
 		srcs[i] = string(f)
 	}
 	return pattern.ParseFilter(srcs)
+}
+
+// WithoutRoute is s with the keys of its route (see Route) cleared: two
+// stream configs equal but for those change without a restart.
+func (s StreamConfig) WithoutRoute() StreamConfig {
+	s.Subject, s.SubjectFallback, s.Filter, s.Payload, s.MaxDecompressed = "", "", nil, "", 0
+	return s
 }
 
 // Route is how the relay publishes the stream's records.

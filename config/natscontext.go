@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -230,13 +231,12 @@ var contextField = map[string]string{"creds_file": "creds", "nkey_seed_file": "n
 // contextNote says where the value of key came from, for a problem with
 // it: "" when the file set it.
 func (n NATSConfig) contextNote(key string) string {
-	for _, k := range n.fromContext {
-		if k == key {
-			if n.Context == n.contextFile {
-				return fmt.Sprintf(" (from nats context %s)", n.contextFile)
-			}
-			return fmt.Sprintf(" (from nats context %s, %s)", n.Context, n.contextFile)
-		}
+	switch {
+	case !slices.Contains(n.fromContext, key):
+	case n.Context == n.contextFile:
+		return fmt.Sprintf(" (from nats context %s)", n.contextFile)
+	default:
+		return fmt.Sprintf(" (from nats context %s, %s)", n.Context, n.contextFile)
 	}
 	return ""
 }

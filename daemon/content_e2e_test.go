@@ -188,14 +188,14 @@ func TestRunGzipPayloadMixedWithPlainAndHostile(t *testing.T) {
 		want = append(want, string(d))
 		switch {
 		case i == 10: // a gzip bomb: 64 MiB of zeros in about 64 KiB
-			putData(t, e, "events", "bomb", testutil.GzipBytes(t, make([]byte, 64<<20)))
+			putData(t, e, "events", "bomb", testutil.GzipBytes(make([]byte, 64<<20)))
 		case i == 20: // a gzip whose body is corrupt
-			bad := testutil.GzipBytes(t, []byte(strings.Repeat("corrupt me ", 100)))
+			bad := testutil.GzipBytes([]byte(strings.Repeat("corrupt me ", 100)))
 			bad[len(bad)/2] ^= 0xff
 			putData(t, e, "events", "corrupt", bad)
 		}
 		if i%2 == 0 {
-			d = testutil.GzipBytes(t, d)
+			d = testutil.GzipBytes(d)
 		}
 		putData(t, e, "events", "k", d)
 	}
@@ -247,17 +247,17 @@ func TestRunUnpacksCloudWatchLogs(t *testing.T) {
 			}
 			r.LogEvents = append(r.LogEvents, testutil.LogEvent{ID: fmt.Sprintf("3719%020d", i), Timestamp: 1765100000000 + int64(i), Message: msg})
 		}
-		return r.Gzip(t)
+		return r.Gzip()
 	}
 	for i := 0; i < records; i++ {
 		for _, g := range groups {
 			putData(t, e, "logs", g, record(g))
 		}
 		if i == 3 {
-			putData(t, e, "logs", "control", testutil.ControlRecord.Gzip(t))
+			putData(t, e, "logs", "control", testutil.ControlRecord.Gzip())
 		}
 	}
-	putData(t, e, "logs", "odd", testutil.GzipBytes(t, []byte(`{"messageType":"DATA_MESSAGE"}`)), []byte("not gzip"))
+	putData(t, e, "logs", "odd", testutil.GzipBytes([]byte(`{"messageType":"DATA_MESSAGE"}`)), []byte("not gzip"))
 	stop := e.run(e.config(false, `  - name: logs
     subject: "logs.{log_group}.{data.level}"
     subject_fallback: plain

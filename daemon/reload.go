@@ -58,10 +58,7 @@ func PlanReload(running, want []config.StreamConfig) Plan {
 // sameExceptRoute reports whether two stream configs differ at most in
 // their route (which changes without restarting the consumer).
 func sameExceptRoute(a, b config.StreamConfig) bool {
-	for _, s := range []*config.StreamConfig{&a, &b} {
-		s.Subject, s.SubjectFallback, s.Filter, s.Payload, s.MaxDecompressed = "", "", nil, "", 0
-	}
-	return reflect.DeepEqual(a, b)
+	return reflect.DeepEqual(a.WithoutRoute(), b.WithoutRoute())
 }
 
 // Reload loads the config file at path and applies its streams, subjects

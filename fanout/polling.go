@@ -40,7 +40,6 @@ const (
 	// iterator expires 5 minutes after it was issued, and a longer wait
 	// would need a new one for every call.
 	MaxPollingInterval = 4 * time.Minute
-	minPollGap         = MinPollingInterval
 	// shardReadRate is a shard's read throughput, shared by every polling
 	// application: after a response of B bytes the next call waits
 	// B / shardReadRate, so that it is not refused for the bytes just
@@ -257,9 +256,7 @@ type pollReader struct {
 	cur iteratorAt
 	due time.Time // the next call is not made before
 	bo  *backoff
-	// lag is the last MillisBehindLatest read; refused is set while every
-	// call since the last response was refused.
-	lag     int64
+	// refused is set while every call since the last response was refused.
 	refused bool
 }
 
@@ -299,7 +296,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 				return readEvent{}, dst, false, nil
 			}
 			pos := r.pos
-			return readEvent{continuation: &pos, millisBehindLatest: r.lag, heartbeat: true, stuck: r.refused}, dst, true, nil
+			return readEvent{continuation: &pos, heartbeat: true, stuck: r.refused}, dst, true, nil
 		}
 		if !sleep(r.ctx, wait) {
 			return readEvent{}, dst, false, nil
@@ -312,7 +309,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 		case code == codeProvisionedThroughput:
 			p.count(PollThrottled)
 			r.refused = true
-			wait := max(minPollGap, r.bo.Next())
+			wait := max(MinPollingInterval, r.bo.Next())
 			p.log.Debug().Err(err).Str("retry_in", wait.String()).Msg("get records throttled")
 			r.due = time.Now().Add(wait)
 			continue
@@ -339,7 +336,7 @@ func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool
 // SDK retry would spend the shard's shared call budget unseen.
 func (r *pollReader) call() (*kinesis.GetRecordsOutput, error) {
 	p := r.p
-	r.due = time.Now().Add(minPollGap)
+	r.due = time.Now().Add(MinPollingInterval)
 	p.mu.Lock()
 	p.due = r.due
 	p.mu.Unlock()
@@ -359,7 +356,6 @@ func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (
 			SequenceNumber: aws.ToString(k.SequenceNumber), ArrivalTime: aws.ToTime(k.ApproximateArrivalTimestamp)})
 	}
 	ev := readEvent{millisBehindLatest: aws.ToInt64(out.MillisBehindLatest)}
-	r.lag = ev.millisBehindLatest
 	if out.NextShardIterator == nil {
 		ev.childShards = out.ChildShards
 		return ev, dst, true, nil

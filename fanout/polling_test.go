@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -333,7 +332,7 @@ func TestPollingHeartbeatsOfAThrottledShardShowNoProgress(t *testing.T) {
 	spec.Polling.MaxRecords = 1
 	timers := fastTimers()
 	timers.IdleTimeout = time.Second // a heartbeat every third of a second, between backoffs of up to a second
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: timers, Log: zerolog.New(logs)})
 	h.start(c)
 	testutil.WaitFor(t, 20*time.Second, "a record", func() bool { return h.rec.count() > 0 })
@@ -440,7 +439,7 @@ func TestPollingLogsSpeakOfReadersNotSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.emu.FailNextStatus("GetRecords", 1, 500, "InternalFailureException", "injected")
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	c := NewStreamConsumer(pollingSpec("s"), Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs)})
 	h.start(c)
 	ks := keys(2)
@@ -474,7 +473,7 @@ func TestPollingSaysItsEFOConsumerIsStillRegistered(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	h.start(NewStreamConsumer(pollingSpec("s"), Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs)}))
 	h.put("s", keys(2), 1, 1)
 	testutil.WaitFor(t, 20*time.Second, "2 more records by polling", func() bool { return h.rec.count() >= 4 })
@@ -484,31 +483,13 @@ func TestPollingSaysItsEFOConsumerIsStillRegistered(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink for one test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // autoConsumer is a consumer in auto mode whose log is kept.
-func (h *harness) autoConsumer(name string) (*StreamConsumer, *syncBuffer) {
+func (h *harness) autoConsumer(name string) (*StreamConsumer, *testutil.SyncBuffer) {
 	return h.autoConsumerDecoder(name, "")
 }
 
-func (h *harness) autoConsumerDecoder(name string, d Decoder) (*StreamConsumer, *syncBuffer) {
-	logs := &syncBuffer{}
+func (h *harness) autoConsumerDecoder(name string, d Decoder) (*StreamConsumer, *testutil.SyncBuffer) {
+	logs := &testutil.SyncBuffer{}
 	spec := pollingSpec(name)
 	spec.Read = ReadAuto
 	c := NewStreamConsumer(spec, Options{Client: h.kc, Checkpoints: h.store, Handler: h.rec, Timers: fastTimers(), Log: zerolog.New(logs), Decoder: d})
@@ -517,7 +498,7 @@ func (h *harness) autoConsumerDecoder(name string, d Decoder) (*StreamConsumer, 
 
 // checkFellBack checks that c reads by polling, said why once, and read
 // every record.
-func checkFellBack(t *testing.T, h *harness, c *StreamConsumer, logs *syncBuffer, why string) {
+func checkFellBack(t *testing.T, h *harness, c *StreamConsumer, logs *testutil.SyncBuffer, why string) {
 	t.Helper()
 	ks := keys(4)
 	h.put("s", ks, 0, 5)
@@ -595,7 +576,7 @@ func TestAutoKeepsRegisteringWhileTheStreamHasRoom(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.emu.FailNext("RegisterStreamConsumer", refusals, "LimitExceededException", "Account already has 5 consumers in CREATING state, the maximum.")
-			logs := &syncBuffer{}
+			logs := &testutil.SyncBuffer{}
 			spec := pollingSpec("s")
 			spec.Read = ReadAuto
 			timers := fastTimers()

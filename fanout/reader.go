@@ -39,7 +39,7 @@ type readEvent struct {
 	childShards []types.ChildShard
 	// heartbeat marks an event that only says the reader is alive (it waits
 	// out a long interval or backoff): it resets the idle watchdog, and
-	// nothing else moves. millisBehindLatest is the last one read.
+	// nothing else moves; the shard loop reads nothing else of it.
 	heartbeat bool
 	// stuck marks a heartbeat of a reader whose calls are all refused since
 	// its last event: it makes no progress, so the shard shows no activity

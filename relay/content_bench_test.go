@@ -63,7 +63,7 @@ func BenchmarkContent(b *testing.B) {
 				data := contentRecord(i)
 				size += len(data)
 				if bc.gzip {
-					data = testutil.GzipBytes(b, data)
+					data = testutil.GzipBytes(data)
 				}
 				batch.Records = append(batch.Records, record.Record{Data: data, PartitionKey: fmt.Sprintf("user-%d", i%10), SequenceNumber: fmt.Sprint(i)})
 			}

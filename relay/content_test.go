@@ -56,10 +56,10 @@ func TestContentUnpacksBeyondOneBatchExactlyOnce(t *testing.T) {
 		small := testutil.LogsRecord{Owner: "1", LogGroup: "g", LogStream: "small", MessageType: "DATA_MESSAGE",
 			LogEvents: []testutil.LogEvent{{ID: "a", Timestamp: 1, Message: "small 0"}, {ID: "b", Timestamp: 2, Message: "small 1"}}}
 		b := &record.Batch{Stream: testStream, ShardID: "shardId-000000000000", Records: []record.Record{
-			{SequenceNumber: "100", PartitionKey: "k", Data: big.Gzip(t)},
-			{SequenceNumber: "101", PartitionKey: "k", Data: testutil.ControlRecord.Gzip(t)},
+			{SequenceNumber: "100", PartitionKey: "k", Data: big.Gzip()},
+			{SequenceNumber: "101", PartitionKey: "k", Data: testutil.ControlRecord.Gzip()},
 			{SequenceNumber: "102", PartitionKey: "k", Data: []byte{0x1f, 0x8b, 0, 0}},
-			{SequenceNumber: "103", PartitionKey: "k", Data: small.Gzip(t)},
+			{SequenceNumber: "103", PartitionKey: "k", Data: small.Gzip()},
 		}}
 		for range 2 { // the second time is a replay
 			if err := p.Handle(context.Background(), b); err != nil {
@@ -135,9 +135,9 @@ func TestContentGzipThenSubjectFromData(t *testing.T) {
 	p := contentPublisher(t, s, Options{}, "kinesis.{data.kind}", payload.Gzip)
 	_, sub := subscribe(t, s, "kinesis.>")
 	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{
-		{SequenceNumber: "1", Data: testutil.GzipBytes(t, []byte(`{"kind":"zipped"}`))},
+		{SequenceNumber: "1", Data: testutil.GzipBytes([]byte(`{"kind":"zipped"}`))},
 		{SequenceNumber: "2", Data: []byte(`{"kind":"plain"}`)},
-		{SequenceNumber: "3", Data: testutil.GzipBytes(t, []byte(strings.Repeat("x", 10)))},
+		{SequenceNumber: "3", Data: testutil.GzipBytes([]byte(strings.Repeat("x", 10)))},
 	}}
 	if err := p.Handle(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestContentMemoryBoundOfHostileLogs(t *testing.T) {
 	for range payload.MaxLogEvents {
 		rec.LogEvents = append(rec.LogEvents, testutil.LogEvent{Message: msg})
 	}
-	data := rec.Gzip(t)
+	data := rec.Gzip()
 	rec = testutil.LogsRecord{}
 	s := startServer(t, testServerConfig{})
 	st, _ := ParseSubjectTemplate("kinesis.{log_group}")
@@ -256,7 +256,7 @@ func TestContentLargeLogEventsAreObjectsOfTheirOwn(t *testing.T) {
 	for i, m := range events {
 		rec.LogEvents = append(rec.LogEvents, testutil.LogEvent{ID: fmt.Sprint(i), Timestamp: 1, Message: m})
 	}
-	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "1", Data: rec.Gzip(t)}}}
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "1", Data: rec.Gzip()}}}
 	if err := p.Handle(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestContentReplayOfARecordFailedInItsSecondBatch(t *testing.T) {
 	for i := range events {
 		rec.LogEvents = append(rec.LogEvents, testutil.LogEvent{ID: fmt.Sprint(i), Timestamp: 1, Message: fmt.Sprintf("event %d", i)})
 	}
-	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "100", Data: rec.Gzip(t)}}}
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "100", Data: rec.Gzip()}}}
 	if err := p.Handle(context.Background(), b); err == nil {
 		t.Fatal("Handle succeeded into a stream that fills in the second batch")
 	}
@@ -383,7 +383,7 @@ func TestContentFiltersLogEventsByMessage(t *testing.T) {
 	for i, m := range []string{`{"level":"INFO","i":0}`, `{"level":"ERROR","i":1}`, `plain ERROR text`, `{"level":"WARN","i":3}`} {
 		rec.LogEvents = append(rec.LogEvents, testutil.LogEvent{ID: fmt.Sprint(i), Timestamp: 1, Message: m})
 	}
-	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "1", Data: rec.Gzip(t)}}}
+	b := &record.Batch{Stream: testStream, ShardID: "s", Records: []record.Record{{SequenceNumber: "1", Data: rec.Gzip()}}}
 	if err := p.Handle(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func TestCloudWatchLogsExactlyOnceAcrossSIGKILL(t *testing.T) {
 				for i := from; i < from+20; i++ {
 					r.LogEvents = append(r.LogEvents, testutil.LogEvent{ID: fmt.Sprint(i), Timestamp: int64(i), Message: fmt.Sprintf("%s:%d", g, i)})
 				}
-				if _, _, err := e.Emu.PutRecord("logs", g, r.Gzipped()); err != nil {
+				if _, _, err := e.Emu.PutRecord("logs", g, r.Gzip()); err != nil {
 					putErr = err
 					return
 				}

@@ -80,10 +80,6 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 		}
 		return n
 	}
-	maxConsumers := c.MaxConsumersPerStream
-	if maxConsumers == 0 {
-		maxConsumers = -1
-	}
 	srv, err := emulator.New(emulator.Options{
 		Addr:                    c.Listen,
 		PlainHTTP:               c.PlainHTTP,
@@ -98,7 +94,7 @@ func (c *EmulatorCmd) Run(ctx context.Context, w io.Writer) error {
 		GetRecordsPerSecond:     unlimited(c.GetRecordsPerSecond),
 		GetRecordsThroughput:    unlimited(c.GetRecordsThroughput),
 		GetRecordsCooldown:      none(c.GetRecordsCooldown),
-		MaxConsumersPerStream:   maxConsumers,
+		MaxConsumersPerStream:   unlimited(c.MaxConsumersPerStream),
 		WithoutSubscribeToShard: emulator.NotServed(c.WithoutSubscribeToShard),
 		EnforceLimits:           c.EnforceLimits,
 	})

@@ -239,13 +239,9 @@ func TestSecondDaemonOnSameDirExits2(t *testing.T) {
 // stream), shows records and exits 0.
 func TestDemoJetStream(t *testing.T) {
 	var out, errOut testutil.SyncBuffer
-	start := time.Now()
 	code := runContext(context.Background(), []string{"demo", "--jetstream", "--duration", "10s"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
-	}
-	if d := time.Since(start); d > 40*time.Second {
-		t.Fatalf("the demo took %v", d)
 	}
 	for _, want := range []string{"with JetStream", "kinesis.demo.user1", "summary: produced", " 0 duplicates"} {
 		if !strings.Contains(out.String(), want) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,8 +69,8 @@ func (s *StatusCmd) runNATS(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	v := groupView{server: relay.RedactURL(nc.ConnectedUrl()), bucket: orDefault(s.Bucket, config.DefaultCheckpointBucket)}
-	if err := v.read(ctx, js, orDefault(s.CoordinationBucket, config.DefaultCoordinationBucket)); err != nil {
+	v := groupView{server: relay.RedactURL(nc.ConnectedUrl()), bucket: cmp.Or(s.Bucket, config.DefaultCheckpointBucket)}
+	if err := v.read(ctx, js, cmp.Or(s.CoordinationBucket, config.DefaultCoordinationBucket)); err != nil {
 		return err
 	}
 	if s.JSON {
@@ -83,13 +84,6 @@ func (s *StatusCmd) runNATS(ctx context.Context, w io.Writer) error {
 	}
 	v.print(w, time.Now())
 	return nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func (v *groupView) read(ctx context.Context, js jetstream.JetStream, groupBucket string) error {
@@ -163,7 +157,7 @@ func (v *groupView) print(w io.Writer, now time.Time) {
 		case pos == "":
 			pos = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", sh.Stream, sh.Consumer, sh.Shard, pos, ago(now, sh.UpdatedAt), orDefault(sh.Instance, "-"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", sh.Stream, sh.Consumer, sh.Shard, pos, ago(now, sh.UpdatedAt), cmp.Or(sh.Instance, "-"))
 		if v.groupBucket != "" {
 			owner, lease := "-", "-"
 			switch {

@@ -62,17 +62,15 @@ func run(ctx context.Context, c Config, pub *publisher) error {
 		return fmt.Errorf("load AWS config: %w", err)
 	}
 	kc := kinesis.NewFromConfig(awsCfg)
-	if c.Polling {
-		return runPolling(ctx, c, kc, pub)
-	}
-	desc, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(c.Stream)})
-	if err != nil {
-		return fmt.Errorf("describe stream %s: %w", c.Stream, err)
-	}
-	streamARN := desc.StreamDescriptionSummary.StreamARN
-	consumerARN, err := registerConsumer(ctx, kc, streamARN, c.Consumer)
-	if err != nil {
-		return err
+	var consumerARN *string
+	if !c.Polling {
+		desc, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(c.Stream)})
+		if err != nil {
+			return fmt.Errorf("describe stream %s: %w", c.Stream, err)
+		}
+		if consumerARN, err = registerConsumer(ctx, kc, desc.StreamDescriptionSummary.StreamARN, c.Consumer); err != nil {
+			return err
+		}
 	}
 	shards, err := listShards(ctx, kc, c.Stream)
 	if err != nil {
@@ -84,7 +82,11 @@ func run(ctx context.Context, c Config, pub *publisher) error {
 		go func() {
 			defer wg.Done()
 			r := shardRelay{cfg: c, aws: awsCfg, pub: pub, consumerARN: consumerARN, shardID: id}
-			r.run(ctx)
+			if c.Polling {
+				r.poll(ctx, kc) // GetRecords: polling.go
+			} else {
+				r.run(ctx)
+			}
 		}()
 	}
 	wg.Wait()
@@ -152,10 +154,7 @@ func (r *shardRelay) run(ctx context.Context) {
 			return
 		}
 		if err != nil && ctx.Err() == nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			pause(ctx, time.Second)
 		}
 	}
 }

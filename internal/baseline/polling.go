@@ -3,7 +3,6 @@ package baseline
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,27 +14,10 @@ import (
 // as the AWS developer guide's GetRecords example waits a second.
 const pollInterval = time.Second
 
-// runPolling relays every shard by GetRecords, as the developer guide shows
-// it: GetShardIterator at TRIM_HORIZON, then GetRecords with the returned
-// NextShardIterator until it is nil, the SDK's default retries, and a
-// backoff on ProvisionedThroughputExceededException.
-func runPolling(ctx context.Context, c Config, kc *kinesis.Client, pub *publisher) error {
-	shards, err := listShards(ctx, kc, c.Stream)
-	if err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	for _, id := range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := shardRelay{cfg: c, pub: pub, shardID: id}
-			r.poll(ctx, kc)
-		}()
-	}
-	wg.Wait()
-	return nil
-}
+// Polling (Config.Polling) relays each shard by GetRecords, as the
+// developer guide shows it: GetShardIterator at TRIM_HORIZON, then
+// GetRecords with the returned NextShardIterator until it is nil, the SDK's
+// default retries, and a backoff on ProvisionedThroughputExceededException.
 
 // poll reads the shard until ctx ends or the shard is closed and read to
 // its end.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"testing"
 )
 
 // LogEvent is one log event of a CloudWatch Logs subscription record.
@@ -40,28 +39,16 @@ var ControlRecord = LogsRecord{
 }
 
 // Gzip is r as Kinesis carries it: its JSON, gzip-compressed.
-func (r LogsRecord) Gzip(t testing.TB) []byte {
-	t.Helper()
-	return r.Gzipped()
-}
-
-// Gzipped is Gzip for a goroutine that has no testing.TB to fail: r always
-// encodes.
-func (r LogsRecord) Gzipped() []byte {
+func (r LogsRecord) Gzip() []byte {
 	raw, err := json.Marshal(r)
 	if err != nil {
-		panic(err)
+		panic(err) // strings, numbers and lists: always encodes
 	}
-	return gzipBytes(raw)
+	return GzipBytes(raw)
 }
 
 // GzipBytes compresses b with gzip.
-func GzipBytes(t testing.TB, b []byte) []byte {
-	t.Helper()
-	return gzipBytes(b)
-}
-
-func gzipBytes(b []byte) []byte {
+func GzipBytes(b []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	zw.Write(b) // into a bytes.Buffer: no error
