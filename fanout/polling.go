@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/rs/zerolog"
 
+	"github.com/fanoutd/fanoutd/fanout/internal/efostream"
 	"github.com/fanoutd/fanoutd/record"
 )
 
@@ -348,12 +349,11 @@ func (r *pollReader) call() (*kinesis.GetRecordsOutput, error) {
 // event turns a GetRecords response into an event, and paces the next call.
 func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (readEvent, []record.Record, bool, error) {
 	p := r.p
+	n := len(dst)
+	dst = efostream.Records(dst, out.Records)
 	size := 0
-	for i := range out.Records {
-		k := &out.Records[i]
-		size += len(k.Data) + len(aws.ToString(k.PartitionKey))
-		dst = append(dst, record.Record{Data: k.Data, PartitionKey: aws.ToString(k.PartitionKey),
-			SequenceNumber: aws.ToString(k.SequenceNumber), ArrivalTime: aws.ToTime(k.ApproximateArrivalTimestamp)})
+	for i := range dst[n:] {
+		size += len(dst[n+i].Data) + len(dst[n+i].PartitionKey)
 	}
 	ev := readEvent{millisBehindLatest: aws.ToInt64(out.MillisBehindLatest)}
 	if out.NextShardIterator == nil {

@@ -79,7 +79,7 @@ func sdkDecode(body []byte) (d decoded, panicked bool) {
 			return d, false
 		}
 		if e, ok := ev.(*types.SubscribeToShardEvent); ok {
-			d.add(eventOf(e), Records(nil, e))
+			d.add(eventOf(e), Records(nil, e.Records))
 		}
 	}
 }

@@ -26,11 +26,12 @@ func eventOf(ev *types.SubscribeToShardEvent) Event {
 	}
 }
 
-// Records appends the Kinesis records of one SubscribeToShardEvent to dst
-// as they are, KPL aggregates whole. Data slices alias the event's buffers.
-func Records(dst []record.Record, ev *types.SubscribeToShardEvent) []record.Record {
-	for i := range ev.Records {
-		r := &ev.Records[i]
+// Records appends Kinesis records (of a SubscribeToShardEvent or a
+// GetRecords response) to dst as they are, KPL aggregates whole. Data
+// slices alias the records'.
+func Records(dst []record.Record, recs []types.Record) []record.Record {
+	for i := range recs {
+		r := &recs[i]
 		dst = append(dst, record.Record{Data: r.Data, PartitionKey: aws.ToString(r.PartitionKey), SequenceNumber: aws.ToString(r.SequenceNumber), ArrivalTime: aws.ToTime(r.ApproximateArrivalTimestamp)})
 	}
 	return dst
@@ -70,7 +71,7 @@ func (s *SDKSubscription) Next(dst []record.Record) (Event, []record.Record, boo
 			if !isEvent {
 				continue
 			}
-			return eventOf(&e.Value), Records(dst, &e.Value), true, nil
+			return eventOf(&e.Value), Records(dst, e.Value.Records), true, nil
 		}
 	}
 }

@@ -249,7 +249,7 @@ func (s *Subscription) slow(frame []byte, dst []record.Record, readErr error) (_
 		return Event{}, dst, false, err
 	}
 	if e, ok := ev.(*types.SubscribeToShardEvent); ok {
-		return eventOf(e), Records(dst, e), true, nil
+		return eventOf(e), Records(dst, e.Records), true, nil
 	}
 	// An unknown event (skipped by next), or a cut frame that decoded
 	// (impossible: the checksum covers the whole frame): no event.
