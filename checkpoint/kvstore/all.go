@@ -2,8 +2,6 @@ package kvstore
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -27,42 +25,29 @@ const maxEntries = 100_000
 // All reads every checkpoint in kv, of every stream and consumer, sorted,
 // for operators: it needs no Store (and no fencing), only read access.
 func All(ctx context.Context, kv jetstream.KeyValue) ([]Entry, error) {
-	w, err := kv.Watch(ctx, "cp.>", jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("list checkpoints: %w", err)
-	}
-	defer w.Stop()
 	var out []Entry
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list checkpoints: %w", ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("list checkpoints: watcher closed")
-			}
-			if e == nil { // every current value was delivered
-				slices.SortFunc(out, func(a, b Entry) int {
-					return strings.Compare(a.Stream+"\x00"+a.Consumer+"\x00"+a.Shard, b.Stream+"\x00"+b.Consumer+"\x00"+b.Shard)
-				})
-				return out, nil
-			}
-			parts := strings.Split(strings.TrimPrefix(e.Key(), "cp."), ".")
-			if len(parts) != 3 {
-				continue // not a checkpoint key
-			}
-			cp, err := decodeKV(e)
-			if err != nil {
-				return nil, err
-			}
-			var r kvRecord
-			_ = json.Unmarshal(e.Value(), &r) // decodeKV read it already
-			out = append(out, Entry{Stream: unpart(parts[0]), Consumer: unpart(parts[1]), Shard: unpart(parts[2]), Checkpoint: cp, Instance: r.Instance})
-			if len(out) > maxEntries {
-				return nil, fmt.Errorf("list checkpoints: more than %d in bucket %s", maxEntries, kv.Bucket())
-			}
+	err := eachCurrent(ctx, kv, "cp.>", func(e jetstream.KeyValueEntry) error {
+		parts := strings.Split(strings.TrimPrefix(e.Key(), "cp."), ".")
+		if len(parts) != 3 {
+			return nil // not a checkpoint key
 		}
+		cp, instance, err := decodeRecord(e)
+		if err != nil {
+			return err
+		}
+		out = append(out, Entry{Stream: unpart(parts[0]), Consumer: unpart(parts[1]), Shard: unpart(parts[2]), Checkpoint: cp, Instance: instance})
+		if len(out) > maxEntries {
+			return fmt.Errorf("list checkpoints: more than %d in bucket %s", maxEntries, kv.Bucket())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	slices.SortFunc(out, func(a, b Entry) int {
+		return strings.Compare(a.Stream+"\x00"+a.Consumer+"\x00"+a.Shard, b.Stream+"\x00"+b.Consumer+"\x00"+b.Shard)
+	})
+	return out, nil
 }
 
 func unpart(s string) string { return strings.ReplaceAll(s, "=2E", ".") }

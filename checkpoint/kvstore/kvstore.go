@@ -81,9 +81,15 @@ func kvKey(stream, consumer, shardID string) string {
 }
 
 func decodeKV(e jetstream.KeyValueEntry) (checkpoint.Checkpoint, error) {
+	cp, _, err := decodeRecord(e)
+	return cp, err
+}
+
+// decodeRecord is decodeKV, and also the instance that wrote the entry.
+func decodeRecord(e jetstream.KeyValueEntry) (_ checkpoint.Checkpoint, instance string, _ error) {
 	var r kvRecord
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return checkpoint.Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): %v; fix or delete the key", e.Key(), e.Bucket(), e.Revision(), err)
+		return checkpoint.Checkpoint{}, "", fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): %v; fix or delete the key", e.Key(), e.Bucket(), e.Revision(), err)
 	}
 	inAggregate := r.AggregateSequence != ""
 	seq := r.SequenceNumber
@@ -91,9 +97,36 @@ func decodeKV(e jetstream.KeyValueEntry) (checkpoint.Checkpoint, error) {
 		seq = r.AggregateSequence
 	}
 	if (seq == "" && !r.ShardEnded) || (inAggregate && r.SequenceNumber != "") {
-		return checkpoint.Checkpoint{}, fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): no sequence number, or two", e.Key(), e.Bucket(), e.Revision())
+		return checkpoint.Checkpoint{}, "", fmt.Errorf("corrupt checkpoint %s in bucket %s (revision %d): no sequence number, or two", e.Key(), e.Bucket(), e.Revision())
 	}
-	return checkpoint.Checkpoint{SequenceNumber: seq, SubSequenceNumber: r.SubSequence, InAggregate: inAggregate, ShardEnded: r.ShardEnded, UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, nil
+	return checkpoint.Checkpoint{SequenceNumber: seq, SubSequenceNumber: r.SubSequence, InAggregate: inAggregate, ShardEnded: r.ShardEnded,
+		UpdatedAt: r.UpdatedAt, StreamCreated: r.StreamCreated}, r.Instance, nil
+}
+
+// eachCurrent calls each with every current entry of kv under filter (a
+// subject filter of keys), in turn, and returns once all were seen.
+func eachCurrent(ctx context.Context, kv jetstream.KeyValue, filter string, each func(jetstream.KeyValueEntry) error) error {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("list checkpoints: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("list checkpoints: %w", ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("list checkpoints: watcher closed")
+			}
+			if e == nil { // every current value was delivered
+				return nil
+			}
+			if err := each(e); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 func (s *Store) check(ctx context.Context) error {
@@ -263,30 +296,19 @@ func (s *Store) List(ctx context.Context, stream, consumer string) (map[string]c
 		return nil, err
 	}
 	prefix := kvPrefix(stream, consumer)
-	w, err := s.kv.Watch(ctx, prefix+">", jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("list checkpoints: %w", err)
-	}
-	defer w.Stop()
 	out := map[string]checkpoint.Checkpoint{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list checkpoints: %w", ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("list checkpoints: watcher closed")
-			}
-			if e == nil { // every current value was delivered
-				return out, nil
-			}
-			cp, err := decodeKV(e)
-			if err != nil {
-				return nil, err
-			}
-			out[strings.ReplaceAll(strings.TrimPrefix(e.Key(), prefix), "=2E", ".")] = cp
+	err := eachCurrent(ctx, s.kv, prefix+">", func(e jetstream.KeyValueEntry) error {
+		cp, err := decodeKV(e)
+		if err != nil {
+			return err
 		}
+		out[unpart(strings.TrimPrefix(e.Key(), prefix))] = cp
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // Delete implements Store: it purges the shard's key.
