@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/fanoutd/fanoutd/jsassets"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -50,10 +51,10 @@ type Options struct {
 	// RenewConcurrency bounds the renewals in flight at once (default
 	// DefaultRenewConcurrency).
 	RenewConcurrency int
-	// JetStream and Bucket, if JetStream is set, recreate the bucket when
-	// it is deleted while the group runs.
-	JetStream jetstream.JetStream
-	Bucket    jsassets.KVSpec
+	// Conn and Bucket, if Conn is set, recreate the bucket when it is
+	// deleted while the group runs.
+	Conn   *nats.Conn
+	Bucket jsassets.KVSpec
 
 	// wall, if set, replaces the wall clock (tests move it as a suspend
 	// would, without the monotonic clock).
@@ -80,7 +81,7 @@ type Group struct {
 	// the same name.
 	token string
 	// js and bucket recreate a deleted bucket (js nil: not).
-	js          jetstream.JetStream
+	nc          *nats.Conn // recreates a deleted bucket; nil: never
 	bucket      jsassets.KVSpec
 	checkBucket chan struct{}
 	rewatch     chan struct{}
@@ -184,7 +185,7 @@ func Join(ctx context.Context, kv jetstream.KeyValue, o Options) (*Group, error)
 		kv: kv, instance: o.Instance, ttl: o.LeaseTTL, observe: o.ObserveRenew,
 		wall:     o.wall,
 		renewing: make(chan struct{}, o.RenewConcurrency), token: newToken(),
-		js: o.JetStream, bucket: o.Bucket, checkBucket: make(chan struct{}, 1), rewatch: make(chan struct{}, 1),
+		nc: o.Conn, bucket: o.Bucket, checkBucket: make(chan struct{}, 1), rewatch: make(chan struct{}, 1),
 		conflicts: map[string]int{}, epochEnd: make(chan struct{}),
 		log:  o.Log.With().Str("component", "coordination").Str("instance", o.Instance).Logger(),
 		wake: make(chan struct{}, 1), rebal: make(chan struct{}, 1),

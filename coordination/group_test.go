@@ -234,7 +234,7 @@ func (e *env) joinObserved(name, url string, observe func(time.Duration, error))
 		log = zerolog.New(zerolog.NewTestWriter(e.t)).With().Timestamp().Logger()
 	}
 	g, err := Join(e.t.Context(), kv, Options{Instance: name, LeaseTTL: testTTL, Log: log, ObserveRenew: observe,
-		JetStream: js, Bucket: testBucket})
+		Conn: js.Conn(), Bucket: testBucket})
 	if err != nil {
 		e.t.Fatal(err)
 	}

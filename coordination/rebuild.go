@@ -83,7 +83,7 @@ func (g *Group) verifyBucket(ctx context.Context) {
 		return
 	}
 	if missing {
-		if g.js == nil {
+		if g.nc == nil {
 			g.log.Error().Str("bucket", g.kv.Bucket()).Str("fix", "create the bucket again").
 				Msg("coordination bucket gone; this instance cannot recreate it")
 			return
@@ -93,7 +93,7 @@ func (g *Group) verifyBucket(ctx context.Context) {
 		// instance recreating it at the same moment may leave this one's
 		// request unanswered; the next attempt finds its bucket.
 		cctx, cancel := context.WithTimeout(ctx, g.stopAfter())
-		_, err := jsassets.RecreateKV(cctx, g.js.Conn(), g.bucket, g.ttl/5)
+		_, err := jsassets.RecreateKV(cctx, g.nc, g.bucket, g.ttl/5)
 		cancel()
 		if err != nil {
 			g.log.Error().Err(err).Str("bucket", g.kv.Bucket()).Msg("recreate the coordination bucket failed; retrying")

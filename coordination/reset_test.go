@@ -195,7 +195,7 @@ func newResetEnvRecreating(t *testing.T, ttl time.Duration, recreates bool) *res
 	}
 	o := Options{Instance: "a", LeaseTTL: ttl, Log: log}
 	if recreates {
-		o.JetStream, o.Bucket = conn(), cfg
+		o.Conn, o.Bucket = conn().Conn(), cfg
 	}
 	g, err := Join(t.Context(), f, o)
 	if err != nil {

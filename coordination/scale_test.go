@@ -78,7 +78,7 @@ func TestGroupScale(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := newFaultKV(kv)
-		g, err := Join(t.Context(), f, Options{Instance: string(rune('a' + i)), LeaseTTL: ttl, Log: zerolog.Nop(), JetStream: js, Bucket: testBucket})
+		g, err := Join(t.Context(), f, Options{Instance: string(rune('a' + i)), LeaseTTL: ttl, Log: zerolog.Nop(), Conn: js.Conn(), Bucket: testBucket})
 		if err != nil {
 			t.Fatal(err)
 		}

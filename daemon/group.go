@@ -61,13 +61,9 @@ func (d *Daemon) openShared(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	js, err := jetstream.New(d.nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	d.group, err = coordination.Join(ctx, gkv, coordination.Options{
 		Instance: instance, LeaseTTL: time.Duration(cfg.Coordination.LeaseTTL), Log: d.log, ObserveRenew: d.mon.ObserveLeaseRenew,
-		JetStream: js, Bucket: gbc})
+		Conn: d.nc, Bucket: gbc})
 	if errors.Is(err, coordination.ErrInstanceInUse) {
 		return &ConfigError{err}
 	}
