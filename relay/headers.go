@@ -80,6 +80,33 @@ func appendArrivalTime(b []byte, t time.Time) []byte {
 	return t.UTC().Round(time.Millisecond).AppendFormat(b, arrivalTimeLayout)
 }
 
+// timeFormat appends times as appendArrivalTime does, keeping the last
+// second it formatted: the records of an event mostly share their second,
+// and formatting the date and clock is most of the cost. The zero value is
+// ready; it is not safe for concurrent use.
+type timeFormat struct {
+	sec    int64
+	prefix [len("2006-01-02T15:04:05")]byte
+	valid  bool
+}
+
+func (f *timeFormat) append(b []byte, t time.Time) []byte {
+	t = t.Round(time.Millisecond)
+	sec := t.Unix()
+	if !f.valid || sec != f.sec {
+		var a [32]byte
+		p := time.Unix(sec, 0).UTC().AppendFormat(a[:0], "2006-01-02T15:04:05")
+		if len(p) != len(f.prefix) { // a year before 0 or after 9999
+			f.valid = false
+			return appendArrivalTime(b, t)
+		}
+		f.sec, f.valid = sec, true
+		copy(f.prefix[:], p)
+	}
+	ms := t.Nanosecond() / int(time.Millisecond)
+	return append(append(b, f.prefix[:]...), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
 // EscapeHeaderValue makes s safe as a NATS header value.
 //
 // A header value must not hold CR or LF, NATS clients trim leading and trailing

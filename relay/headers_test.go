@@ -252,3 +252,28 @@ func BenchmarkRecordHeader(b *testing.B) {
 		}
 	})
 }
+
+// FuzzTimeFormat: the cached formatter agrees with appendArrivalTime on
+// every time, including a second shared with the time before, rounding
+// into the next second, and years outside 0000-9999.
+func FuzzTimeFormat(f *testing.F) {
+	f.Add(int64(1700000000), int64(999_600_000), int64(1))
+	f.Add(int64(1700000000), int64(123_000_000), int64(0))
+	f.Add(int64(-62135596801), int64(0), int64(3))
+	f.Add(int64(253402300799), int64(999_999_999), int64(1))
+	f.Add(int64(-1), int64(500_000), int64(-2))
+	f.Add(int64(1<<62), int64(0), int64(1))
+	var tf timeFormat
+	f.Fuzz(func(t *testing.T, sec, nsec, step int64) {
+		for i := range int64(3) {
+			tm := time.Unix(sec+i*step, nsec)
+			if i == 1 {
+				tm = tm.In(time.FixedZone("x", 3600))
+			}
+			want := string(appendArrivalTime(nil, tm))
+			if got := string(tf.append([]byte("x"), tm)); got != "x"+want {
+				t.Fatalf("timeFormat.append(%v) = %q, want %q", tm, got[1:], want)
+			}
+		}
+	})
+}

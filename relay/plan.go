@@ -81,7 +81,7 @@ func (p *Publisher) build(s *scratch, b *record.Batch, i int, m *nats.Msg, rh *r
 		rh.set(b, rec)
 		h, hsize = rh.h, rh.encodedLen()
 	} else {
-		h, hsize = RecordHeader(b, rec)
+		h, hsize = newHeader(b, rec, &s.times)
 	}
 	v := subjectValues(b, rec)
 	refused := ""

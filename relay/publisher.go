@@ -411,6 +411,7 @@ type scratch struct {
 	fell        []bool    // per record: its subject holds the fallback token
 	countFell   bool      // fell is kept: the template is Fallible
 	side        []derived // content pass: what it found of each record
+	times       timeFormat
 }
 
 func (p *Publisher) putScratch(s *scratch) {

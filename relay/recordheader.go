@@ -37,6 +37,7 @@ type recordHeader struct {
 	// The batch's stream and shard ID, escaped once per batch.
 	lastStream, lastShard, escStream, escShard string
 	size                                       int // what nats.go encodes of h, see encodedLen
+	times                                      timeFormat
 }
 
 func newRecordHeader() *recordHeader {
@@ -124,7 +125,7 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 	nSub := len(buf)
 	hasTime := !rec.ArrivalTime.IsZero()
 	if hasTime {
-		buf = appendArrivalTime(buf, rec.ArrivalTime)
+		buf = r.times.append(buf, rec.ArrivalTime)
 	}
 	nTime := len(buf)
 	buf = appendMsgID(buf, b.Stream, b.ShardID, rec.SequenceNumber, subSeq)
@@ -135,7 +136,7 @@ func (r *recordHeader) set(b *record.Batch, rec *record.Record) {
 	nID := len(buf)
 	hasEventTime := u != nil
 	if hasEventTime {
-		buf = appendArrivalTime(buf, time.UnixMilli(u.Timestamp))
+		buf = r.times.append(buf, time.UnixMilli(u.Timestamp))
 	}
 	r.buf = buf
 	if rec.Aggregated {
@@ -219,6 +220,12 @@ func (r *recordHeader) encodedLen() int { return r.size }
 // size is how many bytes nats.go encodes of it (the values are escaped:
 // nothing to trim).
 func RecordHeader(b *record.Batch, rec *record.Record) (h nats.Header, size int) {
+	var tf timeFormat
+	return newHeader(b, rec, &tf)
+}
+
+// newHeader is RecordHeader, formatting times with tf.
+func newHeader(b *record.Batch, rec *record.Record, tf *timeFormat) (h nats.Header, size int) {
 	// At most 8 headers: one group of Go's map, no table (a dead letter or
 	// an object reference adds a few, rarely).
 	h = make(nats.Header, 8)
@@ -242,16 +249,28 @@ func RecordHeader(b *record.Batch, rec *record.Record) (h nats.Header, size int)
 	if rec.ExplicitHashKey != "" {
 		set(HeaderExplicitHashKey, EscapeHeaderValue(rec.ExplicitHashKey))
 	}
+	var tbuf [2 * len(arrivalTimeLayout)]byte
+	times := tbuf[:0]
 	if !rec.ArrivalTime.IsZero() {
-		set(HeaderArrivalTime, FormatArrivalTime(rec.ArrivalTime))
+		times = tf.append(times, rec.ArrivalTime)
 	}
+	nArrival := len(times)
+	if u := rec.Unpacked; u != nil {
+		times = tf.append(times, time.UnixMilli(u.Timestamp))
+	}
+	// One string for both times, cut in two: one allocation.
+	all := string(times)
+	if !rec.ArrivalTime.IsZero() {
+		set(HeaderArrivalTime, all[:nArrival])
+	}
+	all = all[nArrival:]
 	u := rec.Unpacked
 	if u == nil {
 		set(nats.MsgIdHdr, EscapeHeaderValue(MsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq)))
 		return h, size
 	}
 	set(nats.MsgIdHdr, EscapeHeaderValue(UnpackedMsgID(b.Stream, b.ShardID, rec.SequenceNumber, subSeq, u.Index)))
-	eventTime := FormatArrivalTime(time.UnixMilli(u.Timestamp))
+	eventTime := all
 	arr, n = make([]string, len(logKeys)), 0
 	for i, v := range logValues(u, eventTime) {
 		if v != "" {
