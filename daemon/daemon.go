@@ -147,8 +147,10 @@ func Open(ctx context.Context, cfg *config.Config, o Options) (_ *Daemon, err er
 	if err != nil {
 		return nil, err
 	}
+	co := cfg.NATS.ConnOptions()
 	d.pub, err = relay.NewPublisher(nc, routes, relay.Options{
 		JetStream:         cfg.NATS.JetStream,
+		Direct:            &co,
 		PublishTimeout:    time.Duration(cfg.NATS.PublishTimeout),
 		NoBatchPublish:    !batched,
 		Oversize:          large,
@@ -278,6 +280,7 @@ func (d *Daemon) Close() error {
 			}
 			cancel()
 		}
+		d.pub.Close()
 		drainNATS(d.nc, time.Duration(d.config().Timers.ShutdownTimeout), d.log)
 		if d.stopHTTP != nil {
 			d.stopHTTP()

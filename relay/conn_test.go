@@ -39,25 +39,7 @@ func checkNoSecret(t *testing.T, secret string, err error, logs *logBuffer) {
 
 func TestConnectAuth(t *testing.T) {
 	t.Parallel()
-	seed := func(t *testing.T) (pub, seedFile string) {
-		kp, err := nkeys.CreateUser()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, err = kp.PublicKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := kp.Seed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		seedFile = filepath.Join(t.TempDir(), "user.nk")
-		if err := os.WriteFile(seedFile, s, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return pub, seedFile
-	}
+	seed := testSeed
 
 	t.Run("token", func(t *testing.T) {
 		s := startServer(t, testServerConfig{Token: "t0ken-s3cret"})
@@ -124,6 +106,29 @@ func TestConnectAuth(t *testing.T) {
 			t.Errorf("Connect with a missing seed file = %v, want an error naming nats.nkey_seed_file", err)
 		}
 	})
+}
+
+// testSeed writes a new nkey user's seed file and returns its public key
+// and the file.
+func testSeed(t *testing.T) (pub, seedFile string) {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err = kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := kp.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedFile = filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(seedFile, s, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pub, seedFile
 }
 
 func checkAuthError(t *testing.T, err error) {

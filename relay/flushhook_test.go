@@ -15,8 +15,9 @@ func (h flushHook) FlushWithContext(ctx context.Context) error {
 }
 
 // beforeFlush makes p call f between the publishes and the flush of every
-// core chunk; nil stops it.
+// core chunk, on either connection; nil stops it.
 func beforeFlush(p *Publisher, f func()) {
+	p.beforeDirectFlush = f
 	if f == nil {
 		p.flusher = p.nc
 		return

@@ -60,6 +60,10 @@ type Options struct {
 	ObserveObject func(stream string, bytes int, d time.Duration, err error)
 	// Log receives warnings about retries and dead letters.
 	Log zerolog.Logger
+	// Direct, if set, is how nc was connected (see Connect): core messages
+	// then go on a second connection made the same way, which only
+	// publishes (see direct.go). Nil: through nc.
+	Direct *ConnOptions
 	// Observe, if set, is called after every Handle with the batch's stream,
 	// its record count, how long publishing and confirming took, and the
 	// error (metrics).
@@ -149,6 +153,11 @@ type Publisher struct {
 	// No fast batch for the shard until a batch reaching that message
 	// succeeds.
 	unsure sync.Map
+
+	direct *directConn // nil: core messages go through nc
+	// beforeDirectFlush, set by tests, runs before a core chunk's flush on
+	// the direct connection.
+	beforeDirectFlush func()
 }
 
 var _ record.Handler = (*Publisher)(nil)
@@ -216,9 +225,20 @@ func NewPublisher(nc *nats.Conn, routes map[string]*Route, opts Options) (*Publi
 		}
 		p.fast = newFastBatcher(nc, !opts.NoBatchPublish)
 	}
+	if opts.Direct != nil && !opts.JetStream {
+		p.direct = &directConn{nc: nc, opts: *opts.Direct, log: p.log}
+	}
 	p.scratch.New = func() any { return &scratch{header: newRecordHeader()} }
 	p.unpackers.New = func() any { return &unpacker{} }
 	return p, nil
+}
+
+// Close closes the direct connection, if any (Options.Direct). The
+// Publisher goes on through nc.
+func (p *Publisher) Close() {
+	if p.direct != nil {
+		p.direct.close()
+	}
 }
 
 // Handle publishes every record of b, in order, and returns nil only once
@@ -412,6 +432,7 @@ type scratch struct {
 	countFell   bool      // fell is kept: the template is Fallible
 	side        []derived // content pass: what it found of each record
 	times       timeFormat
+	wire        []byte // core mode on the direct connection: the chunk's commands
 }
 
 func (p *Publisher) putScratch(s *scratch) {

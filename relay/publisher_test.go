@@ -52,7 +52,25 @@ func testTemplates(t testing.TB) map[string]*SubjectTemplate {
 	return map[string]*SubjectTemplate{testStream: tmpl}
 }
 
+// newTestPublisher returns a Publisher on nc; in core mode it publishes on
+// the direct connection, dialed without credentials, unless opts.Direct
+// says otherwise.
 func newTestPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
+	t.Helper()
+	if opts.Direct == nil {
+		opts.Direct = &ConnOptions{Servers: []string{nc.ConnectedUrl()}}
+	}
+	p, err := NewPublisher(nc, SubjectRoutes(testTemplates(t)), opts)
+	if err != nil {
+		t.Fatalf("NewPublisher: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// newNATSGoPublisher returns a Publisher on nc that publishes core
+// messages through nc itself (no direct connection).
+func newNATSGoPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
 	t.Helper()
 	p, err := NewPublisher(nc, SubjectRoutes(testTemplates(t)), opts)
 	if err != nil {
@@ -100,7 +118,13 @@ func checkHeader(t *testing.T, got, want nats.Header) {
 // has the subscription before it returns.
 func subscribe(t *testing.T, s *testServer, subject string) (*nats.Conn, *nats.Subscription) {
 	t.Helper()
-	nc, err := nats.Connect(s.URL())
+	return subscribeWith(t, s, subject)
+}
+
+// subscribeWith is subscribe, connecting with opts.
+func subscribeWith(t *testing.T, s *testServer, subject string, opts ...nats.Option) (*nats.Conn, *nats.Subscription) {
+	t.Helper()
+	nc, err := nats.Connect(s.URL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +376,7 @@ func TestHandleReconnectDuringBatch(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testServerConfig{})
 	nc := s.connect(t)
-	p := newTestPublisher(t, nc, Options{})
+	p := newNATSGoPublisher(t, nc, Options{})
 	beforeFlush(p, func() {
 		if err := nc.ForceReconnect(); err != nil {
 			t.Error(err)

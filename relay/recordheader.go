@@ -196,6 +196,35 @@ func (r *recordHeader) setLogs(u *record.Unpacked, eventTime []byte) {
 	r.anyLog = u != nil
 }
 
+// appendTo appends h as set left it, encoded as a NATS header:
+// encodedLen bytes.
+func (r *recordHeader) appendTo(buf []byte) []byte {
+	buf = append(buf, "NATS/1.0\r\n"...)
+	kv := func(k, v string) {
+		buf = append(append(append(append(buf, k...), ": "...), v...), "\r\n"...)
+	}
+	kv(HeaderStream, r.stream[0])
+	kv(HeaderShardID, r.shard[0])
+	kv(HeaderPartitionKey, r.pk[0])
+	kv(HeaderSequenceNumber, r.seq[0])
+	kv(nats.MsgIdHdr, r.msgID[0])
+	if r.hasSubSeq {
+		kv(HeaderSubSequenceNumber, r.subSeq[0])
+	}
+	if r.hasEHK {
+		kv(HeaderExplicitHashKey, r.ehk[0])
+	}
+	if r.hasArrival {
+		kv(HeaderArrivalTime, r.arrival[0])
+	}
+	for i, k := range logKeys {
+		if r.hasLog[i] {
+			kv(k, r.logs[i][0])
+		}
+	}
+	return append(buf, "\r\n"...)
+}
+
 // requiredKeysLen is what the header line, the final CRLF and the five
 // headers every record has take besides their values: each header is
 // "key: value\r\n".

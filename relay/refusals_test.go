@@ -53,15 +53,24 @@ func keyedBatch(shard, key string, n int) *record.Batch {
 // checkpointed), once logged per subject, while other subjects keep flowing.
 func TestHandleCorePermissionDenied(t *testing.T) {
 	t.Parallel()
+	for _, direct := range []bool{true, false} {
+		t.Run(fmt.Sprintf("direct=%t", direct), func(t *testing.T) { corePermissionDenied(t, direct) })
+	}
+}
+
+func corePermissionDenied(t *testing.T, direct bool) {
 	srv := startDenyingServer(t, "kinesis.orders.denied")
 	log := &logBuffer{}
-	nc, err := Connect(context.Background(), ConnOptions{Servers: []string{srv.ClientURL()}, User: "fanoutd", Password: "pw",
-		ConnectTimeout: 5 * time.Second}, zerolog.Nop())
+	co := ConnOptions{Servers: []string{srv.ClientURL()}, User: "fanoutd", Password: "pw", ConnectTimeout: 5 * time.Second}
+	nc, err := Connect(context.Background(), co, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	p := newTestPublisher(t, nc, Options{Log: zerolog.New(log)})
+	p := newNATSGoPublisher(t, nc, Options{Log: zerolog.New(log)})
+	if direct {
+		p = newTestPublisher(t, nc, Options{Log: zerolog.New(log), Direct: &co})
+	}
 
 	rc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("reader", "pw"))
 	if err != nil {
@@ -105,6 +114,9 @@ func TestHandleCorePermissionDenied(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), `"subject":"kinesis.orders.denied"`) {
 		t.Errorf("the log does not name the subject:\n%s", log.String())
+	}
+	if direct {
+		checkDirect(t, p)
 	}
 }
 

@@ -24,36 +24,18 @@ func validFor(n int64) func() bool {
 func TestHandleStopsWhenTheLeaseIsNotValid(t *testing.T) {
 	t.Parallel()
 	const valid = 30
-	t.Run("core", func(t *testing.T) {
-		s := startServer(t, testServerConfig{})
-		_, sub := subscribe(t, s, "kinesis.>")
-		p := newTestPublisher(t, s.connect(t), Options{PublishTimeout: 30 * time.Second})
-		b := testBatch(200)
-		b.Valid = validFor(valid)
-		if err := p.Handle(context.Background(), b); !errors.Is(err, record.ErrNotValid) {
-			t.Fatalf("Handle = %v, want ErrNotValid", err)
-		}
-		// A marker on the publisher's connection: once it arrived, so did
-		// everything published before it.
-		if err := p.nc.Publish("kinesis.marker", nil); err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for {
-			m, err := sub.NextMsg(10 * time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.Subject == "kinesis.marker" {
-				break
-			}
-			n++
-		}
-		if n != valid {
-			t.Fatalf("%d messages published, want the %d before Valid said no", n, valid)
-		}
-	})
+	// Through nats.go, each message goes out as it is published: the 30
+	// before Valid said no. On the direct connection, a chunk goes out at
+	// its flush (or every 64 KiB): none.
+	for _, tc := range []struct {
+		name   string
+		direct bool
+		want   int
+	}{{"core", true, 0}, {"core via nats.go", false, valid}} {
+		t.Run(tc.name, func(t *testing.T) { coreStopsWhenNotValid(t, tc.direct, valid, tc.want) })
+	}
 	forBothPublishModes(t, func(t *testing.T, batched bool) {
+
 		s := startServer(t, testServerConfig{JetStream: true})
 		st := createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: batched})
 		p := newTestPublisher(t, s.connect(t), Options{JetStream: true, PublishTimeout: 30 * time.Second})
@@ -70,4 +52,44 @@ func TestHandleStopsWhenTheLeaseIsNotValid(t *testing.T) {
 			t.Fatalf("%d messages stored, want at most the %d published before Valid said no", n, valid)
 		}
 	})
+}
+
+func coreStopsWhenNotValid(t *testing.T, direct bool, valid int64, want int) {
+	s := startServer(t, testServerConfig{})
+	_, sub := subscribe(t, s, "kinesis.>")
+	opts := Options{PublishTimeout: 30 * time.Second}
+	p := newNATSGoPublisher(t, s.connect(t), opts)
+	if direct {
+		p = newTestPublisher(t, s.connect(t), opts)
+	}
+	b := testBatch(200)
+	b.Valid = validFor(valid)
+	if err := p.Handle(context.Background(), b); !errors.Is(err, record.ErrNotValid) {
+		t.Fatalf("Handle = %v, want ErrNotValid", err)
+	}
+	// Once the direct connection's flush returned, the server has every
+	// message written on it; then a marker on nats.go's connection: once
+	// it arrived, so did everything published before it.
+	if direct {
+		if err := p.direct.get(context.Background()).Flush(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.nc.Publish("kinesis.marker", nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject == "kinesis.marker" {
+			break
+		}
+		n++
+	}
+	if n != want {
+		t.Fatalf("%d messages published, want %d", n, want)
+	}
 }

@@ -11,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/fanoutd/fanoutd/emulator"
 	"github.com/fanoutd/fanoutd/internal/testutil"
@@ -22,8 +19,7 @@ import (
 	"github.com/fanoutd/fanoutd/internal/testutil/emutest"
 )
 
-// credsServer is a NATS server in operator mode (JWT accounts, JetStream
-// on): a client connects only with a creds file of its account's user.
+// credsServer is a NATS server in operator mode (testutil.StartCredsServer).
 type credsServer struct {
 	ns    *server.Server
 	creds string // the user's creds file
@@ -31,64 +27,8 @@ type credsServer struct {
 
 func startCredsServer(t *testing.T) credsServer {
 	t.Helper()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	okp, err := nkeys.CreateOperator()
-	must(err)
-	opub, err := okp.PublicKey()
-	must(err)
-	ojwt, err := jwt.NewOperatorClaims(opub).Encode(okp)
-	must(err)
-	op, err := jwt.DecodeOperatorClaims(ojwt)
-	must(err)
-	resolver := &server.MemAccResolver{}
-	account := func(js bool) (nkeys.KeyPair, string) {
-		kp, err := nkeys.CreateAccount()
-		must(err)
-		pub, err := kp.PublicKey()
-		must(err)
-		ac := jwt.NewAccountClaims(pub)
-		if js {
-			ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
-		}
-		ajwt, err := ac.Encode(okp)
-		must(err)
-		must(resolver.Store(pub, ajwt))
-		return kp, pub
-	}
-	_, sys := account(false)
-	akp, _ := account(true)
-
-	ukp, err := nkeys.CreateUser()
-	must(err)
-	upub, err := ukp.PublicKey()
-	must(err)
-	ujwt, err := jwt.NewUserClaims(upub).Encode(akp)
-	must(err)
-	seed, err := ukp.Seed()
-	must(err)
-	creds, err := jwt.FormatUserConfig(ujwt, seed)
-	must(err)
-	path := filepath.Join(t.TempDir(), "fanoutd.creds")
-	must(os.WriteFile(path, creds, 0o600))
-
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(), TrustedOperators: []*jwt.OperatorClaims{op}, AccountResolver: resolver, SystemAccount: sys})
-	must(err)
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	if nc, err := nats.Connect(ns.ClientURL()); err == nil {
-		nc.Close()
-		t.Fatal("the server takes a client without credentials")
-	}
-	return credsServer{ns: ns, creds: path}
+	ns, creds := testutil.StartCredsServer(t)
+	return credsServer{ns: ns, creds: creds}
 }
 
 // saveContext writes the nats CLI context name under xdg, as `nats context

@@ -1,0 +1,305 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/textproto"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/fanoutd/fanoutd/record"
+	"github.com/fanoutd/fanoutd/relay/internal/natspub"
+)
+
+// In core mode, messages go on a second connection that only publishes
+// (natspub): the relay writes each message's HPUB command itself, headers
+// included, into one buffer per chunk, and the chunk goes out in a few
+// large writes with its flush's PING. Through nats.go, each message's
+// header map is encoded again, which costs more than everything else the
+// relay does for a small record. The second connection is made with the
+// same servers, credentials and TLS as the first, to the server the first
+// is connected to; when it cannot be made, messages go through nats.go as
+// before.
+const (
+	// directWriteBytes is how much of a chunk is buffered before it is
+	// written.
+	directWriteBytes = 64 << 10
+	// directRedial is the least time between two attempts to dial.
+	directRedial = time.Second
+	// directBufferKeep bounds the chunk buffer a scratch keeps.
+	directBufferKeep = 1 << 20
+)
+
+// directConn makes and keeps the publish-only connection.
+type directConn struct {
+	nc   *nats.Conn
+	opts ConnOptions
+	log  zerolog.Logger
+
+	mu       sync.Mutex
+	conn     *natspub.Conn
+	nextDial time.Time
+	closed   bool
+}
+
+// get returns the connection, dialing one if there is none or it failed
+// (at most once per directRedial), or nil: publish through nats.go.
+func (d *directConn) get(ctx context.Context) *natspub.Conn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	if d.conn != nil {
+		err := d.conn.Err()
+		if err == nil {
+			return d.conn
+		}
+		d.conn.Close()
+		d.conn = nil
+		if !errors.Is(err, natspub.ErrLameDuck) {
+			d.log.Warn().Err(err).Msg("NATS publish connection lost")
+		}
+	}
+	if time.Now().Before(d.nextDial) {
+		return nil
+	}
+	d.nextDial = time.Now().Add(directRedial)
+	o, err := d.dialOptions()
+	if err == nil {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		d.conn, err = natspub.Dial(dctx, o)
+		cancel()
+	}
+	if err != nil {
+		d.log.Warn().Err(err).Str("server", RedactURL(o.URL)).
+			Str("then", "core messages go through the main connection until it works").
+			Msg("NATS publish connection failed")
+		return nil
+	}
+	return d.conn
+}
+
+// close closes the connection; get returns nil from then on.
+func (d *directConn) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if d.conn != nil {
+		d.conn.Close()
+		d.conn = nil
+	}
+}
+
+// dialOptions are natspub's options for the server nc is connected to.
+func (d *directConn) dialOptions() (natspub.Options, error) {
+	o := natspub.Options{
+		URL:          d.nc.ConnectedUrl(),
+		Name:         d.opts.Name,
+		Version:      "fanoutd",
+		CredsFile:    d.opts.CredsFile,
+		NKeySeedFile: d.opts.NKeySeedFile,
+		Token:        d.opts.Token,
+		User:         d.opts.User,
+		Password:     d.opts.Password,
+	}
+	if o.Name == "" {
+		o.Name = DefaultConnectionName
+	}
+	if o.URL == "" {
+		return o, ErrNotConnected
+	}
+	o.TLSName = tlsName(o.URL, d.opts.Servers)
+	var err error
+	o.TLS, err = clientTLS(d.opts)
+	return o, err
+}
+
+// tlsName is the name to verify a server's certificate by: its URL's host,
+// or for a server the cluster announced by its IP address, the host name
+// of the first configured server that has one (as nats.go does).
+func tlsName(u string, servers []string) string {
+	p, err := url.Parse(u)
+	if err != nil || net.ParseIP(p.Hostname()) == nil {
+		return ""
+	}
+	for _, s := range servers {
+		if q, err := url.Parse(s); err == nil && q.Host == p.Host {
+			return "" // configured as it is
+		}
+	}
+	for _, s := range servers {
+		if q, err := url.Parse(s); err == nil && net.ParseIP(q.Hostname()) == nil {
+			return q.Hostname()
+		}
+	}
+	return ""
+}
+
+// clientTLS is the TLS config of o's files (nil without any), as nats.go's
+// RootCAs and ClientCert options make it.
+func clientTLS(o ConnOptions) (*tls.Config, error) {
+	if o.CAFile == "" && o.CertFile == "" && o.KeyFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read nats.tls.ca_file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("nats.tls.ca_file %s: no certificate in it", o.CAFile)
+		}
+	}
+	if o.CertFile != "" || o.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load nats.tls.cert_file and key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// coreChunkDirect is coreChunk on c: the records [start, end) of b are
+// encoded into one buffer, written as it fills, and confirmed by the
+// flush's PONG.
+func (p *Publisher) coreChunkDirect(ctx context.Context, c *natspub.Conn, s *scratch, b *record.Batch, start, end int, res *batchResult) error {
+	errs, _ := c.Errors()
+	s.maxPayload = c.MaxPayload()
+	buf := s.wire[:0]
+	defer func() {
+		if cap(buf) <= directBufferKeep {
+			s.wire = buf[:0]
+		} else {
+			s.wire = nil
+		}
+	}()
+	for i := start; i < end; i++ {
+		if err := b.CheckValid(); err != nil {
+			return err
+		}
+		rec := &b.Records[i]
+		r, err := p.plan(ctx, s, b, i, &s.msg, s.header)
+		if err != nil {
+			return err
+		}
+		buf, err = appendMessage(buf, &s.msg, s.header, r == asRecord, s.maxPayload)
+		if r != asRecord {
+			s.header.restore()
+		}
+		if err != nil {
+			return fmt.Errorf("publish %s of record %s/%d: %w", r, rec.SequenceNumber, rec.SubSequenceNumber, err)
+		}
+		res.count(r, rec)
+		if len(buf) >= directWriteBytes {
+			if err := c.Write(buf); err != nil {
+				return fmt.Errorf("publish: %w", err)
+			}
+			buf = buf[:0]
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	if p.beforeDirectFlush != nil {
+		p.beforeDirectFlush()
+	}
+	if err := c.Flush(fctx, buf); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if n, err := c.Errors(); n != errs && err != nil {
+		return p.asyncRefusal(b, err)
+	}
+	return nil
+}
+
+// appendMessage appends m's HPUB command (PUB without headers). With
+// reused, m's header is rh's, as rh.set left it, and rh writes it; else
+// the header map is encoded as nats.go does.
+func appendMessage(buf []byte, m *nats.Msg, rh *recordHeader, reused bool, maxPayload int64) ([]byte, error) {
+	if !validSubject(m.Subject) {
+		return buf, nats.ErrBadSubject
+	}
+	hlen := 0
+	switch {
+	case reused:
+		hlen = rh.encodedLen()
+	case len(m.Header) > 0:
+		hlen = headerLen(m.Header)
+	}
+	if maxPayload > 0 && int64(hlen+len(m.Data)) > maxPayload {
+		return buf, nats.ErrMaxPayload
+	}
+	if hlen == 0 {
+		buf = append(append(buf, "PUB "...), m.Subject...)
+	} else {
+		buf = append(append(buf, "HPUB "...), m.Subject...)
+		buf = strconv.AppendInt(append(buf, ' '), int64(hlen), 10)
+	}
+	buf = strconv.AppendInt(append(buf, ' '), int64(hlen+len(m.Data)), 10)
+	buf = append(buf, "\r\n"...)
+	switch {
+	case reused:
+		buf = rh.appendTo(buf)
+	case hlen > 0:
+		buf = appendHeader(buf, m.Header)
+	}
+	return append(append(buf, m.Data...), "\r\n"...), nil
+}
+
+// validSubject reports whether s can go on a protocol line: not empty,
+// without whitespace.
+func validSubject(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\r', '\n':
+			return false
+		}
+	}
+	return true
+}
+
+// headerLen is how many bytes appendHeader writes of h.
+func headerLen(h nats.Header) int {
+	n := len("NATS/1.0\r\n") + len("\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(textproto.TrimString(v))
+		}
+	}
+	return n
+}
+
+// appendHeader encodes h as nats.go does: values trimmed, CR and LF
+// replaced by spaces.
+func appendHeader(buf []byte, h nats.Header) []byte {
+	buf = append(buf, "NATS/1.0\r\n"...)
+	for k, vs := range h {
+		for _, v := range vs {
+			buf = append(append(buf, k...), ": "...)
+			for _, c := range []byte(textproto.TrimString(v)) {
+				if c == '\r' || c == '\n' {
+					c = ' '
+				}
+				buf = append(buf, c)
+			}
+			buf = append(buf, "\r\n"...)
+		}
+	}
+	return append(buf, "\r\n"...)
+}
