@@ -225,7 +225,8 @@ func (p *Publisher) coreChunkDirect(ctx context.Context, c *natspub.Conn, s *scr
 	return nil
 }
 
-// appendMessage appends m's HPUB command (PUB without headers). With
+// appendMessage appends m's HPUB command (PUB without headers), with its
+// reply subject if it has one (a valid subject: the relay makes it). With
 // reused, m's header is rh's, as rh.set left it, and rh writes it; else
 // the header map is encoded as nats.go does.
 func appendMessage(buf []byte, m *nats.Msg, rh *recordHeader, reused bool, maxPayload int64) ([]byte, error) {
@@ -246,6 +247,11 @@ func appendMessage(buf []byte, m *nats.Msg, rh *recordHeader, reused bool, maxPa
 		buf = append(append(buf, "PUB "...), m.Subject...)
 	} else {
 		buf = append(append(buf, "HPUB "...), m.Subject...)
+	}
+	if m.Reply != "" {
+		buf = append(append(buf, ' '), m.Reply...)
+	}
+	if hlen > 0 {
 		buf = strconv.AppendInt(append(buf, ' '), int64(hlen), 10)
 	}
 	buf = strconv.AppendInt(append(buf, ' '), int64(hlen+len(m.Data)), 10)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/record"
+	"github.com/fanoutd/fanoutd/relay/internal/natspub"
 )
 
 // Fast batch publishing (nats-server 2.14+, a stream with allow_batched):
@@ -295,11 +296,11 @@ const (
 // and returns how many of them, from the first, JetStream stored; the
 // caller publishes the rest message by message. The batch stops before the
 // first record that can't go as its own message (see plan): that one and
-// the rest go message by message too. As in core mode,
-// one message and one header serve every record (PublishMsg copies them
-// into the connection's buffer): nothing is held per record until its ack.
-// It never fails: whatever went wrong, what was not stored is left to the
-// caller.
+// the rest go message by message too. As in core mode, the batch goes on
+// the direct connection when there is one (see fastOut), and one message
+// and one header serve every record (they are copied as they are
+// published): nothing is held per record until its ack. It never fails:
+// whatever went wrong, what was not stored is left to the caller.
 func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *record.Batch, start, end int) int {
 	f := p.fast
 	id, prefix, fb, err := f.start()
@@ -328,6 +329,8 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *re
 	cur, next := &s.msg, &s.nextMsg
 	curH, nextH := s.header, s.next
 	defer func() { *cur, *next = nats.Msg{}, nats.Msg{} }()
+	out := p.batchOut(chunkCtx, s)
+	defer out.done(s)
 	var subject string // the first message's
 	sent, committed := 0, false
 	ok := build(start, curH, cur)
@@ -347,27 +350,34 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *re
 		if b.CheckValid() != nil {
 			break // the rest goes message by message, which fails at once
 		}
-		if err := p.nc.PublishMsg(cur); err != nil {
+		if err := out.publish(cur, curH); err != nil {
 			break
 		}
 		sent, committed = sent+1, op == fastOpCommit
 		// Wait for the server's answer to the first message (a stream
 		// that refuses batches refuses it, and then no other goes out
 		// twice), then while fastWindows flow intervals are unconfirmed.
+		lost := false
 		for {
 			fb.mu.Lock()
 			done, stall := fb.done, !fb.replied || uint64(sent) >= fb.acked+fb.flow*fastWindows
 			fb.mu.Unlock()
-			if done || !stall || !waitFast(ctx, fb) {
+			if done || !stall {
+				break
+			}
+			if lost = out.flush() != nil; lost || !waitFast(ctx, fb) {
 				break
 			}
 		}
-		if fb.over() || ctx.Err() != nil {
+		if lost || fb.over() || ctx.Err() != nil {
 			ok = false // done, or a message refused: the rest goes one by one
 			break
 		}
 		cur, next = next, cur
 		curH, nextH = nextH, curH
+	}
+	if out.flush() != nil {
+		committed = false // what was not written is left to the caller
 	}
 	if sent == 0 {
 		return 0
@@ -416,7 +426,7 @@ func (p *Publisher) fastStored(ctx, chunkCtx context.Context, fb *fastBatch, sub
 }
 
 // fastReply returns the reply subject of a batch message, over s.reply:
-// valid until the next call (PublishMsg copies it).
+// valid until the next call (publishing copies it).
 func (s *scratch) fastReply(prefix string, seq int, op string) string {
 	r := append(s.reply[:0], prefix...)
 	r = strconv.AppendInt(r, int64(seq), 10)
@@ -452,4 +462,57 @@ func (b *fastBatch) over() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.done || b.limit != math.MaxUint64
+}
+
+// fastOut sends a fast batch's messages: on the direct connection,
+// encoded into one buffer that is written as it fills and before every
+// wait for the server, or through nats.go.
+type fastOut struct {
+	c          *natspub.Conn // nil: through nc
+	nc         *nats.Conn
+	buf        []byte
+	maxPayload int64
+}
+
+// batchOut returns how the batch's messages go out.
+func (p *Publisher) batchOut(ctx context.Context, s *scratch) *fastOut {
+	o := &fastOut{nc: p.nc}
+	if p.direct != nil {
+		if o.c = p.direct.get(ctx); o.c != nil {
+			o.buf, o.maxPayload = s.wire[:0], o.c.MaxPayload()
+		}
+	}
+	return o
+}
+
+// publish sends m, whose header is rh's.
+func (o *fastOut) publish(m *nats.Msg, rh *recordHeader) error {
+	if o.c == nil {
+		return o.nc.PublishMsg(m)
+	}
+	var err error
+	if o.buf, err = appendMessage(o.buf, m, rh, true, o.maxPayload); err != nil {
+		return err
+	}
+	if len(o.buf) >= directWriteBytes {
+		return o.flush()
+	}
+	return nil
+}
+
+// flush writes what is buffered.
+func (o *fastOut) flush() error {
+	if o.c == nil || len(o.buf) == 0 {
+		return nil
+	}
+	err := o.c.Write(o.buf)
+	o.buf = o.buf[:0]
+	return err
+}
+
+// done gives the buffer back to s.
+func (o *fastOut) done(s *scratch) {
+	if o.c != nil && cap(o.buf) <= directBufferKeep {
+		s.wire = o.buf[:0]
+	}
 }

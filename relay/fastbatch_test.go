@@ -20,11 +20,14 @@ import (
 // every record stored once, in order, and flow control (the server acks
 // every few messages, the publisher waits when too many are unconfirmed)
 // gets exercised.
+// The batches go on the direct connection.
 func TestFastBatchManyChunks(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testServerConfig{JetStream: true})
 	st := createStream(t, s, jetstream.StreamConfig{AllowBatchPublish: true})
-	p := newTestPublisher(t, s.connect(t), Options{JetStream: true})
+	direct := s.natsConfig()
+	direct.Name = "direct"
+	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, Direct: &direct})
 
 	b := testBatch(2*chunkMessages + 500)
 	if err := p.Handle(context.Background(), b); err != nil {
@@ -33,6 +36,9 @@ func TestFastBatchManyChunks(t *testing.T) {
 	checkStored(t, st, b)
 	if got := p.Stats(); got.Batched != uint64(len(b.Records)) || got.Retries != 0 || got.Duplicates != 0 {
 		t.Errorf("Stats() = %+v, want all %d records batched, no retry, no duplicate", got, len(b.Records))
+	}
+	if n := directInMsgs(t, s.srv, "direct"); n != int64(len(b.Records)) {
+		t.Errorf("the server received %d messages on the direct connection, want %d", n, len(b.Records))
 	}
 }
 

@@ -49,9 +49,14 @@ type jsItem struct {
 // duplicates. A PubAck with Duplicate set (a replay, or a retry whose
 // first PubAck was lost) counts as delivered.
 //
-// Order: one connection carries the messages in batch order, so JetStream
-// stores a shard's records in sequence order, each once within the
-// stream's duplicate window, as long as first attempts succeed. A retry
+// Order: the messages go out in batch order, a fast batch on the direct
+// connection (when there is one) and what it did not store after it,
+// message by message, on the main one, so JetStream stores a shard's
+// records in sequence order, each once within the stream's duplicate
+// window, as long as first attempts succeed. (When a batch's time ran out
+// while some of it was still on its way, the two copies of a message race:
+// JetStream stores whichever comes first and drops the other by its
+// Nats-Msg-Id; each connection sends in order, so what is stored still is.) A retry
 // cannot restore order (if k failed while k+1 was stored, k is stored
 // after k+1), so every round starts with a probe (see publishRound) and
 // stops at the first message it cannot publish. What is left is the

@@ -225,7 +225,7 @@ func NewPublisher(nc *nats.Conn, routes map[string]*Route, opts Options) (*Publi
 		}
 		p.fast = newFastBatcher(nc, !opts.NoBatchPublish)
 	}
-	if opts.Direct != nil && !opts.JetStream {
+	if opts.Direct != nil {
 		p.direct = &directConn{nc: nc, opts: *opts.Direct, log: p.log}
 	}
 	p.scratch.New = func() any { return &scratch{header: newRecordHeader()} }
