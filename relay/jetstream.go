@@ -19,20 +19,14 @@ const (
 	retryDelayMax = time.Second
 )
 
-// noLibraryRetry keeps nats.go from re-publishing a message by itself after
-// "no responders": it would do so on a timer, possibly after Handle returned
-// and the caller reused the record's data. Handle retries instead.
-var noLibraryRetry = jetstream.WithRetryAttempts(0)
-
 // jsItem is one message of a JetStream batch.
 type jsItem struct {
-	rec    int // index into the batch's records
-	msg    *nats.Msg
-	msgID  string
-	route  route
-	dup    bool // the PubAck said Duplicate
-	future jetstream.PubAckFuture
-	err    error // why the last attempt failed
+	rec   int // index into the batch's records
+	msg   *nats.Msg
+	msgID string
+	route route
+	dup   bool  // the PubAck said Duplicate
+	err   error // why the last attempt failed
 }
 
 // handleJetStream publishes b to JetStream and waits for every PubAck.
@@ -41,7 +35,7 @@ type jsItem struct {
 // server and the stream take them, a chunk goes first as one fast batch
 // (fastbatch.go); what that did not store goes message by message: out
 // asynchronously, in order, within the shared window of Options.MaxPending
-// outstanding PubAcks, then Handle waits for all of them. Messages whose
+// outstanding PubAcks (asyncpub.go), then Handle waits for all of them. Messages whose
 // PubAck failed or timed out are published again with the same
 // Nats-Msg-Id, after a backoff, until all are confirmed or the chunk's
 // PublishTimeout (or ctx) ends: then the batch fails and the caller
@@ -251,75 +245,67 @@ func (p *Publisher) publishRound(ctx context.Context, s *scratch, b *record.Batc
 	return p.awaitAcks(ctx, s, b, pending)
 }
 
-// publishAsync publishes the messages items[pending...] in order. It stops
-// at the first message it cannot publish; that one and the rest are left
-// without a future, to be retried in order.
+// publishAsync publishes the messages items[pending...] in order, as one
+// round of s.round (see ackWindow). It stops at the first message it cannot
+// publish; that one and the rest are left unpublished, to be retried in
+// order.
 func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) {
 	items := s.items
+	s.round.start(len(pending))
 	for _, idx := range pending {
-		items[idx].future, items[idx].err = nil, errNotAttempted
+		items[idx].err = errNotAttempted
 	}
 	if st := p.nc.Status(); st != nats.CONNECTED {
 		// Keep retries out of the reconnect buffer; wait for the next round.
 		items[pending[0]].err = fmt.Errorf("%w (%s)", ErrNotConnected, st)
 		return
 	}
-	// Wait for room in the window for as long as the batch may take.
-	stall := time.Millisecond
-	if deadline, ok := ctx.Deadline(); ok {
-		stall = max(time.Until(deadline), stall)
-	}
-	stallOpt := jetstream.WithStallWait(stall)
-	for _, idx := range pending {
+	// The window may hold the message back for as long as the chunk may take.
+	for k, idx := range pending {
 		it := &items[idx]
 		if err := b.CheckValid(); err != nil {
 			it.err = err
 			return
 		}
-		s.opts = append(s.opts[:0], jetstream.WithMsgID(it.msgID), stallOpt, noLibraryRetry)
-		f, err := p.js.PublishMsgAsync(it.msg, s.opts...)
-		if err != nil {
+		if err := p.acks.publish(ctx, &s.round, k, it.msg); err != nil {
 			it.err = err
 			return
 		}
-		it.future, it.err = f, nil
+		it.err = nil
 		if retry {
 			p.retries.Add(1)
 		}
 	}
 }
 
-// awaitAcks waits for the PubAck of every message of pending and returns
-// those that were not confirmed, in order, reusing pending's array. A
-// message refused for its size is rerouted (see reroute), to be published
-// as its dead letter or object reference in the next round, or stops the
-// batch.
+// awaitAcks waits for the PubAck of every message of pending, the round
+// publishAsync published, and returns those that were not confirmed, in
+// order, reusing pending's array. A message refused for its size is
+// rerouted (see reroute), to be published as its dead letter or object
+// reference in the next round, or stops the batch.
 func (p *Publisher) awaitAcks(ctx context.Context, s *scratch, b *record.Batch, pending []int) ([]int, error) {
 	items := s.items
+	r := &s.round
+	p.acks.await(ctx, r)  // before any return: the round is then over
 	failed := pending[:0] // written no faster than pending is read
-	for _, idx := range pending {
+	for k, idx := range pending {
 		it := &items[idx]
-		if it.future != nil {
-			select {
-			case ack := <-it.future.Ok():
-				it.dup = ack.Duplicate
-				it.future, it.err = nil, nil
+		if r.sent(k) {
+			res := r.results[k]
+			if res.err == nil {
+				it.dup, it.err = res.dup, nil
 				continue
-			case err := <-it.future.Err():
-				it.err = err
-			case <-ctx.Done():
-				it.err = ctx.Err()
 			}
-			it.future = nil
+			it.err = res.err
 		}
 		if it.route == asRecord {
 			rec := &b.Records[it.rec]
 			if ref := p.pubAckRefusal(it.err, it.msg); ref.cause != notRefused {
-				r, err := p.reroute(ctx, b, rec, it.msg, ref)
+				rt, err := p.reroute(ctx, b, rec, it.msg, ref)
 				if err != nil {
 					return nil, err
 				}
-				it.route = r
+				it.route = rt
 				if s.countFell {
 					s.fell[it.rec] = false
 				}
