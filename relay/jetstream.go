@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,9 +22,11 @@ const (
 
 // jsItem is one message of a JetStream batch.
 type jsItem struct {
-	rec   int // index into the batch's records
+	rec int // index into the batch's records
+	// msg is what goes in the record's place when not its own message
+	// (route): a dead letter or an object reference. A record's own
+	// message is built again for each attempt (see message).
 	msg   *nats.Msg
-	msgID string
 	route route
 	dup   bool  // the PubAck said Duplicate
 	err   error // why the last attempt failed
@@ -161,24 +164,48 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, b *record.Ba
 	return nil
 }
 
-// planItems plans the records [first, end) of b into s.items. nats.go
-// keeps each message until its PubAck, and so does Handle for retries:
-// every record needs its own message and header.
+// planItems plans the records [first, end) of b into s.items. A record
+// NATS takes as its own message keeps nothing: its message is built again,
+// over the scratch's one header, whenever it is published (as in core
+// mode, PublishMsg copies it), which costs less than a message and a
+// header kept per record. The others keep the message plan made.
 func (p *Publisher) planItems(ctx context.Context, s *scratch, b *record.Batch, first, end int) error {
 	clear(s.items)
 	items := s.items[:0]
+	defer func() { s.items, s.msg = items, nats.Msg{} }()
 	for i := first; i < end; i++ {
-		it := jsItem{rec: i, msg: new(nats.Msg)}
-		r, err := p.plan(ctx, s, b, i, it.msg, nil)
-		if err != nil {
-			s.items = items
-			return err
+		it := jsItem{rec: i}
+		if p.build(s, b, i, &s.msg, s.header).cause != notRefused {
+			it.msg = new(nats.Msg)
+			r, err := p.plan(ctx, s, b, i, it.msg, nil)
+			if err != nil {
+				return err
+			}
+			it.route = r
 		}
-		it.route, it.msgID = r, it.msg.Header.Get(nats.MsgIdHdr)
 		items = append(items, it)
 	}
-	s.items = items
 	return nil
+}
+
+// message returns the message to publish for it: built again over s.msg
+// and the scratch's header for a record's own message, valid until the
+// next call.
+func (p *Publisher) message(s *scratch, b *record.Batch, it *jsItem) *nats.Msg {
+	if it.msg != nil {
+		return it.msg
+	}
+	p.build(s, b, it.rec, &s.msg, s.header)
+	return &s.msg
+}
+
+// describe returns the subject and Nats-Msg-Id of it's message, for the
+// log and errors.
+func (p *Publisher) describe(s *scratch, b *record.Batch, it *jsItem) (subject, msgID string) {
+	m := p.message(s, b, it)
+	subject, msgID = m.Subject, strings.Clone(m.Header.Get(nats.MsgIdHdr))
+	s.msg = nats.Msg{}
+	return subject, msgID
 }
 
 // confirm publishes the items of pending, in rounds, until every one is
@@ -198,10 +225,11 @@ func (p *Publisher) confirm(ctx context.Context, s *scratch, b *record.Batch, pe
 		if errors.Is(first.err, record.ErrNotValid) {
 			return first.err // retrying cannot help until the lease is renewed
 		}
+		subject, msgID := p.describe(s, b, first)
 		if ctx.Err() == nil {
 			p.log.Warn().Str("stream", b.Stream).Str("shard", b.ShardID).Str("consumer", b.Consumer).
 				Int("attempt", attempt).Int("unconfirmed", len(pending)).Int("messages", len(items)).
-				Str("subject", first.msg.Subject).Err(first.err).
+				Str("subject", subject).Err(first.err).
 				Msg("JetStream did not confirm every message; publishing them again")
 			t := time.NewTimer(delay/2 + rand.N(delay/2+1))
 			select {
@@ -213,7 +241,7 @@ func (p *Publisher) confirm(ctx context.Context, s *scratch, b *record.Batch, pe
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%d of %d messages of a chunk not confirmed after %d attempts; first: subject %s, Nats-Msg-Id %s: %w",
-				len(pending), len(items), attempt, first.msg.Subject, first.msgID, explainPubAckError(first.err, first.msg.Subject))
+				len(pending), len(items), attempt, subject, msgID, explainPubAckError(first.err, subject))
 		}
 	}
 	return nil
@@ -267,7 +295,7 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 			it.err = err
 			return
 		}
-		if err := p.acks.publish(ctx, &s.round, k, it.msg); err != nil {
+		if err := p.acks.publish(ctx, &s.round, k, p.message(s, b, it)); err != nil {
 			it.err = err
 			return
 		}
@@ -276,6 +304,7 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 			p.retries.Add(1)
 		}
 	}
+	s.msg = nats.Msg{}
 }
 
 // awaitAcks waits for the PubAck of every message of pending, the round
@@ -298,17 +327,16 @@ func (p *Publisher) awaitAcks(ctx context.Context, s *scratch, b *record.Batch, 
 			}
 			it.err = res.err
 		}
-		if it.route == asRecord {
-			rec := &b.Records[it.rec]
-			if ref := p.pubAckRefusal(it.err, it.msg); ref.cause != notRefused {
-				rt, err := p.reroute(ctx, b, rec, it.msg, ref)
-				if err != nil {
-					return nil, err
-				}
-				it.route = rt
-				if s.countFell {
-					s.fell[it.rec] = false
-				}
+		if it.route == asRecord && refusedForSize(it.err) {
+			m := new(nats.Msg) // kept: the record's place is taken
+			p.build(s, b, it.rec, m, nil)
+			rt, err := p.reroute(ctx, b, &b.Records[it.rec], m, p.pubAckRefusal(it.err, m))
+			if err != nil {
+				return nil, err
+			}
+			it.msg, it.route = m, rt
+			if s.countFell {
+				s.fell[it.rec] = false
 			}
 		}
 		failed = append(failed, idx)
@@ -316,19 +344,26 @@ func (p *Publisher) awaitAcks(ctx context.Context, s *scratch, b *record.Batch, 
 	return failed, nil
 }
 
-// pubAckRefusal returns why JetStream refused m, a record's own message,
-// for its size, if it did: over the server's max_payload (the server
-// changed since m was built) or the stream's max_msg_size. Both are
-// permanent, unlike every other publish error.
-func (p *Publisher) pubAckRefusal(err error, m *nats.Msg) refusal {
+// refusedForSize reports whether err refused a record's own message for
+// its size: over the server's max_payload (the server changed since the
+// message was planned) or the stream's max_msg_size. Both are permanent,
+// unlike every other publish error.
+func refusedForSize(err error) bool {
 	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
+// pubAckRefusal returns why JetStream refused m, a record's own message,
+// for its size, if it did (see refusedForSize).
+func (p *Publisher) pubAckRefusal(err error, m *nats.Msg) refusal {
 	switch {
+	case !refusedForSize(err):
+		return refusal{}
 	case errors.Is(err, nats.ErrMaxPayload):
 		return refusal{tooLarge, maxPayloadReason(len(m.Data), messageSize(m), p.nc.MaxPayload())}
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
-		return refusal{tooLarge, maxMsgSizeReason(len(m.Data), err)}
 	}
-	return refusal{}
+	return refusal{tooLarge, maxMsgSizeReason(len(m.Data), err)}
 }
 
 // explainPubAckError adds what to do to the errors an operator can fix.
