@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,10 +27,11 @@ type jsItem struct {
 	// msg is what goes in the record's place when not its own message
 	// (route): a dead letter or an object reference. A record's own
 	// message is built again for each attempt (see message).
-	msg   *nats.Msg
-	route route
-	dup   bool  // the PubAck said Duplicate
-	err   error // why the last attempt failed
+	msg     *nats.Msg
+	route   route
+	planned bool  // its route is decided (see message)
+	dup     bool  // the PubAck said Duplicate
+	err     error // why the last attempt failed
 }
 
 // handleJetStream publishes b to JetStream and waits for every PubAck.
@@ -143,9 +145,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, b *record.Ba
 			return nil
 		}
 	}
-	if err := p.planItems(ctx, s, b, first, end); err != nil {
-		return err
-	}
+	p.newItems(s, first, end)
 	pending := s.pending[:0]
 	for i := range s.items {
 		pending = append(pending, i)
@@ -164,45 +164,50 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, b *record.Ba
 	return nil
 }
 
-// planItems plans the records [first, end) of b into s.items. A record
-// NATS takes as its own message keeps nothing: its message is built again,
-// over the scratch's one header, whenever it is published (as in core
-// mode, PublishMsg copies it), which costs less than a message and a
-// header kept per record. The others keep the message plan made.
-func (p *Publisher) planItems(ctx context.Context, s *scratch, b *record.Batch, first, end int) error {
+// newItems makes s.items the records [first, end), each planned when it is
+// first published (see message).
+func (p *Publisher) newItems(s *scratch, first, end int) {
 	clear(s.items)
 	items := s.items[:0]
-	defer func() { s.items, s.msg = items, nats.Msg{} }()
 	for i := first; i < end; i++ {
-		it := jsItem{rec: i}
-		if p.build(s, b, i, &s.msg, s.header).cause != notRefused {
-			it.msg = new(nats.Msg)
-			r, err := p.plan(ctx, s, b, i, it.msg, nil)
-			if err != nil {
-				return err
-			}
-			it.route = r
-		}
-		items = append(items, it)
+		items = append(items, jsItem{rec: i})
 	}
-	return nil
+	s.items = items
 }
 
-// message returns the message to publish for it: built again over s.msg
-// and the scratch's header for a record's own message, valid until the
-// next call.
-func (p *Publisher) message(s *scratch, b *record.Batch, it *jsItem) *nats.Msg {
+// message returns the message to publish for it. A record NATS takes as
+// its own message keeps nothing: its message is built again over s.msg and
+// the scratch's one header whenever it is published (PublishMsg copies it,
+// as in core mode), valid until the next call; that costs less than a
+// message and a header kept per record until its PubAck. A record that
+// can't go as its own message is planned (plan) when it is first published,
+// as in core mode, and keeps the message plan made; an error of plan (an
+// object put, nats.oversize fail) stops the batch.
+func (p *Publisher) message(ctx context.Context, s *scratch, b *record.Batch, it *jsItem) (*nats.Msg, error) {
 	if it.msg != nil {
-		return it.msg
+		return it.msg, nil
 	}
-	p.build(s, b, it.rec, &s.msg, s.header)
-	return &s.msg
+	if ref := p.build(s, b, it.rec, &s.msg, s.header); it.planned || ref.cause == notRefused {
+		it.planned = true
+		return &s.msg, nil
+	}
+	m := new(nats.Msg)
+	r, err := p.plan(ctx, s, b, it.rec, m, nil)
+	if err != nil {
+		return nil, err
+	}
+	it.msg, it.route, it.planned = m, r, true
+	return m, nil
 }
 
 // describe returns the subject and Nats-Msg-Id of it's message, for the
 // log and errors.
 func (p *Publisher) describe(s *scratch, b *record.Batch, it *jsItem) (subject, msgID string) {
-	m := p.message(s, b, it)
+	m := it.msg
+	if m == nil {
+		p.build(s, b, it.rec, &s.msg, s.header)
+		m = &s.msg
+	}
 	subject, msgID = m.Subject, strings.Clone(m.Header.Get(nats.MsgIdHdr))
 	s.msg = nats.Msg{}
 	return subject, msgID
@@ -258,9 +263,9 @@ func (p *Publisher) confirm(ctx context.Context, s *scratch, b *record.Batch, pe
 func (p *Publisher) publishRound(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) ([]int, error) {
 	items := s.items
 	for len(pending) > 1 {
-		p.publishAsync(ctx, s, b, pending[:1], retry)
+		stop := p.publishAsync(ctx, s, b, pending[:1], retry)
 		failed, err := p.awaitAcks(ctx, s, b, pending[:1])
-		if err != nil || len(failed) > 0 {
+		if err = cmp.Or(stop, err); err != nil || len(failed) > 0 {
 			return pending, err
 		}
 		dup := items[pending[0]].dup
@@ -269,15 +274,20 @@ func (p *Publisher) publishRound(ctx context.Context, s *scratch, b *record.Batc
 			break
 		}
 	}
-	p.publishAsync(ctx, s, b, pending, retry)
-	return p.awaitAcks(ctx, s, b, pending)
+	stop := p.publishAsync(ctx, s, b, pending, retry)
+	failed, err := p.awaitAcks(ctx, s, b, pending)
+	if stop != nil {
+		return nil, stop
+	}
+	return failed, err
 }
 
 // publishAsync publishes the messages items[pending...] in order, as one
 // round of s.round (see ackWindow). It stops at the first message it cannot
 // publish; that one and the rest are left unpublished, to be retried in
-// order.
-func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) {
+// order. An error of plan stops the batch: it returns it, and the round
+// must still be awaited.
+func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) error {
 	items := s.items
 	s.round.start(len(pending))
 	for _, idx := range pending {
@@ -286,25 +296,30 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 	if st := p.nc.Status(); st != nats.CONNECTED {
 		// Keep retries out of the reconnect buffer; wait for the next round.
 		items[pending[0]].err = fmt.Errorf("%w (%s)", ErrNotConnected, st)
-		return
+		return nil
 	}
+	defer func() { s.msg = nats.Msg{} }()
 	// The window may hold the message back for as long as the chunk may take.
 	for k, idx := range pending {
 		it := &items[idx]
 		if err := b.CheckValid(); err != nil {
 			it.err = err
-			return
+			return nil
 		}
-		if err := p.acks.publish(ctx, &s.round, k, p.message(s, b, it)); err != nil {
+		m, err := p.message(ctx, s, b, it)
+		if err != nil {
+			return err
+		}
+		if err := p.acks.publish(ctx, &s.round, k, m); err != nil {
 			it.err = err
-			return
+			return nil
 		}
 		it.err = nil
 		if retry {
 			p.retries.Add(1)
 		}
 	}
-	s.msg = nats.Msg{}
+	return nil
 }
 
 // awaitAcks waits for the PubAck of every message of pending, the round
