@@ -110,15 +110,19 @@ func (r *ackRound) wait(ctx context.Context, ch <-chan struct{}, d time.Duration
 	return false
 }
 
+// ready makes the reply subscription if there is none: before each round.
+func (a *ackWindow) ready() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.subscribe()
+}
+
 // publish publishes m as message i of round r, with a reply subject that
 // files its ack there, once the window has room. It waits for room until
-// ctx is done (jetstream.ErrTooManyStalledMsgs).
+// ctx is done (jetstream.ErrTooManyStalledMsgs). The round's ready came
+// first.
 func (a *ackWindow) publish(ctx context.Context, r *ackRound, i int, m *nats.Msg) error {
 	a.mu.Lock()
-	if err := a.subscribe(); err != nil {
-		a.mu.Unlock()
-		return err
-	}
 	for len(a.awaited) >= a.max {
 		if a.room == nil {
 			a.room = make(chan struct{})

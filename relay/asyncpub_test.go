@@ -64,6 +64,9 @@ func (r *responder) answer(t *testing.T, m *nats.Msg, data string) {
 // round of a and waits for their answers.
 func publishRound(ctx context.Context, a *ackWindow, r *ackRound, name string, n int) error {
 	r.start(n)
+	if err := a.ready(); err != nil {
+		return err
+	}
 	for i := range n {
 		m := &nats.Msg{Subject: "acks." + name, Data: []byte(name + "-" + strconv.Itoa(i))}
 		if err := a.publish(ctx, r, i, m); err != nil {
@@ -248,6 +251,9 @@ func TestAckWindowStall(t *testing.T) {
 	s := startServer(t, testServerConfig{})
 	resp := newResponder(t, s)
 	a := newAckWindow(s.connect(t), 1, time.Hour)
+	if err := a.ready(); err != nil {
+		t.Fatal(err)
+	}
 	var lost ackRound
 	lost.start(1)
 	if err := a.publish(context.Background(), &lost, 0, &nats.Msg{Subject: "acks.lost"}); err != nil {

@@ -298,6 +298,10 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 		items[pending[0]].err = fmt.Errorf("%w (%s)", ErrNotConnected, st)
 		return nil
 	}
+	if err := p.acks.ready(); err != nil {
+		items[pending[0]].err = err
+		return nil
+	}
 	defer func() { s.msg = nats.Msg{} }()
 	// The window may hold the message back for as long as the chunk may take.
 	for k, idx := range pending {
