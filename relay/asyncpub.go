@@ -16,8 +16,8 @@ import (
 // each PubAck, for the message-by-message path (jetstream.go). It is what
 // nats.go's PublishMsgAsync does, without its cost per message (a future
 // with two channels and a timer, a random token, a PubAck decoded by
-// reflection), which in a catch-up into a stream without batches was a
-// third of the daemon's CPU:
+// reflection: a third of the daemon's CPU in a catch-up into a stream
+// without batches):
 //   - one reply subscription, <inbox>.*, made with the first message; nats.go
 //     renews it on every reconnect;
 //   - a token per message, a 64-bit counter: never reused, so a late answer to

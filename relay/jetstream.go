@@ -40,8 +40,8 @@ type jsItem struct {
 // server and the stream take them, a chunk goes first as one fast batch
 // (fastbatch.go); what that did not store goes message by message: out
 // asynchronously, in order, within the shared window of Options.MaxPending
-// outstanding PubAcks (asyncpub.go), then Handle waits for all of them. Messages whose
-// PubAck failed or timed out are published again with the same
+// outstanding PubAcks (asyncpub.go), then Handle waits for all of them.
+// Messages whose PubAck failed or timed out are published again with the same
 // Nats-Msg-Id, after a backoff, until all are confirmed or the chunk's
 // PublishTimeout (or ctx) ends: then the batch fails and the caller
 // replays it whole, JetStream dropping the chunks already stored as

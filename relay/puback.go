@@ -10,8 +10,8 @@ import (
 // A PubAck is one of two small JSON objects, {"stream":"S","seq":N} (with
 // "duplicate":true for a message JetStream already had, and "domain" in a
 // JetStream domain) or {"error":{"code":C,"err_code":E,"description":"D"}}.
-// scanPubAck reads those shapes without encoding/json's reflection, which
-// was most of the cost of a PubAck; anything it is not sure to read as
+// scanPubAck reads those shapes without encoding/json's reflection, most
+// of what reading a PubAck costs with it; anything it is not sure to read as
 // encoding/json would (escapes, nesting, an upper-case or non-ASCII key,
 // a number that is not a plain integer) goes to encoding/json instead.
 
