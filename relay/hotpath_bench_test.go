@@ -95,25 +95,28 @@ func BenchmarkDecodeEvent(b *testing.B) {
 // batch on an embedded nats-server: core NATS (confirmed by a flush, with no
 // subscriber, so the server discards the messages) or JetStream with file
 // storage (every message stored and acknowledged). One op is one event of
-// 100 user records.
+// 100 user records. The stream does not take batches: "jetstream" finds out
+// with its first batch (see fastbatch.go), "jetstream-nobatch" is told so
+// (Options.NoBatchPublish), as after a reload found the stream without
+// allow_batched.
 func BenchmarkHotPath(b *testing.B) {
-	for _, mode := range []string{"core", "jetstream"} {
+	for _, mode := range []string{"core", "jetstream", "jetstream-nobatch"} {
 		for _, e := range hotPathEvents {
 			b.Run(mode+"/"+e.name, func(b *testing.B) {
-				benchmarkHotPath(b, mode == "jetstream", e.aggregated)
+				benchmarkHotPath(b, mode != "core", mode == "jetstream-nobatch", e.aggregated)
 			})
 		}
 	}
 }
 
-func benchmarkHotPath(b *testing.B, js, aggregated bool) {
+func benchmarkHotPath(b *testing.B, js, noBatch, aggregated bool) {
 	s := startServer(b, testServerConfig{JetStream: js})
 	if js {
 		// Bounded, so that a long run does not fill the disk.
 		createStream(b, s, jetstream.StreamConfig{Subjects: []string{"kinesis.>"}, Storage: jetstream.FileStorage,
 			MaxBytes: 512 << 20, Discard: jetstream.DiscardOld})
 	}
-	p, err := NewPublisher(s.connect(b), SubjectRoutes(testTemplates(b)), Options{JetStream: js, Log: zerolog.Nop()})
+	p, err := NewPublisher(s.connect(b), SubjectRoutes(testTemplates(b)), Options{JetStream: js, NoBatchPublish: noBatch, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

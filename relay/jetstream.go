@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,20 +21,17 @@ const (
 	retryDelayMax = time.Second
 )
 
-// noLibraryRetry keeps nats.go from re-publishing a message by itself after
-// "no responders": it would do so on a timer, possibly after Handle returned
-// and the caller reused the record's data. Handle retries instead.
-var noLibraryRetry = jetstream.WithRetryAttempts(0)
-
 // jsItem is one message of a JetStream batch.
 type jsItem struct {
-	rec    int // index into the batch's records
-	msg    *nats.Msg
-	msgID  string
-	route  route
-	dup    bool // the PubAck said Duplicate
-	future jetstream.PubAckFuture
-	err    error // why the last attempt failed
+	rec int // index into the batch's records
+	// msg is what goes in the record's place when not its own message
+	// (route): a dead letter or an object reference. A record's own
+	// message is built again for each attempt (see message).
+	msg     *nats.Msg
+	route   route
+	planned bool  // its route is decided (see message)
+	dup     bool  // the PubAck said Duplicate
+	err     error // why the last attempt failed
 }
 
 // handleJetStream publishes b to JetStream and waits for every PubAck.
@@ -41,8 +40,8 @@ type jsItem struct {
 // server and the stream take them, a chunk goes first as one fast batch
 // (fastbatch.go); what that did not store goes message by message: out
 // asynchronously, in order, within the shared window of Options.MaxPending
-// outstanding PubAcks, then Handle waits for all of them. Messages whose
-// PubAck failed or timed out are published again with the same
+// outstanding PubAcks (asyncpub.go), then Handle waits for all of them.
+// Messages whose PubAck failed or timed out are published again with the same
 // Nats-Msg-Id, after a backoff, until all are confirmed or the chunk's
 // PublishTimeout (or ctx) ends: then the batch fails and the caller
 // replays it whole, JetStream dropping the chunks already stored as
@@ -151,9 +150,7 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, b *record.Ba
 			return nil
 		}
 	}
-	if err := p.planItems(ctx, s, b, first, end); err != nil {
-		return err
-	}
+	p.newItems(s, first, end)
 	pending := s.pending[:0]
 	for i := range s.items {
 		pending = append(pending, i)
@@ -172,24 +169,53 @@ func (p *Publisher) jetStreamChunk(ctx context.Context, s *scratch, b *record.Ba
 	return nil
 }
 
-// planItems plans the records [first, end) of b into s.items. nats.go
-// keeps each message until its PubAck, and so does Handle for retries:
-// every record needs its own message and header.
-func (p *Publisher) planItems(ctx context.Context, s *scratch, b *record.Batch, first, end int) error {
+// newItems makes s.items the records [first, end), each planned when it is
+// first published (see message).
+func (p *Publisher) newItems(s *scratch, first, end int) {
 	clear(s.items)
 	items := s.items[:0]
 	for i := first; i < end; i++ {
-		it := jsItem{rec: i, msg: new(nats.Msg)}
-		r, err := p.plan(ctx, s, b, i, it.msg, nil)
-		if err != nil {
-			s.items = items
-			return err
-		}
-		it.route, it.msgID = r, it.msg.Header.Get(nats.MsgIdHdr)
-		items = append(items, it)
+		items = append(items, jsItem{rec: i})
 	}
 	s.items = items
-	return nil
+}
+
+// message returns the message to publish for it. A record NATS takes as
+// its own message keeps nothing: its message is built again over s.msg and
+// the scratch's one header whenever it is published (PublishMsg copies it,
+// as in core mode), valid until the next call; that costs less than a
+// message and a header kept per record until its PubAck. A record that
+// can't go as its own message is planned (plan) when it is first published,
+// as in core mode, and keeps the message plan made; an error of plan (an
+// object put, nats.oversize fail) stops the batch.
+func (p *Publisher) message(ctx context.Context, s *scratch, b *record.Batch, it *jsItem) (*nats.Msg, error) {
+	if it.msg != nil {
+		return it.msg, nil
+	}
+	if ref := p.build(s, b, it.rec, &s.msg, s.header); it.planned || ref.cause == notRefused {
+		it.planned = true
+		return &s.msg, nil
+	}
+	m := new(nats.Msg)
+	r, err := p.plan(ctx, s, b, it.rec, m, nil)
+	if err != nil {
+		return nil, err
+	}
+	it.msg, it.route, it.planned = m, r, true
+	return m, nil
+}
+
+// describe returns the subject and Nats-Msg-Id of it's message, for the
+// log and errors.
+func (p *Publisher) describe(s *scratch, b *record.Batch, it *jsItem) (subject, msgID string) {
+	m := it.msg
+	if m == nil {
+		p.build(s, b, it.rec, &s.msg, s.header)
+		m = &s.msg
+	}
+	subject, msgID = m.Subject, strings.Clone(m.Header.Get(nats.MsgIdHdr))
+	s.msg = nats.Msg{}
+	return subject, msgID
 }
 
 // confirm publishes the items of pending, in rounds, until every one is
@@ -209,10 +235,11 @@ func (p *Publisher) confirm(ctx context.Context, s *scratch, b *record.Batch, pe
 		if errors.Is(first.err, record.ErrNotValid) {
 			return first.err // retrying cannot help until the lease is renewed
 		}
+		subject, msgID := p.describe(s, b, first)
 		if ctx.Err() == nil {
 			p.log.Warn().Str("stream", b.Stream).Str("shard", b.ShardID).Str("consumer", b.Consumer).
 				Int("attempt", attempt).Int("unconfirmed", len(pending)).Int("messages", len(items)).
-				Str("subject", first.msg.Subject).Err(first.err).
+				Str("subject", subject).Err(first.err).
 				Msg("JetStream did not confirm every message; publishing them again")
 			t := time.NewTimer(delay/2 + rand.N(delay/2+1))
 			select {
@@ -224,7 +251,7 @@ func (p *Publisher) confirm(ctx context.Context, s *scratch, b *record.Batch, pe
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%d of %d messages of a chunk not confirmed after %d attempts; first: subject %s, Nats-Msg-Id %s: %w",
-				len(pending), len(items), attempt, first.msg.Subject, first.msgID, explainPubAckError(first.err, first.msg.Subject))
+				len(pending), len(items), attempt, subject, msgID, explainPubAckError(first.err, subject))
 		}
 	}
 	return nil
@@ -241,9 +268,9 @@ func (p *Publisher) confirm(ctx context.Context, s *scratch, b *record.Batch, pe
 func (p *Publisher) publishRound(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) ([]int, error) {
 	items := s.items
 	for len(pending) > 1 {
-		p.publishAsync(ctx, s, b, pending[:1], retry)
+		stop := p.publishAsync(ctx, s, b, pending[:1], retry)
 		failed, err := p.awaitAcks(ctx, s, b, pending[:1])
-		if err != nil || len(failed) > 0 {
+		if err = cmp.Or(stop, err); err != nil || len(failed) > 0 {
 			return pending, err
 		}
 		dup := items[pending[0]].dup
@@ -252,82 +279,88 @@ func (p *Publisher) publishRound(ctx context.Context, s *scratch, b *record.Batc
 			break
 		}
 	}
-	p.publishAsync(ctx, s, b, pending, retry)
-	return p.awaitAcks(ctx, s, b, pending)
+	stop := p.publishAsync(ctx, s, b, pending, retry)
+	failed, err := p.awaitAcks(ctx, s, b, pending)
+	if stop != nil {
+		return nil, stop
+	}
+	return failed, err
 }
 
-// publishAsync publishes the messages items[pending...] in order. It stops
-// at the first message it cannot publish; that one and the rest are left
-// without a future, to be retried in order.
-func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) {
+// publishAsync publishes the messages items[pending...] in order, as one
+// round of s.round (see ackWindow). It stops at the first message it cannot
+// publish; that one and the rest are left unpublished, to be retried in
+// order. An error of plan stops the batch: it returns it, and the round
+// must still be awaited.
+func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batch, pending []int, retry bool) error {
 	items := s.items
+	s.round.start(len(pending))
 	for _, idx := range pending {
-		items[idx].future, items[idx].err = nil, errNotAttempted
+		items[idx].err = errNotAttempted
 	}
 	if st := p.nc.Status(); st != nats.CONNECTED {
 		// Keep retries out of the reconnect buffer; wait for the next round.
 		items[pending[0]].err = fmt.Errorf("%w (%s)", ErrNotConnected, st)
-		return
+		return nil
 	}
-	// Wait for room in the window for as long as the batch may take.
-	stall := time.Millisecond
-	if deadline, ok := ctx.Deadline(); ok {
-		stall = max(time.Until(deadline), stall)
+	if err := p.acks.ready(); err != nil {
+		items[pending[0]].err = err
+		return nil
 	}
-	stallOpt := jetstream.WithStallWait(stall)
-	for _, idx := range pending {
+	defer func() { s.msg = nats.Msg{} }()
+	// The window may hold the message back for as long as the chunk may take.
+	for k, idx := range pending {
 		it := &items[idx]
 		if err := b.CheckValid(); err != nil {
 			it.err = err
-			return
+			return nil
 		}
-		s.opts = append(s.opts[:0], jetstream.WithMsgID(it.msgID), stallOpt, noLibraryRetry)
-		f, err := p.js.PublishMsgAsync(it.msg, s.opts...)
+		m, err := p.message(ctx, s, b, it)
 		if err != nil {
-			it.err = err
-			return
+			return err
 		}
-		it.future, it.err = f, nil
+		if err := p.acks.publish(ctx, &s.round, k, m); err != nil {
+			it.err = err
+			return nil
+		}
+		it.err = nil
 		if retry {
 			p.retries.Add(1)
 		}
 	}
+	return nil
 }
 
-// awaitAcks waits for the PubAck of every message of pending and returns
-// those that were not confirmed, in order, reusing pending's array. A
-// message refused for its size is rerouted (see reroute), to be published
-// as its dead letter or object reference in the next round, or stops the
-// batch.
+// awaitAcks waits for the PubAck of every message of pending, the round
+// publishAsync published, and returns those that were not confirmed, in
+// order, reusing pending's array. A message refused for its size is
+// rerouted (see reroute), to be published as its dead letter or object
+// reference in the next round, or stops the batch.
 func (p *Publisher) awaitAcks(ctx context.Context, s *scratch, b *record.Batch, pending []int) ([]int, error) {
 	items := s.items
+	r := &s.round
+	p.acks.await(ctx, r)  // before any return: the round is then over
 	failed := pending[:0] // written no faster than pending is read
-	for _, idx := range pending {
+	for k, idx := range pending {
 		it := &items[idx]
-		if it.future != nil {
-			select {
-			case ack := <-it.future.Ok():
-				it.dup = ack.Duplicate
-				it.future, it.err = nil, nil
+		if r.sent(k) {
+			res := r.results[k]
+			if res.err == nil {
+				it.dup, it.err = res.dup, nil
 				continue
-			case err := <-it.future.Err():
-				it.err = err
-			case <-ctx.Done():
-				it.err = ctx.Err()
 			}
-			it.future = nil
+			it.err = res.err
 		}
-		if it.route == asRecord {
-			rec := &b.Records[it.rec]
-			if ref := p.pubAckRefusal(it.err, it.msg); ref.cause != notRefused {
-				r, err := p.reroute(ctx, b, rec, it.msg, ref)
-				if err != nil {
-					return nil, err
-				}
-				it.route = r
-				if s.countFell {
-					s.fell[it.rec] = false
-				}
+		if it.route == asRecord && refusedForSize(it.err) {
+			m := new(nats.Msg) // kept: the record's place is taken
+			p.build(s, b, it.rec, m, nil)
+			rt, err := p.reroute(ctx, b, &b.Records[it.rec], m, p.pubAckRefusal(it.err, m))
+			if err != nil {
+				return nil, err
+			}
+			it.msg, it.route = m, rt
+			if s.countFell {
+				s.fell[it.rec] = false
 			}
 		}
 		failed = append(failed, idx)
@@ -335,19 +368,26 @@ func (p *Publisher) awaitAcks(ctx context.Context, s *scratch, b *record.Batch, 
 	return failed, nil
 }
 
-// pubAckRefusal returns why JetStream refused m, a record's own message,
-// for its size, if it did: over the server's max_payload (the server
-// changed since m was built) or the stream's max_msg_size. Both are
-// permanent, unlike every other publish error.
-func (p *Publisher) pubAckRefusal(err error, m *nats.Msg) refusal {
+// refusedForSize reports whether err refused a record's own message for
+// its size: over the server's max_payload (the server changed since the
+// message was planned) or the stream's max_msg_size. Both are permanent,
+// unlike every other publish error.
+func refusedForSize(err error) bool {
 	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
+// pubAckRefusal returns why JetStream refused m, a record's own message,
+// for its size, if it did (see refusedForSize).
+func (p *Publisher) pubAckRefusal(err error, m *nats.Msg) refusal {
 	switch {
+	case !refusedForSize(err):
+		return refusal{}
 	case errors.Is(err, nats.ErrMaxPayload):
 		return refusal{tooLarge, maxPayloadReason(len(m.Data), messageSize(m), p.nc.MaxPayload())}
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
-		return refusal{tooLarge, maxMsgSizeReason(len(m.Data), err)}
 	}
-	return refusal{}
+	return refusal{tooLarge, maxMsgSizeReason(len(m.Data), err)}
 }
 
 // explainPubAckError adds what to do to the errors an operator can fix.

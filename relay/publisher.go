@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/record"
@@ -121,9 +120,9 @@ type Stats struct {
 // records' data any more: the caller may reuse them.
 type Publisher struct {
 	nc         *nats.Conn
-	flusher    flusher             // nc
-	js         jetstream.JetStream // nil in core mode
-	fast       *fastBatcher        // nil in core mode
+	flusher    flusher      // nc
+	acks       *ackWindow   // nil in core mode
+	fast       *fastBatcher // nil in core mode
 	routes     atomic.Pointer[map[string]*Route]
 	deadLetter *SubjectTemplate
 	timeout    time.Duration
@@ -217,12 +216,7 @@ func NewPublisher(nc *nats.Conn, routes map[string]*Route, opts Options) (*Publi
 		}
 		// The ack timeout frees the window slot of a PubAck that never
 		// comes, and leaves the batch time for at least one retry.
-		p.js, err = jetstream.New(nc,
-			jetstream.WithPublishAsyncMaxPending(maxPending),
-			jetstream.WithPublishAsyncTimeout(p.timeout/2))
-		if err != nil {
-			return nil, fmt.Errorf("new publisher: jetstream: %w", err)
-		}
+		p.acks = newAckWindow(nc, maxPending, p.timeout/2)
 		p.fast = newFastBatcher(nc, !opts.NoBatchPublish)
 	}
 	if opts.Direct != nil {
@@ -327,7 +321,7 @@ func (p *Publisher) publish(ctx context.Context, s *scratch, b *record.Batch) (r
 			}
 		}()
 	}
-	if p.js != nil {
+	if p.acks != nil {
 		return p.handleJetStream(ctx, s, b)
 	}
 	return p.handleCore(ctx, s, b)
@@ -427,16 +421,16 @@ type scratch struct {
 	noBatch     bool          // JetStream: this Handle publishes message by message
 	items       []jsItem      // JetStream mode
 	pending     []int         // JetStream mode: indexes into items
-	opts        []jetstream.PublishOpt
-	fell        []bool    // per record: its subject holds the fallback token
-	countFell   bool      // fell is kept: the template is Fallible
-	side        []derived // content pass: what it found of each record
+	round       ackRound      // JetStream mode: the messages awaiting their PubAcks
+	fell        []bool        // per record: its subject holds the fallback token
+	countFell   bool          // fell is kept: the template is Fallible
+	side        []derived     // content pass: what it found of each record
 	times       timeFormat
-	wire        []byte // core mode on the direct connection: the chunk's commands
+	wire        []byte // the direct connection: commands not yet written
 }
 
 func (p *Publisher) putScratch(s *scratch) {
-	clear(s.items) // drop references to messages, data and futures
+	clear(s.items) // drop references to messages and data
 	s.items = s.items[:0]
 	s.msg, s.nextMsg = nats.Msg{}, nats.Msg{}
 	s.tmpl, s.side = nil, nil
