@@ -117,11 +117,12 @@ func (a *ackWindow) ready() error {
 	return a.subscribe()
 }
 
-// publish publishes m as message i of round r, with a reply subject that
-// files its ack there, once the window has room. It waits for room until
+// publish publishes m (with rh, its header is rh's) as message i of round
+// r through out, with a reply subject that files its ack there, once the
+// window has room. It waits for room until
 // ctx is done (jetstream.ErrTooManyStalledMsgs). The round's ready came
 // first.
-func (a *ackWindow) publish(ctx context.Context, r *ackRound, i int, m *nats.Msg) error {
+func (a *ackWindow) publish(ctx context.Context, r *ackRound, i int, m *nats.Msg, rh *recordHeader, out *msgOut) error {
 	a.mu.Lock()
 	for len(a.awaited) >= a.max {
 		if a.room == nil {
@@ -129,6 +130,10 @@ func (a *ackWindow) publish(ctx context.Context, r *ackRound, i int, m *nats.Msg
 		}
 		room := a.room
 		a.mu.Unlock()
+		// What is buffered must go out for its acks to come.
+		if err := out.flush(); err != nil {
+			return err
+		}
 		// Acks lost on the way would hold their slots forever: after
 		// timeout, whoever waits for room fails them.
 		if r.wait(ctx, room, a.timeout) {
@@ -147,8 +152,8 @@ func (a *ackWindow) publish(ctx context.Context, r *ackRound, i int, m *nats.Msg
 	a.mu.Unlock()
 
 	r.reply = strconv.AppendUint(append(r.reply[:0], a.prefix...), token, 36)
-	m.Reply = unsafe.String(&r.reply[0], len(r.reply)) // PublishMsg copies it
-	err := a.nc.PublishMsg(m)
+	m.Reply = unsafe.String(&r.reply[0], len(r.reply)) // publishing copies it
+	err := out.publish(m, rh)
 	m.Reply = ""
 	if err != nil {
 		a.mu.Lock()
@@ -287,6 +292,12 @@ func (a *ackWindow) subscribe() error {
 	// A slow handler must not drop acks: the round would wait for its
 	// timeout. At most max acks are awaited.
 	_ = sub.SetPendingLimits(-1, -1)
+	// The messages may go on the direct connection: the server must have
+	// the subscription before the first of them, or its ack is lost.
+	if err := a.nc.FlushTimeout(subscribeFlushTimeout); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("subscribe to PubAcks: %w", err)
+	}
 	a.sub, a.prefix = sub, prefix
 	if !a.watched {
 		a.watched = true

@@ -69,7 +69,7 @@ func publishRound(ctx context.Context, a *ackWindow, r *ackRound, name string, n
 	}
 	for i := range n {
 		m := &nats.Msg{Subject: "acks." + name, Data: []byte(name + "-" + strconv.Itoa(i))}
-		if err := a.publish(ctx, r, i, m); err != nil {
+		if err := a.publish(ctx, r, i, m, nil, &msgOut{nc: a.nc}); err != nil {
 			return fmt.Errorf("publish %s: %w", m.Data, err)
 		}
 	}
@@ -256,7 +256,7 @@ func TestAckWindowStall(t *testing.T) {
 	}
 	var lost ackRound
 	lost.start(1)
-	if err := a.publish(context.Background(), &lost, 0, &nats.Msg{Subject: "acks.lost"}); err != nil {
+	if err := a.publish(context.Background(), &lost, 0, &nats.Msg{Subject: "acks.lost"}, nil, &msgOut{nc: a.nc}); err != nil {
 		t.Fatal(err)
 	}
 	resp.next(t) // never answered
@@ -265,7 +265,7 @@ func TestAckWindowStall(t *testing.T) {
 	r.start(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := a.publish(ctx, &r, 0, &nats.Msg{Subject: "acks.stalled"}); !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+	if err := a.publish(ctx, &r, 0, &nats.Msg{Subject: "acks.stalled"}, nil, &msgOut{nc: a.nc}); !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 		t.Fatalf("publish into a full window = %v, want ErrTooManyStalledMsgs at the deadline", err)
 	}
 
@@ -277,7 +277,7 @@ func TestAckWindowStall(t *testing.T) {
 	}
 	a.mu.Unlock()
 	r.start(1)
-	if err := a.publish(context.Background(), &r, 0, &nats.Msg{Subject: "acks.next"}); err != nil {
+	if err := a.publish(context.Background(), &r, 0, &nats.Msg{Subject: "acks.next"}, nil, &msgOut{nc: a.nc}); err != nil {
 		t.Fatalf("publish after the lost ack's timeout: %v", err)
 	}
 	resp.answer(t, resp.next(t), ackFor(1, false))

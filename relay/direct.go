@@ -38,6 +38,10 @@ const (
 	directRedial = time.Second
 	// directBufferKeep bounds the chunk buffer a scratch keeps.
 	directBufferKeep = 1 << 20
+	// subscribeFlushTimeout bounds the round trip that makes sure the
+	// server has a reply subscription of the main connection before
+	// messages whose replies it takes go on the direct one.
+	subscribeFlushTimeout = 5 * time.Second
 )
 
 // directConn makes and keeps the publish-only connection.
@@ -308,4 +312,64 @@ func appendHeader(buf []byte, h nats.Header) []byte {
 		}
 	}
 	return append(buf, "\r\n"...)
+}
+
+// msgOut sends JetStream messages (a fast batch's, or a round of them one
+// by one): on the direct connection, encoded into one buffer that is
+// written as it fills and before every wait for the server, or through
+// nats.go.
+//
+// A message that goes alone, the first of a batch or a round's probe,
+// goes through nats.go: the server answers "no responders" (no stream
+// captures the subject) only to a connection that has the reply
+// subscription, and the acks' subscriptions are the main connection's.
+// The messages after it go only once it is answered, so the order holds.
+type msgOut struct {
+	c          *natspub.Conn // nil: through nc
+	nc         *nats.Conn
+	buf        []byte
+	maxPayload int64
+}
+
+// out returns how a Handle's messages go out now; alone: through nats.go.
+func (p *Publisher) out(ctx context.Context, s *scratch, alone bool) *msgOut {
+	o := &msgOut{nc: p.nc}
+	if p.direct != nil && !alone {
+		if o.c = p.direct.get(ctx); o.c != nil {
+			o.buf, o.maxPayload = s.wire[:0], o.c.MaxPayload()
+		}
+	}
+	return o
+}
+
+// publish sends m; with rh, m's header is rh's, as rh.set left it.
+func (o *msgOut) publish(m *nats.Msg, rh *recordHeader) error {
+	if o.c == nil {
+		return o.nc.PublishMsg(m)
+	}
+	var err error
+	if o.buf, err = appendMessage(o.buf, m, rh, rh != nil, o.maxPayload); err != nil {
+		return err
+	}
+	if len(o.buf) >= directWriteBytes {
+		return o.flush()
+	}
+	return nil
+}
+
+// flush writes what is buffered.
+func (o *msgOut) flush() error {
+	if o.c == nil || len(o.buf) == 0 {
+		return nil
+	}
+	err := o.c.Write(o.buf)
+	o.buf = o.buf[:0]
+	return err
+}
+
+// done gives the buffer back to s.
+func (o *msgOut) done(s *scratch) {
+	if o.c != nil && cap(o.buf) <= directBufferKeep {
+		s.wire = o.buf[:0]
+	}
 }

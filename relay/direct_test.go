@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/internal/testutil"
@@ -275,4 +276,24 @@ func parseHeader(t *testing.T, enc []byte) nats.Header {
 		h.Add(k, v)
 	}
 	return h
+}
+
+// Message by message, a round's messages go on the direct connection, but
+// for its probe, which goes alone on the main one; every record is
+// stored once, in order.
+func TestJetStreamMessageByMessageOnTheDirectConnection(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testServerConfig{JetStream: true})
+	st := createStream(t, s, jetstream.StreamConfig{})
+	direct := s.natsConfig()
+	direct.Name = "direct"
+	p := newTestPublisher(t, s.connect(t), Options{JetStream: true, NoBatchPublish: true, Direct: &direct})
+	b := testBatch(500)
+	if err := p.Handle(context.Background(), b); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	checkStored(t, st, b)
+	if n := directInMsgs(t, s.srv, "direct"); n != int64(len(b.Records)-1) {
+		t.Errorf("the server received %d messages on the direct connection, want %d", n, len(b.Records)-1)
+	}
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/fanoutd/fanoutd/jsassets"
 	"github.com/fanoutd/fanoutd/record"
-	"github.com/fanoutd/fanoutd/relay/internal/natspub"
 )
 
 // Fast batch publishing (nats-server 2.14+, a stream with allow_batched):
@@ -164,6 +163,12 @@ func (f *fastBatcher) start() (string, string, *fastBatch, error) {
 		// A slow handler must not drop acks: the wait below would only
 		// end at the chunk's timeout. Replies are small and few.
 		_ = sub.SetPendingLimits(-1, -1)
+		// The batch may go on the direct connection: the server must have
+		// the subscription before its first message, or the acks are lost.
+		if err := f.nc.FlushTimeout(subscribeFlushTimeout); err != nil {
+			_ = sub.Unsubscribe()
+			return "", "", nil, fmt.Errorf("subscribe to batch acks: %w", err)
+		}
 		f.sub = sub
 	}
 	f.batches[id] = b
@@ -297,7 +302,7 @@ const (
 // caller publishes the rest message by message. The batch stops before the
 // first record that can't go as its own message (see plan): that one and
 // the rest go message by message too. As in core mode, the batch goes on
-// the direct connection when there is one (see fastOut), and one message
+// the direct connection when there is one (see msgOut), and one message
 // and one header serve every record (they are copied as they are
 // published): nothing is held per record until its ack. It never fails:
 // whatever went wrong, what was not stored is left to the caller.
@@ -329,7 +334,9 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *re
 	cur, next := &s.msg, &s.nextMsg
 	curH, nextH := s.header, s.next
 	defer func() { *cur, *next = nats.Msg{}, nats.Msg{} }()
-	out := p.batchOut(chunkCtx, s)
+	// The first message goes alone through nats.go (see msgOut), and the
+	// others after its answer.
+	first, out := p.out(chunkCtx, s, true), p.out(chunkCtx, s, false)
 	defer out.done(s)
 	var subject string // the first message's
 	sent, committed := 0, false
@@ -350,7 +357,11 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *re
 		if b.CheckValid() != nil {
 			break // the rest goes message by message, which fails at once
 		}
-		if err := out.publish(cur, curH); err != nil {
+		o := out
+		if sent == 0 {
+			o = first
+		}
+		if err := o.publish(cur, curH); err != nil {
 			break
 		}
 		sent, committed = sent+1, op == fastOpCommit
@@ -462,57 +473,4 @@ func (b *fastBatch) over() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.done || b.limit != math.MaxUint64
-}
-
-// fastOut sends a fast batch's messages: on the direct connection,
-// encoded into one buffer that is written as it fills and before every
-// wait for the server, or through nats.go.
-type fastOut struct {
-	c          *natspub.Conn // nil: through nc
-	nc         *nats.Conn
-	buf        []byte
-	maxPayload int64
-}
-
-// batchOut returns how the batch's messages go out.
-func (p *Publisher) batchOut(ctx context.Context, s *scratch) *fastOut {
-	o := &fastOut{nc: p.nc}
-	if p.direct != nil {
-		if o.c = p.direct.get(ctx); o.c != nil {
-			o.buf, o.maxPayload = s.wire[:0], o.c.MaxPayload()
-		}
-	}
-	return o
-}
-
-// publish sends m, whose header is rh's.
-func (o *fastOut) publish(m *nats.Msg, rh *recordHeader) error {
-	if o.c == nil {
-		return o.nc.PublishMsg(m)
-	}
-	var err error
-	if o.buf, err = appendMessage(o.buf, m, rh, true, o.maxPayload); err != nil {
-		return err
-	}
-	if len(o.buf) >= directWriteBytes {
-		return o.flush()
-	}
-	return nil
-}
-
-// flush writes what is buffered.
-func (o *fastOut) flush() error {
-	if o.c == nil || len(o.buf) == 0 {
-		return nil
-	}
-	err := o.c.Write(o.buf)
-	o.buf = o.buf[:0]
-	return err
-}
-
-// done gives the buffer back to s.
-func (o *fastOut) done(s *scratch) {
-	if o.c != nil && cap(o.buf) <= directBufferKeep {
-		s.wire = o.buf[:0]
-	}
 }

@@ -308,6 +308,15 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 		return nil
 	}
 	defer func() { s.msg = nats.Msg{} }()
+	out := p.out(ctx, s, len(pending) == 1)
+	defer out.done(s)
+	// What is buffered goes out before the round's acks are awaited; if it
+	// can't, its messages fail at once, to be published again.
+	defer func() {
+		if err := out.flush(); err != nil {
+			p.acks.abandon(&s.round, err)
+		}
+	}()
 	// The window may hold the message back for as long as the chunk may take.
 	for k, idx := range pending {
 		it := &items[idx]
@@ -319,7 +328,11 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 		if err != nil {
 			return err
 		}
-		if err := p.acks.publish(ctx, &s.round, k, m); err != nil {
+		var rh *recordHeader
+		if m == &s.msg {
+			rh = s.header
+		}
+		if err := p.acks.publish(ctx, &s.round, k, m, rh, out); err != nil {
 			it.err = err
 			return nil
 		}
