@@ -10,19 +10,22 @@ import (
 	"github.com/fanoutd/fanoutd/record"
 )
 
-// recordHeader is one nats.Header reused for the messages of a core chunk,
-// holding what RecordHeader returns, but without a map operation per header per
-// record: the map holds one value slice per header, and set writes the
-// record's values into those slices. Only an optional header that appears or
-// disappears from one record to the next costs a map insert or delete.
+// recordHeader is one nats.Header reused for the messages of a Handle
+// (whatever goes out as it is published: core chunks, fast batches,
+// JetStream message by message), holding what RecordHeader returns, but
+// without a map operation per header per record: the map holds one value
+// slice per header, and set writes the record's values into those slices.
+// Only an optional header that appears or disappears from one record to
+// the next costs a map insert or delete. On the direct connection, appendTo
+// encodes it without the map at all.
 //
 // Code that changes h otherwise (a dead letter, an object reference) must
 // call restore before the next set.
 //
 // The values set formats (the sub-sequence number, the arrival time, the
 // message ID) are strings over buf, which the next set overwrites: they are
-// valid while the record's message is published (PublishMsg copies them into
-// the connection's buffer), not after. Nothing may keep them.
+// valid while the record's message is published (publishing copies them),
+// not after. Nothing may keep them.
 type recordHeader struct {
 	h nats.Header
 	// One value slice of length 1 per header, shared with h.
