@@ -13,7 +13,9 @@ import (
 // reader reads one shard from the position it was opened at. next blocks
 // until the next event, appends its Kinesis records to dst (KPL aggregates
 // whole: the shard loop splits them) and returns them; their Data may alias
-// buffers of the reader that the next call reuses. ok is false when the
+// buffers of the reader that the call after the next one reuses (the shard
+// loop reads one event ahead: it reads an event while it still hands over
+// the records of the one before). ok is false when the
 // reader ended: cleanly when err is nil (the shard loop opens another at
 // the position reached). close unblocks next; it may be called from another
 // goroutine, more than once.

@@ -55,8 +55,10 @@ type shardLoop struct {
 	// aggregates whole), split into batch by split as they are handed over.
 	events    []record.Record
 	eventsUse reuse.Use
-	split     kpl.Splitter
-	batch     record.Batch
+	// spare is the other records slice the reader reads ahead into.
+	spare []record.Record
+	split kpl.Splitter
+	batch record.Batch
 	// lease is the shard's lease when several instances share the stream;
 	// fenced is set when a checkpoint write found that another instance
 	// wrote the shard's checkpoint meanwhile (it reads the shard now).
@@ -360,31 +362,106 @@ func (l *shardLoop) countError(err error) {
 	l.touch(func(s *ShardStatus) { s.Errors[code]++ })
 }
 
-// read consumes one reader until it ends and says why. The idle watchdog
-// closes the reader, which unblocks next.
+// read consumes one reader until it ends and says why. It reads one event
+// ahead: the reader fetches and decodes the next event while this one's
+// batches are published and confirmed. What is read ahead moves nothing:
+// the position follows confirmed batches only, and an event read ahead of
+// a failure is read again by the next reader. The idle watchdog closes the
+// reader, which unblocks next.
 func (l *shardLoop) read(ctx, hctx context.Context, r reader) (endReason, error) {
-	defer r.close()
 	var idled atomic.Bool
 	idle := time.AfterFunc(l.c.timers.IdleTimeout, func() { idled.Store(true); r.close() })
 	defer idle.Stop()
+	a := startReadAhead(r, l.events, l.spare)
+	l.events, l.spare = nil, nil
+	defer func() { l.events, l.spare = a.stop(l.events) }()
 	for {
-		ev, recs, ok, err := r.next(l.events[:0])
-		l.events = recs
+		got := <-a.events
+		l.events = got.recs
 		switch {
 		case ctx.Err() != nil:
 			return endShutdown, nil
 		case idled.Load():
 			return endIdle, nil
-		case err != nil:
-			return endError, err
-		case !ok:
+		case got.err != nil:
+			return endError, got.err
+		case !got.ok:
 			return endClean, nil
 		}
-		if reason, err := l.handle(hctx, &ev); reason != endClean || err != nil {
+		if reason, err := l.handle(hctx, &got.ev); reason != endClean || err != nil {
 			return reason, err
 		}
+		a.free <- l.events
+		l.events = nil
 		idle.Reset(l.c.timers.IdleTimeout)
 	}
+}
+
+// readAhead runs a reader's next in a goroutine of its own, one event
+// ahead of the shard loop: two records slices go round, one holding the
+// event being handed over, the other being read into.
+type readAhead struct {
+	r      reader
+	events chan readResult      // unbuffered: at most one event waits
+	free   chan []record.Record // the slices the loop is done with
+	done   chan struct{}        // the loop stopped reading
+	exited chan struct{}        // the goroutine returned
+}
+
+type readResult struct {
+	ev   readEvent
+	recs []record.Record
+	ok   bool
+	err  error
+}
+
+func startReadAhead(r reader, a, b []record.Record) *readAhead {
+	ra := &readAhead{r: r, events: make(chan readResult), free: make(chan []record.Record, 2),
+		done: make(chan struct{}), exited: make(chan struct{})}
+	ra.free <- a
+	ra.free <- b
+	go ra.run()
+	return ra
+}
+
+func (a *readAhead) run() {
+	defer close(a.exited)
+	for {
+		var dst []record.Record
+		select {
+		case dst = <-a.free:
+		case <-a.done:
+			return
+		}
+		ev, recs, ok, err := a.r.next(dst[:0])
+		select {
+		case a.events <- readResult{ev, recs, ok, err}:
+		case <-a.done:
+			a.free <- recs
+			return
+		}
+		if !ok || err != nil {
+			return
+		}
+	}
+}
+
+// stop closes the reader, waits for the goroutine, and returns the two
+// slices: held, the one the loop still has (nil if none), and the others.
+func (a *readAhead) stop(held []record.Record) (events, spare []record.Record) {
+	close(a.done)
+	a.r.close()
+	<-a.exited
+	out := [2][]record.Record{held}
+	n := 0
+	if held != nil {
+		n = 1
+	}
+	for n < 2 && len(a.free) > 0 {
+		out[n] = <-a.free
+		n++
+	}
+	return out[0], out[1]
 }
 
 // handle delivers one event's records and moves the position past them.
