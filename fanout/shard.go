@@ -51,12 +51,9 @@ type shardLoop struct {
 	saveT time.Time
 	// currentT is when the checkpoint was last found current.
 	currentT time.Time
-	// events holds the Kinesis records of the event being handled (KPL
-	// aggregates whole), split into batch by split as they are handed over.
-	events    []record.Record
-	eventsUse reuse.Use
-	// spare is the other records slice the reader reads ahead into.
-	spare []record.Record
+	// slot holds the event being handled, its Kinesis records (KPL
+	// aggregates whole) split into batch by split as they are handed over.
+	slot  *eventSlot
 	split kpl.Splitter
 	batch record.Batch
 	// lease is the shard's lease when several instances share the stream;
@@ -107,7 +104,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 	log := c.log.With().Str("shard", st.id).Logger().Sample(&zerolog.LevelSampler{
 		WarnSampler: &zerolog.BurstSampler{Burst: 5, Period: time.Minute},
 	})
-	l := &shardLoop{c: c, st: st, log: log, src: c.reader.shard(st.id, log), start: st.start, lease: lease}
+	l := &shardLoop{c: c, st: st, log: log, src: c.reader.shard(st.id, log), start: st.start, lease: lease, slot: new(eventSlot)}
 	if hasCP {
 		l.pos = cursor{seq: cp.SequenceNumber, sub: cp.SubSequenceNumber, inAgg: cp.InAggregate && cp.SequenceNumber != ""}
 		l.saved = l.pos
@@ -363,21 +360,22 @@ func (l *shardLoop) countError(err error) {
 }
 
 // read consumes one reader until it ends and says why. It reads one event
-// ahead: the reader fetches and decodes the next event while this one's
-// batches are published and confirmed. What is read ahead moves nothing:
-// the position follows confirmed batches only, and an event read ahead of
-// a failure is read again by the next reader. The idle watchdog closes the
-// reader, which unblocks next.
+// ahead when a spare slot is free (readahead.go): the reader fetches and
+// decodes the next event while this one's batches are published and
+// confirmed. What is read ahead moves nothing: the position follows
+// confirmed batches only, and an event read ahead of a failure is read
+// again by the next reader. The idle watchdog closes the reader, which
+// unblocks next.
 func (l *shardLoop) read(ctx, hctx context.Context, r reader) (endReason, error) {
 	var idled atomic.Bool
 	idle := time.AfterFunc(l.c.timers.IdleTimeout, func() { idled.Store(true); r.close() })
 	defer idle.Stop()
-	a := startReadAhead(r, l.events, l.spare)
-	l.events, l.spare = nil, nil
-	defer func() { l.events, l.spare = a.stop(l.events) }()
+	a := startReadAhead(r, l.slot, l.c.spares)
+	l.slot = nil
+	defer func() { l.slot = a.stop(l.slot) }()
 	for {
 		got := <-a.events
-		l.events = got.recs
+		l.slot = got.slot
 		switch {
 		case ctx.Err() != nil:
 			return endShutdown, nil
@@ -391,77 +389,10 @@ func (l *shardLoop) read(ctx, hctx context.Context, r reader) (endReason, error)
 		if reason, err := l.handle(hctx, &got.ev); reason != endClean || err != nil {
 			return reason, err
 		}
-		a.free <- l.events
-		l.events = nil
+		a.release(l.slot)
+		l.slot = nil
 		idle.Reset(l.c.timers.IdleTimeout)
 	}
-}
-
-// readAhead runs a reader's next in a goroutine of its own, one event
-// ahead of the shard loop: two records slices go round, one holding the
-// event being handed over, the other being read into.
-type readAhead struct {
-	r      reader
-	events chan readResult      // unbuffered: at most one event waits
-	free   chan []record.Record // the slices the loop is done with
-	done   chan struct{}        // the loop stopped reading
-	exited chan struct{}        // the goroutine returned
-}
-
-type readResult struct {
-	ev   readEvent
-	recs []record.Record
-	ok   bool
-	err  error
-}
-
-func startReadAhead(r reader, a, b []record.Record) *readAhead {
-	ra := &readAhead{r: r, events: make(chan readResult), free: make(chan []record.Record, 2),
-		done: make(chan struct{}), exited: make(chan struct{})}
-	ra.free <- a
-	ra.free <- b
-	go ra.run()
-	return ra
-}
-
-func (a *readAhead) run() {
-	defer close(a.exited)
-	for {
-		var dst []record.Record
-		select {
-		case dst = <-a.free:
-		case <-a.done:
-			return
-		}
-		ev, recs, ok, err := a.r.next(dst[:0])
-		select {
-		case a.events <- readResult{ev, recs, ok, err}:
-		case <-a.done:
-			a.free <- recs
-			return
-		}
-		if !ok || err != nil {
-			return
-		}
-	}
-}
-
-// stop closes the reader, waits for the goroutine, and returns the two
-// slices: held, the one the loop still has (nil if none), and the others.
-func (a *readAhead) stop(held []record.Record) (events, spare []record.Record) {
-	close(a.done)
-	a.r.close()
-	<-a.exited
-	out := [2][]record.Record{held}
-	n := 0
-	if held != nil {
-		n = 1
-	}
-	for n < 2 && len(a.free) > 0 {
-		out[n] = <-a.free
-		n++
-	}
-	return out[0], out[1]
 }
 
 // handle delivers one event's records and moves the position past them.
@@ -505,8 +436,9 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 		b.Records, batchBytes = b.Records[:0], 0
 		return nil
 	}
-	for i := range l.events {
-		r := &l.events[i]
+	sl := l.slot
+	for i := range sl.recs {
+		r := &sl.recs[i]
 		l.split.Reset(r.Data, r.PartitionKey, r.ExplicitHashKey, r.SequenceNumber, r.ArrivalTime)
 		skip := l.skip
 		l.skip = cursor{} // only the first record read can be the aggregate opened at
@@ -537,9 +469,9 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 	if err := flush(); err != nil {
 		return endHandler, err
 	}
-	hadRecords := len(l.events) > 0
-	clear(l.events)
-	l.events = reuse.Fit(&l.eventsUse, l.events, len(l.events))
+	hadRecords := len(sl.recs) > 0
+	clear(sl.recs)
+	sl.recs = reuse.Fit(&sl.recsUse, sl.recs, len(sl.recs))
 	c := l.c
 	l.counted(records, size)
 	if ev.continuation == nil {

@@ -21,8 +21,7 @@ func TestSubscriptionBuffersShrinkAfterAnOutsizedEvent(t *testing.T) {
 	huge := func(int) []byte { return bytes.Repeat([]byte{'x'}, 10<<20) }
 	tiny := func(int) []byte { return []byte("x") }
 	body.Write(eventFrame(t, eventJSON(1, "c0", huge)))
-	// The two slots take events by turns: each sees half of them.
-	for range 2 * reuse.ShrinkAfter {
+	for range reuse.ShrinkAfter {
 		body.Write(eventFrame(t, eventJSON(1, "c", tiny)))
 	}
 	s := &Subscription{body: io.NopCloser(&body), codec: awsjson.New11(schemas.Kinesis_20131202), cancel: func() {}}
@@ -30,32 +29,27 @@ func TestSubscriptionBuffersShrinkAfterAnOutsizedEvent(t *testing.T) {
 	if err := s.initialResponse(); err != nil {
 		t.Fatal(err)
 	}
-	_, recs, ok, err := s.Next(nil)
+	var b Buffers
+	_, recs, ok, err := s.Next(&b, nil)
 	if !ok || err != nil || len(recs) != 1 || len(recs[0].Data) != 10<<20 {
 		t.Fatalf("huge event: ok %t, err %v, %d records", ok, err, len(recs))
 	}
-	held := func() int {
-		n := 0
-		for _, sl := range s.slots {
-			n += cap(sl.frame) + cap(sl.dec.scratch) + cap(sl.dec.arena)
-		}
-		return n
-	}
+	held := func() int { return cap(b.frame) + cap(b.dec.scratch) + cap(b.dec.arena) }
 	if held() < 20<<20 {
 		t.Fatalf("after a 10 MiB event the buffers hold %d bytes; the test expects the frame and the scratch to have grown", held())
 	}
-	for range 2 * reuse.ShrinkAfter {
-		if _, recs, ok, err = s.Next(recs[:0]); !ok || err != nil {
+	for range reuse.ShrinkAfter {
+		if _, recs, ok, err = s.Next(&b, recs[:0]); !ok || err != nil {
 			t.Fatalf("small event: ok %t, err %v", ok, err)
 		}
 	}
-	if got := held(); got > 4*reuse.KeepBytes {
-		t.Fatalf("after %d small events the buffers still hold %d bytes", 2*reuse.ShrinkAfter, got)
+	if got := held(); got > 2*reuse.KeepBytes {
+		t.Fatalf("after %d small events the buffers still hold %d bytes", reuse.ShrinkAfter, got)
 	}
 }
 
 // The records of one event stay as they were while the next event is read
-// and decoded: the shard loop reads one event ahead.
+// and decoded into other buffers: the shard loop reads one event ahead.
 func TestSubscriptionKeepsAnEventWhileTheNextIsRead(t *testing.T) {
 	var body bytes.Buffer
 	body.Write(initialFrame(t))
@@ -68,11 +62,12 @@ func TestSubscriptionKeepsAnEventWhileTheNextIsRead(t *testing.T) {
 	if err := s.initialResponse(); err != nil {
 		t.Fatal(err)
 	}
-	_, first, ok, err := s.Next(nil)
+	var b1, b2 Buffers
+	_, first, ok, err := s.Next(&b1, nil)
 	if !ok || err != nil {
 		t.Fatalf("first event: ok %t, err %v", ok, err)
 	}
-	if _, second, ok, err := s.Next(nil); !ok || err != nil || string(second[0].Data[:1]) != "b" {
+	if _, second, ok, err := s.Next(&b2, nil); !ok || err != nil || string(second[0].Data[:1]) != "b" {
 		t.Fatalf("second event: ok %t, err %v", ok, err)
 	}
 	for _, r := range first {

@@ -48,20 +48,20 @@ const maxErrorBody = 64 << 10
 // recognise into exactly what the SDK's own reader returns. Only well-formed
 // SubscribeToShardEvent frames take the fast path (frame.go, decode.go).
 type Subscription struct {
-	body     io.ReadCloser
-	r        *bufio.Reader
-	cancel   context.CancelFunc
-	once     sync.Once
-	codec    *awsjson.Protocol // the SDK's codec, for everything but the fast path
-	// Two sets of buffers, used by turns: the records of one event stay
-	// valid while the next is read (see Next).
-	slots [2]slot
-	cur   int
-	log   zerolog.Logger // the shard's logger, for frames that end the stream
+	body   io.ReadCloser
+	r      *bufio.Reader
+	cancel context.CancelFunc
+	once   sync.Once
+	codec  *awsjson.Protocol // the SDK's codec, for everything but the fast path
+	log    zerolog.Logger    // the shard's logger, for frames that end the stream
 }
 
-// slot is what one event is read and decoded into, reused.
-type slot struct {
+// Buffers is what one event is read and decoded into, reused from event to
+// event: the records Next returns alias them until Next reads into them
+// again. A caller that reads one event ahead of the records it hands over
+// reads into a second Buffers; which events go into which is the caller's
+// choice, so that a second set is held only while it is used.
+type Buffers struct {
 	frame    []byte // the frame, in which the records' data is decoded
 	frameUse reuse.Use
 	dec      eventDecoder
@@ -163,7 +163,8 @@ func httpError(codec *awsjson.Protocol, resp *http.Response) error {
 
 // initialResponse reads the first frame as the SDK does.
 func (s *Subscription) initialResponse() error {
-	frame, err := s.readFrame(&s.slots[0])
+	var b Buffers // the first frame is small, and read once
+	frame, err := s.readFrame(&b)
 	if err == errFrameLimit {
 		return fmt.Errorf("decode initial response: %w", err)
 	}
@@ -189,17 +190,13 @@ func (s *Subscription) Close() {
 	})
 }
 
-// Next blocks until the next SubscribeToShardEvent, appends its Kinesis
-// records to dst (KPL aggregates whole) and returns them; their Data alias
-// buffers that the call after the next one reuses, so that a caller may
-// read one event ahead while it still hands over the records of the one
-// before. ok is false when the stream ended: cleanly when err is nil.
-// Unknown events are skipped.
-func (s *Subscription) Next(dst []record.Record) (Event, []record.Record, bool, error) {
-	s.cur ^= 1
-	sl := &s.slots[s.cur]
+// Next blocks until the next SubscribeToShardEvent, reads it into b,
+// appends its Kinesis records to dst (KPL aggregates whole) and returns
+// them; their Data alias b until the next call with b. ok is false when the
+// stream ended: cleanly when err is nil. Unknown events are skipped.
+func (s *Subscription) Next(b *Buffers, dst []record.Record) (Event, []record.Record, bool, error) {
 	for {
-		frame, err := s.readFrame(sl)
+		frame, err := s.readFrame(b)
 		if err != nil {
 			if len(frame) == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
 				return Event{}, dst, false, nil
@@ -212,7 +209,7 @@ func (s *Subscription) Next(dst []record.Record) (Event, []record.Record, bool, 
 			return s.slow(frame, dst, err)
 		}
 		if f, ok := parseFrame(frame); ok && f.messageType == "event" && f.eventType == "SubscribeToShardEvent" {
-			ev, recs, ok, err := sl.dec.decode(dst, f.payload)
+			ev, recs, ok, err := b.dec.decode(dst, f.payload)
 			if err != nil || ok {
 				return ev, recs, ok, err
 			}
@@ -282,39 +279,39 @@ const (
 	frameCRCLength = 4
 )
 
-// readFrame reads one whole frame into sl's frame. On an error it returns
+// readFrame reads one whole frame into b's frame. On an error it returns
 // what it read of the frame so far with the error; a frame whose prelude is
 // invalid comes back alone, without error, for the SDK to reject.
-func (s *Subscription) readFrame(sl *slot) ([]byte, error) {
-	buf := sl.frame[:0]
+func (s *Subscription) readFrame(b *Buffers) ([]byte, error) {
+	buf := b.frame[:0]
 	if cap(buf) < preludeLen {
 		buf = make([]byte, 0, 4096)
 	}
 	buf = buf[:preludeLen]
 	n, err := io.ReadFull(s.r, buf)
 	if err != nil {
-		sl.frame = buf
+		b.frame = buf
 		return buf[:n], err
 	}
 	total := binary.BigEndian.Uint32(buf[0:4])
 	headers := binary.BigEndian.Uint32(buf[4:8])
 	if total == 0 || crc32.ChecksumIEEE(buf[:8]) != binary.BigEndian.Uint32(buf[8:12]) {
 		// The SDK's decoder rejects this prelude by itself.
-		sl.frame = buf
+		b.frame = buf
 		return buf, nil
 	}
 	if total > maxMessageLen || headers > maxHeadersLen || uint64(headers)+minMessageLen > uint64(total) {
-		sl.frame = buf
+		b.frame = buf
 		return nil, errFrameLimit
 	}
-	if cap(buf) < int(total) || reuse.Fit(&sl.frameUse, buf, int(total)) == nil {
+	if cap(buf) < int(total) || reuse.Fit(&b.frameUse, buf, int(total)) == nil {
 		nb := make([]byte, total, bufSize(int(total)))
 		copy(nb, buf)
 		buf = nb
 	}
 	buf = buf[:total]
 	n, err = io.ReadFull(s.r, buf[preludeLen:])
-	sl.frame = buf
+	b.frame = buf
 	if err != nil {
 		return buf[:preludeLen+n], err
 	}
