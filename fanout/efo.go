@@ -87,7 +87,7 @@ type efoReader struct {
 
 // eventStream is one SubscribeToShard stream, read by either decoder.
 type eventStream interface {
-	Next(b *efostream.Buffers, dst []record.Record) (efostream.Event, []record.Record, bool, error)
+	Next(dst []record.Record) (efostream.Event, []record.Record, bool, error)
 	Close()
 }
 
@@ -159,8 +159,8 @@ func (r *efoReader) restore(ctx context.Context) error {
 // efoStream is one event stream as a reader.
 type efoStream struct{ s eventStream }
 
-func (e efoStream) next(b *efostream.Buffers, dst []record.Record) (readEvent, []record.Record, bool, error) {
-	ev, recs, ok, err := e.s.Next(b, dst)
+func (e efoStream) next(dst []record.Record) (readEvent, []record.Record, bool, error) {
+	ev, recs, ok, err := e.s.Next(dst)
 	return readEvent{continuation: ev.Continuation, millisBehindLatest: ev.MillisBehindLatest, childShards: ev.ChildShards}, recs, ok, err
 }
 

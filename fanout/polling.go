@@ -114,8 +114,8 @@ func (p polling) shard(shardID string, log zerolog.Logger) shardReader {
 }
 
 // pollingShard opens the polling readers of one shard. It keeps the
-// iterators of the last calls, so that a reader opened where the last one
-// stopped (or up to two responses back, after a failed delivery) goes on with
+// iterators of the last call, so that a reader opened where the last one
+// stopped (or one response back, after a failed delivery) goes on with
 // them: a new iterator at LATEST or AT_TIMESTAMP would not start where
 // reading stopped.
 type pollingShard struct {
@@ -134,10 +134,8 @@ type pollingShard struct {
 	// written meanwhile (a few read before may come again).
 	latestFrom time.Time
 	// cur is the iterator after the last response, prev the one that
-	// response was read with, and older the one before: the shard loop
-	// reads a response ahead of the one it hands over, so a failed delivery
-	// goes back two.
-	cur, prev, older iteratorAt
+	// response was read with.
+	cur, prev iteratorAt
 }
 
 // iteratorAt is an iterator and the position it reads from.
@@ -170,7 +168,7 @@ func (p *pollingShard) open(ctx context.Context, at position) (reader, error) {
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	key := positionKey(at)
 	p.mu.Lock()
-	for _, it := range []iteratorAt{p.cur, p.prev, p.older} {
+	for _, it := range []iteratorAt{p.cur, p.prev} {
 		if it.key == key && it.iter != "" && time.Since(it.issued) < iteratorReuse {
 			r.cur = it
 			break
@@ -284,7 +282,7 @@ func (r *pollReader) close() { r.cancel() }
 // retried after a backoff with jitter, an expired iterator replaced; a
 // heartbeat is returned at least every third of the idle timeout, so that
 // the idle watchdog takes only a silent reader for a stalled one.
-func (r *pollReader) next(_ *efostream.Buffers, dst []record.Record) (readEvent, []record.Record, bool, error) {
+func (r *pollReader) next(dst []record.Record) (readEvent, []record.Record, bool, error) {
 	p, c := r.p, r.p.c
 	if r.bo == nil {
 		r.bo = newBackoff(c.timers.BackoffInitial, max(c.timers.BackoffMax, time.Second))
@@ -374,7 +372,7 @@ func (r *pollReader) event(out *kinesis.GetRecordsOutput, dst []record.Record) (
 	}
 	next := iteratorAt{key: positionKey(position{after: r.pos, at: r.at.at, start: r.at.start, timestamp: r.at.timestamp}), iter: *out.NextShardIterator, issued: now}
 	p.mu.Lock()
-	p.older, p.prev, p.cur = p.prev, r.cur, next
+	p.prev, p.cur = r.cur, next
 	p.mu.Unlock()
 	r.cur = next
 	if next := now.Add(p.spec.Interval); ev.millisBehindLatest == 0 && next.After(r.due) {

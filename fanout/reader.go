@@ -7,19 +7,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutd/fanoutd/fanout/internal/efostream"
 	"github.com/fanoutd/fanoutd/record"
 )
 
 // reader reads one shard from the position it was opened at. next blocks
-// until the next event, reads it into b (where the reader has buffers of
-// its own to fill: the EFO subscription's frame), appends its Kinesis
-// records to dst (KPL aggregates whole: the shard loop splits them) and
-// returns them; their Data may alias b until the next call with b. The
-// shard loop reads one event ahead into a second set of buffers while it
-// hands over the records of the one before. ok is false when the reader
-// ended: cleanly when err is nil (the shard loop opens another at the
-// position reached). close unblocks next; it may be called from another
+// until the next event, appends its Kinesis records to dst (KPL aggregates
+// whole: the shard loop splits them) and returns them; their Data may alias
+// buffers of the reader that the next call reuses. ok is false when the
+// reader ended: cleanly when err is nil (the shard loop opens another at
+// the position reached). close unblocks next; it may be called from another
 // goroutine, more than once.
 //
 // next returns an event, with records or without, well inside the idle
@@ -27,7 +23,7 @@ import (
 // reader may retry inside next what it can cure itself (a throttled call),
 // as long as close still unblocks it.
 type reader interface {
-	next(b *efostream.Buffers, dst []record.Record) (ev readEvent, recs []record.Record, ok bool, err error)
+	next(dst []record.Record) (ev readEvent, recs []record.Record, ok bool, err error)
 	close()
 }
 

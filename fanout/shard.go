@@ -51,11 +51,12 @@ type shardLoop struct {
 	saveT time.Time
 	// currentT is when the checkpoint was last found current.
 	currentT time.Time
-	// slot holds the event being handled, its Kinesis records (KPL
-	// aggregates whole) split into batch by split as they are handed over.
-	slot  *eventSlot
-	split kpl.Splitter
-	batch record.Batch
+	// events holds the Kinesis records of the event being handled (KPL
+	// aggregates whole), split into batch by split as they are handed over.
+	events    []record.Record
+	eventsUse reuse.Use
+	split     kpl.Splitter
+	batch     record.Batch
 	// lease is the shard's lease when several instances share the stream;
 	// fenced is set when a checkpoint write found that another instance
 	// wrote the shard's checkpoint meanwhile (it reads the shard now).
@@ -104,7 +105,7 @@ func (c *StreamConsumer) runShard(ctx, hctx context.Context, st *shardState, cp 
 	log := c.log.With().Str("shard", st.id).Logger().Sample(&zerolog.LevelSampler{
 		WarnSampler: &zerolog.BurstSampler{Burst: 5, Period: time.Minute},
 	})
-	l := &shardLoop{c: c, st: st, log: log, src: c.reader.shard(st.id, log), start: st.start, lease: lease, slot: new(eventSlot)}
+	l := &shardLoop{c: c, st: st, log: log, src: c.reader.shard(st.id, log), start: st.start, lease: lease}
 	if hasCP {
 		l.pos = cursor{seq: cp.SequenceNumber, sub: cp.SubSequenceNumber, inAgg: cp.InAggregate && cp.SequenceNumber != ""}
 		l.saved = l.pos
@@ -359,38 +360,29 @@ func (l *shardLoop) countError(err error) {
 	l.touch(func(s *ShardStatus) { s.Errors[code]++ })
 }
 
-// read consumes one reader until it ends and says why. It reads one event
-// ahead when a spare slot is free (readahead.go): the reader fetches and
-// decodes the next event while this one's batches are published and
-// confirmed. What is read ahead moves nothing: the position follows
-// confirmed batches only, and an event read ahead of a failure is read
-// again by the next reader. The idle watchdog closes the reader, which
-// unblocks next.
+// read consumes one reader until it ends and says why. The idle watchdog
+// closes the reader, which unblocks next.
 func (l *shardLoop) read(ctx, hctx context.Context, r reader) (endReason, error) {
+	defer r.close()
 	var idled atomic.Bool
 	idle := time.AfterFunc(l.c.timers.IdleTimeout, func() { idled.Store(true); r.close() })
 	defer idle.Stop()
-	a := startReadAhead(r, l.slot, l.c.spares)
-	l.slot = nil
-	defer func() { l.slot = a.stop(l.slot) }()
 	for {
-		got := <-a.events
-		l.slot = got.slot
+		ev, recs, ok, err := r.next(l.events[:0])
+		l.events = recs
 		switch {
 		case ctx.Err() != nil:
 			return endShutdown, nil
 		case idled.Load():
 			return endIdle, nil
-		case got.err != nil:
-			return endError, got.err
-		case !got.ok:
+		case err != nil:
+			return endError, err
+		case !ok:
 			return endClean, nil
 		}
-		if reason, err := l.handle(hctx, &got.ev); reason != endClean || err != nil {
+		if reason, err := l.handle(hctx, &ev); reason != endClean || err != nil {
 			return reason, err
 		}
-		a.release(l.slot)
-		l.slot = nil
 		idle.Reset(l.c.timers.IdleTimeout)
 	}
 }
@@ -436,9 +428,8 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 		b.Records, batchBytes = b.Records[:0], 0
 		return nil
 	}
-	sl := l.slot
-	for i := range sl.recs {
-		r := &sl.recs[i]
+	for i := range l.events {
+		r := &l.events[i]
 		l.split.Reset(r.Data, r.PartitionKey, r.ExplicitHashKey, r.SequenceNumber, r.ArrivalTime)
 		skip := l.skip
 		l.skip = cursor{} // only the first record read can be the aggregate opened at
@@ -469,9 +460,9 @@ func (l *shardLoop) handle(hctx context.Context, ev *readEvent) (endReason, erro
 	if err := flush(); err != nil {
 		return endHandler, err
 	}
-	hadRecords := len(sl.recs) > 0
-	clear(sl.recs)
-	sl.recs = reuse.Fit(&sl.recsUse, sl.recs, len(sl.recs))
+	hadRecords := len(l.events) > 0
+	clear(l.events)
+	l.events = reuse.Fit(&l.eventsUse, l.events, len(l.events))
 	c := l.c
 	l.counted(records, size)
 	if ev.continuation == nil {

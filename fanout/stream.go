@@ -205,7 +205,6 @@ type StreamConsumer struct {
 	leases  Leases
 	resume  *Resume
 	reader  streamReader
-	spares  slotPool // what the shard loops read ahead into
 
 	streamARN string
 	// created is the StreamCreationTimestamp of the incarnation being read.
@@ -250,7 +249,6 @@ func NewStreamConsumer(spec StreamSpec, o Options) *StreamConsumer {
 		log:     o.Log.With().Str("stream", spec.Name).Str("consumer", spec.Consumer).Logger(),
 		shards:  map[string]*shardState{},
 		wake:    make(chan struct{}, 1),
-		spares:  spareSlots,
 	}
 	c.reader = newReader(c, spec.Read, o.Decoder)
 	return c

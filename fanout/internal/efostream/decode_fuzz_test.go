@@ -95,9 +95,8 @@ func rawDecode(body []byte) decoded {
 		return d
 	}
 	var recs []record.Record
-	var b Buffers
 	for {
-		ev, out, ok, err := s.Next(&b, recs[:0])
+		ev, out, ok, err := s.Next(recs[:0])
 		recs = out
 		if err != nil {
 			d.endErr = err.Error()
@@ -288,7 +287,7 @@ func TestCorruptFrameEndsTheStreamWithAWarning(t *testing.T) {
 	if err := s.initialResponse(); err != nil {
 		t.Fatal(err)
 	}
-	if _, recs, ok, err := s.Next(&Buffers{}, nil); ok || err != nil || len(recs) != 0 {
+	if _, recs, ok, err := s.Next(nil); ok || err != nil || len(recs) != 0 {
 		t.Fatalf("next after a corrupt frame: ok %v, err %v, %d records; want a clean end", ok, err, len(recs))
 	}
 	if !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), "overrun their block") {

@@ -57,9 +57,8 @@ func SubscribeSDK(ctx context.Context, base *kinesis.Client, in *kinesis.Subscri
 	return &SDKSubscription{ctx: ctx, stream: out.GetStream()}, nil
 }
 
-// Next is Subscription.Next, through the SDK: the records alias the SDK's
-// own fresh buffers, not b.
-func (s *SDKSubscription) Next(_ *Buffers, dst []record.Record) (Event, []record.Record, bool, error) {
+// Next is Subscription.Next, through the SDK.
+func (s *SDKSubscription) Next(dst []record.Record) (Event, []record.Record, bool, error) {
 	for {
 		select {
 		case <-s.ctx.Done():

@@ -48,23 +48,15 @@ const maxErrorBody = 64 << 10
 // recognise into exactly what the SDK's own reader returns. Only well-formed
 // SubscribeToShardEvent frames take the fast path (frame.go, decode.go).
 type Subscription struct {
-	body   io.ReadCloser
-	r      *bufio.Reader
-	cancel context.CancelFunc
-	once   sync.Once
-	codec  *awsjson.Protocol // the SDK's codec, for everything but the fast path
-	log    zerolog.Logger    // the shard's logger, for frames that end the stream
-}
-
-// Buffers is what one event is read and decoded into, reused from event to
-// event: the records Next returns alias them until Next reads into them
-// again. A caller that reads one event ahead of the records it hands over
-// reads into a second Buffers; which events go into which is the caller's
-// choice, so that a second set is held only while it is used.
-type Buffers struct {
-	frame    []byte // the frame, in which the records' data is decoded
+	body     io.ReadCloser
+	r        *bufio.Reader
+	cancel   context.CancelFunc
+	once     sync.Once
+	codec    *awsjson.Protocol // the SDK's codec, for everything but the fast path
+	frame    []byte            // the current frame, reused
 	frameUse reuse.Use
 	dec      eventDecoder
+	log      zerolog.Logger // the shard's logger, for frames that end the stream
 }
 
 // Subscribe sends SubscribeToShard with the client options o and reads
@@ -163,8 +155,7 @@ func httpError(codec *awsjson.Protocol, resp *http.Response) error {
 
 // initialResponse reads the first frame as the SDK does.
 func (s *Subscription) initialResponse() error {
-	var b Buffers // the first frame is small, and read once
-	frame, err := s.readFrame(&b)
+	frame, err := s.readFrame()
 	if err == errFrameLimit {
 		return fmt.Errorf("decode initial response: %w", err)
 	}
@@ -190,13 +181,13 @@ func (s *Subscription) Close() {
 	})
 }
 
-// Next blocks until the next SubscribeToShardEvent, reads it into b,
-// appends its Kinesis records to dst (KPL aggregates whole) and returns
-// them; their Data alias b until the next call with b. ok is false when the
-// stream ended: cleanly when err is nil. Unknown events are skipped.
-func (s *Subscription) Next(b *Buffers, dst []record.Record) (Event, []record.Record, bool, error) {
+// Next blocks until the next SubscribeToShardEvent, appends its Kinesis
+// records to dst (KPL aggregates whole) and returns them; their Data alias
+// buffers that the next call reuses. ok is false when the stream ended:
+// cleanly when err is nil. Unknown events are skipped.
+func (s *Subscription) Next(dst []record.Record) (Event, []record.Record, bool, error) {
 	for {
-		frame, err := s.readFrame(b)
+		frame, err := s.readFrame()
 		if err != nil {
 			if len(frame) == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
 				return Event{}, dst, false, nil
@@ -209,7 +200,7 @@ func (s *Subscription) Next(b *Buffers, dst []record.Record) (Event, []record.Re
 			return s.slow(frame, dst, err)
 		}
 		if f, ok := parseFrame(frame); ok && f.messageType == "event" && f.eventType == "SubscribeToShardEvent" {
-			ev, recs, ok, err := b.dec.decode(dst, f.payload)
+			ev, recs, ok, err := s.dec.decode(dst, f.payload)
 			if err != nil || ok {
 				return ev, recs, ok, err
 			}
@@ -279,39 +270,39 @@ const (
 	frameCRCLength = 4
 )
 
-// readFrame reads one whole frame into b's frame. On an error it returns
-// what it read of the frame so far with the error; a frame whose prelude is
+// readFrame reads one whole frame into s.frame. On an error it returns what
+// it read of the frame so far with the error; a frame whose prelude is
 // invalid comes back alone, without error, for the SDK to reject.
-func (s *Subscription) readFrame(b *Buffers) ([]byte, error) {
-	buf := b.frame[:0]
+func (s *Subscription) readFrame() ([]byte, error) {
+	buf := s.frame[:0]
 	if cap(buf) < preludeLen {
 		buf = make([]byte, 0, 4096)
 	}
 	buf = buf[:preludeLen]
 	n, err := io.ReadFull(s.r, buf)
 	if err != nil {
-		b.frame = buf
+		s.frame = buf
 		return buf[:n], err
 	}
 	total := binary.BigEndian.Uint32(buf[0:4])
 	headers := binary.BigEndian.Uint32(buf[4:8])
 	if total == 0 || crc32.ChecksumIEEE(buf[:8]) != binary.BigEndian.Uint32(buf[8:12]) {
 		// The SDK's decoder rejects this prelude by itself.
-		b.frame = buf
+		s.frame = buf
 		return buf, nil
 	}
 	if total > maxMessageLen || headers > maxHeadersLen || uint64(headers)+minMessageLen > uint64(total) {
-		b.frame = buf
+		s.frame = buf
 		return nil, errFrameLimit
 	}
-	if cap(buf) < int(total) || reuse.Fit(&b.frameUse, buf, int(total)) == nil {
+	if cap(buf) < int(total) || reuse.Fit(&s.frameUse, buf, int(total)) == nil {
 		nb := make([]byte, total, bufSize(int(total)))
 		copy(nb, buf)
 		buf = nb
 	}
 	buf = buf[:total]
 	n, err = io.ReadFull(s.r, buf[preludeLen:])
-	b.frame = buf
+	s.frame = buf
 	if err != nil {
 		return buf[:preludeLen+n], err
 	}
