@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"fmt"
 	"math/big"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -308,4 +309,29 @@ func (f *faultEnv) checkJetStreamExcept(skip string, n, total int) {
 		}
 	}
 	testutil.CheckDelivered(f.t, stored, f.Want(), testutil.ExactlyOnce)
+}
+
+// The daemon collects garbage once its heap grew by 35 % of what is live,
+// unless GOGC in its environment says otherwise.
+func TestMemoryGCTarget(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want float64
+	}{{nil, 35}, {[]string{"GOGC=80"}, 80}} {
+		t.Run(fmt.Sprint(tc.want), func(t *testing.T) {
+			if _, set := os.LookupEnv("GOGC"); set && tc.env == nil {
+				t.Skip("GOGC is set in the test's environment")
+			}
+			f := newFaultEnv(t, false)
+			f.cmd, f.out = fanoutdProcess(t, append(f.e.EnvLines(), tc.env...), "run", "--config", f.path)
+			got := -1.0
+			testutil.WaitFor(t, 20*time.Second, "the daemon's metrics", func() bool {
+				got = f.metricIf("go_gc_gogc_percent")
+				return got >= 0
+			})
+			if got != tc.want {
+				t.Fatalf("go_gc_gogc_percent %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
