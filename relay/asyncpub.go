@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -87,6 +88,16 @@ func (r *ackRound) start(n int) {
 	r.tokens = append(r.tokens[:0], make([]uint64, n)...)
 	clear(r.results)
 	r.results = append(r.results[:0], make([]ackResult, n)...)
+}
+
+// timedOut reports whether an ack of the round did not come in time.
+func (r *ackRound) timedOut() bool {
+	for i, res := range r.results {
+		if r.tokens[i] != 0 && errors.Is(res.err, jetstream.ErrAsyncPublishTimeout) {
+			return true
+		}
+	}
+	return false
 }
 
 // sent reports whether message i of the round was published; its answer

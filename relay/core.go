@@ -50,7 +50,7 @@ func (p *Publisher) handleCore(ctx context.Context, s *scratch, b *record.Batch)
 // coreChunk publishes the records [start, end) of b and flushes them.
 func (p *Publisher) coreChunk(ctx context.Context, s *scratch, b *record.Batch, start, end int, reconnects uint64, res *batchResult) error {
 	if p.direct != nil {
-		if c := p.direct.get(ctx); c != nil {
+		if c := p.direct.get(); c != nil {
 			return p.coreChunkDirect(ctx, c, s, b, start, end, res)
 		}
 	}

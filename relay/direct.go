@@ -34,76 +34,182 @@ const (
 	// directWriteBytes is how much of a chunk is buffered before it is
 	// written.
 	directWriteBytes = 64 << 10
-	// directRedial is the least time between two attempts to dial.
-	directRedial = time.Second
-	// directBufferKeep bounds the chunk buffer a scratch keeps.
-	directBufferKeep = 1 << 20
+	// directRedial and directRedialMax bound the wait before dialing again
+	// after a failure: doubling from the one to the other.
+	directRedial    = time.Second
+	directRedialMax = time.Minute
+	// directBufferKeep bounds the buffer a scratch keeps (a message over
+	// directWriteBytes makes it larger for a while).
+	directBufferKeep = 256 << 10
 	// subscribeFlushTimeout bounds the round trip that makes sure the
 	// server has a reply subscription of the main connection before
 	// messages whose replies it takes go on the direct one.
 	subscribeFlushTimeout = 5 * time.Second
 )
 
-// directConn makes and keeps the publish-only connection.
+// directConn makes and keeps the publish-only connection. It follows the
+// main connection: to the server it is on (the direct connection is made
+// again when the main one moved), and out of a server in lame duck mode.
+// Dialing goes on in the background, one attempt at a time; meanwhile the
+// messages go through nats.go.
 type directConn struct {
-	nc   *nats.Conn
-	opts ConnOptions
-	log  zerolog.Logger
+	nc      *nats.Conn
+	opts    ConnOptions
+	timeout time.Duration // the publish timeout: what a retired connection may still finish
+	log     zerolog.Logger
 
 	mu       sync.Mutex
 	conn     *natspub.Conn
+	retired  []retiredConn
+	dialing  bool
+	failures int
 	nextDial time.Time
+	avoid    string // a server in lame duck mode: not dialed while the main connection is on it
+	off      bool   // the servers' scheme is not for a plain NATS connection (WebSocket)
 	closed   bool
+	dials    sync.WaitGroup
 }
 
-// get returns the connection, dialing one if there is none or it failed
-// (at most once per directRedial), or nil: publish through nats.go.
-func (d *directConn) get(ctx context.Context) *natspub.Conn {
+type retiredConn struct {
+	c     *natspub.Conn
+	until time.Time
+}
+
+// get returns the connection, or nil: publish through nats.go. It starts
+// a dial when there is none.
+func (d *directConn) get() *natspub.Conn {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
+	if d.closed || d.off {
 		return nil
 	}
-	if d.conn != nil {
-		err := d.conn.Err()
-		if err == nil {
-			return d.conn
+	d.closeRetired(time.Now())
+	if c := d.conn; c != nil {
+		err := c.Err()
+		if err == nil && c.ServerID() == d.nc.ConnectedServerId() {
+			return c
 		}
-		d.conn.Close()
 		d.conn = nil
-		if !errors.Is(err, natspub.ErrLameDuck) {
-			d.log.Warn().Err(err).Msg("NATS publish connection lost")
-		}
+		d.retire(c, err)
 	}
-	if time.Now().Before(d.nextDial) {
-		return nil
-	}
-	d.nextDial = time.Now().Add(directRedial)
-	o, err := d.dialOptions()
-	if err == nil {
-		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		d.conn, err = natspub.Dial(dctx, o)
-		cancel()
-	}
-	if err != nil {
-		d.log.Warn().Err(err).Str("server", RedactURL(o.URL)).
-			Str("then", "core messages go through the main connection until it works").
-			Msg("NATS publish connection failed")
-		return nil
-	}
-	return d.conn
+	d.startDial()
+	return nil
 }
 
-// close closes the connection; get returns nil from then on.
+// retire stops handing c out. A connection that still works (the main
+// one moved to another server, or the server is in lame duck mode) is
+// closed once what is in flight on it had its time; a failed one at once.
+// Lock held.
+func (d *directConn) retire(c *natspub.Conn, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, natspub.ErrLameDuck):
+		d.avoid = c.ServerID()
+	default:
+		d.log.Warn().Err(err).Msg("NATS publish connection lost")
+		c.Close()
+		return
+	}
+	d.retired = append(d.retired, retiredConn{c, time.Now().Add(d.timeout)})
+}
+
+// drop retires c if it is the connection: what was sent on it was not
+// answered in time.
+func (d *directConn) drop(c *natspub.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == c && c != nil {
+		d.conn = nil
+		d.log.Warn().Msg("NATS publish connection dropped: JetStream did not answer what it carried in time")
+		c.Close()
+	}
+}
+
+// closeRetired closes the retired connections whose time is up at now (all
+// with a zero now). Lock held.
+func (d *directConn) closeRetired(now time.Time) {
+	kept := d.retired[:0]
+	for _, r := range d.retired {
+		if now.IsZero() || now.After(r.until) {
+			r.c.Close()
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	clear(d.retired[len(kept):])
+	d.retired = kept
+}
+
+// startDial dials in the background, unless a dial is under way, the
+// last failure's wait is not over, or the main connection is on the
+// server that is going away. Lock held.
+func (d *directConn) startDial() {
+	if d.dialing || time.Now().Before(d.nextDial) || (d.avoid != "" && d.nc.ConnectedServerId() == d.avoid) {
+		return
+	}
+	o, err := d.dialOptions()
+	switch {
+	case errors.Is(err, errDirectScheme):
+		d.off = true
+		d.log.Info().Str("server", RedactURL(o.URL)).Str("then", "messages go on the main connection").
+			Msg("no publish-only connection for a WebSocket server")
+		return
+	case errors.Is(err, ErrNotConnected):
+		return
+	case err != nil:
+		d.failed(o.URL, err)
+		return
+	}
+	d.dialing = true
+	d.dials.Add(1)
+	go func() {
+		defer d.dials.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+		c, err := natspub.Dial(ctx, o)
+		cancel()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.dialing = false
+		switch {
+		case err != nil:
+			d.failed(o.URL, err)
+		case d.closed:
+			c.Close()
+		default:
+			d.conn, d.failures, d.avoid = c, 0, ""
+		}
+	}()
+}
+
+// failed notes a failed dial: the next waits twice as long as the last,
+// up to directRedialMax. Lock held.
+func (d *directConn) failed(u string, err error) {
+	d.failures++
+	wait := directRedialMax
+	if d.failures < 7 {
+		wait = min(directRedial<<(d.failures-1), directRedialMax)
+	}
+	d.nextDial = time.Now().Add(wait)
+	d.log.Warn().Err(err).Str("server", RedactURL(u)).Str("retry_in", wait.String()).
+		Str("then", "messages go on the main connection meanwhile").
+		Msg("NATS publish connection failed")
+}
+
+// close closes the connections; get returns nil from then on.
 func (d *directConn) close() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.closed = true
 	if d.conn != nil {
 		d.conn.Close()
 		d.conn = nil
 	}
+	d.closeRetired(time.Time{})
+	d.mu.Unlock()
+	d.dials.Wait()
 }
+
+// errDirectScheme: the servers are not reached over plain NATS.
+var errDirectScheme = errors.New("not a nats:// or tls:// server")
 
 // dialOptions are natspub's options for the server nc is connected to.
 func (d *directConn) dialOptions() (natspub.Options, error) {
@@ -123,6 +229,9 @@ func (d *directConn) dialOptions() (natspub.Options, error) {
 	if o.URL == "" {
 		return o, ErrNotConnected
 	}
+	if u, err := url.Parse(o.URL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") {
+		return o, errDirectScheme
+	}
 	o.TLSName = tlsName(o.URL, d.opts.Servers)
 	var err error
 	o.TLS, err = clientTLS(d.opts)
@@ -138,7 +247,7 @@ func tlsName(u string, servers []string) string {
 		return ""
 	}
 	for _, s := range servers {
-		if q, err := url.Parse(s); err == nil && q.Host == p.Host {
+		if q, err := url.Parse(s); err == nil && hostPort(q) == hostPort(p) {
 			return "" // configured as it is
 		}
 	}
@@ -148,6 +257,14 @@ func tlsName(u string, servers []string) string {
 		}
 	}
 	return ""
+}
+
+// hostPort is u's host and port, the port 4222 if u has none.
+func hostPort(u *url.URL) string {
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "4222")
+	}
+	return u.Host
 }
 
 // clientTLS is the TLS config of o's files (nil without any), as nats.go's
@@ -329,23 +446,29 @@ type msgOut struct {
 	nc         *nats.Conn
 	buf        []byte
 	maxPayload int64
+	err        error // of the first failed write
 }
 
 // out returns how a Handle's messages go out now; alone: through nats.go.
-func (p *Publisher) out(ctx context.Context, s *scratch, alone bool) *msgOut {
+func (p *Publisher) out(s *scratch, alone bool) *msgOut {
 	o := &msgOut{nc: p.nc}
 	if p.direct != nil && !alone {
-		if o.c = p.direct.get(ctx); o.c != nil {
+		if o.c = p.direct.get(); o.c != nil {
 			o.buf, o.maxPayload = s.wire[:0], o.c.MaxPayload()
 		}
 	}
 	return o
 }
 
-// publish sends m; with rh, m's header is rh's, as rh.set left it.
+// publish sends m; with rh, m's header is rh's, as rh.set left it. After
+// a failed write, every publish and flush fails with its error: what was
+// buffered is lost.
 func (o *msgOut) publish(m *nats.Msg, rh *recordHeader) error {
 	if o.c == nil {
 		return o.nc.PublishMsg(m)
+	}
+	if o.err != nil {
+		return o.err
 	}
 	var err error
 	if o.buf, err = appendMessage(o.buf, m, rh, rh != nil, o.maxPayload); err != nil {
@@ -359,13 +482,16 @@ func (o *msgOut) publish(m *nats.Msg, rh *recordHeader) error {
 
 // flush writes what is buffered.
 func (o *msgOut) flush() error {
-	if o.c == nil || len(o.buf) == 0 {
-		return nil
+	if o.c == nil || o.err != nil || len(o.buf) == 0 {
+		return o.err
 	}
-	err := o.c.Write(o.buf)
+	o.err = o.c.Write(o.buf)
 	o.buf = o.buf[:0]
-	return err
+	return o.err
 }
+
+// direct is the direct connection the messages went on, if any.
+func (o *msgOut) direct() *natspub.Conn { return o.c }
 
 // done gives the buffer back to s.
 func (o *msgOut) done(s *scratch) {

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +297,108 @@ func TestJetStreamMessageByMessageOnTheDirectConnection(t *testing.T) {
 	checkStored(t, st, b)
 	if n := directInMsgs(t, s.srv, "direct"); n != int64(len(b.Records)-1) {
 		t.Errorf("the server received %d messages on the direct connection, want %d", n, len(b.Records)-1)
+	}
+}
+
+// The direct connection follows the main one to the server it moved to.
+func TestDirectFollowsTheMainConnection(t *testing.T) {
+	t.Parallel()
+	c := testutil.StartCluster(t, 2)
+	co := ConnOptions{Servers: c.URLs(), ConnectTimeout: 10 * time.Second}
+	nc, err := Connect(context.Background(), co, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	direct := co
+	direct.Name = "direct"
+	p := newTestPublisher(t, nc, Options{Direct: &direct})
+	checkDirect(t, p)
+	first := nc.ConnectedServerId()
+	testutil.WaitFor(t, testutil.ClusterBound, "the main connection on the other server", func() bool {
+		if nc.ConnectedServerId() != first && nc.Status() == nats.CONNECTED {
+			return true
+		}
+		_ = nc.ForceReconnect()
+		return false
+	})
+	// The next batch finds the direct connection on the old server: it
+	// goes on the main one while the direct one is made again.
+	if err := p.Handle(context.Background(), testBatch(5)); err != nil {
+		t.Fatalf("Handle after the move: %v", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the direct connection on the main one's server", func() bool {
+		if err := p.Handle(context.Background(), testBatch(1)); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		p.direct.mu.Lock()
+		defer p.direct.mu.Unlock()
+		return p.direct.conn != nil && p.direct.conn.ServerID() == nc.ConnectedServerId()
+	})
+	checkDirect(t, p)
+}
+
+// With WebSocket servers there is no direct connection: messages go
+// through nats.go, and one line says so.
+func TestDirectOffForWebSocket(t *testing.T) {
+	t.Parallel()
+	port := testutil.FreePort(t)
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		Websocket: server.WebsocketOpts{Host: "127.0.0.1", Port: port, NoTLS: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	co := ConnOptions{Servers: []string{fmt.Sprintf("ws://127.0.0.1:%d", port)}, ConnectTimeout: 10 * time.Second}
+	nc, err := Connect(context.Background(), co, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	logs := &logBuffer{}
+	p := newTestPublisher(t, nc, Options{Direct: &co, Log: zerolog.New(logs)})
+	sub, err := nc.SubscribeSync("kinesis.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b := testBatch(3)
+	for range 2 {
+		if err := p.Handle(context.Background(), b); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+	}
+	for i := range 2 * len(b.Records) {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkMsg(t, m, b, &b.Records[i%len(b.Records)])
+	}
+	if n := strings.Count(logs.String(), "no publish-only connection for a WebSocket server"); n != 1 {
+		t.Errorf("the log says %d times that there is no direct connection, want once:\n%s", n, logs)
+	}
+	if strings.Contains(logs.String(), "NATS publish connection failed") {
+		t.Errorf("a dial was tried:\n%s", logs)
+	}
+}
+
+// A failing dial waits longer each time, 1 s doubling to a minute.
+func TestDirectRedialBacksOff(t *testing.T) {
+	t.Parallel()
+	d := &directConn{log: zerolog.Nop()}
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+		16 * time.Second, 32 * time.Second, time.Minute, time.Minute, time.Minute} {
+		start := time.Now()
+		d.failed("nats://127.0.0.1:4222", errors.New("refused"))
+		if got := d.nextDial.Sub(start); got < want || got > want+time.Second {
+			t.Errorf("failure %d: next dial in %s, want %s", i+1, got, want)
+		}
 	}
 }

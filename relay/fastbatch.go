@@ -336,7 +336,7 @@ func (p *Publisher) publishFastBatch(chunkCtx context.Context, s *scratch, b *re
 	defer func() { *cur, *next = nats.Msg{}, nats.Msg{} }()
 	// The first message goes alone through nats.go (see msgOut), and the
 	// others after its answer.
-	first, out := p.out(chunkCtx, s, true), p.out(chunkCtx, s, false)
+	first, out := p.out(s, true), p.out(s, false)
 	defer out.done(s)
 	var subject string // the first message's
 	sent, committed := 0, false

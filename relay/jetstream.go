@@ -48,14 +48,15 @@ type jsItem struct {
 // duplicates. A PubAck with Duplicate set (a replay, or a retry whose
 // first PubAck was lost) counts as delivered.
 //
-// Order: the messages go out in batch order, a fast batch on the direct
-// connection (when there is one) and what it did not store after it,
-// message by message, on the main one, so JetStream stores a shard's
-// records in sequence order, each once within the stream's duplicate
-// window, as long as first attempts succeed. (When a batch's time ran out
-// while some of it was still on its way, the two copies of a message race:
-// JetStream stores whichever comes first and drops the other by its
-// Nats-Msg-Id; each connection sends in order, so what is stored still is.) A retry
+// Order: a shard's messages go out in batch order: on the direct
+// connection when there is one, but for a message that goes alone (a
+// batch's first, a round's probe: see msgOut), which goes on the main one
+// and is answered before anything follows it. So JetStream stores a
+// shard's records in sequence order, each once within the stream's
+// duplicate window, as long as first attempts succeed. (When a batch's
+// time ran out while some of it was still on its way, a probe may race
+// with its own copy in the batch: JetStream stores whichever comes first
+// and drops the other by its Nats-Msg-Id.) A retry
 // cannot restore order (if k failed while k+1 was stored, k is stored
 // after k+1), so every round starts with a probe (see publishRound) and
 // stops at the first message it cannot publish. What is left is the
@@ -188,7 +189,7 @@ func (p *Publisher) newItems(s *scratch, first, end int) {
 // can't go as its own message is planned (plan) when it is first published,
 // as in core mode, and keeps the message plan made; an error of plan (an
 // object put, nats.oversize fail) stops the batch.
-func (p *Publisher) message(ctx context.Context, s *scratch, b *record.Batch, it *jsItem) (*nats.Msg, error) {
+func (p *Publisher) message(ctx context.Context, s *scratch, b *record.Batch, it *jsItem, out *msgOut) (*nats.Msg, error) {
 	if it.msg != nil {
 		return it.msg, nil
 	}
@@ -196,6 +197,10 @@ func (p *Publisher) message(ctx context.Context, s *scratch, b *record.Batch, it
 		it.planned = true
 		return &s.msg, nil
 	}
+	// Planning may take a while (an Object Store put): what is buffered
+	// goes out first, its acks awaited meanwhile. A failed write shows at
+	// the next publish.
+	_ = out.flush()
 	m := new(nats.Msg)
 	r, err := p.plan(ctx, s, b, it.rec, m, nil)
 	if err != nil {
@@ -308,7 +313,8 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 		return nil
 	}
 	defer func() { s.msg = nats.Msg{} }()
-	out := p.out(ctx, s, len(pending) == 1)
+	out := p.out(s, len(pending) == 1)
+	s.sentOn = out.direct()
 	defer out.done(s)
 	// What is buffered goes out before the round's acks are awaited; if it
 	// can't, its messages fail at once, to be published again.
@@ -324,7 +330,7 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 			it.err = err
 			return nil
 		}
-		m, err := p.message(ctx, s, b, it)
+		m, err := p.message(ctx, s, b, it, out)
 		if err != nil {
 			return err
 		}
@@ -352,7 +358,11 @@ func (p *Publisher) publishAsync(ctx context.Context, s *scratch, b *record.Batc
 func (p *Publisher) awaitAcks(ctx context.Context, s *scratch, b *record.Batch, pending []int) ([]int, error) {
 	items := s.items
 	r := &s.round
-	p.acks.await(ctx, r)  // before any return: the round is then over
+	p.acks.await(ctx, r) // before any return: the round is then over
+	if s.sentOn != nil && r.timedOut() {
+		// The direct connection may be dead without knowing it yet.
+		p.direct.drop(s.sentOn)
+	}
 	failed := pending[:0] // written no faster than pending is read
 	for k, idx := range pending {
 		it := &items[idx]

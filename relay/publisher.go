@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fanoutd/fanoutd/record"
+	"github.com/fanoutd/fanoutd/relay/internal/natspub"
 )
 
 // Defaults for zero Options fields.
@@ -59,8 +60,8 @@ type Options struct {
 	ObserveObject func(stream string, bytes int, d time.Duration, err error)
 	// Log receives warnings about retries and dead letters.
 	Log zerolog.Logger
-	// Direct, if set, is how nc was connected (see Connect): core messages
-	// then go on a second connection made the same way, which only
+	// Direct, if set, is how nc was connected (see Connect): the records'
+	// messages then go on a second connection made the same way, which only
 	// publishes (see direct.go). Nil: through nc.
 	Direct *ConnOptions
 	// Observe, if set, is called after every Handle with the batch's stream,
@@ -153,7 +154,7 @@ type Publisher struct {
 	// succeeds.
 	unsure sync.Map
 
-	direct *directConn // nil: core messages go through nc
+	direct *directConn // nil: every message goes through nc
 	// beforeDirectFlush, set by tests, runs before a core chunk's flush on
 	// the direct connection.
 	beforeDirectFlush func()
@@ -220,7 +221,8 @@ func NewPublisher(nc *nats.Conn, routes map[string]*Route, opts Options) (*Publi
 		p.fast = newFastBatcher(nc, !opts.NoBatchPublish)
 	}
 	if opts.Direct != nil {
-		p.direct = &directConn{nc: nc, opts: *opts.Direct, log: p.log}
+		p.direct = &directConn{nc: nc, opts: *opts.Direct, timeout: p.timeout, log: p.log}
+		p.direct.get() // dials in the background
 	}
 	p.scratch.New = func() any { return &scratch{header: newRecordHeader()} }
 	p.unpackers.New = func() any { return &unpacker{} }
@@ -426,13 +428,14 @@ type scratch struct {
 	countFell   bool          // fell is kept: the template is Fallible
 	side        []derived     // content pass: what it found of each record
 	times       timeFormat
-	wire        []byte // the direct connection: commands not yet written
+	wire        []byte        // the direct connection: commands not yet written
+	sentOn      *natspub.Conn // JetStream: the direct connection the round went on
 }
 
 func (p *Publisher) putScratch(s *scratch) {
 	clear(s.items) // drop references to messages and data
 	s.items = s.items[:0]
 	s.msg, s.nextMsg = nats.Msg{}, nats.Msg{}
-	s.tmpl, s.side = nil, nil
+	s.tmpl, s.side, s.sentOn = nil, nil, nil
 	p.scratch.Put(s)
 }

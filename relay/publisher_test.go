@@ -65,7 +65,19 @@ func newTestPublisher(t testing.TB, nc *nats.Conn, opts Options) *Publisher {
 		t.Fatalf("NewPublisher: %v", err)
 	}
 	t.Cleanup(p.Close)
+	waitDirect(t, p)
 	return p
+}
+
+// waitDirect waits until p's first dial of the direct connection is over,
+// made or failed.
+func waitDirect(t testing.TB, p *Publisher) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, "the direct connection's first dial", func() bool {
+		p.direct.mu.Lock()
+		defer p.direct.mu.Unlock()
+		return p.direct.conn != nil || p.direct.failures > 0 || p.direct.off
+	})
 }
 
 // newNATSGoPublisher returns a Publisher on nc that publishes core

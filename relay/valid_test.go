@@ -71,7 +71,7 @@ func coreStopsWhenNotValid(t *testing.T, direct bool, valid int64, want int) {
 	// message written on it; then a marker on nats.go's connection: once
 	// it arrived, so did everything published before it.
 	if direct {
-		if err := p.direct.get(context.Background()).Flush(context.Background(), nil); err != nil {
+		if err := p.direct.get().Flush(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -70,6 +70,7 @@ const maxLine = 64 << 10
 // different callers never interleave within a message.
 type Conn struct {
 	conn         net.Conn
+	serverID     string
 	writeTimeout time.Duration
 	maxPayload   atomic.Int64
 
@@ -86,6 +87,7 @@ type Conn struct {
 }
 
 type serverInfo struct {
+	ServerID     string `json:"server_id"`
 	MaxPayload   int64  `json:"max_payload"`
 	TLSRequired  bool   `json:"tls_required"`
 	TLSAvailable bool   `json:"tls_available"`
@@ -201,6 +203,9 @@ func handshake(ctx context.Context, conn net.Conn, u *url.URL, o Options) (*Conn
 		op, arg := splitOp(line)
 		switch op {
 		case "PONG":
+			if !stop() { // ctx ended: the deadline is being cut short
+				return nil, fmt.Errorf("nats: handshake: %w", ctx.Err())
+			}
 			_ = conn.SetDeadline(time.Time{})
 			return start(conn, br, o, info), nil
 		case "-ERR":
@@ -276,7 +281,7 @@ func wipe(b []byte) {
 }
 
 func start(conn net.Conn, br *bufio.Reader, o Options, info serverInfo) *Conn {
-	c := &Conn{conn: conn, writeTimeout: o.WriteTimeout, done: make(chan struct{})}
+	c := &Conn{conn: conn, serverID: info.ServerID, writeTimeout: o.WriteTimeout, done: make(chan struct{})}
 	if c.writeTimeout <= 0 {
 		c.writeTimeout = 10 * time.Second
 	}
@@ -284,6 +289,9 @@ func start(conn net.Conn, br *bufio.Reader, o Options, info serverInfo) *Conn {
 	go c.readLoop(br)
 	return c
 }
+
+// ServerID is the server's ID, from its INFO.
+func (c *Conn) ServerID() string { return c.serverID }
 
 // MaxPayload is the server's max_payload: the most a message's header and
 // data may hold.
@@ -353,7 +361,10 @@ func (c *Conn) Flush(ctx context.Context, p []byte) error {
 	case err := <-ch:
 		return err
 	case <-ctx.Done():
-		// The waiter stays in line for its PONG, to be dropped then.
+		// No PONG in all that time: the server or the path to it is gone
+		// (TCP may take many minutes to say so). The connection fails with
+		// every Flush waiting on it.
+		c.fail(fmt.Errorf("nats: no PONG: %w", ctx.Err()))
 		return ctx.Err()
 	}
 }
@@ -484,9 +495,12 @@ func truncate(b []byte) string {
 
 // redact hides a URL's user info.
 func redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		u.User = url.User("xxxxx")
-		return u.String()
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparsable>"
 	}
-	return s
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	return u.String()
 }

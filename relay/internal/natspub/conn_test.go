@@ -1,6 +1,7 @@
 package natspub
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -209,26 +210,84 @@ func TestServerGoneFailsTheConnection(t *testing.T) {
 	}
 }
 
-// Close ends a Flush that waits for its PONG.
-func TestCloseEndsAWaitingFlush(t *testing.T) {
-	t.Parallel()
-	srv := startServer(t, server.Options{})
-	c := dial(t, Options{URL: srv.ClientURL()})
-	// The server answers a PING only after the command before it: a
-	// partial command holds the PONG back.
-	if err := c.Write([]byte("PUB a.b 5\r\nab")); err != nil {
+// silentServer accepts one client, answers its handshake, then reads
+// and never answers again: a server that hangs, or a path that went dead.
+// pings receives every PING it reads after the handshake.
+func silentServer(t *testing.T) (url string, pings <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan struct{}, 16)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "INFO {\"server_id\":\"silent\",\"headers\":true,\"max_payload\":1048576}\r\n")
+		br := bufio.NewReader(conn)
+		handshake := true
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(line, "PING") {
+				if handshake {
+					fmt.Fprintf(conn, "PONG\r\n")
+					handshake = false
+					continue
+				}
+				ch <- struct{}{}
+			}
+		}
+	}()
+	return "nats://" + ln.Addr().String(), ch
+}
+
+// Close ends a Flush that waits for its PONG, with ErrClosed.
+func TestCloseEndsAWaitingFlush(t *testing.T) {
+	t.Parallel()
+	u, pings := silentServer(t)
+	c := dial(t, Options{URL: u})
 	done := make(chan error, 1)
 	go func() { done <- c.Flush(context.Background(), nil) }()
+	select {
+	case <-pings: // the Flush is waiting: its PING was written after it got in line
+	case <-time.After(10 * time.Second):
+		t.Fatal("no PING from the Flush")
+	}
 	c.Close()
 	select {
 	case err := <-done:
-		if err == nil {
-			t.Fatal("Flush = nil after Close")
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Flush = %v after Close, want ErrClosed", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Flush still waiting 10 s after Close")
+	}
+}
+
+// A Flush whose PONG does not come before its deadline fails the
+// connection: a server that hangs, or a dead path TCP would take minutes
+// to notice.
+func TestUnansweredFlushFailsTheConnection(t *testing.T) {
+	t.Parallel()
+	u, _ := silentServer(t)
+	c := dial(t, Options{URL: u})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.Flush(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush = %v, want the deadline", err)
+	}
+	if err := c.Err(); err == nil {
+		t.Fatal("Err = nil after a Flush went unanswered")
+	}
+	if err := c.Write([]byte("PUB a 0\r\n\r\n")); err == nil {
+		t.Fatal("Write = nil on the failed connection")
 	}
 }
 
