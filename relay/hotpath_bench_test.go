@@ -116,10 +116,14 @@ func benchmarkHotPath(b *testing.B, js, noBatch, aggregated bool) {
 		createStream(b, s, jetstream.StreamConfig{Subjects: []string{"kinesis.>"}, Storage: jetstream.FileStorage,
 			MaxBytes: 512 << 20, Discard: jetstream.DiscardOld})
 	}
-	p, err := NewPublisher(s.connect(b), SubjectRoutes(testTemplates(b)), Options{JetStream: js, NoBatchPublish: noBatch, Log: zerolog.Nop()})
+	// As the daemon publishes: on the direct connection.
+	direct := s.natsConfig()
+	p, err := NewPublisher(s.connect(b), SubjectRoutes(testTemplates(b)), Options{JetStream: js, NoBatchPublish: noBatch, Direct: &direct, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(p.Close)
+	waitDirect(b, p)
 	ev := hotPathEvent(aggregated)
 	batch := &record.Batch{Stream: testStream, ShardID: "shardId-000000000000", Consumer: "fanoutd"}
 	// The event is the same every time, and so would its Nats-Msg-Ids be:
