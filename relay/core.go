@@ -47,18 +47,20 @@ func (p *Publisher) handleCore(ctx context.Context, s *scratch, b *record.Batch)
 	return res, nil
 }
 
-// coreChunk publishes the records [start, end) of b and flushes them.
+// coreChunk publishes the records [start, end) of b and flushes them: on
+// the direct connection when there is one (see direct.go), through nats.go
+// otherwise. Either way the messages are copied as they are published, so
+// one message and one header serve every record.
 func (p *Publisher) coreChunk(ctx context.Context, s *scratch, b *record.Batch, start, end int, reconnects uint64, res *batchResult) error {
-	if p.direct != nil {
-		if c := p.direct.get(); c != nil {
-			return p.coreChunkDirect(ctx, c, s, b, start, end, res)
-		}
-	}
-	lastErr := p.nc.LastError()
+	out := p.out(s, false)
+	defer out.done(s)
+	c := out.direct()
+	lastErr, errs := p.nc.LastError(), uint64(0)
 	s.maxPayload = p.nc.MaxPayload()
-
-	// PublishMsg encodes the message into the connection's buffer before it
-	// returns, so one message and one header serve every record.
+	if c != nil {
+		errs, _ = c.Errors()
+		s.maxPayload = c.MaxPayload()
+	}
 	for i := start; i < end; i++ {
 		if err := b.CheckValid(); err != nil {
 			return err
@@ -68,7 +70,11 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, b *record.Batch, 
 		if err != nil {
 			return err
 		}
-		err = p.nc.PublishMsg(&s.msg)
+		rh := s.header
+		if r != asRecord {
+			rh = nil // a dead letter's or an object reference's header
+		}
+		err = out.publish(&s.msg, rh)
 		if r != asRecord {
 			s.header.restore()
 		}
@@ -79,7 +85,19 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, b *record.Batch, 
 	}
 	fctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	if err := p.flusher.FlushWithContext(fctx); err != nil {
+	if p.beforeFlush != nil {
+		p.beforeFlush()
+	}
+	if c != nil {
+		if err := out.confirm(fctx); err != nil {
+			return fmt.Errorf("flush: %w", err)
+		}
+		if n, err := c.Errors(); n != errs && err != nil {
+			return p.asyncRefusal(b, err)
+		}
+		return nil
+	}
+	if err := p.nc.FlushWithContext(fctx); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
 	if p.nc.Stats().Reconnects != reconnects {
@@ -89,13 +107,6 @@ func (p *Publisher) coreChunk(ctx context.Context, s *scratch, b *record.Batch, 
 		return p.asyncRefusal(b, err)
 	}
 	return nil
-}
-
-// A flusher confirms what was published before it on a connection:
-// *nats.Conn; tests wrap it to act between a chunk's publishes and its
-// flush.
-type flusher interface {
-	FlushWithContext(ctx context.Context) error
 }
 
 // sameError reports whether a and b are the same error value: nats.go

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/fanoutd/fanoutd/record"
 	"github.com/fanoutd/fanoutd/relay/internal/natspub"
 )
 
@@ -294,58 +293,6 @@ func clientTLS(o ConnOptions) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// coreChunkDirect is coreChunk on c: the records [start, end) of b are
-// encoded into one buffer, written as it fills, and confirmed by the
-// flush's PONG.
-func (p *Publisher) coreChunkDirect(ctx context.Context, c *natspub.Conn, s *scratch, b *record.Batch, start, end int, res *batchResult) error {
-	errs, _ := c.Errors()
-	s.maxPayload = c.MaxPayload()
-	buf := s.wire[:0]
-	defer func() {
-		if cap(buf) <= directBufferKeep {
-			s.wire = buf[:0]
-		} else {
-			s.wire = nil
-		}
-	}()
-	for i := start; i < end; i++ {
-		if err := b.CheckValid(); err != nil {
-			return err
-		}
-		rec := &b.Records[i]
-		r, err := p.plan(ctx, s, b, i, &s.msg, s.header)
-		if err != nil {
-			return err
-		}
-		buf, err = appendMessage(buf, &s.msg, s.header, r == asRecord, s.maxPayload)
-		if r != asRecord {
-			s.header.restore()
-		}
-		if err != nil {
-			return fmt.Errorf("publish %s of record %s/%d: %w", r, rec.SequenceNumber, rec.SubSequenceNumber, err)
-		}
-		res.count(r, rec)
-		if len(buf) >= directWriteBytes {
-			if err := c.Write(buf); err != nil {
-				return fmt.Errorf("publish: %w", err)
-			}
-			buf = buf[:0]
-		}
-	}
-	fctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	if p.beforeDirectFlush != nil {
-		p.beforeDirectFlush()
-	}
-	if err := c.Flush(fctx, buf); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	if n, err := c.Errors(); n != errs && err != nil {
-		return p.asyncRefusal(b, err)
-	}
-	return nil
-}
-
 // appendMessage appends m's HPUB command (PUB without headers), with its
 // reply subject if it has one (a valid subject: the relay makes it). With
 // reused, m's header is rh's, as rh.set left it, and rh writes it; else
@@ -488,6 +435,17 @@ func (o *msgOut) flush() error {
 	o.err = o.c.Write(o.buf)
 	o.buf = o.buf[:0]
 	return o.err
+}
+
+// confirm writes what is buffered with a PING, and returns once the
+// server answered it (the direct connection's flush).
+func (o *msgOut) confirm(ctx context.Context) error {
+	if o.err != nil {
+		return o.err
+	}
+	err := o.c.Flush(ctx, o.buf)
+	o.buf = o.buf[:0]
+	return err
 }
 
 // direct is the direct connection the messages went on, if any.

@@ -121,7 +121,6 @@ type Stats struct {
 // records' data any more: the caller may reuse them.
 type Publisher struct {
 	nc         *nats.Conn
-	flusher    flusher      // nc
 	acks       *ackWindow   // nil in core mode
 	fast       *fastBatcher // nil in core mode
 	routes     atomic.Pointer[map[string]*Route]
@@ -155,9 +154,9 @@ type Publisher struct {
 	unsure sync.Map
 
 	direct *directConn // nil: every message goes through nc
-	// beforeDirectFlush, set by tests, runs before a core chunk's flush on
-	// the direct connection.
-	beforeDirectFlush func()
+	// beforeFlush, set by tests, runs between a core chunk's publishes and
+	// its flush.
+	beforeFlush func()
 }
 
 var _ record.Handler = (*Publisher)(nil)
@@ -174,7 +173,6 @@ func NewPublisher(nc *nats.Conn, routes map[string]*Route, opts Options) (*Publi
 	}
 	p := &Publisher{
 		nc:      nc,
-		flusher: nc,
 		timeout: opts.PublishTimeout,
 		// Per-batch warnings repeat during an outage: 10 a minute at most.
 		log: opts.Log.Sample(&zerolog.LevelSampler{
