@@ -20,15 +20,16 @@ import (
 	"github.com/fanoutd/fanoutd/relay/internal/natspub"
 )
 
-// In core mode, messages go on a second connection that only publishes
+// The records' messages go on a second connection that only publishes
 // (natspub): the relay writes each message's HPUB command itself, headers
-// included, into one buffer per chunk, and the chunk goes out in a few
-// large writes with its flush's PING. Through nats.go, each message's
-// header map is encoded again, which costs more than everything else the
-// relay does for a small record. The second connection is made with the
-// same servers, credentials and TLS as the first, to the server the first
-// is connected to; when it cannot be made, messages go through nats.go as
-// before.
+// included, into one buffer, written as it fills and, in core mode, with
+// the chunk's flush PING. Through nats.go, each message's header map is
+// encoded again, which costs more than everything else the relay does for
+// a small record. The second connection is made with the same servers,
+// credentials and TLS as the first, to the server the first is connected
+// to; while it cannot be made, messages go through nats.go. The main
+// connection keeps the subscriptions (PubAcks), the JetStream API, and the
+// messages sent alone (see msgOut).
 const (
 	// directWriteBytes is how much of a chunk is buffered before it is
 	// written.
@@ -119,7 +120,8 @@ func (d *directConn) drop(c *natspub.Conn) {
 	defer d.mu.Unlock()
 	if d.conn == c && c != nil {
 		d.conn = nil
-		d.log.Warn().Msg("NATS publish connection dropped: JetStream did not answer what it carried in time")
+		d.log.Warn().Str("cause", "JetStream did not answer what it carried in time").
+			Msg("NATS publish connection dropped")
 		c.Close()
 	}
 }
@@ -239,7 +241,8 @@ func (d *directConn) dialOptions() (natspub.Options, error) {
 
 // tlsName is the name to verify a server's certificate by: its URL's host,
 // or for a server the cluster announced by its IP address, the host name
-// of the first configured server that has one (as nats.go does).
+// of the first configured server that has one. (nats.go takes the name of
+// the server that announced it: the same with one configured host name.)
 func tlsName(u string, servers []string) string {
 	p, err := url.Parse(u)
 	if err != nil || net.ParseIP(p.Hostname()) == nil {
