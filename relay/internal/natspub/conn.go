@@ -340,7 +340,8 @@ func (c *Conn) write(p []byte) error {
 // Flush writes p (whole commands, possibly none) and a PING, and returns
 // once the server answered the PING: it then has processed every command
 // written before it. p must have room for the PING after its length, or
-// Flush appends to a copy.
+// Flush appends to a copy. A PING still unanswered at ctx's deadline fails
+// the connection; ctx cancelled does not.
 func (c *Conn) Flush(ctx context.Context, p []byte) error {
 	ch := make(chan error, 1)
 	c.wmu.Lock()
@@ -361,10 +362,14 @@ func (c *Conn) Flush(ctx context.Context, p []byte) error {
 	case err := <-ch:
 		return err
 	case <-ctx.Done():
-		// No PONG in all that time: the server or the path to it is gone
-		// (TCP may take many minutes to say so). The connection fails with
-		// every Flush waiting on it.
-		c.fail(fmt.Errorf("nats: no PONG: %w", ctx.Err()))
+		// No PONG before the deadline: the server or the path to it is
+		// gone (TCP may take many minutes to say so). The connection fails
+		// with every Flush waiting on it. A caller that gave up (its
+		// context cancelled) leaves it to the others: its waiter stays in
+		// line for its PONG, to be dropped then.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			c.fail(fmt.Errorf("nats: no PONG: %w", ctx.Err()))
+		}
 		return ctx.Err()
 	}
 }

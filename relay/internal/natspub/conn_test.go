@@ -248,6 +248,29 @@ func silentServer(t *testing.T) (url string, pings <-chan struct{}) {
 	return "nats://" + ln.Addr().String(), ch
 }
 
+// A Flush given up by its caller (its context cancelled) leaves the
+// connection to the others.
+func TestCancelledFlushKeepsTheConnection(t *testing.T) {
+	t.Parallel()
+	u, pings := silentServer(t)
+	c := dial(t, Options{URL: u})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Flush(ctx, nil) }()
+	select {
+	case <-pings:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no PING from the Flush")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Flush = %v, want context.Canceled", err)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("Err = %v after a cancelled Flush", err)
+	}
+}
+
 // Close ends a Flush that waits for its PONG, with ErrClosed.
 func TestCloseEndsAWaitingFlush(t *testing.T) {
 	t.Parallel()
