@@ -186,14 +186,19 @@ func (d *directConn) startDial() {
 // up to directRedialMax. Lock held.
 func (d *directConn) failed(u string, err error) {
 	d.failures++
-	wait := directRedialMax
-	if d.failures < 7 {
-		wait = min(directRedial<<(d.failures-1), directRedialMax)
-	}
+	wait := redialWait(d.failures)
 	d.nextDial = time.Now().Add(wait)
 	d.log.Warn().Err(err).Str("server", RedactURL(u)).Str("retry_in", wait.String()).
 		Str("then", "messages go on the main connection meanwhile").
 		Msg("NATS publish connection failed")
+}
+
+// redialWait is the wait after n failed dials in a row (n >= 1).
+func redialWait(n int) time.Duration {
+	if n > 7 {
+		return directRedialMax
+	}
+	return min(directRedial<<(n-1), directRedialMax)
 }
 
 // close closes the connections; get returns nil from then on.

@@ -343,16 +343,7 @@ func TestDirectFollowsTheMainConnection(t *testing.T) {
 func TestDirectOffForWebSocket(t *testing.T) {
 	t.Parallel()
 	port := testutil.FreePort(t)
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		Websocket: server.WebsocketOpts{Host: "127.0.0.1", Port: port, NoTLS: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	testutil.StartNATSWith(t, server.Options{Websocket: server.WebsocketOpts{Host: "127.0.0.1", Port: port, NoTLS: true}})
 	co := ConnOptions{Servers: []string{fmt.Sprintf("ws://127.0.0.1:%d", port)}, ConnectTimeout: 10 * time.Second}
 	nc, err := Connect(context.Background(), co, zerolog.Nop())
 	if err != nil {
@@ -389,16 +380,23 @@ func TestDirectOffForWebSocket(t *testing.T) {
 	}
 }
 
-// A failing dial waits longer each time, 1 s doubling to a minute.
+// A failing dial waits longer each time, 1 s doubling to a minute; failed
+// counts the failures and sets the next dial by that wait.
 func TestDirectRedialBacksOff(t *testing.T) {
 	t.Parallel()
-	d := &directConn{log: zerolog.Nop()}
 	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
-		16 * time.Second, 32 * time.Second, time.Minute, time.Minute, time.Minute} {
-		start := time.Now()
-		d.failed("nats://127.0.0.1:4222", errors.New("refused"))
-		if got := d.nextDial.Sub(start); got < want || got > want+time.Second {
+		16 * time.Second, 32 * time.Second, time.Minute, time.Minute, time.Minute, time.Minute} {
+		if got := redialWait(i + 1); got != want {
 			t.Errorf("failure %d: next dial in %s, want %s", i+1, got, want)
 		}
+	}
+	d := &directConn{log: zerolog.Nop()}
+	var before time.Time
+	for range 3 {
+		before = time.Now()
+		d.failed("nats://127.0.0.1:4222", errors.New("refused"))
+	}
+	if d.failures != 3 || d.nextDial.Before(before.Add(redialWait(3))) {
+		t.Errorf("after 3 failures: %d counted, next dial at %s, want %s after the third", d.failures, d.nextDial, redialWait(3))
 	}
 }

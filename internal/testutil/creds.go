@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -62,14 +61,8 @@ func StartCredsServer(t testing.TB) (*server.Server, string) {
 	path := filepath.Join(t.TempDir(), "fanoutd.creds")
 	must(os.WriteFile(path, creds, 0o600))
 
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(), TrustedOperators: []*jwt.OperatorClaims{op}, AccountResolver: resolver, SystemAccount: sys})
-	must(err)
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
+	ns := StartNATSWith(t, server.Options{JetStream: true, StoreDir: t.TempDir(),
+		TrustedOperators: []*jwt.OperatorClaims{op}, AccountResolver: resolver, SystemAccount: sys})
 	if nc, err := nats.Connect(ns.ClientURL()); err == nil {
 		nc.Close()
 		t.Fatal("the server takes a client without credentials")

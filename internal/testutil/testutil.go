@@ -84,14 +84,26 @@ func StartNATS(t testing.TB, o NATSOptions) *server.Server {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	opts := &server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, JetStream: o.JetStream}
+	opts := server.Options{Port: port, JetStream: o.JetStream}
 	if o.JetStream {
 		opts.StoreDir = o.StoreDir
 		if opts.StoreDir == "" {
 			opts.StoreDir = t.TempDir()
 		}
 	}
-	ns, err := server.NewServer(opts)
+	return StartNATSWith(t, opts)
+}
+
+// StartNATSWith starts a NATS server with o on 127.0.0.1 (a random port
+// unless o.Port is set), quiet and without signal handlers, waits until it
+// takes connections, and shuts it down when the test ends.
+func StartNATSWith(t testing.TB, o server.Options) *server.Server {
+	t.Helper()
+	o.Host, o.NoLog, o.NoSigs = "127.0.0.1", true, true
+	if o.Port == 0 {
+		o.Port = server.RANDOM_PORT
+	}
+	ns, err := server.NewServer(&o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,21 +14,13 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/fanoutd/fanoutd/internal/testutil"
 )
 
 func startServer(t *testing.T, o server.Options) *server.Server {
 	t.Helper()
-	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
-	srv, err := server.NewServer(&o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	return srv
+	return testutil.StartNATSWith(t, o)
 }
 
 func dial(t *testing.T, o Options) *Conn {
@@ -198,13 +190,7 @@ func TestServerGoneFailsTheConnection(t *testing.T) {
 	c := dial(t, Options{URL: srv.ClientURL()})
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Err() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("Err is nil 10 s after the server stopped")
-		}
-		time.Sleep(5 * time.Millisecond) // polling the reader's view
-	}
+	testutil.WaitFor(t, 10*time.Second, "Err after the server stopped", func() bool { return c.Err() != nil })
 	if err := c.Flush(context.Background(), nil); err == nil {
 		t.Fatal("Flush = nil on a lost connection")
 	}
@@ -321,11 +307,7 @@ func TestLameDuckModeIsReported(t *testing.T) {
 	srv := startServer(t, server.Options{LameDuckDuration: 5 * time.Second, LameDuckGracePeriod: time.Second})
 	c := dial(t, Options{URL: srv.ClientURL()})
 	go srv.LameDuckShutdown()
-	deadline := time.Now().Add(10 * time.Second)
-	for !errors.Is(c.Err(), ErrLameDuck) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Err = %v 10 s after lame duck mode began, want ErrLameDuck", c.Err())
-		}
-		time.Sleep(5 * time.Millisecond) // polling the reader's view
-	}
+	testutil.WaitFor(t, 10*time.Second, "Err to be ErrLameDuck after lame duck mode began", func() bool {
+		return errors.Is(c.Err(), ErrLameDuck)
+	})
 }
